@@ -1,0 +1,1 @@
+"""The masterplan API: generated protobuf and gRPC stubs (see ``protos/``)."""

@@ -1,0 +1,13 @@
+"""The masterplan planning engine: a pure numpy/scipy library (SPEC §5).
+
+Arrays in, arrays out: :func:`plan` takes the §4 input tables as
+struct-of-arrays and returns the plan's output tables. It imports numpy,
+scipy and the standard library only (numba when installed); no gRPC,
+protobuf or SQL.
+"""
+
+from server.engine.plan import InvalidPlanInput, plan
+from server.engine.types import PlanParams, PlanResult, Table, TableMap
+from server.engine.validate import validate
+
+__all__ = ["InvalidPlanInput", "PlanParams", "PlanResult", "Table", "TableMap", "plan", "validate"]

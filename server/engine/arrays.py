@@ -1,0 +1,178 @@
+"""Small vectorised helpers shared by the engine's phases.
+
+Conventions: ids are ``object`` arrays of ``str`` (``None`` for NULL), numbers
+``float64`` (``NaN`` for NULL), dates ``int64`` days since 1970-01-01 inside
+the engine (``datetime64[D]`` at its boundary).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.dtypes import StringDType
+
+from server.engine.schema import ColumnKind, TableSpec
+from server.engine.types import Table
+
+__all__ = [
+    "NO_DATE",
+    "days",
+    "empty_table",
+    "factorize",
+    "group_codes",
+    "lookup",
+    "number_text",
+    "text",
+    "to_datetime",
+]
+
+#: Sentinel for "no date" in int64 day arrays (far beyond any real date).
+NO_DATE = np.iinfo(np.int64).max // 4
+_STR = StringDType()
+
+
+def days(values: np.ndarray) -> np.ndarray:
+    """``datetime64[D]`` (NaT allowed) to int64 days; NaT becomes :data:`NO_DATE`."""
+    d = values.astype("datetime64[D]")
+    out = d.astype(np.int64)
+    out[np.isnat(d)] = NO_DATE
+    return out
+
+
+def to_datetime(values: np.ndarray) -> np.ndarray:
+    """int64 days to ``datetime64[D]``; :data:`NO_DATE` becomes NaT."""
+    out = np.asarray(values, dtype=np.int64).astype("datetime64[D]")
+    out[np.asarray(values) >= NO_DATE] = np.datetime64("NaT")
+    return out
+
+
+def empty_table(spec: TableSpec) -> Table:
+    """A zero-row table with the dtypes of ``spec``."""
+    dtypes = {
+        ColumnKind.STR: object,
+        ColumnKind.FLOAT: np.float64,
+        ColumnKind.INT: np.float64,
+        ColumnKind.DATE: "datetime64[D]",
+    }
+    return {c.name: np.empty(0, dtype=dtypes[c.kind]) for c in spec.columns}
+
+
+def factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes and sorted uniques of an id array; ``None`` sorts first as its own value.
+
+    Returns:
+        ``(codes, uniques)`` with ``uniques[codes] == values`` (``None`` kept).
+    """
+    values = np.asarray(values, dtype=object)
+    isnull = np.equal(values, None)
+    filled = np.where(isnull, "", values).astype(_STR)
+    uniq, codes = np.unique(filled, return_inverse=True)
+    codes = codes.astype(np.int64) + 1
+    codes[isnull] = 0
+    uniques = np.empty(len(uniq) + 1, dtype=object)
+    uniques[0] = None
+    uniques[1:] = uniq.astype(object)
+    return codes, uniques
+
+
+def group_codes(*columns: np.ndarray) -> np.ndarray:
+    """One int64 code per row, equal exactly when all the given columns are equal.
+
+    Float columns compare by value (NaN equals NaN); id columns by string.
+    """
+    n = len(columns[0])
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    parts = []
+    for col in columns:
+        if col.dtype == object:
+            parts.append(factorize(col)[0])
+        else:
+            _, inv = np.unique(col, return_inverse=True, equal_nan=True)
+            parts.append(inv.astype(np.int64))
+    if len(parts) == 1:
+        return parts[0]
+    _, inv = np.unique(np.stack(parts, axis=1), axis=0, return_inverse=True)
+    return inv.reshape(-1).astype(np.int64)
+
+
+def lookup(keys: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
+    """Index of each key in ``sorted_ids`` (ascending str objects), -1 when absent or None."""
+    keys = np.asarray(keys, dtype=object)
+    out = np.full(len(keys), -1, dtype=np.int64)
+    if len(sorted_ids) == 0 or len(keys) == 0:
+        return out
+    valid = ~np.equal(keys, None)
+    k = keys[valid].astype(_STR)
+    ids = np.asarray(sorted_ids, dtype=object).astype(_STR)
+    pos = np.searchsorted(ids, k)
+    pos_c = np.minimum(pos, len(ids) - 1)
+    found = ids[pos_c] == k
+    res = np.where(found, pos_c, -1)
+    out[valid] = res
+    return out
+
+
+def number_text(values: np.ndarray) -> np.ndarray:
+    """Numbers as text, integers without a fraction (``1`` not ``1.0``, SPEC §4)."""
+    values = np.asarray(values, dtype=np.float64)
+    integral = np.isfinite(values) & (values == np.round(values))
+    out = np.empty(len(values), dtype=_STR)
+    out[integral] = values[integral].astype(np.int64).astype(_STR)
+    rest = ~integral
+    if rest.any():
+        out[rest] = np.array([repr(float(v)) for v in values[rest]], dtype=_STR)
+    return out
+
+
+def text(*parts: np.ndarray | str) -> np.ndarray:
+    """Concatenate string scalars and arrays element-wise into a StringDType array."""
+    out: np.ndarray | str = ""
+    for p in parts:
+        piece = p if isinstance(p, str) else np.asarray(p).astype(_STR)
+        out = np.strings.add(out, piece)
+    return np.asarray(out, dtype=_STR)
+
+
+def date_text(day_values: np.ndarray) -> np.ndarray:
+    """int64 days as ISO date text."""
+    return np.datetime_as_string(
+        np.asarray(day_values, dtype=np.int64).astype("datetime64[D]")
+    ).astype(_STR)
+
+
+def as_objects(values: np.ndarray) -> np.ndarray:
+    """A StringDType (or any) array as an object array of ``str``."""
+    return np.asarray(values).astype(object)
+
+
+def table_length(table: Table) -> int:
+    for col in table.values():
+        return len(col)
+    return 0
+
+
+def take(table: Table, index: np.ndarray) -> Table:
+    """Rows ``index`` (a bool mask or int positions) of every column."""
+    return {name: col[index] for name, col in table.items()}
+
+
+def gather(values: np.ndarray, index: np.ndarray, fill: object = None) -> np.ndarray:
+    """``values[index]``, with ``fill`` where ``index`` is negative (or ``values`` is empty)."""
+    index = np.asarray(index, dtype=np.int64)
+    ok = index >= 0
+    if values.dtype == object or fill is None:
+        out = np.full(len(index), fill, dtype=object if fill is None else values.dtype)
+    else:
+        out = np.full(len(index), fill, dtype=values.dtype)
+    if ok.any():
+        out[ok] = values[index[ok]]
+    return out
+
+
+def find_sorted(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Position of each key in the sorted int array ``sorted_keys``, -1 when absent."""
+    if len(sorted_keys) == 0:
+        return np.full(len(keys), -1, dtype=np.int64)
+    pos = np.searchsorted(sorted_keys, keys)
+    pos_c = np.minimum(pos, len(sorted_keys) - 1)
+    return np.where(sorted_keys[pos_c] == keys, pos_c, -1).astype(np.int64)

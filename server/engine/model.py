@@ -1,0 +1,321 @@
+"""SKUs, their settings and the SKU graph (SPEC §5.2 and §5.3).
+
+A SKU is a pair (item, warehouse). Items and warehouses are numbered by the
+code-point order of their ids, and a SKU by ``item * n_warehouses +
+warehouse``, so that sorting SKU numbers sorts SKUs by (item, warehouse) —
+the tie order §5.3 asks for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import csr_array
+from scipy.sparse.csgraph import connected_components
+
+from server.engine.arrays import NO_DATE, days, factorize, find_sorted, gather, lookup
+from server.engine.netting import CODE_MANUAL, CODE_MIN_MAX, CODE_PERIOD, CODE_REQUIREMENT
+from server.engine.types import Table
+
+__all__ = ["Masters", "SkuSettings", "join", "levels_and_cycles", "resolve_settings"]
+
+ORDER_PURCHASE = 0
+ORDER_PRODUCTION = 1
+ORDER_TRANSFER = 2
+ORDER_TYPE_NAMES = np.array(["purchase", "production", "transfer"], dtype=object)
+_ORDER_TYPES = {
+    "purchase": ORDER_PURCHASE,
+    "production": ORDER_PRODUCTION,
+    "transfer": ORDER_TRANSFER,
+}
+_CODES = {
+    "requirement": CODE_REQUIREMENT,
+    "period": CODE_PERIOD,
+    "min_max": CODE_MIN_MAX,
+    "manual": CODE_MANUAL,
+}
+
+
+def join(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All pairs ``(i, j)`` with ``left[i] == right[j]`` (int keys), grouped by ``i``.
+
+    Within one ``i`` the ``j`` come in ascending order. Vectorised: a sort of
+    ``right`` and a ``searchsorted`` of ``left``.
+    """
+    order = np.argsort(right, kind="stable")
+    rs = right[order]
+    lo = np.searchsorted(rs, left, "left")
+    hi = np.searchsorted(rs, left, "right")
+    counts = hi - lo
+    total = int(counts.sum())
+    li = np.repeat(np.arange(len(left), dtype=np.int64), counts)
+    starts = np.repeat(lo - (np.cumsum(counts) - counts), counts)
+    ri = order[starts + np.arange(total, dtype=np.int64)]
+    return li, ri
+
+
+def _codes_of(values: np.ndarray, mapping: dict[str, int], default: int) -> np.ndarray:
+    codes, uniques = factorize(values)
+    table = np.array([mapping.get(u, default) if u is not None else -1 for u in uniques])
+    return table[codes]
+
+
+@dataclass(slots=True)
+class Masters:
+    """Master data indexed for vectorised lookups.
+
+    Attributes:
+        item_ids, warehouse_ids, group_ids: Sorted unique ids (object arrays).
+        items, groups: Their tables, rows aligned with the sorted ids.
+        coverage: ``item_coverage`` rows sorted by SKU number ``cov_sku``.
+        boms: BOM rows with ``item`` index, ``wh`` index (-1 = any) and
+            ``valid_from``/``valid_to`` days (open ends as far-away days),
+            sorted by (item, bom_id).
+        lines: BOM line rows with ``bom`` (row in ``boms``), ``item`` and
+            ``wh`` (-1 = the parent's), sorted by (bom, line_no).
+    """
+
+    item_ids: np.ndarray
+    warehouse_ids: np.ndarray
+    group_ids: np.ndarray
+    items: Table
+    groups: Table
+    coverage: Table
+    cov_sku: np.ndarray
+    boms: Table
+    lines: Table
+
+    @property
+    def n_wh(self) -> int:
+        return max(len(self.warehouse_ids), 1)
+
+    def sku(self, item_ids: np.ndarray, warehouse_ids: np.ndarray) -> np.ndarray:
+        """SKU numbers of id pairs (all known: validation ran first)."""
+        return lookup(item_ids, self.item_ids) * self.n_wh + lookup(
+            warehouse_ids, self.warehouse_ids
+        )
+
+    @classmethod
+    def build(cls, t: dict[str, Table]) -> Masters:
+        def sort_by(table: Table, col: str) -> tuple[np.ndarray, Table]:
+            ids = table[col].astype(str)
+            order = np.argsort(ids, kind="stable")
+            return table[col][order], {k: v[order] for k, v in table.items()}
+
+        item_ids, items = sort_by(t["items"], "item_id")
+        warehouse_ids, _ = sort_by(t["warehouses"], "warehouse_id")
+        group_ids, groups = sort_by(t["coverage_groups"], "group_id")
+        n_wh = max(len(warehouse_ids), 1)
+
+        cov = t["item_coverage"]
+        cov_sku = lookup(cov["item_id"], item_ids) * n_wh + lookup(
+            cov["warehouse_id"], warehouse_ids
+        )
+        order = np.argsort(cov_sku, kind="stable")
+        cov = {k: v[order] for k, v in cov.items()}
+        cov_sku = cov_sku[order]
+
+        boms = dict(t["boms"])
+        boms["item"] = lookup(boms["item_id"], item_ids)
+        boms["wh"] = lookup(boms["warehouse_id"], warehouse_ids)
+        vf = days(boms["valid_from"])
+        boms["from"] = np.where(vf == NO_DATE, -NO_DATE, vf)
+        boms["to"] = days(boms["valid_to"])
+        batch = boms["batch_qty"].astype(np.float64)
+        boms["batch"] = np.where(np.isnan(batch), 1.0, batch)
+        bom_codes, _ = factorize(boms["bom_id"])
+        order = np.lexsort((bom_codes, boms["item"]))
+        boms = {k: v[order] for k, v in boms.items()}
+
+        lines = dict(t["bom_lines"])
+        lines["bom"] = lookup(lines["bom_id"], np.sort(boms["bom_id"].astype(str)).astype(object))
+        # map back to the row of boms (boms is sorted by item, not by id)
+        id_order = np.argsort(boms["bom_id"].astype(str), kind="stable")
+        lines["bom"] = id_order[lines["bom"]] if len(lines["bom"]) else lines["bom"]
+        lines["item"] = lookup(lines["component_item_id"], item_ids)
+        lines["wh"] = lookup(lines["warehouse_id"], warehouse_ids)
+        order = np.lexsort((lines["line_no"], lines["bom"]))
+        lines = {k: v[order] for k, v in lines.items()}
+        return cls(item_ids, warehouse_ids, group_ids, items, groups, cov, cov_sku, boms, lines)
+
+
+@dataclass(slots=True)
+class SkuSettings:
+    """Per-SKU settings after §5.2's resolution, one array entry per SKU."""
+
+    sku: np.ndarray
+    item: np.ndarray
+    wh: np.ndarray
+    order_type: np.ndarray
+    no_refill: np.ndarray
+    refill: np.ndarray
+    code: np.ndarray
+    lead: np.ndarray
+    min_oq: np.ndarray
+    max_oq: np.ndarray
+    mult: np.ndarray
+    vendor: np.ndarray
+    min_qty: np.ndarray
+    max_qty: np.ndarray
+    ss_qty: np.ndarray
+    ss_today: np.ndarray
+    period: np.ndarray
+    fence: np.ndarray
+    freeze: np.ndarray
+    firming: np.ndarray
+    neg: np.ndarray
+    pos: np.ndarray
+    working_days: np.ndarray
+    include_fc: np.ndarray
+    reduce_fc: np.ndarray
+    tolerance: np.ndarray
+
+    def index(self, sku: np.ndarray) -> np.ndarray:
+        """Position of each SKU number in this (sorted) set."""
+        return np.searchsorted(self.sku, sku)
+
+
+def _num(values: np.ndarray, default: float) -> np.ndarray:
+    v = np.asarray(values, dtype=np.float64)
+    return np.where(np.isnan(v), default, v)
+
+
+def _first(*candidates: np.ndarray) -> np.ndarray:
+    """Element-wise first non-NULL of object or float arrays."""
+    out = candidates[0].copy()
+    for c in candidates[1:]:
+        missing = np.equal(out, None) if out.dtype == object else np.isnan(out)
+        out[missing] = c[missing]
+    return out
+
+
+def resolve_settings(m: Masters, sku: np.ndarray, default_group: str | None) -> SkuSettings:
+    """Settings of each SKU (sorted unique SKU numbers), SPEC §5.2."""
+    n = len(sku)
+    item = sku // m.n_wh
+    wh = sku % m.n_wh
+    # item_coverage row per SKU, or -1
+    cov_row = find_sorted(m.cov_sku, sku)
+
+    def cov(col: str, dtype: type) -> np.ndarray:
+        return gather(m.coverage[col], cov_row, None if dtype is object else np.nan)
+
+    def itm(col: str) -> np.ndarray:
+        return gather(m.items[col], item)
+
+    group_id = _first(cov("coverage_group_id", object), itm("coverage_group_id"))
+    if default_group is not None:
+        group_id[np.equal(group_id, None)] = default_group
+    grow = lookup(group_id, m.group_ids)
+    has_g = grow >= 0
+
+    def grp(col: str, default: float) -> np.ndarray:
+        out = np.full(n, np.nan)
+        out[has_g] = m.groups[col][grow[has_g]].astype(np.float64)
+        return _num(out, default)
+
+    def grp_text(col: str) -> np.ndarray:
+        out = np.full(n, None, dtype=object)
+        out[has_g] = m.groups[col][grow[has_g]]
+        return out
+
+    code = _codes_of(grp_text("coverage_code"), _CODES, CODE_REQUIREMENT)
+    code[code < 0] = CODE_REQUIREMENT
+    order_type = _codes_of(
+        _first(cov("order_type", object), itm("default_order_type")), _ORDER_TYPES, ORDER_PURCHASE
+    )
+    order_type[order_type < 0] = ORDER_PURCHASE
+    refill_id = cov("refill_warehouse_id", object)
+    refill_wh = lookup(refill_id, m.warehouse_ids)
+    refill = np.where(refill_wh >= 0, item * m.n_wh + refill_wh, -1)
+    no_refill = (order_type == ORDER_TRANSFER) & (refill < 0)
+    order_type = np.where(no_refill, ORDER_PURCHASE, order_type)
+    pos_days = grp("positive_days", -1.0)
+    ss_mode = grp_text("safety_stock_fulfillment")
+    reduction = grp_text("forecast_reduction")
+    return SkuSettings(
+        sku=sku,
+        item=item,
+        wh=wh,
+        order_type=order_type,
+        no_refill=no_refill,
+        refill=refill,
+        code=code.astype(np.int64),
+        lead=_num(_first(cov("lead_time_days", float), itm("lead_time_days")), 0).astype(np.int64),
+        min_oq=_num(_first(cov("min_order_qty", float), itm("min_order_qty")), 0.0),
+        max_oq=_num(_first(cov("max_order_qty", float), itm("max_order_qty")), 0.0),
+        mult=_num(_first(cov("multiple_qty", float), itm("multiple_qty")), 0.0),
+        vendor=_first(cov("vendor_id", object), itm("default_vendor_id")),
+        min_qty=_num(cov("min_qty", float), 0.0),
+        max_qty=_num(cov("max_qty", float), 0.0),
+        ss_qty=_num(cov("safety_stock_qty", float), 0.0),
+        ss_today=np.equal(ss_mode, "today"),
+        period=grp("coverage_period_days", 1).astype(np.int64),
+        fence=grp("coverage_time_fence_days", 100).astype(np.int64),
+        freeze=grp("freeze_time_fence_days", 0).astype(np.int64),
+        firming=grp("firming_time_fence_days", 0).astype(np.int64),
+        neg=grp("negative_days", 0).astype(np.int64),
+        pos=np.where(pos_days < 0, -1, pos_days).astype(np.int64),
+        working_days=grp("use_working_days", 0) != 0,
+        include_fc=grp("include_forecast", 1) != 0,
+        reduce_fc=np.equal(reduction, "transactions_period"),
+        tolerance=grp("postpone_tolerance_days", 0).astype(np.int64),
+    )
+
+
+def levels_and_cycles(
+    n: int, src: np.ndarray, dst: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Low-level codes and cycles of the SKU graph (SPEC §5.3).
+
+    Parameters
+    ----------
+    n : int
+        Number of SKUs (graph nodes ``0..n-1``).
+    src, dst : int64 (E,)
+        Edges parent -> component (duplicates allowed).
+
+    Returns
+    -------
+    llc : int64 (n,)
+        Longest path length from a SKU without parent, ignoring edges inside
+        a strongly connected component.
+    component : int64 (n,)
+        Strongly connected component label of each SKU.
+    in_cycle : bool (n,)
+        Whether the SKU belongs to a cycle (a component of two or more SKUs,
+        or a SKU with an edge to itself).
+    """
+    if n == 0:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty, np.empty(0, dtype=bool)
+    graph = csr_array((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(n, n))
+    _, comp = connected_components(graph, directed=True, connection="strong")
+    comp = comp.astype(np.int64)
+    size = np.bincount(comp, minlength=n)
+    in_cycle = size[comp] > 1
+    self_loop = src == dst
+    in_cycle[src[self_loop]] = True
+    keep = comp[src] != comp[dst]
+    s, d = src[keep], dst[keep]
+    # Kahn's algorithm layer by layer: a node's level is the step at which its
+    # last parent is removed, i.e. its longest path from a root.
+    dag = csr_array((np.ones(len(s), dtype=np.int64), (s, d)), shape=(n, n))
+    dag.sum_duplicates()
+    dag.data[:] = 1
+    indeg = np.asarray(dag.sum(axis=0)).ravel().astype(np.int64)
+    llc = np.zeros(n, dtype=np.int64)
+    frontier = np.flatnonzero(indeg == 0)
+    level = 0
+    indptr, indices = dag.indptr, dag.indices
+    while len(frontier):
+        llc[frontier] = level
+        starts, ends = indptr[frontier], indptr[frontier + 1]
+        counts = ends - starts
+        idx = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(counts.sum())
+        children = indices[idx]
+        np.subtract.at(indeg, children, 1)
+        frontier = np.unique(children[indeg[children] == 0])
+        level += 1
+    return llc, comp, in_cycle

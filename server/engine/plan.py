@@ -1,0 +1,983 @@
+"""Regeneration (SPEC §5): the engine's entry point, ``plan(data, params)``.
+
+Phases, each vectorised over all SKUs or all rows:
+
+1. ``validate``   — §5.9 checks; bad rows are left out with a message.
+2. ``index``      — SKUs from every row, their settings (§5.2), closed under
+   the SKU graph.
+3. ``levels``     — low-level codes and cycles with ``scipy.sparse.csgraph``.
+4. ``netting``    — per level, the compiled netting walk (§5.5) over all SKUs
+   of the level, then planned-order dates (§5.6) and the explosion of the
+   level's planned orders into dependent requirements of lower levels.
+5. ``delays``     — futures dates bottom-up (§5.7).
+6. ``messages``   — action messages (§5.8) and the output tables.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.dtypes import StringDType
+
+from server.engine.arrays import (
+    NO_DATE,
+    as_objects,
+    date_text,
+    days,
+    gather,
+    number_text,
+    table_length,
+    text,
+    to_datetime,
+)
+from server.engine.model import (
+    ORDER_PRODUCTION,
+    ORDER_PURCHASE,
+    ORDER_TRANSFER,
+    ORDER_TYPE_NAMES,
+    Masters,
+    SkuSettings,
+    join,
+    levels_and_cycles,
+    resolve_settings,
+)
+from server.engine.netting import net_level
+from server.engine.types import PlanParams, PlanResult, Table, TableMap
+from server.engine.validate import Messages, validate
+
+__all__ = ["InvalidPlanInput", "plan"]
+
+_STR = StringDType()
+
+# Requirement kinds in walk order (§5.5).
+K_OH, K_SS, K_SO, K_PRDL, K_TRI, K_PL, K_FC = range(7)
+REQ_KIND_NAMES = np.array(["oh", "ss", "so", "prdl", "tri", "pl", "fc"], dtype=object)
+# Receipt kinds; the receipt class (§5.5) is on-hand 0, po/prd/trr 1, firmed 2.
+R_OH, R_PO, R_PRD, R_TRR, R_FIRM = range(5)
+REC_KIND_NAMES = np.array(["oh", "po", "prd", "trr", "pl"], dtype=object)
+REC_CLASS = np.array([0, 1, 1, 1, 2], dtype=np.int64)
+
+
+class InvalidPlanInput(ValueError):
+    """The run cannot produce a meaningful plan (SPEC §5.9: the run fails)."""
+
+
+@dataclass(slots=True)
+class _Reqs:
+    """Requirements as columns; ``cause`` is the firmed receipt (>= 0) or the
+    planned order (``-2 - k``) whose explosion made it, -1 for none."""
+
+    sku: list[np.ndarray] = field(default_factory=list)
+    date: list[np.ndarray] = field(default_factory=list)
+    qty: list[np.ndarray] = field(default_factory=list)
+    kind: list[np.ndarray] = field(default_factory=list)
+    prio: list[np.ndarray] = field(default_factory=list)
+    ref: list[np.ndarray] = field(default_factory=list)
+    cause: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, sku, date, qty, kind, ref, prio=None, cause=None) -> None:  # type: ignore[no-untyped-def]
+        n = len(sku)
+        if n == 0:
+            return
+        self.sku.append(np.asarray(sku, dtype=np.int64))
+        self.date.append(np.asarray(date, dtype=np.int64))
+        self.qty.append(np.asarray(qty, dtype=np.float64))
+        self.kind.append(np.full(n, kind, dtype=np.int64) if np.isscalar(kind) else kind)
+        self.prio.append(np.zeros(n) if prio is None else np.asarray(prio, dtype=np.float64))
+        self.ref.append(np.asarray(ref, dtype=_STR))
+        self.cause.append(np.full(n, -1, dtype=np.int64) if cause is None else cause)
+
+    def columns(self) -> dict[str, np.ndarray]:
+        names = ("sku", "date", "qty", "kind", "prio", "ref", "cause")
+        empty = {
+            "sku": np.int64,
+            "date": np.int64,
+            "qty": np.float64,
+            "kind": np.int64,
+            "prio": np.float64,
+            "ref": _STR,
+            "cause": np.int64,
+        }
+        return {
+            n: (np.concatenate(getattr(self, n)) if getattr(self, n) else np.empty(0, empty[n]))
+            for n in names
+        }
+
+
+def _select(cols: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
+    return {k: v[mask] for k, v in cols.items()}
+
+
+def _rank(values: np.ndarray) -> np.ndarray:
+    """Rank of each string in code-point order (equal strings, equal rank)."""
+    if len(values) == 0:
+        return np.empty(0, dtype=np.int64)
+    _, inv = np.unique(values, return_inverse=True)
+    return inv.astype(np.int64)
+
+
+class _Planner:
+    """One regeneration; holds the state the phases pass along."""
+
+    def __init__(self, data: TableMap, params: PlanParams) -> None:
+        self.params = params
+        self.t0 = int(np.datetime64(params.plan_date, "D").astype(np.int64))
+        self.data = data
+        self.phase_seconds: dict[str, float] = {}
+        self.msgs = Messages()
+
+    # -- helpers -----------------------------------------------------------
+    def _timed(self, name: str, fn: Callable[[], None]) -> None:
+        start = time.perf_counter()
+        fn()
+        self.phase_seconds[name] = self.phase_seconds.get(name, 0.0) + time.perf_counter() - start
+
+    def eff(self, d: np.ndarray) -> np.ndarray:
+        """Effective date: before ``T0`` counts as ``T0``."""
+        return np.maximum(d, self.t0)
+
+    def lead_sub(self, d: np.ndarray, sidx: np.ndarray) -> np.ndarray:
+        """``d`` minus the SKUs' lead times (calendar days)."""
+        return d - self.s.lead[sidx]
+
+    def lead_add(self, d: np.ndarray, sidx: np.ndarray) -> np.ndarray:
+        """``d`` plus the SKUs' lead times (calendar days); no date stays no date."""
+        return np.where(d >= NO_DATE, NO_DATE, d + self.s.lead[sidx])
+
+    def sku_text(self, sidx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        m = self.m
+        return m.item_ids[self.s.item[sidx]], m.warehouse_ids[self.s.wh[sidx]]
+
+    # -- phases ------------------------------------------------------------
+    def run(self) -> PlanResult:
+        self._timed("validate", self.validate)
+        self._timed("index", self.index)
+        self._timed("levels", self.levels)
+        self._timed("requirements", self.requirements)
+        self._timed("netting", self.netting)
+        self._timed("delays", self.delays)
+        self._timed("messages", self.output)
+        return PlanResult(self.tables, self.phase_seconds, len(self.s.sku))
+
+    def validate(self) -> None:
+        v = validate(self.data)
+        self.t = v.tables
+        self.msgs = v.messages
+        dg = self.params.default_group
+        if dg is not None and dg not in set(self.t["coverage_groups"]["group_id"].tolist()):
+            raise InvalidPlanInput(f"default group {dg!r} is not in coverage_groups")
+
+    def index(self) -> None:
+        t = self.t
+        m = self.m = Masters.build(t)
+        pairs = [
+            ("item_coverage", "item_id", "warehouse_id"),
+            ("on_hand", "item_id", "warehouse_id"),
+            ("sales_lines", "item_id", "warehouse_id"),
+            ("purchase_lines", "item_id", "warehouse_id"),
+            ("production_orders", "item_id", "warehouse_id"),
+            ("production_lines", "component_item_id", "warehouse_id"),
+            ("transfer_lines", "item_id", "from_warehouse_id"),
+            ("transfer_lines", "item_id", "to_warehouse_id"),
+            ("forecasts", "item_id", "warehouse_id"),
+            ("firmed_planned_orders", "item_id", "warehouse_id"),
+        ]
+        parts = [m.sku(t[name][i], t[name][w]) for name, i, w in pairs if name != "forecasts"]
+        # Zero-quantity forecast lines play no part at all, not even naming a SKU.
+        fc = t["forecasts"]
+        named = np.nan_to_num(fc["qty"]) != 0
+        parts.append(m.sku(fc["item_id"][named], fc["warehouse_id"][named]))
+        f = t["firmed_planned_orders"]
+        has_from = np.equal(f["order_type"], "transfer") & ~np.equal(f["from_warehouse_id"], None)
+        parts.append(m.sku(f["item_id"][has_from], f["from_warehouse_id"][has_from]))
+        sku = np.unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+        # Firmed orders: their BOM (by their own order date) and their source.
+        self._firmed_prepare()
+        # Close the SKU set under the graph's edges.
+        while True:
+            s = resolve_settings(m, sku, self.params.default_group)
+            src, dst = self._edges(s)
+            new = np.setdiff1d(dst, sku)
+            if len(new) == 0:
+                break
+            sku = np.union1d(sku, new)
+        self.s = s
+        self.edge_src, self.edge_dst = s.index(src), s.index(dst)
+        nr = np.flatnonzero(s.no_refill)
+        if len(nr):
+            item, wh = self.sku_text(nr)
+            self.msgs.add(
+                "warning",
+                "NO_REFILL_WAREHOUSE",
+                item,
+                wh,
+                as_objects(
+                    text(
+                        "transfer SKU ",
+                        item.astype(_STR),
+                        "@",
+                        wh.astype(_STR),
+                        " has no valid refill warehouse; planned as purchase",
+                    )
+                ),
+            )
+
+    def _bom_candidates(self, item: np.ndarray, wh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pairs (i, bom row) of the BOMs of ``item[i]`` that may serve warehouse ``wh[i]``."""
+        b = self.m.boms
+        li, bi = join(item, b["item"])
+        ok = (b["wh"][bi] < 0) | (b["wh"][bi] == wh[li])
+        return li[ok], bi[ok]
+
+    def choose_bom(self, item: np.ndarray, wh: np.ndarray, on: np.ndarray) -> np.ndarray:
+        """BOM row valid on ``on`` for each order (§5.6), -1 when none.
+
+        Warehouse-specific BOMs come before generic ones, then the lowest id.
+        """
+        b = self.m.boms
+        li, bi = self._bom_candidates(item, wh)
+        ok = (b["from"][bi] <= on[li]) & (on[li] <= b["to"][bi])
+        li, bi = li[ok], bi[ok]
+        out = np.full(len(item), -1, dtype=np.int64)
+        if len(li):
+            generic = (b["wh"][bi] < 0).astype(np.int64)
+            idrank = _rank(b["bom_id"][bi].astype(_STR))
+            order = np.lexsort((idrank, generic, li))
+            li, bi = li[order], bi[order]
+            first = np.ones(len(li), dtype=bool)
+            first[1:] = li[1:] != li[:-1]
+            out[li[first]] = bi[first]
+        return out
+
+    def _lines_of(self, bom_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pairs (i, line row) of the lines of BOM ``bom_rows[i]``."""
+        return join(bom_rows, self.m.lines["bom"])
+
+    def _firmed_prepare(self) -> None:
+        f = self.t["firmed_planned_orders"]
+        m = self.m
+        self.f_sku = m.sku(f["item_id"], f["warehouse_id"])
+        otype = (
+            np.array(
+                [
+                    {"production": ORDER_PRODUCTION, "transfer": ORDER_TRANSFER}.get(
+                        x, ORDER_PURCHASE
+                    )
+                    for x in f["order_type"]
+                ],
+                dtype=np.int64,
+            )
+            if len(f["order_type"])
+            else np.empty(0, np.int64)
+        )
+        self.f_type = otype
+        self.f_order = days(f["order_date"])
+        self.f_due = days(f["due_date"])
+        prod = otype == ORDER_PRODUCTION
+        bom = np.full(len(otype), -1, dtype=np.int64)
+        if prod.any():
+            bom[prod] = self.choose_bom(
+                self.f_sku[prod] // m.n_wh, self.f_sku[prod] % m.n_wh, self.f_order[prod]
+            )
+        self.f_bom = bom
+        from_wh = np.full(len(otype), -1, dtype=np.int64)
+        has_from = ~np.equal(f["from_warehouse_id"], None)
+        from_wh[has_from] = self.f_sku[has_from] // m.n_wh * m.n_wh + np.searchsorted(
+            m.warehouse_ids.astype(str), f["from_warehouse_id"][has_from].astype(str)
+        )
+        self.f_from = from_wh  # completed with the refill warehouse once settings exist
+
+    def _edges(self, s: SkuSettings) -> tuple[np.ndarray, np.ndarray]:
+        m = self.m
+        src_parts, dst_parts = [], []
+        prod = np.flatnonzero(s.order_type == ORDER_PRODUCTION)
+        li, bi = self._bom_candidates(s.item[prod], s.wh[prod])
+        pi, lr = self._lines_of(bi)
+        parent = s.sku[prod][li][pi]
+        lwh = m.lines["wh"][lr]
+        comp_wh = np.where(lwh >= 0, lwh, parent % m.n_wh)
+        src_parts.append(parent)
+        dst_parts.append(m.lines["item"][lr] * m.n_wh + comp_wh)
+        tr = s.order_type == ORDER_TRANSFER
+        src_parts.append(s.sku[tr])
+        dst_parts.append(s.refill[tr])
+        # Firmed planned orders draw on their BOM lines or their source warehouse.
+        fp = np.flatnonzero(self.f_bom >= 0)
+        pi, lr = self._lines_of(self.f_bom[fp])
+        parent = self.f_sku[fp][pi]
+        lwh = m.lines["wh"][lr]
+        src_parts.append(parent)
+        dst_parts.append(m.lines["item"][lr] * m.n_wh + np.where(lwh >= 0, lwh, parent % m.n_wh))
+        ft = np.flatnonzero(self.f_type == ORDER_TRANSFER)
+        fsrc = self._firmed_source(s, ft)
+        src_parts.append(self.f_sku[ft][fsrc >= 0])
+        dst_parts.append(fsrc[fsrc >= 0])
+        return np.concatenate(src_parts), np.concatenate(dst_parts)
+
+    def _firmed_source(self, s: SkuSettings, ft: np.ndarray) -> np.ndarray:
+        """Source SKU of firmed transfers ``ft``: their from-warehouse, else the refill, else -1."""
+        src = self.f_from[ft].copy()
+        missing = src < 0
+        if missing.any():
+            fs = self.f_sku[ft][missing]
+            pos = np.searchsorted(s.sku, fs)
+            pos = np.minimum(pos, max(len(s.sku) - 1, 0))
+            known = (len(s.sku) > 0) & (s.sku[pos] == fs) if len(s.sku) else np.zeros(len(fs), bool)
+            refill = np.where(known, s.refill[pos] if len(s.sku) else -1, -1)
+            # refill of a SKU whose order type was switched to purchase is still its refill
+            src[missing] = refill
+        return src
+
+    def levels(self) -> None:
+        s = self.s
+        n = len(s.sku)
+        self.llc, self.comp, in_cycle = levels_and_cycles(n, self.edge_src, self.edge_dst)
+        cyc = np.flatnonzero(in_cycle)
+        if len(cyc):
+            item, wh = self.sku_text(cyc)
+            names = text(item.astype(_STR), "@", wh.astype(_STR))
+            comp = self.comp[cyc]
+            order = np.lexsort((names, comp))
+            comp, names = comp[order], names[order]
+            bounds = np.flatnonzero(np.r_[True, comp[1:] != comp[:-1], True])
+            texts = [",".join(names[a:b].tolist()) for a, b in itertools.pairwise(bounds)]
+            k = len(texts)
+            self.msgs.add(
+                "error",
+                "BOM_CYCLE",
+                np.full(k, None, object),
+                np.full(k, None, object),
+                np.array(texts, dtype=object),
+            )
+
+    def requirements(self) -> None:
+        """Independent requirements and existing receipts (§5.4)."""
+        t, m, s = self.t, self.m, self.s
+        self.reqs = _Reqs()
+        rec_sku, rec_date, rec_qty, rec_kind, rec_ref = [], [], [], [], []
+
+        def receipt(
+            sku: np.ndarray, date: np.ndarray, qty: np.ndarray, kind: int, ref: np.ndarray
+        ) -> None:
+            keep = qty > 0
+            rec_sku.append(sku[keep])
+            rec_date.append(date[keep])
+            rec_qty.append(qty[keep])
+            rec_kind.append(np.full(int(keep.sum()), kind, dtype=np.int64))
+            rec_ref.append(np.asarray(ref, dtype=_STR)[keep])
+
+        def req(
+            sku: np.ndarray,
+            date: np.ndarray,
+            qty: np.ndarray,
+            kind: int,
+            ref: np.ndarray,
+            prio: np.ndarray | None = None,
+        ) -> None:
+            keep = qty > 0
+            self.reqs.add(
+                sku[keep],
+                self.eff(date[keep]),
+                qty[keep],
+                kind,
+                np.asarray(ref, dtype=_STR)[keep],
+                None if prio is None else prio[keep],
+            )
+
+        # On-hand: several rows of one SKU add up.
+        oh = t["on_hand"]
+        oh_sku = m.sku(oh["item_id"], oh["warehouse_id"])
+        uniq, inv = np.unique(oh_sku, return_inverse=True)
+        total = np.bincount(inv.ravel(), weights=np.nan_to_num(oh["qty"]), minlength=len(uniq))
+        oh_ref = self._sku_ref("OH:", uniq)
+        t0 = np.full(len(uniq), self.t0, dtype=np.int64)
+        receipt(uniq, t0, total, R_OH, oh_ref)
+        req(uniq, t0, -total, K_OH, oh_ref)
+
+        so = t["sales_lines"]
+        req(
+            m.sku(so["item_id"], so["warehouse_id"]),
+            days(so["requested_date"]),
+            np.nan_to_num(so["qty"]),
+            K_SO,
+            text("SO:", so["order_id"], "/", number_text(so["line_no"])),
+            np.nan_to_num(so["priority"]),
+        )
+        po = t["purchase_lines"]
+        receipt(
+            m.sku(po["item_id"], po["warehouse_id"]),
+            self.eff(days(po["delivery_date"])),
+            np.nan_to_num(po["qty"]),
+            R_PO,
+            text("PO:", po["order_id"], "/", number_text(po["line_no"])),
+        )
+        pr = t["production_orders"]
+        receipt(
+            m.sku(pr["item_id"], pr["warehouse_id"]),
+            self.eff(days(pr["end_date"])),
+            np.nan_to_num(pr["qty"]),
+            R_PRD,
+            text("PRD:", pr["order_id"]),
+        )
+        pl = t["production_lines"]
+        req(
+            m.sku(pl["component_item_id"], pl["warehouse_id"]),
+            days(pl["required_date"]),
+            np.nan_to_num(pl["qty"]),
+            K_PRDL,
+            text("PRDL:", pl["order_id"], "/", number_text(pl["line_no"])),
+        )
+        tl = t["transfer_lines"]
+        tref = text(tl["order_id"], "/", number_text(tl["line_no"]))
+        receipt(
+            m.sku(tl["item_id"], tl["to_warehouse_id"]),
+            self.eff(days(tl["receive_date"])),
+            np.nan_to_num(tl["qty"]),
+            R_TRR,
+            text("TRR:", tref),
+        )
+        req(
+            m.sku(tl["item_id"], tl["from_warehouse_id"]),
+            days(tl["ship_date"]),
+            np.nan_to_num(tl["qty"]),
+            K_TRI,
+            text("TRI:", tref),
+        )
+
+        # Safety stock: one requirement at T0 or T0 plus the lead time.
+        ss = np.flatnonzero(s.ss_qty > 0)
+        ss_date = np.where(s.ss_today[ss], self.t0, self.lead_add(np.full(len(ss), self.t0), ss))
+        req(s.sku[ss], ss_date, s.ss_qty[ss], K_SS, self._sku_ref("SS:", s.sku[ss]))
+
+        self._forecasts(req)
+
+        # Firmed planned orders: receipts at their due date, and their explosion.
+        f = t["firmed_planned_orders"]
+        fref = text("PL:", f["planned_order_id"])
+        n_before = sum(len(x) for x in rec_sku)
+        receipt(self.f_sku, self.eff(self.f_due), np.nan_to_num(f["qty"]), R_FIRM, fref)
+        self.rec = {
+            "sku": np.concatenate(rec_sku),
+            "date": np.concatenate(rec_date),
+            "qty": np.concatenate(rec_qty),
+            "kind": np.concatenate(rec_kind),
+            "ref": np.concatenate(rec_ref),
+        }
+        # Receipt row of each firmed order (those with qty > 0).
+        fkeep = np.nan_to_num(f["qty"]) > 0
+        f_rec = np.full(len(fkeep), -1, dtype=np.int64)
+        f_rec[fkeep] = n_before + np.arange(int(fkeep.sum()))
+        self.f_rec = f_rec
+        self._explode_firmed(f, fkeep)
+        self.s_idx_rec = s.index(self.rec["sku"])
+
+    def _sku_ref(self, prefix: str, sku: np.ndarray) -> np.ndarray:
+        m = self.m
+        return text(
+            prefix,
+            m.item_ids[sku // m.n_wh].astype(_STR),
+            "/",
+            m.warehouse_ids[sku % m.n_wh].astype(_STR),
+        )
+
+    def _forecasts(self, req: Callable[..., None]) -> None:
+        """Forecast lines on or after T0, optionally reduced by sales (§5.4)."""
+        t, m, s = self.t, self.m, self.s
+        fc = t["forecasts"]
+        sku = m.sku(fc["item_id"], fc["warehouse_id"])
+        d = days(fc["forecast_date"])
+        q = np.nan_to_num(fc["qty"])
+        keep = d >= self.t0
+        sku, d, q = sku[keep], d[keep], q[keep]
+        # Several lines of one SKU and date add up.
+        key = np.stack([sku, d], axis=1)
+        if len(key):
+            uk, inv = np.unique(key, axis=0, return_inverse=True)
+            q = np.bincount(inv.ravel(), weights=q, minlength=len(uk))
+            sku, d = uk[:, 0], uk[:, 1]
+        # Zero-quantity lines play no part at all, also not as period bounds.
+        nz = q > 0
+        sku, d, q = sku[nz], d[nz], q[nz]
+        sidx = s.index(sku)
+        inc = s.include_fc[sidx]
+        sku, d, q, sidx = sku[inc], d[inc], q[inc], sidx[inc]
+        red = s.reduce_fc[sidx]
+        if red.any():
+            # A line's period ends at the next later line of its SKU (lines are
+            # sorted by SKU and date), the last line's after 30 days.
+            nxt = d + 30
+            nxt[:-1] = np.where(sku[1:] == sku[:-1], d[1:], nxt[:-1])
+            so = t["sales_lines"]
+            so_sku = m.sku(so["item_id"], so["warehouse_id"])
+            so_d = self.eff(days(so["requested_date"]))
+            so_q = np.nan_to_num(so["qty"])
+            pos = so_q > 0
+            so_sku, so_d, so_q = so_sku[pos], so_d[pos], so_q[pos]
+            order = np.lexsort((so_d, so_sku))
+            so_sku, so_d, so_q = so_sku[order], so_d[order], so_q[order]
+            csum = np.r_[0.0, np.cumsum(so_q)]
+
+            def key(k: np.ndarray, day: np.ndarray) -> np.ndarray:  # SKU-major, date-minor
+                return k * (1 << 24) + (day + (1 << 23))
+
+            key_s = key(so_sku, so_d)
+            lo = np.searchsorted(key_s, key(sku, d), "left")
+            hi = np.searchsorted(key_s, key(sku, nxt), "left")
+            sold = csum[hi] - csum[lo]
+            q = np.where(red, np.maximum(q - sold, 0.0), q)
+        ref = text(
+            "FC:",
+            m.item_ids[sku // m.n_wh].astype(_STR),
+            "/",
+            m.warehouse_ids[sku % m.n_wh].astype(_STR),
+            "/",
+            date_text(d),
+        )
+        req(sku, d, q, K_FC, ref)
+
+    def _explode(
+        self,
+        sku: np.ndarray,
+        qty: np.ndarray,
+        order_date: np.ndarray,
+        bom: np.ndarray,
+        otype: np.ndarray,
+        source: np.ndarray,
+        ref: np.ndarray,
+        cause: np.ndarray,
+    ) -> None:
+        """Dependent requirements of production and transfer orders (§5.6)."""
+        m = self.m
+        prod = np.flatnonzero((otype == ORDER_PRODUCTION) & (bom >= 0))
+        pi, lr = self._lines_of(bom[prod])
+        o = prod[pi]
+        b, ln = m.boms, m.lines
+        per = np.nan_to_num(ln["qty_per"][lr])
+        q = qty[o] / b["batch"][bom[o]] * per * (
+            1 + np.nan_to_num(ln["scrap_pct"][lr]) / 100
+        ) + np.nan_to_num(ln["scrap_const"][lr])
+        lwh = ln["wh"][lr]
+        comp = ln["item"][lr] * m.n_wh + np.where(lwh >= 0, lwh, sku[o] % m.n_wh)
+        self._add_dependent(
+            sku[o],
+            comp,
+            order_date[o],
+            q,
+            text(ref[o], "/", number_text(ln["line_no"][lr])),
+            cause[o],
+        )
+        tr = np.flatnonzero((otype == ORDER_TRANSFER) & (source >= 0))
+        self._add_dependent(sku[tr], source[tr], order_date[tr], qty[tr], ref[tr], cause[tr])
+
+    def _add_dependent(
+        self,
+        parent: np.ndarray,
+        comp: np.ndarray,
+        date: np.ndarray,
+        qty: np.ndarray,
+        ref: np.ndarray,
+        cause: np.ndarray,
+    ) -> None:
+        s = self.s
+        pi, ci = s.index(parent), s.index(comp)
+        d = self.eff(date)
+        # Edges inside a cycle carry no dependent demand; fenced requirements are ignored.
+        keep = (self.comp[pi] != self.comp[ci]) & (qty > 0) & (d <= self.t0 + s.fence[ci])
+        self.reqs.add(comp[keep], d[keep], qty[keep], K_PL, ref[keep], cause=cause[keep])
+
+    def _explode_firmed(self, f: Table, fkeep: np.ndarray) -> None:
+        s = self.s
+        n = len(fkeep)
+        if n == 0:
+            return
+        ft = np.arange(n)
+        source = np.full(n, -1, dtype=np.int64)
+        tr = np.flatnonzero(self.f_type == ORDER_TRANSFER)
+        source[tr] = self._firmed_source(s, tr)
+        no_src = tr[source[tr] < 0]
+        if len(no_src):
+            item, wh = f["item_id"][no_src], f["warehouse_id"][no_src]
+            self.msgs.add(
+                "warning",
+                "NO_REFILL_WAREHOUSE",
+                item,
+                wh,
+                as_objects(
+                    text(
+                        "firmed transfer PL:",
+                        f["planned_order_id"][no_src],
+                        " has no source warehouse",
+                    )
+                ),
+            )
+        nb = np.flatnonzero((self.f_type == ORDER_PRODUCTION) & (self.f_bom < 0) & fkeep)
+        if len(nb):
+            self.msgs.add(
+                "warning",
+                "NO_BOM",
+                f["item_id"][nb],
+                f["warehouse_id"][nb],
+                as_objects(
+                    text("firmed planned order PL:", f["planned_order_id"][nb], " has no valid BOM")
+                ),
+            )
+        ok = ft[fkeep]
+        self._explode(
+            self.f_sku[ok],
+            np.nan_to_num(f["qty"])[ok],
+            self.f_order[ok],
+            self.f_bom[ok],
+            self.f_type[ok],
+            source[ok],
+            text("PL:", f["planned_order_id"])[ok],
+            self.f_rec[ok],
+        )
+
+    # -- netting -------------------------------------------------------------
+    def netting(self) -> None:
+        s, rec = self.s, self.rec
+        n_lvl = int(self.llc.max()) + 1 if len(self.llc) else 0
+        rec_order = np.lexsort(
+            (_rank(rec["ref"]), REC_CLASS[rec["kind"]], rec["date"], self.s_idx_rec)
+        )
+        self.rec = rec = {k: v[rec_order] for k, v in rec.items()}
+        rec_sidx = self.s_idx_rec = self.s_idx_rec[rec_order]
+        rec_lvl = self.llc[rec_sidx]
+        po_parts: list[dict[str, np.ndarray]] = []
+        req_parts: list[dict[str, np.ndarray]] = []
+        peg_parts: list[dict[str, np.ndarray]] = []
+        n_po = 0
+        n_req = 0
+        pending = self.reqs.columns()
+        self.reqs = _Reqs()
+        # Causes that name a firmed order's receipt follow the receipts' new order.
+        inv = np.empty_like(rec_order)
+        inv[rec_order] = np.arange(len(rec_order))
+        fc = pending["cause"] >= 0
+        pending["cause"][fc] = inv[pending["cause"][fc]]
+        for lvl in range(n_lvl):
+            if lvl > 0:
+                new = self.reqs.columns()
+                self.reqs = _Reqs()
+                pending = {k: np.concatenate([pending[k], new[k]]) for k in pending}
+            sidx_all = s.index(pending["sku"])
+            here = self.llc[sidx_all] == lvl
+            r = _select(pending, here)
+            pending = _select(pending, ~here)
+            r_sidx = sidx_all[here]
+            # Coverage time fence: later requirements play no part at all.
+            inside = r["date"] <= self.t0 + s.fence[r_sidx]
+            r, r_sidx = _select(r, inside), r_sidx[inside]
+            order = np.lexsort((_rank(r["ref"]), r["prio"], r["kind"], r["date"], r_sidx))
+            r, r_sidx = _select(r, order), r_sidx[order]
+            skus = np.flatnonzero(self.llc == lvl)
+            req_ptr = np.r_[np.searchsorted(r_sidx, skus, "left"), len(r_sidx)]
+            rsel = np.flatnonzero(rec_lvl == lvl)
+            rec_ptr = np.r_[np.searchsorted(rec_sidx[rsel], skus, "left"), len(rsel)]
+            res = net_level(
+                req_ptr,
+                r["date"],
+                r["qty"],
+                rec_ptr,
+                rec["date"][rsel],
+                rec["qty"][rsel],
+                self.t0 + s.lead[skus],
+                s.neg[skus],
+                s.pos[skus],
+                s.code[skus],
+                s.min_oq[skus],
+                s.max_oq[skus],
+                s.mult[skus],
+            )
+            # Planned orders of this level.
+            po_s = skus[res.po_sku]
+            po = self._finish_orders(po_s, res.po_date, res.po_qty, n_po)
+            po_parts.append(po)
+            # Pegging in global numbering: receipts >= 0, planned orders -1 - k.
+            src = np.where(
+                res.peg_src >= 0, gather(rsel, res.peg_src, 0), -1 - (n_po + (-1 - res.peg_src))
+            )
+            peg_parts.append({"req": n_req + res.peg_req, "src": src, "qty": res.peg_qty})
+            r["short"] = res.shortfall
+            r["sidx"] = r_sidx
+            req_parts.append(r)
+            n_req += len(r_sidx)
+            # Explode this level's planned orders into lower levels.
+            self._explode(
+                po_s,
+                po["qty"],
+                po["order"],
+                po["bom"],
+                po["type"],
+                po["source"],
+                po["ref"],
+                -2 - (n_po + np.arange(len(po_s))),
+            )
+            n_po += len(po_s)
+
+        def cat(
+            parts: list[dict[str, np.ndarray]], like: dict[str, np.ndarray]
+        ) -> dict[str, np.ndarray]:
+            if not parts:
+                return {k: v[:0] for k, v in like.items()}
+            return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+        empty_po = self._finish_orders(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0), 0)
+        self.po = cat(po_parts, empty_po)
+        empty_r = {**_Reqs().columns(), "short": np.empty(0), "sidx": np.empty(0, np.int64)}
+        self.req = cat(req_parts, empty_r)
+        self.peg = cat(
+            peg_parts,
+            {"req": np.empty(0, np.int64), "src": np.empty(0, np.int64), "qty": np.empty(0)},
+        )
+
+    def _finish_orders(
+        self, sku: np.ndarray, netting: np.ndarray, qty: np.ndarray, offset: int
+    ) -> dict[str, np.ndarray]:
+        """Ids, types, dates, BOMs and sources of new planned orders (§5.6)."""
+        s = self.s
+        sidx = s.index(sku)
+        # n counts each SKU's orders from 1 in creation order (orders of one
+        # SKU are created together, in order).
+        n = len(sku)
+        first = np.r_[True, sku[1:] != sku[:-1]] if n else np.empty(0, bool)
+        start = (
+            np.maximum.accumulate(np.where(first, np.arange(n), 0)) if n else np.empty(0, np.int64)
+        )
+        num = np.arange(n) - start + 1
+        item, wh = self.sku_text(sidx)
+        pid = text(item.astype(_STR), "/", wh.astype(_STR), "/", num.astype(_STR))
+        due = netting.copy()
+        order = self.lead_sub(due, sidx)
+        frz = self.t0 + s.freeze[sidx]
+        moved = order < frz
+        order = np.where(moved, frz, order)
+        due = np.where(moved, self.lead_add(order, sidx), due)
+        firmed = order < self.t0 + s.firming[sidx]
+        otype = s.order_type[sidx]
+        bom = np.full(n, -1, dtype=np.int64)
+        prod = np.flatnonzero(otype == ORDER_PRODUCTION)
+        if len(prod):
+            bom[prod] = self.choose_bom(s.item[sidx[prod]], s.wh[sidx[prod]], order[prod])
+            nb = prod[bom[prod] < 0]
+            if len(nb):
+                self.msgs.add(
+                    "warning",
+                    "NO_BOM",
+                    item[nb],
+                    wh[nb],
+                    as_objects(text("planned production order PL:", pid[nb], " has no valid BOM")),
+                )
+        source = np.where(otype == ORDER_TRANSFER, s.refill[sidx], -1)
+        return {
+            "sku": sku,
+            "sidx": sidx,
+            "num": num,
+            "id": pid,
+            "ref": text("PL:", pid),
+            "qty": qty,
+            "netting": netting,
+            "due": due,
+            "order": order,
+            "firmed": firmed,
+            "type": otype,
+            "bom": bom,
+            "source": source,
+        }
+
+    # -- delays (§5.7) -----------------------------------------------------------
+    def delays(self) -> None:
+        rec, po, req, peg = self.rec, self.po, self.req, self.peg
+        # Available dates: receipts their effective date; planned orders their due date.
+        rec_avail = rec["date"].copy()
+        po_avail = po["due"].copy()
+        futures = np.full(len(req["sku"]), -NO_DATE, dtype=np.int64)
+        req_lvl = self.llc[req["sidx"]] if len(req["sku"]) else np.empty(0, np.int64)
+        peg_lvl = req_lvl[peg["req"]] if len(peg["req"]) else np.empty(0, np.int64)
+        cause = req["cause"]
+        # The SKU (index) and type of each cause.
+        rec_sidx_all = self.s_idx_rec
+        n_lvl = int(self.llc.max()) + 1 if len(self.llc) else 0
+        delayed = np.zeros(len(req["sku"]), dtype=bool)
+        for lvl in range(n_lvl - 1, -1, -1):
+            # 1. Supplies at this level: pushed by delayed requirements they caused.
+            caused = np.flatnonzero(delayed & (cause != -1))
+            if len(caused):
+                c = cause[caused]
+                is_po = c <= -2
+                k = -2 - c[is_po]
+                lvl_ok = self.llc[po["sidx"][k]] == lvl
+                push = self.lead_add(futures[caused[is_po]][lvl_ok], po["sidx"][k][lvl_ok])
+                np.maximum.at(po_avail, k[lvl_ok], push)
+                rr = c[~is_po]
+                lvl_ok = self.llc[rec_sidx_all[rr]] == lvl
+                push = self.lead_add(futures[caused[~is_po]][lvl_ok], rec_sidx_all[rr][lvl_ok])
+                np.maximum.at(rec_avail, rr[lvl_ok], push)
+            # 2. Futures of this level's requirements.
+            sel = np.flatnonzero(peg_lvl == lvl)
+            src = peg["src"][sel]
+            avail = np.where(
+                src >= 0,
+                gather(rec_avail, np.where(src >= 0, src, -1), 0),
+                gather(po_avail, np.where(src < 0, -1 - src, -1), 0),
+            )
+            np.maximum.at(futures, peg["req"][sel], avail)
+            here = req_lvl == lvl
+            short = here & (req["short"] > 1e-9)
+            futures[short] = NO_DATE
+            delayed |= here & ((futures >= NO_DATE) | (futures > req["date"]))
+        self.futures = futures
+        self.delayed = delayed
+        self.rec_avail = rec_avail
+        self.po_avail = po_avail
+
+    # -- output ------------------------------------------------------------------
+    def output(self) -> None:
+        s, m, rec, po, req, peg = self.s, self.m, self.rec, self.po, self.req, self.peg
+        tables: dict[str, Table] = {}
+        item, wh = self.sku_text(po["sidx"])
+        otype = po["type"]
+        tables["planned_orders"] = {
+            "planned_order_id": as_objects(po["id"]),
+            "item_id": item,
+            "warehouse_id": wh,
+            "order_type": ORDER_TYPE_NAMES[otype],
+            "qty": po["qty"],
+            "order_date": to_datetime(po["order"]),
+            "due_date": to_datetime(po["due"]),
+            "requirement_date": to_datetime(po["netting"]),
+            "from_warehouse_id": np.where(
+                otype == ORDER_TRANSFER,
+                m.warehouse_ids[np.maximum(po["source"], 0) % m.n_wh]
+                if len(m.warehouse_ids)
+                else None,
+                None,
+            ),
+            "vendor_id": np.where(otype == ORDER_PURCHASE, s.vendor[po["sidx"]], None),
+            "bom_id": np.where(
+                po["bom"] >= 0,
+                m.boms["bom_id"][np.maximum(po["bom"], 0)] if len(m.boms["bom_id"]) else None,
+                None,
+            ),
+            "firmed": po["firmed"].astype(np.float64),
+        }
+        # Pegging
+        src = peg["src"]
+        ri = np.where(src >= 0, src, -1)
+        pk = np.where(src < 0, -1 - src, -1)
+        is_rec = src >= 0
+        rq = peg["req"]
+        ritem, rwh = self.sku_text(req["sidx"][rq])
+
+        def pick(a: np.ndarray, b: np.ndarray, fill: object) -> np.ndarray:
+            return np.where(is_rec, gather(a, ri, fill), gather(b, pk, fill))
+
+        tables["pegging"] = {
+            "item_id": ritem,
+            "warehouse_id": rwh,
+            "supply_kind": np.where(is_rec, gather(REC_KIND_NAMES[rec["kind"]], ri), "pl").astype(
+                object
+            ),
+            "supply_ref": pick(as_objects(rec["ref"]), as_objects(po["ref"]), None),
+            "supply_date": to_datetime(pick(rec["date"], po["netting"], 0)),
+            "demand_kind": REQ_KIND_NAMES[req["kind"][rq]],
+            "demand_ref": as_objects(req["ref"][rq]),
+            "demand_date": to_datetime(req["date"][rq]),
+            "qty": peg["qty"],
+        }
+        tables["action_messages"] = self._actions()
+        # Delay messages for delayed so, fc, tri and ss requirements.
+        dm = np.flatnonzero(self.delayed & np.isin(req["kind"], [K_SO, K_FC, K_TRI, K_SS]))
+        fut = self.futures[dm]
+        never = fut >= NO_DATE
+        ditem, dwh = self.sku_text(req["sidx"][dm])
+        tables["delay_messages"] = {
+            "demand_kind": REQ_KIND_NAMES[req["kind"][dm]],
+            "demand_ref": as_objects(req["ref"][dm]),
+            "item_id": ditem,
+            "warehouse_id": dwh,
+            "requirement_date": to_datetime(req["date"][dm]),
+            "futures_date": to_datetime(np.where(never, NO_DATE, fut)),
+            "delay_days": np.where(never, np.nan, (fut - req["date"][dm]).astype(np.float64)),
+        }
+        tables["plan_messages"] = self.msgs.table()
+        self.tables = tables
+
+    def _actions(self) -> Table:
+        """Action messages for existing receipts inside their coverage fence (§5.8)."""
+        s, rec, req, peg = self.s, self.rec, self.req, self.peg
+        n_rec = len(rec["sku"])
+        taken = np.zeros(n_rec)
+        earliest = np.full(n_rec, NO_DATE, dtype=np.int64)
+        to_rec = peg["src"] >= 0
+        np.add.at(taken, peg["src"][to_rec], peg["qty"][to_rec])
+        np.minimum.at(earliest, peg["src"][to_rec], req["date"][peg["req"][to_rec]])
+        sidx = self.s_idx_rec
+        existing = np.isin(rec["kind"], [R_PO, R_PRD, R_TRR])
+        fenced_in = rec["date"] <= self.t0 + s.fence[sidx] if n_rec else np.empty(0, bool)
+        cand = existing & fenced_in
+        cancel = cand & (taken <= 1e-9)
+        decrease = cand & ~cancel & (taken < rec["qty"] - 1e-9)
+        advance = cand & ~cancel & (earliest < rec["date"])
+        postpone = cand & ~cancel & (earliest > rec["date"] + s.tolerance[sidx] if n_rec else cand)
+        parts = []
+        for mask, action, has_date, has_qty in (
+            (cancel, "cancel", False, True),
+            (decrease, "decrease", False, True),
+            (advance, "advance", True, False),
+            (postpone, "postpone", True, False),
+        ):
+            i = np.flatnonzero(mask)
+            item, wh = self.sku_text(sidx[i])
+            sug_qty = (
+                np.where(action == "cancel", 0.0, taken[i]) if has_qty else np.full(len(i), np.nan)
+            )
+            parts.append(
+                {
+                    "supply_kind": REC_KIND_NAMES[rec["kind"][i]],
+                    "supply_ref": as_objects(rec["ref"][i]),
+                    "item_id": item,
+                    "warehouse_id": wh,
+                    "action": np.full(len(i), action, dtype=object),
+                    "receipt_date": to_datetime(rec["date"][i]),
+                    "receipt_qty": rec["qty"][i],
+                    "suggested_date": to_datetime(
+                        earliest[i] if has_date else np.full(len(i), NO_DATE)
+                    ),
+                    "suggested_qty": sug_qty,
+                }
+            )
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def plan(data: TableMap, params: PlanParams) -> PlanResult:
+    """Plan a data set: SPEC §5 regeneration.
+
+    Parameters
+    ----------
+    data
+        The §4 input tables as struct-of-arrays (see :mod:`server.engine.schema`);
+        a missing table counts as empty.
+    params
+        Plan date and default coverage group.
+
+    Returns
+    -------
+    PlanResult
+        The five output tables and the engine's phase times.
+
+    Raises
+    ------
+    InvalidPlanInput
+        When no meaningful plan can be made (an unknown default group).
+    """
+    return _Planner(data, params).run()
+
+
+def input_row_count(data: TableMap) -> int:
+    """Total rows of the input tables, for reports."""
+    return sum(table_length(t) for t in data.values())

@@ -1,0 +1,55 @@
+"""Input, parameter and result types of the planning engine."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["PlanParams", "PlanResult", "Table", "TableMap"]
+
+#: One table as struct-of-arrays (see :mod:`server.engine.schema`).
+Table = dict[str, np.ndarray]
+#: Tables by name.
+TableMap = Mapping[str, Table]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanParams:
+    """Parameters of one regeneration run.
+
+    Attributes:
+        plan_date: The run's ``T0`` (SPEC §5.1).
+        default_group: Coverage group of SKUs that name none (SPEC §5.2).
+    """
+
+    plan_date: dt.date
+    default_group: str | None = None
+
+
+@dataclass(slots=True)
+class PlanResult:
+    """What a run produces.
+
+    Attributes:
+        tables: The five plan output tables (``planned_orders``, ``pegging``,
+            ``action_messages``, ``delay_messages``, ``plan_messages``) as
+            struct-of-arrays, without ``run_id``.
+        phase_seconds: Wall time per engine phase, for reports and profiling.
+        sku_count: Number of SKUs planned.
+    """
+
+    tables: dict[str, Table]
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+    sku_count: int = 0
+
+    def row_counts(self) -> dict[str, int]:
+        return {name: _length(t) for name, t in self.tables.items()}
+
+
+def _length(table: Table) -> int:
+    for col in table.values():
+        return len(col)
+    return 0

@@ -1,0 +1,318 @@
+"""Input checks of SPEC §5.9: bad rows are left out with one plan message each.
+
+Every check is vectorised over a table's rows. A row is left out with at most
+one message, the first that applies in the order ``DUPLICATE_KEY``,
+``UNKNOWN_BOM``, ``UNKNOWN_ITEM``, ``UNKNOWN_WAREHOUSE``, ``INVALID_QTY``;
+``UNKNOWN_COVERAGE_GROUP`` and an unknown refill or firmed-transfer source
+warehouse keep the row (the reference becomes NULL) and add their message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from server.engine.arrays import empty_table, group_codes, table_length, take
+from server.engine.schema import INPUT_TABLES
+from server.engine.types import Table, TableMap
+
+__all__ = ["Messages", "ValidatedData", "validate"]
+
+#: Human name of a table's row, for message texts.
+ROW_NAMES = {
+    "warehouses": "warehouse",
+    "calendars": "calendar",
+    "calendar_exceptions": "calendar exception",
+    "coverage_groups": "coverage group",
+    "items": "item",
+    "item_coverage": "item coverage",
+    "boms": "BOM",
+    "bom_lines": "BOM line",
+    "on_hand": "on-hand",
+    "sales_lines": "sales line",
+    "purchase_lines": "purchase line",
+    "production_orders": "production order",
+    "production_lines": "production line",
+    "transfer_lines": "transfer line",
+    "forecasts": "forecast",
+    "firmed_planned_orders": "firmed planned order",
+}
+
+#: The item column a table's rows name (BOM lines: the component; BOMs: the parent).
+ITEM_COLUMN = {
+    "items": "item_id",
+    "item_coverage": "item_id",
+    "boms": "item_id",
+    "bom_lines": "component_item_id",
+    "on_hand": "item_id",
+    "sales_lines": "item_id",
+    "purchase_lines": "item_id",
+    "production_orders": "item_id",
+    "production_lines": "component_item_id",
+    "transfer_lines": "item_id",
+    "forecasts": "item_id",
+    "firmed_planned_orders": "item_id",
+}
+
+#: Warehouse columns whose unknown value leaves the row out (nullable ones: NULL is fine).
+WAREHOUSE_COLUMNS = {
+    "item_coverage": ("warehouse_id",),
+    "boms": ("warehouse_id",),
+    "bom_lines": ("warehouse_id",),
+    "on_hand": ("warehouse_id",),
+    "sales_lines": ("warehouse_id",),
+    "purchase_lines": ("warehouse_id",),
+    "production_orders": ("warehouse_id",),
+    "production_lines": ("warehouse_id",),
+    "transfer_lines": ("from_warehouse_id", "to_warehouse_id"),
+    "forecasts": ("warehouse_id",),
+    "firmed_planned_orders": ("warehouse_id",),
+}
+
+#: Warehouse columns whose unknown value keeps the row and is treated as NULL.
+SOFT_WAREHOUSE_COLUMNS = {
+    "item_coverage": "refill_warehouse_id",
+    "firmed_planned_orders": "from_warehouse_id",
+}
+
+#: Quantity columns that must not be negative.
+QTY_COLUMN = {
+    "sales_lines": "qty",
+    "purchase_lines": "qty",
+    "production_orders": "qty",
+    "production_lines": "qty",
+    "transfer_lines": "qty",
+    "forecasts": "qty",
+    "firmed_planned_orders": "qty",
+    "bom_lines": "qty_per",
+}
+
+#: Which item/warehouse a message about a row of a table names.
+MESSAGE_SKU = {
+    "warehouses": (None, "warehouse_id"),
+    "items": ("item_id", None),
+    "item_coverage": ("item_id", "warehouse_id"),
+    "boms": ("item_id", "warehouse_id"),
+    "bom_lines": ("component_item_id", "warehouse_id"),
+    "on_hand": ("item_id", "warehouse_id"),
+    "sales_lines": ("item_id", "warehouse_id"),
+    "purchase_lines": ("item_id", "warehouse_id"),
+    "production_orders": ("item_id", "warehouse_id"),
+    "production_lines": ("component_item_id", "warehouse_id"),
+    "transfer_lines": ("item_id", "from_warehouse_id"),
+    "forecasts": ("item_id", "warehouse_id"),
+    "firmed_planned_orders": ("item_id", "warehouse_id"),
+}
+
+#: Tables checked, masters first so that later tables check against survivors.
+CHECK_ORDER = (
+    "warehouses",
+    "calendars",
+    "calendar_exceptions",
+    "coverage_groups",
+    "items",
+    "item_coverage",
+    "boms",
+    "bom_lines",
+    "on_hand",
+    "sales_lines",
+    "purchase_lines",
+    "production_orders",
+    "production_lines",
+    "transfer_lines",
+    "forecasts",
+    "firmed_planned_orders",
+)
+
+
+@dataclass(slots=True)
+class Messages:
+    """Plan messages collected as column lists of arrays, concatenated once at the end."""
+
+    severity: list[np.ndarray] = field(default_factory=list)
+    code: list[np.ndarray] = field(default_factory=list)
+    item_id: list[np.ndarray] = field(default_factory=list)
+    warehouse_id: list[np.ndarray] = field(default_factory=list)
+    text: list[np.ndarray] = field(default_factory=list)
+
+    def add(
+        self,
+        severity: str,
+        code: str,
+        item_id: np.ndarray,
+        warehouse_id: np.ndarray,
+        text: np.ndarray,
+    ) -> None:
+        n = len(text)
+        if n == 0:
+            return
+        self.severity.append(np.full(n, severity, dtype=object))
+        self.code.append(np.full(n, code, dtype=object))
+        self.item_id.append(np.asarray(item_id, dtype=object))
+        self.warehouse_id.append(np.asarray(warehouse_id, dtype=object))
+        self.text.append(np.asarray(text, dtype=object))
+
+    def table(self) -> Table:
+        def cat(parts: list[np.ndarray]) -> np.ndarray:
+            return np.concatenate(parts) if parts else np.empty(0, dtype=object)
+
+        return {
+            "severity": cat(self.severity),
+            "code": cat(self.code),
+            "item_id": cat(self.item_id),
+            "warehouse_id": cat(self.warehouse_id),
+            "text": cat(self.text),
+        }
+
+
+@dataclass(slots=True)
+class ValidatedData:
+    """The input tables with bad rows left out, and the messages that say why."""
+
+    tables: dict[str, Table]
+    messages: Messages
+
+
+def _row_texts(table_name: str, table: Table, rows: np.ndarray, reason: str) -> np.ndarray:
+    """Message texts naming table, key and reason; built only for the few bad rows."""
+    spec = INPUT_TABLES[table_name]
+    key = spec.key or spec.column_names[:2]
+    out = []
+    for i in np.flatnonzero(rows):
+        ident = ", ".join(f"{k}={_show(table[k][i])}" for k in key)
+        out.append(f"{ROW_NAMES[table_name]} ({table_name}: {ident}): {reason}")
+    return np.array(out, dtype=object)
+
+
+def _show(value: object) -> str:
+    if isinstance(value, float) and value == int(value):
+        return str(int(value))
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _sku_of(table_name: str, table: Table, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    item_col, wh_col = MESSAGE_SKU.get(table_name, (None, None))
+    n = int(np.count_nonzero(rows))
+    item = table[item_col][rows] if item_col else np.full(n, None, dtype=object)
+    wh = table[wh_col][rows] if wh_col else np.full(n, None, dtype=object)
+    return item, wh
+
+
+def _member(values: np.ndarray, known: np.ndarray, nullable: bool) -> np.ndarray:
+    """Whether each value is in ``known``; NULL counts as known only when ``nullable``."""
+    isnull = np.equal(values, None)
+    inside = np.isin(np.where(isnull, "", values).astype(str), known.astype(str))
+    return np.where(isnull, nullable, inside & ~isnull)
+
+
+def validate(data: TableMap) -> ValidatedData:
+    """Apply the checks of SPEC §5.9 to every input table.
+
+    Parameters
+    ----------
+    data
+        Input tables by name (any missing table counts as empty).
+
+    Returns
+    -------
+    ValidatedData
+        Surviving rows per table (every table of §4 present) and the messages.
+    """
+    msgs = Messages()
+    out: dict[str, Table] = {}
+    raw_bom_ids = np.asarray(data["boms"]["bom_id"], dtype=object) if "boms" in data else None
+
+    def report(
+        name: str, table: Table, rows: np.ndarray, code: str, reason: str, wh_col: str | None = None
+    ) -> None:
+        if rows.any():
+            item, wh = _sku_of(name, table, rows)
+            if wh_col is not None:  # an unknown warehouse: name the one that is unknown
+                wh = table[wh_col][rows]
+            msgs.add("warning", code, item, wh, _row_texts(name, table, rows, reason))
+
+    for name in CHECK_ORDER:
+        spec = INPUT_TABLES[name]
+        table = dict(data[name]) if name in data else empty_table(spec)
+        n = table_length(table)
+        keep = np.ones(n, dtype=bool)
+        if n == 0:
+            out[name] = table
+            continue
+
+        if spec.key:
+            codes = group_codes(*(table[k] for k in spec.key))
+            counts = np.bincount(codes)
+            dup = counts[codes] > 1
+            report(
+                name,
+                table,
+                dup,
+                "DUPLICATE_KEY",
+                f"shares its key ({', '.join(spec.key)}) with another row",
+            )
+            keep &= ~dup
+
+        if name == "bom_lines":
+            known = raw_bom_ids if raw_bom_ids is not None else np.empty(0, dtype=object)
+            bad = keep & ~_member(table["bom_id"], known, nullable=False)
+            report(name, table, bad, "UNKNOWN_BOM", "bom_id is not in boms")
+            keep &= ~bad
+            # Lines of a BOM that exists but was left out go silently.
+            keep &= _member(table["bom_id"], out["boms"]["bom_id"], nullable=False)
+
+        if name in ITEM_COLUMN and name != "items":
+            col = ITEM_COLUMN[name]
+            bad = keep & ~_member(table[col], out["items"]["item_id"], nullable=False)
+            report(name, table, bad, "UNKNOWN_ITEM", f"{col} is not in items")
+            keep &= ~bad
+
+        for col in WAREHOUSE_COLUMNS.get(name, ()):
+            nullable = spec.column(col).nullable
+            bad = keep & ~_member(table[col], out["warehouses"]["warehouse_id"], nullable)
+            report(name, table, bad, "UNKNOWN_WAREHOUSE", f"{col} is not in warehouses", col)
+            keep &= ~bad
+
+        if name in QTY_COLUMN:
+            q = table[QTY_COLUMN[name]]
+            bad = keep & (q < 0)
+            report(name, table, bad, "INVALID_QTY", f"{QTY_COLUMN[name]} is negative")
+            keep &= ~bad
+        if name == "boms":
+            batch = table["batch_qty"]
+            bad = keep & ~np.isnan(batch) & (batch <= 0)
+            report(name, table, bad, "INVALID_QTY", "batch_qty is not above zero")
+            keep &= ~bad
+
+        table = take(table, keep)
+
+        if name in SOFT_WAREHOUSE_COLUMNS:
+            col = SOFT_WAREHOUSE_COLUMNS[name]
+            bad = ~_member(table[col], out["warehouses"]["warehouse_id"], nullable=True)
+            report(
+                name,
+                table,
+                bad,
+                "UNKNOWN_WAREHOUSE",
+                f"{col} is not in warehouses; treated as none",
+            )
+            if bad.any():
+                table[col] = table[col].copy()
+                table[col][bad] = None
+        if name in ("items", "item_coverage"):
+            known = out["coverage_groups"]["group_id"]
+            bad = ~_member(table["coverage_group_id"], known, nullable=True)
+            report(
+                name,
+                table,
+                bad,
+                "UNKNOWN_COVERAGE_GROUP",
+                "coverage_group_id is not in coverage_groups; treated as none",
+            )
+            if bad.any():
+                table["coverage_group_id"] = table["coverage_group_id"].copy()
+                table["coverage_group_id"][bad] = None
+        out[name] = table
+
+    return ValidatedData(out, msgs)

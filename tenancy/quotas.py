@@ -1,0 +1,142 @@
+"""Per-tenant quotas and the in-process ledger that enforces the stateful ones.
+
+Row and upload limits are checked against a single request, so they need only
+:class:`Quotas`. Concurrent runs and memory held are state that outlives a
+request; :class:`QuotaLedger` tracks them per tenant. Exceeding any quota raises
+:class:`~tenancy.errors.QuotaExceeded` (``RESOURCE_EXHAUSTED`` on the wire)
+rather than letting one tenant exhaust the process for all.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+
+from tenancy.errors import QuotaExceeded
+
+GiB = 1024**3
+
+CONCURRENT_RUNS = "concurrent_runs"
+"""Resource name reported by :class:`QuotaExceeded` for the run limit."""
+
+MEMORY_BYTES = "memory_bytes"
+"""Resource name reported by :class:`QuotaExceeded` for the memory limit."""
+
+
+@dataclass(frozen=True)
+class Quotas:
+    """Limits applied to every tenant.
+
+    The defaults suit one mid-sized ERP company per tenant on a server with a few
+    tens of GiB of memory; operators change them at start-up.
+
+    Attributes:
+        max_rows: Rows (all tables together) a tenant may hold in memory. 50
+            million covers a large SKU × location × horizon data set.
+        max_upload_bytes: Bytes in a single upload stream; bounds how much one
+            request can make the server buffer before validating it.
+        max_concurrent_runs: Planning runs of one tenant in progress at once.
+            Two lets a scheduled run overlap an interactive one without a single
+            tenant occupying the whole worker pool.
+        max_memory_bytes: Bytes of planning data a tenant may hold in memory.
+    """
+
+    max_rows: int = 50_000_000
+    max_upload_bytes: int = 4 * GiB
+    max_concurrent_runs: int = 2
+    max_memory_bytes: int = 8 * GiB
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{field.name} must be a positive integer, got {value!r}")
+
+
+class _Usage:
+    """Mutable counters of one tenant; guarded by the ledger's lock."""
+
+    __slots__ = ("memory", "runs")
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.memory = 0
+
+
+class QuotaLedger:
+    """Thread-safe per-tenant accounting of concurrent runs and memory held.
+
+    Args:
+        quotas: The limits to enforce.
+    """
+
+    def __init__(self, quotas: Quotas | None = None) -> None:
+        self.quotas = quotas if quotas is not None else Quotas()
+        self._lock = threading.Lock()
+        self._usage: dict[str, _Usage] = {}
+
+    @contextmanager
+    def acquire_run(self, tenant_id: str) -> Iterator[None]:
+        """Hold one of the tenant's run slots for the duration of the ``with`` block.
+
+        Args:
+            tenant_id: The tenant starting a run.
+
+        Raises:
+            QuotaExceeded: If the tenant already has ``max_concurrent_runs`` runs.
+        """
+        limit = self.quotas.max_concurrent_runs
+        with self._lock:
+            usage = self._usage.setdefault(tenant_id, _Usage())
+            if usage.runs >= limit:
+                raise QuotaExceeded(CONCURRENT_RUNS, limit, usage.runs + 1)
+            usage.runs += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                # Decrement the object we incremented: if the tenant was released
+                # (uninstalled) meanwhile, this must not touch a reinstalled
+                # tenant's fresh counters.
+                usage.runs -= 1
+
+    def set_memory(self, tenant_id: str, nbytes: int) -> None:
+        """Record the bytes of planning data the tenant now holds.
+
+        Called after a load replaces the tenant's data; on failure the recorded
+        figure is unchanged, matching the data the caller keeps.
+
+        Args:
+            tenant_id: The tenant.
+            nbytes: Total bytes held, not a delta.
+
+        Raises:
+            ValueError: If ``nbytes`` is negative.
+            QuotaExceeded: If ``nbytes`` exceeds ``max_memory_bytes``.
+        """
+        if nbytes < 0:
+            raise ValueError(f"nbytes must be non-negative, got {nbytes}")
+        limit = self.quotas.max_memory_bytes
+        if nbytes > limit:
+            raise QuotaExceeded(MEMORY_BYTES, limit, nbytes)
+        with self._lock:
+            self._usage.setdefault(tenant_id, _Usage()).memory = nbytes
+
+    def running(self, tenant_id: str) -> int:
+        """Return how many runs the tenant has in progress."""
+        with self._lock:
+            usage = self._usage.get(tenant_id)
+            return usage.runs if usage is not None else 0
+
+    def memory(self, tenant_id: str) -> int:
+        """Return the bytes of planning data recorded for the tenant."""
+        with self._lock:
+            usage = self._usage.get(tenant_id)
+            return usage.memory if usage is not None else 0
+
+    def release(self, tenant_id: str) -> None:
+        """Forget the tenant entirely; used at uninstall. Unknown ids are ignored."""
+        with self._lock:
+            self._usage.pop(tenant_id, None)

@@ -6,8 +6,17 @@ scipy and the standard library only (numba when installed); no gRPC,
 protobuf or SQL.
 """
 
-from server.engine.plan import InvalidPlanInput, plan
+from server.engine.plan import InvalidPlanInput, check, plan
 from server.engine.types import PlanParams, PlanResult, Table, TableMap
 from server.engine.validate import validate
 
-__all__ = ["InvalidPlanInput", "PlanParams", "PlanResult", "Table", "TableMap", "plan", "validate"]
+__all__ = [
+    "InvalidPlanInput",
+    "PlanParams",
+    "PlanResult",
+    "Table",
+    "TableMap",
+    "check",
+    "plan",
+    "validate",
+]

@@ -49,7 +49,7 @@ from server.engine.netting import net_level
 from server.engine.types import PlanParams, PlanResult, Table, TableMap
 from server.engine.validate import Messages, validate
 
-__all__ = ["InvalidPlanInput", "plan"]
+__all__ = ["InvalidPlanInput", "check", "plan"]
 
 _STR = StringDType()
 
@@ -60,6 +60,18 @@ REQ_KIND_NAMES = np.array(["oh", "ss", "so", "prdl", "tri", "pl", "fc"], dtype=o
 R_OH, R_PO, R_PRD, R_TRR, R_FIRM = range(5)
 REC_KIND_NAMES = np.array(["oh", "po", "prd", "trr", "pl"], dtype=object)
 REC_CLASS = np.array([0, 1, 1, 1, 2], dtype=np.int64)
+
+
+#: Share of a typical run done when each phase starts, for progress reports.
+_PHASE_FRACTION = {
+    "validate": 0.0,
+    "index": 0.1,
+    "levels": 0.2,
+    "requirements": 0.25,
+    "netting": 0.35,
+    "delays": 0.8,
+    "messages": 0.9,
+}
 
 
 class InvalidPlanInput(ValueError):
@@ -123,8 +135,11 @@ def _rank(values: np.ndarray) -> np.ndarray:
 class _Planner:
     """One regeneration; holds the state the phases pass along."""
 
-    def __init__(self, data: TableMap, params: PlanParams) -> None:
+    def __init__(
+        self, data: TableMap, params: PlanParams, progress: Callable[[str, float], None] | None
+    ) -> None:
         self.params = params
+        self.progress = progress or (lambda phase, fraction: None)
         self.t0 = int(np.datetime64(params.plan_date, "D").astype(np.int64))
         self.data = data
         self.phase_seconds: dict[str, float] = {}
@@ -132,6 +147,7 @@ class _Planner:
 
     # -- helpers -----------------------------------------------------------
     def _timed(self, name: str, fn: Callable[[], None]) -> None:
+        self.progress(name, _PHASE_FRACTION[name])
         start = time.perf_counter()
         fn()
         self.phase_seconds[name] = self.phase_seconds.get(name, 0.0) + time.perf_counter() - start
@@ -660,6 +676,7 @@ class _Planner:
         fc = pending["cause"] >= 0
         pending["cause"][fc] = inv[pending["cause"][fc]]
         for lvl in range(n_lvl):
+            self.progress("netting", 0.35 + 0.45 * lvl / max(n_lvl, 1))
             if lvl > 0:
                 new = self.reqs.columns()
                 self.reqs = _Reqs()
@@ -694,7 +711,7 @@ class _Planner:
                 s.mult[skus],
             )
             # Planned orders of this level.
-            po_s = skus[res.po_sku]
+            po_s = s.sku[skus[res.po_sku]]  # SKU numbers, as _finish_orders expects
             po = self._finish_orders(po_s, res.po_date, res.po_qty, n_po)
             po_parts.append(po)
             # Pegging in global numbering: receipts >= 0, planned orders -1 - k.
@@ -954,7 +971,11 @@ class _Planner:
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def plan(data: TableMap, params: PlanParams) -> PlanResult:
+def plan(
+    data: TableMap,
+    params: PlanParams,
+    progress: Callable[[str, float], None] | None = None,
+) -> PlanResult:
     """Plan a data set: SPEC §5 regeneration.
 
     Parameters
@@ -964,6 +985,10 @@ def plan(data: TableMap, params: PlanParams) -> PlanResult:
         a missing table counts as empty.
     params
         Plan date and default coverage group.
+    progress
+        Called with a phase name and the fraction of the run done at the start
+        of each phase and each netting level; an exception it raises (a
+        cancellation, say) stops the run there.
 
     Returns
     -------
@@ -975,7 +1000,18 @@ def plan(data: TableMap, params: PlanParams) -> PlanResult:
     InvalidPlanInput
         When no meaningful plan can be made (an unknown default group).
     """
-    return _Planner(data, params).run()
+    return _Planner(data, params, progress).run()
+
+
+def check(data: TableMap, params: PlanParams) -> Table:
+    """The plan messages that need no netting: §5.9 input checks, refill
+    warehouses and cycles (``NO_BOM`` needs planned orders, so it is absent).
+    """
+    planner = _Planner(data, params, None)
+    planner.validate()
+    planner.index()
+    planner.levels()
+    return planner.msgs.table()
 
 
 def input_row_count(data: TableMap) -> int:

@@ -21,6 +21,7 @@ from enum import StrEnum
 
 __all__ = [
     "INPUT_TABLES",
+    "PLAN_OUTPUT_TABLES",
     "RESULT_TABLES",
     "ColumnKind",
     "ColumnSpec",
@@ -398,3 +399,14 @@ PLAN_OUTPUT_TABLES: tuple[str, ...] = (
     "delay_messages",
     "plan_messages",
 )
+
+
+def _without_run_id(spec: TableSpec) -> TableSpec:
+    return TableSpec(spec.name, tuple(c for c in spec.columns if c.name != "run_id"))
+
+
+#: The plan output tables as the engine produces them and the wire carries
+#: them: the result tables' columns without ``run_id``.
+RESULT_OUTPUT_SPECS: dict[str, TableSpec] = {
+    name: _without_run_id(RESULT_TABLES[name]) for name in PLAN_OUTPUT_TABLES
+}

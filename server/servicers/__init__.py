@@ -1,0 +1,1 @@
+"""Thin gRPC servicers: resolve the caller, decode, call a domain function, encode."""

@@ -1,0 +1,309 @@
+"""The ``masterplan`` command line (SPEC §8).
+
+Exit status 0 on success; on failure one line ``masterplan: <reason>`` on
+stderr and a non-zero status (2 for usage errors, 1 otherwise). A refused key
+prints ``UNAUTHENTICATED``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from client.errors import MasterplanClientError
+
+__all__ = ["main"]
+
+DEFAULT_SERVER = "127.0.0.1:50151"
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {text!r}") from None
+
+
+def _read(path: str | None) -> bytes | None:
+    return Path(path).read_bytes() if path else None
+
+
+def _admin_key(args: argparse.Namespace) -> str:
+    if getattr(args, "admin_key_file", None):
+        return Path(args.admin_key_file).read_text().strip()
+    key = os.environ.get("MASTERPLAN_ADMIN_KEY", "")
+    if not key:
+        raise SystemExit(
+            "masterplan: no admin credential: use --admin-key-file F or MASTERPLAN_ADMIN_KEY"
+        )
+    return key
+
+
+def _client_tls(args: argparse.Namespace) -> Any:
+    from client.client import ClientTls
+
+    if not getattr(args, "tls_ca", None):
+        return None
+    return ClientTls(_read(args.tls_ca), _read(args.tls_client_cert), _read(args.tls_client_key))
+
+
+def _add_tls_client(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tls-ca", help="PEM of the CA that signed the server (enables TLS)")
+    p.add_argument("--tls-client-cert", help="PEM client certificate, for mutual TLS")
+    p.add_argument("--tls-client-key", help="PEM client key, for mutual TLS")
+
+
+def _progress(enabled: bool) -> Any:
+    """A progress printer for a terminal, silent otherwise."""
+    if not enabled or not sys.stderr.isatty():
+        return None
+    from rich.console import Console
+
+    console = Console(stderr=True)
+
+    def say(phase: str, message: str) -> None:
+        console.print(f"[dim]{phase:>7}[/dim] {message}")
+
+    return say
+
+
+# -- commands -------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    from connector.cycle import CycleOptions, run_cycle
+
+    api_key = args.api_key or os.environ.get("MASTERPLAN_API_KEY")
+    if args.server and not api_key:
+        raise SystemExit("masterplan: --server needs --api-key KEY or MASTERPLAN_API_KEY")
+    options = CycleOptions(
+        db_url=args.db,
+        server=args.server,
+        api_key=api_key,
+        tenant=args.tenant,
+        plan=args.plan,
+        plan_date=args.plan_date,
+        mode=args.mode,
+        default_group=args.default_group,
+        tls=_client_tls(args),
+    )
+    report = run_cycle(options, _progress(not args.json))
+    summary = {
+        "run_id": report.run_id,
+        "plan": report.plan,
+        "plan_date": report.plan_date.isoformat(),
+        "written": report.written,
+        "input_rows": sum(report.input_rows.values()),
+        "output_rows": report.output_rows,
+        "seconds": {k: round(v, 4) for k, v in report.phase_seconds.items()},
+        "engine_seconds": {k: round(v, 4) for k, v in report.engine_seconds.items()},
+    }
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        counts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in report.output_rows.items())
+        print(f"run {report.run_id} of plan {report.plan} ({report.plan_date}): {counts}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from server.app import serve_forever
+    from server.config import ServerConfig, TlsConfig
+    from tenancy.keys import AdminCredential
+
+    admin = AdminCredential.from_key(_admin_key(args))
+    tls = None
+    if args.tls_cert or args.tls_key:
+        if not (args.tls_cert and args.tls_key):
+            raise SystemExit("masterplan: --tls-cert and --tls-key go together")
+        tls = TlsConfig(
+            Path(args.tls_cert).read_bytes(), Path(args.tls_key).read_bytes(), _read(args.client_ca)
+        )
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        registry_url=args.registry,
+        tls=tls,
+        dask_address=args.dask,
+    )
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    serve_forever(config, admin)
+    return 0
+
+
+def cmd_tenant(args: argparse.Namespace) -> int:
+    from client.client import MasterplanClient
+
+    with MasterplanClient(args.server, _admin_key(args), tls=_client_tls(args)) as client:
+        if args.action == "list":
+            tenants = client.list_tenants()
+            if args.json:
+                print(
+                    json.dumps(
+                        [{"tenant": t.tenant_id, "key_prefix": t.key_prefix} for t in tenants]
+                    )
+                )
+            else:
+                for t in tenants:
+                    print(t.tenant_id)
+            return 0
+        if not args.name:
+            raise SystemExit(f"masterplan: tenant {args.action} needs a NAME")
+        if args.action == "install":
+            resp = client.install_tenant(args.name)
+            if args.json:
+                print(json.dumps({"tenant": resp.tenant.tenant_id, "api_key": resp.api_key}))
+            else:
+                print(
+                    f"tenant {resp.tenant.tenant_id} installed; API key (shown once): {resp.api_key}"
+                )
+        elif args.action == "uninstall":
+            client.uninstall_tenant(args.name)
+            print(
+                json.dumps({"tenant": args.name, "uninstalled": True})
+                if args.json
+                else f"tenant {args.name} uninstalled"
+            )
+        else:
+            resp = client.rotate_api_key(args.name)
+            if args.json:
+                print(json.dumps({"tenant": resp.tenant.tenant_id, "api_key": resp.api_key}))
+            else:
+                print(f"tenant {resp.tenant.tenant_id}: new API key (shown once): {resp.api_key}")
+    return 0
+
+
+def cmd_scm(args: argparse.Namespace) -> int:
+    import sqlalchemy as sa
+
+    from connector.schema import create_all
+
+    engine = sa.create_engine(args.db)
+    try:
+        if args.action == "init":
+            create_all(engine)
+            print(
+                json.dumps({"db": args.db, "initialized": True})
+                if args.json
+                else "SCM tables created"
+            )
+            return 0
+        from connector.reader import read_input
+        from server.engine import PlanParams, check
+
+        messages = check(
+            read_input(engine), PlanParams(args.plan_date or dt.date.today(), args.default_group)
+        )
+    finally:
+        engine.dispose()
+    rows = [
+        {k: messages[k][i] for k in ("severity", "code", "item_id", "warehouse_id", "text")}
+        for i in range(len(messages["code"]))
+    ]
+    if args.json:
+        print(json.dumps({"messages": rows}))
+    else:
+        for r in rows:
+            print(
+                f"{r['severity']:7} {r['code']:24} {r['item_id'] or '-'}@{r['warehouse_id'] or '-'}  {r['text']}"
+            )
+        print(f"{len(rows)} message(s)")
+    return 1 if any(r["severity"] == "error" for r in rows) else 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from client.demo import run_demo
+
+    if args.db:
+        return run_demo(args.db, args.json)
+    with tempfile.TemporaryDirectory(prefix="masterplan-demo-") as tmp:
+        return run_demo(f"sqlite:///{Path(tmp) / 'demo.db'}", args.json)
+
+
+# -- parser -------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="masterplan", description="Open-source master planning (MRP) service."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="plan a sample manufacturer end to end and print a summary")
+    p.add_argument(
+        "--db", help="SQLAlchemy URL to build the sample in (default: a temporary SQLite file)"
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("run", help="read the SCM database, plan, write the plan back")
+    p.add_argument("--db", required=True, help="SQLAlchemy URL of the SCM database")
+    p.add_argument("--server", help="host:port of a server (default: an embedded one)")
+    p.add_argument("--api-key", help="tenant API key (or MASTERPLAN_API_KEY)")
+    p.add_argument("--tenant", help="tenant id in resource names (default: the key's own)")
+    p.add_argument("--plan-date", type=_date, help="T0, YYYY-MM-DD (default: today)")
+    p.add_argument("--mode", choices=("regeneration", "net_change"), default="regeneration")
+    p.add_argument("--plan", default="main", help="plan id (default: main)")
+    p.add_argument("--default-group", help="coverage group of SKUs that name none")
+    p.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    _add_tls_client(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("serve", help="run the planning server")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback)")
+    p.add_argument("--port", type=int, default=50151)
+    p.add_argument(
+        "--registry", default="sqlite:///masterplan-registry.db", help="tenant registry URL"
+    )
+    p.add_argument("--dask", help="Dask scheduler address for planning clusters")
+    p.add_argument("--admin-key-file", help="file holding the admin key (or MASTERPLAN_ADMIN_KEY)")
+    p.add_argument("--tls-cert", help="PEM server certificate chain")
+    p.add_argument("--tls-key", help="PEM server private key")
+    p.add_argument("--client-ca", help="PEM CA for client certificates (mutual TLS)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("tenant", help="provision tenants (admin credential)")
+    p.add_argument("action", choices=("install", "uninstall", "rotate-key", "list"))
+    p.add_argument("name", nargs="?")
+    p.add_argument("--server", default=DEFAULT_SERVER)
+    p.add_argument("--admin-key-file")
+    p.add_argument("--json", action="store_true")
+    _add_tls_client(p)
+    p.set_defaults(func=cmd_tenant)
+
+    p = sub.add_parser("scm", help="manage and check an SCM database")
+    p.add_argument("action", choices=("init", "check"))
+    p.add_argument("--db", required=True)
+    p.add_argument("--plan-date", type=_date)
+    p.add_argument("--default-group")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_scm)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except MasterplanClientError as exc:
+        print(f"masterplan: {exc.code.name}: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("masterplan: interrupted", file=sys.stderr)
+        return 130
+    except SystemExit:
+        raise
+    except Exception as exc:  # one clear line, never a traceback, for any failure
+        name = type(exc).__name__
+        print(f"masterplan: {name}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,229 @@
+"""A typed Python client over the generated stubs.
+
+Every call carries a deadline; bulk data crosses as columnar chunks through
+the shared codec; failures arrive as the typed exceptions of
+:mod:`client.errors`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import grpc
+from masterplan.v1 import (
+    planning_data_pb2,
+    planning_data_pb2_grpc,
+    planning_pb2,
+    planning_pb2_grpc,
+    tenant_admin_pb2,
+    tenant_admin_pb2_grpc,
+)
+
+from client.errors import from_rpc_error
+from server.codec import DEFAULT_CHUNK_ROWS, concat, decode_chunk, encode_table
+from server.engine.schema import PLAN_OUTPUT_TABLES, RESULT_OUTPUT_SPECS
+from server.engine.types import Table
+
+__all__ = ["ClientTls", "MasterplanClient", "RunOutcome"]
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ClientTls:
+    """PEM bytes: the CA that signed the server, and optionally a client certificate."""
+
+    root_ca: bytes | None = None
+    cert_chain: bytes | None = None
+    private_key: bytes | None = None
+
+
+@dataclass(slots=True)
+class RunOutcome:
+    """A finished RunPlan: the run resource and its result tables."""
+
+    run: planning_pb2.PlanRun
+    tables: dict[str, Table] = field(default_factory=dict)
+
+
+class MasterplanClient:
+    """Client for one server, acting with one key (a tenant's or the admin's).
+
+    Args:
+        target: ``host:port``.
+        api_key: The tenant API key or the admin key.
+        timeout: Deadline in seconds of unary calls.
+        stream_timeout: Deadline in seconds of uploads and runs.
+        tls: TLS material; None for a plaintext channel.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        stream_timeout: float = 3600.0,
+        tls: ClientTls | None = None,
+        max_message_bytes: int = 64 * MiB,
+    ) -> None:
+        options = [
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+        ]
+        if tls is not None:
+            creds = grpc.ssl_channel_credentials(tls.root_ca, tls.private_key, tls.cert_chain)
+            self._channel = grpc.secure_channel(target, creds, options)
+        else:
+            self._channel = grpc.insecure_channel(target, options)
+        self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
+        self.timeout = timeout
+        self.stream_timeout = stream_timeout
+        self._admin = tenant_admin_pb2_grpc.TenantAdminStub(self._channel)
+        self._data = planning_data_pb2_grpc.PlanningDataStub(self._channel)
+        self._planning = planning_pb2_grpc.PlanningStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> MasterplanClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _unary(self, method: Callable[..., object], request: object) -> object:
+        try:
+            return method(request, timeout=self.timeout, metadata=self._metadata)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+
+    # -- tenants -------------------------------------------------------------
+    def install_tenant(self, tenant_id: str) -> tenant_admin_pb2.InstallTenantResponse:
+        return self._unary(
+            self._admin.InstallTenant, tenant_admin_pb2.InstallTenantRequest(tenant_id=tenant_id)
+        )  # type: ignore[return-value]
+
+    def uninstall_tenant(self, tenant_id: str) -> None:
+        self._unary(
+            self._admin.UninstallTenant,
+            tenant_admin_pb2.UninstallTenantRequest(name=f"tenants/{tenant_id}"),
+        )
+
+    def rotate_api_key(self, tenant_id: str) -> tenant_admin_pb2.RotateApiKeyResponse:
+        return self._unary(
+            self._admin.RotateApiKey,
+            tenant_admin_pb2.RotateApiKeyRequest(name=f"tenants/{tenant_id}"),
+        )  # type: ignore[return-value]
+
+    def list_tenants(self) -> list[tenant_admin_pb2.Tenant]:
+        resp = self._unary(self._admin.ListTenants, tenant_admin_pb2.ListTenantsRequest())
+        return list(resp.tenants)  # type: ignore[attr-defined]
+
+    # -- data ----------------------------------------------------------------
+    def upload(
+        self,
+        parent: str,
+        tables: Iterable[tuple[str, Table]],
+        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+        on_chunk: Callable[[str, int], None] | None = None,
+    ) -> planning_data_pb2.UploadDatasetResponse:
+        """Upload a snapshot: ``tables`` yields ``(table name, columns)`` pieces."""
+
+        def requests() -> Iterator[planning_data_pb2.UploadDatasetRequest]:
+            yield planning_data_pb2.UploadDatasetRequest(
+                header=planning_data_pb2.UploadHeader(
+                    parent=parent,
+                    mode=planning_data_pb2.UPLOAD_MODE_SNAPSHOT,
+                    request_id=uuid.uuid4().hex,
+                )
+            )
+            for name, table in tables:
+                for chunk in encode_table(name, table, chunk_rows):
+                    yield planning_data_pb2.UploadDatasetRequest(chunk=chunk)
+                    if on_chunk is not None:
+                        on_chunk(name, chunk.row_count)
+
+        try:
+            return self._data.UploadDataset(
+                requests(), timeout=self.stream_timeout, metadata=self._metadata
+            )
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+
+    # -- planning ------------------------------------------------------------
+    def run_plan_events(
+        self, request: planning_pb2.RunPlanRequest
+    ) -> Iterator[planning_pb2.RunPlanResponse]:
+        """The raw event stream of RunPlan (cancel it by closing the iterator)."""
+        call = self._planning.RunPlan(request, timeout=self.stream_timeout, metadata=self._metadata)
+        try:
+            yield from call
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+        finally:
+            call.cancel()
+
+    def run_plan(
+        self,
+        parent: str,
+        *,
+        plan_date: dt.date | None = None,
+        mode: str = "regeneration",
+        default_group: str | None = None,
+        run_id: str = "",
+        on_progress: Callable[[str, float], None] | None = None,
+        on_chunk: Callable[[str, int], None] | None = None,
+    ) -> RunOutcome:
+        """Run a plan and collect its result tables."""
+        request = planning_pb2.RunPlanRequest(
+            parent=parent,
+            mode=planning_pb2.RUN_MODE_NET_CHANGE
+            if mode == "net_change"
+            else planning_pb2.RUN_MODE_REGENERATION,
+            plan_date=plan_date.isoformat() if plan_date else "",
+            default_group=default_group or "",
+            run_id=run_id,
+        )
+        parts: dict[str, list[Table]] = {name: [] for name in PLAN_OUTPUT_TABLES}
+        rows = dict.fromkeys(PLAN_OUTPUT_TABLES, 0)
+        outcome: RunOutcome | None = None
+        for event in self.run_plan_events(request):
+            kind = event.WhichOneof("event")
+            if kind == "progress" and on_progress is not None:
+                on_progress(event.progress.phase, event.progress.fraction)
+            elif kind == "result_chunk":
+                chunk = event.result_chunk
+                spec = RESULT_OUTPUT_SPECS[chunk.table]
+                parts[chunk.table].append(decode_chunk(chunk, spec, rows[chunk.table]))
+                rows[chunk.table] += chunk.row_count
+                if on_chunk is not None:
+                    on_chunk(chunk.table, chunk.row_count)
+            elif kind == "summary":
+                outcome = RunOutcome(event.summary.run)
+        if outcome is None:
+            raise ConnectionError("the run's stream ended without a summary")
+        outcome.tables = {
+            name: concat(RESULT_OUTPUT_SPECS[name], parts[name]) for name in PLAN_OUTPUT_TABLES
+        }
+        return outcome
+
+    def get_run(self, name: str) -> planning_pb2.PlanRun:
+        return self._unary(self._planning.GetRun, planning_pb2.GetRunRequest(name=name))  # type: ignore[return-value]
+
+    def list_runs(self, parent: str) -> list[planning_pb2.PlanRun]:
+        resp = self._unary(self._planning.ListRuns, planning_pb2.ListRunsRequest(parent=parent))
+        return list(resp.runs)  # type: ignore[attr-defined]
+
+    def cancel_run(self, name: str) -> planning_pb2.PlanRun:
+        return self._unary(self._planning.CancelRun, planning_pb2.CancelRunRequest(name=name))  # type: ignore[return-value]
+
+    def get_pegging(self, name: str, ref: str, max_depth: int = 0) -> planning_pb2.PeggingNode:
+        resp = self._unary(
+            self._planning.GetPegging,
+            planning_pb2.GetPeggingRequest(name=name, ref=ref, max_depth=max_depth),
+        )
+        return resp.root  # type: ignore[attr-defined]

@@ -1,0 +1,139 @@
+"""The connector's whole cycle: read the SCM database, upload, plan, write back.
+
+Every step either completes or leaves the SCM database as it was: the write is
+one transaction (see :mod:`connector.writer`), and nothing is written unless
+the run's stream ended with its summary.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from client.client import ClientTls, MasterplanClient
+from connector.embedded import embedded_server
+from connector.reader import read_input
+from connector.writer import RunRecord, write_run
+from server.engine.arrays import table_length
+
+__all__ = ["CycleOptions", "CycleReport", "run_cycle"]
+
+
+@dataclass(frozen=True, slots=True)
+class CycleOptions:
+    """What ``masterplan run`` was asked to do.
+
+    Attributes:
+        db_url: SQLAlchemy URL of the SCM database.
+        server: ``host:port`` of a running server, or None for an embedded one.
+        api_key: The tenant key (with ``server``).
+        tenant: The tenant id in the plan's resource name; None uses ``-``,
+            the tenant of the key.
+        plan: The plan's id (``plans.plan_id``).
+        plan_date: ``T0``; None for today.
+        mode: ``regeneration`` or ``net_change``.
+        default_group: Coverage group of SKUs that name none.
+        tls: TLS material for the channel.
+    """
+
+    db_url: str
+    server: str | None = None
+    api_key: str | None = None
+    tenant: str | None = None
+    plan: str = "main"
+    plan_date: dt.date | None = None
+    mode: str = "regeneration"
+    default_group: str | None = None
+    tls: ClientTls | None = None
+
+
+@dataclass(slots=True)
+class CycleReport:
+    """What a completed cycle did, for the CLI's summary and ``--json``."""
+
+    run_id: str
+    plan: str
+    plan_date: dt.date
+    written: bool
+    input_rows: dict[str, int] = field(default_factory=dict)
+    output_rows: dict[str, int] = field(default_factory=dict)
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+    engine_seconds: dict[str, float] = field(default_factory=dict)
+
+
+Progress = Callable[[str, str], None]
+
+
+def run_cycle(options: CycleOptions, progress: Progress | None = None) -> CycleReport:
+    """Read, upload, plan and write back; returns the report.
+
+    Raises:
+        connector.errors.SchemaMismatch: a table or column is missing.
+        client.errors.MasterplanClientError: the server refused or failed.
+    """
+    say = progress or (lambda phase, message: None)
+    engine = sa.create_engine(options.db_url)
+    times: dict[str, float] = {}
+    plan_date = options.plan_date or dt.date.today()
+    run_id = uuid.uuid4().hex
+    started_at = dt.datetime.now(dt.UTC)
+    try:
+        t = time.perf_counter()
+        say("read", f"reading {engine.url.render_as_string(hide_password=True)}")
+        tables = read_input(engine)
+        times["read"] = time.perf_counter() - t
+        with ExitStack() as stack:
+            if options.server:
+                address, key = options.server, options.api_key
+                # "-" names the caller's own tenant (the key decides which).
+                tenant = options.tenant or "-"
+            else:
+                emb = stack.enter_context(embedded_server())
+                address, key, tenant = emb.address, emb.api_key, emb.tenant
+            client = stack.enter_context(MasterplanClient(address, key, tls=options.tls))
+            parent = f"tenants/{tenant}/plans/{options.plan}"
+            t = time.perf_counter()
+            say("upload", f"uploading {sum(table_length(v) for v in tables.values())} rows")
+            client.upload(parent, tables.items())
+            times["upload"] = time.perf_counter() - t
+            t = time.perf_counter()
+            say("plan", "planning")
+            outcome = client.run_plan(
+                parent,
+                plan_date=plan_date,
+                mode=options.mode,
+                default_group=options.default_group,
+                run_id=run_id,
+                on_progress=lambda phase, frac: say("plan", f"{phase} {frac:.0%}"),
+            )
+            times["plan_and_stream"] = time.perf_counter() - t
+        t = time.perf_counter()
+        say("write", "writing the plan")
+        record = RunRecord(
+            run_id=run_id,
+            plan_id=options.plan,
+            mode=options.mode,  # type: ignore[arg-type]
+            plan_date=plan_date,
+            started_at=started_at,
+            finished_at=dt.datetime.now(dt.UTC),
+        )
+        written = write_run(engine, record, outcome.tables)
+        times["write"] = time.perf_counter() - t
+        return CycleReport(
+            run_id=run_id,
+            plan=options.plan,
+            plan_date=plan_date,
+            written=written,
+            input_rows={k: table_length(v) for k, v in tables.items()},
+            output_rows={k: table_length(v) for k, v in outcome.tables.items()},
+            phase_seconds=times,
+            engine_seconds=dict(outcome.run.phase_seconds),
+        )
+    finally:
+        engine.dispose()

@@ -1,0 +1,146 @@
+"""Read SCM tables into columnar chunks.
+
+Tables are streamed with a server-side cursor (``stream_results``) and each
+batch of ``chunk_rows`` rows becomes one chunk of column arrays at once, so
+memory holds one batch of driver rows at a time whatever the table's size.
+
+Columns are selected untyped (``sa.column(name)`` without a type) on purpose:
+SQLAlchemy then hands back the driver's raw values instead of processing them
+by *our* column types, and the conversion in :mod:`connector.columns` copes
+with whatever types the integrator's tables have (``NUMERIC`` -> ``Decimal``,
+SQLite dates as strings, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.expression import Executable
+
+from connector.columns import Table, column_from_values, concat_chunks
+from connector.schema import table_spec, verify_schema
+from server.engine.schema import INPUT_TABLES, TableSpec
+
+__all__ = ["DEFAULT_CHUNK_ROWS", "iter_table_chunks", "read_input", "read_table"]
+
+#: Rows per chunk: large enough to amortise driver round trips, small enough
+#: that one batch of Python row tuples stays a few tens of MB.
+DEFAULT_CHUNK_ROWS = 65536
+
+# Backends on which a multi-statement read gets one consistent snapshot at
+# REPEATABLE READ (PostgreSQL's default READ COMMITTED would give each table
+# its own snapshot, mixing states of a database that changes during the read).
+_SNAPSHOT_DIALECTS = ("postgresql", "mysql", "mariadb")
+
+
+def _select(spec: TableSpec) -> Executable:
+    """Select exactly ``spec``'s columns in canonical order, untyped."""
+    return sa.select(*(sa.column(name) for name in spec.column_names)).select_from(
+        sa.table(spec.name)
+    )
+
+
+def _chunk_from_rows(spec: TableSpec, rows: Sequence[Sequence[Any]]) -> Table:
+    """Turn one batch of rows into column arrays (one conversion per column)."""
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in spec.columns]
+    return {
+        c.name: column_from_values(spec.name, c, values)
+        for c, values in zip(spec.columns, columns, strict=True)
+    }
+
+
+@contextmanager
+def _connection(bind: Engine | Connection) -> Iterator[Connection]:
+    if isinstance(bind, Connection):
+        yield bind
+    else:
+        with bind.connect() as conn:
+            yield conn
+
+
+def iter_table_chunks(
+    engine: Engine | Connection,
+    table_name: str,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> Iterator[Table]:
+    """Stream one §4 table as chunks of column arrays.
+
+    Args:
+        engine: Engine or open connection to the SCM database. With an engine
+            the generator holds a connection until it is exhausted or closed.
+        table_name: Name of an input or result table of §4.
+        chunk_rows: Maximum rows per chunk; bounds the memory of one batch.
+
+    Yields:
+        Chunks of at most ``chunk_rows`` rows: column name -> 1-D array, the
+        spec's columns in canonical order, in the dtypes of
+        :mod:`server.engine.schema`. An empty table yields nothing.
+
+    Raises:
+        ValueError: ``chunk_rows`` is not positive.
+        KeyError: ``table_name`` is no §4 table.
+        ColumnDataError: A value cannot be converted to its column's kind.
+    """
+    if chunk_rows <= 0:
+        raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
+    spec = table_spec(table_name)
+    with _connection(engine) as conn:
+        # stream_results: a server-side cursor (psycopg named cursor, PyMySQL
+        # SSCursor); yield_per: fetch and buffer chunk_rows rows at a time.
+        result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(
+            _select(spec)
+        )
+        with result:
+            for rows in result.partitions(chunk_rows):
+                yield _chunk_from_rows(spec, rows)
+
+
+def read_table(
+    engine: Engine | Connection, table_name: str, chunk_rows: int = DEFAULT_CHUNK_ROWS
+) -> Table:
+    """Read a whole §4 table into one table of column arrays.
+
+    An empty table gives zero-length arrays of the right dtypes.
+    """
+    spec = table_spec(table_name)
+    return concat_chunks(spec, iter_table_chunks(engine, table_name, chunk_rows))
+
+
+def read_input(
+    engine: Engine | Connection, chunk_rows: int = DEFAULT_CHUNK_ROWS
+) -> dict[str, Table]:
+    """Read every input table of §4, after checking that they all exist.
+
+    The schema is verified first so that a missing table or column fails the
+    run with a :class:`~connector.errors.SchemaMismatch` naming it, before any
+    data is read. With an engine, all tables are read in one transaction at
+    ``REPEATABLE READ`` on PostgreSQL and MariaDB, so that the plan sees one
+    consistent state of a database that the ERP may be changing meanwhile.
+
+    Args:
+        engine: Engine or open connection to the SCM database.
+        chunk_rows: Rows fetched per batch (see :func:`iter_table_chunks`).
+
+    Returns:
+        Table name -> table of column arrays, for every input table.
+
+    Raises:
+        SchemaMismatch: An input table or column is missing.
+        ColumnDataError: A value cannot be converted to its column's kind.
+    """
+    verify_schema(engine, INPUT_TABLES)
+    if isinstance(engine, Connection):
+        return _read_all(engine, chunk_rows)
+    with engine.connect() as conn:
+        if conn.dialect.name in _SNAPSHOT_DIALECTS:
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            return _read_all(conn, chunk_rows)
+
+
+def _read_all(conn: Connection, chunk_rows: int) -> dict[str, Table]:
+    return {name: read_table(conn, name, chunk_rows) for name in INPUT_TABLES}

@@ -1,0 +1,188 @@
+"""The reference SCM schema (SPEC §4) as SQLAlchemy Core tables.
+
+The tables are derived from :mod:`server.engine.schema`, the single source of
+truth of names, so that the engine, the codec and the database cannot
+disagree. The same ``MetaData`` works on SQLite, PostgreSQL and MariaDB.
+
+Nullability: input columns are nullable except primary keys, because §4 lets
+an integrator's database hold NULL in any column (§5.2 gives the defaults).
+Result columns are ``NOT NULL`` unless §4 marks them ``?``: the connector
+writes them, and the database should refuse a broken result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from connector.errors import SchemaMismatch
+from server.engine.schema import INPUT_TABLES, RESULT_TABLES, ColumnKind, ColumnSpec, TableSpec
+
+__all__ = [
+    "ALL_TABLES",
+    "METADATA",
+    "SchemaMismatch",
+    "create_all",
+    "sql_table",
+    "table_spec",
+    "verify_schema",
+]
+
+#: Length of id columns. 255 keeps composite keys under MariaDB's 3072-byte
+#: index limit in utf8mb4 (4 bytes per character).
+ID_LENGTH = 255
+#: Length of columns that embed ids (refs such as ``PL:{item}/{wh}/{n}/{line}``).
+REF_LENGTH = 1024
+#: Planned-order ids are ``{item}/{warehouse}/{n}``; 512 still fits a key.
+PLANNED_ORDER_ID_LENGTH = 512
+
+#: Every §4 table spec by name, inputs first.
+ALL_TABLES: dict[str, TableSpec] = {**INPUT_TABLES, **RESULT_TABLES}
+
+METADATA = sa.MetaData()
+
+
+def _sql_type(column: ColumnSpec) -> sa.types.TypeEngine[Any]:
+    """Pick the SQL type of a §4 column.
+
+    Quantities are ``Double`` rather than ``Float``: on MariaDB a bare
+    ``FLOAT`` is single precision and would lose digits.
+    """
+    if column.kind is ColumnKind.STR:
+        if column.name == "text":
+            return sa.Text()
+        if column.name.endswith("_ref"):
+            return sa.String(REF_LENGTH)
+        if column.name == "planned_order_id":
+            return sa.String(PLANNED_ORDER_ID_LENGTH)
+        return sa.String(ID_LENGTH)
+    if column.kind is ColumnKind.INT:
+        return sa.Integer()
+    if column.kind is ColumnKind.DATE:
+        return sa.Date()
+    return sa.Double()
+
+
+def _build_table(spec: TableSpec, *, result: bool) -> sa.Table:
+    items: list[sa.schema.SchemaItem] = [
+        sa.Column(
+            c.name,
+            _sql_type(c),
+            primary_key=c.name in spec.primary_key,
+            nullable=c.name not in spec.primary_key and (c.nullable or not result),
+            autoincrement=False,
+        )
+        for c in spec.columns
+    ]
+    if spec.unique_key:
+        items.append(sa.UniqueConstraint(*spec.unique_key, name=_name("uq", spec, spec.unique_key)))
+    items.extend(sa.Index(_name("ix", spec, cols), *cols) for cols in spec.indexes)
+    # MariaDB: a transactional engine (the writer relies on rollback) and a
+    # character set that holds any id, whatever the server's default is.
+    return sa.Table(spec.name, METADATA, *items, mysql_engine="InnoDB", mysql_charset="utf8mb4")
+
+
+def _name(prefix: str, spec: TableSpec, columns: Iterable[str]) -> str:
+    return "_".join((prefix, spec.name, *columns))
+
+
+for _spec in INPUT_TABLES.values():
+    _build_table(_spec, result=False)
+for _spec in RESULT_TABLES.values():
+    _build_table(_spec, result=True)
+del _spec
+
+
+def table_spec(name: str) -> TableSpec:
+    """Return the §4 spec of table ``name`` (input or result).
+
+    Raises:
+        KeyError: ``name`` is no §4 table.
+    """
+    try:
+        return ALL_TABLES[name]
+    except KeyError:
+        raise KeyError(f"{name!r} is not a table of the SCM schema") from None
+
+
+def sql_table(name: str) -> sa.Table:
+    """Return the SQLAlchemy table of §4 table ``name``."""
+    table_spec(name)
+    return METADATA.tables[name]
+
+
+def create_all(engine: Engine | Connection) -> None:
+    """Create every §4 table (inputs and results) with its keys and indexes.
+
+    This is ``masterplan scm init``. Existing tables are left as they are
+    (``checkfirst``), so running it twice is harmless and never drops data.
+    """
+    METADATA.create_all(engine, checkfirst=True)
+
+
+def verify_schema(
+    engine: Engine | Connection,
+    tables: Iterable[str] | Mapping[str, TableSpec] = INPUT_TABLES,
+) -> None:
+    """Check that the database has every table and column the connector uses.
+
+    Only names are checked, not types: integrators create these tables
+    themselves, with ``NUMERIC`` or ``FLOAT`` quantities, and the reader
+    converts whatever the driver returns. A run must fail naming what is
+    missing (SPEC §4) rather than with a driver's SQL error.
+
+    Args:
+        engine: Engine or connection to the SCM database.
+        tables: Names of the tables to check, in the order to check them
+            (a mapping such as ``RESULT_TABLES`` is iterated for its keys).
+            Defaults to every input table.
+
+    Raises:
+        SchemaMismatch: The first missing table, or the first missing column
+            in canonical order of the first table that lacks one.
+        KeyError: A name is no §4 table.
+    """
+    specs = [table_spec(name) for name in tables]
+    inspector = sa.inspect(engine)
+    fold_table, fold_column = _folders(inspector.dialect.name)
+    existing = {fold_table(t): t for t in inspector.get_table_names()}
+    for spec in specs:
+        actual = existing.get(fold_table(spec.name))
+        if actual is None:
+            raise SchemaMismatch(
+                spec.name,
+                None,
+                f"table {spec.name!r} is missing from the SCM database "
+                "(`masterplan scm init` creates every table)",
+            )
+        have = {fold_column(c["name"]) for c in inspector.get_columns(actual)}
+        for column in spec.column_names:
+            if fold_column(column) not in have:
+                raise SchemaMismatch(
+                    spec.name,
+                    column,
+                    f"table {spec.name!r} has no column {column!r}",
+                )
+
+
+def _folders(dialect_name: str) -> tuple[Callable[[str], str], Callable[[str], str]]:
+    """Return how to compare table names and column names on this backend.
+
+    SQLite matches table and column names case-insensitively and MariaDB
+    column names (its table names follow the file system, case-sensitive on
+    Linux), so ``ITEM_ID`` answers to ``item_id`` there. PostgreSQL folds
+    unquoted names to lower case at creation, so a mixed-case name there
+    really is another name.
+    """
+    if dialect_name == "sqlite":
+        return str.lower, str.lower
+    if dialect_name in ("mysql", "mariadb"):
+        return _identity, str.lower
+    return _identity, _identity
+
+
+def _identity(name: str) -> str:
+    return name

@@ -1,0 +1,137 @@
+"""The gRPC server process: wiring, health, reflection, graceful shutdown."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent import futures
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from masterplan.v1 import (
+    planning_data_pb2,
+    planning_data_pb2_grpc,
+    planning_pb2,
+    planning_pb2_grpc,
+    tenant_admin_pb2,
+    tenant_admin_pb2_grpc,
+)
+
+from server.config import ServerConfig
+from server.servicers.admin import TenantAdminServicer
+from server.servicers.data import PlanningDataServicer
+from server.servicers.planning import PlanningServicer
+from server.store import Stores
+from tenancy.interceptor import AuthInterceptor
+from tenancy.keys import AdminCredential
+from tenancy.quotas import QuotaLedger
+from tenancy.registry import TenantRegistry
+
+__all__ = ["RunningServer", "serve_forever", "start_server"]
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = (
+    tenant_admin_pb2.DESCRIPTOR.services_by_name["TenantAdmin"].full_name,
+    planning_data_pb2.DESCRIPTOR.services_by_name["PlanningData"].full_name,
+    planning_pb2.DESCRIPTOR.services_by_name["Planning"].full_name,
+)
+
+
+@dataclass
+class RunningServer:
+    """A started server and what a test or the CLI needs to talk to it and stop it."""
+
+    server: grpc.Server
+    port: int
+    health: health.HealthServicer
+    stores: Stores
+    registry: TenantRegistry
+    config: ServerConfig
+
+    @property
+    def address(self) -> str:
+        return f"{self.config.host}:{self.port}"
+
+    def stop(self, grace: float | None = None) -> None:
+        """Drain: health turns NOT_SERVING, in-flight calls get ``grace`` seconds."""
+        self.health.enter_graceful_shutdown()
+        self.server.stop(self.config.grace_seconds if grace is None else grace).wait()
+        self.registry.close()
+
+
+def start_server(config: ServerConfig, admin: AdminCredential) -> RunningServer:
+    """Build and start the server; returns once it listens."""
+    registry = TenantRegistry(config.registry_url)
+    stores = Stores()
+    ledger = QuotaLedger(config.quotas)
+    options = [
+        ("grpc.max_receive_message_length", config.max_message_bytes),
+        ("grpc.max_send_message_length", config.max_message_bytes),
+        ("grpc.keepalive_time_ms", config.keepalive_seconds * 1000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ("grpc.so_reuseport", 0),
+    ]
+    server = grpc.server(
+        futures.ThreadPoolExecutor(
+            max_workers=config.max_workers, thread_name_prefix="masterplan-rpc"
+        ),
+        interceptors=[AuthInterceptor(registry, admin)],
+        options=options,
+        maximum_concurrent_rpcs=config.max_concurrent_rpcs,
+    )
+    tenant_admin_pb2_grpc.add_TenantAdminServicer_to_server(
+        TenantAdminServicer(registry, stores, ledger), server
+    )
+    planning_data_pb2_grpc.add_PlanningDataServicer_to_server(
+        PlanningDataServicer(stores, ledger, config.quotas), server
+    )
+    planning_pb2_grpc.add_PlanningServicer_to_server(
+        PlanningServicer(stores, ledger, config.result_chunk_rows), server
+    )
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    address = f"{config.host}:{config.port}"
+    if config.tls is not None:
+        creds = grpc.ssl_server_credentials(
+            [(config.tls.private_key, config.tls.cert_chain)],
+            root_certificates=config.tls.client_ca,
+            require_client_auth=config.tls.client_ca is not None,
+        )
+        port = server.add_secure_port(address, creds)
+    else:
+        port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot listen on {address}")
+    server.start()
+    for name in ("", *SERVICE_NAMES):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("masterplan server listening on %s:%d", config.host, port)
+    return RunningServer(server, port, health_servicer, stores, registry, config)
+
+
+def serve_forever(
+    config: ServerConfig, admin: AdminCredential, ready: threading.Event | None = None
+) -> None:
+    """Run until SIGTERM or SIGINT, then drain gracefully."""
+    running = start_server(config, admin)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        log.info("signal %d: draining (grace %.0f s)", signum, config.grace_seconds)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    print(f"masterplan server listening on {running.address}", flush=True)
+    if ready is not None:
+        ready.set()
+    stop.wait()
+    running.stop()

@@ -1,0 +1,57 @@
+"""Server configuration: one frozen dataclass built once at start-up and passed down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tenancy.quotas import Quotas
+
+__all__ = ["ServerConfig", "TlsConfig"]
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    """PEM bytes for server TLS; with ``client_ca`` clients must present a certificate."""
+
+    cert_chain: bytes
+    private_key: bytes
+    client_ca: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Everything ``masterplan serve`` can be told.
+
+    Attributes:
+        host: Interface to listen on; loopback by default, so that a server
+            is reachable from elsewhere only when asked.
+        port: TCP port; 0 picks a free one (tests, the embedded server).
+        registry_url: SQLAlchemy URL of the tenant registry.
+        max_message_bytes: Limit of one gRPC message in either direction.
+            Chunks are far smaller; the limit stops a hostile peer.
+        max_workers: Threads serving RPCs (each streaming call holds one).
+        max_concurrent_rpcs: Calls in progress before new ones are refused
+            with ``RESOURCE_EXHAUSTED``.
+        result_chunk_rows: Default rows per result chunk.
+        quotas: Per-tenant limits.
+        tls: TLS material, or None for plaintext (loopback use).
+        dask_address: Scheduler address for planning clusters on Dask
+            distributed; None plans in-process.
+        grace_seconds: How long SIGTERM lets in-flight calls finish.
+        keepalive_seconds: Interval of HTTP/2 keepalive pings to clients.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 50151
+    registry_url: str = "sqlite:///masterplan-registry.db"
+    max_message_bytes: int = 64 * MiB
+    max_workers: int = 16
+    max_concurrent_rpcs: int = 64
+    result_chunk_rows: int = 32_768
+    quotas: Quotas = field(default_factory=Quotas)
+    tls: TlsConfig | None = None
+    dask_address: str | None = None
+    grace_seconds: float = 30.0
+    keepalive_seconds: int = 60

@@ -1,0 +1,55 @@
+"""Conversions between domain records and protobuf messages (the servicers' boundary)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from google.protobuf import timestamp_pb2
+from masterplan.v1 import planning_pb2, tenant_admin_pb2
+
+from server.names import run_name
+from server.store import RunRecord
+from tenancy.registry import Tenant
+
+MODES = {
+    planning_pb2.RUN_MODE_UNSPECIFIED: "regeneration",
+    planning_pb2.RUN_MODE_REGENERATION: "regeneration",
+    planning_pb2.RUN_MODE_NET_CHANGE: "net_change",
+}
+MODE_ENUM = {
+    "regeneration": planning_pb2.RUN_MODE_REGENERATION,
+    "net_change": planning_pb2.RUN_MODE_NET_CHANGE,
+}
+
+
+def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def tenant_to_proto(t: Tenant) -> tenant_admin_pb2.Tenant:
+    return tenant_admin_pb2.Tenant(
+        name=f"tenants/{t.name}",
+        tenant_id=t.name,
+        create_time=timestamp(t.created_at),
+        key_prefix=t.key_prefix,
+    )
+
+
+def run_to_proto(tenant: str, r: RunRecord) -> planning_pb2.PlanRun:
+    return planning_pb2.PlanRun(
+        name=run_name(tenant, r.plan_id, r.run_id),
+        run_id=r.run_id,
+        state=planning_pb2.PlanRun.State.Value(r.state),
+        mode=MODE_ENUM[r.mode],
+        plan_date=r.plan_date.isoformat(),
+        create_time=timestamp(r.create_time),
+        end_time=timestamp(r.end_time),
+        row_counts=r.row_counts,
+        phase_seconds=r.phase_seconds,
+        error=r.error,
+        dataset_version=r.dataset_version,
+    )

@@ -1,0 +1,60 @@
+"""TenantAdmin: provisioning with the admin credential."""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import empty_pb2
+from masterplan.v1 import tenant_admin_pb2 as pb
+from masterplan.v1 import tenant_admin_pb2_grpc
+
+from server.errors import InvalidArgument, funnel
+from server.servicers._convert import tenant_to_proto
+from server.store import Stores
+from tenancy.quotas import QuotaLedger
+from tenancy.registry import TenantRegistry
+
+
+def _tenant_of(name: str) -> str:
+    prefix = "tenants/"
+    if not name.startswith(prefix) or "/" in name[len(prefix) :]:
+        raise InvalidArgument(f"name must be tenants/{{tenant}}, got {name!r}", field="name")
+    return name[len(prefix) :]
+
+
+class TenantAdminServicer(tenant_admin_pb2_grpc.TenantAdminServicer):
+    def __init__(self, registry: TenantRegistry, stores: Stores, ledger: QuotaLedger) -> None:
+        self._registry = registry
+        self._stores = stores
+        self._ledger = ledger
+
+    @funnel
+    def InstallTenant(
+        self, request: pb.InstallTenantRequest, context: grpc.ServicerContext
+    ) -> pb.InstallTenantResponse:
+        tenant, key = self._registry.install(request.tenant_id)
+        return pb.InstallTenantResponse(tenant=tenant_to_proto(tenant), api_key=key)
+
+    @funnel
+    def UninstallTenant(
+        self, request: pb.UninstallTenantRequest, context: grpc.ServicerContext
+    ) -> empty_pb2.Empty:
+        tenant = self._registry.uninstall(_tenant_of(request.name))
+        self._stores.drop(tenant.tenant_id)
+        self._ledger.release(tenant.tenant_id)
+        return empty_pb2.Empty()
+
+    @funnel
+    def RotateApiKey(
+        self, request: pb.RotateApiKeyRequest, context: grpc.ServicerContext
+    ) -> pb.RotateApiKeyResponse:
+        name = _tenant_of(request.name)
+        key = self._registry.rotate_key(name)
+        return pb.RotateApiKeyResponse(
+            tenant=tenant_to_proto(self._registry.get(name)), api_key=key
+        )
+
+    @funnel
+    def ListTenants(
+        self, request: pb.ListTenantsRequest, context: grpc.ServicerContext
+    ) -> pb.ListTenantsResponse:
+        return pb.ListTenantsResponse(tenants=[tenant_to_proto(t) for t in self._registry.list()])

@@ -1,0 +1,212 @@
+"""Fixtures for the connector tests: one database per test on each backend.
+
+``db_url`` runs a test on SQLite (a file in ``tmp_path``, always), on
+PostgreSQL and on MariaDB (when reachable). The server URLs come from
+``MASTERPLAN_TEST_POSTGRES_URL`` and ``MASTERPLAN_TEST_MARIADB_URL``. Tests
+share those servers (and the database ``test``) with other test runs, so each
+test gets its own PostgreSQL schema or MariaDB database, dropped afterwards.
+
+``create_plain_tables`` builds §4 tables with hand-written SQL DDL, never
+through ``connector.schema``, so that the reader and ``verify_schema`` are
+tested against tables the way an integrator would create them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+
+from server.engine.schema import INPUT_TABLES, RESULT_TABLES, ColumnKind, TableSpec
+
+POSTGRES_URL = os.environ.get(
+    "MASTERPLAN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+MARIADB_URL = os.environ.get(
+    "MASTERPLAN_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test"
+)
+
+_reachability: dict[str, str | None] = {}
+
+
+def _unreachable_reason(url: str, label: str, env: str) -> str | None:
+    """Return why the server at ``url`` cannot be used, or ``None`` if it can.
+
+    Checked once per session, with a short connect timeout so that a stopped
+    server costs seconds, not minutes.
+    """
+    if url not in _reachability:
+        try:
+            engine = sa.create_engine(url, connect_args={"connect_timeout": 3})
+            with engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            engine.dispose()
+            _reachability[url] = None
+        except Exception as exc:  # any driver error means "not usable here"
+            shown = make_url(url).render_as_string(hide_password=True)
+            first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            _reachability[url] = f"{label} not reachable at {shown} (set {env}): {first_line}"
+    return _reachability[url]
+
+
+def _postgres_url() -> Iterator[str]:
+    reason = _unreachable_reason(POSTGRES_URL, "PostgreSQL", "MASTERPLAN_TEST_POSTGRES_URL")
+    if reason:
+        pytest.skip(reason)
+    schema = f"mp_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        # psycopg passes `options` to the server: every connection of the
+        # test's engines then resolves unqualified names in its own schema.
+        yield (
+            make_url(POSTGRES_URL)
+            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .render_as_string(hide_password=False)
+        )
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.dispose()
+
+
+def _mariadb_url() -> Iterator[str]:
+    reason = _unreachable_reason(MARIADB_URL, "MariaDB", "MASTERPLAN_TEST_MARIADB_URL")
+    if reason:
+        pytest.skip(reason)
+    database = f"mp_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(MARIADB_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4")
+    try:
+        yield make_url(MARIADB_URL).set(database=database).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{database}`")
+        admin.dispose()
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ]
+)
+def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    """URL of an empty database of its own for this test, on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'scm.db'}"
+    elif request.param == "postgresql":
+        yield from _postgres_url()
+    else:
+        yield from _mariadb_url()
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """Engine on ``db_url``, disposed after the test."""
+    eng = sa.create_engine(db_url)
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+
+
+# --- plain-SQL tables ----------------------------------------------------------------
+
+
+def _plain_type(dialect: str, kind: ColumnKind) -> str:
+    # NUMERIC on the servers exercises the Decimal path of the reader; on
+    # SQLite, NUMERIC affinity stores 2.0 as the integer 2 (the int path).
+    return {
+        ColumnKind.STR: "TEXT" if dialect == "sqlite" else "VARCHAR(200)",
+        ColumnKind.FLOAT: "NUMERIC(18, 6)",
+        ColumnKind.INT: "INTEGER",
+        ColumnKind.DATE: "DATE",
+    }[kind]
+
+
+def plain_ddl(
+    engine: Engine,
+    spec: TableSpec,
+    *,
+    without: Iterable[str] = (),
+    types: Mapping[str, str] | None = None,
+) -> str:
+    """Hand-written ``CREATE TABLE`` for ``spec`` (all columns nullable)."""
+    quote = engine.dialect.identifier_preparer.quote
+    skip = set(without)
+    overrides = dict(types or {})
+    columns = [
+        f"{quote(c.name)} {overrides.get(c.name) or _plain_type(engine.dialect.name, c.kind)}"
+        for c in spec.columns
+        if c.name not in skip
+    ]
+    return f"CREATE TABLE {quote(spec.name)} ({', '.join(columns)})"
+
+
+CreatePlain = Callable[..., None]
+
+
+@pytest.fixture
+def create_plain_tables(engine: Engine) -> CreatePlain:
+    """Create §4 tables with plain SQL.
+
+    Call as ``create_plain_tables(names=None, skip_tables=(), without={table:
+    [columns]}, types={table: {column: sql_type}})``; ``names`` defaults to
+    every input table.
+    """
+
+    def create(
+        names: Sequence[str] | None = None,
+        *,
+        skip_tables: Iterable[str] = (),
+        without: Mapping[str, Iterable[str]] | None = None,
+        types: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
+        specs = {**INPUT_TABLES, **RESULT_TABLES}
+        skipped = set(skip_tables)
+        with engine.begin() as conn:
+            for name in names or list(INPUT_TABLES):
+                if name in skipped:
+                    continue
+                ddl = plain_ddl(
+                    engine,
+                    specs[name],
+                    without=(without or {}).get(name, ()),
+                    types=(types or {}).get(name),
+                )
+                conn.exec_driver_sql(ddl)
+
+    return create
+
+
+def insert_plain(engine: Engine, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert rows with a plain-SQL ``INSERT`` (dates given as ISO strings)."""
+    if not rows:
+        return
+    quote = engine.dialect.identifier_preparer.quote
+    names = list(rows[0])
+    statement = sa.text(
+        f"INSERT INTO {quote(table)} ({', '.join(quote(n) for n in names)}) "
+        f"VALUES ({', '.join(':' + n for n in names)})"
+    )
+    with engine.begin() as conn:
+        conn.execute(statement, [dict(r) for r in rows])
+
+
+@pytest.fixture
+def insert_rows(engine: Engine) -> Callable[[str, Sequence[Mapping[str, Any]]], None]:
+    """``insert_rows(table, rows)``: plain-SQL insert into the test's database."""
+
+    def insert(table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        insert_plain(engine, table, rows)
+
+    return insert

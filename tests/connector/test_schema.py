@@ -1,0 +1,157 @@
+"""Tests of connector.schema: ``scm init`` tables and schema verification."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from connector.errors import SchemaMismatch
+from connector.schema import METADATA, create_all, sql_table, verify_schema
+from server.engine.schema import INPUT_TABLES, RESULT_TABLES
+
+CreatePlain = Callable[..., None]
+
+
+def test_metadata_mirrors_the_engine_schema() -> None:
+    assert set(METADATA.tables) == set(INPUT_TABLES) | set(RESULT_TABLES)
+    for name, spec in {**INPUT_TABLES, **RESULT_TABLES}.items():
+        table = METADATA.tables[name]
+        assert [c.name for c in table.columns] == list(spec.column_names)
+        assert tuple(c.name for c in table.primary_key.columns) == spec.primary_key
+
+
+def test_result_columns_are_not_null_unless_marked() -> None:
+    for name, spec in RESULT_TABLES.items():
+        for column in spec.columns:
+            assert sql_table(name).c[column.name].nullable == column.nullable, (name, column)
+
+
+def test_create_all_is_idempotent_and_passes_verification(engine: Engine) -> None:
+    create_all(engine)
+    create_all(engine)
+    assert set(sa.inspect(engine).get_table_names()) >= set(METADATA.tables)
+    verify_schema(engine, INPUT_TABLES)
+    verify_schema(engine, RESULT_TABLES)
+
+
+def test_create_all_keeps_existing_rows(engine: Engine) -> None:
+    create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(sql_table("items").insert(), [{"item_id": "A", "lead_time_days": 3}])
+    create_all(engine)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sql_table("items").c.item_id)).scalars().all() == ["A"]
+
+
+def test_create_all_creates_keys_and_indexes(engine: Engine) -> None:
+    create_all(engine)
+    inspector = sa.inspect(engine)
+    for name, spec in {**INPUT_TABLES, **RESULT_TABLES}.items():
+        pk = inspector.get_pk_constraint(name)["constrained_columns"]
+        assert tuple(pk) == spec.primary_key, name
+        unique = {
+            tuple(map(str, u["column_names"])) for u in inspector.get_unique_constraints(name)
+        }
+        # MariaDB reports a unique key as a unique index as well.
+        unique |= {
+            tuple(map(str, i["column_names"])) for i in inspector.get_indexes(name) if i["unique"]
+        }
+        if spec.unique_key:
+            assert spec.unique_key in unique, name
+        indexed = {tuple(map(str, i["column_names"])) for i in inspector.get_indexes(name)}
+        for columns in spec.indexes:
+            assert columns in indexed, (name, columns)
+
+
+def test_unique_key_is_enforced(engine: Engine) -> None:
+    create_all(engine)
+    row = {"order_id": "S1", "line_no": 1, "item_id": "A", "warehouse_id": "W", "qty": 1.0}
+    with engine.begin() as conn:
+        conn.execute(sql_table("sales_lines").insert(), [row])
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        conn.execute(sql_table("sales_lines").insert(), [row])
+
+
+def test_quantities_keep_double_precision(engine: Engine) -> None:
+    # A bare FLOAT on MariaDB is single precision; quantities must round-trip.
+    create_all(engine)
+    qty = 0.1 + 1e-12
+    with engine.begin() as conn:
+        conn.execute(
+            sql_table("on_hand").insert(), [{"item_id": "A", "warehouse_id": "W", "qty": qty}]
+        )
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sql_table("on_hand").c.qty)).scalar_one() == qty
+
+
+def test_verify_accepts_plain_sql_tables(engine: Engine, create_plain_tables: CreatePlain) -> None:
+    create_plain_tables()
+    verify_schema(engine)
+
+
+def test_missing_input_table_is_named(engine: Engine, create_plain_tables: CreatePlain) -> None:
+    create_plain_tables(skip_tables=["forecasts"])
+    with pytest.raises(SchemaMismatch) as info:
+        verify_schema(engine)
+    assert (info.value.table, info.value.column) == ("forecasts", None)
+    assert "'forecasts'" in str(info.value)
+
+
+def test_missing_input_column_is_named(engine: Engine, create_plain_tables: CreatePlain) -> None:
+    create_plain_tables(without={"sales_lines": ["priority"]})
+    with pytest.raises(SchemaMismatch) as info:
+        verify_schema(engine)
+    assert (info.value.table, info.value.column) == ("sales_lines", "priority")
+    assert "'sales_lines'" in str(info.value) and "'priority'" in str(info.value)
+
+
+def test_first_missing_thing_is_reported_in_canonical_order(
+    engine: Engine, create_plain_tables: CreatePlain
+) -> None:
+    create_plain_tables(
+        skip_tables=["forecasts"], without={"items": ["multiple_qty", "lead_time_days"]}
+    )
+    with pytest.raises(SchemaMismatch) as info:
+        verify_schema(engine)
+    assert (info.value.table, info.value.column) == ("items", "lead_time_days")
+
+
+def test_result_tables_are_verified_separately(
+    engine: Engine, create_plain_tables: CreatePlain
+) -> None:
+    create_plain_tables()
+    verify_schema(engine, INPUT_TABLES)
+    with pytest.raises(SchemaMismatch) as info:
+        verify_schema(engine, RESULT_TABLES)
+    assert (info.value.table, info.value.column) == ("plans", None)
+
+    create_plain_tables(list(RESULT_TABLES), without={"delay_messages": ["delay_days"]})
+    with pytest.raises(SchemaMismatch) as info:
+        verify_schema(engine, RESULT_TABLES)
+    assert (info.value.table, info.value.column) == ("delay_messages", "delay_days")
+
+
+def test_verify_subset_of_tables(engine: Engine, create_plain_tables: CreatePlain) -> None:
+    create_plain_tables(["items", "warehouses"])
+    verify_schema(engine, ["items", "warehouses"])
+    with pytest.raises(KeyError, match="not a table"):
+        verify_schema(engine, ["nonsense"])
+
+
+def test_schema_mismatch_pickles() -> None:
+    error = pickle.loads(pickle.dumps(SchemaMismatch("items", "item_id", "msg")))
+    assert (error.table, error.column, error.message) == ("items", "item_id", "msg")
+
+
+def test_column_names_match_case_insensitively_on_sqlite(tmp_path: object) -> None:
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/case.db")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE Items (ITEM_ID TEXT)")
+    with pytest.raises(SchemaMismatch) as info:
+        verify_schema(engine, ["items"])
+    assert info.value.column == "default_order_type"
+    engine.dispose()

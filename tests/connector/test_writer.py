@@ -1,0 +1,387 @@
+"""Tests of connector.writer: atomic, idempotent write-back of plan results."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from connector import writer
+from connector.errors import InvalidResult, SchemaMismatch
+from connector.reader import read_table
+from connector.schema import create_all, sql_table
+from connector.writer import RunRecord, prune_runs, write_run
+from server.engine.schema import PLAN_OUTPUT_TABLES, RESULT_TABLES, ColumnKind
+
+Results = dict[str, dict[str, np.ndarray]]
+
+T0 = dt.date(2024, 3, 1)
+
+
+def _dates(days: np.ndarray) -> np.ndarray:
+    return np.datetime64(T0, "D") + days.astype("timedelta64[D]")
+
+
+def make_results(n: int, tag: str = "r") -> Results:
+    """Synthetic results of ``n`` rows per table, with NULLs where §4 allows them."""
+    i = np.arange(n)
+    ids = np.array([f"{tag}-{k}" for k in i], dtype=object)
+    some_null = np.array([None if k % 3 == 0 else f"V{k}" for k in i], dtype=object)
+    qty = i * 1.25 + 0.1
+    nat_every_4th = _dates(i).copy()
+    nat_every_4th[i % 4 == 0] = np.datetime64("NaT")
+    nan_every_4th = np.where(i % 4 == 0, np.nan, qty)
+    item = np.array([f"I{k % 7}" for k in i], dtype=object)
+    wh = np.full(n, "W1", dtype=object)
+    return {
+        "planned_orders": {
+            "planned_order_id": ids,
+            "item_id": item,
+            "warehouse_id": wh,
+            "order_type": np.full(n, "purchase", dtype=object),
+            "qty": qty,
+            "order_date": _dates(i),
+            "due_date": _dates(i + 2),
+            "requirement_date": _dates(i + 3),
+            "from_warehouse_id": np.full(n, None, dtype=object),
+            "vendor_id": some_null,
+            "bom_id": some_null,
+            "firmed": (i % 2).astype(np.float64),
+        },
+        "pegging": {
+            "item_id": item,
+            "warehouse_id": wh,
+            "supply_kind": np.full(n, "pl", dtype=object),
+            "supply_ref": np.array([f"PL:{x}" for x in ids], dtype=object),
+            "supply_date": _dates(i),
+            "demand_kind": np.full(n, "so", dtype=object),
+            "demand_ref": np.array([f"SO:{tag}/{k}" for k in i], dtype=object),
+            "demand_date": _dates(i + 1),
+            "qty": qty,
+        },
+        "action_messages": {
+            "supply_kind": np.full(n, "po", dtype=object),
+            "supply_ref": np.array([f"PO:{tag}/{k}" for k in i], dtype=object),
+            "item_id": item,
+            "warehouse_id": wh,
+            "action": np.full(n, "advance", dtype=object),
+            "receipt_date": _dates(i),
+            "receipt_qty": qty,
+            "suggested_date": nat_every_4th,
+            "suggested_qty": nan_every_4th,
+        },
+        "delay_messages": {
+            "demand_kind": np.full(n, "so", dtype=object),
+            "demand_ref": np.array([f"SO:{tag}/{k}" for k in i], dtype=object),
+            "item_id": item,
+            "warehouse_id": wh,
+            "requirement_date": _dates(i),
+            "futures_date": nat_every_4th,
+            "delay_days": np.where(i % 4 == 0, np.nan, i.astype(np.float64)),
+        },
+        "plan_messages": {
+            "severity": np.full(n, "warning", dtype=object),
+            "code": np.full(n, "UNKNOWN_ITEM", dtype=object),
+            "item_id": some_null,
+            "warehouse_id": some_null,
+            "text": np.array(
+                [f"message {k}: ünïcode, tab\tand newline\n" for k in i], dtype=object
+            ),
+        },
+    }
+
+
+def run_record(run_id: str, plan_id: str = "main", minute: int = 0) -> RunRecord:
+    start = dt.datetime(2024, 3, 1, 8, minute, tzinfo=dt.UTC)
+    return RunRecord(
+        run_id=run_id,
+        plan_id=plan_id,
+        mode="regeneration",
+        plan_date=T0,
+        started_at=start,
+        finished_at=start + dt.timedelta(seconds=30),
+    )
+
+
+def current_run(engine: Engine, plan_id: str = "main") -> str | None:
+    plans = sql_table("plans")
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(plans.c.current_run_id).where(plans.c.plan_id == plan_id)
+        ).first()
+    return None if row is None else row[0]
+
+
+def rows_of_run(engine: Engine, table: str, run_id: str) -> int:
+    t = sql_table(table)
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(sa.func.count()).select_from(t).where(t.c.run_id == run_id)
+        ).scalar_one()
+
+
+def _rows(table: Mapping[str, np.ndarray], columns: list[str]) -> list[tuple[Any, ...]]:
+    """Rows as comparable tuples (NaN -> None, NaT -> None), sorted."""
+
+    def norm(v: Any) -> Any:
+        if isinstance(v, float) and np.isnan(v):
+            return None
+        if isinstance(v, np.datetime64):
+            return None if np.isnat(v) else str(v)
+        return v
+
+    return sorted(
+        (tuple(norm(table[c][k]) for c in columns) for k in range(len(table[columns[0]]))),
+        key=repr,
+    )
+
+
+@pytest.fixture
+def scm(engine: Engine) -> Engine:
+    create_all(engine)
+    return engine
+
+
+@pytest.mark.parametrize("n", [0, 1, 57])
+def test_write_and_read_back(scm: Engine, n: int) -> None:
+    results = make_results(n)
+    assert write_run(scm, run_record("run-1"), results, batch_rows=10) is True
+
+    for name in PLAN_OUTPUT_TABLES:
+        stored = read_table(scm, name)
+        assert set(stored["run_id"].tolist()) <= {"run-1"}
+        columns = [c for c in RESULT_TABLES[name].column_names if c != "run_id"]
+        assert _rows(stored, columns) == _rows(results[name], columns), name
+
+    runs = read_table(scm, "plan_runs")
+    assert runs["run_id"].tolist() == ["run-1"]
+    assert runs["plan_id"].tolist() == ["main"]
+    assert runs["mode"].tolist() == ["regeneration"]
+    assert runs["status"].tolist() == ["completed"]
+    assert runs["plan_date"].tolist() == [T0]
+    assert runs["started_at"].tolist() == ["2024-03-01T08:00:00.000000+00:00"]
+    assert runs["finished_at"].tolist() == ["2024-03-01T08:00:30.000000+00:00"]
+    for column in (
+        "planned_order_count",
+        "pegging_count",
+        "action_message_count",
+        "delay_message_count",
+        "plan_message_count",
+    ):
+        assert runs[column].tolist() == [float(n)]
+    assert current_run(scm) == "run-1"
+
+
+def test_integer_columns_are_written_as_integers(scm: Engine) -> None:
+    write_run(scm, run_record("run-1"), make_results(5))
+    delays, orders = sql_table("delay_messages"), sql_table("planned_orders")
+    with scm.connect() as conn:
+        days = conn.execute(sa.select(delays.c.delay_days)).scalars().all()
+        firmed = conn.execute(sa.select(orders.c.firmed)).scalars().all()
+        raw = conn.exec_driver_sql("SELECT firmed FROM planned_orders").scalars().all()
+    assert sorted(days, key=lambda d: -1 if d is None else d) == [None, None, 1, 2, 3]
+    assert all(type(d) is int for d in days if d is not None)
+    assert sorted(firmed) == [0, 0, 0, 1, 1]
+    assert all(type(f) is int for f in raw)  # not 1.0 stored as REAL on SQLite
+
+
+def test_current_run_switches_and_old_rows_stay(scm: Engine) -> None:
+    assert write_run(scm, run_record("run-1"), make_results(4, "a"))
+    assert write_run(scm, run_record("run-2", minute=5), make_results(6, "b"))
+    assert current_run(scm) == "run-2"
+    assert rows_of_run(scm, "pegging", "run-1") == 4
+    assert rows_of_run(scm, "pegging", "run-2") == 6
+    # Another plan is independent.
+    assert write_run(scm, run_record("run-3", plan_id="what-if"), make_results(1, "c"))
+    assert current_run(scm) == "run-2"
+    assert current_run(scm, "what-if") == "run-3"
+
+
+def test_replay_is_a_no_op(scm: Engine) -> None:
+    assert write_run(scm, run_record("run-1"), make_results(3, "a")) is True
+    assert write_run(scm, run_record("run-2", minute=5), make_results(2, "b")) is True
+    # Replaying run-1 (even with other content) changes nothing, not even the
+    # current run.
+    assert write_run(scm, run_record("run-1"), make_results(9, "z")) is False
+    assert current_run(scm) == "run-2"
+    assert rows_of_run(scm, "planned_orders", "run-1") == 3
+    assert rows_of_run(scm, "plan_runs", "run-1") == 1
+
+
+def _fail_on_third_table(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make the writer fail right after it inserted the rows of its 3rd table."""
+    real = writer._insert_rows
+    done: list[str] = []
+
+    def insert_then_fail(conn: Any, spec: Any, *args: Any, **kwargs: Any) -> None:
+        real(conn, spec, *args, **kwargs)
+        done.append(spec.name)
+        if len(done) == 3:
+            raise RuntimeError(f"injected failure after {spec.name}")
+
+    monkeypatch.setattr(writer, "_insert_rows", insert_then_fail)
+    return done
+
+
+def test_failure_midway_keeps_previous_plan(scm: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert write_run(scm, run_record("run-1"), make_results(4, "a"))
+    done = _fail_on_third_table(monkeypatch)
+    with pytest.raises(RuntimeError, match="injected failure after action_messages"):
+        write_run(scm, run_record("run-2", minute=5), make_results(25, "b"), batch_rows=10)
+    assert done == ["planned_orders", "pegging", "action_messages"]
+
+    assert current_run(scm) == "run-1"
+    for name in (*PLAN_OUTPUT_TABLES, "plan_runs"):
+        assert rows_of_run(scm, name, "run-2") == 0, name
+        assert rows_of_run(scm, name, "run-1") == (1 if name == "plan_runs" else 4), name
+
+    # Nothing was left behind: the same run can be written afterwards.
+    monkeypatch.undo()
+    assert write_run(scm, run_record("run-2", minute=5), make_results(25, "b")) is True
+    assert current_run(scm) == "run-2"
+    assert rows_of_run(scm, "pegging", "run-2") == 25
+
+
+def test_failure_of_a_first_run_leaves_no_plan(
+    scm: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fail_on_third_table(monkeypatch)
+    with pytest.raises(RuntimeError):
+        write_run(scm, run_record("run-1"), make_results(3))
+    with scm.connect() as conn:
+        for name in (*PLAN_OUTPUT_TABLES, "plan_runs", "plans"):
+            count = conn.execute(sa.select(sa.func.count()).select_from(sql_table(name)))
+            assert count.scalar_one() == 0, name
+
+
+def test_database_refusal_rolls_back(scm: Engine) -> None:
+    # Rows that pass the writer's validation but that the database refuses:
+    # an integrator's plan_messages with a CHECK that rejects every warning,
+    # hit by the last output table (after four tables' rows went in).
+    assert write_run(scm, run_record("run-1"), make_results(2, "a"))
+    with scm.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE plan_messages")
+        conn.exec_driver_sql(
+            "CREATE TABLE plan_messages (run_id VARCHAR(255), severity VARCHAR(255), "
+            "code VARCHAR(255), item_id VARCHAR(255), warehouse_id VARCHAR(255), "
+            "text VARCHAR(255), CHECK (severity <> 'warning'))"
+        )
+    with pytest.raises(sa.exc.DBAPIError):
+        write_run(scm, run_record("run-2", minute=5), make_results(3, "b"))
+    assert current_run(scm) == "run-1"
+    for name in (*PLAN_OUTPUT_TABLES, "plan_runs"):
+        assert rows_of_run(scm, name, "run-2") == 0, name
+
+
+@pytest.mark.parametrize(
+    ("mutate", "table", "column"),
+    [
+        (lambda r: r.pop("pegging"), "pegging", None),
+        (
+            lambda r: r["delay_messages"].pop("requirement_date"),
+            "delay_messages",
+            "requirement_date",
+        ),
+        (
+            lambda r: r["plan_messages"].__setitem__("run_id", np.full(3, "x", dtype=object)),
+            "plan_messages",
+            "run_id",
+        ),
+        (lambda r: r["plan_messages"].__setitem__("typo", np.zeros(3)), "plan_messages", "typo"),
+        (lambda r: r["pegging"].__setitem__("qty", np.zeros(2)), "pegging", "qty"),
+        (
+            lambda r: r["planned_orders"]["item_id"].__setitem__(1, None),
+            "planned_orders",
+            "item_id",
+        ),
+        (lambda r: r["planned_orders"]["qty"].__setitem__(1, np.nan), "planned_orders", "qty"),
+        (
+            lambda r: r["action_messages"]["receipt_date"].__setitem__(0, np.datetime64("NaT")),
+            "action_messages",
+            "receipt_date",
+        ),
+    ],
+)
+def test_invalid_results_write_nothing(
+    scm: Engine, mutate: Any, table: str, column: str | None
+) -> None:
+    results = make_results(3)
+    mutate(results)
+    with pytest.raises(InvalidResult) as info:
+        write_run(scm, run_record("run-1"), results)
+    assert (info.value.table, info.value.column) == (table, column)
+    assert repr(table) in str(info.value)
+    assert rows_of_run(scm, "plan_runs", "run-1") == 0
+    assert current_run(scm) is None
+
+
+def test_missing_result_table_is_named(engine: Engine) -> None:
+    with pytest.raises(SchemaMismatch) as info:
+        write_run(engine, run_record("run-1"), make_results(1))
+    assert (info.value.table, info.value.column) == ("plans", None)
+
+
+def test_prune_keeps_newest_and_current(scm: Engine) -> None:
+    # Finish times: run-4 is the oldest although written last (so current).
+    for run_id, minute in (("run-1", 10), ("run-2", 20), ("run-3", 30), ("run-4", 5)):
+        write_run(scm, run_record(run_id, minute=minute), make_results(3, run_id))
+    write_run(scm, run_record("other", plan_id="what-if", minute=1), make_results(3, "o"))
+
+    deleted = prune_runs(scm, "main", keep=1)
+
+    assert sorted(deleted) == ["run-1", "run-2"]
+    assert current_run(scm) == "run-4"
+    for name in (*PLAN_OUTPUT_TABLES, "plan_runs"):
+        expected = 1 if name == "plan_runs" else 3
+        assert rows_of_run(scm, name, "run-1") == 0, name
+        assert rows_of_run(scm, name, "run-2") == 0, name
+        assert rows_of_run(scm, name, "run-3") == expected, name
+        assert rows_of_run(scm, name, "run-4") == expected, name
+        assert rows_of_run(scm, name, "other") == expected, name
+
+    assert prune_runs(scm, "main", keep=0) == ["run-3"]
+    assert prune_runs(scm, "main", keep=0) == []
+    assert rows_of_run(scm, "pegging", "run-4") == 3
+    with pytest.raises(ValueError, match="keep"):
+        prune_runs(scm, "main", keep=-1)
+
+
+def test_postgres_writes_through_copy(scm: Engine) -> None:
+    if scm.dialect.name != "postgresql":
+        pytest.skip("COPY is the PostgreSQL path")
+    with scm.connect() as conn:
+        assert writer._copy_writer(conn) is not None
+
+
+def test_run_record_validation() -> None:
+    with pytest.raises(ValueError, match="mode"):
+        RunRecord("r", "main", "sometimes", T0, dt.datetime.now(dt.UTC), dt.datetime.now(dt.UTC))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="plan_date"):
+        RunRecord(
+            "r",
+            "main",
+            "net_change",
+            dt.datetime(2024, 1, 1),
+            dt.datetime.now(dt.UTC),
+            dt.datetime.now(dt.UTC),
+        )  # type: ignore[arg-type]
+    naive = dt.datetime(2024, 1, 1, 12)
+    assert writer.format_timestamp(naive) == "2024-01-01T12:00:00.000000+00:00"
+    cet = dt.datetime(2024, 1, 1, 13, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    assert writer.format_timestamp(cet) == "2024-01-01T12:00:00.000000+00:00"
+
+
+def test_result_kinds_are_covered() -> None:
+    # make_results must give every result column of every output table.
+    results = make_results(2)
+    for name in PLAN_OUTPUT_TABLES:
+        spec = RESULT_TABLES[name]
+        assert set(results[name]) == set(spec.column_names) - {"run_id"}
+        for column in spec.columns:
+            if column.kind is ColumnKind.DATE and column.name in results[name]:
+                assert results[name][column.name].dtype == np.dtype("datetime64[D]")

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from client.client import ClientTls, MasterplanClient
 from connector.embedded import embedded_server
 from connector.reader import read_input
+from connector.schema import create_result_tables
 from connector.writer import RunRecord, write_run
 from server.engine.arrays import table_length
 
@@ -123,6 +124,7 @@ def run_cycle(options: CycleOptions, progress: Progress | None = None) -> CycleR
             started_at=started_at,
             finished_at=dt.datetime.now(dt.UTC),
         )
+        create_result_tables(engine)
         written = write_run(engine, record, outcome.tables)
         times["write"] = time.perf_counter() - t
         return CycleReport(

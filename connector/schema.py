@@ -123,6 +123,17 @@ def create_all(engine: Engine | Connection) -> None:
     METADATA.create_all(engine, checkfirst=True)
 
 
+def create_result_tables(engine: Engine | Connection) -> None:
+    """Create the result tables that are missing (never an input table).
+
+    The connector owns the result tables, so a run may create them; a missing
+    *input* table must fail the run instead (SPEC §4).
+    """
+    from server.engine.schema import RESULT_TABLES
+
+    METADATA.create_all(engine, tables=[METADATA.tables[n] for n in RESULT_TABLES], checkfirst=True)
+
+
 def verify_schema(
     engine: Engine | Connection,
     tables: Iterable[str] | Mapping[str, TableSpec] = INPUT_TABLES,

@@ -1,0 +1,14 @@
+"""The generated API stubs are reproducible and current."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+
+
+def test_generated_stubs_are_fresh() -> None:
+    done = subprocess.run(
+        [sys.executable, "protos/generate.py", "--check"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr

@@ -290,6 +290,9 @@ class _Planner:
             if len(f["order_type"])
             else np.empty(0, np.int64)
         )
+        # A zero-quantity firmed order names its SKUs and nothing else: no
+        # receipt, no explosion, no graph edge, no message.
+        self.f_live = np.nan_to_num(f["qty"]) > 0
         self.f_type = otype
         self.f_order = days(f["order_date"])
         self.f_due = days(f["due_date"])
@@ -322,13 +325,13 @@ class _Planner:
         src_parts.append(s.sku[tr])
         dst_parts.append(s.refill[tr])
         # Firmed planned orders draw on their BOM lines or their source warehouse.
-        fp = np.flatnonzero(self.f_bom >= 0)
+        fp = np.flatnonzero((self.f_bom >= 0) & self.f_live)
         pi, lr = self._lines_of(self.f_bom[fp])
         parent = self.f_sku[fp][pi]
         lwh = m.lines["wh"][lr]
         src_parts.append(parent)
         dst_parts.append(m.lines["item"][lr] * m.n_wh + np.where(lwh >= 0, lwh, parent % m.n_wh))
-        ft = np.flatnonzero(self.f_type == ORDER_TRANSFER)
+        ft = np.flatnonzero((self.f_type == ORDER_TRANSFER) & self.f_live)
         fsrc = self._firmed_source(s, ft)
         src_parts.append(self.f_sku[ft][fsrc >= 0])
         dst_parts.append(fsrc[fsrc >= 0])
@@ -614,7 +617,7 @@ class _Planner:
         source = np.full(n, -1, dtype=np.int64)
         tr = np.flatnonzero(self.f_type == ORDER_TRANSFER)
         source[tr] = self._firmed_source(s, tr)
-        no_src = tr[source[tr] < 0]
+        no_src = tr[(source[tr] < 0) & fkeep[tr]]
         if len(no_src):
             item, wh = f["item_id"][no_src], f["warehouse_id"][no_src]
             self.msgs.add(

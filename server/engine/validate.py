@@ -296,6 +296,7 @@ def validate(data: TableMap) -> ValidatedData:
                 bad,
                 "UNKNOWN_WAREHOUSE",
                 f"{col} is not in warehouses; treated as none",
+                col,
             )
             if bad.any():
                 table[col] = table[col].copy()

@@ -1,0 +1,276 @@
+"""Hypothesis strategies for small random SCM models (SPEC §4 input rows),
+restricted to the features the fast engine implements: coverage codes
+`requirement` and `manual` (plus NULL / unknown codes, which mean
+`requirement`) and `use_working_days` 0 / NULL. Everything else of §5 is in:
+multi-level BOMs with versions, batch and scrap, transfers with refill
+warehouses (so cycles), firmed planned orders, on-hand (negative too), order
+lines of every kind, forecasts with `transactions_period` reduction, safety
+stock, fences, negative/positive days, order quantity modifiers and a few bad
+rows (unknown items/warehouses, negative quantities, duplicate keys).
+
+Small, fixed universes of ids keep collisions (duplicates, shared SKUs,
+cycles) frequent and counterexamples readable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from hypothesis import strategies as st
+
+Row = dict[str, Any]
+Model = tuple[dict[str, list[Row]], str, str | None]
+
+INPUT_TABLE_NAMES = (
+    "warehouses",
+    "calendars",
+    "calendar_exceptions",
+    "coverage_groups",
+    "items",
+    "item_coverage",
+    "boms",
+    "bom_lines",
+    "on_hand",
+    "sales_lines",
+    "purchase_lines",
+    "production_orders",
+    "production_lines",
+    "transfer_lines",
+    "forecasts",
+    "firmed_planned_orders",
+)
+
+ITEMS = ("A", "B", "C", "D", "E")
+WAREHOUSES = ("W1", "W2", "W3")
+GROUPS = ("G0", "G1", "G2")
+PLAN_DATES = (dt.date(2024, 1, 1), dt.date(2024, 1, 4))
+
+# ids rows may name: mostly known, sometimes not (§5.9)
+item_ref = st.sampled_from(ITEMS) | st.just("NOITEM")
+wh_ref = st.sampled_from(WAREHOUSES[:2]) | st.sampled_from((*WAREHOUSES, "NOWH"))
+qty = st.sampled_from((0, 1, 2, 3, 5, 7.5, 10, 12))
+maybe_neg_qty = qty | st.just(-1)
+offset = st.integers(-6, 40)  # days from T0
+
+
+def _small(elements: st.SearchStrategy[Any], max_size: int) -> st.SearchStrategy[list[Any]]:
+    return st.lists(elements, max_size=max_size)
+
+
+@st.composite
+def models(draw: st.DrawFn) -> Model:
+    t0 = draw(st.sampled_from(PLAN_DATES))
+
+    def day(lo: int = -6, hi: int = 40) -> str:
+        return (t0 + dt.timedelta(days=draw(st.integers(lo, hi)))).isoformat()
+
+    def maybe_day(lo: int = -6, hi: int = 40) -> str | None:
+        return None if draw(st.booleans()) else day(lo, hi)
+
+    inp: dict[str, list[Row]] = {t: [] for t in INPUT_TABLE_NAMES}
+
+    # warehouses (calendars exist but are never used: use_working_days is 0)
+    n_wh = draw(st.integers(2, 3))
+    for w in WAREHOUSES[:n_wh]:
+        inp["warehouses"].append(
+            {"warehouse_id": w, "site_id": "S", "calendar_id": draw(st.sampled_from((None, "C5")))}
+        )
+    inp["calendars"].append({"calendar_id": "C5", "working_weekdays": "1111100"})
+
+    groups = GROUPS[: draw(st.integers(1, len(GROUPS)))]
+    for g in groups:
+        inp["coverage_groups"].append(
+            {
+                "group_id": g,
+                "coverage_code": draw(
+                    st.sampled_from(("requirement", "requirement", "manual", None))
+                ),
+                "coverage_period_days": draw(st.sampled_from((None, 0, 3))),
+                "coverage_time_fence_days": draw(st.sampled_from((None, 10, 30))),
+                "freeze_time_fence_days": draw(st.sampled_from((None, 0, 2))),
+                "firming_time_fence_days": draw(st.sampled_from((None, 0, 5))),
+                "negative_days": draw(st.sampled_from((None, 0, 3))),
+                "positive_days": draw(st.sampled_from((None, 0, 5))),
+                "use_working_days": draw(st.sampled_from((None, 0))),
+                "safety_stock_fulfillment": draw(st.sampled_from((None, "today", "lead_time"))),
+                "forecast_reduction": draw(st.sampled_from((None, "none", "transactions_period"))),
+                "include_forecast": draw(st.sampled_from((None, 0, 1))),
+                "postpone_tolerance_days": draw(st.sampled_from((None, 0, 2))),
+            }
+        )
+    group_ref = st.sampled_from((None, *groups)) | st.just("NOGROUP")
+
+    n_items = draw(st.integers(1, len(ITEMS)))
+    items = ITEMS[:n_items]
+    item_rows = list(items)
+    if draw(st.integers(0, 9)) == 0:  # a duplicated item
+        item_rows.append(draw(st.sampled_from(items)))
+    for it in item_rows:
+        inp["items"].append(
+            {
+                "item_id": it,
+                "default_order_type": draw(
+                    st.sampled_from(("production", "purchase", "transfer", None))
+                ),
+                "coverage_group_id": draw(group_ref),
+                "lead_time_days": draw(st.sampled_from((None, 0, 1, 3))),
+                "min_order_qty": draw(st.sampled_from((None, 0, 4))),
+                "max_order_qty": draw(st.sampled_from((None, 0, 0, 6))),
+                "multiple_qty": draw(st.sampled_from((None, 0, 0, 2.5, 4))),
+                "default_vendor_id": draw(st.sampled_from((None, "V1"))),
+            }
+        )
+
+    # BOMs: components mostly of later items (acyclic), sometimes any item
+    for n in range(draw(st.integers(0, 4))):
+        parent_idx = draw(st.integers(0, n_items - 1))
+        bid = f"B{n}"
+        inp["boms"].append(
+            {
+                "bom_id": bid,
+                "item_id": items[parent_idx] if draw(st.integers(0, 9)) else "NOITEM",
+                "warehouse_id": draw(st.sampled_from((None, None, *WAREHOUSES[:n_wh]))),
+                "valid_from": maybe_day(-3, 10),
+                "valid_to": maybe_day(5, 30),
+                "batch_qty": draw(st.sampled_from((None, 1, 2, 0))),
+            }
+        )
+        for ln in range(1, draw(st.integers(1, 3)) + 1):
+            if parent_idx + 1 < n_items and draw(st.integers(0, 9)):
+                comp = items[draw(st.integers(parent_idx + 1, n_items - 1))]
+            else:
+                comp = draw(item_ref)
+            inp["bom_lines"].append(
+                {
+                    "bom_id": bid if draw(st.integers(0, 14)) else "NOBOM",
+                    "line_no": ln,
+                    "component_item_id": comp,
+                    "qty_per": draw(st.sampled_from((1, 2, 0.5, 0, -1))),
+                    "scrap_pct": draw(st.sampled_from((None, 0, 10))),
+                    "scrap_const": draw(st.sampled_from((None, 0, 1))),
+                    "warehouse_id": draw(st.sampled_from((None, None, *WAREHOUSES[:n_wh]))),
+                }
+            )
+
+    for _ in range(draw(st.integers(0, 5))):
+        inp["item_coverage"].append(
+            {
+                "item_id": draw(item_ref),
+                "warehouse_id": draw(wh_ref),
+                "coverage_group_id": draw(group_ref),
+                "min_qty": draw(st.sampled_from((None, 0, 5))),
+                "max_qty": draw(st.sampled_from((None, 10))),
+                "safety_stock_qty": draw(st.sampled_from((None, 0, 3))),
+                "order_type": draw(
+                    st.sampled_from((None, None, "transfer", "purchase", "production"))
+                ),
+                "lead_time_days": draw(st.sampled_from((None, None, 1, 4))),
+                "refill_warehouse_id": draw(st.sampled_from((None, *WAREHOUSES, "NOWH"))),
+                "vendor_id": draw(st.sampled_from((None, "V2"))),
+                "min_order_qty": draw(st.sampled_from((None, None, 3))),
+                "max_order_qty": draw(st.sampled_from((None, None, 0, 5))),
+                "multiple_qty": draw(st.sampled_from((None, None, 0, 2))),
+            }
+        )
+
+    for _ in range(draw(st.integers(0, 4))):
+        inp["on_hand"].append(
+            {
+                "item_id": draw(item_ref),
+                "warehouse_id": draw(wh_ref),
+                "qty": draw(st.integers(-5, 12)),
+            }
+        )
+
+    def order_id(prefix: str) -> str:
+        return f"{prefix}{draw(st.integers(0, 5))}"
+
+    def line_no() -> int:
+        return draw(st.integers(1, 2))
+
+    for _ in range(draw(st.integers(0, 6))):
+        inp["sales_lines"].append(
+            {
+                "order_id": order_id("S"),
+                "line_no": line_no(),
+                "item_id": draw(item_ref),
+                "warehouse_id": draw(wh_ref),
+                "qty": draw(maybe_neg_qty),
+                "requested_date": day(),
+                "priority": draw(st.sampled_from((None, 0, 1))),
+            }
+        )
+    for _ in range(draw(st.integers(0, 4))):
+        inp["purchase_lines"].append(
+            {
+                "order_id": order_id("P"),
+                "line_no": line_no(),
+                "item_id": draw(item_ref),
+                "warehouse_id": draw(wh_ref),
+                "qty": draw(maybe_neg_qty),
+                "delivery_date": day(),
+                "vendor_id": None,
+            }
+        )
+    for _ in range(draw(st.integers(0, 2))):
+        inp["production_orders"].append(
+            {
+                "order_id": order_id("MO"),
+                "item_id": draw(item_ref),
+                "warehouse_id": draw(wh_ref),
+                "qty": draw(maybe_neg_qty),
+                "start_date": day(-3, 5),
+                "end_date": day(0, 20),
+            }
+        )
+    for _ in range(draw(st.integers(0, 2))):
+        inp["production_lines"].append(
+            {
+                "order_id": order_id("MO"),
+                "line_no": line_no(),
+                "component_item_id": draw(item_ref),
+                "warehouse_id": draw(wh_ref),
+                "qty": draw(maybe_neg_qty),
+                "required_date": day(-3, 10),
+            }
+        )
+    for _ in range(draw(st.integers(0, 3))):
+        inp["transfer_lines"].append(
+            {
+                "order_id": order_id("T"),
+                "line_no": line_no(),
+                "item_id": draw(item_ref),
+                "from_warehouse_id": draw(wh_ref),
+                "to_warehouse_id": draw(wh_ref),
+                "qty": draw(maybe_neg_qty),
+                "ship_date": day(-3, 10),
+                "receive_date": day(0, 15),
+            }
+        )
+    for _ in range(draw(st.integers(0, 5))):
+        inp["forecasts"].append(
+            {
+                "item_id": draw(item_ref),
+                "warehouse_id": draw(wh_ref),
+                "forecast_date": day(-10, 45),
+                "qty": draw(maybe_neg_qty),
+            }
+        )
+    for n in range(draw(st.integers(0, 3))):
+        inp["firmed_planned_orders"].append(
+            {
+                "planned_order_id": f"F{draw(st.integers(0, 3)) if n else 0}",
+                "item_id": draw(item_ref),
+                "warehouse_id": draw(wh_ref),
+                "order_type": draw(st.sampled_from(("purchase", "production", "transfer", None))),
+                "qty": draw(maybe_neg_qty),
+                "order_date": day(-3, 10),
+                "due_date": day(0, 15),
+                "from_warehouse_id": draw(st.sampled_from((None, *WAREHOUSES, "NOWH"))),
+            }
+        )
+
+    # an unknown default group makes the engine refuse the run (InvalidPlanInput)
+    default_group = draw(st.sampled_from((None, *groups)))
+    return inp, t0.isoformat(), default_group

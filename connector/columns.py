@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 
 from connector.errors import ColumnDataError
+from server.engine.arrays import dtype_of, empty_table, table_length
 from server.engine.schema import ColumnKind, ColumnSpec, TableSpec
+from server.engine.types import Table
 
 __all__ = [
     "Table",
@@ -31,37 +33,6 @@ __all__ = [
     "null_mask",
     "table_length",
 ]
-
-#: A table in memory: column name -> 1-D array, all of one length.
-Table = dict[str, np.ndarray]
-
-_DTYPES: dict[ColumnKind, np.dtype[Any]] = {
-    ColumnKind.STR: np.dtype(object),
-    ColumnKind.FLOAT: np.dtype(np.float64),
-    ColumnKind.INT: np.dtype(np.float64),
-    ColumnKind.DATE: np.dtype("datetime64[D]"),
-}
-
-
-def dtype_of(kind: ColumnKind) -> np.dtype[Any]:
-    """Return the numpy dtype that holds a column of ``kind`` in memory."""
-    return _DTYPES[kind]
-
-
-def empty_table(spec: TableSpec) -> Table:
-    """Return ``spec``'s table with no rows: zero-length arrays of the right dtype.
-
-    An empty SCM table is normal (a site without transfers), and consumers
-    must still find every column with its dtype.
-    """
-    return {c.name: np.empty(0, dtype=dtype_of(c.kind)) for c in spec.columns}
-
-
-def table_length(table: Mapping[str, np.ndarray]) -> int:
-    """Return the row count of a table in memory (0 for a table without columns)."""
-    for array in table.values():
-        return len(array)
-    return 0
 
 
 def concat_chunks(spec: TableSpec, chunks: Iterable[Mapping[str, np.ndarray]]) -> Table:

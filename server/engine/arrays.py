@@ -16,6 +16,7 @@ from server.engine.types import Table
 __all__ = [
     "NO_DATE",
     "days",
+    "dtype_of",
     "empty_table",
     "factorize",
     "group_codes",
@@ -45,15 +46,22 @@ def to_datetime(values: np.ndarray) -> np.ndarray:
     return out
 
 
+_DTYPES = {
+    ColumnKind.STR: np.dtype(object),
+    ColumnKind.FLOAT: np.dtype(np.float64),
+    ColumnKind.INT: np.dtype(np.float64),
+    ColumnKind.DATE: np.dtype("datetime64[D]"),
+}
+
+
+def dtype_of(kind: ColumnKind) -> np.dtype:
+    """The numpy dtype that holds a column of ``kind`` in memory."""
+    return _DTYPES[kind]
+
+
 def empty_table(spec: TableSpec) -> Table:
     """A zero-row table with the dtypes of ``spec``."""
-    dtypes = {
-        ColumnKind.STR: object,
-        ColumnKind.FLOAT: np.float64,
-        ColumnKind.INT: np.float64,
-        ColumnKind.DATE: "datetime64[D]",
-    }
-    return {c.name: np.empty(0, dtype=dtypes[c.kind]) for c in spec.columns}
+    return {c.name: np.empty(0, dtype=dtype_of(c.kind)) for c in spec.columns}
 
 
 def factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -15,6 +15,7 @@ from scipy.sparse import csr_array
 from scipy.sparse.csgraph import connected_components
 
 from server.engine.arrays import NO_DATE, days, factorize, find_sorted, gather, lookup
+from server.engine.calendar import Calendars
 from server.engine.netting import CODE_MANUAL, CODE_MIN_MAX, CODE_PERIOD, CODE_REQUIREMENT
 from server.engine.types import Table
 
@@ -74,6 +75,8 @@ class Masters:
             sorted by (item, bom_id).
         lines: BOM line rows with ``bom`` (row in ``boms``), ``item`` and
             ``wh`` (-1 = the parent's), sorted by (bom, line_no).
+        calendars: The working-day calendars.
+        wh_calendar: Calendar number of each warehouse, -1 for none.
     """
 
     item_ids: np.ndarray
@@ -85,6 +88,8 @@ class Masters:
     cov_sku: np.ndarray
     boms: Table
     lines: Table
+    calendars: Calendars
+    wh_calendar: np.ndarray
 
     @property
     def n_wh(self) -> int:
@@ -104,7 +109,9 @@ class Masters:
             return table[col][order], {k: v[order] for k, v in table.items()}
 
         item_ids, items = sort_by(t["items"], "item_id")
-        warehouse_ids, _ = sort_by(t["warehouses"], "warehouse_id")
+        warehouse_ids, warehouses = sort_by(t["warehouses"], "warehouse_id")
+        calendars = Calendars(t["calendars"], t["calendar_exceptions"])
+        wh_calendar = calendars.index(warehouses["calendar_id"])
         group_ids, groups = sort_by(t["coverage_groups"], "group_id")
         n_wh = max(len(warehouse_ids), 1)
 
@@ -137,7 +144,19 @@ class Masters:
         lines["wh"] = lookup(lines["warehouse_id"], warehouse_ids)
         order = np.lexsort((lines["line_no"], lines["bom"]))
         lines = {k: v[order] for k, v in lines.items()}
-        return cls(item_ids, warehouse_ids, group_ids, items, groups, cov, cov_sku, boms, lines)
+        return cls(
+            item_ids,
+            warehouse_ids,
+            group_ids,
+            items,
+            groups,
+            cov,
+            cov_sku,
+            boms,
+            lines,
+            calendars,
+            wh_calendar,
+        )
 
 
 @dataclass(slots=True)
@@ -167,6 +186,7 @@ class SkuSettings:
     neg: np.ndarray
     pos: np.ndarray
     working_days: np.ndarray
+    calendar: np.ndarray
     include_fc: np.ndarray
     reduce_fc: np.ndarray
     tolerance: np.ndarray
@@ -233,6 +253,7 @@ def resolve_settings(m: Masters, sku: np.ndarray, default_group: str | None) -> 
     order_type = np.where(no_refill, ORDER_PURCHASE, order_type)
     pos_days = grp("positive_days", -1.0)
     ss_mode = grp_text("safety_stock_fulfillment")
+    working_days = grp("use_working_days", 0) != 0
     reduction = grp_text("forecast_reduction")
     return SkuSettings(
         sku=sku,
@@ -257,7 +278,8 @@ def resolve_settings(m: Masters, sku: np.ndarray, default_group: str | None) -> 
         firming=grp("firming_time_fence_days", 0).astype(np.int64),
         neg=grp("negative_days", 0).astype(np.int64),
         pos=np.where(pos_days < 0, -1, pos_days).astype(np.int64),
-        working_days=grp("use_working_days", 0) != 0,
+        working_days=working_days,
+        calendar=np.where(working_days, gather(m.wh_calendar, wh, -1), -1) if n else wh,
         include_fc=grp("include_forecast", 1) != 0,
         reduce_fc=np.equal(reduction, "transactions_period"),
         tolerance=grp("postpone_tolerance_days", 0).astype(np.int64),

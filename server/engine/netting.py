@@ -17,7 +17,14 @@ import numpy as np
 
 from server.engine._jit import kernel
 
-__all__ = ["CODE_MANUAL", "CODE_REQUIREMENT", "NettingResult", "net_level"]
+__all__ = [
+    "CODE_MANUAL",
+    "CODE_MIN_MAX",
+    "CODE_PERIOD",
+    "CODE_REQUIREMENT",
+    "NettingResult",
+    "net_level",
+]
 
 CODE_REQUIREMENT = 0
 CODE_PERIOD = 1
@@ -68,17 +75,98 @@ def _split(q, min_oq, max_oq, mult, out):  # type: ignore[no-untyped-def]
 
 
 @kernel
+def _take(  # type: ignore[no-untyped-def]
+    need,
+    hi,
+    has_lo,
+    lo,
+    e_date,
+    e_left,
+    eh,
+    p_date,
+    p_left,
+    ph,
+    n_p,
+    k,
+    e_base,
+    p_base,
+    record,
+    peg_req,
+    peg_src,
+    peg_qty,
+):
+    """FIFO takes of one requirement from the SKU's two receipt queues.
+
+    ``e_*`` are the existing receipts (sorted by date and class), ``p_*`` the
+    planned orders (``n_p`` of them, in creation order, dates non-decreasing).
+    Receipts before the heads ``eh``/``ph`` are used up or too early for the
+    positive days; since the bounds only rise along the walk they stay so.
+    Returns the quantity still missing and the new heads.
+    """
+    ne = len(e_date)
+    while need > EPS:
+        while eh < ne and (e_left[eh] <= EPS or (has_lo and e_date[eh] < lo)):
+            eh += 1
+        while ph < n_p and (p_left[ph] <= EPS or (has_lo and p_date[ph] < lo)):
+            ph += 1
+        use_e = eh < ne and e_date[eh] <= hi
+        use_p = ph < n_p and p_date[ph] <= hi
+        if use_e and use_p and p_date[ph] < e_date[eh]:
+            use_e = False
+        if use_e:
+            t = min(need, e_left[eh])
+            e_left[eh] -= t
+            if record:
+                peg_req.append(k)
+                peg_src.append(e_base + eh)
+                peg_qty.append(t)
+            need -= t
+        elif use_p:
+            t = min(need, p_left[ph])
+            p_left[ph] -= t
+            if record:
+                peg_req.append(k)
+                peg_src.append(-1 - (p_base + ph))
+                peg_qty.append(t)
+            need -= t
+        else:
+            break
+    return need, eh, ph
+
+
+@kernel
+def _min_max_qty(p, shortfall, min_qty, max_qty, m):  # type: ignore[no-untyped-def]
+    """The min_max order quantity of SPEC §5.5 (0 when none is due)."""
+    if not (shortfall > EPS or p < min_qty - EPS):
+        return 0.0
+    if m > 0.0:
+        q = np.floor((max_qty - p) / m + EPS) * m
+        if p + q < min_qty - EPS:
+            q += m
+        if shortfall > EPS:
+            q = max(q, np.ceil((shortfall - EPS) / m) * m)
+    else:
+        q = max(max_qty - p, shortfall)
+    return q
+
+
+@kernel
 def _walk(  # type: ignore[no-untyped-def]
+    t0,
     req_ptr,
     req_date,
     req_qty,
     rec_ptr,
     rec_date,
+    rec_qty,
     rec_left,
     bound_base,
     neg_days,
     pos_days,
     code,
+    period,
+    min_qty,
+    max_qty,
     min_oq,
     max_oq,
     mult,
@@ -89,60 +177,155 @@ def _walk(  # type: ignore[no-untyped-def]
     po_sku = [np.int64(0) for _ in range(0)]
     po_date = [np.int64(0) for _ in range(0)]
     po_qty = [np.float64(0.0) for _ in range(0)]
-    po_left = [np.float64(0.0) for _ in range(0)]
     split = [np.float64(0.0) for _ in range(0)]
     shortfall = np.zeros(len(req_date), dtype=np.float64)
+    cap = 16
+    p_date = np.zeros(cap, dtype=np.int64)
+    p_left = np.zeros(cap, dtype=np.float64)
     n_sku = len(req_ptr) - 1
     for s in range(n_sku):
-        eh = rec_ptr[s]
-        ee = rec_ptr[s + 1]
-        ph = len(po_qty)
-        for k in range(req_ptr[s], req_ptr[s + 1]):
-            r = req_date[k]
-            need = req_qty[k]
+        e0 = rec_ptr[s]
+        e_date = rec_date[e0 : rec_ptr[s + 1]]
+        e_qty = rec_qty[e0 : rec_ptr[s + 1]]
+        e_left = rec_left[e0 : rec_ptr[s + 1]]
+        eh = 0
+        ph = 0
+        n_p = 0
+        p_base = len(po_qty)
+        has_lo = pos_days[s] >= 0
+        # min_max: existing receipts counted so far (netting date <= bound),
+        # planned quantity so far, requirement quantity walked so far.
+        counted = 0
+        in_bound = 0.0
+        planned = 0.0
+        walked = 0.0
+        first = req_ptr[s]
+        last = req_ptr[s + 1]
+        for k in range(first - 1, last):
+            if k < first:
+                # The min_max check before the first requirement: r = T0.
+                if code[s] != CODE_MIN_MAX:
+                    continue
+                r = t0
+                need = 0.0
+            else:
+                r = req_date[k]
+                need = req_qty[k]
             hi = max(r, bound_base[s]) + neg_days[s]
-            has_lo = pos_days[s] >= 0
             lo = r - pos_days[s]
-            for attempt in range(2):
-                while need > EPS:
-                    # Drop exhausted receipts, and those too early for the
-                    # positive days (the bound only rises along the walk).
-                    while eh < ee and (rec_left[eh] <= EPS or (has_lo and rec_date[eh] < lo)):
-                        eh += 1
-                    while ph < len(po_qty) and (
-                        po_left[ph] <= EPS or (has_lo and po_date[ph] < lo)
-                    ):
-                        ph += 1
-                    use_e = eh < ee and rec_date[eh] <= hi
-                    use_p = ph < len(po_qty) and po_date[ph] <= hi
-                    if use_e and use_p and po_date[ph] < rec_date[eh]:
-                        use_e = False
-                    if use_e:
-                        t = min(need, rec_left[eh])
-                        rec_left[eh] -= t
-                        peg_req.append(k)
-                        peg_src.append(eh)
-                        peg_qty.append(t)
-                        need -= t
-                    elif use_p:
-                        t = min(need, po_left[ph])
-                        po_left[ph] -= t
-                        peg_req.append(k)
-                        peg_src.append(-1 - ph)
-                        peg_qty.append(t)
-                        need -= t
-                    else:
-                        break
-                if attempt == 1 or need <= EPS or code[s] != CODE_REQUIREMENT:
-                    break
+            if k >= first:
+                need, eh, ph = _take(
+                    need,
+                    hi,
+                    has_lo,
+                    lo,
+                    e_date,
+                    e_left,
+                    eh,
+                    p_date,
+                    p_left,
+                    ph,
+                    n_p,
+                    k,
+                    e0,
+                    p_base,
+                    True,
+                    peg_req,
+                    peg_src,
+                    peg_qty,
+                )
+                walked += req_qty[k]
+            q = 0.0
+            if code[s] == CODE_REQUIREMENT:
+                if need > EPS:
+                    q = need
+            elif code[s] == CODE_PERIOD:
+                if need > EPS:
+                    # Shortfalls of the later requirements of the period, on
+                    # copies of the remaining quantities, without a new order.
+                    q = need
+                    sim_e = e_left.copy()
+                    sim_p = p_left[:n_p].copy()
+                    seh = eh
+                    sph = ph
+                    for j in range(k + 1, last):
+                        rj = req_date[j]
+                        if rj >= r + period[s]:
+                            break
+                        short, seh, sph = _take(
+                            req_qty[j],
+                            max(rj, bound_base[s]) + neg_days[s],
+                            has_lo,
+                            rj - pos_days[s],
+                            e_date,
+                            sim_e,
+                            seh,
+                            p_date,
+                            sim_p,
+                            sph,
+                            n_p,
+                            j,
+                            e0,
+                            p_base,
+                            False,
+                            peg_req,
+                            peg_src,
+                            peg_qty,
+                        )
+                        if short > EPS:
+                            q += short
+            elif code[s] == CODE_MIN_MAX:
+                while counted < len(e_date) and e_date[counted] <= hi:
+                    in_bound += e_qty[counted]
+                    counted += 1
+                q = _min_max_qty(
+                    in_bound + planned - walked,
+                    need if need > EPS else 0.0,
+                    min_qty[s],
+                    max_qty[s],
+                    mult[s],
+                )
+            if q > EPS:
                 split.clear()
-                _split(need, min_oq[s], max_oq[s], mult[s], split)
+                _split(q, min_oq[s], max_oq[s], mult[s], split)
                 for x in split:
+                    if n_p == cap:
+                        cap *= 2
+                        grown_d = np.zeros(cap, dtype=np.int64)
+                        grown_l = np.zeros(cap, dtype=np.float64)
+                        grown_d[:n_p] = p_date[:n_p]
+                        grown_l[:n_p] = p_left[:n_p]
+                        p_date = grown_d
+                        p_left = grown_l
+                    p_date[n_p] = r
+                    p_left[n_p] = x
+                    n_p += 1
+                    planned += x
                     po_sku.append(s)
                     po_date.append(r)
                     po_qty.append(x)
-                    po_left.append(x)
-            if need > EPS:
+                if k >= first and need > EPS:
+                    need, eh, ph = _take(
+                        need,
+                        hi,
+                        has_lo,
+                        lo,
+                        e_date,
+                        e_left,
+                        eh,
+                        p_date,
+                        p_left,
+                        ph,
+                        n_p,
+                        k,
+                        e0,
+                        p_base,
+                        True,
+                        peg_req,
+                        peg_src,
+                        peg_qty,
+                    )
+            if k >= first and need > EPS:
                 shortfall[k] = need
     return (
         np.array(peg_req, dtype=np.int64),
@@ -156,6 +339,7 @@ def _walk(  # type: ignore[no-untyped-def]
 
 
 def net_level(
+    t0: int,
     req_ptr: np.ndarray,
     req_date: np.ndarray,
     req_qty: np.ndarray,
@@ -166,6 +350,9 @@ def net_level(
     neg_days: np.ndarray,
     pos_days: np.ndarray,
     code: np.ndarray,
+    period: np.ndarray,
+    min_qty: np.ndarray,
+    max_qty: np.ndarray,
     min_oq: np.ndarray,
     max_oq: np.ndarray,
     mult: np.ndarray,
@@ -174,6 +361,8 @@ def net_level(
 
     Parameters
     ----------
+    t0 : int
+        The plan date (days), for the min_max check before the first requirement.
     req_ptr, rec_ptr : int64 (S+1,)
         CSR offsets: SKU ``s`` owns requirements ``req_ptr[s]:req_ptr[s+1]``
         (in walk order) and receipts ``rec_ptr[s]:rec_ptr[s+1]`` (in receipt
@@ -188,22 +377,38 @@ def net_level(
         Negative days; positive days or -1 for unlimited.
     code : int64 (S,)
         Coverage code (``CODE_*``).
+    period : int64 (S,)
+        Coverage period in days (``period`` code).
+    min_qty, max_qty : float64 (S,)
+        Minimum and maximum of the ``min_max`` code.
     min_oq, max_oq, mult : float64 (S,)
         Order quantity modifiers (0 = none for max and multiple).
     """
+
+    def i64(a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a, dtype=np.int64)
+
+    def f64(a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a, dtype=np.float64)
+
     out = _walk(
-        np.ascontiguousarray(req_ptr, dtype=np.int64),
-        np.ascontiguousarray(req_date, dtype=np.int64),
-        np.ascontiguousarray(req_qty, dtype=np.float64),
-        np.ascontiguousarray(rec_ptr, dtype=np.int64),
-        np.ascontiguousarray(rec_date, dtype=np.int64),
+        np.int64(t0),
+        i64(req_ptr),
+        i64(req_date),
+        f64(req_qty),
+        i64(rec_ptr),
+        i64(rec_date),
+        f64(rec_qty),
         np.array(rec_qty, dtype=np.float64),  # a copy: the walk consumes it
-        np.ascontiguousarray(bound_base, dtype=np.int64),
-        np.ascontiguousarray(neg_days, dtype=np.int64),
-        np.ascontiguousarray(pos_days, dtype=np.int64),
-        np.ascontiguousarray(code, dtype=np.int64),
-        np.ascontiguousarray(min_oq, dtype=np.float64),
-        np.ascontiguousarray(max_oq, dtype=np.float64),
-        np.ascontiguousarray(mult, dtype=np.float64),
+        i64(bound_base),
+        i64(neg_days),
+        i64(pos_days),
+        i64(code),
+        i64(period),
+        f64(min_qty),
+        f64(max_qty),
+        f64(min_oq),
+        f64(max_oq),
+        f64(mult),
     )
     return NettingResult(*out)

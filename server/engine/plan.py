@@ -157,12 +157,12 @@ class _Planner:
         return np.maximum(d, self.t0)
 
     def lead_sub(self, d: np.ndarray, sidx: np.ndarray) -> np.ndarray:
-        """``d`` minus the SKUs' lead times (calendar days)."""
-        return d - self.s.lead[sidx]
+        """``d`` minus the SKUs' lead times, on their calendars (§5.1)."""
+        return self.m.calendars.shift(d, self.s.lead[sidx], self.s.calendar[sidx], -1)
 
     def lead_add(self, d: np.ndarray, sidx: np.ndarray) -> np.ndarray:
-        """``d`` plus the SKUs' lead times (calendar days); no date stays no date."""
-        return np.where(d >= NO_DATE, NO_DATE, d + self.s.lead[sidx])
+        """``d`` plus the SKUs' lead times, on their calendars; no date stays no date."""
+        return self.m.calendars.shift(d, self.s.lead[sidx], self.s.calendar[sidx], 1)
 
     def sku_text(self, sidx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         m = self.m
@@ -699,16 +699,20 @@ class _Planner:
             rsel = np.flatnonzero(rec_lvl == lvl)
             rec_ptr = np.r_[np.searchsorted(rec_sidx[rsel], skus, "left"), len(rsel)]
             res = net_level(
+                self.t0,
                 req_ptr,
                 r["date"],
                 r["qty"],
                 rec_ptr,
                 rec["date"][rsel],
                 rec["qty"][rsel],
-                self.t0 + s.lead[skus],
+                self.lead_add(np.full(len(skus), self.t0, dtype=np.int64), skus),
                 s.neg[skus],
                 s.pos[skus],
                 s.code[skus],
+                s.period[skus],
+                s.min_qty[skus],
+                s.max_qty[skus],
                 s.min_oq[skus],
                 s.max_oq[skus],
                 s.mult[skus],

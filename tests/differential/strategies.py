@@ -1,8 +1,7 @@
-"""Hypothesis strategies for small random SCM models (SPEC §4 input rows),
-restricted to the features the fast engine implements: coverage codes
-`requirement` and `manual` (plus NULL / unknown codes, which mean
-`requirement`) and `use_working_days` 0 / NULL. Everything else of §5 is in:
-multi-level BOMs with versions, batch and scrap, transfers with refill
+"""Hypothesis strategies for small random SCM models (SPEC §4 input rows)
+using every rule of §5: all coverage codes (and NULL or unknown ones, which
+mean `requirement`), working-day calendars with weekday patterns, exceptions,
+empty and unknown calendars, multi-level BOMs with versions, batch and scrap, transfers with refill
 warehouses (so cycles), firmed planned orders, on-hand (negative too), order
 lines of every kind, forecasts with `transactions_period` reduction, safety
 stock, fences, negative/positive days, order quantity modifiers and a few bad
@@ -70,13 +69,31 @@ def models(draw: st.DrawFn) -> Model:
 
     inp: dict[str, list[Row]] = {t: [] for t in INPUT_TABLE_NAMES}
 
-    # warehouses (calendars exist but are never used: use_working_days is 0)
+    # warehouses and their working-day calendars (weekday patterns, exceptions)
     n_wh = draw(st.integers(2, 3))
     for w in WAREHOUSES[:n_wh]:
         inp["warehouses"].append(
-            {"warehouse_id": w, "site_id": "S", "calendar_id": draw(st.sampled_from((None, "C5")))}
+            {
+                "warehouse_id": w,
+                "site_id": "S",
+                "calendar_id": draw(st.sampled_from((None, "C5", "C3", "NOCAL"))),
+            }
         )
     inp["calendars"].append({"calendar_id": "C5", "working_weekdays": "1111100"})
+    inp["calendars"].append(
+        {
+            "calendar_id": "C3",
+            "working_weekdays": draw(st.sampled_from(("1010100", "0000000", None, "11"))),
+        }
+    )
+    for _ in range(draw(st.integers(0, 4))):
+        inp["calendar_exceptions"].append(
+            {
+                "calendar_id": draw(st.sampled_from(("C5", "C3"))),
+                "day": day(-2, 30),
+                "is_working": draw(st.sampled_from((0, 1, None))),
+            }
+        )
 
     groups = GROUPS[: draw(st.integers(1, len(GROUPS)))]
     for g in groups:
@@ -84,7 +101,7 @@ def models(draw: st.DrawFn) -> Model:
             {
                 "group_id": g,
                 "coverage_code": draw(
-                    st.sampled_from(("requirement", "requirement", "manual", None))
+                    st.sampled_from(("requirement", "period", "min_max", "manual", None, "bogus"))
                 ),
                 "coverage_period_days": draw(st.sampled_from((None, 0, 3))),
                 "coverage_time_fence_days": draw(st.sampled_from((None, 10, 30))),
@@ -92,7 +109,7 @@ def models(draw: st.DrawFn) -> Model:
                 "firming_time_fence_days": draw(st.sampled_from((None, 0, 5))),
                 "negative_days": draw(st.sampled_from((None, 0, 3))),
                 "positive_days": draw(st.sampled_from((None, 0, 5))),
-                "use_working_days": draw(st.sampled_from((None, 0))),
+                "use_working_days": draw(st.sampled_from((None, 0, 1))),
                 "safety_stock_fulfillment": draw(st.sampled_from((None, "today", "lead_time"))),
                 "forecast_reduction": draw(st.sampled_from((None, "none", "transactions_period"))),
                 "include_forecast": draw(st.sampled_from((None, 0, 1))),

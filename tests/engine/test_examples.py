@@ -14,16 +14,6 @@ from server.engine.schema import INPUT_TABLES, RESULT_TABLES
 from tests.reference.compare import diff_results
 
 EXAMPLES = sorted((Path(__file__).parents[1] / "data" / "examples").glob("*.json"))
-# Rules the engine does not implement yet (coverage codes period and min_max,
-# working-day calendars); these examples must start passing when they are.
-NOT_YET = {
-    "calendar_freeze_firming_ss": "working-day calendars",
-    "min_max_multiple": "coverage code min_max",
-    "min_max_plain": "coverage code min_max",
-    "min_max_reach": "coverage code min_max",
-    "period": "coverage code period",
-    "period_default_one_day": "coverage code period",
-}
 
 
 def engine_plan(example: dict) -> dict[str, list[dict]]:
@@ -41,16 +31,7 @@ def engine_plan(example: dict) -> dict[str, list[dict]]:
     return out
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=NOT_YET[p.stem]))
-        if p.stem in NOT_YET
-        else p
-        for p in EXAMPLES
-    ],
-    ids=[p.stem for p in EXAMPLES],
-)
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_engine_matches_worked_example(path: Path) -> None:
     example = json.loads(path.read_text())
     problems = diff_results(engine_plan(example), example["expected"])

@@ -1,0 +1,96 @@
+"""Lead-time arithmetic over working-day calendars (SPEC §5.1).
+
+For ``L > 0`` working days on a calendar: ``d - L`` is the latest working day
+``x`` with exactly ``L`` working days in ``[x, d)``, and ``o + L`` the
+earliest working day ``y`` with exactly ``L`` working days in ``[o, y)``;
+``L = 0`` changes nothing. SKUs without ``use_working_days`` or without a
+calendar count calendar days.
+
+Vectorised per calendar: over a span of days that covers every query, the
+working days are listed in order and ``W(d)``, the number of working days
+before ``d``, is a cumulative sum; then ``d - L`` is working day number
+``W(d) - L`` and ``o + L`` working day number ``W(o) + L``. A calendar with
+no working day within ``SEARCH_LIMIT`` days of a query falls back to
+calendar days for it, so that a calendar with no working days cannot stall a
+run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from server.engine.arrays import NO_DATE, days, lookup
+from server.engine.types import Table
+
+__all__ = ["SEARCH_LIMIT", "Calendars"]
+
+#: Days searched for working days before falling back to calendar days.
+SEARCH_LIMIT = 20_000
+
+
+class Calendars:
+    """The ``calendars`` and ``calendar_exceptions`` of a data set.
+
+    Parameters
+    ----------
+    calendars, exceptions : Table
+        The validated tables.
+    """
+
+    def __init__(self, calendars: Table, exceptions: Table) -> None:
+        ids = calendars["calendar_id"].astype(str)
+        order = np.argsort(ids, kind="stable")
+        self.ids = calendars["calendar_id"][order]
+        self.patterns: list[np.ndarray] = []
+        for text in calendars["working_weekdays"][order]:
+            if text is None:
+                self.patterns.append(np.ones(7, dtype=bool))
+            else:
+                flags = np.array([c == "1" for c in str(text)[:7]] + [False] * 7, dtype=bool)
+                self.patterns.append(flags[:7])
+        cal = lookup(exceptions["calendar_id"], self.ids)
+        known = cal >= 0
+        self.exc_cal = cal[known]
+        self.exc_day = days(exceptions["day"])[known]
+        self.exc_working = np.nan_to_num(exceptions["is_working"][known]) != 0
+
+    def index(self, calendar_ids: np.ndarray) -> np.ndarray:
+        """Calendar number of each id, -1 for NULL or unknown."""
+        return lookup(calendar_ids, self.ids)
+
+    def _working(self, c: int, start: int, stop: int) -> np.ndarray:
+        """Working-day flags of calendar ``c`` for days ``start..stop-1``."""
+        day = np.arange(start, stop, dtype=np.int64)
+        flags = self.patterns[c][(day + 3) % 7]  # 1970-01-01 was a Thursday
+        mine = (self.exc_cal == c) & (self.exc_day >= start) & (self.exc_day < stop)
+        flags[self.exc_day[mine] - start] = self.exc_working[mine]
+        return flags
+
+    def shift(self, d: np.ndarray, lead: np.ndarray, cal: np.ndarray, sign: int) -> np.ndarray:
+        """``d`` plus (``sign`` 1) or minus (-1) ``lead`` days on calendars ``cal``.
+
+        Entries with ``cal`` -1, ``lead`` <= 0 or no date (:data:`NO_DATE`)
+        use calendar days (a non-positive lead is plain arithmetic).
+        """
+        d = np.asarray(d, dtype=np.int64)
+        lead = np.asarray(lead, dtype=np.int64)
+        out = np.where(d >= NO_DATE, NO_DATE, d + sign * lead)
+        todo = (cal >= 0) & (lead > 0) & (d < NO_DATE)
+        for c in np.unique(cal[todo]):
+            sel = np.flatnonzero(todo & (cal == c))
+            q, L = d[sel], lead[sel]
+            start = int(q.min() - L.max()) - SEARCH_LIMIT - 2
+            stop = int(q.max() + L.max()) + SEARCH_LIMIT + 2
+            flags = self._working(int(c), start, stop)
+            work = np.flatnonzero(flags) + start  # the working days, in order
+            before = np.concatenate(([0], np.cumsum(flags)))  # W(start + i) = before[i]
+            w = before[q - start]
+            n = np.where(sign > 0, w + L, w - L)
+            ok = (n >= 0) & (n < len(work))
+            res = work[np.clip(n, 0, max(len(work) - 1, 0))] if len(work) else q
+            if sign > 0:
+                ok &= res - q <= SEARCH_LIMIT + L - 1
+            else:
+                ok &= q - res <= SEARCH_LIMIT + L
+            out[sel] = np.where(ok, res, q + sign * L)
+        return out

@@ -116,6 +116,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from server.app import serve_forever
     from server.config import ServerConfig, TlsConfig
     from tenancy.keys import AdminCredential
+    from tenancy.quotas import Quotas
 
     admin = AdminCredential.from_key(_admin_key(args))
     tls = None
@@ -125,12 +126,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
         tls = TlsConfig(
             Path(args.tls_cert).read_bytes(), Path(args.tls_key).read_bytes(), _read(args.client_ca)
         )
+    quotas = Quotas(
+        max_rows=args.max_rows,
+        max_upload_bytes=args.max_upload_bytes,
+        max_concurrent_runs=args.max_concurrent_runs,
+        max_memory_bytes=args.max_memory_bytes,
+    )
     config = ServerConfig(
         host=args.host,
         port=args.port,
         registry_url=args.registry,
         tls=tls,
         dask_address=args.dask,
+        quotas=quotas,
+        max_message_bytes=args.max_message_bytes,
+        max_concurrent_rpcs=args.max_concurrent_rpcs,
+        grace_seconds=args.grace,
+        drain_seconds=args.drain,
     )
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -230,6 +242,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # -- parser -------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
+    from tenancy.quotas import Quotas
+
     parser = argparse.ArgumentParser(
         prog="masterplan", description="Open-source master planning (MRP) service."
     )
@@ -266,6 +280,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-cert", help="PEM server certificate chain")
     p.add_argument("--tls-key", help="PEM server private key")
     p.add_argument("--client-ca", help="PEM CA for client certificates (mutual TLS)")
+    q = Quotas()
+    p.add_argument("--max-rows", type=int, default=q.max_rows, help="rows one tenant may hold")
+    p.add_argument(
+        "--max-upload-bytes", type=int, default=q.max_upload_bytes, help="bytes in one upload"
+    )
+    p.add_argument(
+        "--max-concurrent-runs",
+        type=int,
+        default=q.max_concurrent_runs,
+        help="runs per tenant at once",
+    )
+    p.add_argument(
+        "--max-memory-bytes", type=int, default=q.max_memory_bytes, help="bytes one tenant may hold"
+    )
+    p.add_argument(
+        "--max-message-bytes", type=int, default=64 * 1024 * 1024, help="largest gRPC message"
+    )
+    p.add_argument(
+        "--max-concurrent-rpcs", type=int, default=64, help="calls in progress server-wide"
+    )
+    p.add_argument(
+        "--grace", type=float, default=30.0, help="seconds SIGTERM lets in-flight calls finish"
+    )
+    p.add_argument("--drain", type=float, default=2.0, help="seconds health says NOT_SERVING before stopping")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("tenant", help="provision tenants (admin credential)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from concurrent import futures
 from dataclasses import dataclass
 
@@ -56,9 +57,17 @@ class RunningServer:
     def address(self) -> str:
         return f"{self.config.host}:{self.port}"
 
-    def stop(self, grace: float | None = None) -> None:
-        """Drain: health turns NOT_SERVING, in-flight calls get ``grace`` seconds."""
+    def stop(self, grace: float | None = None, drain: float = 0.0) -> None:
+        """Drain and stop.
+
+        Health turns NOT_SERVING first and stays observable for ``drain``
+        seconds while new calls are still accepted (so that load balancers
+        and health probes see it); then new calls are refused and in-flight
+        ones get ``grace`` seconds to finish before they are cancelled.
+        """
         self.health.enter_graceful_shutdown()
+        if drain > 0:
+            time.sleep(drain)
         self.server.stop(self.config.grace_seconds if grace is None else grace).wait()
         self.registry.close()
 
@@ -134,4 +143,4 @@ def serve_forever(
     if ready is not None:
         ready.set()
     stop.wait()
-    running.stop()
+    running.stop(drain=config.drain_seconds)

@@ -45,6 +45,14 @@ class CodecError(ValueError):
         self.row = row
 
 
+def _type_name(value: int) -> str:
+    """The enum name of a column type; a peer may send numbers no enum knows."""
+    try:
+        return pb.ColumnType.Name(value)
+    except ValueError:
+        return f"unknown type {value}"
+
+
 def _encode_column(name: str, values: np.ndarray) -> pb.Column:
     if values.dtype.kind == "M":
         d = values.astype("datetime64[D]")
@@ -106,8 +114,7 @@ def decode_chunk(chunk: pb.ColumnarChunk, spec: TableSpec, row_offset: int = 0) 
         want = _KIND_TYPE[c.kind]
         if col.type != want:
             raise CodecError(
-                f"{spec.name}.{c.name}: type {pb.ColumnType.Name(col.type)}, "
-                f"expected {pb.ColumnType.Name(want)}",
+                f"{spec.name}.{c.name}: type {_type_name(col.type)}, expected {_type_name(want)}",
                 spec.name,
                 c.name,
             )

@@ -40,6 +40,8 @@ class ServerConfig:
         dask_address: Scheduler address for planning clusters on Dask
             distributed; None plans in-process.
         grace_seconds: How long SIGTERM lets in-flight calls finish.
+        drain_seconds: How long health reports NOT_SERVING, with new calls
+            still accepted, before the server stops taking calls.
         keepalive_seconds: Interval of HTTP/2 keepalive pings to clients.
     """
 
@@ -54,4 +56,5 @@ class ServerConfig:
     tls: TlsConfig | None = None
     dask_address: str | None = None
     grace_seconds: float = 30.0
+    drain_seconds: float = 2.0
     keepalive_seconds: int = 60

@@ -20,17 +20,22 @@ from tenancy.errors import QuotaExceeded
 __all__ = ["assemble"]
 
 
-def assemble(chunks: Iterable[columnar_pb2.ColumnarChunk], max_rows: int) -> dict[str, Table]:
+def assemble(
+    chunks: Iterable[columnar_pb2.ColumnarChunk], max_rows: int, max_bytes: int
+) -> dict[str, Table]:
     """Decode all chunks into complete tables (every §4 input table present).
 
     Raises:
         InvalidArgument: an unknown table, a delete in a snapshot.
         CodecError: a malformed chunk.
-        QuotaExceeded: more rows than ``max_rows``.
+        QuotaExceeded: more rows than ``max_rows``, or more bytes on the wire
+            than ``max_bytes``; checked per chunk, so an oversized upload is
+            refused while it streams, not after it was held in memory.
     """
     parts: dict[str, list[Table]] = {name: [] for name in INPUT_TABLES}
     rows: dict[str, int] = dict.fromkeys(INPUT_TABLES, 0)
     total = 0
+    nbytes = 0
     for i, chunk in enumerate(chunks):
         spec = INPUT_TABLES.get(chunk.table)
         if spec is None:
@@ -44,6 +49,9 @@ def assemble(chunks: Iterable[columnar_pb2.ColumnarChunk], max_rows: int) -> dic
         total += chunk.row_count
         if total > max_rows:
             raise QuotaExceeded("rows", max_rows, total)
+        nbytes += chunk.ByteSize()
+        if nbytes > max_bytes:
+            raise QuotaExceeded("upload_bytes", max_bytes, nbytes)
         parts[spec.name].append(decode_chunk(chunk, spec, rows[spec.name]))
         rows[spec.name] += chunk.row_count
     return {name: concat(INPUT_TABLES[name], parts[name]) for name in INPUT_TABLES}

@@ -49,7 +49,7 @@ class PlanningDataServicer(planning_data_pb2_grpc.PlanningDataServicer):
                     )
                 yield msg.chunk
 
-        tables = assemble(chunks(), self._quotas.max_rows)
+        tables = assemble(chunks(), self._quotas.max_rows, self._quotas.max_upload_bytes)
         store = self._stores.get(tenant.tenant_id)
         # Refuse before replacing anything: the previous data set stays intact.
         self._ledger.set_memory(tenant.tenant_id, store.nbytes_if_replaced(plan, tables))

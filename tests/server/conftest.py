@@ -25,13 +25,17 @@ class Live:
         return self.running.address
 
     def client(self, tenant: str | None = None, key: str | None = None) -> MasterplanClient:
-        return MasterplanClient(self.address, key if key is not None else self.keys.get(tenant or "", None))
+        return MasterplanClient(
+            self.address, key if key is not None else self.keys.get(tenant or "", None)
+        )
 
 
 @pytest.fixture
 def live(tmp_path) -> Iterator[Live]:  # type: ignore[no-untyped-def]
     admin_key = secrets.token_urlsafe(24)
-    config = ServerConfig(port=0, registry_url=f"sqlite:///{tmp_path / 'registry.db'}", grace_seconds=1)
+    config = ServerConfig(
+        port=0, registry_url=f"sqlite:///{tmp_path / 'registry.db'}", grace_seconds=1
+    )
     running = start_server(config, AdminCredential.from_key(admin_key))
     keys = {}
     with MasterplanClient(running.address, admin_key) as admin:

@@ -12,12 +12,33 @@ from server.engine.schema import INPUT_TABLES
 
 SPEC = INPUT_TABLES["sales_lines"]
 ROWS = [
-    {"order_id": "S1", "line_no": 1, "item_id": "A", "warehouse_id": "W", "qty": 2.5,
-     "requested_date": "2024-01-02", "priority": None},
-    {"order_id": "S1", "line_no": 2, "item_id": "Ä€", "warehouse_id": None, "qty": None,
-     "requested_date": None, "priority": 3},
-    {"order_id": "S2", "line_no": 1, "item_id": "A", "warehouse_id": "W", "qty": -1.0,
-     "requested_date": "1960-12-31", "priority": 0},
+    {
+        "order_id": "S1",
+        "line_no": 1,
+        "item_id": "A",
+        "warehouse_id": "W",
+        "qty": 2.5,
+        "requested_date": "2024-01-02",
+        "priority": None,
+    },
+    {
+        "order_id": "S1",
+        "line_no": 2,
+        "item_id": "Ä€",
+        "warehouse_id": None,
+        "qty": None,
+        "requested_date": None,
+        "priority": 3,
+    },
+    {
+        "order_id": "S2",
+        "line_no": 1,
+        "item_id": "A",
+        "warehouse_id": "W",
+        "qty": -1.0,
+        "requested_date": "1960-12-31",
+        "priority": 0,
+    },
 ]
 
 
@@ -72,4 +93,12 @@ def test_missing_unknown_and_mistyped_columns_are_refused() -> None:
     chunk = _chunk()
     chunk.columns[4].type = pb.COLUMN_TYPE_DATE
     with pytest.raises(CodecError, match="expected COLUMN_TYPE_FLOAT64"):
+        decode_chunk(chunk, SPEC)
+
+
+def test_a_column_type_no_enum_knows_is_a_codec_error() -> None:
+    # found by the hypothesis fuzz test: the error message itself used to fail
+    chunk = _chunk()
+    chunk.columns[4].type = 5
+    with pytest.raises(CodecError, match="unknown type 5"):
         decode_chunk(chunk, SPEC)

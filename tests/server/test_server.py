@@ -19,8 +19,16 @@ DATA = {
     "warehouses": [{"warehouse_id": "W1", "site_id": "S"}],
     "items": [{"item_id": "A", "default_order_type": "purchase", "lead_time_days": 3}],
     "on_hand": [{"item_id": "A", "warehouse_id": "W1", "qty": 4}],
-    "sales_lines": [{"order_id": "S", "line_no": 1, "item_id": "A", "warehouse_id": "W1",
-                     "qty": 10, "requested_date": "2024-01-10"}],
+    "sales_lines": [
+        {
+            "order_id": "S",
+            "line_no": 1,
+            "item_id": "A",
+            "warehouse_id": "W1",
+            "qty": 10,
+            "requested_date": "2024-01-10",
+        }
+    ],
 }
 
 
@@ -33,9 +41,15 @@ def test_upload_and_run_stream_the_plan(live) -> None:  # type: ignore[no-untype
         resp = c.upload("tenants/acme/plans/main", tables(DATA))
         assert resp.total_rows == 4 and resp.version == 1
         progress: list[str] = []
-        out = c.run_plan("tenants/acme/plans/main", plan_date=T0, run_id="r1",
-                         on_progress=lambda p, f: progress.append(p))
-        assert out.run.state == out.run.SUCCEEDED and out.run.name == "tenants/acme/plans/main/runs/r1"
+        out = c.run_plan(
+            "tenants/acme/plans/main",
+            plan_date=T0,
+            run_id="r1",
+            on_progress=lambda p, f: progress.append(p),
+        )
+        assert (
+            out.run.state == out.run.SUCCEEDED and out.run.name == "tenants/acme/plans/main/runs/r1"
+        )
         assert "netting" in progress
         po = out.tables["planned_orders"]
         assert po["planned_order_id"].tolist() == ["A/W1/1"]
@@ -43,7 +57,9 @@ def test_upload_and_run_stream_the_plan(live) -> None:  # type: ignore[no-untype
         assert po["order_date"].tolist() == [dt.date(2024, 1, 7)]
         peg = out.tables["pegging"]
         assert sorted(zip(peg["supply_ref"].tolist(), peg["qty"].tolist(), strict=True)) == [
-            ("OH:A/W1", 4.0), ("PL:A/W1/1", 6.0)]
+            ("OH:A/W1", 4.0),
+            ("PL:A/W1/1", 6.0),
+        ]
         assert [r.run_id for r in c.list_runs("tenants/acme/plans/main")] == ["r1"]
         tree = c.get_pegging("tenants/acme/plans/main/runs/r1", "SO:S/1")
         assert {n.ref for n in tree.children} == {"OH:A/W1", "PL:A/W1/1"}
@@ -103,22 +119,40 @@ def test_uninstall_revokes_the_key_and_drops_the_data(live) -> None:  # type: ig
 def test_a_malformed_chunk_is_invalid_and_keeps_the_previous_data(live) -> None:  # type: ignore[no-untyped-def]
     with live.client("acme") as c:
         c.upload("tenants/acme/plans/main", tables(DATA))
-    bad = columnar_pb2.ColumnarChunk(table="on_hand", row_count=2, columns=[
-        columnar_pb2.Column(name="item_id", type=columnar_pb2.COLUMN_TYPE_STRING,
-                            data=np.array([0, 0], "<i4").tobytes(), dictionary=["A"]),
-        columnar_pb2.Column(name="warehouse_id", type=columnar_pb2.COLUMN_TYPE_STRING,
-                            data=np.array([0, 0], "<i4").tobytes(), dictionary=["W1"]),
-        columnar_pb2.Column(name="qty", type=columnar_pb2.COLUMN_TYPE_FLOAT64, data=b"\x00" * 12),
-    ])
+    bad = columnar_pb2.ColumnarChunk(
+        table="on_hand",
+        row_count=2,
+        columns=[
+            columnar_pb2.Column(
+                name="item_id",
+                type=columnar_pb2.COLUMN_TYPE_STRING,
+                data=np.array([0, 0], "<i4").tobytes(),
+                dictionary=["A"],
+            ),
+            columnar_pb2.Column(
+                name="warehouse_id",
+                type=columnar_pb2.COLUMN_TYPE_STRING,
+                data=np.array([0, 0], "<i4").tobytes(),
+                dictionary=["W1"],
+            ),
+            columnar_pb2.Column(
+                name="qty", type=columnar_pb2.COLUMN_TYPE_FLOAT64, data=b"\x00" * 12
+            ),
+        ],
+    )
     requests = [
-        planning_data_pb2.UploadDatasetRequest(header=planning_data_pb2.UploadHeader(
-            parent="tenants/acme/plans/main", mode=planning_data_pb2.UPLOAD_MODE_SNAPSHOT)),
+        planning_data_pb2.UploadDatasetRequest(
+            header=planning_data_pb2.UploadHeader(
+                parent="tenants/acme/plans/main", mode=planning_data_pb2.UPLOAD_MODE_SNAPSHOT
+            )
+        ),
         planning_data_pb2.UploadDatasetRequest(chunk=bad),
     ]
     stub = planning_data_pb2_grpc.PlanningDataStub(grpc.insecure_channel(live.address))
     with pytest.raises(grpc.RpcError) as err:
-        stub.UploadDataset(iter(requests), timeout=10,
-                           metadata=(("authorization", f"Bearer {live.keys['acme']}"),))
+        stub.UploadDataset(
+            iter(requests), timeout=10, metadata=(("authorization", f"Bearer {live.keys['acme']}"),)
+        )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "on_hand.qty" in err.value.details()
     with live.client("acme") as c:

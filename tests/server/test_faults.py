@@ -1,0 +1,361 @@
+"""Faults an operator must be able to trust: cancel, deadline, quotas,
+oversized and malformed input, many tenants at once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+
+import grpc
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from masterplan.v1 import columnar_pb2, planning_data_pb2, planning_data_pb2_grpc
+
+from client import errors
+from client.client import MasterplanClient
+from server import runs
+from server.app import RunningServer, start_server
+from server.codec import CodecError, decode_chunk, encode_table
+from server.config import ServerConfig
+from server.engine import plan as real_plan
+from server.engine.rows import from_rows
+from server.engine.schema import INPUT_TABLES
+from tenancy.keys import AdminCredential
+from tenancy.quotas import Quotas
+
+T0 = dt.date(2024, 1, 1)
+
+
+def dataset(qty: float) -> list[tuple[str, dict]]:
+    data = {
+        "warehouses": [{"warehouse_id": "W1", "site_id": "S"}],
+        "items": [{"item_id": "A", "lead_time_days": 1}],
+        "sales_lines": [
+            {
+                "order_id": "S",
+                "line_no": 1,
+                "item_id": "A",
+                "warehouse_id": "W1",
+                "qty": qty,
+                "requested_date": "2024-01-10",
+            }
+        ],
+    }
+    return [(n, from_rows(INPUT_TABLES[n], data.get(n, []))) for n in INPUT_TABLES]
+
+
+class Server:
+    def __init__(self, tmp_path, **config) -> None:  # type: ignore[no-untyped-def]
+        self.admin_key = secrets.token_urlsafe(24)
+        cfg = ServerConfig(
+            port=0, registry_url=f"sqlite:///{tmp_path / 'reg.db'}", grace_seconds=1, **config
+        )
+        self.running: RunningServer = start_server(cfg, AdminCredential.from_key(self.admin_key))
+        self.keys: dict[str, str] = {}
+
+    def tenant(self, name: str) -> MasterplanClient:
+        if name not in self.keys:
+            with MasterplanClient(self.running.address, self.admin_key) as admin:
+                self.keys[name] = admin.install_tenant(name).api_key
+        return MasterplanClient(self.running.address, self.keys[name])
+
+
+@pytest.fixture
+def make_server(tmp_path) -> Iterator:  # type: ignore[no-untyped-def]
+    servers: list[Server] = []
+
+    def make(**config) -> Server:  # type: ignore[no-untyped-def]
+        path = tmp_path / f"server{len(servers)}"
+        path.mkdir()
+        s = Server(path, **config)
+        servers.append(s)
+        return s
+
+    yield make
+    for s in servers:
+        s.running.stop(grace=0)
+
+
+@pytest.fixture
+def slow_engine(monkeypatch) -> threading.Event:  # type: ignore[no-untyped-def]
+    """The engine, slowed down: it reports progress every 10 ms for up to 30 s
+    before planning, so a test can cancel it mid-run. ``stopped`` is set when
+    the engine left through its progress hook (the cancellation path)."""
+    stopped = threading.Event()
+
+    def slow(data, params, progress=None):  # type: ignore[no-untyped-def]
+        try:
+            for i in range(3000):
+                progress("netting", i / 3000)
+                time.sleep(0.01)
+        except BaseException:
+            stopped.set()
+            raise
+        return real_plan(data, params, progress)
+
+    monkeypatch.setattr(runs, "plan", slow)
+    return stopped
+
+
+def test_a_client_cancel_stops_the_run_and_frees_the_plan(make_server, slow_engine) -> None:  # type: ignore[no-untyped-def]
+    srv = make_server()
+    with srv.tenant("acme") as c:
+        c.upload("tenants/acme/plans/main", dataset(5))
+        from masterplan.v1 import planning_pb2
+
+        events = c.run_plan_events(
+            planning_pb2.RunPlanRequest(
+                parent="tenants/acme/plans/main", plan_date=T0.isoformat(), run_id="r1"
+            )
+        )
+        assert next(events).WhichOneof("event") == "started"
+        assert next(events).WhichOneof("event") == "progress"
+        events.close()  # the client cancels the call
+        assert slow_engine.wait(5), "the engine did not stop after the cancel"
+        deadline = time.monotonic() + 5
+        while (
+            c.get_run("tenants/acme/plans/main/runs/r1").state
+            == c.get_run("tenants/acme/plans/main/runs/r1").RUNNING
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.05)
+        assert c.get_run("tenants/acme/plans/main/runs/r1").state == planning_pb2.PlanRun.CANCELLED
+        # the plan is free again: a new run is accepted (not ABORTED) and cancellable
+        other = c.run_plan_events(
+            planning_pb2.RunPlanRequest(parent="tenants/acme/plans/main", plan_date=T0.isoformat())
+        )
+        assert next(other).WhichOneof("event") == "started"
+        other.close()
+
+
+def test_a_deadline_ends_the_run(make_server, slow_engine) -> None:  # type: ignore[no-untyped-def]
+    srv = make_server()
+    with srv.tenant("acme") as c:
+        c.upload("tenants/acme/plans/main", dataset(5))
+        c.stream_timeout = 0.5
+        with pytest.raises(errors.DeadlineExceeded):
+            c.run_plan("tenants/acme/plans/main", plan_date=T0, run_id="r1")
+        assert slow_engine.wait(5)
+        time.sleep(0.2)
+        assert c.get_run("tenants/acme/plans/main/runs/r1").state == 4  # CANCELLED
+
+
+def test_cancel_run_stops_a_run_of_another_call(make_server, slow_engine) -> None:  # type: ignore[no-untyped-def]
+    srv = make_server()
+    with srv.tenant("acme") as c:
+        c.upload("tenants/acme/plans/main", dataset(5))
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                c.run_plan("tenants/acme/plans/main", plan_date=T0, run_id="r1")
+            except BaseException as exc:
+                failure.append(exc)
+
+        t = threading.Thread(target=run)
+        t.start()
+        time.sleep(0.3)
+        c.cancel_run("tenants/acme/plans/main/runs/r1")
+        t.join(10)
+        assert slow_engine.is_set() and failure and isinstance(failure[0], errors.Cancelled)
+
+
+def test_row_quota_refuses_one_tenant_while_another_plans(make_server) -> None:  # type: ignore[no-untyped-def]
+    srv = make_server(quotas=Quotas(max_rows=3))
+    with srv.tenant("acme") as a, srv.tenant("globex") as g:
+        a.upload("tenants/acme/plans/main", dataset(5))  # 3 rows: at the limit
+        big = dataset(7)
+        big.append(
+            (
+                "on_hand",
+                from_rows(
+                    INPUT_TABLES["on_hand"], [{"item_id": "A", "warehouse_id": "W1", "qty": 1}]
+                ),
+            )
+        )
+        with pytest.raises(errors.ResourceExhausted) as err:
+            a.upload("tenants/acme/plans/main", big)
+        assert err.value.reason == "QUOTA_EXCEEDED" and err.value.metadata["resource"] == "rows"
+        g.upload("tenants/globex/plans/main", dataset(2))
+        assert g.run_plan("tenants/globex/plans/main", plan_date=T0).tables["planned_orders"][
+            "qty"
+        ].tolist() == [2.0]
+        # acme's previous data is intact
+        assert a.run_plan("tenants/acme/plans/main", plan_date=T0).tables["planned_orders"][
+            "qty"
+        ].tolist() == [5.0]
+
+
+def test_upload_bytes_and_memory_quotas(make_server) -> None:  # type: ignore[no-untyped-def]
+    srv = make_server(quotas=Quotas(max_upload_bytes=200))
+    with srv.tenant("acme") as a, pytest.raises(errors.ResourceExhausted) as err:
+        a.upload("tenants/acme/plans/main", dataset(5))
+    assert err.value.metadata["resource"] == "upload_bytes"
+    srv2 = make_server(quotas=Quotas(max_memory_bytes=100))
+    with srv2.tenant("acme") as a, pytest.raises(errors.ResourceExhausted) as err:
+        a.upload("tenants/acme/plans/main", dataset(5))
+    assert err.value.metadata["resource"] == "memory_bytes"
+
+
+def test_an_oversized_message_is_refused_and_the_data_kept(make_server) -> None:  # type: ignore[no-untyped-def]
+    srv = make_server(max_message_bytes=64 * 1024)
+    with srv.tenant("acme") as a:
+        a.upload("tenants/acme/plans/main", dataset(5))
+        n = 20_000
+        huge = from_rows(INPUT_TABLES["on_hand"], [])
+        huge = {
+            "item_id": np.full(n, "A", dtype=object),
+            "warehouse_id": np.full(n, "W1", dtype=object),
+            "qty": np.ones(n),
+        }
+        with pytest.raises(errors.ResourceExhausted):
+            a.upload("tenants/acme/plans/main", [*dataset(5), ("on_hand", huge)], chunk_rows=n)
+        assert a.run_plan("tenants/acme/plans/main", plan_date=T0).tables["planned_orders"][
+            "qty"
+        ].tolist() == [5.0]
+
+
+def test_twenty_tenants_upload_and_plan_at_once_without_cross_talk(make_server) -> None:  # type: ignore[no-untyped-def]
+    srv = make_server(max_workers=48)
+    names = [f"t{i:02d}" for i in range(20)]
+    clients = {n: srv.tenant(n) for n in names}
+    results: dict[str, list[float]] = {}
+    failures: list[BaseException] = []
+
+    def work(i: int, name: str) -> None:
+        try:
+            c = clients[name]
+            for round_ in range(3):
+                qty = 100 * i + round_ + 1
+                c.upload(f"tenants/{name}/plans/main", dataset(qty))
+                out = c.run_plan(f"tenants/{name}/plans/main", plan_date=T0)
+                got = out.tables["planned_orders"]["qty"].tolist()
+                if got != [float(qty)]:
+                    raise AssertionError(f"{name} round {round_}: {got} != {qty}")
+            results[name] = got
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i, n)) for i, n in enumerate(names)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    for c in clients.values():
+        c.close()
+    assert not failures, failures[0]
+    assert results == {n: [100.0 * i + 3] for i, n in enumerate(names)}
+
+
+# -- malformed chunks (hypothesis) ------------------------------------------------
+SPEC = INPUT_TABLES["sales_lines"]
+GOOD = next(
+    encode_table(
+        "sales_lines",
+        from_rows(
+            SPEC,
+            [
+                {
+                    "order_id": "S",
+                    "line_no": i,
+                    "item_id": "A",
+                    "warehouse_id": "W1",
+                    "qty": 1.0,
+                    "requested_date": "2024-01-10",
+                    "priority": 0,
+                }
+                for i in range(4)
+            ],
+        ),
+    )
+)
+
+
+@st.composite
+def mutated_chunks(draw: st.DrawFn) -> columnar_pb2.ColumnarChunk:
+    chunk = columnar_pb2.ColumnarChunk()
+    chunk.CopyFrom(GOOD)
+    for _ in range(draw(st.integers(1, 3))):
+        col = chunk.columns[draw(st.integers(0, len(chunk.columns) - 1))]
+        kind = draw(
+            st.sampled_from(["truncate", "extend", "type", "name", "codes", "rows", "drop", "dup"])
+        )
+        if kind == "truncate":
+            col.data = col.data[: draw(st.integers(0, max(len(col.data) - 1, 0)))]
+        elif kind == "extend":
+            col.data += draw(st.binary(min_size=1, max_size=9))
+        elif kind == "type":
+            col.type = draw(st.integers(0, 5))
+        elif kind == "name":
+            col.name = draw(st.text(max_size=8))
+        elif kind == "codes":
+            col.data = draw(st.binary(min_size=len(col.data), max_size=len(col.data)))
+        elif kind == "rows":
+            chunk.row_count = draw(st.integers(0, 10))
+        elif kind == "drop" and len(chunk.columns) > 1:
+            del chunk.columns[draw(st.integers(0, len(chunk.columns) - 1))]
+        elif kind == "dup":
+            chunk.columns.add().CopyFrom(col)
+    return chunk
+
+
+@settings(max_examples=300, deadline=None)
+@given(mutated_chunks())
+def test_decoding_a_mutated_chunk_fails_only_with_a_codec_error(
+    chunk: columnar_pb2.ColumnarChunk,
+) -> None:
+    try:
+        table = decode_chunk(chunk, SPEC)
+    except CodecError as exc:
+        assert exc.table == "sales_lines" and str(exc)
+    else:  # accepted: then it is a well-formed table of the declared size
+        assert all(len(v) == chunk.row_count for v in table.values())
+
+
+@pytest.fixture(scope="module")
+def fuzz_server(tmp_path_factory) -> Iterator[Server]:  # type: ignore[no-untyped-def]
+    srv = Server(tmp_path_factory.mktemp("fuzz"))
+    with srv.tenant("acme") as a:
+        a.upload("tenants/acme/plans/main", dataset(5))
+    yield srv
+    srv.running.stop(grace=0)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(chunk=mutated_chunks())
+def test_the_server_answers_invalid_argument_and_keeps_the_data(fuzz_server: Server, chunk) -> None:  # type: ignore[no-untyped-def]
+    srv = fuzz_server
+    try:
+        decode_chunk(chunk, SPEC)
+        valid = True
+    except CodecError:
+        valid = False
+    requests = [
+        planning_data_pb2.UploadDatasetRequest(
+            header=planning_data_pb2.UploadHeader(
+                parent="tenants/acme/plans/main", mode=planning_data_pb2.UPLOAD_MODE_SNAPSHOT
+            )
+        ),
+        planning_data_pb2.UploadDatasetRequest(chunk=chunk),
+    ]
+    md = (("authorization", f"Bearer {srv.keys['acme']}"),)
+    with grpc.insecure_channel(srv.running.address) as channel:
+        stub = planning_data_pb2_grpc.PlanningDataStub(channel)
+        if valid:  # a harmless mutation: accepted; put the reference data back
+            stub.UploadDataset(iter(requests), timeout=10, metadata=md)
+            with srv.tenant("acme") as a:
+                a.upload("tenants/acme/plans/main", dataset(5))
+            return
+        with pytest.raises(grpc.RpcError) as err:
+            stub.UploadDataset(iter(requests), timeout=10, metadata=md)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with srv.tenant("acme") as a:
+        out = a.run_plan("tenants/acme/plans/main", plan_date=T0)
+        assert out.tables["planned_orders"]["qty"].tolist() == [5.0]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, note, settings
 
 from tests.differential.engine_adapter import engine_plan
@@ -24,9 +25,7 @@ from tests.reference.compare import diff_results
 Row = dict[str, Any]
 
 
-@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(models())
-def test_engine_matches_reference(model: Model) -> None:
+def check(model: Model) -> None:
     inp, plan_date, default_group = model
     note(f"plan_date={plan_date!r} default_group={default_group!r}")
     note("input=" + json.dumps({t: rows for t, rows in inp.items() if rows}, indent=1))
@@ -34,3 +33,21 @@ def test_engine_matches_reference(model: Model) -> None:
     got = engine_plan(inp, plan_date, default_group)
     problems = diff_results(got, want, tol=1e-6)
     assert not problems, "engine vs reference (unexpected = engine only):\n" + "\n".join(problems)
+
+
+_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large]
+
+
+@settings(suppress_health_check=_HEALTH)
+@given(models())
+def test_engine_matches_reference(model: Model) -> None:
+    """As many examples as the profile says (500, derandomized, in CI)."""
+    check(model)
+
+
+@pytest.mark.slow
+@settings(suppress_health_check=_HEALTH, max_examples=10_000, derandomize=False)
+@given(models())
+def test_engine_matches_reference_at_length(model: Model) -> None:
+    """10,000 random examples: ``pytest -m slow``."""
+    check(model)

@@ -51,6 +51,7 @@ class RunningServer:
     health: health.HealthServicer
     stores: Stores
     registry: TenantRegistry
+    ledger: QuotaLedger
     config: ServerConfig
 
     @property
@@ -123,7 +124,7 @@ def start_server(config: ServerConfig, admin: AdminCredential) -> RunningServer:
     for name in ("", *SERVICE_NAMES):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("masterplan server listening on %s:%d", config.host, port)
-    return RunningServer(server, port, health_servicer, stores, registry, config)
+    return RunningServer(server, port, health_servicer, stores, registry, ledger, config)
 
 
 def serve_forever(

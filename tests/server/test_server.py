@@ -107,11 +107,20 @@ def test_the_admin_key_manages_tenants_but_reads_no_plan(live) -> None:  # type:
 def test_uninstall_revokes_the_key_and_drops_the_data(live) -> None:  # type: ignore[no-untyped-def]
     with live.client("acme") as c:
         c.upload("tenants/acme/plans/main", tables(DATA))
+        c.run_plan("tenants/acme/plans/main", plan_date=T0)
     tenant_id = live.running.registry.get("acme").tenant_id
     assert tenant_id in live.running.stores
+    assert live.running.ledger.memory(tenant_id) > 0
     with live.client(key=live.admin_key) as admin:
         admin.uninstall_tenant("acme")
+        assert [t.tenant_id for t in admin.list_tenants()] == ["globex"]
     assert tenant_id not in live.running.stores
+    assert live.running.ledger.memory(tenant_id) == 0
+    with live.running.registry._engine.connect() as conn:  # the raw registry table
+        import sqlalchemy as sa
+
+        names = conn.execute(sa.text("SELECT name FROM tenants")).scalars().all()
+    assert names == ["globex"]
     with live.client("acme") as c, pytest.raises(errors.Unauthenticated):
         c.list_runs("tenants/acme/plans/main")
 
@@ -173,3 +182,61 @@ def test_health_is_serving_without_a_key(live) -> None:  # type: ignore[no-untyp
     stub = health_pb2_grpc.HealthStub(grpc.insecure_channel(live.address))
     resp = stub.Check(health_pb2.HealthCheckRequest(service="masterplan.v1.Planning"), timeout=5)
     assert resp.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_every_method_without_a_key_is_unauthenticated(live) -> None:  # type: ignore[no-untyped-def]
+    from masterplan.v1 import (
+        planning_data_pb2_grpc,
+        planning_pb2,
+        planning_pb2_grpc,
+        tenant_admin_pb2,
+        tenant_admin_pb2_grpc,
+    )
+
+    channel = grpc.insecure_channel(live.address)
+    admin = tenant_admin_pb2_grpc.TenantAdminStub(channel)
+    planning = planning_pb2_grpc.PlanningStub(channel)
+    data = planning_data_pb2_grpc.PlanningDataStub(channel)
+    calls = [
+        lambda: admin.InstallTenant(
+            tenant_admin_pb2.InstallTenantRequest(tenant_id="x"), timeout=5
+        ),
+        lambda: admin.UninstallTenant(
+            tenant_admin_pb2.UninstallTenantRequest(name="tenants/acme"), timeout=5
+        ),
+        lambda: admin.RotateApiKey(
+            tenant_admin_pb2.RotateApiKeyRequest(name="tenants/acme"), timeout=5
+        ),
+        lambda: admin.ListTenants(tenant_admin_pb2.ListTenantsRequest(), timeout=5),
+        lambda: data.UploadDataset(iter([planning_data_pb2.UploadDatasetRequest()]), timeout=5),
+        lambda: list(
+            planning.RunPlan(
+                planning_pb2.RunPlanRequest(parent="tenants/acme/plans/main"), timeout=5
+            )
+        ),
+        lambda: planning.GetRun(
+            planning_pb2.GetRunRequest(name="tenants/acme/plans/main/runs/r"), timeout=5
+        ),
+        lambda: planning.ListRuns(
+            planning_pb2.ListRunsRequest(parent="tenants/acme/plans/main"), timeout=5
+        ),
+        lambda: planning.CancelRun(
+            planning_pb2.CancelRunRequest(name="tenants/acme/plans/main/runs/r"), timeout=5
+        ),
+        lambda: planning.GetPegging(
+            planning_pb2.GetPeggingRequest(name="tenants/acme/plans/main/runs/r"), timeout=5
+        ),
+    ]
+    for call in calls:
+        with pytest.raises(grpc.RpcError) as err:
+            call()
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert len(calls) == sum(
+        len(s.methods_by_name)
+        for s in (
+            tenant_admin_pb2.DESCRIPTOR.services_by_name["TenantAdmin"],
+            planning_pb2.DESCRIPTOR.services_by_name["Planning"],
+            planning_data_pb2.DESCRIPTOR.services_by_name["PlanningData"],
+        )
+    )
+    channel.close()

@@ -62,17 +62,10 @@ def _add_tls_client(p: argparse.ArgumentParser) -> None:
 
 
 def _progress(enabled: bool) -> Any:
-    """A progress printer for a terminal, silent otherwise."""
-    if not enabled or not sys.stderr.isatty():
-        return None
-    from rich.console import Console
+    """Progress bars on a terminal, nothing otherwise."""
+    from connector.progress import CycleProgress, TerminalProgress
 
-    console = Console(stderr=True)
-
-    def say(phase: str, message: str) -> None:
-        console.print(f"[dim]{phase:>7}[/dim] {message}")
-
-    return say
+    return TerminalProgress() if enabled and sys.stderr.isatty() else CycleProgress()
 
 
 # -- commands -------------------------------------------------------------------
@@ -92,6 +85,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         mode=args.mode,
         default_group=args.default_group,
         tls=_client_tls(args),
+        keep_runs=args.keep_runs,
     )
     report = run_cycle(options, _progress(not args.json))
     summary = {
@@ -265,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=("regeneration", "net_change"), default="regeneration")
     p.add_argument("--plan", default="main", help="plan id (default: main)")
     p.add_argument("--default-group", help="coverage group of SKUs that name none")
+    p.add_argument(
+        "--keep-runs", type=int, default=0, help="keep only the newest N runs of the plan (0: all)"
+    )
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
     _add_tls_client(p)
     p.set_defaults(func=cmd_run)
@@ -303,7 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--grace", type=float, default=30.0, help="seconds SIGTERM lets in-flight calls finish"
     )
-    p.add_argument("--drain", type=float, default=2.0, help="seconds health says NOT_SERVING before stopping")
+    p.add_argument(
+        "--drain", type=float, default=2.0, help="seconds health says NOT_SERVING before stopping"
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("tenant", help="provision tenants (admin credential)")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
@@ -18,9 +17,10 @@ import sqlalchemy as sa
 
 from client.client import ClientTls, MasterplanClient
 from connector.embedded import embedded_server
+from connector.progress import CycleProgress
 from connector.reader import read_input
 from connector.schema import create_result_tables
-from connector.writer import RunRecord, write_run
+from connector.writer import RunRecord, prune_runs, write_run
 from server.engine.arrays import table_length
 
 __all__ = ["CycleOptions", "CycleReport", "run_cycle"]
@@ -41,6 +41,8 @@ class CycleOptions:
         mode: ``regeneration`` or ``net_change``.
         default_group: Coverage group of SKUs that name none.
         tls: TLS material for the channel.
+        keep_runs: After writing, keep only this plan's newest N runs in the
+            result tables (never the current one); 0 keeps all.
     """
 
     db_url: str
@@ -52,6 +54,7 @@ class CycleOptions:
     mode: str = "regeneration"
     default_group: str | None = None
     tls: ClientTls | None = None
+    keep_runs: int = 0
 
 
 @dataclass(slots=True)
@@ -68,17 +71,14 @@ class CycleReport:
     engine_seconds: dict[str, float] = field(default_factory=dict)
 
 
-Progress = Callable[[str, str], None]
-
-
-def run_cycle(options: CycleOptions, progress: Progress | None = None) -> CycleReport:
+def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> CycleReport:
     """Read, upload, plan and write back; returns the report.
 
     Raises:
         connector.errors.SchemaMismatch: a table or column is missing.
         client.errors.MasterplanClientError: the server refused or failed.
     """
-    say = progress or (lambda phase, message: None)
+    show = progress or CycleProgress()
     engine = sa.create_engine(options.db_url)
     times: dict[str, float] = {}
     plan_date = options.plan_date or dt.date.today()
@@ -86,9 +86,11 @@ def run_cycle(options: CycleOptions, progress: Progress | None = None) -> CycleR
     started_at = dt.datetime.now(dt.UTC)
     try:
         t = time.perf_counter()
-        say("read", f"reading {engine.url.render_as_string(hide_password=True)}")
-        tables = read_input(engine)
+        show.begin("read")
+        tables = read_input(engine, on_chunk=lambda name, n: show.advance("read", n))
+        show.end("read")
         times["read"] = time.perf_counter() - t
+        input_rows = sum(table_length(v) for v in tables.values())
         with ExitStack() as stack:
             if options.server:
                 address, key = options.server, options.api_key
@@ -100,22 +102,30 @@ def run_cycle(options: CycleOptions, progress: Progress | None = None) -> CycleR
             client = stack.enter_context(MasterplanClient(address, key, tls=options.tls))
             parent = f"tenants/{tenant}/plans/{options.plan}"
             t = time.perf_counter()
-            say("upload", f"uploading {sum(table_length(v) for v in tables.values())} rows")
-            client.upload(parent, tables.items())
+            show.begin("upload", input_rows)
+            client.upload(
+                parent, tables.items(), on_chunk=lambda name, n: show.advance("upload", n)
+            )
+            show.end("upload")
             times["upload"] = time.perf_counter() - t
             t = time.perf_counter()
-            say("plan", "planning")
+            show.begin("plan")
+            show.begin("stream back")
             outcome = client.run_plan(
                 parent,
                 plan_date=plan_date,
                 mode=options.mode,
                 default_group=options.default_group,
                 run_id=run_id,
-                on_progress=lambda phase, frac: say("plan", f"{phase} {frac:.0%}"),
+                on_progress=lambda phase, frac: show.fraction("plan", frac, phase),
+                on_chunk=lambda name, n: show.advance("stream back", n),
             )
+            show.end("plan")
+            show.end("stream back")
             times["plan_and_stream"] = time.perf_counter() - t
         t = time.perf_counter()
-        say("write", "writing the plan")
+        output_rows = {k: table_length(v) for k, v in outcome.tables.items()}
+        show.begin("write", sum(output_rows.values()))
         record = RunRecord(
             run_id=run_id,
             plan_id=options.plan,
@@ -125,7 +135,12 @@ def run_cycle(options: CycleOptions, progress: Progress | None = None) -> CycleR
             finished_at=dt.datetime.now(dt.UTC),
         )
         create_result_tables(engine)
-        written = write_run(engine, record, outcome.tables)
+        written = write_run(
+            engine, record, outcome.tables, on_rows=lambda name, n: show.advance("write", n)
+        )
+        if options.keep_runs:
+            prune_runs(engine, options.plan, options.keep_runs)
+        show.end("write")
         times["write"] = time.perf_counter() - t
         return CycleReport(
             run_id=run_id,
@@ -133,9 +148,10 @@ def run_cycle(options: CycleOptions, progress: Progress | None = None) -> CycleR
             plan_date=plan_date,
             written=written,
             input_rows={k: table_length(v) for k, v in tables.items()},
-            output_rows={k: table_length(v) for k, v in outcome.tables.items()},
+            output_rows=output_rows,
             phase_seconds=times,
             engine_seconds=dict(outcome.run.phase_seconds),
         )
     finally:
+        show.close()
         engine.dispose()

@@ -13,7 +13,7 @@ SQLite dates as strings, ...).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.expression import Executable
 
-from connector.columns import Table, column_from_values, concat_chunks
+from connector.columns import Table, column_from_values, concat_chunks, table_length
 from connector.schema import table_spec, verify_schema
 from server.engine.schema import INPUT_TABLES, TableSpec
 
@@ -111,7 +111,9 @@ def read_table(
 
 
 def read_input(
-    engine: Engine | Connection, chunk_rows: int = DEFAULT_CHUNK_ROWS
+    engine: Engine | Connection,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    on_chunk: Callable[[str, int], None] | None = None,
 ) -> dict[str, Table]:
     """Read every input table of §4, after checking that they all exist.
 
@@ -124,6 +126,8 @@ def read_input(
     Args:
         engine: Engine or open connection to the SCM database.
         chunk_rows: Rows fetched per batch (see :func:`iter_table_chunks`).
+        on_chunk: Called with the table name and row count of every chunk
+            read, for progress displays.
 
     Returns:
         Table name -> table of column arrays, for every input table.
@@ -134,13 +138,21 @@ def read_input(
     """
     verify_schema(engine, INPUT_TABLES)
     if isinstance(engine, Connection):
-        return _read_all(engine, chunk_rows)
+        return _read_all(engine, chunk_rows, on_chunk)
     with engine.connect() as conn:
         if conn.dialect.name in _SNAPSHOT_DIALECTS:
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
         with conn.begin():
-            return _read_all(conn, chunk_rows)
+            return _read_all(conn, chunk_rows, on_chunk)
 
 
-def _read_all(conn: Connection, chunk_rows: int) -> dict[str, Table]:
-    return {name: read_table(conn, name, chunk_rows) for name in INPUT_TABLES}
+def _read_all(
+    conn: Connection, chunk_rows: int, on_chunk: Callable[[str, int], None] | None
+) -> dict[str, Table]:
+    def chunks(name: str) -> Iterator[Table]:
+        for chunk in iter_table_chunks(conn, name, chunk_rows):
+            if on_chunk is not None:
+                on_chunk(name, table_length(chunk))
+            yield chunk
+
+    return {name: concat_chunks(table_spec(name), chunks(name)) for name in INPUT_TABLES}

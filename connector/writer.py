@@ -96,6 +96,7 @@ def write_run(
     results: Mapping[str, Mapping[str, np.ndarray]],
     *,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    on_rows: Callable[[str, int], None] | None = None,
 ) -> bool:
     """Store one run's results and make it the plan's current version.
 
@@ -109,6 +110,8 @@ def write_run(
         results: Each of ``PLAN_OUTPUT_TABLES`` -> its columns *without*
             ``run_id``, in the in-memory conventions.
         batch_rows: Rows per insert batch (memory bound).
+        on_rows: Called with the table name and row count of every batch
+            written, for progress displays.
 
     Returns:
         ``True`` if the run was written, ``False`` if ``plan_runs`` already
@@ -135,7 +138,7 @@ def write_run(
             # both inserting all result rows.
             conn.execute(sql_table("plan_runs").insert(), [_plan_run_row(run, counts)])
             for name in PLAN_OUTPUT_TABLES:
-                _insert_rows(conn, table_spec(name), run.run_id, results[name], batch_rows)
+                _insert_rows(conn, table_spec(name), run.run_id, results[name], batch_rows, on_rows)
             _set_current_run(conn, run.plan_id, run.run_id)
     except sa.exc.IntegrityError:
         if _run_exists(engine, run.run_id):
@@ -232,6 +235,7 @@ def _insert_rows(
     run_id: str,
     table: Mapping[str, np.ndarray],
     batch_rows: int,
+    on_rows: Callable[[str, int], None] | None = None,
 ) -> None:
     """Insert one output table's rows for ``run_id`` inside the open transaction."""
     copy = _copy_writer(conn)
@@ -242,6 +246,8 @@ def _insert_rows(
         else:
             rows = [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
             conn.execute(target.insert(), rows)
+        if on_rows is not None:
+            on_rows(spec.name, len(values[0]) if values else 0)
 
 
 def _copy_writer(

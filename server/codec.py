@@ -16,7 +16,7 @@ import numpy as np
 from masterplan.v1 import columnar_pb2 as pb
 from numpy.dtypes import StringDType
 
-from server.engine.arrays import empty_table, table_length
+from server.engine.arrays import empty_table, table_length, unique_strings
 from server.engine.schema import ColumnKind, TableSpec
 from server.engine.types import Table
 
@@ -64,7 +64,7 @@ def _encode_column(name: str, values: np.ndarray) -> pb.Column:
         return pb.Column(name=name, type=pb.COLUMN_TYPE_FLOAT64, data=data)
     isnull = np.equal(values, None) if values.dtype == object else np.zeros(len(values), bool)
     filled = np.where(isnull, "", values).astype(_STR) if values.dtype == object else values
-    uniq, codes = np.unique(filled, return_inverse=True)
+    uniq, codes = unique_strings(filled)
     codes = codes.astype("<i4")
     codes[isnull] = -1
     return pb.Column(

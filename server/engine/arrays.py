@@ -24,6 +24,7 @@ __all__ = [
     "number_text",
     "text",
     "to_datetime",
+    "unique_strings",
 ]
 
 #: Sentinel for "no date" in int64 day arrays (far beyond any real date).
@@ -64,6 +65,28 @@ def empty_table(spec: TableSpec) -> Table:
     return {c.name: np.empty(0, dtype=dtype_of(c.kind)) for c in spec.columns}
 
 
+def unique_strings(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted uniques of a StringDType array and the inverse (int64 codes).
+
+    Uses a *stable* argsort on purpose: numpy's default sort of StringDType
+    arrays crashes the process (segfault, numpy 2.4) on some inputs, e.g. two
+    sorted runs of the same ids, the order a database returns item_coverage
+    rows by warehouse. Stable sorting takes another code path.
+    """
+    values = np.asarray(values, dtype=_STR)
+    n = len(values)
+    if n == 0:
+        return values, np.empty(0, dtype=np.int64)
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    first = np.empty(n, dtype=bool)
+    first[0] = True
+    first[1:] = ordered[1:] != ordered[:-1]
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[order] = np.cumsum(first) - 1
+    return ordered[first], inverse
+
+
 def factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Codes and sorted uniques of an id array; ``None`` sorts first as its own value.
 
@@ -73,8 +96,8 @@ def factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     values = np.asarray(values, dtype=object)
     isnull = np.equal(values, None)
     filled = np.where(isnull, "", values).astype(_STR)
-    uniq, codes = np.unique(filled, return_inverse=True)
-    codes = codes.astype(np.int64) + 1
+    uniq, codes = unique_strings(filled)
+    codes = codes + 1
     codes[isnull] = 0
     uniques = np.empty(len(uniq) + 1, dtype=object)
     uniques[0] = None

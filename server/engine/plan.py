@@ -33,6 +33,7 @@ from server.engine.arrays import (
     table_length,
     text,
     to_datetime,
+    unique_strings,
 )
 from server.engine.model import (
     ORDER_PRODUCTION,
@@ -128,8 +129,7 @@ def _rank(values: np.ndarray) -> np.ndarray:
     """Rank of each string in code-point order (equal strings, equal rank)."""
     if len(values) == 0:
         return np.empty(0, dtype=np.int64)
-    _, inv = np.unique(values, return_inverse=True)
-    return inv.astype(np.int64)
+    return unique_strings(values)[1]
 
 
 class _Planner:
@@ -360,7 +360,7 @@ class _Planner:
             item, wh = self.sku_text(cyc)
             names = text(item.astype(_STR), "@", wh.astype(_STR))
             comp = self.comp[cyc]
-            order = np.lexsort((names, comp))
+            order = np.lexsort((_rank(names), comp))
             comp, names = comp[order], names[order]
             bounds = np.flatnonzero(np.r_[True, comp[1:] != comp[:-1], True])
             texts = [",".join(names[a:b].tolist()) for a, b in itertools.pairwise(bounds)]

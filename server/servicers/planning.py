@@ -101,7 +101,10 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
                 rec.results = result.tables
                 store.finish_run(rec, "SUCCEEDED")
                 self._ledger.set_memory(tenant.tenant_id, store.nbytes())
-            except Cancelled:
+            except (Cancelled, GeneratorExit):
+                # GeneratorExit: gRPC closed the stream (client cancel, deadline,
+                # server shutdown) while it waited at a yield.
+                rec.cancel.set()
                 store.finish_run(rec, "CANCELLED", "cancelled")
                 raise
             except BaseException as exc:

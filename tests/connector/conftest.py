@@ -13,100 +13,21 @@ tested against tables the way an integrator would create them.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 
 from server.engine.schema import INPUT_TABLES, RESULT_TABLES, ColumnKind, TableSpec
-
-POSTGRES_URL = os.environ.get(
-    "MASTERPLAN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-MARIADB_URL = os.environ.get(
-    "MASTERPLAN_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test"
-)
-
-_reachability: dict[str, str | None] = {}
+from tests.backends import BACKENDS, database_url
 
 
-def _unreachable_reason(url: str, label: str, env: str) -> str | None:
-    """Return why the server at ``url`` cannot be used, or ``None`` if it can.
-
-    Checked once per session, with a short connect timeout so that a stopped
-    server costs seconds, not minutes.
-    """
-    if url not in _reachability:
-        try:
-            engine = sa.create_engine(url, connect_args={"connect_timeout": 3})
-            with engine.connect() as conn:
-                conn.exec_driver_sql("SELECT 1")
-            engine.dispose()
-            _reachability[url] = None
-        except Exception as exc:  # any driver error means "not usable here"
-            shown = make_url(url).render_as_string(hide_password=True)
-            first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            _reachability[url] = f"{label} not reachable at {shown} (set {env}): {first_line}"
-    return _reachability[url]
-
-
-def _postgres_url() -> Iterator[str]:
-    reason = _unreachable_reason(POSTGRES_URL, "PostgreSQL", "MASTERPLAN_TEST_POSTGRES_URL")
-    if reason:
-        pytest.skip(reason)
-    schema = f"mp_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    try:
-        # psycopg passes `options` to the server: every connection of the
-        # test's engines then resolves unqualified names in its own schema.
-        yield (
-            make_url(POSTGRES_URL)
-            .update_query_dict({"options": f"-csearch_path={schema}"})
-            .render_as_string(hide_password=False)
-        )
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        admin.dispose()
-
-
-def _mariadb_url() -> Iterator[str]:
-    reason = _unreachable_reason(MARIADB_URL, "MariaDB", "MASTERPLAN_TEST_MARIADB_URL")
-    if reason:
-        pytest.skip(reason)
-    database = f"mp_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(MARIADB_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4")
-    try:
-        yield make_url(MARIADB_URL).set(database=database).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{database}`")
-        admin.dispose()
-
-
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param("postgresql", marks=pytest.mark.postgres),
-        pytest.param("mariadb", marks=pytest.mark.mariadb),
-    ]
-)
+@pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
     """URL of an empty database of its own for this test, on each backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'scm.db'}"
-    elif request.param == "postgresql":
-        yield from _postgres_url()
-    else:
-        yield from _mariadb_url()
+    yield from database_url(request.param, tmp_path)
 
 
 @pytest.fixture

@@ -56,7 +56,9 @@ def written_plan(path: Path) -> dict[str, list[dict[str, Any]]]:
     try:
         (run,) = con.execute("SELECT current_run_id FROM plans WHERE plan_id = 'main'").fetchone()
         return {
-            table: [dict(r) for r in con.execute(f"SELECT {cols} FROM {table} WHERE run_id = ?", (run,))]
+            table: [
+                dict(r) for r in con.execute(f"SELECT {cols} FROM {table} WHERE run_id = ?", (run,))
+            ]
             for table, cols in RESULT_COLUMNS.items()
         }
     finally:
@@ -71,7 +73,9 @@ def run_args(url: str, example: dict[str, Any]) -> list[str]:
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
-def test_example_through_masterplan_run(path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_example_through_masterplan_run(
+    path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     example = json.loads(path.read_text())
     db = tmp_path / "scm.db"
     assert main(run_args(load(db, example), example)) == 0
@@ -80,7 +84,9 @@ def test_example_through_masterplan_run(path: Path, tmp_path: Path, capsys: pyte
     assert not problems, "\n".join(problems)
 
 
-def test_missing_table_fails_the_run_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_table_fails_the_run_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     example = json.loads((EXAMPLES[0].parent / "missing_table_and_column_1.json").read_text())
     url = load(tmp_path / "scm.db", example, skip_table="calendar_exceptions")
     assert main(run_args(url, example)) == 1
@@ -88,7 +94,9 @@ def test_missing_table_fails_the_run_naming_it(tmp_path: Path, capsys: pytest.Ca
     assert "calendar_exceptions" in err and len(err.strip().splitlines()) == 1
 
 
-def test_missing_column_fails_the_run_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_column_fails_the_run_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     example = json.loads((EXAMPLES[0].parent / "missing_table_and_column_2.json").read_text())
     db = tmp_path / "scm.db"
     url = load(db, example)

@@ -63,7 +63,11 @@ def make_db(path: Path, skip_table: str | None = None) -> str:
 
 def masterplan(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*MASTERPLAN, *args], capture_output=True, text=True, cwd=ROOT, timeout=120,
+        [*MASTERPLAN, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
         env={**os.environ, **(env or {})},
     )
 
@@ -88,17 +92,75 @@ def test_run_writes_the_hand_computed_plan(tmp_path: Path) -> None:
     summary = json.loads(done.stdout)
     run = current_run(db)
     assert summary["run_id"] == run and summary["written"] is True
-    orders = query(db, "SELECT planned_order_id, item_id, warehouse_id, order_type, qty, order_date, due_date,"
-                       " requirement_date, from_warehouse_id, vendor_id, bom_id, firmed FROM planned_orders"
-                       f" WHERE run_id = '{run}' ORDER BY planned_order_id")
+    orders = query(
+        db,
+        "SELECT planned_order_id, item_id, warehouse_id, order_type, qty, order_date, due_date,"
+        " requirement_date, from_warehouse_id, vendor_id, bom_id, firmed FROM planned_orders"
+        f" WHERE run_id = '{run}' ORDER BY planned_order_id",
+    )
     assert orders == [
-        ("BIKE/W1/1", "BIKE", "W1", "production", 4.0, "2026-01-18", "2026-01-20", "2026-01-20", None, None, "B-BIKE", 0),
-        ("FRAME/W1/1", "FRAME", "W1", "production", 4.0, "2026-01-15", "2026-01-18", "2026-01-18", None, None, "B-FRAME", 0),
-        ("TUBE/W1/1", "TUBE", "W1", "purchase", 10.0, "2026-01-10", "2026-01-15", "2026-01-15", None, "V1", None, 0),
-        ("WHEEL/W1/1", "WHEEL", "W1", "purchase", 4.0, "2026-01-14", "2026-01-18", "2026-01-18", None, "V2", None, 0),
+        (
+            "BIKE/W1/1",
+            "BIKE",
+            "W1",
+            "production",
+            4.0,
+            "2026-01-18",
+            "2026-01-20",
+            "2026-01-20",
+            None,
+            None,
+            "B-BIKE",
+            0,
+        ),
+        (
+            "FRAME/W1/1",
+            "FRAME",
+            "W1",
+            "production",
+            4.0,
+            "2026-01-15",
+            "2026-01-18",
+            "2026-01-18",
+            None,
+            None,
+            "B-FRAME",
+            0,
+        ),
+        (
+            "TUBE/W1/1",
+            "TUBE",
+            "W1",
+            "purchase",
+            10.0,
+            "2026-01-10",
+            "2026-01-15",
+            "2026-01-15",
+            None,
+            "V1",
+            None,
+            0,
+        ),
+        (
+            "WHEEL/W1/1",
+            "WHEEL",
+            "W1",
+            "purchase",
+            4.0,
+            "2026-01-14",
+            "2026-01-18",
+            "2026-01-18",
+            None,
+            "V2",
+            None,
+            0,
+        ),
     ]
-    pegging = query(db, "SELECT supply_ref, supply_date, demand_ref, demand_date, qty FROM pegging"
-                        f" WHERE run_id = '{run}' ORDER BY demand_ref, supply_ref")
+    pegging = query(
+        db,
+        "SELECT supply_ref, supply_date, demand_ref, demand_date, qty FROM pegging"
+        f" WHERE run_id = '{run}' ORDER BY demand_ref, supply_ref",
+    )
     assert pegging == [
         ("PL:FRAME/W1/1", "2026-01-18", "PL:BIKE/W1/1/10", "2026-01-18", 4.0),
         ("PL:WHEEL/W1/1", "2026-01-18", "PL:BIKE/W1/1/20", "2026-01-18", 4.0),
@@ -108,13 +170,19 @@ def test_run_writes_the_hand_computed_plan(tmp_path: Path) -> None:
         ("OH:BIKE/W1", "2026-01-05", "SO:SO1/1", "2026-01-20", 1.0),
         ("PL:BIKE/W1/1", "2026-01-20", "SO:SO1/1", "2026-01-20", 4.0),
     ]
-    actions = query(db, "SELECT supply_ref, action, receipt_date, receipt_qty, suggested_date, suggested_qty"
-                        f" FROM action_messages WHERE run_id = '{run}'")
+    actions = query(
+        db,
+        "SELECT supply_ref, action, receipt_date, receipt_qty, suggested_date, suggested_qty"
+        f" FROM action_messages WHERE run_id = '{run}'",
+    )
     assert actions == [("PO:P1/1", "postpone", "2026-01-15", 4.0, "2026-01-18", None)]
     assert query(db, f"SELECT COUNT(*) FROM delay_messages WHERE run_id = '{run}'") == [(0,)]
     assert query(db, f"SELECT COUNT(*) FROM plan_messages WHERE run_id = '{run}'") == [(0,)]
-    assert query(db, "SELECT mode, plan_date, status, planned_order_count, pegging_count, action_message_count"
-                     f" FROM plan_runs WHERE run_id = '{run}'") == [("regeneration", "2026-01-05", "completed", 4, 7, 1)]
+    assert query(
+        db,
+        "SELECT mode, plan_date, status, planned_order_count, pegging_count, action_message_count"
+        f" FROM plan_runs WHERE run_id = '{run}'",
+    ) == [("regeneration", "2026-01-05", "completed", 4, 7, 1)]
 
 
 def test_bad_rows_become_messages_and_the_run_goes_on(tmp_path: Path) -> None:
@@ -128,13 +196,23 @@ def test_bad_rows_become_messages_and_the_run_goes_on(tmp_path: Path) -> None:
     done = masterplan("run", "--db", url, "--plan-date", "2026-01-05")
     assert done.returncode == 0, done.stderr
     run = current_run(db)
-    messages = query(db, "SELECT severity, code, item_id, warehouse_id FROM plan_messages"
-                         f" WHERE run_id = '{run}' ORDER BY code")
-    assert messages == [("warning", "INVALID_QTY", "BIKE", "W1"), ("warning", "UNKNOWN_ITEM", "NOPE", "W1")]
+    messages = query(
+        db,
+        "SELECT severity, code, item_id, warehouse_id FROM plan_messages"
+        f" WHERE run_id = '{run}' ORDER BY code",
+    )
+    assert messages == [
+        ("warning", "INVALID_QTY", "BIKE", "W1"),
+        ("warning", "UNKNOWN_ITEM", "NOPE", "W1"),
+    ]
     texts = [t for (t,) in query(db, f"SELECT text FROM plan_messages WHERE run_id = '{run}'")]
-    assert any("SO3" in t and "qty" in t for t in texts) and any("SO2" in t and "item_id" in t for t in texts)
+    assert any("SO3" in t and "qty" in t for t in texts) and any(
+        "SO2" in t and "item_id" in t for t in texts
+    )
     # the bad rows are left out; the plan is the hand-computed one
-    assert query(db, f"SELECT SUM(qty) FROM planned_orders WHERE run_id = '{run}' AND item_id = 'BIKE'") == [(4.0,)]
+    assert query(
+        db, f"SELECT SUM(qty) FROM planned_orders WHERE run_id = '{run}' AND item_id = 'BIKE'"
+    ) == [(4.0,)]
 
 
 def test_a_missing_table_fails_the_run_and_keeps_the_previous_plan(tmp_path: Path) -> None:
@@ -178,8 +256,19 @@ def served(tmp_path: Path):  # type: ignore[no-untyped-def]
         port = s.getsockname()[1]
     env = {"MASTERPLAN_ADMIN_KEY": "an-admin-key-of-enough-length-123"}
     proc = subprocess.Popen(
-        [*MASTERPLAN, "serve", "--port", str(port), "--registry", f"sqlite:///{tmp_path / 'reg.db'}"],
-        cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            *MASTERPLAN,
+            "serve",
+            "--port",
+            str(port),
+            "--registry",
+            f"sqlite:///{tmp_path / 'reg.db'}",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -198,11 +287,23 @@ def test_run_against_a_served_tenant_and_a_refused_key(tmp_path: Path, served) -
     key = json.loads(done.stdout)["api_key"]
     db = tmp_path / "scm.db"
     url = make_db(db)
-    done = masterplan("run", "--db", url, "--server", address, "--api-key", key, "--plan-date", "2026-01-05")
+    done = masterplan(
+        "run", "--db", url, "--server", address, "--api-key", key, "--plan-date", "2026-01-05"
+    )
     assert done.returncode == 0, done.stderr
-    assert query(db, f"SELECT COUNT(*) FROM planned_orders WHERE run_id = '{current_run(db)}'") == [(4,)]
-    done = masterplan("run", "--db", url, "--server", address, "--plan-date", "2026-01-05",
-                      env={"MASTERPLAN_API_KEY": key + "x"})
+    assert query(db, f"SELECT COUNT(*) FROM planned_orders WHERE run_id = '{current_run(db)}'") == [
+        (4,)
+    ]
+    done = masterplan(
+        "run",
+        "--db",
+        url,
+        "--server",
+        address,
+        "--plan-date",
+        "2026-01-05",
+        env={"MASTERPLAN_API_KEY": key + "x"},
+    )
     assert done.returncode != 0 and "UNAUTHENTICATED" in done.stderr
     listed = masterplan("tenant", "list", "--server", address, "--json", env=env)
     assert [t["tenant"] for t in json.loads(listed.stdout)] == ["acme"]

@@ -1,0 +1,352 @@
+"""Run the benchmark: the product path through a real server process, or the engine alone.
+
+The full mode measures what an operator sees (SPEC §9): the connector's
+phases read, upload, plan, stream back and write, each timed here from the
+same building blocks :func:`connector.cycle.run_cycle` uses, against a
+server started as its own process (``masterplan serve``) so that its peak
+memory is the server's alone. The SCM database is generated and written in a
+separate child process, so the connector's peak RSS is not inflated by the
+generator. ``--engine-only`` calls :func:`server.engine.plan` in process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import multiprocessing as mp
+import os
+import resource
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from bench.generate import DEFAULT_PLAN_DATE, generate_tables, write_database
+
+__all__ = ["backend_engine", "main", "run_engine_only", "run_full"]
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_URLS = {
+    "postgres": "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+    "mariadb": "mysql+pymysql://root@127.0.0.1:3306/test",
+}
+URL_ENV = {
+    "postgres": "MASTERPLAN_TEST_POSTGRES_URL",
+    "mariadb": "MASTERPLAN_TEST_MARIADB_URL",
+}
+BENCH_SCHEMA = "bench"
+
+
+def _rows(tables: dict[str, dict[str, Any]]) -> dict[str, int]:
+    return {name: len(next(iter(t.values()))) if t else 0 for name, t in tables.items()}
+
+
+def _rate(rows: int, seconds: float) -> float:
+    return round(rows / seconds, 1) if seconds > 0 else 0.0
+
+
+def _maxrss_bytes() -> int:
+    """Peak RSS of this process (``ru_maxrss`` is KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _vm_hwm_bytes(pid: int) -> int | None:
+    """Peak RSS of another live process, from ``/proc/<pid>/status``."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+# -- databases --------------------------------------------------------------------
+def backend_engine(backend: str, workdir: Path) -> sa.Engine:
+    """An engine on a fresh, empty SCM database for ``backend``.
+
+    SQLite: a new file in ``workdir``. PostgreSQL: schema ``bench`` (dropped
+    and recreated) as the connection's ``search_path``. MariaDB: database
+    ``bench`` (dropped and recreated). A fresh place each time keeps runs
+    comparable and never touches the test databases' own tables.
+    """
+    if backend == "sqlite":
+        return sa.create_engine(f"sqlite:///{workdir / 'scm.db'}")
+    url = sa.make_url(os.environ.get(URL_ENV[backend], DEFAULT_URLS[backend]))
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            if backend == "postgres":
+                conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {BENCH_SCHEMA} CASCADE")
+                conn.exec_driver_sql(f"CREATE SCHEMA {BENCH_SCHEMA}")
+            else:
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {BENCH_SCHEMA}")
+                conn.exec_driver_sql(f"CREATE DATABASE {BENCH_SCHEMA} CHARACTER SET utf8mb4")
+    finally:
+        admin.dispose()
+    if backend == "postgres":
+        return sa.create_engine(url, connect_args={"options": f"-csearch_path={BENCH_SCHEMA}"})
+    return sa.create_engine(url.set(database=BENCH_SCHEMA))
+
+
+def _engine_url(engine: sa.Engine) -> tuple[str, dict[str, Any]]:
+    """URL (with password) and connect args, to rebuild the engine in a child."""
+    args: dict[str, Any] = {}
+    if engine.dialect.name == "postgresql":
+        args = {"options": f"-csearch_path={BENCH_SCHEMA}"}
+    return engine.url.render_as_string(hide_password=False), args
+
+
+def _prepare_database(
+    n_skus: int, seed: int, plan_date: dt.date, url: str, connect_args: dict[str, Any]
+) -> dict[str, Any]:
+    """Child process: generate and write the SCM database; returns timings."""
+    t = time.perf_counter()
+    tables = generate_tables(n_skus, seed, plan_date)
+    gen_s = time.perf_counter() - t
+    engine = sa.create_engine(url, connect_args=connect_args)
+    try:
+        t = time.perf_counter()
+        counts = write_database(tables, engine)
+        write_s = time.perf_counter() - t
+    finally:
+        engine.dispose()
+    total = sum(counts.values())
+    return {
+        "generate": {"seconds": round(gen_s, 3), "rows": total},
+        "write_database": {
+            "seconds": round(write_s, 3),
+            "rows": total,
+            "rows_per_second": _rate(total, write_s),
+        },
+        "input_rows": counts,
+        "generator_peak_rss_bytes": _maxrss_bytes(),
+    }
+
+
+# -- the server process -------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start_server(workdir: Path, admin_key: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    env = {**os.environ, "MASTERPLAN_ADMIN_KEY": admin_key}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    log = (workdir / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "client.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--registry",
+            f"sqlite:///{workdir / 'registry.db'}",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    return proc, f"127.0.0.1:{port}"
+
+
+def _install_tenant(address: str, admin_key: str, proc: subprocess.Popen[bytes]) -> str:
+    """Install tenant ``bench`` once the server answers; returns its API key."""
+    from client.client import MasterplanClient
+
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with status {proc.returncode}")
+        try:
+            with MasterplanClient(address, admin_key, timeout=5) as admin:
+                return admin.install_tenant("bench").api_key
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+# -- modes ------------------------------------------------------------------------------
+def run_engine_only(n_skus: int, seed: int, plan_date: dt.date) -> dict[str, Any]:
+    """Generate in memory and time :func:`server.engine.plan` alone."""
+    from server.engine import PlanParams, plan
+
+    t = time.perf_counter()
+    tables = generate_tables(n_skus, seed, plan_date)
+    gen_s = time.perf_counter() - t
+    t = time.perf_counter()
+    result = plan(tables, PlanParams(plan_date))
+    plan_s = time.perf_counter() - t
+    out_rows = result.row_counts()
+    return {
+        "mode": "engine-only",
+        "skus": result.sku_count,
+        "generate": {"seconds": round(gen_s, 3), "rows": sum(_rows(tables).values())},
+        "input_rows": _rows(tables),
+        "phases": {"plan": {"seconds": round(plan_s, 3), "rows": sum(out_rows.values())}},
+        "output_rows": out_rows,
+        "planned_orders": out_rows["planned_orders"],
+        "engine_phase_seconds": {k: round(v, 3) for k, v in result.phase_seconds.items()},
+        "memory": {"peak_rss_bytes": _maxrss_bytes()},
+    }
+
+
+def run_full(
+    n_skus: int, seed: int, plan_date: dt.date, backend: str, workdir: Path
+) -> dict[str, Any]:
+    """The product path: SCM database -> connector -> server process -> SCM database."""
+    from client.client import MasterplanClient
+    from connector.reader import read_input
+    from connector.schema import create_result_tables
+    from connector.writer import RunRecord, write_run
+
+    engine = backend_engine(backend, workdir)
+    url, connect_args = _engine_url(engine)
+    # spawn: a clean child, so the generator's memory is not this process's.
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+        report: dict[str, Any] = pool.submit(
+            _prepare_database, n_skus, seed, plan_date, url, connect_args
+        ).result()
+    report = {"mode": "full", "backend": backend, **report}
+
+    admin_key = secrets.token_urlsafe(32)
+    proc, address = _start_server(workdir, admin_key)
+    phases: dict[str, dict[str, Any]] = {}
+    try:
+        api_key = _install_tenant(address, admin_key, proc)
+        parent = "tenants/bench/plans/main"
+
+        t = time.perf_counter()
+        tables = read_input(engine)
+        read_s = time.perf_counter() - t
+        in_rows = sum(_rows(tables).values())
+        phases["read"] = {
+            "seconds": round(read_s, 3),
+            "rows": in_rows,
+            "rows_per_second": _rate(in_rows, read_s),
+        }
+
+        with MasterplanClient(address, api_key) as client:
+            t = time.perf_counter()
+            resp = client.upload(parent, tables.items())
+            up_s = time.perf_counter() - t
+            phases["upload"] = {
+                "seconds": round(up_s, 3),
+                "rows": int(resp.total_rows),
+                "rows_per_second": _rate(int(resp.total_rows), up_s),
+            }
+            bytes_held = int(resp.bytes_held)
+            del tables
+
+            # Plan ends with the first result chunk (or the summary of an
+            # empty plan); streaming back is the rest of the call.
+            first_chunk: list[float] = []
+
+            def on_chunk(table: str, rows: int) -> None:
+                if not first_chunk:
+                    first_chunk.append(time.perf_counter())
+
+            run_id = uuid.uuid4().hex
+            started_at = dt.datetime.now(dt.UTC)
+            t = time.perf_counter()
+            outcome = client.run_plan(parent, plan_date=plan_date, run_id=run_id, on_chunk=on_chunk)
+            end = time.perf_counter()
+            split = first_chunk[0] if first_chunk else end
+            out_rows = {k: len(next(iter(v.values()))) for k, v in outcome.tables.items()}
+            total_out = sum(out_rows.values())
+            phases["plan"] = {"seconds": round(split - t, 3), "rows": total_out}
+            phases["stream_back"] = {
+                "seconds": round(end - split, 3),
+                "rows": total_out,
+                "rows_per_second": _rate(total_out, end - split),
+            }
+        server_peak = _vm_hwm_bytes(proc.pid)
+    finally:
+        _stop(proc)
+
+    t = time.perf_counter()
+    create_result_tables(engine)
+    record = RunRecord(
+        run_id, "main", "regeneration", plan_date, started_at, dt.datetime.now(dt.UTC)
+    )
+    written = write_run(engine, record, outcome.tables)
+    write_s = time.perf_counter() - t
+    engine.dispose()
+    if not written:
+        raise RuntimeError(f"run {run_id} was not written")
+    phases["write"] = {
+        "seconds": round(write_s, 3),
+        "rows": total_out,
+        "rows_per_second": _rate(total_out, write_s),
+    }
+
+    skus = 2 * ((n_skus + 1) // 2)
+    report.update(
+        skus=skus,
+        phases=phases,
+        output_rows=out_rows,
+        planned_orders=out_rows["planned_orders"],
+        engine_phase_seconds={k: round(v, 3) for k, v in outcome.run.phase_seconds.items()},
+        memory={
+            "server_peak_rss_bytes": server_peak,
+            "connector_peak_rss_bytes": _maxrss_bytes(),
+            "bytes_held": bytes_held,
+            "bytes_held_per_sku": round(bytes_held / skus, 1) if skus else None,
+        },
+    )
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m bench``: run one benchmark and print its JSON report."""
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--skus", type=int, required=True, help="number of SKUs (items x 2 warehouses)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--backend", choices=("sqlite", "postgres", "mariadb"), default="sqlite")
+    p.add_argument("--plan-date", type=dt.date.fromisoformat, default=DEFAULT_PLAN_DATE)
+    p.add_argument("--out", help="also write the report to this file")
+    p.add_argument("--engine-only", action="store_true", help="time server.engine.plan alone")
+    args = p.parse_args(argv)
+    started = time.perf_counter()
+    if args.engine_only:
+        report = run_engine_only(args.skus, args.seed, args.plan_date)
+    else:
+        with tempfile.TemporaryDirectory(prefix="masterplan-bench-") as tmp:
+            report = run_full(args.skus, args.seed, args.plan_date, args.backend, Path(tmp))
+    report = {
+        "requested_skus": args.skus,
+        "seed": args.seed,
+        "plan_date": args.plan_date.isoformat(),
+        **report,
+        "total_seconds": round(time.perf_counter() - started, 3),
+    }
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 0

@@ -1,0 +1,42 @@
+"""Smoke test of the benchmark: ``python -m bench --skus 1000`` runs end to end.
+
+It checks that every phase of the product path ran and moved rows, and that
+the synthetic data set makes the engine plan something. No timing assertions:
+the figures depend on the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PHASES = ("read", "upload", "plan", "stream_back", "write")
+
+
+def test_bench_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--skus", "1000", "--out", str(out)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert json.loads(proc.stdout) == report
+    for phase in PHASES:
+        assert report["phases"][phase]["rows"] > 0, phase
+    assert report["planned_orders"] > 0
+    assert report["output_rows"]["planned_orders"] == report["planned_orders"]
+    assert report["engine_phase_seconds"]
+    assert report["memory"]["server_peak_rss_bytes"] > 0

@@ -117,7 +117,7 @@ def big_tables(n: int) -> list[tuple[str, dict]]:
 
 
 def test_sigterm_drains_in_flight_runs_and_health_turns_not_serving(serve) -> None:  # type: ignore[no-untyped-def]
-    srv = serve(None, "--drain", "2", "--grace", "60")
+    srv = serve(None, "--drain", "5", "--grace", "60")
     key = install(srv.address)
     with MasterplanClient(srv.address, key) as c:
         c.upload("tenants/acme/plans/main", big_tables(20_000))
@@ -126,14 +126,15 @@ def test_sigterm_drains_in_flight_runs_and_health_turns_not_serving(serve) -> No
         )
         assert next(events).WhichOneof("event") == "started"
         srv.proc.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
+        seen = []
         with grpc.insecure_channel(srv.address) as ch:
-            status = (
-                health_pb2_grpc.HealthStub(ch)
-                .Check(health_pb2.HealthCheckRequest(), timeout=5)
-                .status
-            )
-        assert status == health_pb2.HealthCheckResponse.NOT_SERVING
+            health = health_pb2_grpc.HealthStub(ch)
+            for _ in range(40):  # within the 5 s drain window
+                seen.append(health.Check(health_pb2.HealthCheckRequest(), timeout=5).status)
+                if seen[-1] == health_pb2.HealthCheckResponse.NOT_SERVING:
+                    break
+                time.sleep(0.1)
+        assert seen[-1] == health_pb2.HealthCheckResponse.NOT_SERVING, seen
         kinds = [e.WhichOneof("event") for e in events]
         assert kinds[-1] == "summary"  # the in-flight run finished
         assert "result_chunk" in kinds

@@ -7,6 +7,8 @@ the engine (``datetime64[D]`` at its boundary).
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from numpy.dtypes import StringDType
 
@@ -21,7 +23,9 @@ __all__ = [
     "factorize",
     "group_codes",
     "lookup",
+    "member",
     "number_text",
+    "positions",
     "text",
     "to_datetime",
     "unique_strings",
@@ -90,18 +94,20 @@ def unique_strings(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Codes and sorted uniques of an id array; ``None`` sorts first as its own value.
 
+    Hashing in C (``dict`` over the distinct ids) instead of sorting every row:
+    a factorization is one pass over the rows plus a sort of the distinct ids.
+
     Returns:
         ``(codes, uniques)`` with ``uniques[codes] == values`` (``None`` kept).
     """
-    values = np.asarray(values, dtype=object)
-    isnull = np.equal(values, None)
-    filled = np.where(isnull, "", values).astype(_STR)
-    uniq, codes = unique_strings(filled)
-    codes = codes + 1
-    codes[isnull] = 0
-    uniques = np.empty(len(uniq) + 1, dtype=object)
+    rows = np.asarray(values, dtype=object).tolist()
+    distinct = dict.fromkeys(rows)
+    distinct.pop(None, None)
+    uniques = np.empty(len(distinct) + 1, dtype=object)
     uniques[0] = None
-    uniques[1:] = uniq.astype(object)
+    uniques[1:] = sorted(distinct)
+    position = {u: i for i, u in enumerate(uniques)}
+    codes = np.fromiter(map(position.__getitem__, rows), dtype=np.int64, count=len(rows))
     return codes, uniques
 
 
@@ -120,27 +126,40 @@ def group_codes(*columns: np.ndarray) -> np.ndarray:
         else:
             _, inv = np.unique(col, return_inverse=True, equal_nan=True)
             parts.append(inv.astype(np.int64))
-    if len(parts) == 1:
-        return parts[0]
-    _, inv = np.unique(np.stack(parts, axis=1), axis=0, return_inverse=True)
-    return inv.reshape(-1).astype(np.int64)
+    code = parts[0]
+    for part in parts[1:]:
+        # Mixed radix: unique while the product of the distinct counts fits
+        # in int64; compact again after each column so that it always does.
+        code = code * (int(part.max()) + 1) + part
+        _, code = np.unique(code, return_inverse=True)
+        code = code.reshape(-1).astype(np.int64)
+    return code
 
 
-def lookup(keys: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
-    """Index of each key in ``sorted_ids`` (ascending str objects), -1 when absent or None."""
-    keys = np.asarray(keys, dtype=object)
-    out = np.full(len(keys), -1, dtype=np.int64)
-    if len(sorted_ids) == 0 or len(keys) == 0:
-        return out
-    valid = ~np.equal(keys, None)
-    k = keys[valid].astype(_STR)
-    ids = np.asarray(sorted_ids, dtype=object).astype(_STR)
-    pos = np.searchsorted(ids, k)
-    pos_c = np.minimum(pos, len(ids) - 1)
-    found = ids[pos_c] == k
-    res = np.where(found, pos_c, -1)
-    out[valid] = res
-    return out
+def positions(ids: np.ndarray) -> dict[object, int]:
+    """``{id: index}`` of unique ids, for repeated :func:`lookup` calls."""
+    return {u: i for i, u in enumerate(np.asarray(ids, dtype=object).tolist())}
+
+
+def lookup(keys: np.ndarray, ids: np.ndarray | dict[object, int]) -> np.ndarray:
+    """Index of each key in ``ids`` (unique str objects, or their
+    :func:`positions`), -1 when absent or None.
+
+    A hash lookup per key in C (``map`` over ``dict.get``), no Python loop
+    and no string sort.
+    """
+    rows = np.asarray(keys, dtype=object).tolist()
+    position = ids if isinstance(ids, dict) else positions(ids)
+    return np.fromiter(
+        map(position.get, rows, itertools.repeat(-1)), dtype=np.int64, count=len(rows)
+    )
+
+
+def member(values: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Whether each value is one of ``known`` (hash lookups in C)."""
+    rows = np.asarray(values, dtype=object).tolist()
+    known_set = set(np.asarray(known, dtype=object).tolist())
+    return np.fromiter(map(known_set.__contains__, rows), dtype=bool, count=len(rows))
 
 
 def number_text(values: np.ndarray) -> np.ndarray:

@@ -8,18 +8,21 @@ the tie order §5.3 asks for.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.dtypes import StringDType
 from scipy.sparse import csr_array
 from scipy.sparse.csgraph import connected_components
 
-from server.engine.arrays import NO_DATE, days, factorize, find_sorted, gather, lookup
+from server.engine.arrays import NO_DATE, days, factorize, find_sorted, gather, lookup, positions
 from server.engine.calendar import Calendars
 from server.engine.netting import CODE_MANUAL, CODE_MIN_MAX, CODE_PERIOD, CODE_REQUIREMENT
 from server.engine.types import Table
 
 __all__ = ["Masters", "SkuSettings", "join", "levels_and_cycles", "resolve_settings"]
+
+_STR = StringDType()
 
 ORDER_PURCHASE = 0
 ORDER_PRODUCTION = 1
@@ -90,16 +93,25 @@ class Masters:
     lines: Table
     calendars: Calendars
     wh_calendar: np.ndarray
+    item_pos: dict[object, int] = field(init=False)
+    wh_pos: dict[object, int] = field(init=False)
+    item_str: np.ndarray = field(init=False)
+    wh_str: np.ndarray = field(init=False)
 
     @property
     def n_wh(self) -> int:
         return max(len(self.warehouse_ids), 1)
 
+    def __post_init__(self) -> None:
+        # Built once: every table's ids are looked up in these.
+        self.item_pos = positions(self.item_ids)
+        self.wh_pos = positions(self.warehouse_ids)
+        self.item_str = self.item_ids.astype(_STR)
+        self.wh_str = self.warehouse_ids.astype(_STR)
+
     def sku(self, item_ids: np.ndarray, warehouse_ids: np.ndarray) -> np.ndarray:
         """SKU numbers of id pairs (all known: validation ran first)."""
-        return lookup(item_ids, self.item_ids) * self.n_wh + lookup(
-            warehouse_ids, self.warehouse_ids
-        )
+        return lookup(item_ids, self.item_pos) * self.n_wh + lookup(warehouse_ids, self.wh_pos)
 
     @classmethod
     def build(cls, t: dict[str, Table]) -> Masters:

@@ -125,6 +125,15 @@ def _select(cols: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarr
     return {k: v[mask] for k, v in cols.items()}
 
 
+def _either(a: np.ndarray, ai: np.ndarray, b: np.ndarray, bi: np.ndarray) -> np.ndarray:
+    """``a[ai]`` where ``ai >= 0``, else ``b[bi]`` (string arrays, no Python objects)."""
+    out = np.empty(len(ai), dtype=_STR)
+    from_a = ai >= 0
+    out[from_a] = a[ai[from_a]]
+    out[~from_a] = b[bi[~from_a]]
+    return out
+
+
 def _rank(values: np.ndarray) -> np.ndarray:
     """Rank of each string in code-point order (equal strings, equal rank)."""
     if len(values) == 0:
@@ -261,8 +270,8 @@ class _Planner:
         out = np.full(len(item), -1, dtype=np.int64)
         if len(li):
             generic = (b["wh"][bi] < 0).astype(np.int64)
-            idrank = _rank(b["bom_id"][bi].astype(_STR))
-            order = np.lexsort((idrank, generic, li))
+            # BOM rows are sorted by (item, bom_id): the row number ranks the ids.
+            order = np.lexsort((bi, generic, li))
             li, bi = li[order], bi[order]
             first = np.ones(len(li), dtype=bool)
             first[1:] = li[1:] != li[:-1]
@@ -498,9 +507,9 @@ class _Planner:
         m = self.m
         return text(
             prefix,
-            m.item_ids[sku // m.n_wh].astype(_STR),
+            m.item_str[sku // m.n_wh],
             "/",
-            m.warehouse_ids[sku % m.n_wh].astype(_STR),
+            m.wh_str[sku % m.n_wh],
         )
 
     def _forecasts(self, req: Callable[..., None]) -> None:
@@ -550,9 +559,9 @@ class _Planner:
             q = np.where(red, np.maximum(q - sold, 0.0), q)
         ref = text(
             "FC:",
-            m.item_ids[sku // m.n_wh].astype(_STR),
+            m.item_str[sku // m.n_wh],
             "/",
-            m.warehouse_ids[sku % m.n_wh].astype(_STR),
+            m.wh_str[sku % m.n_wh],
             "/",
             date_text(d),
         )
@@ -671,24 +680,36 @@ class _Planner:
         peg_parts: list[dict[str, np.ndarray]] = []
         n_po = 0
         n_req = 0
-        pending = self.reqs.columns()
+        # Requirements wait in one bucket per level until their level is netted.
+        buckets: list[list[dict[str, np.ndarray]]] = [[] for _ in range(n_lvl)]
+
+        def file(cols: dict[str, np.ndarray]) -> None:
+            cols["sidx"] = s.index(cols["sku"])
+            lv = self.llc[cols["sidx"]]
+            order = np.argsort(lv, kind="stable")
+            bounds = np.searchsorted(lv[order], np.arange(n_lvl + 1))
+            for level in np.flatnonzero(np.diff(bounds)):
+                buckets[level].append(_select(cols, order[bounds[level] : bounds[level + 1]]))
+
+        first = self.reqs.columns()
         self.reqs = _Reqs()
         # Causes that name a firmed order's receipt follow the receipts' new order.
         inv = np.empty_like(rec_order)
         inv[rec_order] = np.arange(len(rec_order))
-        fc = pending["cause"] >= 0
-        pending["cause"][fc] = inv[pending["cause"][fc]]
+        fc = first["cause"] >= 0
+        first["cause"][fc] = inv[first["cause"][fc]]
+        file(first)
+        empty_r = {**_Reqs().columns(), "sidx": np.empty(0, np.int64)}
         for lvl in range(n_lvl):
             self.progress("netting", 0.35 + 0.45 * lvl / max(n_lvl, 1))
-            if lvl > 0:
-                new = self.reqs.columns()
-                self.reqs = _Reqs()
-                pending = {k: np.concatenate([pending[k], new[k]]) for k in pending}
-            sidx_all = s.index(pending["sku"])
-            here = self.llc[sidx_all] == lvl
-            r = _select(pending, here)
-            pending = _select(pending, ~here)
-            r_sidx = sidx_all[here]
+            parts = buckets[lvl]
+            buckets[lvl] = []
+            r = (
+                {k: np.concatenate([b[k] for b in parts]) for k in parts[0]}
+                if parts
+                else dict(empty_r)
+            )
+            r_sidx = r.pop("sidx")
             # Coverage time fence: later requirements play no part at all.
             inside = r["date"] <= self.t0 + s.fence[r_sidx]
             r, r_sidx = _select(r, inside), r_sidx[inside]
@@ -741,6 +762,8 @@ class _Planner:
                 po["ref"],
                 -2 - (n_po + np.arange(len(po_s))),
             )
+            file(self.reqs.columns())
+            self.reqs = _Reqs()
             n_po += len(po_s)
 
         def cat(
@@ -752,8 +775,7 @@ class _Planner:
 
         empty_po = self._finish_orders(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0), 0)
         self.po = cat(po_parts, empty_po)
-        empty_r = {**_Reqs().columns(), "short": np.empty(0), "sidx": np.empty(0, np.int64)}
-        self.req = cat(req_parts, empty_r)
+        self.req = cat(req_parts, {**empty_r, "short": np.empty(0)})
         self.peg = cat(
             peg_parts,
             {"req": np.empty(0, np.int64), "src": np.empty(0, np.int64), "qty": np.empty(0)},
@@ -774,7 +796,13 @@ class _Planner:
         )
         num = np.arange(n) - start + 1
         item, wh = self.sku_text(sidx)
-        pid = text(item.astype(_STR), "/", wh.astype(_STR), "/", num.astype(_STR))
+        pid = text(
+            self.m.item_str[self.s.item[sidx]],
+            "/",
+            self.m.wh_str[self.s.wh[sidx]],
+            "/",
+            num.astype(_STR),
+        )
         due = netting.copy()
         order = self.lead_sub(due, sidx)
         frz = self.t0 + s.freeze[sidx]
@@ -866,7 +894,7 @@ class _Planner:
         item, wh = self.sku_text(po["sidx"])
         otype = po["type"]
         tables["planned_orders"] = {
-            "planned_order_id": as_objects(po["id"]),
+            "planned_order_id": po["id"],
             "item_id": item,
             "warehouse_id": wh,
             "order_type": ORDER_TYPE_NAMES[otype],
@@ -906,10 +934,10 @@ class _Planner:
             "supply_kind": np.where(is_rec, gather(REC_KIND_NAMES[rec["kind"]], ri), "pl").astype(
                 object
             ),
-            "supply_ref": pick(as_objects(rec["ref"]), as_objects(po["ref"]), None),
+            "supply_ref": _either(rec["ref"], ri, po["ref"], pk),
             "supply_date": to_datetime(pick(rec["date"], po["netting"], 0)),
             "demand_kind": REQ_KIND_NAMES[req["kind"][rq]],
-            "demand_ref": as_objects(req["ref"][rq]),
+            "demand_ref": req["ref"][rq],
             "demand_date": to_datetime(req["date"][rq]),
             "qty": peg["qty"],
         }
@@ -921,7 +949,7 @@ class _Planner:
         ditem, dwh = self.sku_text(req["sidx"][dm])
         tables["delay_messages"] = {
             "demand_kind": REQ_KIND_NAMES[req["kind"][dm]],
-            "demand_ref": as_objects(req["ref"][dm]),
+            "demand_ref": req["ref"][dm],
             "item_id": ditem,
             "warehouse_id": dwh,
             "requirement_date": to_datetime(req["date"][dm]),

@@ -8,7 +8,9 @@ standard library only, so that the engine stays a pure library.
 In memory a table is a ``dict`` of column name to a 1-D numpy array, all of
 one length (struct of arrays):
 
-* ``STR`` columns are ``object`` arrays of ``str``, ``None`` for NULL;
+* ``STR`` columns are ``object`` arrays of ``str``, ``None`` for NULL, or
+  numpy ``StringDType`` arrays where a column holds no NULL (the engine's
+  generated refs and ids: no conversion to Python objects on the hot path);
 * ``FLOAT`` and ``INT`` columns are ``float64`` arrays, ``NaN`` for NULL
   (``INT`` only changes the SQL type and how a number prints);
 * ``DATE`` columns are ``datetime64[D]`` arrays, ``NaT`` for NULL.

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from server.engine.arrays import empty_table, group_codes, table_length, take
+from server.engine.arrays import empty_table, group_codes, member, table_length, take
 from server.engine.schema import INPUT_TABLES
 from server.engine.types import Table, TableMap
 
@@ -201,9 +201,10 @@ def _sku_of(table_name: str, table: Table, rows: np.ndarray) -> tuple[np.ndarray
 
 def _member(values: np.ndarray, known: np.ndarray, nullable: bool) -> np.ndarray:
     """Whether each value is in ``known``; NULL counts as known only when ``nullable``."""
-    isnull = np.equal(values, None)
-    inside = np.isin(np.where(isnull, "", values).astype(str), known.astype(str))
-    return np.where(isnull, nullable, inside & ~isnull)
+    inside = member(values, known)
+    if nullable:
+        inside |= np.equal(values, None)
+    return inside
 
 
 def validate(data: TableMap) -> ValidatedData:

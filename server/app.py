@@ -22,6 +22,7 @@ from masterplan.v1 import (
 )
 
 from server.config import ServerConfig
+from server.engine import warm_up
 from server.servicers.admin import TenantAdminServicer
 from server.servicers.data import PlanningDataServicer
 from server.servicers.planning import PlanningServicer
@@ -121,6 +122,8 @@ def start_server(config: ServerConfig, admin: AdminCredential) -> RunningServer:
     if port == 0:
         raise OSError(f"cannot listen on {address}")
     server.start()
+    # Load the compiled netting kernels now, not in a tenant's first run.
+    threading.Thread(target=warm_up, name="masterplan-warm-up", daemon=True).start()
     for name in ("", *SERVICE_NAMES):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("masterplan server listening on %s:%d", config.host, port)

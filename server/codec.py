@@ -16,7 +16,7 @@ import numpy as np
 from masterplan.v1 import columnar_pb2 as pb
 from numpy.dtypes import StringDType
 
-from server.engine.arrays import empty_table, table_length, unique_strings
+from server.engine.arrays import empty_table, table_length
 from server.engine.schema import ColumnKind, TableSpec
 from server.engine.types import Table
 
@@ -62,16 +62,20 @@ def _encode_column(name: str, values: np.ndarray) -> pb.Column:
     if values.dtype.kind in "fiu":
         data = values.astype("<f8").tobytes()
         return pb.Column(name=name, type=pb.COLUMN_TYPE_FLOAT64, data=data)
-    isnull = np.equal(values, None) if values.dtype == object else np.zeros(len(values), bool)
-    filled = np.where(isnull, "", values).astype(_STR) if values.dtype == object else values
-    uniq, codes = unique_strings(filled)
-    codes = codes.astype("<i4")
-    codes[isnull] = -1
+    # Dictionary in first-appearance order, by hashing in C: one pass over
+    # the rows, no sort (the receiver needs no order).
+    rows = values.tolist()
+    distinct = dict.fromkeys(rows)
+    distinct.pop(None, None)
+    dictionary = list(distinct)
+    position: dict[object, int] = dict(zip(dictionary, range(len(dictionary)), strict=True))
+    position[None] = -1
+    codes = np.fromiter(map(position.__getitem__, rows), dtype="<i4", count=len(rows))
     return pb.Column(
         name=name,
         type=pb.COLUMN_TYPE_STRING,
         data=codes.tobytes(),
-        dictionary=uniq.astype(object).tolist(),
+        dictionary=dictionary,
     )
 
 

@@ -6,7 +6,7 @@ scipy and the standard library only (numba when installed); no gRPC,
 protobuf or SQL.
 """
 
-from server.engine.plan import InvalidPlanInput, check, plan
+from server.engine.plan import InvalidPlanInput, check, plan, warm_up
 from server.engine.types import PlanParams, PlanResult, Table, TableMap
 from server.engine.validate import validate
 
@@ -19,4 +19,5 @@ __all__ = [
     "check",
     "plan",
     "validate",
+    "warm_up",
 ]

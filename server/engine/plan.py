@@ -126,12 +126,14 @@ def _select(cols: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarr
     return {k: v[mask] for k, v in cols.items()}
 
 
-def _either(a: np.ndarray, ai: np.ndarray, b: np.ndarray, bi: np.ndarray) -> np.ndarray:
-    """``a[ai]`` where ``ai >= 0``, else ``b[bi]`` (string arrays, no Python objects)."""
+def _either(
+    a: np.ndarray, ai: np.ndarray, b: np.ndarray, bi: np.ndarray, b_prefix: str = ""
+) -> np.ndarray:
+    """``a[ai]`` where ``ai >= 0``, else ``b_prefix + b[bi]`` (string arrays)."""
     out = np.empty(len(ai), dtype=_STR)
     from_a = ai >= 0
     out[from_a] = a[ai[from_a]]
-    out[~from_a] = b[bi[~from_a]]
+    out[~from_a] = np.strings.add(b_prefix, b[bi[~from_a]])
     return out
 
 
@@ -576,7 +578,7 @@ class _Planner:
         bom: np.ndarray,
         otype: np.ndarray,
         source: np.ndarray,
-        ref: np.ndarray,
+        ids: np.ndarray,
         cause: np.ndarray,
     ) -> None:
         """Dependent requirements of production and transfer orders (§5.6)."""
@@ -596,11 +598,13 @@ class _Planner:
             comp,
             order_date[o],
             q,
-            text(ref[o], "/", number_text(ln["line_no"][lr])),
+            text("PL:", ids[o], "/", number_text(ln["line_no"][lr])),
             cause[o],
         )
         tr = np.flatnonzero((otype == ORDER_TRANSFER) & (source >= 0))
-        self._add_dependent(sku[tr], source[tr], order_date[tr], qty[tr], ref[tr], cause[tr])
+        self._add_dependent(
+            sku[tr], source[tr], order_date[tr], qty[tr], text("PL:", ids[tr]), cause[tr]
+        )
 
     def _add_dependent(
         self,
@@ -662,7 +666,7 @@ class _Planner:
             self.f_bom[ok],
             self.f_type[ok],
             source[ok],
-            text("PL:", f["planned_order_id"])[ok],
+            f["planned_order_id"][ok],
             self.f_rec[ok],
         )
 
@@ -748,9 +752,17 @@ class _Planner:
                 res.peg_src >= 0, gather(rsel, res.peg_src, 0), -1 - (n_po + (-1 - res.peg_src))
             )
             peg_parts.append({"req": n_req + res.peg_req, "src": src, "qty": res.peg_qty})
-            r["short"] = res.shortfall
-            r["sidx"] = r_sidx
-            req_parts.append(r)
+            # Kept for delays and output only: what those need.
+            req_parts.append(
+                {
+                    "date": r["date"],
+                    "kind": r["kind"],
+                    "ref": r["ref"],
+                    "cause": r["cause"],
+                    "short": res.shortfall,
+                    "sidx": r_sidx,
+                }
+            )
             n_req += len(r_sidx)
             # Explode this level's planned orders into lower levels.
             self._explode(
@@ -760,7 +772,7 @@ class _Planner:
                 po["bom"],
                 po["type"],
                 po["source"],
-                po["ref"],
+                po["id"],
                 -2 - (n_po + np.arange(len(po_s))),
             )
             file(self.reqs.columns())
@@ -776,7 +788,11 @@ class _Planner:
 
         empty_po = self._finish_orders(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0), 0)
         self.po = cat(po_parts, empty_po)
-        self.req = cat(req_parts, {**empty_r, "short": np.empty(0)})
+        self.req = cat(
+            req_parts,
+            {k: empty_r[k] for k in ("date", "kind", "ref", "cause", "sidx")}
+            | {"short": np.empty(0)},
+        )
         self.peg = cat(
             peg_parts,
             {"req": np.empty(0, np.int64), "src": np.empty(0, np.int64), "qty": np.empty(0)},
@@ -827,11 +843,8 @@ class _Planner:
                 )
         source = np.where(otype == ORDER_TRANSFER, s.refill[sidx], -1)
         return {
-            "sku": sku,
             "sidx": sidx,
-            "num": num,
             "id": pid,
-            "ref": text("PL:", pid),
             "qty": qty,
             "netting": netting,
             "due": due,
@@ -848,14 +861,14 @@ class _Planner:
         # Available dates: receipts their effective date; planned orders their due date.
         rec_avail = rec["date"].copy()
         po_avail = po["due"].copy()
-        futures = np.full(len(req["sku"]), -NO_DATE, dtype=np.int64)
-        req_lvl = self.llc[req["sidx"]] if len(req["sku"]) else np.empty(0, np.int64)
+        futures = np.full(len(req["sidx"]), -NO_DATE, dtype=np.int64)
+        req_lvl = self.llc[req["sidx"]] if len(req["sidx"]) else np.empty(0, np.int64)
         peg_lvl = req_lvl[peg["req"]] if len(peg["req"]) else np.empty(0, np.int64)
         cause = req["cause"]
         # The SKU (index) and type of each cause.
         rec_sidx_all = self.s_idx_rec
         n_lvl = int(self.llc.max()) + 1 if len(self.llc) else 0
-        delayed = np.zeros(len(req["sku"]), dtype=bool)
+        delayed = np.zeros(len(req["sidx"]), dtype=bool)
         for lvl in range(n_lvl - 1, -1, -1):
             # 1. Supplies at this level: pushed by delayed requirements they caused.
             caused = np.flatnonzero(delayed & (cause != -1))
@@ -935,7 +948,7 @@ class _Planner:
             "supply_kind": np.where(is_rec, gather(REC_KIND_NAMES[rec["kind"]], ri), "pl").astype(
                 object
             ),
-            "supply_ref": _either(rec["ref"], ri, po["ref"], pk),
+            "supply_ref": _either(rec["ref"], ri, po["id"], pk, "PL:"),
             "supply_date": to_datetime(pick(rec["date"], po["netting"], 0)),
             "demand_kind": REQ_KIND_NAMES[req["kind"][rq]],
             "demand_ref": req["ref"][rq],

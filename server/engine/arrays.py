@@ -28,6 +28,7 @@ __all__ = [
     "positions",
     "text",
     "to_datetime",
+    "unique_ints",
     "unique_strings",
 ]
 
@@ -67,6 +68,21 @@ def dtype_of(kind: ColumnKind) -> np.dtype:
 def empty_table(spec: TableSpec) -> Table:
     """A zero-row table with the dtypes of ``spec``."""
     return {c.name: np.empty(0, dtype=dtype_of(c.kind)) for c in spec.columns}
+
+
+def unique_ints(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values of an integer array.
+
+    By sorting: ``np.unique`` without an inverse takes a hash-table path in
+    numpy 2.4 that is ten times slower on millions of values.
+    """
+    s = np.sort(np.asarray(values))
+    if len(s) == 0:
+        return s
+    keep = np.empty(len(s), dtype=bool)
+    keep[0] = True
+    np.not_equal(s[1:], s[:-1], out=keep[1:])
+    return s[keep]
 
 
 def unique_strings(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -155,10 +171,10 @@ def lookup(keys: np.ndarray, ids: np.ndarray | dict[object, int]) -> np.ndarray:
     )
 
 
-def member(values: np.ndarray, known: np.ndarray) -> np.ndarray:
+def member(values: np.ndarray, known: np.ndarray | set[object]) -> np.ndarray:
     """Whether each value is one of ``known`` (hash lookups in C)."""
     rows = np.asarray(values, dtype=object).tolist()
-    known_set = set(np.asarray(known, dtype=object).tolist())
+    known_set = known if isinstance(known, set) else set(np.asarray(known, dtype=object).tolist())
     return np.fromiter(map(known_set.__contains__, rows), dtype=bool, count=len(rows))
 
 

@@ -15,7 +15,16 @@ from numpy.dtypes import StringDType
 from scipy.sparse import csr_array
 from scipy.sparse.csgraph import connected_components
 
-from server.engine.arrays import NO_DATE, days, factorize, find_sorted, gather, lookup, positions
+from server.engine.arrays import (
+    NO_DATE,
+    days,
+    factorize,
+    find_sorted,
+    gather,
+    lookup,
+    positions,
+    unique_ints,
+)
 from server.engine.calendar import Calendars
 from server.engine.netting import CODE_MANUAL, CODE_MIN_MAX, CODE_PERIOD, CODE_REQUIREMENT
 from server.engine.types import Table
@@ -93,8 +102,8 @@ class Masters:
     lines: Table
     calendars: Calendars
     wh_calendar: np.ndarray
-    item_pos: dict[object, int] = field(init=False)
-    wh_pos: dict[object, int] = field(init=False)
+    item_pos: dict[object, int] = field(default_factory=dict)
+    wh_pos: dict[object, int] = field(default_factory=dict)
     item_str: np.ndarray = field(init=False)
     wh_str: np.ndarray = field(init=False)
 
@@ -104,8 +113,8 @@ class Masters:
 
     def __post_init__(self) -> None:
         # Built once: every table's ids are looked up in these.
-        self.item_pos = positions(self.item_ids)
-        self.wh_pos = positions(self.warehouse_ids)
+        self.item_pos = self.item_pos or positions(self.item_ids)
+        self.wh_pos = self.wh_pos or positions(self.warehouse_ids)
         self.item_str = self.item_ids.astype(_STR)
         self.wh_str = self.warehouse_ids.astype(_STR)
 
@@ -127,17 +136,16 @@ class Masters:
         group_ids, groups = sort_by(t["coverage_groups"], "group_id")
         n_wh = max(len(warehouse_ids), 1)
 
+        item_pos, wh_pos = positions(item_ids), positions(warehouse_ids)
         cov = t["item_coverage"]
-        cov_sku = lookup(cov["item_id"], item_ids) * n_wh + lookup(
-            cov["warehouse_id"], warehouse_ids
-        )
+        cov_sku = lookup(cov["item_id"], item_pos) * n_wh + lookup(cov["warehouse_id"], wh_pos)
         order = np.argsort(cov_sku, kind="stable")
         cov = {k: v[order] for k, v in cov.items()}
         cov_sku = cov_sku[order]
 
         boms = dict(t["boms"])
-        boms["item"] = lookup(boms["item_id"], item_ids)
-        boms["wh"] = lookup(boms["warehouse_id"], warehouse_ids)
+        boms["item"] = lookup(boms["item_id"], item_pos)
+        boms["wh"] = lookup(boms["warehouse_id"], wh_pos)
         vf = days(boms["valid_from"])
         boms["from"] = np.where(vf == NO_DATE, -NO_DATE, vf)
         boms["to"] = days(boms["valid_to"])
@@ -148,12 +156,9 @@ class Masters:
         boms = {k: v[order] for k, v in boms.items()}
 
         lines = dict(t["bom_lines"])
-        lines["bom"] = lookup(lines["bom_id"], np.sort(boms["bom_id"].astype(str)).astype(object))
-        # map back to the row of boms (boms is sorted by item, not by id)
-        id_order = np.argsort(boms["bom_id"].astype(str), kind="stable")
-        lines["bom"] = id_order[lines["bom"]] if len(lines["bom"]) else lines["bom"]
-        lines["item"] = lookup(lines["component_item_id"], item_ids)
-        lines["wh"] = lookup(lines["warehouse_id"], warehouse_ids)
+        lines["bom"] = lookup(lines["bom_id"], boms["bom_id"])  # ids are unique: the row
+        lines["item"] = lookup(lines["component_item_id"], item_pos)
+        lines["wh"] = lookup(lines["warehouse_id"], wh_pos)
         order = np.lexsort((lines["line_no"], lines["bom"]))
         lines = {k: v[order] for k, v in lines.items()}
         return cls(
@@ -168,6 +173,8 @@ class Masters:
             lines,
             calendars,
             wh_calendar,
+            item_pos,
+            wh_pos,
         )
 
 
@@ -350,6 +357,6 @@ def levels_and_cycles(
         idx = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(counts.sum())
         children = indices[idx]
         np.subtract.at(indeg, children, 1)
-        frontier = np.unique(children[indeg[children] == 0])
+        frontier = unique_ints(children[indeg[children] == 0])
         level += 1
     return llc, comp, in_cycle

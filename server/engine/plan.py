@@ -29,11 +29,13 @@ from server.engine.arrays import (
     as_objects,
     date_text,
     days,
+    find_sorted,
     gather,
     number_text,
     table_length,
     text,
     to_datetime,
+    unique_ints,
     unique_strings,
 )
 from server.engine.model import (
@@ -222,17 +224,17 @@ class _Planner:
         f = t["firmed_planned_orders"]
         has_from = np.equal(f["order_type"], "transfer") & ~np.equal(f["from_warehouse_id"], None)
         parts.append(m.sku(f["item_id"][has_from], f["from_warehouse_id"][has_from]))
-        sku = np.unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+        sku = unique_ints(np.concatenate(parts)) if parts else np.empty(0, np.int64)
         # Firmed orders: their BOM (by their own order date) and their source.
         self._firmed_prepare()
         # Close the SKU set under the graph's edges.
         while True:
             s = resolve_settings(m, sku, self.params.default_group)
             src, dst = self._edges(s)
-            new = np.setdiff1d(dst, sku)
+            new = unique_ints(dst[find_sorted(sku, dst) < 0])
             if len(new) == 0:
                 break
-            sku = np.union1d(sku, new)
+            sku = unique_ints(np.concatenate([sku, new]))
         self.s = s
         self.edge_src, self.edge_dst = s.index(src), s.index(dst)
         nr = np.flatnonzero(s.no_refill)

@@ -199,7 +199,7 @@ def _sku_of(table_name: str, table: Table, rows: np.ndarray) -> tuple[np.ndarray
     return item, wh
 
 
-def _member(values: np.ndarray, known: np.ndarray, nullable: bool) -> np.ndarray:
+def _member(values: np.ndarray, known: np.ndarray | set[object], nullable: bool) -> np.ndarray:
     """Whether each value is in ``known``; NULL counts as known only when ``nullable``."""
     inside = member(values, known)
     if nullable:
@@ -223,6 +223,14 @@ def validate(data: TableMap) -> ValidatedData:
     msgs = Messages()
     out: dict[str, Table] = {}
     raw_bom_ids = np.asarray(data["boms"]["bom_id"], dtype=object) if "boms" in data else None
+
+    known_cache: dict[str, set[object]] = {}
+
+    def known_ids(table_name: str, column: str) -> set[object]:
+        """The surviving ids of a master table, as a set built once."""
+        if table_name not in known_cache:
+            known_cache[table_name] = set(out[table_name][column].tolist())
+        return known_cache[table_name]
 
     def report(
         name: str, table: Table, rows: np.ndarray, code: str, reason: str, wh_col: str | None = None
@@ -265,13 +273,13 @@ def validate(data: TableMap) -> ValidatedData:
 
         if name in ITEM_COLUMN and name != "items":
             col = ITEM_COLUMN[name]
-            bad = keep & ~_member(table[col], out["items"]["item_id"], nullable=False)
+            bad = keep & ~_member(table[col], known_ids("items", "item_id"), nullable=False)
             report(name, table, bad, "UNKNOWN_ITEM", f"{col} is not in items")
             keep &= ~bad
 
         for col in WAREHOUSE_COLUMNS.get(name, ()):
             nullable = spec.column(col).nullable
-            bad = keep & ~_member(table[col], out["warehouses"]["warehouse_id"], nullable)
+            bad = keep & ~_member(table[col], known_ids("warehouses", "warehouse_id"), nullable)
             report(name, table, bad, "UNKNOWN_WAREHOUSE", f"{col} is not in warehouses", col)
             keep &= ~bad
 
@@ -290,7 +298,7 @@ def validate(data: TableMap) -> ValidatedData:
 
         if name in SOFT_WAREHOUSE_COLUMNS:
             col = SOFT_WAREHOUSE_COLUMNS[name]
-            bad = ~_member(table[col], out["warehouses"]["warehouse_id"], nullable=True)
+            bad = ~_member(table[col], known_ids("warehouses", "warehouse_id"), nullable=True)
             report(
                 name,
                 table,

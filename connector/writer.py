@@ -240,9 +240,19 @@ def _insert_rows(
     """Insert one output table's rows for ``run_id`` inside the open transaction."""
     copy = _copy_writer(conn)
     target = sql_table(spec.name)
+    preparer = conn.dialect.identifier_preparer
+    stage = preparer.quote(f"mp_stage_{spec.name}")
+    if copy is not None:
+        # COPY into a staging table that lives until the commit, then one
+        # set-based INSERT: the result table is written in one statement.
+        conn.exec_driver_sql(
+            f"CREATE TEMPORARY TABLE {stage} "
+            f"(LIKE {preparer.format_table(target)} INCLUDING DEFAULTS) ON COMMIT DROP"
+        )
+    names: Sequence[str] = ()
     for names, values in _iter_batches(spec, run_id, table, batch_rows):
         if copy is not None:
-            copy(target, names, values)
+            copy(stage, names, values)
         else:
             # Positional tuples straight to the driver's executemany: no dict
             # per row and no per-row parameter processing (2-3x faster than
@@ -251,6 +261,14 @@ def _insert_rows(
             conn.exec_driver_sql(_insert_sql(conn, target, names), list(zip(*values, strict=True)))
         if on_rows is not None:
             on_rows(spec.name, len(values[0]) if values else 0)
+    if copy is not None:
+        columns = ", ".join(preparer.quote(name) for name in names)
+        if columns:
+            conn.exec_driver_sql(
+                f"INSERT INTO {preparer.format_table(target)} ({columns}) "
+                f"SELECT {columns} FROM {stage}"
+            )
+        conn.exec_driver_sql(f"DROP TABLE {stage}")
 
 
 def _insert_sql(conn: Connection, target: sa.Table, names: Sequence[str]) -> str:
@@ -264,7 +282,7 @@ def _insert_sql(conn: Connection, target: sa.Table, names: Sequence[str]) -> str
 
 def _copy_writer(
     conn: Connection,
-) -> Callable[[sa.Table, Sequence[str], Sequence[list[Any]]], None] | None:
+) -> Callable[[str, Sequence[str], Sequence[list[Any]]], None] | None:
     """Return a COPY-based batch writer on PostgreSQL with psycopg 3, else ``None``.
 
     ``COPY FROM STDIN`` is several times faster than multi-row ``INSERT`` for
@@ -279,9 +297,9 @@ def _copy_writer(
     if driver_conn is None:  # pragma: no cover - only for detached connections
         return None
 
-    def copy(target: sa.Table, names: Sequence[str], values: Sequence[list[Any]]) -> None:
+    def copy(table: str, names: Sequence[str], values: Sequence[list[Any]]) -> None:
         columns = ", ".join(preparer.quote(name) for name in names)
-        statement = f"COPY {preparer.format_table(target)} ({columns}) FROM STDIN"
+        statement = f"COPY {table} ({columns}) FROM STDIN"
         try:
             with driver_conn.cursor() as cursor, cursor.copy(statement) as pipe:
                 for row in zip(*values, strict=True):

@@ -29,7 +29,14 @@ from server.engine.calendar import Calendars
 from server.engine.netting import CODE_MANUAL, CODE_MIN_MAX, CODE_PERIOD, CODE_REQUIREMENT
 from server.engine.types import Table
 
-__all__ = ["Masters", "SkuSettings", "join", "levels_and_cycles", "resolve_settings"]
+__all__ = [
+    "Masters",
+    "SkuSettings",
+    "join",
+    "levels_and_cycles",
+    "order_type_codes",
+    "resolve_settings",
+]
 
 _STR = StringDType()
 
@@ -69,9 +76,19 @@ def join(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _codes_of(values: np.ndarray, mapping: dict[str, int], default: int) -> np.ndarray:
+    """Map a text column through ``mapping`` (per distinct value); NULL is -1."""
     codes, uniques = factorize(values)
-    table = np.array([mapping.get(u, default) if u is not None else -1 for u in uniques])
+    table = np.array(
+        [mapping.get(u, default) if u is not None else -1 for u in uniques], dtype=np.int64
+    )
     return table[codes]
+
+
+def order_type_codes(values: np.ndarray) -> np.ndarray:
+    """``ORDER_*`` codes of an order type column; unknown or NULL is purchase."""
+    codes = _codes_of(values, _ORDER_TYPES, ORDER_PURCHASE)
+    codes[codes < 0] = ORDER_PURCHASE
+    return codes
 
 
 @dataclass(slots=True)

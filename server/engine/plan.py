@@ -47,6 +47,7 @@ from server.engine.model import (
     SkuSettings,
     join,
     levels_and_cycles,
+    order_type_codes,
     resolve_settings,
 )
 from server.engine.netting import net_level
@@ -291,19 +292,8 @@ class _Planner:
         f = self.t["firmed_planned_orders"]
         m = self.m
         self.f_sku = m.sku(f["item_id"], f["warehouse_id"])
-        otype = (
-            np.array(
-                [
-                    {"production": ORDER_PRODUCTION, "transfer": ORDER_TRANSFER}.get(
-                        x, ORDER_PURCHASE
-                    )
-                    for x in f["order_type"]
-                ],
-                dtype=np.int64,
-            )
-            if len(f["order_type"])
-            else np.empty(0, np.int64)
-        )
+        # The row's order_type; unknown or NULL is purchase (as for SKUs).
+        otype = order_type_codes(f["order_type"])
         # A zero-quantity firmed order names its SKUs and nothing else: no
         # receipt, no explosion, no graph edge, no message.
         self.f_live = np.nan_to_num(f["qty"]) > 0

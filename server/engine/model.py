@@ -226,10 +226,27 @@ class SkuSettings:
     include_fc: np.ndarray
     reduce_fc: np.ndarray
     tolerance: np.ndarray
+    _dense_pos: np.ndarray | None = None
 
     def index(self, sku: np.ndarray) -> np.ndarray:
-        """Position of each SKU number in this (sorted) set."""
+        """Position of each SKU number in this (sorted) set.
+
+        A direct table when SKU numbers are dense enough (a gather instead of
+        a binary search per row), else a binary search.
+        """
+        dense = self._dense()
+        if dense is not None:
+            return dense[sku]
         return np.searchsorted(self.sku, sku)
+
+    def _dense(self) -> np.ndarray | None:
+        if self._dense_pos is None and len(self.sku):
+            top = int(self.sku[-1]) + 1
+            if top <= 8 * len(self.sku) + 1024:
+                pos = np.full(top, -1, dtype=np.int64)
+                pos[self.sku] = np.arange(len(self.sku))
+                self._dense_pos = pos
+        return self._dense_pos
 
 
 def _num(values: np.ndarray, default: float) -> np.ndarray:

@@ -159,6 +159,7 @@ class _Planner:
         self.data = data
         self.phase_seconds: dict[str, float] = {}
         self.msgs = Messages()
+        self._sku_cache: dict[tuple[str, str, str], np.ndarray] = {}
 
     # -- helpers -----------------------------------------------------------
     def _timed(self, name: str, fn: Callable[[], None]) -> None:
@@ -178,6 +179,14 @@ class _Planner:
     def lead_add(self, d: np.ndarray, sidx: np.ndarray) -> np.ndarray:
         """``d`` plus the SKUs' lead times, on their calendars; no date stays no date."""
         return self.m.calendars.shift(d, self.s.lead[sidx], self.s.calendar[sidx], 1)
+
+    def table_sku(self, table: str, item_col: str, wh_col: str) -> np.ndarray:
+        """SKU numbers of a table's rows, looked up once per run and column pair."""
+        key = (table, item_col, wh_col)
+        if key not in self._sku_cache:
+            t = self.t[table]
+            self._sku_cache[key] = self.m.sku(t[item_col], t[wh_col])
+        return self._sku_cache[key]
 
     def sku_text(self, sidx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         m = self.m
@@ -217,11 +226,11 @@ class _Planner:
             ("forecasts", "item_id", "warehouse_id"),
             ("firmed_planned_orders", "item_id", "warehouse_id"),
         ]
-        parts = [m.sku(t[name][i], t[name][w]) for name, i, w in pairs if name != "forecasts"]
+        parts = [self.table_sku(name, i, w) for name, i, w in pairs if name != "forecasts"]
         # Zero-quantity forecast lines play no part at all, not even naming a SKU.
         fc = t["forecasts"]
         named = np.nan_to_num(fc["qty"]) != 0
-        parts.append(m.sku(fc["item_id"][named], fc["warehouse_id"][named]))
+        parts.append(self.table_sku("forecasts", "item_id", "warehouse_id")[named])
         f = t["firmed_planned_orders"]
         has_from = np.equal(f["order_type"], "transfer") & ~np.equal(f["from_warehouse_id"], None)
         parts.append(m.sku(f["item_id"][has_from], f["from_warehouse_id"][has_from]))
@@ -291,7 +300,7 @@ class _Planner:
     def _firmed_prepare(self) -> None:
         f = self.t["firmed_planned_orders"]
         m = self.m
-        self.f_sku = m.sku(f["item_id"], f["warehouse_id"])
+        self.f_sku = self.table_sku("firmed_planned_orders", "item_id", "warehouse_id")
         # The row's order_type; unknown or NULL is purchase (as for SKUs).
         otype = order_type_codes(f["order_type"])
         # A zero-quantity firmed order names its SKUs and nothing else: no
@@ -379,7 +388,7 @@ class _Planner:
 
     def requirements(self) -> None:
         """Independent requirements and existing receipts (§5.4)."""
-        t, m, s = self.t, self.m, self.s
+        t, s = self.t, self.s
         self.reqs = _Reqs()
         rec_sku, rec_date, rec_qty, rec_kind, rec_ref = [], [], [], [], []
 
@@ -413,7 +422,7 @@ class _Planner:
 
         # On-hand: several rows of one SKU add up.
         oh = t["on_hand"]
-        oh_sku = m.sku(oh["item_id"], oh["warehouse_id"])
+        oh_sku = self.table_sku("on_hand", "item_id", "warehouse_id")
         uniq, inv = np.unique(oh_sku, return_inverse=True)
         total = np.bincount(inv.ravel(), weights=np.nan_to_num(oh["qty"]), minlength=len(uniq))
         oh_ref = self._sku_ref("OH:", uniq)
@@ -423,7 +432,7 @@ class _Planner:
 
         so = t["sales_lines"]
         req(
-            m.sku(so["item_id"], so["warehouse_id"]),
+            self.table_sku("sales_lines", "item_id", "warehouse_id"),
             days(so["requested_date"]),
             np.nan_to_num(so["qty"]),
             K_SO,
@@ -432,7 +441,7 @@ class _Planner:
         )
         po = t["purchase_lines"]
         receipt(
-            m.sku(po["item_id"], po["warehouse_id"]),
+            self.table_sku("purchase_lines", "item_id", "warehouse_id"),
             self.eff(days(po["delivery_date"])),
             np.nan_to_num(po["qty"]),
             R_PO,
@@ -440,7 +449,7 @@ class _Planner:
         )
         pr = t["production_orders"]
         receipt(
-            m.sku(pr["item_id"], pr["warehouse_id"]),
+            self.table_sku("production_orders", "item_id", "warehouse_id"),
             self.eff(days(pr["end_date"])),
             np.nan_to_num(pr["qty"]),
             R_PRD,
@@ -448,7 +457,7 @@ class _Planner:
         )
         pl = t["production_lines"]
         req(
-            m.sku(pl["component_item_id"], pl["warehouse_id"]),
+            self.table_sku("production_lines", "component_item_id", "warehouse_id"),
             days(pl["required_date"]),
             np.nan_to_num(pl["qty"]),
             K_PRDL,
@@ -457,14 +466,14 @@ class _Planner:
         tl = t["transfer_lines"]
         tref = text(tl["order_id"], "/", number_text(tl["line_no"]))
         receipt(
-            m.sku(tl["item_id"], tl["to_warehouse_id"]),
+            self.table_sku("transfer_lines", "item_id", "to_warehouse_id"),
             self.eff(days(tl["receive_date"])),
             np.nan_to_num(tl["qty"]),
             R_TRR,
             text("TRR:", tref),
         )
         req(
-            m.sku(tl["item_id"], tl["from_warehouse_id"]),
+            self.table_sku("transfer_lines", "item_id", "from_warehouse_id"),
             days(tl["ship_date"]),
             np.nan_to_num(tl["qty"]),
             K_TRI,
@@ -511,7 +520,7 @@ class _Planner:
         """Forecast lines on or after T0, optionally reduced by sales (§5.4)."""
         t, m, s = self.t, self.m, self.s
         fc = t["forecasts"]
-        sku = m.sku(fc["item_id"], fc["warehouse_id"])
+        sku = self.table_sku("forecasts", "item_id", "warehouse_id")
         d = days(fc["forecast_date"])
         q = np.nan_to_num(fc["qty"])
         keep = d >= self.t0
@@ -535,7 +544,7 @@ class _Planner:
             nxt = d + 30
             nxt[:-1] = np.where(sku[1:] == sku[:-1], d[1:], nxt[:-1])
             so = t["sales_lines"]
-            so_sku = m.sku(so["item_id"], so["warehouse_id"])
+            so_sku = self.table_sku("sales_lines", "item_id", "warehouse_id")
             so_d = self.eff(days(so["requested_date"]))
             so_q = np.nan_to_num(so["qty"])
             pos = so_q > 0

@@ -140,6 +140,36 @@ def _either(
     return out
 
 
+def _walk_order(keys: tuple[np.ndarray, ...], refs: np.ndarray) -> np.ndarray:
+    """The order of ``np.lexsort((rank of refs, *keys))``, ranking refs only where needed.
+
+    ``keys`` are integer or float columns, most significant last (as for
+    ``np.lexsort``); refs break the remaining ties in code-point order.
+    Sorting strings is the expensive part, so only the rows that tie on all
+    ``keys`` have their refs ranked: usually a small share.
+    """
+    order = np.lexsort(keys)
+    n = len(order)
+    if n < 2:
+        return order
+    same = np.ones(n - 1, dtype=bool)
+    for key in keys:
+        ordered = key[order]
+        same &= ordered[1:] == ordered[:-1]
+    if not same.any():
+        return order
+    tied = np.zeros(n, dtype=bool)
+    tied[1:] |= same
+    tied[:-1] |= same
+    group = np.cumsum(np.r_[True, ~same])  # tie group of each sorted position
+    at = np.flatnonzero(tied)
+    rank = unique_strings(refs[order[at]])[1]
+    # Tie groups are contiguous and in order: sorting the tied positions by
+    # (group, rank) reorders each group in place.
+    order[at] = order[at][np.lexsort((rank, group[at]))]
+    return order
+
+
 def _rank(values: np.ndarray) -> np.ndarray:
     """Rank of each string in code-point order (equal strings, equal rank)."""
     if len(values) == 0:
@@ -675,9 +705,7 @@ class _Planner:
     def netting(self) -> None:
         s, rec = self.s, self.rec
         n_lvl = int(self.llc.max()) + 1 if len(self.llc) else 0
-        rec_order = np.lexsort(
-            (_rank(rec["ref"]), REC_CLASS[rec["kind"]], rec["date"], self.s_idx_rec)
-        )
+        rec_order = _walk_order((REC_CLASS[rec["kind"]], rec["date"], self.s_idx_rec), rec["ref"])
         self.rec = rec = {k: v[rec_order] for k, v in rec.items()}
         rec_sidx = self.s_idx_rec = self.s_idx_rec[rec_order]
         rec_lvl = self.llc[rec_sidx]
@@ -719,7 +747,7 @@ class _Planner:
             # Coverage time fence: later requirements play no part at all.
             inside = r["date"] <= self.t0 + s.fence[r_sidx]
             r, r_sidx = _select(r, inside), r_sidx[inside]
-            order = np.lexsort((_rank(r["ref"]), r["prio"], r["kind"], r["date"], r_sidx))
+            order = _walk_order((r["prio"], r["kind"], r["date"], r_sidx), r["ref"])
             r, r_sidx = _select(r, order), r_sidx[order]
             skus = np.flatnonzero(self.llc == lvl)
             req_ptr = np.r_[np.searchsorted(r_sidx, skus, "left"), len(r_sidx)]

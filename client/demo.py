@@ -19,7 +19,7 @@ from rich.tree import Tree
 
 from connector.cycle import CycleOptions, run_cycle
 from connector.demo import build_demo_database
-from server.pegging import PegNode, pegging_tree
+from server.pegging import PeggingIndex, PegNode
 
 __all__ = ["run_demo"]
 
@@ -94,8 +94,9 @@ def run_demo(db_url: str, as_json: bool = False) -> int:
         engine.dispose()
     pegging = _pegging_arrays(peg_rows)
     chain: list[PegNode] = []
+    index = PeggingIndex(pegging)
     for ref in sorted({r[6] for r in peg_rows if r[5] == "so"}):
-        path = _deepest_chain(pegging_tree(pegging, ref))
+        path = _deepest_chain(index.tree(ref))
         if len(path) > len(chain):
             chain = path
     if as_json:

@@ -18,6 +18,7 @@ from server.codec import table_nbytes
 from server.engine.arrays import table_length
 from server.engine.types import Table
 from server.errors import AlreadyExists, FailedPrecondition, NotFound, PlanBusy
+from server.pegging import PeggingIndex
 
 __all__ = ["Dataset", "RunRecord", "Stores", "TenantStore"]
 
@@ -56,6 +57,17 @@ class RunRecord:
     phase_seconds: dict[str, float] = field(default_factory=dict)
     results: dict[str, Table] | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
+    #: Built on the first GetPegging of the run, dropped with the results.
+    pegging_index: PeggingIndex | None = None
+
+    def pegging(self) -> PeggingIndex | None:
+        """The run's pegging index (built once), or None without results."""
+        results = self.results
+        if results is None:
+            return None
+        if self.pegging_index is None:
+            self.pegging_index = PeggingIndex(results["pegging"])
+        return self.pegging_index
 
 
 class TenantStore:
@@ -115,6 +127,7 @@ class TenantStore:
                 for other in self._runs.get(rec.plan_id, {}).values():
                     if other is not rec:
                         other.results = None
+                        other.pegging_index = None
             self._trim(rec.plan_id)
 
     def _trim(self, plan_id: str) -> None:

@@ -14,7 +14,7 @@ from server.engine import PlanParams, PlanResult
 from server.engine.schema import PLAN_OUTPUT_TABLES
 from server.errors import Cancelled, FailedPrecondition, InvalidArgument, funnel
 from server.names import check_run_id, parse_plan, parse_run
-from server.pegging import PegNode, pegging_tree
+from server.pegging import PegNode
 from server.runs import run_engine
 from server.servicers._convert import MODES, run_to_proto
 from server.store import Stores, TenantStore
@@ -155,12 +155,13 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
         tenant, store = self._store()
         plan_id, run_id = parse_run(request.name, tenant.name)
         rec = store.run(plan_id, run_id)
-        if rec.results is None:
+        if not request.ref:
+            raise InvalidArgument("ref is required", field="ref")
+        index = rec.pegging()
+        if index is None:
             raise FailedPrecondition(
                 f"run {run_id!r} holds no results (not succeeded, or not the newest)",
                 reason="NO_RESULTS",
             )
-        if not request.ref:
-            raise InvalidArgument("ref is required", field="ref")
-        tree = pegging_tree(rec.results["pegging"], request.ref, request.max_depth)
+        tree = index.tree(request.ref, request.max_depth)
         return pb.GetPeggingResponse(root=_node(tree))

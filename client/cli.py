@@ -112,6 +112,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from tenancy.keys import AdminCredential
     from tenancy.quotas import Quotas
 
+    if args.dask:
+        # Planning clusters on Dask distributed (SPEC §2) is not built yet; a
+        # flag that silently did nothing would mislead an operator.
+        raise SystemExit("masterplan: --dask is not supported yet: the server plans in-process")
     admin = AdminCredential.from_key(_admin_key(args))
     tls = None
     if args.tls_cert or args.tls_key:
@@ -131,7 +135,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         registry_url=args.registry,
         tls=tls,
-        dask_address=args.dask,
         quotas=quotas,
         max_message_bytes=args.max_message_bytes,
         max_concurrent_rpcs=args.max_concurrent_rpcs,
@@ -272,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--registry", default="sqlite:///masterplan-registry.db", help="tenant registry URL"
     )
-    p.add_argument("--dask", help="Dask scheduler address for planning clusters")
+    p.add_argument("--dask", help="Dask scheduler address (not supported yet: refused)")
     p.add_argument("--admin-key-file", help="file holding the admin key (or MASTERPLAN_ADMIN_KEY)")
     p.add_argument("--tls-cert", help="PEM server certificate chain")
     p.add_argument("--tls-key", help="PEM server private key")

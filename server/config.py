@@ -37,8 +37,6 @@ class ServerConfig:
         result_chunk_rows: Default rows per result chunk.
         quotas: Per-tenant limits.
         tls: TLS material, or None for plaintext (loopback use).
-        dask_address: Scheduler address for planning clusters on Dask
-            distributed; None plans in-process.
         grace_seconds: How long SIGTERM lets in-flight calls finish.
         drain_seconds: How long health reports NOT_SERVING, with new calls
             still accepted, before the server stops taking calls.
@@ -54,7 +52,6 @@ class ServerConfig:
     result_chunk_rows: int = 32_768
     quotas: Quotas = field(default_factory=Quotas)
     tls: TlsConfig | None = None
-    dask_address: str | None = None
     grace_seconds: float = 30.0
     drain_seconds: float = 2.0
     keepalive_seconds: int = 60

@@ -21,6 +21,7 @@ from server.errors import NotFound
 
 __all__ = ["PegNode", "PeggingIndex", "pegging_tree"]
 
+
 @dataclass(slots=True)
 class PegNode:
     kind: str

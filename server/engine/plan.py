@@ -190,6 +190,8 @@ class _Planner:
         self.phase_seconds: dict[str, float] = {}
         self.msgs = Messages()
         self._sku_cache: dict[tuple[str, str, str], np.ndarray] = {}
+        self._suffix: np.ndarray | None = None
+        self._prefix: np.ndarray | None = None
 
     # -- helpers -----------------------------------------------------------
     def _timed(self, name: str, fn: Callable[[], None]) -> None:
@@ -209,6 +211,19 @@ class _Planner:
     def lead_add(self, d: np.ndarray, sidx: np.ndarray) -> np.ndarray:
         """``d`` plus the SKUs' lead times, on their calendars; no date stays no date."""
         return self.m.calendars.shift(d, self.s.lead[sidx], self.s.calendar[sidx], 1)
+
+    def _line_suffix(self) -> np.ndarray:
+        """``/{line_no}`` of every BOM line, built once (refs ``PL:{id}/{line}``)."""
+        if self._suffix is None:
+            self._suffix = text("/", number_text(self.m.lines["line_no"]))
+        return self._suffix
+
+    def _id_prefix(self) -> np.ndarray:
+        """``{item}/{warehouse}/`` of every SKU, built once (planned order ids)."""
+        if self._prefix is None:
+            s = self.s
+            self._prefix = text(self.m.item_str[s.item], "/", self.m.wh_str[s.wh], "/")
+        return self._prefix
 
     def table_sku(self, table: str, item_col: str, wh_col: str) -> np.ndarray:
         """SKU numbers of a table's rows, looked up once per run and column pair."""
@@ -629,7 +644,7 @@ class _Planner:
             comp,
             order_date[o],
             q,
-            text("PL:", ids[o], "/", number_text(ln["line_no"][lr])),
+            text("PL:", ids[o], self._line_suffix()[lr]),
             cause[o],
         )
         tr = np.flatnonzero((otype == ORDER_TRANSFER) & (source >= 0))
@@ -842,13 +857,7 @@ class _Planner:
         )
         num = np.arange(n) - start + 1
         item, wh = self.sku_text(sidx)
-        pid = text(
-            self.m.item_str[self.s.item[sidx]],
-            "/",
-            self.m.wh_str[self.s.wh[sidx]],
-            "/",
-            num.astype(_STR),
-        )
+        pid = text(self._id_prefix()[sidx], num.astype(_STR))
         due = netting.copy()
         order = self.lead_sub(due, sidx)
         frz = self.t0 + s.freeze[sidx]

@@ -32,6 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bench.generate import DEFAULT_PLAN_DATE, generate_tables, write_database
+from connector.schema import create_engine
 
 __all__ = ["backend_engine", "main", "run_engine_only", "run_full"]
 
@@ -96,7 +97,8 @@ def backend_engine(backend: str, workdir: Path) -> sa.Engine:
         admin.dispose()
     if backend == "postgres":
         return sa.create_engine(url, connect_args={"options": f"-csearch_path={BENCH_SCHEMA}"})
-    return sa.create_engine(url.set(database=BENCH_SCHEMA))
+    # As the connector makes it (LOAD DATA LOCAL enabled for the writer).
+    return create_engine(url.set(database=BENCH_SCHEMA).render_as_string(hide_password=False))
 
 
 def _engine_url(engine: sa.Engine) -> tuple[str, dict[str, Any]]:

@@ -13,13 +13,11 @@ import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
-import sqlalchemy as sa
-
 from client.client import ClientTls, MasterplanClient
 from connector.embedded import embedded_server
 from connector.progress import CycleProgress
 from connector.reader import read_input
-from connector.schema import create_result_tables
+from connector.schema import create_engine, create_result_tables
 from connector.writer import RunRecord, prune_runs, write_run
 from server.engine.arrays import table_length
 
@@ -79,7 +77,7 @@ def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> C
         client.errors.MasterplanClientError: the server refused or failed.
     """
     show = progress or CycleProgress()
-    engine = sa.create_engine(options.db_url)
+    engine = create_engine(options.db_url)
     times: dict[str, float] = {}
     plan_date = options.plan_date or dt.date.today()
     run_id = uuid.uuid4().hex

@@ -114,6 +114,19 @@ def sql_table(name: str) -> sa.Table:
     return METADATA.tables[name]
 
 
+def create_engine(url: str) -> Engine:
+    """The SQLAlchemy engine the connector uses for an SCM database URL.
+
+    On MariaDB/MySQL through PyMySQL it allows ``LOAD DATA LOCAL INFILE``,
+    the writer's fast path (the server must have ``local_infile`` on).
+    """
+    parsed = sa.engine.make_url(url)
+    connect_args: dict[str, object] = {}
+    if parsed.get_backend_name() in ("mysql", "mariadb") and parsed.get_driver_name() == "pymysql":
+        connect_args["local_infile"] = True
+    return sa.create_engine(parsed, connect_args=connect_args)
+
+
 def create_all(engine: Engine | Connection) -> None:
     """Create every §4 table (inputs and results) with its keys and indexes.
 

@@ -11,6 +11,7 @@ stream through ``COPY``, elsewhere through ``executemany``.
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -249,10 +250,13 @@ def _insert_rows(
             f"CREATE TEMPORARY TABLE {stage} "
             f"(LIKE {preparer.format_table(target)} INCLUDING DEFAULTS) ON COMMIT DROP"
         )
+    load = _load_data_writer(conn) if copy is None else None
     names: Sequence[str] = ()
     for names, values in _iter_batches(spec, run_id, table, batch_rows):
         if copy is not None:
             copy(stage, names, values)
+        elif load is not None:
+            load(target, names, values)
         else:
             # Positional tuples straight to the driver's executemany: no dict
             # per row and no per-row parameter processing (2-3x faster than
@@ -269,6 +273,65 @@ def _insert_rows(
                 f"SELECT {columns} FROM {stage}"
             )
         conn.exec_driver_sql(f"DROP TABLE {stage}")
+
+
+def _tsv_field(value: Any) -> str:
+    """One field of MySQL's default ``LOAD DATA`` text format (``\\N`` is NULL)."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)  # int, date (ISO)
+
+
+def _load_data_writer(
+    conn: Connection,
+) -> Callable[[sa.Table, Sequence[str], Sequence[list[Any]]], None] | None:
+    """A ``LOAD DATA LOCAL INFILE`` batch writer on MariaDB/MySQL, else ``None``.
+
+    PyMySQL escapes every parameter in Python, which held writes to about 50k
+    rows/s; loading a temporary text file is several times faster, and on
+    InnoDB it is part of the open transaction like any insert. It needs the
+    connection opened with ``local_infile`` (see
+    :func:`connector.schema.create_engine`) and the server's ``local_infile``
+    on; otherwise the ``executemany`` path is used.
+    """
+    if conn.dialect.name not in ("mysql", "mariadb"):
+        return None
+    driver_conn = conn.connection.driver_connection
+    if not getattr(driver_conn, "_local_infile", False):
+        return None
+    preparer = conn.dialect.identifier_preparer
+
+    def load(target: sa.Table, names: Sequence[str], values: Sequence[list[Any]]) -> None:
+        columns = ", ".join(preparer.quote(name) for name in names)
+        with tempfile.NamedTemporaryFile("w", suffix=".tsv", encoding="utf-8", newline="\n") as f:
+            f.writelines(
+                "\t".join(map(_tsv_field, row)) + "\n" for row in zip(*values, strict=True)
+            )
+            f.flush()
+            path = f.name.replace("\\", "\\\\").replace("'", "\\'")
+            statement = (
+                f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE {preparer.format_table(target)} "
+                f"CHARACTER SET utf8mb4 ({columns})"
+            )
+            stored = conn.exec_driver_sql(statement).rowcount
+        # LOCAL implies IGNORE: the server turns refused rows into warnings
+        # instead of errors. A load that stored fewer rows, or warned at all
+        # (a truncated value, a failed CHECK), fails the write like an error.
+        sent = len(values[0]) if values else 0
+        warning = conn.exec_driver_sql("SHOW WARNINGS LIMIT 1").first()
+        if stored != sent or warning is not None:
+            detail = f"{warning[2]}" if warning is not None else "rows were refused"
+            raise sa.exc.DatabaseError(
+                statement,
+                None,
+                RuntimeError(f"{target.name}: stored {stored} of {sent} rows: {detail}"),
+            )
+
+    return load
 
 
 def _insert_sql(conn: Connection, target: sa.Table, names: Sequence[str]) -> str:

@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from connector.schema import create_engine
 from server.engine.schema import INPUT_TABLES, RESULT_TABLES, ColumnKind, TableSpec
 from tests.backends import BACKENDS, database_url
 
@@ -32,8 +33,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
 
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
-    """Engine on ``db_url``, disposed after the test."""
-    eng = sa.create_engine(db_url)
+    """Engine on ``db_url`` as the connector makes it, disposed after the test."""
+    eng = create_engine(db_url)
     try:
         yield eng
     finally:

@@ -358,6 +358,23 @@ def test_postgres_writes_through_copy(scm: Engine) -> None:
         assert writer._copy_writer(conn) is not None
 
 
+def test_mariadb_writes_through_load_data(scm: Engine) -> None:
+    if scm.dialect.name not in ("mysql", "mariadb"):
+        pytest.skip("LOAD DATA is the MariaDB path")
+    with scm.connect() as conn:
+        assert writer._load_data_writer(conn) is not None
+
+
+def test_awkward_text_survives_every_write_path(scm: Engine) -> None:
+    results = make_results(4)
+    awkward = ["tab\there", "new\nline", "back\\slash \\N", "quote ' \" ü €"]
+    results["plan_messages"]["text"] = np.array(awkward, dtype=object)
+    assert write_run(scm, run_record("run-1"), results) is True
+    stored = read_table(scm, "plan_messages")
+    assert sorted(stored["text"].tolist()) == sorted(awkward)
+    assert read_table(scm, "planned_orders")["vendor_id"].tolist().count(None) == 2
+
+
 def test_run_record_validation() -> None:
     with pytest.raises(ValueError, match="mode"):
         RunRecord("r", "main", "sometimes", T0, dt.datetime.now(dt.UTC), dt.datetime.now(dt.UTC))  # type: ignore[arg-type]

@@ -1,7 +1,7 @@
 """The authentication interceptor: one place where every call's key is checked.
 
 ``authorization: Bearer <key>`` metadata is required on every method except
-the health and reflection services. TenantAdmin methods take the admin
+the health service; reflection takes any valid key. TenantAdmin methods take the admin
 credential only; every other method takes a tenant API key only. The
 resolved caller is handed to the servicer through :func:`current_principal`
 (a context variable set around the handler itself, so it holds in whichever
@@ -24,7 +24,11 @@ from tenancy.registry import Tenant, TenantRegistry
 __all__ = ["AuthInterceptor", "Principal", "current_principal"]
 
 ADMIN_SERVICE_PREFIX = "/masterplan.v1.TenantAdmin/"
-OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+#: The only service callable without a key: probes must work before provisioning.
+OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
+#: Services any valid key may call (the admin's or a tenant's): they describe
+#: the API and read no tenant data.
+ANY_KEY_PREFIXES = ("/grpc.reflection.",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +124,13 @@ class AuthInterceptor(grpc.ServerInterceptor):
                 grpc.StatusCode.UNAUTHENTICATED, "missing 'authorization: Bearer <key>' metadata"
             )
         is_admin = self._admin.matches(key)
+        if method.startswith(ANY_KEY_PREFIXES):
+            if is_admin:
+                return Principal(is_admin=True), None
+            try:
+                return Principal(is_admin=False, tenant=self._registry.authenticate(key)), None
+            except Unauthenticated as exc:
+                return None, _Denial(grpc.StatusCode.UNAUTHENTICATED, str(exc))
         if method.startswith(ADMIN_SERVICE_PREFIX):
             if is_admin:
                 return Principal(is_admin=True), None

@@ -240,3 +240,24 @@ def test_every_method_without_a_key_is_unauthenticated(live) -> None:  # type: i
         )
     )
     channel.close()
+
+
+def test_reflection_needs_a_key_and_lists_the_services(live) -> None:  # type: ignore[no-untyped-def]
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    def services(metadata: tuple) -> list[str]:
+        with grpc.insecure_channel(live.address) as channel:
+            stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+            request = reflection_pb2.ServerReflectionRequest(list_services="")
+            responses = stub.ServerReflectionInfo(iter([request]), timeout=5, metadata=metadata)
+            return [s.name for r in responses for s in r.list_services_response.service]
+
+    with pytest.raises(grpc.RpcError) as err:
+        services(())
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    names = services((("authorization", f"Bearer {live.keys['acme']}"),))
+    assert {
+        "masterplan.v1.Planning",
+        "masterplan.v1.PlanningData",
+        "masterplan.v1.TenantAdmin",
+    } <= set(names)

@@ -25,7 +25,6 @@ import numpy as np
 from numpy.dtypes import StringDType
 
 from server.engine.arrays import (
-    NO_DATE,
     as_objects,
     date_text,
     days,
@@ -34,15 +33,27 @@ from server.engine.arrays import (
     number_text,
     table_length,
     text,
-    to_datetime,
     unique_ints,
-    unique_strings,
+)
+from server.engine.columns import rank, select, walk_order
+from server.engine.kinds import (
+    K_FC,
+    K_OH,
+    K_PL,
+    K_PRDL,
+    K_SO,
+    K_SS,
+    K_TRI,
+    R_FIRM,
+    R_OH,
+    R_PO,
+    R_PRD,
+    R_TRR,
+    REC_CLASS,
 )
 from server.engine.model import (
     ORDER_PRODUCTION,
-    ORDER_PURCHASE,
     ORDER_TRANSFER,
-    ORDER_TYPE_NAMES,
     Masters,
     SkuSettings,
     join,
@@ -51,21 +62,13 @@ from server.engine.model import (
     resolve_settings,
 )
 from server.engine.netting import net_level
+from server.engine.results import build_tables, compute_delays
 from server.engine.types import PlanParams, PlanResult, Table, TableMap
 from server.engine.validate import Messages, validate
 
 __all__ = ["InvalidPlanInput", "check", "plan", "warm_up"]
 
 _STR = StringDType()
-
-# Requirement kinds in walk order (§5.5).
-K_OH, K_SS, K_SO, K_PRDL, K_TRI, K_PL, K_FC = range(7)
-REQ_KIND_NAMES = np.array(["oh", "ss", "so", "prdl", "tri", "pl", "fc"], dtype=object)
-# Receipt kinds; the receipt class (§5.5) is on-hand 0, po/prd/trr 1, firmed 2.
-R_OH, R_PO, R_PRD, R_TRR, R_FIRM = range(5)
-REC_KIND_NAMES = np.array(["oh", "po", "prd", "trr", "pl"], dtype=object)
-REC_CLASS = np.array([0, 1, 1, 1, 2], dtype=np.int64)
-
 
 #: Share of a typical run done when each phase starts, for progress reports.
 _PHASE_FRACTION = {
@@ -123,58 +126,6 @@ class _Reqs:
             n: (np.concatenate(getattr(self, n)) if getattr(self, n) else np.empty(0, empty[n]))
             for n in names
         }
-
-
-def _select(cols: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
-    return {k: v[mask] for k, v in cols.items()}
-
-
-def _either(
-    a: np.ndarray, ai: np.ndarray, b: np.ndarray, bi: np.ndarray, b_prefix: str = ""
-) -> np.ndarray:
-    """``a[ai]`` where ``ai >= 0``, else ``b_prefix + b[bi]`` (string arrays)."""
-    out = np.empty(len(ai), dtype=_STR)
-    from_a = ai >= 0
-    out[from_a] = a[ai[from_a]]
-    out[~from_a] = np.strings.add(b_prefix, b[bi[~from_a]])
-    return out
-
-
-def _walk_order(keys: tuple[np.ndarray, ...], refs: np.ndarray) -> np.ndarray:
-    """The order of ``np.lexsort((rank of refs, *keys))``, ranking refs only where needed.
-
-    ``keys`` are integer or float columns, most significant last (as for
-    ``np.lexsort``); refs break the remaining ties in code-point order.
-    Sorting strings is the expensive part, so only the rows that tie on all
-    ``keys`` have their refs ranked: usually a small share.
-    """
-    order = np.lexsort(keys)
-    n = len(order)
-    if n < 2:
-        return order
-    same = np.ones(n - 1, dtype=bool)
-    for key in keys:
-        ordered = key[order]
-        same &= ordered[1:] == ordered[:-1]
-    if not same.any():
-        return order
-    tied = np.zeros(n, dtype=bool)
-    tied[1:] |= same
-    tied[:-1] |= same
-    group = np.cumsum(np.r_[True, ~same])  # tie group of each sorted position
-    at = np.flatnonzero(tied)
-    rank = unique_strings(refs[order[at]])[1]
-    # Tie groups are contiguous and in order: sorting the tied positions by
-    # (group, rank) reorders each group in place.
-    order[at] = order[at][np.lexsort((rank, group[at]))]
-    return order
-
-
-def _rank(values: np.ndarray) -> np.ndarray:
-    """Rank of each string in code-point order (equal strings, equal rank)."""
-    if len(values) == 0:
-        return np.empty(0, dtype=np.int64)
-    return unique_strings(values)[1]
 
 
 class _Planner:
@@ -418,7 +369,7 @@ class _Planner:
             item, wh = self.sku_text(cyc)
             names = text(item.astype(_STR), "@", wh.astype(_STR))
             comp = self.comp[cyc]
-            order = np.lexsort((_rank(names), comp))
+            order = np.lexsort((rank(names), comp))
             comp, names = comp[order], names[order]
             bounds = np.flatnonzero(np.r_[True, comp[1:] != comp[:-1], True])
             texts = [",".join(names[a:b].tolist()) for a, b in itertools.pairwise(bounds)]
@@ -720,7 +671,7 @@ class _Planner:
     def netting(self) -> None:
         s, rec = self.s, self.rec
         n_lvl = int(self.llc.max()) + 1 if len(self.llc) else 0
-        rec_order = _walk_order((REC_CLASS[rec["kind"]], rec["date"], self.s_idx_rec), rec["ref"])
+        rec_order = walk_order((REC_CLASS[rec["kind"]], rec["date"], self.s_idx_rec), rec["ref"])
         self.rec = rec = {k: v[rec_order] for k, v in rec.items()}
         rec_sidx = self.s_idx_rec = self.s_idx_rec[rec_order]
         rec_lvl = self.llc[rec_sidx]
@@ -738,7 +689,7 @@ class _Planner:
             order = np.argsort(lv, kind="stable")
             bounds = np.searchsorted(lv[order], np.arange(n_lvl + 1))
             for level in np.flatnonzero(np.diff(bounds)):
-                buckets[level].append(_select(cols, order[bounds[level] : bounds[level + 1]]))
+                buckets[level].append(select(cols, order[bounds[level] : bounds[level + 1]]))
 
         first = self.reqs.columns()
         self.reqs = _Reqs()
@@ -761,9 +712,9 @@ class _Planner:
             r_sidx = r.pop("sidx")
             # Coverage time fence: later requirements play no part at all.
             inside = r["date"] <= self.t0 + s.fence[r_sidx]
-            r, r_sidx = _select(r, inside), r_sidx[inside]
-            order = _walk_order((r["prio"], r["kind"], r["date"], r_sidx), r["ref"])
-            r, r_sidx = _select(r, order), r_sidx[order]
+            r, r_sidx = select(r, inside), r_sidx[inside]
+            order = walk_order((r["prio"], r["kind"], r["date"], r_sidx), r["ref"])
+            r, r_sidx = select(r, order), r_sidx[order]
             skus = np.flatnonzero(self.llc == lvl)
             req_ptr = np.r_[np.searchsorted(r_sidx, skus, "left"), len(r_sidx)]
             rsel = np.flatnonzero(rec_lvl == lvl)
@@ -893,169 +844,12 @@ class _Planner:
             "source": source,
         }
 
-    # -- delays (§5.7) -----------------------------------------------------------
+    # -- delays (§5.7) and output ----------------------------------------------
     def delays(self) -> None:
-        rec, po, req, peg = self.rec, self.po, self.req, self.peg
-        # Available dates: receipts their effective date; planned orders their due date.
-        rec_avail = rec["date"].copy()
-        po_avail = po["due"].copy()
-        futures = np.full(len(req["sidx"]), -NO_DATE, dtype=np.int64)
-        req_lvl = self.llc[req["sidx"]] if len(req["sidx"]) else np.empty(0, np.int64)
-        peg_lvl = req_lvl[peg["req"]] if len(peg["req"]) else np.empty(0, np.int64)
-        cause = req["cause"]
-        # The SKU (index) and type of each cause.
-        rec_sidx_all = self.s_idx_rec
-        n_lvl = int(self.llc.max()) + 1 if len(self.llc) else 0
-        delayed = np.zeros(len(req["sidx"]), dtype=bool)
-        for lvl in range(n_lvl - 1, -1, -1):
-            # 1. Supplies at this level: pushed by delayed requirements they caused.
-            caused = np.flatnonzero(delayed & (cause != -1))
-            if len(caused):
-                c = cause[caused]
-                is_po = c <= -2
-                k = -2 - c[is_po]
-                lvl_ok = self.llc[po["sidx"][k]] == lvl
-                push = self.lead_add(futures[caused[is_po]][lvl_ok], po["sidx"][k][lvl_ok])
-                np.maximum.at(po_avail, k[lvl_ok], push)
-                rr = c[~is_po]
-                lvl_ok = self.llc[rec_sidx_all[rr]] == lvl
-                push = self.lead_add(futures[caused[~is_po]][lvl_ok], rec_sidx_all[rr][lvl_ok])
-                np.maximum.at(rec_avail, rr[lvl_ok], push)
-            # 2. Futures of this level's requirements.
-            sel = np.flatnonzero(peg_lvl == lvl)
-            src = peg["src"][sel]
-            avail = np.where(
-                src >= 0,
-                gather(rec_avail, np.where(src >= 0, src, -1), 0),
-                gather(po_avail, np.where(src < 0, -1 - src, -1), 0),
-            )
-            np.maximum.at(futures, peg["req"][sel], avail)
-            here = req_lvl == lvl
-            short = here & (req["short"] > 1e-9)
-            futures[short] = NO_DATE
-            delayed |= here & ((futures >= NO_DATE) | (futures > req["date"]))
-        self.futures = futures
-        self.delayed = delayed
-        self.rec_avail = rec_avail
-        self.po_avail = po_avail
+        compute_delays(self)
 
-    # -- output ------------------------------------------------------------------
     def output(self) -> None:
-        s, m, rec, po, req, peg = self.s, self.m, self.rec, self.po, self.req, self.peg
-        tables: dict[str, Table] = {}
-        item, wh = self.sku_text(po["sidx"])
-        otype = po["type"]
-        tables["planned_orders"] = {
-            "planned_order_id": po["id"],
-            "item_id": item,
-            "warehouse_id": wh,
-            "order_type": ORDER_TYPE_NAMES[otype],
-            "qty": po["qty"],
-            "order_date": to_datetime(po["order"]),
-            "due_date": to_datetime(po["due"]),
-            "requirement_date": to_datetime(po["netting"]),
-            "from_warehouse_id": np.where(
-                otype == ORDER_TRANSFER,
-                m.warehouse_ids[np.maximum(po["source"], 0) % m.n_wh]
-                if len(m.warehouse_ids)
-                else None,
-                None,
-            ),
-            "vendor_id": np.where(otype == ORDER_PURCHASE, s.vendor[po["sidx"]], None),
-            "bom_id": np.where(
-                po["bom"] >= 0,
-                m.boms["bom_id"][np.maximum(po["bom"], 0)] if len(m.boms["bom_id"]) else None,
-                None,
-            ),
-            "firmed": po["firmed"].astype(np.float64),
-        }
-        # Pegging
-        src = peg["src"]
-        ri = np.where(src >= 0, src, -1)
-        pk = np.where(src < 0, -1 - src, -1)
-        is_rec = src >= 0
-        rq = peg["req"]
-        ritem, rwh = self.sku_text(req["sidx"][rq])
-
-        def pick(a: np.ndarray, b: np.ndarray, fill: object) -> np.ndarray:
-            return np.where(is_rec, gather(a, ri, fill), gather(b, pk, fill))
-
-        tables["pegging"] = {
-            "item_id": ritem,
-            "warehouse_id": rwh,
-            "supply_kind": np.where(is_rec, gather(REC_KIND_NAMES[rec["kind"]], ri), "pl").astype(
-                object
-            ),
-            "supply_ref": _either(rec["ref"], ri, po["id"], pk, "PL:"),
-            "supply_date": to_datetime(pick(rec["date"], po["netting"], 0)),
-            "demand_kind": REQ_KIND_NAMES[req["kind"][rq]],
-            "demand_ref": req["ref"][rq],
-            "demand_date": to_datetime(req["date"][rq]),
-            "qty": peg["qty"],
-        }
-        tables["action_messages"] = self._actions()
-        # Delay messages for delayed so, fc, tri and ss requirements.
-        dm = np.flatnonzero(self.delayed & np.isin(req["kind"], [K_SO, K_FC, K_TRI, K_SS]))
-        fut = self.futures[dm]
-        never = fut >= NO_DATE
-        ditem, dwh = self.sku_text(req["sidx"][dm])
-        tables["delay_messages"] = {
-            "demand_kind": REQ_KIND_NAMES[req["kind"][dm]],
-            "demand_ref": req["ref"][dm],
-            "item_id": ditem,
-            "warehouse_id": dwh,
-            "requirement_date": to_datetime(req["date"][dm]),
-            "futures_date": to_datetime(np.where(never, NO_DATE, fut)),
-            "delay_days": np.where(never, np.nan, (fut - req["date"][dm]).astype(np.float64)),
-        }
-        tables["plan_messages"] = self.msgs.table()
-        self.tables = tables
-
-    def _actions(self) -> Table:
-        """Action messages for existing receipts inside their coverage fence (§5.8)."""
-        s, rec, req, peg = self.s, self.rec, self.req, self.peg
-        n_rec = len(rec["sku"])
-        taken = np.zeros(n_rec)
-        earliest = np.full(n_rec, NO_DATE, dtype=np.int64)
-        to_rec = peg["src"] >= 0
-        np.add.at(taken, peg["src"][to_rec], peg["qty"][to_rec])
-        np.minimum.at(earliest, peg["src"][to_rec], req["date"][peg["req"][to_rec]])
-        sidx = self.s_idx_rec
-        existing = np.isin(rec["kind"], [R_PO, R_PRD, R_TRR])
-        fenced_in = rec["date"] <= self.t0 + s.fence[sidx] if n_rec else np.empty(0, bool)
-        cand = existing & fenced_in
-        cancel = cand & (taken <= 1e-9)
-        decrease = cand & ~cancel & (taken < rec["qty"] - 1e-9)
-        advance = cand & ~cancel & (earliest < rec["date"])
-        postpone = cand & ~cancel & (earliest > rec["date"] + s.tolerance[sidx] if n_rec else cand)
-        parts = []
-        for mask, action, has_date, has_qty in (
-            (cancel, "cancel", False, True),
-            (decrease, "decrease", False, True),
-            (advance, "advance", True, False),
-            (postpone, "postpone", True, False),
-        ):
-            i = np.flatnonzero(mask)
-            item, wh = self.sku_text(sidx[i])
-            sug_qty = (
-                np.where(action == "cancel", 0.0, taken[i]) if has_qty else np.full(len(i), np.nan)
-            )
-            parts.append(
-                {
-                    "supply_kind": REC_KIND_NAMES[rec["kind"][i]],
-                    "supply_ref": as_objects(rec["ref"][i]),
-                    "item_id": item,
-                    "warehouse_id": wh,
-                    "action": np.full(len(i), action, dtype=object),
-                    "receipt_date": to_datetime(rec["date"][i]),
-                    "receipt_qty": rec["qty"][i],
-                    "suggested_date": to_datetime(
-                        earliest[i] if has_date else np.full(len(i), NO_DATE)
-                    ),
-                    "suggested_qty": sug_qty,
-                }
-            )
-        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        build_tables(self)
 
 
 def plan(

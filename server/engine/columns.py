@@ -1,0 +1,68 @@
+"""Column helpers of the planning phases: selecting rows, walk order, refs.
+
+Dicts of equally long 1-D arrays ("columns") pass between the phases; these
+helpers select from them and order them the way SPEC §5.5 walks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.dtypes import StringDType
+
+from server.engine.arrays import unique_strings
+
+__all__ = ["either", "rank", "select", "walk_order"]
+
+_STR = StringDType()
+
+
+def select(cols: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
+    return {k: v[mask] for k, v in cols.items()}
+
+
+def either(
+    a: np.ndarray, ai: np.ndarray, b: np.ndarray, bi: np.ndarray, b_prefix: str = ""
+) -> np.ndarray:
+    """``a[ai]`` where ``ai >= 0``, else ``b_prefix + b[bi]`` (string arrays)."""
+    out = np.empty(len(ai), dtype=_STR)
+    from_a = ai >= 0
+    out[from_a] = a[ai[from_a]]
+    out[~from_a] = np.strings.add(b_prefix, b[bi[~from_a]])
+    return out
+
+
+def walk_order(keys: tuple[np.ndarray, ...], refs: np.ndarray) -> np.ndarray:
+    """The order of ``np.lexsort((rank of refs, *keys))``, ranking refs only where needed.
+
+    ``keys`` are integer or float columns, most significant last (as for
+    ``np.lexsort``); refs break the remaining ties in code-point order.
+    Sorting strings is the expensive part, so only the rows that tie on all
+    ``keys`` have their refs ranked: usually a small share.
+    """
+    order = np.lexsort(keys)
+    n = len(order)
+    if n < 2:
+        return order
+    same = np.ones(n - 1, dtype=bool)
+    for key in keys:
+        ordered = key[order]
+        same &= ordered[1:] == ordered[:-1]
+    if not same.any():
+        return order
+    tied = np.zeros(n, dtype=bool)
+    tied[1:] |= same
+    tied[:-1] |= same
+    group = np.cumsum(np.r_[True, ~same])  # tie group of each sorted position
+    at = np.flatnonzero(tied)
+    rank = unique_strings(refs[order[at]])[1]
+    # Tie groups are contiguous and in order: sorting the tied positions by
+    # (group, rank) reorders each group in place.
+    order[at] = order[at][np.lexsort((rank, group[at]))]
+    return order
+
+
+def rank(values: np.ndarray) -> np.ndarray:
+    """Rank of each string in code-point order (equal strings, equal rank)."""
+    if len(values) == 0:
+        return np.empty(0, dtype=np.int64)
+    return unique_strings(values)[1]

@@ -6,12 +6,14 @@ helpers select from them and order them the way SPEC §5.5 walks.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 from numpy.dtypes import StringDType
 
 from server.engine.arrays import unique_strings
 
-__all__ = ["either", "rank", "select", "walk_order"]
+__all__ = ["Requirements", "either", "rank", "select", "walk_order"]
 
 _STR = StringDType()
 
@@ -66,3 +68,45 @@ def rank(values: np.ndarray) -> np.ndarray:
     if len(values) == 0:
         return np.empty(0, dtype=np.int64)
     return unique_strings(values)[1]
+
+
+@dataclass(slots=True)
+class Requirements:
+    """Requirements as columns; ``cause`` is the firmed receipt (>= 0) or the
+    planned order (``-2 - k``) whose explosion made it, -1 for none."""
+
+    sku: list[np.ndarray] = field(default_factory=list)
+    date: list[np.ndarray] = field(default_factory=list)
+    qty: list[np.ndarray] = field(default_factory=list)
+    kind: list[np.ndarray] = field(default_factory=list)
+    prio: list[np.ndarray] = field(default_factory=list)
+    ref: list[np.ndarray] = field(default_factory=list)
+    cause: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, sku, date, qty, kind, ref, prio=None, cause=None) -> None:  # type: ignore[no-untyped-def]
+        n = len(sku)
+        if n == 0:
+            return
+        self.sku.append(np.asarray(sku, dtype=np.int64))
+        self.date.append(np.asarray(date, dtype=np.int64))
+        self.qty.append(np.asarray(qty, dtype=np.float64))
+        self.kind.append(np.full(n, kind, dtype=np.int64) if np.isscalar(kind) else kind)
+        self.prio.append(np.zeros(n) if prio is None else np.asarray(prio, dtype=np.float64))
+        self.ref.append(np.asarray(ref, dtype=_STR))
+        self.cause.append(np.full(n, -1, dtype=np.int64) if cause is None else cause)
+
+    def columns(self) -> dict[str, np.ndarray]:
+        names = ("sku", "date", "qty", "kind", "prio", "ref", "cause")
+        empty = {
+            "sku": np.int64,
+            "date": np.int64,
+            "qty": np.float64,
+            "kind": np.int64,
+            "prio": np.float64,
+            "ref": _STR,
+            "cause": np.int64,
+        }
+        return {
+            n: (np.concatenate(getattr(self, n)) if getattr(self, n) else np.empty(0, empty[n]))
+            for n in names
+        }

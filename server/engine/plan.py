@@ -19,14 +19,12 @@ import datetime as dt
 import itertools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.dtypes import StringDType
 
 from server.engine.arrays import (
     as_objects,
-    date_text,
     days,
     find_sorted,
     gather,
@@ -35,20 +33,9 @@ from server.engine.arrays import (
     text,
     unique_ints,
 )
-from server.engine.columns import rank, select, walk_order
+from server.engine.columns import Requirements, rank, select, walk_order
 from server.engine.kinds import (
-    K_FC,
-    K_OH,
     K_PL,
-    K_PRDL,
-    K_SO,
-    K_SS,
-    K_TRI,
-    R_FIRM,
-    R_OH,
-    R_PO,
-    R_PRD,
-    R_TRR,
     REC_CLASS,
 )
 from server.engine.model import (
@@ -62,6 +49,7 @@ from server.engine.model import (
     resolve_settings,
 )
 from server.engine.netting import net_level
+from server.engine.requirements import independent_requirements
 from server.engine.results import build_tables, compute_delays
 from server.engine.types import PlanParams, PlanResult, Table, TableMap
 from server.engine.validate import Messages, validate
@@ -84,48 +72,6 @@ _PHASE_FRACTION = {
 
 class InvalidPlanInput(ValueError):
     """The run cannot produce a meaningful plan (SPEC §5.9: the run fails)."""
-
-
-@dataclass(slots=True)
-class _Reqs:
-    """Requirements as columns; ``cause`` is the firmed receipt (>= 0) or the
-    planned order (``-2 - k``) whose explosion made it, -1 for none."""
-
-    sku: list[np.ndarray] = field(default_factory=list)
-    date: list[np.ndarray] = field(default_factory=list)
-    qty: list[np.ndarray] = field(default_factory=list)
-    kind: list[np.ndarray] = field(default_factory=list)
-    prio: list[np.ndarray] = field(default_factory=list)
-    ref: list[np.ndarray] = field(default_factory=list)
-    cause: list[np.ndarray] = field(default_factory=list)
-
-    def add(self, sku, date, qty, kind, ref, prio=None, cause=None) -> None:  # type: ignore[no-untyped-def]
-        n = len(sku)
-        if n == 0:
-            return
-        self.sku.append(np.asarray(sku, dtype=np.int64))
-        self.date.append(np.asarray(date, dtype=np.int64))
-        self.qty.append(np.asarray(qty, dtype=np.float64))
-        self.kind.append(np.full(n, kind, dtype=np.int64) if np.isscalar(kind) else kind)
-        self.prio.append(np.zeros(n) if prio is None else np.asarray(prio, dtype=np.float64))
-        self.ref.append(np.asarray(ref, dtype=_STR))
-        self.cause.append(np.full(n, -1, dtype=np.int64) if cause is None else cause)
-
-    def columns(self) -> dict[str, np.ndarray]:
-        names = ("sku", "date", "qty", "kind", "prio", "ref", "cause")
-        empty = {
-            "sku": np.int64,
-            "date": np.int64,
-            "qty": np.float64,
-            "kind": np.int64,
-            "prio": np.float64,
-            "ref": _STR,
-            "cause": np.int64,
-        }
-        return {
-            n: (np.concatenate(getattr(self, n)) if getattr(self, n) else np.empty(0, empty[n]))
-            for n in names
-        }
 
 
 class _Planner:
@@ -383,189 +329,7 @@ class _Planner:
             )
 
     def requirements(self) -> None:
-        """Independent requirements and existing receipts (§5.4)."""
-        t, s = self.t, self.s
-        self.reqs = _Reqs()
-        rec_sku, rec_date, rec_qty, rec_kind, rec_ref = [], [], [], [], []
-
-        def receipt(
-            sku: np.ndarray, date: np.ndarray, qty: np.ndarray, kind: int, ref: np.ndarray
-        ) -> None:
-            keep = qty > 0
-            rec_sku.append(sku[keep])
-            rec_date.append(date[keep])
-            rec_qty.append(qty[keep])
-            rec_kind.append(np.full(int(keep.sum()), kind, dtype=np.int64))
-            rec_ref.append(np.asarray(ref, dtype=_STR)[keep])
-
-        def req(
-            sku: np.ndarray,
-            date: np.ndarray,
-            qty: np.ndarray,
-            kind: int,
-            ref: np.ndarray,
-            prio: np.ndarray | None = None,
-        ) -> None:
-            keep = qty > 0
-            self.reqs.add(
-                sku[keep],
-                self.eff(date[keep]),
-                qty[keep],
-                kind,
-                np.asarray(ref, dtype=_STR)[keep],
-                None if prio is None else prio[keep],
-            )
-
-        # On-hand: several rows of one SKU add up.
-        oh = t["on_hand"]
-        oh_sku = self.table_sku("on_hand", "item_id", "warehouse_id")
-        uniq, inv = np.unique(oh_sku, return_inverse=True)
-        total = np.bincount(inv.ravel(), weights=np.nan_to_num(oh["qty"]), minlength=len(uniq))
-        oh_ref = self._sku_ref("OH:", uniq)
-        t0 = np.full(len(uniq), self.t0, dtype=np.int64)
-        receipt(uniq, t0, total, R_OH, oh_ref)
-        req(uniq, t0, -total, K_OH, oh_ref)
-
-        so = t["sales_lines"]
-        req(
-            self.table_sku("sales_lines", "item_id", "warehouse_id"),
-            days(so["requested_date"]),
-            np.nan_to_num(so["qty"]),
-            K_SO,
-            text("SO:", so["order_id"], "/", number_text(so["line_no"])),
-            np.nan_to_num(so["priority"]),
-        )
-        po = t["purchase_lines"]
-        receipt(
-            self.table_sku("purchase_lines", "item_id", "warehouse_id"),
-            self.eff(days(po["delivery_date"])),
-            np.nan_to_num(po["qty"]),
-            R_PO,
-            text("PO:", po["order_id"], "/", number_text(po["line_no"])),
-        )
-        pr = t["production_orders"]
-        receipt(
-            self.table_sku("production_orders", "item_id", "warehouse_id"),
-            self.eff(days(pr["end_date"])),
-            np.nan_to_num(pr["qty"]),
-            R_PRD,
-            text("PRD:", pr["order_id"]),
-        )
-        pl = t["production_lines"]
-        req(
-            self.table_sku("production_lines", "component_item_id", "warehouse_id"),
-            days(pl["required_date"]),
-            np.nan_to_num(pl["qty"]),
-            K_PRDL,
-            text("PRDL:", pl["order_id"], "/", number_text(pl["line_no"])),
-        )
-        tl = t["transfer_lines"]
-        tref = text(tl["order_id"], "/", number_text(tl["line_no"]))
-        receipt(
-            self.table_sku("transfer_lines", "item_id", "to_warehouse_id"),
-            self.eff(days(tl["receive_date"])),
-            np.nan_to_num(tl["qty"]),
-            R_TRR,
-            text("TRR:", tref),
-        )
-        req(
-            self.table_sku("transfer_lines", "item_id", "from_warehouse_id"),
-            days(tl["ship_date"]),
-            np.nan_to_num(tl["qty"]),
-            K_TRI,
-            text("TRI:", tref),
-        )
-
-        # Safety stock: one requirement at T0 or T0 plus the lead time.
-        ss = np.flatnonzero(s.ss_qty > 0)
-        ss_date = np.where(s.ss_today[ss], self.t0, self.lead_add(np.full(len(ss), self.t0), ss))
-        req(s.sku[ss], ss_date, s.ss_qty[ss], K_SS, self._sku_ref("SS:", s.sku[ss]))
-
-        self._forecasts(req)
-
-        # Firmed planned orders: receipts at their due date, and their explosion.
-        f = t["firmed_planned_orders"]
-        fref = text("PL:", f["planned_order_id"])
-        n_before = sum(len(x) for x in rec_sku)
-        receipt(self.f_sku, self.eff(self.f_due), np.nan_to_num(f["qty"]), R_FIRM, fref)
-        self.rec = {
-            "sku": np.concatenate(rec_sku),
-            "date": np.concatenate(rec_date),
-            "qty": np.concatenate(rec_qty),
-            "kind": np.concatenate(rec_kind),
-            "ref": np.concatenate(rec_ref),
-        }
-        # Receipt row of each firmed order (those with qty > 0).
-        fkeep = np.nan_to_num(f["qty"]) > 0
-        f_rec = np.full(len(fkeep), -1, dtype=np.int64)
-        f_rec[fkeep] = n_before + np.arange(int(fkeep.sum()))
-        self.f_rec = f_rec
-        self._explode_firmed(f, fkeep)
-        self.s_idx_rec = s.index(self.rec["sku"])
-
-    def _sku_ref(self, prefix: str, sku: np.ndarray) -> np.ndarray:
-        m = self.m
-        return text(
-            prefix,
-            m.item_str[sku // m.n_wh],
-            "/",
-            m.wh_str[sku % m.n_wh],
-        )
-
-    def _forecasts(self, req: Callable[..., None]) -> None:
-        """Forecast lines on or after T0, optionally reduced by sales (§5.4)."""
-        t, m, s = self.t, self.m, self.s
-        fc = t["forecasts"]
-        sku = self.table_sku("forecasts", "item_id", "warehouse_id")
-        d = days(fc["forecast_date"])
-        q = np.nan_to_num(fc["qty"])
-        keep = d >= self.t0
-        sku, d, q = sku[keep], d[keep], q[keep]
-        # Several lines of one SKU and date add up.
-        key = np.stack([sku, d], axis=1)
-        if len(key):
-            uk, inv = np.unique(key, axis=0, return_inverse=True)
-            q = np.bincount(inv.ravel(), weights=q, minlength=len(uk))
-            sku, d = uk[:, 0], uk[:, 1]
-        # Zero-quantity lines play no part at all, also not as period bounds.
-        nz = q > 0
-        sku, d, q = sku[nz], d[nz], q[nz]
-        sidx = s.index(sku)
-        inc = s.include_fc[sidx]
-        sku, d, q, sidx = sku[inc], d[inc], q[inc], sidx[inc]
-        red = s.reduce_fc[sidx]
-        if red.any():
-            # A line's period ends at the next later line of its SKU (lines are
-            # sorted by SKU and date), the last line's after 30 days.
-            nxt = d + 30
-            nxt[:-1] = np.where(sku[1:] == sku[:-1], d[1:], nxt[:-1])
-            so = t["sales_lines"]
-            so_sku = self.table_sku("sales_lines", "item_id", "warehouse_id")
-            so_d = self.eff(days(so["requested_date"]))
-            so_q = np.nan_to_num(so["qty"])
-            pos = so_q > 0
-            so_sku, so_d, so_q = so_sku[pos], so_d[pos], so_q[pos]
-            order = np.lexsort((so_d, so_sku))
-            so_sku, so_d, so_q = so_sku[order], so_d[order], so_q[order]
-            csum = np.r_[0.0, np.cumsum(so_q)]
-
-            def key(k: np.ndarray, day: np.ndarray) -> np.ndarray:  # SKU-major, date-minor
-                return k * (1 << 24) + (day + (1 << 23))
-
-            key_s = key(so_sku, so_d)
-            lo = np.searchsorted(key_s, key(sku, d), "left")
-            hi = np.searchsorted(key_s, key(sku, nxt), "left")
-            sold = csum[hi] - csum[lo]
-            q = np.where(red, np.maximum(q - sold, 0.0), q)
-        ref = text(
-            "FC:",
-            m.item_str[sku // m.n_wh],
-            "/",
-            m.wh_str[sku % m.n_wh],
-            "/",
-            date_text(d),
-        )
-        req(sku, d, q, K_FC, ref)
+        independent_requirements(self)
 
     def _explode(
         self,
@@ -692,14 +456,14 @@ class _Planner:
                 buckets[level].append(select(cols, order[bounds[level] : bounds[level + 1]]))
 
         first = self.reqs.columns()
-        self.reqs = _Reqs()
+        self.reqs = Requirements()
         # Causes that name a firmed order's receipt follow the receipts' new order.
         inv = np.empty_like(rec_order)
         inv[rec_order] = np.arange(len(rec_order))
         fc = first["cause"] >= 0
         first["cause"][fc] = inv[first["cause"][fc]]
         file(first)
-        empty_r = {**_Reqs().columns(), "sidx": np.empty(0, np.int64)}
+        empty_r = {**Requirements().columns(), "sidx": np.empty(0, np.int64)}
         for lvl in range(n_lvl):
             self.progress("netting", 0.35 + 0.45 * lvl / max(n_lvl, 1))
             parts = buckets[lvl]
@@ -771,7 +535,7 @@ class _Planner:
                 -2 - (n_po + np.arange(len(po_s))),
             )
             file(self.reqs.columns())
-            self.reqs = _Reqs()
+            self.reqs = Requirements()
             n_po += len(po_s)
 
         def cat(

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table as RichTable
 from rich.tree import Tree
 
@@ -152,21 +153,18 @@ def run_demo(db_url: str, as_json: bool = False) -> int:
         )
     console.print(d if delays else "No sales order is delayed.")
     if chain:
-        tree = Tree(
-            f"[bold]{chain[0].ref}[/bold] {chain[0].item_id}@{chain[0].warehouse_id} "
-            f"{chain[0].qty:g} on {chain[0].date}"
-        )
+        # The chain alternates: a demand, the supply pegged to it, the demand
+        # that supply's explosion caused, and so on.
+        def label(n: PegNode, depth: int) -> str:
+            what = f"{n.item_id}@{n.warehouse_id} {n.qty:g} on {n.date}"
+            if depth % 2 == 0:
+                return f"needs {what}  [dim]{escape(n.ref)}[/dim]"
+            return f"covered by {escape(n.ref)}  [dim]{what}[/dim]"
+
+        tree = Tree(label(chain[0], 0))
         node = tree
-        for n in chain[1:]:
-            role = (
-                "supply"
-                if n.kind in ("oh", "po", "prd", "trr")
-                or (n.kind == "pl" and "/" in n.ref and n.ref.count("/") == 2)
-                else "demand"
-            )
-            node = node.add(
-                f"{n.ref} ({n.kind}) {n.item_id}@{n.warehouse_id} {n.qty:g} on {n.date} [{role}]"
-            )
+        for depth, n in enumerate(chain[1:], start=1):
+            node = node.add(label(n, depth))
         console.print("Pegging chain from a sales order down the bill of materials:")
         console.print(tree)
     return 0

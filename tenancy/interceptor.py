@@ -11,7 +11,8 @@ thread gRPC runs the handler).
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,27 +76,28 @@ def _wrap(
 ) -> grpc.RpcMethodHandler:
     """Rebuild ``handler`` with its behaviour run under ``principal`` (or denied)."""
 
+    @contextmanager
+    def acting(context: grpc.ServicerContext) -> Iterator[None]:
+        """Refuse the call, or run its body as ``principal``."""
+        if deny is not None:
+            context.abort(deny.code, deny.message)
+        token = _principal.set(principal)
+        try:
+            yield
+        finally:
+            _principal.reset(token)
+
     def guard(behavior: Callable[..., Any]) -> Callable[..., Any]:
         def call(request: Any, context: grpc.ServicerContext) -> Any:
-            if deny is not None:
-                context.abort(deny.code, deny.message)
-            token = _principal.set(principal)
-            try:
+            with acting(context):
                 return behavior(request, context)
-            finally:
-                _principal.reset(token)
 
         return call
 
     def guard_stream(behavior: Callable[..., Any]) -> Callable[..., Any]:
         def call(request: Any, context: grpc.ServicerContext) -> Any:
-            if deny is not None:
-                context.abort(deny.code, deny.message)
-            token = _principal.set(principal)
-            try:
+            with acting(context):
                 yield from behavior(request, context)
-            finally:
-                _principal.reset(token)
 
         return call
 

@@ -140,6 +140,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_concurrent_rpcs=args.max_concurrent_rpcs,
         grace_seconds=args.grace,
         drain_seconds=args.drain,
+        keep_freed_memory=not args.release_memory,
     )
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -305,6 +306,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--drain", type=float, default=2.0, help="seconds health says NOT_SERVING before stopping"
+    )
+    p.add_argument(
+        "--release-memory",
+        action="store_true",
+        help="give memory back to the OS after each run (default: keep it for the next run)",
     )
     p.set_defaults(func=cmd_serve)
 

@@ -23,6 +23,7 @@ from masterplan.v1 import (
 
 from server.config import ServerConfig
 from server.engine import warm_up
+from server.memory import keep_freed_memory
 from server.servicers.admin import TenantAdminServicer
 from server.servicers.data import PlanningDataServicer
 from server.servicers.planning import PlanningServicer
@@ -76,6 +77,9 @@ class RunningServer:
 
 def start_server(config: ServerConfig, admin: AdminCredential) -> RunningServer:
     """Build and start the server; returns once it listens."""
+    if config.keep_freed_memory:
+        # Before the server's threads exist: they must share the one arena.
+        keep_freed_memory()
     registry = TenantRegistry(config.registry_url)
     stores = Stores()
     ledger = QuotaLedger(config.quotas)

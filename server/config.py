@@ -41,6 +41,9 @@ class ServerConfig:
         drain_seconds: How long health reports NOT_SERVING, with new calls
             still accepted, before the server stops taking calls.
         keepalive_seconds: Interval of HTTP/2 keepalive pings to clients.
+        keep_freed_memory: Keep memory a run frees in the process for the
+            next run (:mod:`server.memory`); the resident size then stays at
+            the peak of the largest run.
     """
 
     host: str = "127.0.0.1"
@@ -55,3 +58,4 @@ class ServerConfig:
     grace_seconds: float = 30.0
     drain_seconds: float = 2.0
     keepalive_seconds: int = 60
+    keep_freed_memory: bool = True

@@ -1,0 +1,74 @@
+"""Keeping the memory a planning run frees inside the server process.
+
+A regeneration allocates and frees gigabytes of short-lived arrays. With
+glibc's defaults, every array over 32 MB is its own ``mmap`` and goes back to
+the kernel when freed, and the top of the heap is trimmed. The next array then
+faults in fresh pages. On a virtual machine that reports free pages to its
+host (balloon free page reporting, as on this project's Firecracker VMs), a
+fresh page costs a host fault: 0.2-1.1 s per 400 MB here, against 0.02 s to
+rewrite memory the process already holds. A 1M-SKU run pays ~10 s of its
+~33 s that way (``docs/performance.md``).
+
+:func:`keep_freed_memory` tells glibc to serve every allocation from one heap
+and never give it back: after the first large run the server holds its peak
+working set and later runs reuse it. The price is that the server's resident
+size stays at the peak of its largest run; ``masterplan serve
+--release-memory`` keeps glibc's defaults instead.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import sys
+
+__all__ = ["keep_freed_memory"]
+
+log = logging.getLogger(__name__)
+
+# mallopt(3) parameters, from glibc's <malloc.h>.
+_M_TRIM_THRESHOLD = -1
+_M_TOP_PAD = -2
+_M_MMAP_MAX = -4
+_M_ARENA_MAX = -8
+
+_TOP_PAD_BYTES = 64 * 1024 * 1024
+
+
+def _glibc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None)
+        version = libc.gnu_get_libc_version  # glibc only: musl has no such symbol
+        version.restype = ctypes.c_char_p
+        version()
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc keep freed memory for reuse; True when it took effect.
+
+    - one arena (``M_ARENA_MAX=1``): the engine runs in worker threads, and a
+      thread's own arena hands large blocks to ``mmap`` regardless of the
+      settings below;
+    - no ``mmap`` for large blocks (``M_MMAP_MAX=0``): they come from the heap,
+      where a freed block stays for the next run;
+    - no trimming (``M_TRIM_THRESHOLD=-1``), and the heap grows 64 MB at a time.
+
+    Call it once at start-up, before threads allocate. A no-op (False) where
+    the C library is not glibc.
+    """
+    libc = _glibc()
+    if libc is None:
+        log.info("not glibc: the allocator keeps its own policy for freed memory")
+        return False
+    settings = (
+        (_M_ARENA_MAX, 1),
+        (_M_MMAP_MAX, 0),
+        (_M_TRIM_THRESHOLD, -1),
+        (_M_TOP_PAD, _TOP_PAD_BYTES),
+    )
+    return all(libc.mallopt(param, value) == 1 for param, value in settings)

@@ -1,0 +1,58 @@
+"""The server keeps memory a run frees for the next run (server.memory).
+
+Each case runs in its own interpreter: allocator settings are process-wide.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from server.memory import _glibc
+
+pytestmark = pytest.mark.skipif(_glibc() is None, reason="glibc's mallopt is needed")
+
+# Allocates 400 MB in a worker thread (as the engine runs), frees it, and
+# prints how much of it the process still holds.
+_PROBE = """
+import sys, threading
+import numpy as np
+from server.memory import keep_freed_memory
+
+def rss_mb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) // 1024
+
+if sys.argv[1] == "keep":
+    assert keep_freed_memory()
+before = rss_mb()
+
+def work():
+    a = np.ones(50_000_000)  # 400 MB, touched
+    del a
+
+t = threading.Thread(target=work)
+t.start()
+t.join()
+print(rss_mb() - before)
+"""
+
+
+def _held_after_free(mode: str) -> int:
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE, mode], capture_output=True, text=True, check=True
+    )
+    return int(out.stdout.strip())
+
+
+def test_freed_memory_stays_in_the_process_for_the_next_run() -> None:
+    assert _held_after_free("keep") >= 350
+
+
+def test_default_allocator_gives_large_blocks_back() -> None:
+    # The contrast that makes the setting matter (and shows the probe measures it).
+    assert _held_after_free("default") < 50

@@ -32,7 +32,7 @@ _M_TOP_PAD = -2
 _M_MMAP_MAX = -4
 _M_ARENA_MAX = -8
 
-_TOP_PAD_BYTES = 64 * 1024 * 1024
+_TOP_PAD_BYTES = 256 * 1024 * 1024
 
 
 def _glibc() -> ctypes.CDLL | None:
@@ -56,7 +56,7 @@ def keep_freed_memory() -> bool:
       settings below;
     - no ``mmap`` for large blocks (``M_MMAP_MAX=0``): they come from the heap,
       where a freed block stays for the next run;
-    - no trimming (``M_TRIM_THRESHOLD=-1``), and the heap grows 64 MB at a time.
+    - no trimming (``M_TRIM_THRESHOLD=-1``), and the heap grows 256 MB at a time.
 
     Call it once at start-up, before threads allocate. A no-op (False) where
     the C library is not glibc.

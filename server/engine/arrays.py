@@ -21,6 +21,7 @@ __all__ = [
     "dtype_of",
     "empty_table",
     "factorize",
+    "first_appearance_codes",
     "group_codes",
     "lookup",
     "member",
@@ -127,6 +128,22 @@ def factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes, uniques
 
 
+def first_appearance_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes and uniques of an id array, numbered in order of first appearance.
+
+    Like :func:`factorize` (``uniques[codes] == values``, ``None`` its own
+    value) without sorting the distinct ids: for equality only (duplicate
+    keys, mapping each distinct value once).
+    """
+    rows = np.asarray(values, dtype=object).tolist()
+    distinct = dict.fromkeys(rows)
+    position = dict(zip(distinct, range(len(distinct)), strict=True))
+    codes = np.fromiter(map(position.__getitem__, rows), dtype=np.int64, count=len(rows))
+    uniques = np.empty(len(distinct), dtype=object)
+    uniques[:] = list(distinct)
+    return codes, uniques
+
+
 def group_codes(*columns: np.ndarray) -> np.ndarray:
     """One int64 code per row, equal exactly when all the given columns are equal.
 
@@ -138,7 +155,7 @@ def group_codes(*columns: np.ndarray) -> np.ndarray:
     parts = []
     for col in columns:
         if col.dtype == object:
-            parts.append(factorize(col)[0])
+            parts.append(first_appearance_codes(col)[0])
         else:
             _, inv = np.unique(col, return_inverse=True, equal_nan=True)
             parts.append(inv.astype(np.int64))

@@ -20,6 +20,7 @@ from server.engine.arrays import (
     days,
     factorize,
     find_sorted,
+    first_appearance_codes,
     gather,
     lookup,
     positions,
@@ -77,7 +78,7 @@ def join(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _codes_of(values: np.ndarray, mapping: dict[str, int], default: int) -> np.ndarray:
     """Map a text column through ``mapping`` (per distinct value); NULL is -1."""
-    codes, uniques = factorize(values)
+    codes, uniques = first_appearance_codes(values)
     table = np.array(
         [mapping.get(u, default) if u is not None else -1 for u in uniques], dtype=np.int64
     )
@@ -121,6 +122,7 @@ class Masters:
     wh_calendar: np.ndarray
     item_pos: dict[object, int] = field(default_factory=dict)
     wh_pos: dict[object, int] = field(default_factory=dict)
+    codes: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
     item_str: np.ndarray = field(init=False)
     wh_str: np.ndarray = field(init=False)
 
@@ -139,30 +141,63 @@ class Masters:
         """SKU numbers of id pairs (all known: validation ran first)."""
         return lookup(item_ids, self.item_pos) * self.n_wh + lookup(warehouse_ids, self.wh_pos)
 
+    def table_sku(self, t: dict[str, Table], table: str, item_col: str, wh_col: str) -> np.ndarray:
+        """SKU numbers of a validated table's rows, from the positions validation found."""
+        item, wh = self.codes.get((table, item_col)), self.codes.get((table, wh_col))
+        if item is None or wh is None:
+            return self.sku(t[table][item_col], t[table][wh_col])
+        return item * self.n_wh + wh
+
     @classmethod
-    def build(cls, t: dict[str, Table]) -> Masters:
+    def build(
+        cls,
+        t: dict[str, Table],
+        id_positions: dict[str, dict[object, int]] | None = None,
+        codes: dict[tuple[str, str], np.ndarray] | None = None,
+    ) -> Masters:
+        """Index the validated tables.
+
+        ``id_positions`` and ``codes`` are what validation found
+        (:class:`~server.engine.validate.ValidatedData`): with them, items and
+        warehouses are already sorted by id and no id is looked up twice.
+        """
+
         def sort_by(table: Table, col: str) -> tuple[np.ndarray, Table]:
             ids = table[col].astype(str)
             order = np.argsort(ids, kind="stable")
             return table[col][order], {k: v[order] for k, v in table.items()}
 
-        item_ids, items = sort_by(t["items"], "item_id")
-        warehouse_ids, warehouses = sort_by(t["warehouses"], "warehouse_id")
+        if id_positions is None:
+            item_ids, items = sort_by(t["items"], "item_id")
+            warehouse_ids, warehouses = sort_by(t["warehouses"], "warehouse_id")
+            item_pos, wh_pos = positions(item_ids), positions(warehouse_ids)
+        else:
+            items, warehouses = t["items"], t["warehouses"]
+            item_ids, warehouse_ids = items["item_id"], warehouses["warehouse_id"]
+            item_pos, wh_pos = id_positions["items"], id_positions["warehouses"]
+        known = codes or {}
+
+        def code(table: str, col: str, pos: dict[object, int]) -> np.ndarray:
+            found = known.get((table, col))
+            return found if found is not None else lookup(t[table][col], pos)
+
         calendars = Calendars(t["calendars"], t["calendar_exceptions"])
         wh_calendar = calendars.index(warehouses["calendar_id"])
         group_ids, groups = sort_by(t["coverage_groups"], "group_id")
         n_wh = max(len(warehouse_ids), 1)
 
-        item_pos, wh_pos = positions(item_ids), positions(warehouse_ids)
         cov = t["item_coverage"]
-        cov_sku = lookup(cov["item_id"], item_pos) * n_wh + lookup(cov["warehouse_id"], wh_pos)
+        cov_sku = (
+            code("item_coverage", "item_id", item_pos) * n_wh
+            + code("item_coverage", "warehouse_id", wh_pos)
+        )
         order = np.argsort(cov_sku, kind="stable")
         cov = {k: v[order] for k, v in cov.items()}
         cov_sku = cov_sku[order]
 
         boms = dict(t["boms"])
-        boms["item"] = lookup(boms["item_id"], item_pos)
-        boms["wh"] = lookup(boms["warehouse_id"], wh_pos)
+        boms["item"] = code("boms", "item_id", item_pos)
+        boms["wh"] = code("boms", "warehouse_id", wh_pos)
         vf = days(boms["valid_from"])
         boms["from"] = np.where(vf == NO_DATE, -NO_DATE, vf)
         boms["to"] = days(boms["valid_to"])
@@ -174,8 +209,8 @@ class Masters:
 
         lines = dict(t["bom_lines"])
         lines["bom"] = lookup(lines["bom_id"], boms["bom_id"])  # ids are unique: the row
-        lines["item"] = lookup(lines["component_item_id"], item_pos)
-        lines["wh"] = lookup(lines["warehouse_id"], wh_pos)
+        lines["item"] = code("bom_lines", "component_item_id", item_pos)
+        lines["wh"] = code("bom_lines", "warehouse_id", wh_pos)
         order = np.lexsort((lines["line_no"], lines["bom"]))
         lines = {k: v[order] for k, v in lines.items()}
         return cls(
@@ -192,6 +227,7 @@ class Masters:
             wh_calendar,
             item_pos,
             wh_pos,
+            known,
         )
 
 

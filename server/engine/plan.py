@@ -126,8 +126,7 @@ class _Planner:
         """SKU numbers of a table's rows, looked up once per run and column pair."""
         key = (table, item_col, wh_col)
         if key not in self._sku_cache:
-            t = self.t[table]
-            self._sku_cache[key] = self.m.sku(t[item_col], t[wh_col])
+            self._sku_cache[key] = self.m.table_sku(self.t, table, item_col, wh_col)
         return self._sku_cache[key]
 
     def sku_text(self, sidx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -146,7 +145,7 @@ class _Planner:
         return PlanResult(self.tables, self.phase_seconds, len(self.s.sku))
 
     def validate(self) -> None:
-        v = validate(self.data)
+        v = self.validated = validate(self.data)
         self.t = v.tables
         self.msgs = v.messages
         dg = self.params.default_group
@@ -155,7 +154,8 @@ class _Planner:
 
     def index(self) -> None:
         t = self.t
-        m = self.m = Masters.build(t)
+        v = self.validated
+        m = self.m = Masters.build(t, v.id_positions, v.codes)
         pairs = [
             ("item_coverage", "item_id", "warehouse_id"),
             ("on_hand", "item_id", "warehouse_id"),

@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from server.engine.arrays import empty_table, group_codes, member, table_length, take
+from server.engine.arrays import (
+    empty_table,
+    group_codes,
+    lookup,
+    member,
+    positions,
+    table_length,
+    take,
+)
 from server.engine.schema import INPUT_TABLES
 from server.engine.types import Table, TableMap
 
@@ -168,10 +176,25 @@ class Messages:
 
 @dataclass(slots=True)
 class ValidatedData:
-    """The input tables with bad rows left out, and the messages that say why."""
+    """The input tables with bad rows left out, and the messages that say why.
+
+    Checking that a row's item and warehouses exist looks each id up once;
+    the positions found are kept so that indexing does not hash the same
+    strings again.
+
+    Attributes:
+        tables: Surviving rows; ``items`` and ``warehouses`` sorted by id.
+        messages: One message per bad row.
+        id_positions: ``{id: position}`` of the sorted surviving ids of
+            ``items`` and ``warehouses``.
+        codes: ``(table, column)`` -> position of each surviving row's item or
+            warehouse in those, -1 for NULL (or an unknown soft warehouse).
+    """
 
     tables: dict[str, Table]
     messages: Messages
+    id_positions: dict[str, dict[object, int]] = field(default_factory=dict)
+    codes: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
 
 
 def _row_texts(table_name: str, table: Table, rows: np.ndarray, reason: str) -> np.ndarray:
@@ -224,13 +247,12 @@ def validate(data: TableMap) -> ValidatedData:
     out: dict[str, Table] = {}
     raw_bom_ids = np.asarray(data["boms"]["bom_id"], dtype=object) if "boms" in data else None
 
-    known_cache: dict[str, set[object]] = {}
+    id_positions: dict[str, dict[object, int]] = {}
+    id_codes: dict[tuple[str, str], np.ndarray] = {}
 
-    def known_ids(table_name: str, column: str) -> set[object]:
-        """The surviving ids of a master table, as a set built once."""
-        if table_name not in known_cache:
-            known_cache[table_name] = set(out[table_name][column].tolist())
-        return known_cache[table_name]
+    def position_of(values: np.ndarray, master: str) -> np.ndarray:
+        """Position of each id among the surviving ids of ``master``, -1 if none."""
+        return lookup(values, id_positions[master])
 
     def report(
         name: str, table: Table, rows: np.ndarray, code: str, reason: str, wh_col: str | None = None
@@ -248,6 +270,8 @@ def validate(data: TableMap) -> ValidatedData:
         keep = np.ones(n, dtype=bool)
         if n == 0:
             out[name] = table
+            if name in ("warehouses", "items"):
+                id_positions[name] = {}
             continue
 
         if spec.key:
@@ -271,15 +295,19 @@ def validate(data: TableMap) -> ValidatedData:
             # Lines of a BOM that exists but was left out go silently.
             keep &= _member(table["bom_id"], out["boms"]["bom_id"], nullable=False)
 
+        found: dict[str, np.ndarray] = {}
         if name in ITEM_COLUMN and name != "items":
             col = ITEM_COLUMN[name]
-            bad = keep & ~_member(table[col], known_ids("items", "item_id"), nullable=False)
+            found[col] = position_of(table[col], "items")
+            bad = keep & (found[col] < 0)
             report(name, table, bad, "UNKNOWN_ITEM", f"{col} is not in items")
             keep &= ~bad
 
         for col in WAREHOUSE_COLUMNS.get(name, ()):
-            nullable = spec.column(col).nullable
-            bad = keep & ~_member(table[col], known_ids("warehouses", "warehouse_id"), nullable)
+            found[col] = position_of(table[col], "warehouses")
+            bad = keep & (found[col] < 0)
+            if spec.column(col).nullable:
+                bad &= ~np.equal(table[col], None)
             report(name, table, bad, "UNKNOWN_WAREHOUSE", f"{col} is not in warehouses", col)
             keep &= ~bad
 
@@ -295,10 +323,16 @@ def validate(data: TableMap) -> ValidatedData:
             keep &= ~bad
 
         table = take(table, keep)
+        for col, pos in found.items():
+            id_codes[name, col] = pos[keep]
+        if name in ("warehouses", "items"):
+            table = _sorted_by_id(table, spec.column_names[0])
+            id_positions[name] = positions(table[spec.column_names[0]])
 
         if name in SOFT_WAREHOUSE_COLUMNS:
             col = SOFT_WAREHOUSE_COLUMNS[name]
-            bad = ~_member(table[col], known_ids("warehouses", "warehouse_id"), nullable=True)
+            pos = id_codes[name, col] = position_of(table[col], "warehouses")
+            bad = (pos < 0) & ~np.equal(table[col], None)
             report(
                 name,
                 table,
@@ -325,4 +359,10 @@ def validate(data: TableMap) -> ValidatedData:
                 table["coverage_group_id"][bad] = None
         out[name] = table
 
-    return ValidatedData(out, msgs)
+    return ValidatedData(out, msgs, id_positions, id_codes)
+
+
+def _sorted_by_id(table: Table, column: str) -> Table:
+    """Rows in code-point order of their (unique) ids, the order masters are indexed in."""
+    order = np.argsort(table[column].astype(str), kind="stable")
+    return {k: v[order] for k, v in table.items()}

@@ -17,6 +17,7 @@ from masterplan.v1 import columnar_pb2 as pb
 from numpy.dtypes import StringDType
 
 from server.engine.arrays import empty_table, table_length
+from server.engine.coded import Coded, coded_nbytes
 from server.engine.schema import ColumnKind, TableSpec
 from server.engine.types import Table
 
@@ -53,7 +54,16 @@ def _type_name(value: int) -> str:
         return f"unknown type {value}"
 
 
-def _encode_column(name: str, values: np.ndarray) -> pb.Column:
+def _encode_column(name: str, values: np.ndarray | Coded) -> pb.Column:
+    if isinstance(values, Coded):
+        # Already dictionary-encoded by the engine: renumber, no hashing.
+        codes, dictionary = values.chunk_dictionary(0, len(values))
+        return pb.Column(
+            name=name,
+            type=pb.COLUMN_TYPE_STRING,
+            data=codes.astype("<i4").tobytes(),
+            dictionary=dictionary,
+        )
     if values.dtype.kind == "M":
         d = values.astype("datetime64[D]")
         ints = d.astype(np.int64)
@@ -80,7 +90,7 @@ def _encode_column(name: str, values: np.ndarray) -> pb.Column:
 
 
 def encode_table(
-    table_name: str, table: Table, chunk_rows: int = DEFAULT_CHUNK_ROWS
+    table_name: str, table: Mapping[str, np.ndarray | Coded], chunk_rows: int = DEFAULT_CHUNK_ROWS
 ) -> Iterator[pb.ColumnarChunk]:
     """Split a table into chunks of at most ``chunk_rows`` rows (none for an empty table)."""
     if chunk_rows <= 0:
@@ -176,10 +186,13 @@ def concat(spec: TableSpec, parts: Iterable[Table]) -> Table:
     return {c: np.concatenate([p[c] for p in parts]) for c in spec.column_names}
 
 
-def table_nbytes(table: Mapping[str, np.ndarray]) -> int:
+def table_nbytes(table: Mapping[str, np.ndarray | Coded]) -> int:
     """Approximate bytes a table holds (object columns: pointer plus string size)."""
     total = 0
     for col in table.values():
+        if isinstance(col, Coded):
+            total += coded_nbytes(col)
+            continue
         total += col.nbytes
         if col.dtype == object and len(col):
             # Python str objects: ~50 bytes of header plus the text; shared

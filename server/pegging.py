@@ -12,10 +12,12 @@ run's.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from server.engine.coded import Coded, as_array
 from server.engine.types import Table
 from server.errors import NotFound
 
@@ -40,8 +42,8 @@ def _iso(value: np.datetime64) -> str:
 class PeggingIndex:
     """The pegging rows of one run, searchable by demand ref and by supply ref."""
 
-    def __init__(self, pegging: Table) -> None:
-        self._p = pegging
+    def __init__(self, pegging: Mapping[str, np.ndarray | Coded]) -> None:
+        self._p = pegging = {name: as_array(col) for name, col in pegging.items()}
         # Object arrays of str, not numpy strings: numpy 2.4's searchsorted on
         # StringDType fails ("Failed to load string in string comparison")
         # for longer strings.

@@ -13,24 +13,13 @@ from numpy.dtypes import StringDType
 
 from server.engine.arrays import unique_strings
 
-__all__ = ["Requirements", "either", "rank", "select", "walk_order"]
+__all__ = ["Requirements", "rank", "select", "walk_order"]
 
 _STR = StringDType()
 
 
 def select(cols: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
     return {k: v[mask] for k, v in cols.items()}
-
-
-def either(
-    a: np.ndarray, ai: np.ndarray, b: np.ndarray, bi: np.ndarray, b_prefix: str = ""
-) -> np.ndarray:
-    """``a[ai]`` where ``ai >= 0``, else ``b_prefix + b[bi]`` (string arrays)."""
-    out = np.empty(len(ai), dtype=_STR)
-    from_a = ai >= 0
-    out[from_a] = a[ai[from_a]]
-    out[~from_a] = np.strings.add(b_prefix, b[bi[~from_a]])
-    return out
 
 
 def walk_order(keys: tuple[np.ndarray, ...], refs: np.ndarray) -> np.ndarray:

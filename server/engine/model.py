@@ -187,9 +187,8 @@ class Masters:
         n_wh = max(len(warehouse_ids), 1)
 
         cov = t["item_coverage"]
-        cov_sku = (
-            code("item_coverage", "item_id", item_pos) * n_wh
-            + code("item_coverage", "warehouse_id", wh_pos)
+        cov_sku = code("item_coverage", "item_id", item_pos) * n_wh + code(
+            "item_coverage", "warehouse_id", wh_pos
         )
         order = np.argsort(cov_sku, kind="stable")
         cov = {k: v[order] for k, v in cov.items()}

@@ -6,14 +6,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.dtypes import StringDType
 
-from server.engine.arrays import NO_DATE, as_objects, gather, to_datetime
-from server.engine.columns import either
+from server.engine.arrays import NO_DATE, as_objects, gather, text, to_datetime
+from server.engine.coded import Coded
 from server.engine.kinds import (
     K_FC,
     K_SO,
     K_SS,
     K_TRI,
+    R_FIRM,
     R_PO,
     R_PRD,
     R_TRR,
@@ -21,7 +23,9 @@ from server.engine.kinds import (
     REQ_KIND_NAMES,
 )
 from server.engine.model import ORDER_PURCHASE, ORDER_TRANSFER, ORDER_TYPE_NAMES
-from server.engine.types import Table
+from server.engine.types import ResultTable, Table
+
+_STR = StringDType()
 
 if TYPE_CHECKING:
     from server.engine.plan import _Planner
@@ -78,53 +82,49 @@ def compute_delays(p: _Planner) -> None:
 
 # -- output ------------------------------------------------------------------
 def build_tables(p: _Planner) -> None:
+    """The output tables; id, kind and ref columns are :class:`Coded` into
+    arrays the run already holds (no text is gathered row by row)."""
     s, m, rec, po, req, peg = p.s, p.m, p.rec, p.po, p.req, p.peg
-    tables: dict[str, Table] = {}
-    item, wh = p.sku_text(po["sidx"])
+    tables: dict[str, ResultTable] = {}
+    po_sidx = po["sidx"]
     otype = po["type"]
     tables["planned_orders"] = {
         "planned_order_id": po["id"],
-        "item_id": item,
-        "warehouse_id": wh,
-        "order_type": ORDER_TYPE_NAMES[otype],
+        "item_id": Coded(s.item[po_sidx], m.item_ids),
+        "warehouse_id": Coded(s.wh[po_sidx], m.warehouse_ids),
+        "order_type": Coded(otype, ORDER_TYPE_NAMES),
         "qty": po["qty"],
         "order_date": to_datetime(po["order"]),
         "due_date": to_datetime(po["due"]),
         "requirement_date": to_datetime(po["netting"]),
-        "from_warehouse_id": np.where(
-            otype == ORDER_TRANSFER,
-            m.warehouse_ids[np.maximum(po["source"], 0) % m.n_wh] if len(m.warehouse_ids) else None,
-            None,
+        "from_warehouse_id": Coded(
+            np.where((otype == ORDER_TRANSFER) & (po["source"] >= 0), po["source"] % m.n_wh, -1),
+            m.warehouse_ids,
         ),
-        "vendor_id": np.where(otype == ORDER_PURCHASE, s.vendor[po["sidx"]], None),
-        "bom_id": np.where(
-            po["bom"] >= 0,
-            m.boms["bom_id"][np.maximum(po["bom"], 0)] if len(m.boms["bom_id"]) else None,
-            None,
-        ),
+        "vendor_id": Coded(np.where(otype == ORDER_PURCHASE, po_sidx, -1), s.vendor),
+        "bom_id": Coded(po["bom"], m.boms["bom_id"]),
         "firmed": po["firmed"].astype(np.float64),
     }
-    # Pegging
+    # Pegging: a supply is a receipt (src >= 0) or planned order -1 - src.
     src = peg["src"]
-    ri = np.where(src >= 0, src, -1)
-    pk = np.where(src < 0, -1 - src, -1)
     is_rec = src >= 0
+    ri = np.where(is_rec, src, -1)
+    pk = np.where(is_rec, -1, -1 - src)
     rq = peg["req"]
-    ritem, rwh = p.sku_text(req["sidx"][rq])
-
-    def pick(a: np.ndarray, b: np.ndarray, fill: object) -> np.ndarray:
-        return np.where(is_rec, gather(a, ri, fill), gather(b, pk, fill))
-
+    r_sidx = req["sidx"][rq]
+    n_rec = len(rec["ref"])
+    supply_refs = np.concatenate([rec["ref"].astype(_STR), text("PL:", po["id"])])
     tables["pegging"] = {
-        "item_id": ritem,
-        "warehouse_id": rwh,
-        "supply_kind": np.where(is_rec, gather(REC_KIND_NAMES[rec["kind"]], ri), "pl").astype(
-            object
+        "item_id": Coded(s.item[r_sidx], m.item_ids),
+        "warehouse_id": Coded(s.wh[r_sidx], m.warehouse_ids),
+        # A planned order's supply kind is "pl", the name of firmed receipts.
+        "supply_kind": Coded(np.where(is_rec, gather(rec["kind"], ri, 0), R_FIRM), REC_KIND_NAMES),
+        "supply_ref": Coded(np.where(is_rec, ri, n_rec + pk), supply_refs),
+        "supply_date": to_datetime(
+            np.where(is_rec, gather(rec["date"], ri, 0), gather(po["netting"], pk, 0))
         ),
-        "supply_ref": either(rec["ref"], ri, po["id"], pk, "PL:"),
-        "supply_date": to_datetime(pick(rec["date"], po["netting"], 0)),
-        "demand_kind": REQ_KIND_NAMES[req["kind"][rq]],
-        "demand_ref": req["ref"][rq],
+        "demand_kind": Coded(req["kind"][rq], REQ_KIND_NAMES),
+        "demand_ref": Coded(rq, req["ref"]),
         "demand_date": to_datetime(req["date"][rq]),
         "qty": peg["qty"],
     }
@@ -133,12 +133,12 @@ def build_tables(p: _Planner) -> None:
     dm = np.flatnonzero(p.delayed & np.isin(req["kind"], [K_SO, K_FC, K_TRI, K_SS]))
     fut = p.futures[dm]
     never = fut >= NO_DATE
-    ditem, dwh = p.sku_text(req["sidx"][dm])
+    d_sidx = req["sidx"][dm]
     tables["delay_messages"] = {
-        "demand_kind": REQ_KIND_NAMES[req["kind"][dm]],
-        "demand_ref": req["ref"][dm],
-        "item_id": ditem,
-        "warehouse_id": dwh,
+        "demand_kind": Coded(req["kind"][dm], REQ_KIND_NAMES),
+        "demand_ref": Coded(dm, req["ref"]),
+        "item_id": Coded(s.item[d_sidx], m.item_ids),
+        "warehouse_id": Coded(s.wh[d_sidx], m.warehouse_ids),
         "requirement_date": to_datetime(req["date"][dm]),
         "futures_date": to_datetime(np.where(never, NO_DATE, fut)),
         "delay_days": np.where(never, np.nan, (fut - req["date"][dm]).astype(np.float64)),

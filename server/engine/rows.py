@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from server.engine.coded import Coded, as_array
 from server.engine.schema import ColumnKind, TableSpec
 from server.engine.types import Table
 
@@ -43,7 +44,9 @@ def from_rows(spec: TableSpec, rows: Iterable[Mapping[str, Any]]) -> Table:
     return out
 
 
-def to_rows(table: Table, spec: TableSpec | None = None) -> list[dict[str, Any]]:
+def to_rows(
+    table: Mapping[str, np.ndarray | Coded], spec: TableSpec | None = None
+) -> list[dict[str, Any]]:
     """Rows of a table as plain Python values (``None`` for NULL, ISO dates as ``date``).
 
     With ``spec``, INT columns come back as ``int``.
@@ -52,7 +55,7 @@ def to_rows(table: Table, spec: TableSpec | None = None) -> list[dict[str, Any]]
     n = len(next(iter(table.values()))) if table else 0
     cols: dict[str, list[Any]] = {}
     for name in names:
-        col = table[name]
+        col = as_array(table[name])
         kind = spec.column(name).kind if spec is not None and name in spec.column_names else None
         if col.dtype.kind == "M":
             cols[name] = [None if np.isnat(v) else v.astype(dt.date) for v in col]

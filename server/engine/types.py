@@ -8,10 +8,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["PlanParams", "PlanResult", "Table", "TableMap"]
+from server.engine.coded import Coded, as_array
+
+__all__ = ["PlanParams", "PlanResult", "ResultTable", "Table", "TableMap"]
 
 #: One table as struct-of-arrays (see :mod:`server.engine.schema`).
 Table = dict[str, np.ndarray]
+#: A plan output table: text columns may be dictionary-encoded (:class:`Coded`).
+ResultTable = dict[str, np.ndarray | Coded]
 #: Tables by name.
 TableMap = Mapping[str, Table]
 
@@ -36,20 +40,28 @@ class PlanResult:
     Attributes:
         tables: The five plan output tables (``planned_orders``, ``pegging``,
             ``action_messages``, ``delay_messages``, ``plan_messages``) as
-            struct-of-arrays, without ``run_id``.
+            struct-of-arrays, without ``run_id``; text columns may be
+            :class:`~server.engine.coded.Coded` (see :meth:`arrays`).
         phase_seconds: Wall time per engine phase, for reports and profiling.
         sku_count: Number of SKUs planned.
     """
 
-    tables: dict[str, Table]
+    tables: dict[str, ResultTable]
     phase_seconds: dict[str, float] = field(default_factory=dict)
     sku_count: int = 0
 
     def row_counts(self) -> dict[str, int]:
         return {name: _length(t) for name, t in self.tables.items()}
 
+    def arrays(self) -> dict[str, Table]:
+        """The tables with every column a plain numpy array (coded text decoded)."""
+        return {
+            name: {col: as_array(v) for col, v in table.items()}
+            for name, table in self.tables.items()
+        }
 
-def _length(table: Table) -> int:
+
+def _length(table: ResultTable) -> int:
     for col in table.values():
         return len(col)
     return 0

@@ -102,3 +102,40 @@ def test_a_column_type_no_enum_knows_is_a_codec_error() -> None:
     chunk.columns[4].type = 5
     with pytest.raises(CodecError, match="unknown type 5"):
         decode_chunk(chunk, SPEC)
+
+
+@pytest.mark.parametrize("spread", [1, 10, 10_000], ids=["dense", "mixed", "sparse"])
+def test_coded_columns_cross_the_wire_as_their_values(spread: int) -> None:
+    """Engine output columns that are dictionary-coded decode to exactly the
+    strings and NULLs they stand for, chunk by chunk, whether their codes span
+    a narrow range (renumbered densely) or a wide one (renumbered by sort)."""
+    from server.engine.coded import Coded, as_array
+    from server.engine.schema import RESULT_OUTPUT_SPECS
+
+    rng = np.random.default_rng(7)
+    spec = RESULT_OUTPUT_SPECS["delay_messages"]
+    n = 5_000
+    values = np.array([f"ref-{i}-Ä" for i in range(spread * 50)], dtype=np.dtypes.StringDType())
+    codes = rng.integers(-1, len(values), n)
+    kinds = np.array(["so", None, "fc"], dtype=object)  # a None value is NULL too
+    table = {
+        "demand_kind": Coded(rng.integers(0, 3, n), kinds),
+        "demand_ref": Coded(codes, values),
+        "item_id": Coded(np.zeros(n, np.int64), np.array(["I"], dtype=object)),
+        "warehouse_id": Coded(np.full(n, -1), np.array(["W"], dtype=object)),
+        "requirement_date": np.full(n, np.datetime64("2026-01-05"), dtype="datetime64[D]"),
+        "futures_date": np.full(n, np.datetime64("NaT"), dtype="datetime64[D]"),
+        "delay_days": rng.random(n),
+    }
+    decoded = [
+        decode_chunk(c, spec, i * 1_000)
+        for i, c in enumerate(encode_table("delay_messages", table, 1_000))
+    ]
+    for name in ("demand_kind", "demand_ref", "item_id", "warehouse_id"):
+        got = np.concatenate([d[name] for d in decoded])
+        assert got.tolist() == as_array(table[name]).tolist(), name
+    assert np.concatenate([d["demand_kind"] for d in decoded]).tolist().count(None) > 0
+    chunk = next(encode_table("delay_messages", table, 1_000))
+    ref_col = next(c for c in chunk.columns if c.name == "demand_ref")
+    # A chunk's dictionary holds only the values its rows use.
+    assert len(ref_col.dictionary) == len(set(codes[:1_000][codes[:1_000] >= 0].tolist()))

@@ -207,7 +207,13 @@ class Masters:
         boms = {k: v[order] for k, v in boms.items()}
 
         lines = dict(t["bom_lines"])
-        lines["bom"] = lookup(lines["bom_id"], boms["bom_id"])  # ids are unique: the row
+        bom_row = known.get(("bom_lines", "bom_id"))
+        if bom_row is None:
+            lines["bom"] = lookup(lines["bom_id"], boms["bom_id"])  # ids are unique: the row
+        else:  # validation found each line's BOM row; follow the BOMs' new order
+            moved = np.empty(len(order), dtype=np.int64)
+            moved[order] = np.arange(len(order))
+            lines["bom"] = moved[bom_row]
         lines["item"] = code("bom_lines", "component_item_id", item_pos)
         lines["wh"] = code("bom_lines", "warehouse_id", wh_pos)
         order = np.lexsort((lines["line_no"], lines["bom"]))

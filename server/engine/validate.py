@@ -15,6 +15,8 @@ import numpy as np
 
 from server.engine.arrays import (
     empty_table,
+    first_appearance_codes,
+    gather,
     group_codes,
     lookup,
     member,
@@ -188,7 +190,9 @@ class ValidatedData:
         id_positions: ``{id: position}`` of the sorted surviving ids of
             ``items`` and ``warehouses``.
         codes: ``(table, column)`` -> position of each surviving row's item or
-            warehouse in those, -1 for NULL (or an unknown soft warehouse).
+            warehouse in those, -1 for NULL (or an unknown soft warehouse);
+            for ``bom_lines.bom_id``, the row of the line's BOM in the
+            surviving ``boms``.
     """
 
     tables: dict[str, Table]
@@ -246,6 +250,9 @@ def validate(data: TableMap) -> ValidatedData:
     msgs = Messages()
     out: dict[str, Table] = {}
     raw_bom_ids = np.asarray(data["boms"]["bom_id"], dtype=object) if "boms" in data else None
+    raw_bom_pos = positions(raw_bom_ids) if raw_bom_ids is not None else {}
+    # Row in the surviving ``boms`` of each row given, -1 for one left out.
+    bom_survivor = np.empty(0, dtype=np.int64)
 
     id_positions: dict[str, dict[object, int]] = {}
     id_codes: dict[tuple[str, str], np.ndarray] = {}
@@ -253,6 +260,16 @@ def validate(data: TableMap) -> ValidatedData:
     def position_of(values: np.ndarray, master: str) -> np.ndarray:
         """Position of each id among the surviving ids of ``master``, -1 if none."""
         return lookup(values, id_positions[master])
+
+    def key_column(values: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """Integer codes equal exactly where ``values`` are: ``pos`` where the id
+        is known, distinct codes past them for each distinct unknown one."""
+        unknown = pos < 0
+        if not unknown.any():
+            return pos
+        key = pos.copy()
+        key[unknown] = int(pos.max()) + 1 + first_appearance_codes(values[unknown])[0]
+        return key
 
     def report(
         name: str, table: Table, rows: np.ndarray, code: str, reason: str, wh_col: str | None = None
@@ -274,8 +291,20 @@ def validate(data: TableMap) -> ValidatedData:
                 id_positions[name] = {}
             continue
 
+        # Each id column is looked up once; the duplicate-key check, the
+        # existence checks and indexing all use these positions.
+        found: dict[str, np.ndarray] = {}
+        if name in ITEM_COLUMN and name != "items":
+            found[ITEM_COLUMN[name]] = position_of(table[ITEM_COLUMN[name]], "items")
+        for col in WAREHOUSE_COLUMNS.get(name, ()):
+            found[col] = position_of(table[col], "warehouses")
+        if name == "bom_lines":
+            found["bom_id"] = lookup(table["bom_id"], raw_bom_pos)
+
         if spec.key:
-            codes = group_codes(*(table[k] for k in spec.key))
+            codes = group_codes(
+                *(key_column(table[k], found[k]) if k in found else table[k] for k in spec.key)
+            )
             counts = np.bincount(codes)
             dup = counts[codes] > 1
             report(
@@ -288,23 +317,23 @@ def validate(data: TableMap) -> ValidatedData:
             keep &= ~dup
 
         if name == "bom_lines":
-            known = raw_bom_ids if raw_bom_ids is not None else np.empty(0, dtype=object)
-            bad = keep & ~_member(table["bom_id"], known, nullable=False)
+            bom_row = found.pop("bom_id")  # row of the BOM as given, -1 for none
+            bad = keep & (bom_row < 0)
             report(name, table, bad, "UNKNOWN_BOM", "bom_id is not in boms")
             keep &= ~bad
             # Lines of a BOM that exists but was left out go silently.
-            keep &= _member(table["bom_id"], out["boms"]["bom_id"], nullable=False)
+            found["bom_id"] = (
+                gather(bom_survivor, bom_row, -1) if len(bom_survivor) else np.full(n, -1)
+            )
+            keep &= found["bom_id"] >= 0
 
-        found: dict[str, np.ndarray] = {}
         if name in ITEM_COLUMN and name != "items":
             col = ITEM_COLUMN[name]
-            found[col] = position_of(table[col], "items")
             bad = keep & (found[col] < 0)
             report(name, table, bad, "UNKNOWN_ITEM", f"{col} is not in items")
             keep &= ~bad
 
         for col in WAREHOUSE_COLUMNS.get(name, ()):
-            found[col] = position_of(table[col], "warehouses")
             bad = keep & (found[col] < 0)
             if spec.column(col).nullable:
                 bad &= ~np.equal(table[col], None)
@@ -322,6 +351,8 @@ def validate(data: TableMap) -> ValidatedData:
             report(name, table, bad, "INVALID_QTY", "batch_qty is not above zero")
             keep &= ~bad
 
+        if name == "boms":
+            bom_survivor = np.where(keep, np.cumsum(keep) - 1, -1)
         table = take(table, keep)
         for col, pos in found.items():
             id_codes[name, col] = pos[keep]

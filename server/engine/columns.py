@@ -6,27 +6,29 @@ helpers select from them and order them the way SPEC §5.5 walks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from numpy.dtypes import StringDType
 
 from server.engine.arrays import unique_strings
 
 __all__ = ["Requirements", "rank", "select", "walk_order"]
-
-_STR = StringDType()
 
 
 def select(cols: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
     return {k: v[mask] for k, v in cols.items()}
 
 
-def walk_order(keys: tuple[np.ndarray, ...], refs: np.ndarray) -> np.ndarray:
+def walk_order(
+    keys: tuple[np.ndarray, ...], refs: np.ndarray | Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
     """The order of ``np.lexsort((rank of refs, *keys))``, ranking refs only where needed.
 
     ``keys`` are integer or float columns, most significant last (as for
     ``np.lexsort``); refs break the remaining ties in code-point order.
+    ``refs`` is the rows' refs as strings, or a function giving the refs of
+    given rows (requirements carry ref codes: only tied rows are spelled out).
     Sorting strings is the expensive part, so only the rows that tie on all
     ``keys`` have their refs ranked: usually a small share.
     """
@@ -45,7 +47,8 @@ def walk_order(keys: tuple[np.ndarray, ...], refs: np.ndarray) -> np.ndarray:
     tied[:-1] |= same
     group = np.cumsum(np.r_[True, ~same])  # tie group of each sorted position
     at = np.flatnonzero(tied)
-    rank = unique_strings(refs[order[at]])[1]
+    rows = order[at]
+    rank = unique_strings(refs[rows] if isinstance(refs, np.ndarray) else refs(rows))[1]
     # Tie groups are contiguous and in order: sorting the tied positions by
     # (group, rank) reorders each group in place.
     order[at] = order[at][np.lexsort((rank, group[at]))]
@@ -61,8 +64,10 @@ def rank(values: np.ndarray) -> np.ndarray:
 
 @dataclass(slots=True)
 class Requirements:
-    """Requirements as columns; ``cause`` is the firmed receipt (>= 0) or the
-    planned order (``-2 - k``) whose explosion made it, -1 for none."""
+    """Requirements as columns; ``ref`` is a code of the run's
+    :class:`~server.engine.refs.RefBook`; ``cause`` is the firmed receipt
+    (>= 0) or the planned order (``-2 - k``) whose explosion made it, -1 for
+    none."""
 
     sku: list[np.ndarray] = field(default_factory=list)
     date: list[np.ndarray] = field(default_factory=list)
@@ -81,7 +86,7 @@ class Requirements:
         self.qty.append(np.asarray(qty, dtype=np.float64))
         self.kind.append(np.full(n, kind, dtype=np.int64) if np.isscalar(kind) else kind)
         self.prio.append(np.zeros(n) if prio is None else np.asarray(prio, dtype=np.float64))
-        self.ref.append(np.asarray(ref, dtype=_STR))
+        self.ref.append(np.asarray(ref, dtype=np.int64))
         self.cause.append(np.full(n, -1, dtype=np.int64) if cause is None else cause)
 
     def columns(self) -> dict[str, np.ndarray]:
@@ -92,7 +97,7 @@ class Requirements:
             "qty": np.float64,
             "kind": np.int64,
             "prio": np.float64,
-            "ref": _STR,
+            "ref": np.int64,
             "cause": np.int64,
         }
         return {

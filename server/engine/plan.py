@@ -49,6 +49,7 @@ from server.engine.model import (
     resolve_settings,
 )
 from server.engine.netting import net_level
+from server.engine.refs import RefBook
 from server.engine.requirements import independent_requirements
 from server.engine.results import build_tables, compute_delays
 from server.engine.types import PlanParams, PlanResult, Table, TableMap
@@ -89,6 +90,13 @@ class _Planner:
         self._sku_cache: dict[tuple[str, str, str], np.ndarray] = {}
         self._suffix: np.ndarray | None = None
         self._prefix: np.ndarray | None = None
+        self._pl: np.ndarray | None = None
+        self.refs = RefBook()
+        # SKU position and per-SKU number of the planned orders made so far,
+        # per level: what their ids are spelled from (only when needed).
+        self._po_sidx: list[np.ndarray] = []
+        self._po_num: list[np.ndarray] = []
+        self._po_index: tuple[np.ndarray, np.ndarray] | None = None
 
     # -- helpers -----------------------------------------------------------
     def _timed(self, name: str, fn: Callable[[], None]) -> None:
@@ -121,6 +129,27 @@ class _Planner:
             s = self.s
             self._prefix = text(self.m.item_str[s.item], "/", self.m.wh_str[s.wh], "/")
         return self._prefix
+
+    def planned_ids(self, k: np.ndarray) -> np.ndarray:
+        """``PL:{id}`` of planned orders ``k`` (global numbers), spelled on demand."""
+        n = sum(len(x) for x in self._po_sidx)
+        if self._po_index is None or len(self._po_index[0]) != n:
+            self._po_index = (
+                np.concatenate(self._po_sidx) if self._po_sidx else np.empty(0, np.int64),
+                np.concatenate(self._po_num) if self._po_num else np.empty(0, np.int64),
+            )
+        sidx, num = self._po_index
+        return text(self._pl_prefix()[sidx[k]], num[k].astype(_STR))
+
+    def ref_text(self, codes: np.ndarray) -> np.ndarray:
+        """Requirement refs of ref codes, as strings."""
+        return self.refs.text(codes, self.planned_ids, self._line_suffix())
+
+    def _pl_prefix(self) -> np.ndarray:
+        """``PL:{item}/{warehouse}/`` of every SKU, built once (planned order refs)."""
+        if self._pl is None:
+            self._pl = text("PL:", self._id_prefix())
+        return self._pl
 
     def table_sku(self, table: str, item_col: str, wh_col: str) -> np.ndarray:
         """SKU numbers of a table's rows, looked up once per run and column pair."""
@@ -339,10 +368,15 @@ class _Planner:
         bom: np.ndarray,
         otype: np.ndarray,
         source: np.ndarray,
-        ids: np.ndarray,
+        refs: Callable[[np.ndarray, np.ndarray], np.ndarray],
         cause: np.ndarray,
     ) -> None:
-        """Dependent requirements of production and transfer orders (§5.6)."""
+        """Dependent requirements of production and transfer orders (§5.6).
+
+        ``refs(orders, line_rows)`` gives the ref codes of the requirements
+        made for ``orders`` (positions in these arrays) and BOM line rows
+        (-1 for a transfer).
+        """
         m = self.m
         prod = np.flatnonzero((otype == ORDER_PRODUCTION) & (bom >= 0))
         pi, lr = self._lines_of(bom[prod])
@@ -359,12 +393,17 @@ class _Planner:
             comp,
             order_date[o],
             q,
-            text("PL:", ids[o], self._line_suffix()[lr]),
+            refs(o, lr),
             cause[o],
         )
         tr = np.flatnonzero((otype == ORDER_TRANSFER) & (source >= 0))
         self._add_dependent(
-            sku[tr], source[tr], order_date[tr], qty[tr], text("PL:", ids[tr]), cause[tr]
+            sku[tr],
+            source[tr],
+            order_date[tr],
+            qty[tr],
+            refs(tr, np.full(len(tr), -1, dtype=np.int64)),
+            cause[tr],
         )
 
     def _add_dependent(
@@ -420,6 +459,12 @@ class _Planner:
                 ),
             )
         ok = ft[fkeep]
+        ids = text("PL:", f["planned_order_id"][ok])
+        suffix = np.r_[self._line_suffix(), np.array([""], dtype=_STR)]  # row -1: no line
+
+        def refs(orders: np.ndarray, lines: np.ndarray) -> np.ndarray:
+            return self.refs.add_text(text(ids[orders], suffix[lines]))
+
         self._explode(
             self.f_sku[ok],
             np.nan_to_num(f["qty"])[ok],
@@ -427,7 +472,7 @@ class _Planner:
             self.f_bom[ok],
             self.f_type[ok],
             source[ok],
-            f["planned_order_id"][ok],
+            refs,
             self.f_rec[ok],
         )
 
@@ -477,7 +522,10 @@ class _Planner:
             # Coverage time fence: later requirements play no part at all.
             inside = r["date"] <= self.t0 + s.fence[r_sidx]
             r, r_sidx = select(r, inside), r_sidx[inside]
-            order = walk_order((r["prio"], r["kind"], r["date"], r_sidx), r["ref"])
+            order = walk_order(
+                (r["prio"], r["kind"], r["date"], r_sidx),
+                lambda rows, codes=r["ref"]: self.ref_text(codes[rows]),
+            )
             r, r_sidx = select(r, order), r_sidx[order]
             skus = np.flatnonzero(self.llc == lvl)
             req_ptr = np.r_[np.searchsorted(r_sidx, skus, "left"), len(r_sidx)]
@@ -506,6 +554,8 @@ class _Planner:
             po_s = s.sku[skus[res.po_sku]]  # SKU numbers, as _finish_orders expects
             po = self._finish_orders(po_s, res.po_date, res.po_qty, n_po)
             po_parts.append(po)
+            self._po_sidx.append(po["sidx"])
+            self._po_num.append(po["num"])
             # Pegging in global numbering: receipts >= 0, planned orders -1 - k.
             src = np.where(
                 res.peg_src >= 0, gather(rsel, res.peg_src, 0), -1 - (n_po + (-1 - res.peg_src))
@@ -531,7 +581,7 @@ class _Planner:
                 po["bom"],
                 po["type"],
                 po["source"],
-                po["id"],
+                lambda orders, lines, base=n_po: self.refs.add_planned(base + orders, lines),
                 -2 - (n_po + np.arange(len(po_s))),
             )
             file(self.reqs.columns())
@@ -571,8 +621,6 @@ class _Planner:
             np.maximum.accumulate(np.where(first, np.arange(n), 0)) if n else np.empty(0, np.int64)
         )
         num = np.arange(n) - start + 1
-        item, wh = self.sku_text(sidx)
-        pid = text(self._id_prefix()[sidx], num.astype(_STR))
         due = netting.copy()
         order = self.lead_sub(due, sidx)
         frz = self.t0 + s.freeze[sidx]
@@ -587,17 +635,19 @@ class _Planner:
             bom[prod] = self.choose_bom(s.item[sidx[prod]], s.wh[sidx[prod]], order[prod])
             nb = prod[bom[prod] < 0]
             if len(nb):
+                item, wh = self.sku_text(sidx[nb])
+                pid = text(self._id_prefix()[sidx[nb]], num[nb].astype(_STR))
                 self.msgs.add(
                     "warning",
                     "NO_BOM",
-                    item[nb],
-                    wh[nb],
-                    as_objects(text("planned production order PL:", pid[nb], " has no valid BOM")),
+                    item,
+                    wh,
+                    as_objects(text("planned production order PL:", pid, " has no valid BOM")),
                 )
         source = np.where(otype == ORDER_TRANSFER, s.refill[sidx], -1)
         return {
             "sidx": sidx,
-            "id": pid,
+            "num": num,
             "qty": qty,
             "netting": netting,
             "due": due,

@@ -68,7 +68,7 @@ def independent_requirements(p: _Planner) -> None:
             p.eff(date[keep]),
             qty[keep],
             kind,
-            np.asarray(ref, dtype=_STR)[keep],
+            p.refs.add_text(np.asarray(ref, dtype=_STR)[keep]),
             None if prio is None else prio[keep],
         )
 

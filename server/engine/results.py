@@ -88,8 +88,13 @@ def build_tables(p: _Planner) -> None:
     tables: dict[str, ResultTable] = {}
     po_sidx = po["sidx"]
     otype = po["type"]
+    # Planned order ids and refs are spelled once, here.
+    num = po["num"].astype(_STR)
+    ids = text(p._id_prefix()[po_sidx], num)
+    pl_ids = text(p._pl_prefix()[po_sidx], num)
+    req_refs = p.refs.values(lambda k: pl_ids[k], p._line_suffix())
     tables["planned_orders"] = {
-        "planned_order_id": po["id"],
+        "planned_order_id": ids,
         "item_id": Coded(s.item[po_sidx], m.item_ids),
         "warehouse_id": Coded(s.wh[po_sidx], m.warehouse_ids),
         "order_type": Coded(otype, ORDER_TYPE_NAMES),
@@ -113,7 +118,7 @@ def build_tables(p: _Planner) -> None:
     rq = peg["req"]
     r_sidx = req["sidx"][rq]
     n_rec = len(rec["ref"])
-    supply_refs = np.concatenate([rec["ref"].astype(_STR), text("PL:", po["id"])])
+    supply_refs = np.concatenate([rec["ref"].astype(_STR), pl_ids])
     tables["pegging"] = {
         "item_id": Coded(s.item[r_sidx], m.item_ids),
         "warehouse_id": Coded(s.wh[r_sidx], m.warehouse_ids),
@@ -124,7 +129,7 @@ def build_tables(p: _Planner) -> None:
             np.where(is_rec, gather(rec["date"], ri, 0), gather(po["netting"], pk, 0))
         ),
         "demand_kind": Coded(req["kind"][rq], REQ_KIND_NAMES),
-        "demand_ref": Coded(rq, req["ref"]),
+        "demand_ref": Coded(req["ref"][rq], req_refs),
         "demand_date": to_datetime(req["date"][rq]),
         "qty": peg["qty"],
     }
@@ -136,7 +141,7 @@ def build_tables(p: _Planner) -> None:
     d_sidx = req["sidx"][dm]
     tables["delay_messages"] = {
         "demand_kind": Coded(req["kind"][dm], REQ_KIND_NAMES),
-        "demand_ref": Coded(dm, req["ref"]),
+        "demand_ref": Coded(req["ref"][dm], req_refs),
         "item_id": Coded(s.item[d_sidx], m.item_ids),
         "warehouse_id": Coded(s.wh[d_sidx], m.warehouse_ids),
         "requirement_date": to_datetime(req["date"][dm]),

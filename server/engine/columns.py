@@ -27,10 +27,11 @@ def walk_order(
 
     ``keys`` are integer or float columns, most significant last (as for
     ``np.lexsort``); refs break the remaining ties in code-point order.
-    ``refs`` is the rows' refs as strings, or a function giving the refs of
-    given rows (requirements carry ref codes: only tied rows are spelled out).
-    Sorting strings is the expensive part, so only the rows that tie on all
-    ``keys`` have their refs ranked: usually a small share.
+    ``refs`` is the rows' refs as strings, or a function giving, for given
+    rows, integer ranks in the code-point order of their refs (requirements
+    carry ref codes and rank them without spelling them where they can).
+    Ranking is the expensive part, so only the rows that tie on all ``keys``
+    have their refs ranked: usually a small share.
     """
     order = np.lexsort(keys)
     n = len(order)
@@ -48,7 +49,7 @@ def walk_order(
     group = np.cumsum(np.r_[True, ~same])  # tie group of each sorted position
     at = np.flatnonzero(tied)
     rows = order[at]
-    rank = unique_strings(refs[rows] if isinstance(refs, np.ndarray) else refs(rows))[1]
+    rank = unique_strings(refs[rows])[1] if isinstance(refs, np.ndarray) else refs(rows)
     # Tie groups are contiguous and in order: sorting the tied positions by
     # (group, rank) reorders each group in place.
     order[at] = order[at][np.lexsort((rank, group[at]))]

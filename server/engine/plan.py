@@ -32,6 +32,7 @@ from server.engine.arrays import (
     table_length,
     text,
     unique_ints,
+    unique_strings,
 )
 from server.engine.columns import Requirements, rank, select, walk_order
 from server.engine.kinds import (
@@ -97,6 +98,8 @@ class _Planner:
         self._po_sidx: list[np.ndarray] = []
         self._po_num: list[np.ndarray] = []
         self._po_index: tuple[np.ndarray, np.ndarray] | None = None
+        self._no_slash: bool | None = None
+        self._ranks: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     # -- helpers -----------------------------------------------------------
     def _timed(self, name: str, fn: Callable[[], None]) -> None:
@@ -132,18 +135,80 @@ class _Planner:
 
     def planned_ids(self, k: np.ndarray) -> np.ndarray:
         """``PL:{id}`` of planned orders ``k`` (global numbers), spelled on demand."""
+        sidx, num = self._planned_index()
+        return text(self._pl_prefix()[sidx[k]], num[k].astype(_STR))
+
+    def _planned_index(self) -> tuple[np.ndarray, np.ndarray]:
+        """SKU position and per-SKU number of every planned order made so far."""
         n = sum(len(x) for x in self._po_sidx)
         if self._po_index is None or len(self._po_index[0]) != n:
             self._po_index = (
                 np.concatenate(self._po_sidx) if self._po_sidx else np.empty(0, np.int64),
                 np.concatenate(self._po_num) if self._po_num else np.empty(0, np.int64),
             )
-        sidx, num = self._po_index
-        return text(self._pl_prefix()[sidx[k]], num[k].astype(_STR))
+        return self._po_index
 
     def ref_text(self, codes: np.ndarray) -> np.ndarray:
         """Requirement refs of ref codes, as strings."""
         return self.refs.text(codes, self.planned_ids, self._line_suffix())
+
+    def ref_rank(self, codes: np.ndarray) -> np.ndarray:
+        """Ranks of ref codes in the code-point order of their refs.
+
+        Refs of planned orders, ``PL:{item}/{warehouse}/{n}[/{line_no}]``,
+        are ranked by integers when no item or warehouse id holds a ``/``:
+        then comparing two such refs compares ``item + "/"``, then
+        ``warehouse + "/"``, then ``n`` and ``line_no`` as text (a digit
+        string that is a prefix of another sorts first, as ``/`` and the end
+        of the string sort before digits). Otherwise the refs are spelled out
+        and sorted as strings.
+        """
+        planned = self.refs.planned(codes) if self._slash_free() else None
+        if planned is None:
+            return unique_strings(self.ref_text(codes))[1]
+        orders, lines = planned
+        sidx, num = self._planned_index()
+        sidx, num = sidx[orders], num[orders]
+        item_rank, wh_rank, line_rank = self._id_ranks()
+        uniq_num, num_code = np.unique(num, return_inverse=True)
+        num_rank = unique_strings(uniq_num.astype(_STR))[1][num_code]
+        keys = (
+            np.where(lines >= 0, line_rank[np.maximum(lines, 0)], -1),
+            num_rank,
+            wh_rank[self.s.wh[sidx]],
+            item_rank[self.s.item[sidx]],
+        )
+        order = np.lexsort(keys)
+        step = np.zeros(len(order), dtype=np.int64)
+        if len(order) > 1:
+            differs = np.zeros(len(order) - 1, dtype=bool)
+            for key in keys:
+                k = key[order]
+                differs |= k[1:] != k[:-1]
+            step[1:] = differs
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.cumsum(step)
+        return rank
+
+    def _slash_free(self) -> bool:
+        if self._no_slash is None:
+            m = self.m
+            self._no_slash = not (
+                np.strings.find(m.item_str, "/").max(initial=-1) >= 0
+                or np.strings.find(m.wh_str, "/").max(initial=-1) >= 0
+            )
+        return self._no_slash
+
+    def _id_ranks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Code-point ranks of ``item + "/"``, ``warehouse + "/"`` and BOM line numbers."""
+        if self._ranks is None:
+            m = self.m
+            self._ranks = (
+                unique_strings(text(m.item_str, "/"))[1],
+                unique_strings(text(m.wh_str, "/"))[1],
+                unique_strings(self._line_suffix())[1],
+            )
+        return self._ranks
 
     def _pl_prefix(self) -> np.ndarray:
         """``PL:{item}/{warehouse}/`` of every SKU, built once (planned order refs)."""
@@ -524,7 +589,7 @@ class _Planner:
             r, r_sidx = select(r, inside), r_sidx[inside]
             order = walk_order(
                 (r["prio"], r["kind"], r["date"], r_sidx),
-                lambda rows, codes=r["ref"]: self.ref_text(codes[rows]),
+                lambda rows, codes=r["ref"]: self.ref_rank(codes[rows]),
             )
             r, r_sidx = select(r, order), r_sidx[order]
             skus = np.flatnonzero(self.llc == lvl)

@@ -66,6 +66,24 @@ class RefBook:
             len(orders), None, np.asarray(orders, np.int64), np.asarray(lines, np.int64)
         )
 
+    def planned(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(orders, line rows)`` behind ``codes``; None when a code is a text ref."""
+        codes = np.asarray(codes, dtype=np.int64)
+        orders = np.empty(len(codes), dtype=np.int64)
+        lines = np.empty(len(codes), dtype=np.int64)
+        if len(codes) == 0:
+            return orders, lines
+        seg = np.searchsorted(np.asarray(self._starts), codes, "right") - 1
+        for s in np.unique(seg):
+            seg_orders, seg_lines = self._orders[s], self._lines[s]
+            if seg_orders is None or seg_lines is None:
+                return None
+            at = np.flatnonzero(seg == s)
+            offset = codes[at] - self._starts[s]
+            orders[at] = seg_orders[offset]
+            lines[at] = seg_lines[offset]
+        return orders, lines
+
     def text(self, codes: np.ndarray, planned_ids: PlannedIds, suffix: np.ndarray) -> np.ndarray:
         """The refs of ``codes`` as strings.
 

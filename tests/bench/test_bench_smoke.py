@@ -40,3 +40,32 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert report["output_rows"]["planned_orders"] == report["planned_orders"]
     assert report["engine_phase_seconds"]
     assert report["memory"]["server_peak_rss_bytes"] > 0
+
+
+def test_bench_engine_only_repeats_runs_like_a_serving_process(tmp_path: Path) -> None:
+    """``--engine-only --runs 3``: every run is listed with its page faults and
+    phases, the report's plan time is the warm run's, and memory is kept as
+    ``masterplan serve`` keeps it."""
+    out = tmp_path / "report.json"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--skus", "1000", "--engine-only", "--runs", "3"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    runs = report["plan_runs"]
+    assert len(runs) == 3
+    assert all(r["page_faults"] >= 0 and r["engine_phase_seconds"]["netting"] >= 0 for r in runs)
+    assert report["warm_plan_runs"] == 1
+    assert report["phases"]["plan"]["seconds"] == runs[2]["seconds"]
+    assert report["first_plan_seconds"] == runs[0]["seconds"]
+    assert report["phases"]["plan"]["rows"] == sum(report["output_rows"].values()) > 0
+    assert report["freed_memory_kept"] is True

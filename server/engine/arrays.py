@@ -22,6 +22,7 @@ __all__ = [
     "empty_table",
     "factorize",
     "first_appearance_codes",
+    "first_rows",
     "group_codes",
     "lookup",
     "member",
@@ -144,6 +145,20 @@ def first_appearance_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes, uniques
 
 
+def first_rows(values: np.ndarray) -> tuple[np.ndarray, dict[object, int]]:
+    """For each row, the row where its value first appears; and ``{value: that row}``.
+
+    Equal exactly where the values are equal: codes for duplicate checks and
+    grouping, from one hash operation per row (``dict.setdefault`` in C).
+    """
+    rows = np.asarray(values, dtype=object).tolist()
+    first: dict[object, int] = {}
+    codes = np.fromiter(
+        map(first.setdefault, rows, itertools.count()), dtype=np.int64, count=len(rows)
+    )
+    return codes, first
+
+
 def group_codes(*columns: np.ndarray) -> np.ndarray:
     """One int64 code per row, equal exactly when all the given columns are equal.
 
@@ -155,7 +170,7 @@ def group_codes(*columns: np.ndarray) -> np.ndarray:
     parts = []
     for col in columns:
         if col.dtype == object:
-            parts.append(first_appearance_codes(col)[0])
+            parts.append(first_rows(col)[0])
         else:
             _, inv = np.unique(col, return_inverse=True, equal_nan=True)
             parts.append(inv.astype(np.int64))

@@ -15,7 +15,7 @@ import numpy as np
 
 from server.engine.arrays import (
     empty_table,
-    first_appearance_codes,
+    first_rows,
     gather,
     group_codes,
     lookup,
@@ -250,7 +250,11 @@ def validate(data: TableMap) -> ValidatedData:
     msgs = Messages()
     out: dict[str, Table] = {}
     raw_bom_ids = np.asarray(data["boms"]["bom_id"], dtype=object) if "boms" in data else None
-    raw_bom_pos = positions(raw_bom_ids) if raw_bom_ids is not None else {}
+    # Row of each BOM id's first appearance, per row and per id: one hash per
+    # BOM row serves the duplicate check of boms and the lines' BOM lookups.
+    raw_bom_first, raw_bom_pos = (
+        first_rows(raw_bom_ids) if raw_bom_ids is not None else (np.empty(0, np.int64), {})
+    )
     # Row in the surviving ``boms`` of each row given, -1 for one left out.
     bom_survivor = np.empty(0, dtype=np.int64)
 
@@ -268,7 +272,7 @@ def validate(data: TableMap) -> ValidatedData:
         if not unknown.any():
             return pos
         key = pos.copy()
-        key[unknown] = int(pos.max()) + 1 + first_appearance_codes(values[unknown])[0]
+        key[unknown] = int(pos.max()) + 1 + first_rows(values[unknown])[0]
         return key
 
     def report(
@@ -302,9 +306,9 @@ def validate(data: TableMap) -> ValidatedData:
             found["bom_id"] = lookup(table["bom_id"], raw_bom_pos)
 
         if spec.key:
-            codes = group_codes(
-                *(key_column(table[k], found[k]) if k in found else table[k] for k in spec.key)
-            )
+            known = {"bom_id": raw_bom_first} if name == "boms" else {}
+            known.update((k, key_column(table[k], found[k])) for k in spec.key if k in found)
+            codes = group_codes(*(known.get(k, table[k]) for k in spec.key))
             counts = np.bincount(codes)
             dup = counts[codes] > 1
             report(

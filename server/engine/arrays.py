@@ -17,6 +17,7 @@ from server.engine.types import Table
 
 __all__ = [
     "NO_DATE",
+    "as_text",
     "days",
     "dtype_of",
     "empty_table",
@@ -95,7 +96,7 @@ def unique_strings(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     sorted runs of the same ids, the order a database returns item_coverage
     rows by warehouse. Stable sorting takes another code path.
     """
-    values = np.asarray(values, dtype=_STR)
+    values = as_text(values)
     n = len(values)
     if n == 0:
         return values, np.empty(0, dtype=np.int64)
@@ -222,13 +223,23 @@ def number_text(values: np.ndarray) -> np.ndarray:
     return out
 
 
+def as_text(values: object) -> np.ndarray:
+    """``values`` as a StringDType array, without copying one that already is.
+
+    Every StringDType instance keeps its own string storage, so
+    ``astype(StringDType())`` or ``asarray(..., dtype=StringDType())`` on an
+    array that is already StringDType copies every string (~0.1 us each).
+    """
+    arr = np.asarray(values)
+    return arr if isinstance(arr.dtype, StringDType) else arr.astype(_STR)
+
+
 def text(*parts: np.ndarray | str) -> np.ndarray:
     """Concatenate string scalars and arrays element-wise into a StringDType array."""
     out: np.ndarray | str = ""
     for p in parts:
-        piece = p if isinstance(p, str) else np.asarray(p).astype(_STR)
-        out = np.strings.add(out, piece)
-    return np.asarray(out, dtype=_STR)
+        out = np.strings.add(out, p if isinstance(p, str) else as_text(p))
+    return as_text(out)
 
 
 def date_text(day_values: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.dtypes import StringDType
 
-from server.engine.arrays import text
+from server.engine.arrays import as_text, text
 
 __all__ = ["RefBook"]
 
@@ -58,7 +58,7 @@ class RefBook:
 
     def add_text(self, refs: np.ndarray) -> np.ndarray:
         """Codes for refs given as text."""
-        return self._append(len(refs), np.asarray(refs, dtype=_STR), None, None)
+        return self._append(len(refs), as_text(refs), None, None)
 
     def add_planned(self, orders: np.ndarray, lines: np.ndarray) -> np.ndarray:
         """Codes for ``PL:{id of order k}/{line_no of BOM line row}`` (row -1: no line)."""

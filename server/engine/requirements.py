@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.dtypes import StringDType
 
-from server.engine.arrays import date_text, days, number_text, text
+from server.engine.arrays import as_text, date_text, days, number_text, text
 from server.engine.columns import Requirements
 from server.engine.kinds import (
     K_FC,
@@ -52,7 +52,7 @@ def independent_requirements(p: _Planner) -> None:
         rec_date.append(date[keep])
         rec_qty.append(qty[keep])
         rec_kind.append(np.full(int(keep.sum()), kind, dtype=np.int64))
-        rec_ref.append(np.asarray(ref, dtype=_STR)[keep])
+        rec_ref.append(as_text(ref)[keep])
 
     def req(
         sku: np.ndarray,
@@ -68,7 +68,7 @@ def independent_requirements(p: _Planner) -> None:
             p.eff(date[keep]),
             qty[keep],
             kind,
-            p.refs.add_text(np.asarray(ref, dtype=_STR)[keep]),
+            p.refs.add_text(as_text(ref)[keep]),
             None if prio is None else prio[keep],
         )
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.dtypes import StringDType
 
-from server.engine.arrays import NO_DATE, as_objects, gather, text, to_datetime
+from server.engine.arrays import NO_DATE, as_objects, as_text, gather, text, to_datetime
 from server.engine.coded import Coded
 from server.engine.kinds import (
     K_FC,
@@ -118,7 +118,7 @@ def build_tables(p: _Planner) -> None:
     rq = peg["req"]
     r_sidx = req["sidx"][rq]
     n_rec = len(rec["ref"])
-    supply_refs = np.concatenate([rec["ref"].astype(_STR), pl_ids])
+    supply_refs = np.concatenate([as_text(rec["ref"]), pl_ids])
     tables["pegging"] = {
         "item_id": Coded(s.item[r_sidx], m.item_ids),
         "warehouse_id": Coded(s.wh[r_sidx], m.warehouse_ids),

@@ -91,7 +91,7 @@ def build_tables(p: _Planner) -> None:
     # Planned order ids and refs are spelled once, here.
     num = po["num"].astype(_STR)
     ids = text(p._id_prefix()[po_sidx], num)
-    pl_ids = text(p._pl_prefix()[po_sidx], num)
+    pl_ids = text("PL:", ids)
     req_refs = p.refs.values(lambda k: pl_ids[k], p._line_suffix())
     tables["planned_orders"] = {
         "planned_order_id": ids,

@@ -52,7 +52,18 @@ def test_bench_engine_only_repeats_runs_like_a_serving_process(tmp_path: Path) -
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--skus", "1000", "--engine-only", "--runs", "3"],
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--skus",
+            "1000",
+            "--engine-only",
+            "--runs",
+            "3",
+            "--out",
+            str(out),
+        ],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -61,6 +72,7 @@ def test_bench_engine_only_repeats_runs_like_a_serving_process(tmp_path: Path) -
     )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
+    assert json.loads(out.read_text()) == report
     runs = report["plan_runs"]
     assert len(runs) == 3
     assert all(r["page_faults"] >= 0 and r["engine_phase_seconds"]["netting"] >= 0 for r in runs)

@@ -173,7 +173,7 @@ class _Planner:
         uniq_num, num_code = np.unique(num, return_inverse=True)
         num_rank = unique_strings(uniq_num.astype(_STR))[1][num_code]
         keys = (
-            np.where(lines >= 0, line_rank[np.maximum(lines, 0)], -1),
+            gather(line_rank, lines, -1),  # -1: a transfer's ref has no line
             num_rank,
             wh_rank[self.s.wh[sidx]],
             item_rank[self.s.item[sidx]],

@@ -99,3 +99,49 @@ def test_order_numbers_compare_as_text() -> None:
         if r["item_id"] == "C" and r["supply_kind"] == "oh"
     )
     assert got == ["PL:P/W1/1/10", "PL:P/W1/10/10"]
+
+
+def test_ties_between_transfer_orders_without_any_bom() -> None:
+    # Found by the hypothesis hunt: refs without a line (transfers) in a
+    # model with no BOM line at all. Ten transfers on one date: PL:A/DC/10
+    # sorts before PL:A/DC/2 and gets the source's second unit of on-hand.
+    inp: dict[str, list[Row]] = {
+        "warehouses": [
+            {"warehouse_id": "PLANT", "site_id": "S"},
+            {"warehouse_id": "DC", "site_id": "S"},
+        ],
+        "coverage_groups": [
+            {"group_id": "G", "coverage_code": "requirement", "coverage_time_fence_days": 100}
+        ],
+        "items": [{"item_id": "A", "default_order_type": "purchase", "coverage_group_id": "G"}],
+        "item_coverage": [
+            {
+                "item_id": "A",
+                "warehouse_id": "DC",
+                "order_type": "transfer",
+                "refill_warehouse_id": "PLANT",
+                "lead_time_days": 1,
+            }
+        ],
+        "on_hand": [{"item_id": "A", "warehouse_id": "PLANT", "qty": 2}],
+        "sales_lines": [
+            {
+                "order_id": f"S{k}",
+                "line_no": 1,
+                "item_id": "A",
+                "warehouse_id": "DC",
+                "qty": 1,
+                "requested_date": "2024-01-10",
+            }
+            for k in range(10)
+        ],
+    }
+    engine = engine_plan(inp, T0, None)
+    problems = diff_results(engine, reference_plan(inp, T0, None))
+    assert not problems, "\n".join(problems)
+    got = sorted(
+        r["demand_ref"]
+        for r in engine["pegging"]
+        if r["warehouse_id"] == "PLANT" and r["supply_kind"] == "oh"
+    )
+    assert got == ["PL:A/DC/1", "PL:A/DC/10"]

@@ -28,11 +28,9 @@ from server.engine.arrays import (
     days,
     find_sorted,
     gather,
-    number_text,
     table_length,
     text,
     unique_ints,
-    unique_strings,
 )
 from server.engine.columns import Requirements, rank, select, walk_order
 from server.engine.kinds import (
@@ -50,7 +48,7 @@ from server.engine.model import (
     resolve_settings,
 )
 from server.engine.netting import net_level
-from server.engine.refs import RefBook
+from server.engine.orderrefs import OrderRefs
 from server.engine.requirements import independent_requirements
 from server.engine.results import build_tables, compute_delays
 from server.engine.types import PlanParams, PlanResult, Table, TableMap
@@ -89,17 +87,6 @@ class _Planner:
         self.phase_seconds: dict[str, float] = {}
         self.msgs = Messages()
         self._sku_cache: dict[tuple[str, str, str], np.ndarray] = {}
-        self._suffix: np.ndarray | None = None
-        self._prefix: np.ndarray | None = None
-        self._pl: np.ndarray | None = None
-        self.refs = RefBook()
-        # SKU position and per-SKU number of the planned orders made so far,
-        # per level: what their ids are spelled from (only when needed).
-        self._po_sidx: list[np.ndarray] = []
-        self._po_num: list[np.ndarray] = []
-        self._po_index: tuple[np.ndarray, np.ndarray] | None = None
-        self._no_slash: bool | None = None
-        self._ranks: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     # -- helpers -----------------------------------------------------------
     def _timed(self, name: str, fn: Callable[[], None]) -> None:
@@ -119,102 +106,6 @@ class _Planner:
     def lead_add(self, d: np.ndarray, sidx: np.ndarray) -> np.ndarray:
         """``d`` plus the SKUs' lead times, on their calendars; no date stays no date."""
         return self.m.calendars.shift(d, self.s.lead[sidx], self.s.calendar[sidx], 1)
-
-    def _line_suffix(self) -> np.ndarray:
-        """``/{line_no}`` of every BOM line, built once (refs ``PL:{id}/{line}``)."""
-        if self._suffix is None:
-            self._suffix = text("/", number_text(self.m.lines["line_no"]))
-        return self._suffix
-
-    def _id_prefix(self) -> np.ndarray:
-        """``{item}/{warehouse}/`` of every SKU, built once (planned order ids)."""
-        if self._prefix is None:
-            s = self.s
-            self._prefix = text(self.m.item_str[s.item], "/", self.m.wh_str[s.wh], "/")
-        return self._prefix
-
-    def planned_ids(self, k: np.ndarray) -> np.ndarray:
-        """``PL:{id}`` of planned orders ``k`` (global numbers), spelled on demand."""
-        sidx, num = self._planned_index()
-        return text(self._pl_prefix()[sidx[k]], num[k].astype(_STR))
-
-    def _planned_index(self) -> tuple[np.ndarray, np.ndarray]:
-        """SKU position and per-SKU number of every planned order made so far."""
-        n = sum(len(x) for x in self._po_sidx)
-        if self._po_index is None or len(self._po_index[0]) != n:
-            self._po_index = (
-                np.concatenate(self._po_sidx) if self._po_sidx else np.empty(0, np.int64),
-                np.concatenate(self._po_num) if self._po_num else np.empty(0, np.int64),
-            )
-        return self._po_index
-
-    def ref_text(self, codes: np.ndarray) -> np.ndarray:
-        """Requirement refs of ref codes, as strings."""
-        return self.refs.text(codes, self.planned_ids, self._line_suffix())
-
-    def ref_rank(self, codes: np.ndarray) -> np.ndarray:
-        """Ranks of ref codes in the code-point order of their refs.
-
-        Refs of planned orders, ``PL:{item}/{warehouse}/{n}[/{line_no}]``,
-        are ranked by integers when no item or warehouse id holds a ``/``:
-        then comparing two such refs compares ``item + "/"``, then
-        ``warehouse + "/"``, then ``n`` and ``line_no`` as text (a digit
-        string that is a prefix of another sorts first, as ``/`` and the end
-        of the string sort before digits). Otherwise the refs are spelled out
-        and sorted as strings.
-        """
-        planned = self.refs.planned(codes) if self._slash_free() else None
-        if planned is None:
-            return unique_strings(self.ref_text(codes))[1]
-        orders, lines = planned
-        sidx, num = self._planned_index()
-        sidx, num = sidx[orders], num[orders]
-        item_rank, wh_rank, line_rank = self._id_ranks()
-        uniq_num, num_code = np.unique(num, return_inverse=True)
-        num_rank = unique_strings(uniq_num.astype(_STR))[1][num_code]
-        keys = (
-            gather(line_rank, lines, -1),  # -1: a transfer's ref has no line
-            num_rank,
-            wh_rank[self.s.wh[sidx]],
-            item_rank[self.s.item[sidx]],
-        )
-        order = np.lexsort(keys)
-        step = np.zeros(len(order), dtype=np.int64)
-        if len(order) > 1:
-            differs = np.zeros(len(order) - 1, dtype=bool)
-            for key in keys:
-                k = key[order]
-                differs |= k[1:] != k[:-1]
-            step[1:] = differs
-        rank = np.empty(len(order), dtype=np.int64)
-        rank[order] = np.cumsum(step)
-        return rank
-
-    def _slash_free(self) -> bool:
-        if self._no_slash is None:
-            m = self.m
-            self._no_slash = not (
-                np.strings.find(m.item_str, "/").max(initial=-1) >= 0
-                or np.strings.find(m.wh_str, "/").max(initial=-1) >= 0
-            )
-        return self._no_slash
-
-    def _id_ranks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Code-point ranks of ``item + "/"``, ``warehouse + "/"`` and BOM line numbers."""
-        if self._ranks is None:
-            m = self.m
-            self._ranks = (
-                unique_strings(text(m.item_str, "/"))[1],
-                unique_strings(text(m.wh_str, "/"))[1],
-                unique_strings(self._line_suffix())[1],
-            )
-        return self._ranks
-
-    def _pl_prefix(self) -> np.ndarray:
-        """``PL:{item}/{warehouse}/`` of every SKU, built once (planned order refs)."""
-        if self._pl is None:
-            self._pl = text("PL:", self._id_prefix())
-        return self._pl
 
     def table_sku(self, table: str, item_col: str, wh_col: str) -> np.ndarray:
         """SKU numbers of a table's rows, looked up once per run and column pair."""
@@ -282,6 +173,7 @@ class _Planner:
                 break
             sku = unique_ints(np.concatenate([sku, new]))
         self.s = s
+        self.refs = OrderRefs(m, s)
         self.edge_src, self.edge_dst = s.index(src), s.index(dst)
         nr = np.flatnonzero(s.no_refill)
         if len(nr):
@@ -525,10 +417,10 @@ class _Planner:
             )
         ok = ft[fkeep]
         ids = text("PL:", f["planned_order_id"][ok])
-        suffix = np.r_[self._line_suffix(), np.array([""], dtype=_STR)]  # row -1: no line
+        suffix = np.r_[self.refs.line_suffix(), np.array([""], dtype=_STR)]  # row -1: no line
 
         def refs(orders: np.ndarray, lines: np.ndarray) -> np.ndarray:
-            return self.refs.add_text(text(ids[orders], suffix[lines]))
+            return self.refs.book.add_text(text(ids[orders], suffix[lines]))
 
         self._explode(
             self.f_sku[ok],
@@ -589,7 +481,7 @@ class _Planner:
             r, r_sidx = select(r, inside), r_sidx[inside]
             order = walk_order(
                 (r["prio"], r["kind"], r["date"], r_sidx),
-                lambda rows, codes=r["ref"]: self.ref_rank(codes[rows]),
+                lambda rows, codes=r["ref"]: self.refs.rank(codes[rows]),
             )
             r, r_sidx = select(r, order), r_sidx[order]
             skus = np.flatnonzero(self.llc == lvl)
@@ -619,8 +511,7 @@ class _Planner:
             po_s = s.sku[skus[res.po_sku]]  # SKU numbers, as _finish_orders expects
             po = self._finish_orders(po_s, res.po_date, res.po_qty, n_po)
             po_parts.append(po)
-            self._po_sidx.append(po["sidx"])
-            self._po_num.append(po["num"])
+            self.refs.add_orders(po["sidx"], po["num"])
             # Pegging in global numbering: receipts >= 0, planned orders -1 - k.
             src = np.where(
                 res.peg_src >= 0, gather(rsel, res.peg_src, 0), -1 - (n_po + (-1 - res.peg_src))
@@ -646,7 +537,7 @@ class _Planner:
                 po["bom"],
                 po["type"],
                 po["source"],
-                lambda orders, lines, base=n_po: self.refs.add_planned(base + orders, lines),
+                lambda orders, lines, base=n_po: self.refs.book.add_planned(base + orders, lines),
                 -2 - (n_po + np.arange(len(po_s))),
             )
             file(self.reqs.columns())
@@ -701,7 +592,7 @@ class _Planner:
             nb = prod[bom[prod] < 0]
             if len(nb):
                 item, wh = self.sku_text(sidx[nb])
-                pid = text(self._id_prefix()[sidx[nb]], num[nb].astype(_STR))
+                pid = self.refs.ids(sidx[nb], num[nb])
                 self.msgs.add(
                     "warning",
                     "NO_BOM",

@@ -68,7 +68,7 @@ def independent_requirements(p: _Planner) -> None:
             p.eff(date[keep]),
             qty[keep],
             kind,
-            p.refs.add_text(as_text(ref)[keep]),
+            p.refs.book.add_text(as_text(ref)[keep]),
             None if prio is None else prio[keep],
         )
 

@@ -89,10 +89,9 @@ def build_tables(p: _Planner) -> None:
     po_sidx = po["sidx"]
     otype = po["type"]
     # Planned order ids and refs are spelled once, here.
-    num = po["num"].astype(_STR)
-    ids = text(p._id_prefix()[po_sidx], num)
+    ids = p.refs.ids(po_sidx, po["num"])
     pl_ids = text("PL:", ids)
-    req_refs = p.refs.values(lambda k: pl_ids[k], p._line_suffix())
+    req_refs = p.refs.values(pl_ids)
     tables["planned_orders"] = {
         "planned_order_id": ids,
         "item_id": Coded(s.item[po_sidx], m.item_ids),

@@ -1,0 +1,146 @@
+"""Planned-order ids and requirement refs of one run: spelled on demand, ranked without spelling.
+
+A planned order's id is ``{item}/{warehouse}/{n}`` (SPEC §5.6), where ``n``
+counts the SKU's orders; the refs of the requirements its explosion makes are
+``PL:{id}/{line_no}`` (``PL:{id}`` for a transfer). The netting keeps only
+the integers these are made of, the SKU position and ``n`` of each order and
+a :class:`~server.engine.refs.RefBook` code per requirement, and this class
+turns them into text where text is needed: the refs of rows that tie in the
+walk order (when they cannot be ranked by integers) and the output.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.dtypes import StringDType
+
+from server.engine.arrays import gather, number_text, text, unique_strings
+from server.engine.model import Masters, SkuSettings
+from server.engine.refs import RefBook
+
+__all__ = ["OrderRefs"]
+
+_STR = StringDType()
+
+
+class OrderRefs:
+    """The run's ref book plus what spells and ranks planned-order refs."""
+
+    def __init__(self, m: Masters, s: SkuSettings) -> None:
+        self.m, self.s = m, s
+        self.book = RefBook()
+        self._sidx: list[np.ndarray] = []
+        self._num: list[np.ndarray] = []
+        self._index: tuple[np.ndarray, np.ndarray] | None = None
+        self._suffix: np.ndarray | None = None
+        self._prefix: np.ndarray | None = None
+        self._pl: np.ndarray | None = None
+        self._no_slash: bool | None = None
+        self._ranks: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    # -- what ids and refs are made of ------------------------------------------
+    def add_orders(self, sidx: np.ndarray, num: np.ndarray) -> None:
+        """Record the next planned orders (global numbers follow on): SKU positions and ``n``."""
+        self._sidx.append(sidx)
+        self._num.append(num)
+
+    def orders(self) -> tuple[np.ndarray, np.ndarray]:
+        """SKU position and ``n`` of every planned order recorded so far."""
+        n = sum(len(x) for x in self._sidx)
+        if self._index is None or len(self._index[0]) != n:
+            self._index = (
+                np.concatenate(self._sidx) if self._sidx else np.empty(0, np.int64),
+                np.concatenate(self._num) if self._num else np.empty(0, np.int64),
+            )
+        return self._index
+
+    def line_suffix(self) -> np.ndarray:
+        """``/{line_no}`` of every BOM line row, built once."""
+        if self._suffix is None:
+            self._suffix = text("/", number_text(self.m.lines["line_no"]))
+        return self._suffix
+
+    def id_prefix(self) -> np.ndarray:
+        """``{item}/{warehouse}/`` of every SKU, built once."""
+        if self._prefix is None:
+            m, s = self.m, self.s
+            self._prefix = text(m.item_str[s.item], "/", m.wh_str[s.wh], "/")
+        return self._prefix
+
+    def ids(self, sidx: np.ndarray, num: np.ndarray) -> np.ndarray:
+        """Planned order ids of SKU positions ``sidx`` and numbers ``num``."""
+        return text(self.id_prefix()[sidx], num.astype(_STR))
+
+    def planned_ids(self, k: np.ndarray) -> np.ndarray:
+        """``PL:{id}`` of recorded planned orders ``k``."""
+        if self._pl is None:
+            self._pl = text("PL:", self.id_prefix())
+        sidx, num = self.orders()
+        return text(self._pl[sidx[k]], num[k].astype(_STR))
+
+    # -- refs -----------------------------------------------------------------
+    def text(self, codes: np.ndarray) -> np.ndarray:
+        """The refs of ``codes``, spelled."""
+        return self.book.text(codes, self.planned_ids, self.line_suffix())
+
+    def rank(self, codes: np.ndarray) -> np.ndarray:
+        """Ranks of ``codes`` in the code-point order of their refs.
+
+        Refs of planned orders, ``PL:{item}/{warehouse}/{n}[/{line_no}]``,
+        are ranked by integers when no item or warehouse id holds a ``/``:
+        then comparing two such refs compares ``item + "/"``, then
+        ``warehouse + "/"``, then ``n`` and ``line_no`` as text (a digit
+        string that is a prefix of another sorts first, as ``/`` and the end
+        of the string sort before digits). Otherwise, and when a ref was
+        given as text, the refs are spelled out and sorted as strings.
+        """
+        planned = self.book.planned(codes) if self._slash_free() else None
+        if planned is None:
+            return unique_strings(self.text(codes))[1]
+        orders, lines = planned
+        sidx, num = self.orders()
+        sidx, num = sidx[orders], num[orders]
+        item_rank, wh_rank, line_rank = self._id_ranks()
+        uniq_num, num_code = np.unique(num, return_inverse=True)
+        num_rank = unique_strings(uniq_num.astype(_STR))[1][num_code]
+        keys = (
+            gather(line_rank, lines, -1),  # -1: a transfer's ref has no line
+            num_rank,
+            wh_rank[self.s.wh[sidx]],
+            item_rank[self.s.item[sidx]],
+        )
+        order = np.lexsort(keys)
+        step = np.zeros(len(order), dtype=np.int64)
+        if len(order) > 1:
+            differs = np.zeros(len(order) - 1, dtype=bool)
+            for key in keys:
+                k = key[order]
+                differs |= k[1:] != k[:-1]
+            step[1:] = differs
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.cumsum(step)
+        return rank
+
+    def values(self, planned_ids: np.ndarray) -> np.ndarray:
+        """Every ref in code order, given ``PL:{id}`` of all planned orders."""
+        return self.book.values(lambda k: planned_ids[k], self.line_suffix())
+
+    def _slash_free(self) -> bool:
+        if self._no_slash is None:
+            m = self.m
+            self._no_slash = not (
+                np.strings.find(m.item_str, "/").max(initial=-1) >= 0
+                or np.strings.find(m.wh_str, "/").max(initial=-1) >= 0
+            )
+        return self._no_slash
+
+    def _id_ranks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Code-point ranks of ``item + "/"``, ``warehouse + "/"`` and BOM line numbers."""
+        if self._ranks is None:
+            m = self.m
+            self._ranks = (
+                unique_strings(text(m.item_str, "/"))[1],
+                unique_strings(text(m.wh_str, "/"))[1],
+                unique_strings(self.line_suffix())[1],
+            )
+        return self._ranks

@@ -33,14 +33,20 @@ def walk_order(
     Ranking is the expensive part, so only the rows that tie on all ``keys``
     have their refs ranked: usually a small share.
     """
-    order = np.lexsort(keys)
+    packed = _packed(keys)
+    # One stable sort of one integer per row instead of a sort per key.
+    order = np.lexsort(keys) if packed is None else np.argsort(packed, kind="stable")
     n = len(order)
     if n < 2:
         return order
-    same = np.ones(n - 1, dtype=bool)
-    for key in keys:
-        ordered = key[order]
-        same &= ordered[1:] == ordered[:-1]
+    if packed is not None:
+        ordered = packed[order]
+        same = ordered[1:] == ordered[:-1]
+    else:
+        same = np.ones(n - 1, dtype=bool)
+        for key in keys:
+            ordered = key[order]
+            same &= ordered[1:] == ordered[:-1]
     if not same.any():
         return order
     tied = np.zeros(n, dtype=bool)
@@ -54,6 +60,35 @@ def walk_order(
     # (group, rank) reorders each group in place.
     order[at] = order[at][np.lexsort((rank, group[at]))]
     return order
+
+
+def _packed(keys: tuple[np.ndarray, ...]) -> np.ndarray | None:
+    """One int64 per row that orders (and ties) like ``np.lexsort(keys)``, or
+    None when the keys' value ranges do not fit in 62 bits or a key has NaN.
+
+    Integer keys are offset by their minimum; float keys are replaced by
+    their rank among their distinct values.
+    """
+    code: np.ndarray | None = None
+    span_product = 1
+    for key in reversed(keys):  # most significant first
+        if len(key) == 0:
+            return None
+        if key.dtype.kind in "iu":
+            lo = int(key.min())
+            span = int(key.max()) - lo + 1
+            part = key.astype(np.int64) - lo
+        elif key.dtype.kind == "f" and not np.isnan(key).any():
+            distinct, part = np.unique(key, return_inverse=True)
+            span = len(distinct)
+            part = part.reshape(-1).astype(np.int64)
+        else:
+            return None
+        span_product *= span
+        if span_product >= 1 << 62:
+            return None
+        code = part if code is None else code * span + part
+    return code
 
 
 def rank(values: np.ndarray) -> np.ndarray:

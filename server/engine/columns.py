@@ -13,7 +13,7 @@ import numpy as np
 
 from server.engine.arrays import unique_strings
 
-__all__ = ["Requirements", "rank", "select", "walk_order"]
+__all__ = ["Requirements", "packed_keys", "rank", "select", "walk_order"]
 
 
 def select(cols: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
@@ -33,7 +33,7 @@ def walk_order(
     Ranking is the expensive part, so only the rows that tie on all ``keys``
     have their refs ranked: usually a small share.
     """
-    packed = _packed(keys)
+    packed = packed_keys(keys)
     # One stable sort of one integer per row instead of a sort per key.
     order = np.lexsort(keys) if packed is None else np.argsort(packed, kind="stable")
     n = len(order)
@@ -62,19 +62,21 @@ def walk_order(
     return order
 
 
-def _packed(keys: tuple[np.ndarray, ...]) -> np.ndarray | None:
+def packed_keys(keys: tuple[np.ndarray, ...]) -> np.ndarray | None:
     """One int64 per row that orders (and ties) like ``np.lexsort(keys)``, or
     None when the keys' value ranges do not fit in 62 bits or a key has NaN.
 
-    Integer keys are offset by their minimum; float keys are replaced by
-    their rank among their distinct values.
+    Integer keys, and float keys holding whole numbers, are offset by their
+    minimum; other float keys are replaced by their rank among their
+    distinct values.
     """
     code: np.ndarray | None = None
     span_product = 1
     for key in reversed(keys):  # most significant first
         if len(key) == 0:
             return None
-        if key.dtype.kind in "iu":
+        whole = key.dtype.kind == "f" and bool(np.all(key == np.floor(key)))  # no NaN or inf
+        if key.dtype.kind in "iu" or (whole and float(key.max()) - float(key.min()) < 1 << 40):
             lo = int(key.min())
             span = int(key.max()) - lo + 1
             part = key.astype(np.int64) - lo

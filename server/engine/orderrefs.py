@@ -15,6 +15,7 @@ import numpy as np
 from numpy.dtypes import StringDType
 
 from server.engine.arrays import gather, number_text, text, unique_strings
+from server.engine.columns import packed_keys
 from server.engine.model import Masters, SkuSettings
 from server.engine.refs import RefBook
 
@@ -109,7 +110,8 @@ class OrderRefs:
             wh_rank[self.s.wh[sidx]],
             item_rank[self.s.item[sidx]],
         )
-        order = np.lexsort(keys)
+        packed = packed_keys(keys)
+        order = np.lexsort(keys) if packed is None else np.argsort(packed, kind="stable")
         step = np.zeros(len(order), dtype=np.int64)
         if len(order) > 1:
             differs = np.zeros(len(order) - 1, dtype=bool)

@@ -22,7 +22,6 @@ __all__ = [
     "dtype_of",
     "empty_table",
     "factorize",
-    "first_appearance_codes",
     "first_rows",
     "group_codes",
     "lookup",
@@ -127,22 +126,6 @@ def factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     uniques[1:] = sorted(distinct)
     position = {u: i for i, u in enumerate(uniques)}
     codes = np.fromiter(map(position.__getitem__, rows), dtype=np.int64, count=len(rows))
-    return codes, uniques
-
-
-def first_appearance_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Codes and uniques of an id array, numbered in order of first appearance.
-
-    Like :func:`factorize` (``uniques[codes] == values``, ``None`` its own
-    value) without sorting the distinct ids: for equality only (duplicate
-    keys, mapping each distinct value once).
-    """
-    rows = np.asarray(values, dtype=object).tolist()
-    distinct = dict.fromkeys(rows)
-    position = dict(zip(distinct, range(len(distinct)), strict=True))
-    codes = np.fromiter(map(position.__getitem__, rows), dtype=np.int64, count=len(rows))
-    uniques = np.empty(len(distinct), dtype=object)
-    uniques[:] = list(distinct)
     return codes, uniques
 
 

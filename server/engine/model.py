@@ -20,7 +20,7 @@ from server.engine.arrays import (
     days,
     factorize,
     find_sorted,
-    first_appearance_codes,
+    first_rows,
     gather,
     lookup,
     positions,
@@ -78,10 +78,10 @@ def join(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _codes_of(values: np.ndarray, mapping: dict[str, int], default: int) -> np.ndarray:
     """Map a text column through ``mapping`` (per distinct value); NULL is -1."""
-    codes, uniques = first_appearance_codes(values)
-    table = np.array(
-        [mapping.get(u, default) if u is not None else -1 for u in uniques], dtype=np.int64
-    )
+    codes, first = first_rows(values)
+    table = np.full(len(codes), -1, dtype=np.int64)  # by the row a value first appears in
+    for value, row in first.items():
+        table[row] = mapping.get(value, default) if value is not None else -1
     return table[codes]
 
 

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
-from numpy.dtypes import StringDType
 
 from server.engine.arrays import as_text, date_text, days, number_text, text
 from server.engine.columns import Requirements
@@ -34,8 +33,6 @@ if TYPE_CHECKING:
     from server.engine.plan import _Planner
 
 __all__ = ["forecasts", "independent_requirements", "sku_ref"]
-
-_STR = StringDType()
 
 
 def independent_requirements(p: _Planner) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from numpy.dtypes import StringDType
 
 from server.engine.arrays import NO_DATE, as_objects, as_text, gather, text, to_datetime
 from server.engine.coded import Coded
@@ -24,8 +23,6 @@ from server.engine.kinds import (
 )
 from server.engine.model import ORDER_PURCHASE, ORDER_TRANSFER, ORDER_TYPE_NAMES
 from server.engine.types import ResultTable, Table
-
-_STR = StringDType()
 
 if TYPE_CHECKING:
     from server.engine.plan import _Planner

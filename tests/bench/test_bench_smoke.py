@@ -17,14 +17,15 @@ REPO = Path(__file__).resolve().parents[2]
 PHASES = ("read", "upload", "plan", "stream_back", "write")
 
 
-def test_bench_smoke(tmp_path: Path) -> None:
-    out = tmp_path / "report.json"
+def _bench(out: Path, *args: str) -> dict:
+    """Run ``python -m bench --skus 1000 ARGS --out OUT``; the report, checked to
+    be both printed and written."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--skus", "1000", "--out", str(out)],
+        [sys.executable, "-m", "bench", "--skus", "1000", *args, "--out", str(out)],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -34,6 +35,11 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     report = json.loads(out.read_text())
     assert json.loads(proc.stdout) == report
+    return report
+
+
+def test_bench_smoke(tmp_path: Path) -> None:
+    report = _bench(tmp_path / "report.json")
     for phase in PHASES:
         assert report["phases"][phase]["rows"] > 0, phase
     assert report["planned_orders"] > 0
@@ -46,33 +52,7 @@ def test_bench_engine_only_repeats_runs_like_a_serving_process(tmp_path: Path) -
     """``--engine-only --runs 3``: every run is listed with its page faults and
     phases, the report's plan time is the warm run's, and memory is kept as
     ``masterplan serve`` keeps it."""
-    out = tmp_path / "report.json"
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-    }
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--skus",
-            "1000",
-            "--engine-only",
-            "--runs",
-            "3",
-            "--out",
-            str(out),
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout)
-    assert json.loads(out.read_text()) == report
+    report = _bench(tmp_path / "report.json", "--engine-only", "--runs", "3")
     runs = report["plan_runs"]
     assert len(runs) == 3
     assert all(r["page_faults"] >= 0 and r["engine_phase_seconds"]["netting"] >= 0 for r in runs)

@@ -4,7 +4,7 @@ FROM python:3.11-slim
 
 RUN useradd --create-home --uid 10001 masterplan
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY protos ./protos
 COPY server ./server
 COPY tenancy ./tenancy

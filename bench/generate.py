@@ -3,7 +3,7 @@
 The generator is vectorised with numpy so that 1M SKUs take seconds, not
 minutes: the benchmark is meant to measure the product, not its own set-up.
 Ids are built with numpy's ``StringDType`` string operations and converted to
-``object`` arrays (the in-memory convention of :mod:`server.engine.schema`).
+``object`` arrays (the in-memory convention of :mod:`masterplan.contract.tables`).
 The shape of the data set is described in ``bench/README.md``.
 """
 
@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from connector.schema import create_all, sql_table
-from server.engine.schema import INPUT_TABLES, ColumnKind
+from masterplan.connector.schema import create_all, sql_table
+from masterplan.contract.tables import INPUT_TABLES, ColumnKind
 
 __all__ = ["DEFAULT_PLAN_DATE", "generate_tables", "sku_count", "write_database"]
 

@@ -2,7 +2,7 @@
 
 The full mode measures what an operator sees (SPEC §9): the connector's
 phases read, upload, plan, stream back and write, each timed here from the
-same building blocks :func:`connector.cycle.run_cycle` uses, against a
+same building blocks :func:`masterplan.client.cli.cycle.run_cycle` uses, against a
 server started as its own process (``masterplan serve``) so that its peak
 memory is the server's alone. The SCM database is generated and written in a
 separate child process, so the connector's peak RSS is not inflated by the
@@ -33,7 +33,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from bench.generate import DEFAULT_PLAN_DATE, generate_tables, write_database
-from connector.schema import create_engine
+from masterplan.connector.schema import create_engine
 
 __all__ = ["backend_engine", "main", "run_engine_only", "run_full"]
 
@@ -153,7 +153,7 @@ def _start_server(workdir: Path, admin_key: str) -> tuple[subprocess.Popen[bytes
         [
             sys.executable,
             "-m",
-            "client.cli",
+            "masterplan.client.cli",
             "serve",
             "--port",
             str(port),
@@ -170,7 +170,7 @@ def _start_server(workdir: Path, admin_key: str) -> tuple[subprocess.Popen[bytes
 
 def _install_tenant(address: str, admin_key: str, proc: subprocess.Popen[bytes]) -> str:
     """Install tenant ``bench`` once the server answers; returns its API key."""
-    from client.client import MasterplanClient
+    from masterplan.client.client import MasterplanClient
 
     deadline = time.monotonic() + 60
     while True:
@@ -208,8 +208,8 @@ def run_engine_only(
     before takes. ``phases.plan`` is the median of those warm runs,
     ``first_plan_seconds`` the first run; every run is listed.
     """
-    from server.engine import PlanParams, plan, warm_up
-    from server.memory import keep_freed_memory
+    from masterplan.server.engine import PlanParams, plan, warm_up
+    from masterplan.server.memory import keep_freed_memory
 
     kept = keep_freed_memory() if keep_memory else False
     warm_s = warm_up()
@@ -256,10 +256,10 @@ def run_full(
     n_skus: int, seed: int, plan_date: dt.date, backend: str, workdir: Path
 ) -> dict[str, Any]:
     """The product path: SCM database -> connector -> server process -> SCM database."""
-    from client.client import MasterplanClient
-    from connector.reader import read_input
-    from connector.schema import create_result_tables
-    from connector.writer import RunRecord, write_run
+    from masterplan.client.client import MasterplanClient
+    from masterplan.connector.reader import read_input
+    from masterplan.connector.schema import create_result_tables
+    from masterplan.connector.writer import RunRecord, write_run
 
     engine = backend_engine(backend, workdir)
     url, connect_args = _engine_url(engine)

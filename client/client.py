@@ -13,6 +13,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import grpc
+
+from masterplan.client.errors import from_rpc_error
+from masterplan.codec import DEFAULT_CHUNK_ROWS, concat, decode_chunk, encode_table
+from masterplan.contract.columns import Table
+from masterplan.contract.tables import PLAN_OUTPUT_TABLES, RESULT_OUTPUT_SPECS
 from masterplan.v1 import (
     planning_data_pb2,
     planning_data_pb2_grpc,
@@ -21,11 +26,6 @@ from masterplan.v1 import (
     tenant_admin_pb2,
     tenant_admin_pb2_grpc,
 )
-
-from client.errors import from_rpc_error
-from server.codec import DEFAULT_CHUNK_ROWS, concat, decode_chunk, encode_table
-from server.engine.schema import PLAN_OUTPUT_TABLES, RESULT_OUTPUT_SPECS
-from server.engine.types import Table
 
 __all__ = ["ClientTls", "MasterplanClient", "RunOutcome"]
 

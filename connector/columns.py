@@ -1,6 +1,6 @@
 """Conversion between database values and the in-memory column arrays.
 
-The conventions are those of :mod:`server.engine.schema`: ``STR`` columns are
+The conventions are those of :mod:`masterplan.contract.tables`: ``STR`` columns are
 ``object`` arrays with ``None`` for NULL, ``FLOAT`` and ``INT`` columns are
 ``float64`` with ``NaN`` for NULL, ``DATE`` columns ``datetime64[D]`` with
 ``NaT`` for NULL. Reading and writing both go through this module so that the
@@ -18,10 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from connector.errors import ColumnDataError
-from server.engine.arrays import dtype_of, empty_table, table_length
-from server.engine.schema import ColumnKind, ColumnSpec, TableSpec
-from server.engine.types import Table
+from masterplan.connector.errors import ColumnDataError
+from masterplan.contract.columns import Table, dtype_of, empty_table, table_length
+from masterplan.contract.tables import ColumnKind, ColumnSpec, TableSpec
 
 __all__ = [
     "Table",

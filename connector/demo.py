@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from connector.schema import create_all, sql_table
+from masterplan.connector.schema import create_all, sql_table
 
 __all__ = ["build_demo_database"]
 

@@ -21,9 +21,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.expression import Executable
 
-from connector.columns import Table, column_from_values, concat_chunks, table_length
-from connector.schema import table_spec, verify_schema
-from server.engine.schema import INPUT_TABLES, TableSpec
+from masterplan.connector.columns import Table, column_from_values, concat_chunks, table_length
+from masterplan.connector.schema import table_spec, verify_schema
+from masterplan.contract.tables import INPUT_TABLES, TableSpec
 
 __all__ = ["DEFAULT_CHUNK_ROWS", "iter_table_chunks", "read_input", "read_table"]
 
@@ -78,7 +78,7 @@ def iter_table_chunks(
     Yields:
         Chunks of at most ``chunk_rows`` rows: column name -> 1-D array, the
         spec's columns in canonical order, in the dtypes of
-        :mod:`server.engine.schema`. An empty table yields nothing.
+        :mod:`masterplan.contract.tables`. An empty table yields nothing.
 
     Raises:
         ValueError: ``chunk_rows`` is not positive.

@@ -1,6 +1,6 @@
 """The reference SCM schema (SPEC §4) as SQLAlchemy Core tables.
 
-The tables are derived from :mod:`server.engine.schema`, the single source of
+The tables are derived from :mod:`masterplan.contract.tables`, the single source of
 truth of names, so that the engine, the codec and the database cannot
 disagree. The same ``MetaData`` works on SQLite, PostgreSQL and MariaDB.
 
@@ -18,8 +18,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from connector.errors import SchemaMismatch
-from server.engine.schema import INPUT_TABLES, RESULT_TABLES, ColumnKind, ColumnSpec, TableSpec
+from masterplan.connector.errors import SchemaMismatch
+from masterplan.contract.tables import (
+    INPUT_TABLES,
+    RESULT_TABLES,
+    ColumnKind,
+    ColumnSpec,
+    TableSpec,
+)
 
 __all__ = [
     "ALL_TABLES",
@@ -142,7 +148,7 @@ def create_result_tables(engine: Engine | Connection) -> None:
     The connector owns the result tables, so a run may create them; a missing
     *input* table must fail the run instead (SPEC §4).
     """
-    from server.engine.schema import RESULT_TABLES
+    from masterplan.contract.tables import RESULT_TABLES
 
     METADATA.create_all(engine, tables=[METADATA.tables[n] for n in RESULT_TABLES], checkfirst=True)
 

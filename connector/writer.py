@@ -21,10 +21,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from connector.columns import column_to_values, null_mask, table_length
-from connector.errors import InvalidResult
-from connector.schema import sql_table, table_spec, verify_schema
-from server.engine.schema import PLAN_OUTPUT_TABLES, RESULT_TABLES, TableSpec
+from masterplan.connector.columns import column_to_values, null_mask, table_length
+from masterplan.connector.errors import InvalidResult
+from masterplan.connector.schema import sql_table, table_spec, verify_schema
+from masterplan.contract.tables import PLAN_OUTPUT_TABLES, RESULT_TABLES, TableSpec
 
 __all__ = ["DEFAULT_BATCH_ROWS", "RUN_MODES", "RunRecord", "prune_runs", "write_run"]
 

@@ -12,6 +12,18 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+
+from masterplan.server.config import ServerConfig
+from masterplan.server.engine import warm_up
+from masterplan.server.memory import keep_freed_memory
+from masterplan.server.servicers.admin import TenantAdminServicer
+from masterplan.server.servicers.data import PlanningDataServicer
+from masterplan.server.servicers.planning import PlanningServicer
+from masterplan.server.store import Stores
+from masterplan.tenancy.interceptor import AuthInterceptor
+from masterplan.tenancy.keys import AdminCredential
+from masterplan.tenancy.quotas import QuotaLedger
+from masterplan.tenancy.registry import TenantRegistry
 from masterplan.v1 import (
     planning_data_pb2,
     planning_data_pb2_grpc,
@@ -20,18 +32,6 @@ from masterplan.v1 import (
     tenant_admin_pb2,
     tenant_admin_pb2_grpc,
 )
-
-from server.config import ServerConfig
-from server.engine import warm_up
-from server.memory import keep_freed_memory
-from server.servicers.admin import TenantAdminServicer
-from server.servicers.data import PlanningDataServicer
-from server.servicers.planning import PlanningServicer
-from server.store import Stores
-from tenancy.interceptor import AuthInterceptor
-from tenancy.keys import AdminCredential
-from tenancy.quotas import QuotaLedger
-from tenancy.registry import TenantRegistry
 
 __all__ = ["RunningServer", "serve_forever", "start_server"]
 

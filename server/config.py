@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tenancy.quotas import Quotas
+from masterplan.tenancy.quotas import Quotas
 
 __all__ = ["ServerConfig", "TlsConfig"]
 

@@ -21,9 +21,9 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from server.codec import CodecError
-from server.engine import InvalidPlanInput
-from tenancy.errors import (
+from masterplan.codec import CodecError
+from masterplan.server.engine import InvalidPlanInput
+from masterplan.tenancy.errors import (
     InvalidTenantName,
     QuotaExceeded,
     TenantExists,

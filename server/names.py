@@ -1,70 +1,54 @@
-"""Resource names (AIP-122): ``tenants/{tenant}/plans/{plan}/runs/{run}``.
+"""Resource names checked against the caller.
 
-Parsing checks the tenant segment against the caller: a tenant key used on
-another tenant's resource gets ``PERMISSION_DENIED`` whether or not the
-resource exists, so that names cannot be probed.
+A tenant key used on another tenant's resource gets ``PERMISSION_DENIED``
+whether or not the resource exists, so that names cannot be probed. The
+shapes themselves live in :mod:`masterplan.contract.names`.
 """
 
 from __future__ import annotations
 
-import re
+from masterplan.contract.names import (
+    OWN_TENANT,
+    ResourceNameError,
+    check_segment,
+    plan_name,
+    run_name,
+    split_plan_name,
+    split_run_name,
+)
+from masterplan.server.errors import InvalidArgument, PermissionDenied
 
-from server.errors import InvalidArgument, PermissionDenied
-
-__all__ = ["parse_plan", "parse_run", "plan_name", "run_name"]
-
-_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
-_PLAN = re.compile(r"tenants/([^/]+)/plans/([^/]+)")
-_RUN = re.compile(r"tenants/([^/]+)/plans/([^/]+)/runs/([^/]+)")
-
-
-def _check(tenant: str, caller: str, name: str, field: str) -> None:
-    # "-" stands for the caller's own tenant (AIP-159 style), so a client that
-    # holds only a key can name its resources.
-    if tenant not in (caller, "-"):
-        raise PermissionDenied(f"{field} {name!r} is not a resource of the caller", field=field)
+__all__ = ["check_run_id", "parse_plan", "parse_run", "plan_name", "run_name"]
 
 
-def _segment(value: str, what: str, field: str) -> str:
-    if not _SEGMENT.fullmatch(value):
-        raise InvalidArgument(
-            f"{field}: {what} id {value!r} must be 1-63 characters of [A-Za-z0-9._-]",
-            field=field,
-        )
-    return value
+def _check(tenant: str, caller: str, field: str) -> None:
+    if tenant not in (caller, OWN_TENANT):
+        raise PermissionDenied(f"{field} is not a resource of the caller", field=field)
 
 
 def parse_plan(name: str, caller: str, field: str = "parent") -> str:
     """The plan id of ``tenants/{caller}/plans/{plan}``."""
-    m = _PLAN.fullmatch(name)
-    if not m:
-        raise InvalidArgument(
-            f"{field} must be tenants/{{tenant}}/plans/{{plan}}, got {name!r}", field=field
-        )
-    _check(m.group(1), caller, name, field)
-    return _segment(m.group(2), "plan", field)
+    try:
+        tenant, plan = split_plan_name(name, field)
+    except ResourceNameError as exc:
+        raise InvalidArgument(str(exc), field=field) from None
+    _check(tenant, caller, field)
+    return plan
 
 
 def parse_run(name: str, caller: str, field: str = "name") -> tuple[str, str]:
     """``(plan, run)`` of ``tenants/{caller}/plans/{plan}/runs/{run}``."""
-    m = _RUN.fullmatch(name)
-    if not m:
-        raise InvalidArgument(
-            f"{field} must be tenants/{{tenant}}/plans/{{plan}}/runs/{{run}}, got {name!r}",
-            field=field,
-        )
-    _check(m.group(1), caller, name, field)
-    return _segment(m.group(2), "plan", field), _segment(m.group(3), "run", field)
-
-
-def plan_name(tenant: str, plan: str) -> str:
-    return f"tenants/{tenant}/plans/{plan}"
-
-
-def run_name(tenant: str, plan: str, run: str) -> str:
-    return f"tenants/{tenant}/plans/{plan}/runs/{run}"
+    try:
+        tenant, plan, run = split_run_name(name, field)
+    except ResourceNameError as exc:
+        raise InvalidArgument(str(exc), field=field) from None
+    _check(tenant, caller, field)
+    return plan, run
 
 
 def check_run_id(run_id: str, field: str = "run_id") -> str:
     """A client-chosen run id, validated like any name segment."""
-    return _segment(run_id, "run", field)
+    try:
+        return check_segment(run_id, "run", field)
+    except ResourceNameError as exc:
+        raise InvalidArgument(str(exc), field=field) from None

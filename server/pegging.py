@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from server.engine.coded import Coded, as_array
-from server.engine.types import Table
-from server.errors import NotFound
+from masterplan.contract.coded import Coded, as_array
+from masterplan.contract.columns import Table
+from masterplan.server.errors import NotFound
 
 __all__ = ["PegNode", "PeggingIndex", "pegging_tree"]
 

@@ -15,9 +15,9 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from server.engine import PlanParams, PlanResult, plan
-from server.engine.types import TableMap
-from server.errors import Cancelled
+from masterplan.contract.columns import TableMap
+from masterplan.server.engine import PlanParams, PlanResult, plan
+from masterplan.server.errors import Cancelled
 
 __all__ = ["Progress", "run_engine"]
 

@@ -14,11 +14,10 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 
-from server.codec import table_nbytes
-from server.engine.arrays import table_length
-from server.engine.types import Table
-from server.errors import AlreadyExists, FailedPrecondition, NotFound, PlanBusy
-from server.pegging import PeggingIndex
+from masterplan.codec import table_nbytes
+from masterplan.contract.columns import Table, table_length
+from masterplan.server.errors import AlreadyExists, FailedPrecondition, NotFound, PlanBusy
+from masterplan.server.pegging import PeggingIndex
 
 __all__ = ["Dataset", "RunRecord", "Stores", "TenantStore"]
 

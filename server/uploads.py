@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from masterplan.codec import concat, decode_chunk
+from masterplan.contract.columns import Table
+from masterplan.contract.tables import INPUT_TABLES
+from masterplan.server.errors import InvalidArgument
+from masterplan.tenancy.errors import QuotaExceeded
 from masterplan.v1 import columnar_pb2
-
-from server.codec import concat, decode_chunk
-from server.engine.schema import INPUT_TABLES
-from server.engine.types import Table
-from server.errors import InvalidArgument
-from tenancy.errors import QuotaExceeded
 
 __all__ = ["assemble"]
 

@@ -4,7 +4,7 @@ The gRPC auth interceptor lives in this package too but is imported from its
 own module, so this package stays importable without grpc.
 """
 
-from tenancy.errors import (
+from masterplan.tenancy.errors import (
     InvalidTenantName,
     QuotaExceeded,
     TenancyError,
@@ -12,9 +12,20 @@ from tenancy.errors import (
     TenantNotFound,
     Unauthenticated,
 )
-from tenancy.keys import AdminCredential, generate_api_key, hash_key, key_prefix, verify_key
-from tenancy.quotas import QuotaLedger, Quotas
-from tenancy.registry import DEFAULT_REGISTRY_URL, Tenant, TenantRegistry, validate_tenant_name
+from masterplan.tenancy.keys import (
+    AdminCredential,
+    generate_api_key,
+    hash_key,
+    key_prefix,
+    verify_key,
+)
+from masterplan.tenancy.quotas import QuotaLedger, Quotas
+from masterplan.tenancy.registry import (
+    DEFAULT_REGISTRY_URL,
+    Tenant,
+    TenantRegistry,
+    validate_tenant_name,
+)
 
 __all__ = [
     "DEFAULT_REGISTRY_URL",

@@ -18,9 +18,9 @@ from typing import Any
 
 import grpc
 
-from tenancy.errors import Unauthenticated
-from tenancy.keys import AdminCredential
-from tenancy.registry import Tenant, TenantRegistry
+from masterplan.tenancy.errors import Unauthenticated
+from masterplan.tenancy.keys import AdminCredential
+from masterplan.tenancy.registry import Tenant, TenantRegistry
 
 __all__ = ["AuthInterceptor", "Principal", "current_principal"]
 

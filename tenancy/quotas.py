@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 
-from tenancy.errors import QuotaExceeded
+from masterplan.tenancy.errors import QuotaExceeded
 
 GiB = 1024**3
 

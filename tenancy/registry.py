@@ -43,8 +43,13 @@ from sqlalchemy.engine import RowMapping, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 
-from tenancy.errors import InvalidTenantName, TenantExists, TenantNotFound, Unauthenticated
-from tenancy.keys import PREFIX_LENGTH, generate_api_key, hash_key, key_prefix
+from masterplan.tenancy.errors import (
+    InvalidTenantName,
+    TenantExists,
+    TenantNotFound,
+    Unauthenticated,
+)
+from masterplan.tenancy.keys import PREFIX_LENGTH, generate_api_key, hash_key, key_prefix
 
 DEFAULT_REGISTRY_URL = "sqlite:///masterplan-registry.db"
 """SQLite file in the working directory; any SQLAlchemy URL works."""

@@ -31,6 +31,6 @@ settings.load_profile(
 @pytest.fixture(scope="session", autouse=True)
 def compiled_kernels() -> None:
     """Compile the kernels once; server processes started later load them from the cache."""
-    from server.engine import warm_up
+    from masterplan.server.engine import warm_up
 
     warm_up()

@@ -6,9 +6,9 @@ scipy and the standard library only (numba when installed); no gRPC,
 protobuf or SQL.
 """
 
-from server.engine.plan import InvalidPlanInput, check, plan, warm_up
-from server.engine.types import PlanParams, PlanResult, Table, TableMap
-from server.engine.validate import validate
+from masterplan.server.engine.plan import InvalidPlanInput, check, plan, warm_up
+from masterplan.server.engine.types import PlanParams, PlanResult, Table, TableMap
+from masterplan.server.engine.validate import validate
 
 __all__ = [
     "InvalidPlanInput",

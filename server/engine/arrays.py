@@ -12,15 +12,10 @@ import itertools
 import numpy as np
 from numpy.dtypes import StringDType
 
-from server.engine.schema import ColumnKind, TableSpec
-from server.engine.types import Table
-
 __all__ = [
     "NO_DATE",
     "as_text",
     "days",
-    "dtype_of",
-    "empty_table",
     "factorize",
     "first_rows",
     "group_codes",
@@ -52,24 +47,6 @@ def to_datetime(values: np.ndarray) -> np.ndarray:
     out = np.asarray(values, dtype=np.int64).astype("datetime64[D]")
     out[np.asarray(values) >= NO_DATE] = np.datetime64("NaT")
     return out
-
-
-_DTYPES = {
-    ColumnKind.STR: np.dtype(object),
-    ColumnKind.FLOAT: np.dtype(np.float64),
-    ColumnKind.INT: np.dtype(np.float64),
-    ColumnKind.DATE: np.dtype("datetime64[D]"),
-}
-
-
-def dtype_of(kind: ColumnKind) -> np.dtype:
-    """The numpy dtype that holds a column of ``kind`` in memory."""
-    return _DTYPES[kind]
-
-
-def empty_table(spec: TableSpec) -> Table:
-    """A zero-row table with the dtypes of ``spec``."""
-    return {c.name: np.empty(0, dtype=dtype_of(c.kind)) for c in spec.columns}
 
 
 def unique_ints(values: np.ndarray) -> np.ndarray:
@@ -235,17 +212,6 @@ def date_text(day_values: np.ndarray) -> np.ndarray:
 def as_objects(values: np.ndarray) -> np.ndarray:
     """A StringDType (or any) array as an object array of ``str``."""
     return np.asarray(values).astype(object)
-
-
-def table_length(table: Table) -> int:
-    for col in table.values():
-        return len(col)
-    return 0
-
-
-def take(table: Table, index: np.ndarray) -> Table:
-    """Rows ``index`` (a bool mask or int positions) of every column."""
-    return {name: col[index] for name, col in table.items()}
 
 
 def gather(values: np.ndarray, index: np.ndarray, fill: object = None) -> np.ndarray:

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from server.engine.arrays import NO_DATE, days, lookup
-from server.engine.types import Table
+from masterplan.server.engine.arrays import NO_DATE, days, lookup
+from masterplan.server.engine.types import Table
 
 __all__ = ["SEARCH_LIMIT", "Calendars"]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from server.engine.arrays import unique_strings
+from masterplan.server.engine.arrays import unique_strings
 
 __all__ = ["Requirements", "packed_keys", "rank", "select", "walk_order"]
 

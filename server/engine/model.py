@@ -15,7 +15,7 @@ from numpy.dtypes import StringDType
 from scipy.sparse import csr_array
 from scipy.sparse.csgraph import connected_components
 
-from server.engine.arrays import (
+from masterplan.server.engine.arrays import (
     NO_DATE,
     days,
     factorize,
@@ -26,9 +26,14 @@ from server.engine.arrays import (
     positions,
     unique_ints,
 )
-from server.engine.calendar import Calendars
-from server.engine.netting import CODE_MANUAL, CODE_MIN_MAX, CODE_PERIOD, CODE_REQUIREMENT
-from server.engine.types import Table
+from masterplan.server.engine.calendar import Calendars
+from masterplan.server.engine.netting import (
+    CODE_MANUAL,
+    CODE_MIN_MAX,
+    CODE_PERIOD,
+    CODE_REQUIREMENT,
+)
+from masterplan.server.engine.types import Table
 
 __all__ = [
     "Masters",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from server.engine._jit import kernel
+from masterplan.server.engine._jit import kernel
 
 __all__ = [
     "CODE_MANUAL",

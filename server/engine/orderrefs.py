@@ -14,10 +14,10 @@ from __future__ import annotations
 import numpy as np
 from numpy.dtypes import StringDType
 
-from server.engine.arrays import gather, number_text, text, unique_strings
-from server.engine.columns import packed_keys
-from server.engine.model import Masters, SkuSettings
-from server.engine.refs import RefBook
+from masterplan.server.engine.arrays import gather, number_text, text, unique_strings
+from masterplan.server.engine.columns import packed_keys
+from masterplan.server.engine.model import Masters, SkuSettings
+from masterplan.server.engine.refs import RefBook
 
 __all__ = ["OrderRefs"]
 

@@ -23,21 +23,21 @@ from collections.abc import Callable
 import numpy as np
 from numpy.dtypes import StringDType
 
-from server.engine.arrays import (
+from masterplan.contract.columns import table_length
+from masterplan.server.engine.arrays import (
     as_objects,
     days,
     find_sorted,
     gather,
-    table_length,
     text,
     unique_ints,
 )
-from server.engine.columns import Requirements, rank, select, walk_order
-from server.engine.kinds import (
+from masterplan.server.engine.columns import Requirements, rank, select, walk_order
+from masterplan.server.engine.kinds import (
     K_PL,
     REC_CLASS,
 )
-from server.engine.model import (
+from masterplan.server.engine.model import (
     ORDER_PRODUCTION,
     ORDER_TRANSFER,
     Masters,
@@ -47,12 +47,12 @@ from server.engine.model import (
     order_type_codes,
     resolve_settings,
 )
-from server.engine.netting import net_level
-from server.engine.orderrefs import OrderRefs
-from server.engine.requirements import independent_requirements
-from server.engine.results import build_tables, compute_delays
-from server.engine.types import PlanParams, PlanResult, Table, TableMap
-from server.engine.validate import Messages, validate
+from masterplan.server.engine.netting import net_level
+from masterplan.server.engine.orderrefs import OrderRefs
+from masterplan.server.engine.requirements import independent_requirements
+from masterplan.server.engine.results import build_tables, compute_delays
+from masterplan.server.engine.types import PlanParams, PlanResult, Table, TableMap
+from masterplan.server.engine.validate import Messages, validate
 
 __all__ = ["InvalidPlanInput", "check", "plan", "warm_up"]
 
@@ -632,7 +632,7 @@ def plan(
     Parameters
     ----------
     data
-        The §4 input tables as struct-of-arrays (see :mod:`server.engine.schema`);
+        The §4 input tables as struct-of-arrays (see :mod:`masterplan.contract.tables`);
         a missing table counts as empty.
     params
         Plan date and default coverage group.
@@ -677,8 +677,8 @@ def warm_up() -> float:
     server does that at start-up instead of in a tenant's first run.
     Returns the seconds it took.
     """
-    from server.engine.rows import from_rows
-    from server.engine.schema import INPUT_TABLES
+    from masterplan.contract.rows import from_rows
+    from masterplan.contract.tables import INPUT_TABLES
 
     rows = {
         "warehouses": [{"warehouse_id": "W", "site_id": "S"}],

@@ -24,7 +24,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.dtypes import StringDType
 
-from server.engine.arrays import as_text, text
+from masterplan.server.engine.arrays import as_text, text
 
 __all__ = ["RefBook"]
 

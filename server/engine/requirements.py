@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from server.engine.arrays import as_text, date_text, days, number_text, text
-from server.engine.columns import Requirements
-from server.engine.kinds import (
+from masterplan.server.engine.arrays import as_text, date_text, days, number_text, text
+from masterplan.server.engine.columns import Requirements
+from masterplan.server.engine.kinds import (
     K_FC,
     K_OH,
     K_PRDL,
@@ -30,7 +30,7 @@ from server.engine.kinds import (
 )
 
 if TYPE_CHECKING:
-    from server.engine.plan import _Planner
+    from masterplan.server.engine.plan import _Planner
 
 __all__ = ["forecasts", "independent_requirements", "sku_ref"]
 

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from server.engine.arrays import NO_DATE, as_objects, as_text, gather, text, to_datetime
-from server.engine.coded import Coded
-from server.engine.kinds import (
+from masterplan.contract.coded import Coded
+from masterplan.server.engine.arrays import NO_DATE, as_objects, as_text, gather, text, to_datetime
+from masterplan.server.engine.kinds import (
     K_FC,
     K_SO,
     K_SS,
@@ -21,11 +21,11 @@ from server.engine.kinds import (
     REC_KIND_NAMES,
     REQ_KIND_NAMES,
 )
-from server.engine.model import ORDER_PURCHASE, ORDER_TRANSFER, ORDER_TYPE_NAMES
-from server.engine.types import ResultTable, Table
+from masterplan.server.engine.model import ORDER_PURCHASE, ORDER_TRANSFER, ORDER_TYPE_NAMES
+from masterplan.server.engine.types import ResultTable, Table
 
 if TYPE_CHECKING:
-    from server.engine.plan import _Planner
+    from masterplan.server.engine.plan import _Planner
 
 __all__ = ["build_tables", "compute_delays"]
 

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from server.engine.coded import Coded, as_array
+from masterplan.contract.coded import Coded, as_array
+from masterplan.contract.columns import Table, TableMap
 
 __all__ = ["PlanParams", "PlanResult", "ResultTable", "Table", "TableMap"]
 
-#: One table as struct-of-arrays (see :mod:`server.engine.schema`).
-Table = dict[str, np.ndarray]
 #: A plan output table: text columns may be dictionary-encoded (:class:`Coded`).
 ResultTable = dict[str, np.ndarray | Coded]
-#: Tables by name.
-TableMap = Mapping[str, Table]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +37,7 @@ class PlanResult:
         tables: The five plan output tables (``planned_orders``, ``pegging``,
             ``action_messages``, ``delay_messages``, ``plan_messages``) as
             struct-of-arrays, without ``run_id``; text columns may be
-            :class:`~server.engine.coded.Coded` (see :meth:`arrays`).
+            :class:`~masterplan.contract.coded.Coded` (see :meth:`arrays`).
         phase_seconds: Wall time per engine phase, for reports and profiling.
         sku_count: Number of SKUs planned.
     """

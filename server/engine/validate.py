@@ -13,19 +13,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from server.engine.arrays import (
-    empty_table,
+from masterplan.contract.columns import empty_table, table_length, take
+from masterplan.contract.tables import INPUT_TABLES
+from masterplan.server.engine.arrays import (
     first_rows,
     gather,
     group_codes,
     lookup,
     member,
     positions,
-    table_length,
-    take,
 )
-from server.engine.schema import INPUT_TABLES
-from server.engine.types import Table, TableMap
+from masterplan.server.engine.types import Table, TableMap
 
 __all__ = ["Messages", "ValidatedData", "validate"]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 from google.protobuf import timestamp_pb2
-from masterplan.v1 import planning_pb2, tenant_admin_pb2
 
-from server.names import run_name
-from server.store import RunRecord
-from tenancy.registry import Tenant
+from masterplan.server.names import run_name
+from masterplan.server.store import RunRecord
+from masterplan.tenancy.registry import Tenant
+from masterplan.v1 import planning_pb2, tenant_admin_pb2
 
 MODES = {
     planning_pb2.RUN_MODE_UNSPECIFIED: "regeneration",

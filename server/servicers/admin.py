@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import grpc
 from google.protobuf import empty_pb2
+
+from masterplan.server.errors import InvalidArgument, funnel
+from masterplan.server.servicers._convert import tenant_to_proto
+from masterplan.server.store import Stores
+from masterplan.tenancy.quotas import QuotaLedger
+from masterplan.tenancy.registry import TenantRegistry
 from masterplan.v1 import tenant_admin_pb2 as pb
 from masterplan.v1 import tenant_admin_pb2_grpc
-
-from server.errors import InvalidArgument, funnel
-from server.servicers._convert import tenant_to_proto
-from server.store import Stores
-from tenancy.quotas import QuotaLedger
-from tenancy.registry import TenantRegistry
 
 
 def _tenant_of(name: str) -> str:

@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import grpc
+
+from masterplan.contract.columns import table_length
+from masterplan.server.errors import InvalidArgument, Unimplemented, funnel
+from masterplan.server.names import parse_plan
+from masterplan.server.store import Stores
+from masterplan.server.uploads import assemble
+from masterplan.tenancy.interceptor import current_principal
+from masterplan.tenancy.quotas import QuotaLedger, Quotas
 from masterplan.v1 import columnar_pb2, planning_data_pb2_grpc
 from masterplan.v1 import planning_data_pb2 as pb
-
-from server.engine.arrays import table_length
-from server.errors import InvalidArgument, Unimplemented, funnel
-from server.names import parse_plan
-from server.store import Stores
-from server.uploads import assemble
-from tenancy.interceptor import current_principal
-from tenancy.quotas import QuotaLedger, Quotas
 
 
 class PlanningDataServicer(planning_data_pb2_grpc.PlanningDataServicer):

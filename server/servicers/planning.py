@@ -6,21 +6,21 @@ import datetime as dt
 from collections.abc import Iterator
 
 import grpc
+
+from masterplan.codec import encode_table
+from masterplan.contract.tables import PLAN_OUTPUT_TABLES
+from masterplan.server.engine import PlanParams, PlanResult
+from masterplan.server.errors import Cancelled, FailedPrecondition, InvalidArgument, funnel
+from masterplan.server.names import check_run_id, parse_plan, parse_run
+from masterplan.server.pegging import PegNode
+from masterplan.server.runs import run_engine
+from masterplan.server.servicers._convert import MODES, run_to_proto
+from masterplan.server.store import Stores, TenantStore
+from masterplan.tenancy.interceptor import current_principal
+from masterplan.tenancy.quotas import QuotaLedger
+from masterplan.tenancy.registry import Tenant
 from masterplan.v1 import planning_pb2 as pb
 from masterplan.v1 import planning_pb2_grpc
-
-from server.codec import encode_table
-from server.engine import PlanParams, PlanResult
-from server.engine.schema import PLAN_OUTPUT_TABLES
-from server.errors import Cancelled, FailedPrecondition, InvalidArgument, funnel
-from server.names import check_run_id, parse_plan, parse_run
-from server.pegging import PegNode
-from server.runs import run_engine
-from server.servicers._convert import MODES, run_to_proto
-from server.store import Stores, TenantStore
-from tenancy.interceptor import current_principal
-from tenancy.quotas import QuotaLedger
-from tenancy.registry import Tenant
 
 MAX_CHUNK_ROWS = 262_144
 

@@ -20,8 +20,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from connector.schema import create_engine
-from server.engine.schema import INPUT_TABLES, RESULT_TABLES, ColumnKind, TableSpec
+from masterplan.connector.schema import create_engine
+from masterplan.contract.tables import INPUT_TABLES, RESULT_TABLES, ColumnKind, TableSpec
 from tests.backends import BACKENDS, database_url
 
 

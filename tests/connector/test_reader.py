@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from connector.columns import concat_chunks, empty_table
-from connector.errors import ColumnDataError, SchemaMismatch
-from connector.reader import iter_table_chunks, read_input, read_table
-from server.engine.schema import INPUT_TABLES, ColumnKind
+from masterplan.connector.columns import concat_chunks, empty_table
+from masterplan.connector.errors import ColumnDataError, SchemaMismatch
+from masterplan.connector.reader import iter_table_chunks, read_input, read_table
+from masterplan.contract.tables import INPUT_TABLES, ColumnKind
 
 CreatePlain = Callable[..., None]
 InsertRows = Callable[[str, Sequence[Mapping[str, Any]]], None]

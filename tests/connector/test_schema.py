@@ -9,9 +9,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from connector.errors import SchemaMismatch
-from connector.schema import METADATA, create_all, sql_table, verify_schema
-from server.engine.schema import INPUT_TABLES, RESULT_TABLES
+from masterplan.connector.errors import SchemaMismatch
+from masterplan.connector.schema import METADATA, create_all, sql_table, verify_schema
+from masterplan.contract.tables import INPUT_TABLES, RESULT_TABLES
 
 CreatePlain = Callable[..., None]
 

@@ -11,12 +11,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from connector import writer
-from connector.errors import InvalidResult, SchemaMismatch
-from connector.reader import read_table
-from connector.schema import create_all, sql_table
-from connector.writer import RunRecord, prune_runs, write_run
-from server.engine.schema import PLAN_OUTPUT_TABLES, RESULT_TABLES, ColumnKind
+from masterplan.connector import writer
+from masterplan.connector.errors import InvalidResult, SchemaMismatch
+from masterplan.connector.reader import read_table
+from masterplan.connector.schema import create_all, sql_table
+from masterplan.connector.writer import RunRecord, prune_runs, write_run
+from masterplan.contract.tables import PLAN_OUTPUT_TABLES, RESULT_TABLES, ColumnKind
 
 Results = dict[str, dict[str, np.ndarray]]
 

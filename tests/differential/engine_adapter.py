@@ -6,9 +6,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from server.engine import PlanParams, plan
-from server.engine.rows import from_rows, to_rows
-from server.engine.schema import INPUT_TABLES, PLAN_OUTPUT_TABLES, RESULT_TABLES
+from masterplan.contract.rows import from_rows, to_rows
+from masterplan.contract.tables import INPUT_TABLES, PLAN_OUTPUT_TABLES, RESULT_TABLES
+from masterplan.server.engine import PlanParams, plan
 
 Row = dict[str, Any]
 

@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from bench.generate import generate_tables, write_database
-from connector.cycle import CycleOptions, run_cycle
-from server.engine.schema import PLAN_OUTPUT_TABLES, RESULT_TABLES
+from masterplan.client.cli.cycle import CycleOptions, run_cycle
+from masterplan.contract.tables import PLAN_OUTPUT_TABLES, RESULT_TABLES
 from tests.backends import database_url
 
 T0 = dt.date(2026, 1, 5)

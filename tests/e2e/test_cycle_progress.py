@@ -7,8 +7,8 @@ import sqlite3
 from collections import defaultdict
 from pathlib import Path
 
-from connector.cycle import CycleOptions, run_cycle
-from connector.progress import CycleProgress
+from masterplan.client.cli.cycle import CycleOptions, run_cycle
+from masterplan.client.cli.progress import CycleProgress
 from tests.e2e.test_run_cli import make_db
 
 

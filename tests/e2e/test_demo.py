@@ -12,7 +12,15 @@ ROOT = Path(__file__).parents[2]
 def test_demo_plans_the_sample_and_reports_the_written_plan(tmp_path: Path) -> None:
     db = tmp_path / "demo.db"
     done = subprocess.run(
-        [sys.executable, "-m", "client.cli", "demo", "--db", f"sqlite:///{db}", "--json"],
+        [
+            sys.executable,
+            "-m",
+            "masterplan.client.cli",
+            "demo",
+            "--db",
+            f"sqlite:///{db}",
+            "--json",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

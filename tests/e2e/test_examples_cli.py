@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from client.cli import main
+from masterplan.client.cli import main
 from tests.e2e.scm_sql import INPUT_DDL
 from tests.reference.compare import diff_results
 

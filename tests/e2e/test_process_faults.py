@@ -18,16 +18,16 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from masterplan.v1 import planning_pb2
 
-from client import errors
-from client.client import MasterplanClient
-from server.engine.rows import from_rows
-from server.engine.schema import INPUT_TABLES
+from masterplan.client import errors
+from masterplan.client.client import MasterplanClient
+from masterplan.contract.rows import from_rows
+from masterplan.contract.tables import INPUT_TABLES
+from masterplan.v1 import planning_pb2
 from tests.e2e.scm_sql import INPUT_DDL
 
 ROOT = Path(__file__).parents[2]
-CLI = [sys.executable, "-m", "client.cli"]
+CLI = [sys.executable, "-m", "masterplan.client.cli"]
 ADMIN = "an-admin-key-of-enough-length-123"
 
 

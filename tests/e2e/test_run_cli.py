@@ -28,7 +28,7 @@ import pytest
 
 from tests.e2e.scm_sql import INPUT_DDL
 
-MASTERPLAN = [sys.executable, "-m", "client.cli"]
+MASTERPLAN = [sys.executable, "-m", "masterplan.client.cli"]
 ROOT = Path(__file__).parents[2]
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from client.cli import main
-from server.engine.schema import INPUT_TABLES, RESULT_TABLES
+from masterplan.client.cli import main
+from masterplan.contract.tables import INPUT_TABLES, RESULT_TABLES
 
 
 def test_scm_init_creates_every_table_and_is_idempotent(tmp_path: Path) -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from server.engine import PlanParams, plan
-from server.engine.rows import from_rows, to_rows
-from server.engine.schema import INPUT_TABLES, RESULT_TABLES
+from masterplan.contract.rows import from_rows, to_rows
+from masterplan.contract.tables import INPUT_TABLES, RESULT_TABLES
+from masterplan.server.engine import PlanParams, plan
 from tests.reference.compare import diff_results
 
 EXAMPLES = sorted((Path(__file__).parents[1] / "data" / "examples").glob("*.json"))

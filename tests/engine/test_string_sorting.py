@@ -14,16 +14,18 @@ import textwrap
 
 
 def run(code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True
+    )
 
 
 def test_factorize_and_codec_on_two_sorted_runs_of_ids() -> None:
     done = run(
         """
         import numpy as np
-        from server.codec import decode_chunk, encode_table
-        from server.engine.arrays import factorize
-        from server.engine.schema import INPUT_TABLES
+        from masterplan.codec import decode_chunk, encode_table
+        from masterplan.server.engine.arrays import factorize
+        from masterplan.contract.tables import INPUT_TABLES
         ids = np.array([f"IT-{i:07d}" for i in list(range(200)) * 2], dtype=object)
         codes, uniq = factorize(ids)
         assert (uniq[codes] == ids).all() and len(uniq) == 201
@@ -34,16 +36,18 @@ def test_factorize_and_codec_on_two_sorted_runs_of_ids() -> None:
         print("ok")
         """
     )
-    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr or f"exit {done.returncode}"
+    assert done.returncode == 0 and done.stdout.strip() == "ok", (
+        done.stderr or f"exit {done.returncode}"
+    )
 
 
 def test_plan_with_item_coverage_read_warehouse_by_warehouse() -> None:
     done = run(
         """
         import datetime as dt
-        from server.engine import PlanParams, plan
-        from server.engine.rows import from_rows
-        from server.engine.schema import INPUT_TABLES
+        from masterplan.server.engine import PlanParams, plan
+        from masterplan.contract.rows import from_rows
+        from masterplan.contract.tables import INPUT_TABLES
         items = [f"IT-{i:07d}" for i in range(300)]
         rows = {
             "warehouses": [{"warehouse_id": w, "site_id": "S"} for w in ("DC", "PLANT")],
@@ -58,4 +62,6 @@ def test_plan_with_item_coverage_read_warehouse_by_warehouse() -> None:
         print("ok")
         """
     )
-    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr or f"exit {done.returncode}"
+    assert done.returncode == 0 and done.stdout.strip() == "ok", (
+        done.stderr or f"exit {done.returncode}"
+    )

@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from numpy.dtypes import StringDType
 
-from server.engine.arrays import unique_strings
-from server.engine.columns import walk_order
+from masterplan.server.engine.arrays import unique_strings
+from masterplan.server.engine.columns import walk_order
 
 REFS = ["PL:A/W/1/10", "PL:A/W/10/10", "PL:A-1/W/2", "SO:1/1", "SO:1/10", "FC:A/W/2024-01-01"]
 
@@ -25,9 +25,7 @@ def columns(draw: st.DrawFn) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
     prio = np.array(draw(st.lists(st.sampled_from([0.0, 1.0, 2.5]), min_size=n, max_size=n)))
     kind = np.array(draw(st.lists(st.integers(0, 6), min_size=n, max_size=n)), dtype=np.int64)
     date = np.array(draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)), dtype=np.int64)
-    sku = np.array(
-        draw(st.lists(st.integers(0, span - 1), min_size=n, max_size=n)), dtype=np.int64
-    )
+    sku = np.array(draw(st.lists(st.integers(0, span - 1), min_size=n, max_size=n)), dtype=np.int64)
     refs = np.array(
         draw(st.lists(st.sampled_from(REFS), min_size=n, max_size=n)), dtype=StringDType()
     )

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from client.client import MasterplanClient
-from server.app import RunningServer, start_server
-from server.config import ServerConfig
-from tenancy.keys import AdminCredential
+from masterplan.client.client import MasterplanClient
+from masterplan.server.app import RunningServer, start_server
+from masterplan.server.config import ServerConfig
+from masterplan.tenancy.keys import AdminCredential
 
 
 @dataclass

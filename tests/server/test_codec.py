@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from masterplan.v1 import columnar_pb2 as pb
 
-from server.codec import CodecError, decode_chunk, encode_table
-from server.engine.rows import from_rows
-from server.engine.schema import INPUT_TABLES
+from masterplan.codec import CodecError, decode_chunk, encode_table
+from masterplan.contract.rows import from_rows
+from masterplan.contract.tables import INPUT_TABLES
+from masterplan.v1 import columnar_pb2 as pb
 
 SPEC = INPUT_TABLES["sales_lines"]
 ROWS = [
@@ -109,8 +109,8 @@ def test_coded_columns_cross_the_wire_as_their_values(spread: int) -> None:
     """Engine output columns that are dictionary-coded decode to exactly the
     strings and NULLs they stand for, chunk by chunk, whether their codes span
     a narrow range (renumbered densely) or a wide one (renumbered by sort)."""
-    from server.engine.coded import Coded, as_array
-    from server.engine.schema import RESULT_OUTPUT_SPECS
+    from masterplan.contract.coded import Coded, as_array
+    from masterplan.contract.tables import RESULT_OUTPUT_SPECS
 
     rng = np.random.default_rng(7)
     spec = RESULT_OUTPUT_SPECS["delay_messages"]

@@ -14,19 +14,19 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from masterplan.v1 import columnar_pb2, planning_data_pb2, planning_data_pb2_grpc
 
-from client import errors
-from client.client import MasterplanClient
-from server import runs
-from server.app import RunningServer, start_server
-from server.codec import CodecError, decode_chunk, encode_table
-from server.config import ServerConfig
-from server.engine import plan as real_plan
-from server.engine.rows import from_rows
-from server.engine.schema import INPUT_TABLES
-from tenancy.keys import AdminCredential
-from tenancy.quotas import Quotas
+from masterplan.client import errors
+from masterplan.client.client import MasterplanClient
+from masterplan.codec import CodecError, decode_chunk, encode_table
+from masterplan.contract.rows import from_rows
+from masterplan.contract.tables import INPUT_TABLES
+from masterplan.server import runs
+from masterplan.server.app import RunningServer, start_server
+from masterplan.server.config import ServerConfig
+from masterplan.server.engine import plan as real_plan
+from masterplan.tenancy.keys import AdminCredential
+from masterplan.tenancy.quotas import Quotas
+from masterplan.v1 import columnar_pb2, planning_data_pb2, planning_data_pb2_grpc
 
 T0 = dt.date(2024, 1, 1)
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from server.memory import _glibc
+from masterplan.server.memory import _glibc
 
 pytestmark = pytest.mark.skipif(_glibc() is None, reason="glibc's mallopt is needed")
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(_glibc() is None, reason="glibc's mallopt is nee
 _PROBE = """
 import sys, threading
 import numpy as np
-from server.memory import keep_freed_memory
+from masterplan.server.memory import keep_freed_memory
 
 def rss_mb():
     with open("/proc/self/status") as f:

@@ -6,11 +6,11 @@ import datetime as dt
 
 import pytest
 
-from server.engine import PlanParams, plan
-from server.engine.rows import from_rows
-from server.engine.schema import INPUT_TABLES
-from server.errors import NotFound
-from server.pegging import PeggingIndex, PegNode
+from masterplan.contract.rows import from_rows
+from masterplan.contract.tables import INPUT_TABLES
+from masterplan.server.engine import PlanParams, plan
+from masterplan.server.errors import NotFound
+from masterplan.server.pegging import PeggingIndex, PegNode
 
 ROWS = {
     "warehouses": [{"warehouse_id": "W1", "site_id": "S"}],

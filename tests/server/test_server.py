@@ -8,11 +8,11 @@ import grpc
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from masterplan.v1 import columnar_pb2, planning_data_pb2, planning_data_pb2_grpc
 
-from client import errors
-from server.engine.rows import from_rows
-from server.engine.schema import INPUT_TABLES
+from masterplan.client import errors
+from masterplan.contract.rows import from_rows
+from masterplan.contract.tables import INPUT_TABLES
+from masterplan.v1 import columnar_pb2, planning_data_pb2, planning_data_pb2_grpc
 
 T0 = dt.date(2024, 1, 1)
 DATA = {

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from client import errors
-from client.client import ClientTls, MasterplanClient
-from server.app import start_server
-from server.config import ServerConfig, TlsConfig
-from tenancy.keys import AdminCredential
+from masterplan.client import errors
+from masterplan.client.client import ClientTls, MasterplanClient
+from masterplan.server.app import start_server
+from masterplan.server.config import ServerConfig, TlsConfig
+from masterplan.tenancy.keys import AdminCredential
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 
@@ -193,7 +193,7 @@ def test_the_cli_talks_tls(tmp_path: Path, pki: Path) -> None:
             [
                 sys.executable,
                 "-m",
-                "client.cli",
+                "masterplan.client.cli",
                 "tenant",
                 "install",
                 "acme",

@@ -7,7 +7,13 @@ import re
 
 import pytest
 
-from tenancy.keys import AdminCredential, generate_api_key, hash_key, key_prefix, verify_key
+from masterplan.tenancy.keys import (
+    AdminCredential,
+    generate_api_key,
+    hash_key,
+    key_prefix,
+    verify_key,
+)
 
 KEY_RE = re.compile(r"mp_([a-z0-9]{8})_([A-Za-z0-9_-]{43})")
 VALID = "mp_abcd1234_" + "A" * 43

@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tenancy import QuotaExceeded, QuotaLedger, Quotas
-from tenancy.quotas import CONCURRENT_RUNS, MEMORY_BYTES, GiB
+from masterplan.tenancy import QuotaExceeded, QuotaLedger, Quotas
+from masterplan.tenancy.quotas import CONCURRENT_RUNS, MEMORY_BYTES, GiB
 
 
 def test_documented_defaults() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tenancy import (
+from masterplan.tenancy import (
     InvalidTenantName,
     Tenant,
     TenantExists,

@@ -13,13 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 
 import numpy as np
-from masterplan.v1 import columnar_pb2 as pb
 from numpy.dtypes import StringDType
 
-from server.engine.arrays import empty_table, table_length
-from server.engine.coded import Coded, coded_nbytes
-from server.engine.schema import ColumnKind, TableSpec
-from server.engine.types import Table
+from masterplan.contract.coded import Coded, coded_nbytes
+from masterplan.contract.columns import Table, empty_table, table_length
+from masterplan.contract.tables import ColumnKind, TableSpec
+from masterplan.v1 import columnar_pb2 as pb
 
 __all__ = ["DEFAULT_CHUNK_ROWS", "CodecError", "concat", "decode_chunk", "encode_table"]
 

@@ -5,7 +5,7 @@ demand kind and a demand ref that other rows name too. Gathering numpy strings
 costs ~0.2 us a row, and a large plan has millions of rows, so the engine
 hands its output's id and ref columns over as :class:`Coded`: integer codes
 into an array of values, the shape they cross the wire in anyway
-(``server.codec``). A gather of codes costs a few nanoseconds a row.
+(``masterplan.codec``). A gather of codes costs a few nanoseconds a row.
 
 Consumers that want plain arrays call :func:`as_array` (or
 :meth:`PlanResult.arrays <server.engine.types.PlanResult.arrays>`).

@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from client.errors import MasterplanClientError
+from masterplan import __version__
+from masterplan.client.errors import MasterplanClientError
 
 __all__ = ["main"]
 
@@ -48,7 +49,7 @@ def _admin_key(args: argparse.Namespace) -> str:
 
 
 def _client_tls(args: argparse.Namespace) -> Any:
-    from client.client import ClientTls
+    from masterplan.client.client import ClientTls
 
     if not getattr(args, "tls_ca", None):
         return None
@@ -63,14 +64,14 @@ def _add_tls_client(p: argparse.ArgumentParser) -> None:
 
 def _progress(enabled: bool) -> Any:
     """Progress bars on a terminal, nothing otherwise."""
-    from connector.progress import CycleProgress, TerminalProgress
+    from masterplan.client.cli.progress import CycleProgress, TerminalProgress
 
     return TerminalProgress() if enabled and sys.stderr.isatty() else CycleProgress()
 
 
 # -- commands -------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
-    from connector.cycle import CycleOptions, run_cycle
+    from masterplan.client.cli.cycle import CycleOptions, run_cycle
 
     api_key = args.api_key or os.environ.get("MASTERPLAN_API_KEY")
     if args.server and not api_key:
@@ -107,10 +108,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from server.app import serve_forever
-    from server.config import ServerConfig, TlsConfig
-    from tenancy.keys import AdminCredential
-    from tenancy.quotas import Quotas
+    from masterplan.server.app import serve_forever
+    from masterplan.server.config import ServerConfig, TlsConfig
+    from masterplan.tenancy.keys import AdminCredential
+    from masterplan.tenancy.quotas import Quotas
 
     if args.dask:
         # Planning clusters on Dask distributed (SPEC §2) is not built yet; a
@@ -150,7 +151,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_tenant(args: argparse.Namespace) -> int:
-    from client.client import MasterplanClient
+    from masterplan.client.client import MasterplanClient
 
     with MasterplanClient(args.server, _admin_key(args), tls=_client_tls(args)) as client:
         if args.action == "list":
@@ -194,7 +195,7 @@ def cmd_tenant(args: argparse.Namespace) -> int:
 def cmd_scm(args: argparse.Namespace) -> int:
     import sqlalchemy as sa
 
-    from connector.schema import create_all
+    from masterplan.connector.schema import create_all
 
     engine = sa.create_engine(args.db)
     try:
@@ -206,8 +207,8 @@ def cmd_scm(args: argparse.Namespace) -> int:
                 else "SCM tables created"
             )
             return 0
-        from connector.reader import read_input
-        from server.engine import PlanParams, check
+        from masterplan.connector.reader import read_input
+        from masterplan.server.engine import PlanParams, check
 
         messages = check(
             read_input(engine), PlanParams(args.plan_date or dt.date.today(), args.default_group)
@@ -230,7 +231,7 @@ def cmd_scm(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from client.demo import run_demo
+    from masterplan.client.cli.demo import run_demo
 
     if args.db:
         return run_demo(args.db, args.json)
@@ -240,11 +241,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # -- parser -------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    from tenancy.quotas import Quotas
+    from masterplan.tenancy.quotas import Quotas
 
     parser = argparse.ArgumentParser(
         prog="masterplan", description="Open-source master planning (MRP) service."
     )
+    parser.add_argument("--version", action="version", version=f"masterplan {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="plan a sample manufacturer end to end and print a summary")
@@ -349,7 +351,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         name = type(exc).__name__
         print(f"masterplan: {name}: {exc}", file=sys.stderr)
         return 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

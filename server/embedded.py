@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from server.app import start_server
-from server.config import ServerConfig
-from tenancy.keys import AdminCredential
+from masterplan.server.app import start_server
+from masterplan.server.config import ServerConfig
+from masterplan.tenancy.keys import AdminCredential
 
 __all__ = ["EmbeddedServer", "embedded_server"]
 
@@ -30,7 +30,7 @@ class EmbeddedServer:
 
 @contextmanager
 def embedded_server() -> Iterator[EmbeddedServer]:
-    from client.client import MasterplanClient
+    from masterplan.client.client import MasterplanClient
 
     admin_key = secrets.token_urlsafe(32)
     config = ServerConfig(host="127.0.0.1", port=0, registry_url="sqlite://", grace_seconds=2.0)

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from server.engine.coded import Coded, as_array
-from server.engine.schema import ColumnKind, TableSpec
-from server.engine.types import Table
+from masterplan.contract.coded import Coded, as_array
+from masterplan.contract.columns import Table
+from masterplan.contract.tables import ColumnKind, TableSpec
 
 __all__ = ["from_rows", "to_rows"]
 

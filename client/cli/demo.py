@@ -18,9 +18,9 @@ from rich.markup import escape
 from rich.table import Table as RichTable
 from rich.tree import Tree
 
-from connector.cycle import CycleOptions, run_cycle
-from connector.demo import build_demo_database
-from server.pegging import PeggingIndex, PegNode
+from masterplan.client.cli.cycle import CycleOptions, run_cycle
+from masterplan.connector.demo import build_demo_database
+from masterplan.server.pegging import PeggingIndex, PegNode
 
 __all__ = ["run_demo"]
 

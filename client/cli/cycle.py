@@ -13,13 +13,13 @@ import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
-from client.client import ClientTls, MasterplanClient
-from connector.embedded import embedded_server
-from connector.progress import CycleProgress
-from connector.reader import read_input
-from connector.schema import create_engine, create_result_tables
-from connector.writer import RunRecord, prune_runs, write_run
-from server.engine.arrays import table_length
+from masterplan.client.cli.progress import CycleProgress
+from masterplan.client.client import ClientTls, MasterplanClient
+from masterplan.connector.reader import read_input
+from masterplan.connector.schema import create_engine, create_result_tables
+from masterplan.connector.writer import RunRecord, prune_runs, write_run
+from masterplan.contract.columns import table_length
+from masterplan.server.embedded import embedded_server
 
 __all__ = ["CycleOptions", "CycleReport", "run_cycle"]
 

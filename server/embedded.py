@@ -30,14 +30,12 @@ class EmbeddedServer:
 
 @contextmanager
 def embedded_server() -> Iterator[EmbeddedServer]:
-    from masterplan.client.client import MasterplanClient
-
     admin_key = secrets.token_urlsafe(32)
     config = ServerConfig(host="127.0.0.1", port=0, registry_url="sqlite://", grace_seconds=2.0)
     running = start_server(config, AdminCredential.from_key(admin_key))
     try:
-        with MasterplanClient(running.address, admin_key) as admin:
-            api_key = admin.install_tenant(LOCAL_TENANT).api_key
+        # Provisioned in process, as TenantAdmin's InstallTenant would.
+        _tenant, api_key = running.registry.install(LOCAL_TENANT)
         yield EmbeddedServer(running.address, LOCAL_TENANT, api_key)
     finally:
         running.stop(grace=2.0)

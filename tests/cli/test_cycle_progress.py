@@ -9,7 +9,7 @@ from pathlib import Path
 
 from masterplan.client.cli.cycle import CycleOptions, run_cycle
 from masterplan.client.cli.progress import CycleProgress
-from tests.e2e.test_run_cli import make_db
+from tests.cli.test_run_cli import make_db
 
 
 class Recorder(CycleProgress):

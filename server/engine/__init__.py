@@ -2,12 +2,49 @@
 
 Arrays in, arrays out: :func:`plan` takes the §4 input tables as
 struct-of-arrays and returns the plan's output tables. It imports numpy,
-scipy and the standard library only (numba when installed); no gRPC,
-protobuf or SQL.
+scipy, numba and the standard library only, and the shared contract
+(``masterplan.contract``); no gRPC, protobuf or SQL.
+
+One module per rule of §5. Each phase is a function of the earlier phases'
+results and returns a frozen dataclass whose fields say their shapes and
+dtypes; :mod:`.plan` runs them in order and times them.
+
+============================================  =======================================
+SPEC §5 section                               module
+============================================  =======================================
+5.1 Time                                      :mod:`.calendar`
+5.2 SKUs and settings                         :mod:`.skus`
+5.3 SKU graph, levels and cycles              :mod:`.graph`
+5.4 Requirements and receipts                 :mod:`.requirements`
+5.5 Netting of one SKU                        :mod:`.netting` (driver), :mod:`.kernels`
+                                              (the compiled walk)
+5.6 Planned orders                            :mod:`.orders` (the quantity split runs in
+                                              :mod:`.kernels`)
+5.7 Delays (futures)                          :mod:`.delays`
+5.8 Action messages                           :mod:`.actions`
+5.9 Plan messages                             :mod:`.validate` (input checks),
+                                              :mod:`.messages`; ``BOM_CYCLE`` in
+                                              :mod:`.graph`, ``NO_BOM`` in :mod:`.orders`,
+                                              ``NO_REFILL_WAREHOUSE`` in :mod:`.skus` and
+                                              :mod:`.orders`
+The result tables                             :mod:`.output`
+The run: phases, timing, progress             :mod:`.plan`
+============================================  =======================================
+
+Shared helpers: :mod:`.arrays` (vectorised array helpers), :mod:`.columns`
+(requirement columns, walk order), :mod:`.kinds` (kind and order-type
+codes), :mod:`.refs` and :mod:`.orderrefs` (refs as integer codes until the
+output), :mod:`.types` (parameters and result), :mod:`._jit` (optional numba).
 """
 
-from masterplan.server.engine.plan import InvalidPlanInput, check, plan, warm_up
-from masterplan.server.engine.types import PlanParams, PlanResult, Table, TableMap
+from masterplan.server.engine.plan import check, plan, warm_up
+from masterplan.server.engine.types import (
+    InvalidPlanInput,
+    PlanParams,
+    PlanResult,
+    Table,
+    TableMap,
+)
 from masterplan.server.engine.validate import validate
 
 __all__ = [

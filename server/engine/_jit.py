@@ -11,21 +11,24 @@ plain Python otherwise, with identical results.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 try:  # pragma: no cover - exercised by whichever environment runs the tests
     from numba import njit as _njit
-
-    HAVE_NUMBA = True
 except ImportError:  # pragma: no cover
-    _njit = None
     HAVE_NUMBA = False
+else:
+    HAVE_NUMBA = True
 
 
 def kernel(func: F) -> F:
-    """Compile ``func`` with numba (cached on disk) when available."""
-    if _njit is None:
+    """Compile ``func`` with numba (cached on disk) when available.
+
+    The compiled dispatcher is called exactly like ``func``, so it keeps
+    ``func``'s signature for the type checker.
+    """
+    if not HAVE_NUMBA:
         return func
-    return _njit(cache=True, nogil=True)(func)  # type: ignore[no-any-return]
+    return cast(F, _njit(cache=True, nogil=True)(func))

@@ -14,11 +14,17 @@ from numpy.dtypes import StringDType
 
 __all__ = [
     "NO_DATE",
+    "as_objects",
     "as_text",
+    "date_text",
     "days",
     "factorize",
+    "find_sorted",
     "first_rows",
+    "gather",
     "group_codes",
+    "is_null",
+    "join",
     "lookup",
     "member",
     "number_text",
@@ -32,6 +38,37 @@ __all__ = [
 #: Sentinel for "no date" in int64 day arrays (far beyond any real date).
 NO_DATE = np.iinfo(np.int64).max // 4
 _STR = StringDType()
+#: ``None`` as a 0-d object array: comparing with it is numpy's element-wise
+#: ``is None`` test, spelled so that the type checker sees an array operand.
+_NONE = np.array(None, dtype=object)
+
+
+def is_null(values: np.ndarray) -> np.ndarray:
+    """bool (N,): whether each entry of an id column is NULL (``None``)."""
+    return np.asarray(np.equal(values, _NONE), dtype=bool)
+
+
+def join(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All pairs ``(i, j)`` with ``left[i] == right[j]`` (int keys), grouped by ``i``.
+
+    Within one ``i`` the ``j`` come in ascending order. Vectorised: a sort of
+    ``right`` and a ``searchsorted`` of ``left``.
+
+    Returns
+    -------
+    i, j : int64 (P,)
+        Positions in ``left`` and ``right`` of each matching pair.
+    """
+    order = np.argsort(right, kind="stable")
+    rs = right[order]
+    lo = np.searchsorted(rs, left, "left")
+    hi = np.searchsorted(rs, left, "right")
+    counts = hi - lo
+    total = int(counts.sum())
+    li = np.repeat(np.arange(len(left), dtype=np.int64), counts)
+    starts = np.repeat(lo - (np.cumsum(counts) - counts), counts)
+    ri = order[starts + np.arange(total, dtype=np.int64)]
+    return li, ri
 
 
 def days(values: np.ndarray) -> np.ndarray:

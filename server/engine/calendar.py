@@ -1,4 +1,9 @@
-"""Lead-time arithmetic over working-day calendars (SPEC §5.1).
+"""Time (SPEC §5.1): the plan date, effective dates, and lead-time
+arithmetic over working-day calendars.
+
+Dates are int64 days since 1970-01-01 inside the engine. A requirement or
+receipt dated before ``T0`` counts as ``T0`` (:func:`effective`); only lead
+times use calendars, every other span counts calendar days.
 
 For ``L > 0`` working days on a calendar: ``d - L`` is the latest working day
 ``x`` with exactly ``L`` working days in ``[x, d)``, and ``o + L`` the
@@ -17,15 +22,27 @@ run.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 
 from masterplan.server.engine.arrays import NO_DATE, days, lookup
 from masterplan.server.engine.types import Table
 
-__all__ = ["SEARCH_LIMIT", "Calendars"]
+__all__ = ["SEARCH_LIMIT", "Calendars", "effective", "plan_day"]
 
 #: Days searched for working days before falling back to calendar days.
 SEARCH_LIMIT = 20_000
+
+
+def plan_day(date: dt.date) -> int:
+    """The plan date ``T0`` as int64 days since 1970-01-01, the engine's date unit."""
+    return int(np.datetime64(date, "D").astype(np.int64))
+
+
+def effective(d: np.ndarray, t0: int) -> np.ndarray:
+    """int64 (N,): the effective dates of days ``d``: a date before ``T0`` counts as ``T0``."""
+    return np.maximum(d, t0)
 
 
 class Calendars:
@@ -35,6 +52,17 @@ class Calendars:
     ----------
     calendars, exceptions : Table
         The validated tables.
+
+    Attributes
+    ----------
+    ids : object (C,)
+        Calendar ids in code-point order; a calendar's number is its position.
+    patterns : list of bool (7,)
+        Working weekdays of each calendar, Monday first (NULL: every day).
+    exc_cal, exc_day : int64 (X,)
+        Calendar number and day of each exception of a known calendar.
+    exc_working : bool (X,)
+        Whether the exception's day works.
     """
 
     def __init__(self, calendars: Table, exceptions: Table) -> None:

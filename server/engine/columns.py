@@ -1,12 +1,14 @@
-"""Column helpers of the planning phases: selecting rows, walk order, refs.
+"""Column helpers of the planning phases: requirement rows, selecting rows, walk order.
 
-Dicts of equally long 1-D arrays ("columns") pass between the phases; these
-helpers select from them and order them the way SPEC §5.5 walks.
+Requirements travel between phases as :class:`Requirements`, equally long
+1-D arrays ("columns"); inside the netting they are dicts of such columns,
+filed by level. These helpers select from them and order them the way SPEC
+§5.5 walks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +19,7 @@ __all__ = ["Requirements", "packed_keys", "rank", "select", "walk_order"]
 
 
 def select(cols: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
+    """The rows ``mask`` (a mask or positions) of every column."""
     return {k: v[mask] for k, v in cols.items()}
 
 
@@ -100,45 +103,84 @@ def rank(values: np.ndarray) -> np.ndarray:
     return unique_strings(values)[1]
 
 
-@dataclass(slots=True)
+def _ints() -> np.ndarray:
+    return np.empty(0, dtype=np.int64)
+
+
+def _floats() -> np.ndarray:
+    return np.empty(0, dtype=np.float64)
+
+
+@dataclass(frozen=True, slots=True)
 class Requirements:
-    """Requirements as columns; ``ref`` is a code of the run's
-    :class:`~server.engine.refs.RefBook`; ``cause`` is the firmed receipt
-    (>= 0) or the planned order (``-2 - k``) whose explosion made it, -1 for
-    none."""
+    """Requirements (SPEC §5.4) as columns, one entry per requirement.
 
-    sku: list[np.ndarray] = field(default_factory=list)
-    date: list[np.ndarray] = field(default_factory=list)
-    qty: list[np.ndarray] = field(default_factory=list)
-    kind: list[np.ndarray] = field(default_factory=list)
-    prio: list[np.ndarray] = field(default_factory=list)
-    ref: list[np.ndarray] = field(default_factory=list)
-    cause: list[np.ndarray] = field(default_factory=list)
+    Attributes
+    ----------
+    sku : int64 (R,)
+        SKU number.
+    date : int64 (R,)
+        Effective date (days).
+    qty : float64 (R,)
+        Quantity, above zero.
+    kind : int64 (R,)
+        ``K_*`` kind code (:mod:`~masterplan.server.engine.kinds`).
+    prio : float64 (R,)
+        Sales priority (0 for other kinds and NULL).
+    ref : int64 (R,)
+        Code of the ref in the run's :class:`~masterplan.server.engine.refs.RefBook`.
+    cause : int64 (R,)
+        The firmed order's receipt row (>= 0) or the planned order ``k``
+        (``-2 - k``) whose explosion made the requirement; -1 for none.
+    """
 
-    def add(self, sku, date, qty, kind, ref, prio=None, cause=None) -> None:  # type: ignore[no-untyped-def]
+    sku: np.ndarray = field(default_factory=_ints)
+    date: np.ndarray = field(default_factory=_ints)
+    qty: np.ndarray = field(default_factory=_floats)
+    kind: np.ndarray = field(default_factory=_ints)
+    prio: np.ndarray = field(default_factory=_floats)
+    ref: np.ndarray = field(default_factory=_ints)
+    cause: np.ndarray = field(default_factory=_ints)
+
+    @classmethod
+    def of(
+        cls,
+        sku: np.ndarray,
+        date: np.ndarray,
+        qty: np.ndarray,
+        kind: int,
+        ref: np.ndarray,
+        prio: np.ndarray | None = None,
+        cause: np.ndarray | None = None,
+    ) -> Requirements:
+        """Requirements of one kind; no priority and no cause unless given."""
         n = len(sku)
-        if n == 0:
-            return
-        self.sku.append(np.asarray(sku, dtype=np.int64))
-        self.date.append(np.asarray(date, dtype=np.int64))
-        self.qty.append(np.asarray(qty, dtype=np.float64))
-        self.kind.append(np.full(n, kind, dtype=np.int64) if np.isscalar(kind) else kind)
-        self.prio.append(np.zeros(n) if prio is None else np.asarray(prio, dtype=np.float64))
-        self.ref.append(np.asarray(ref, dtype=np.int64))
-        self.cause.append(np.full(n, -1, dtype=np.int64) if cause is None else cause)
+        return cls(
+            np.asarray(sku, dtype=np.int64),
+            np.asarray(date, dtype=np.int64),
+            np.asarray(qty, dtype=np.float64),
+            np.full(n, kind, dtype=np.int64),
+            np.zeros(n) if prio is None else np.asarray(prio, dtype=np.float64),
+            np.asarray(ref, dtype=np.int64),
+            np.full(n, -1, dtype=np.int64) if cause is None else cause,
+        )
+
+    @classmethod
+    def concat(cls, parts: Sequence[Requirements]) -> Requirements:
+        """The rows of ``parts``, in order."""
+        rows = [p for p in parts if len(p)]
+        if not rows:
+            return cls()
+        return cls(
+            *(np.concatenate([getattr(p, name) for p in rows]) for name in _REQUIREMENT_COLUMNS)
+        )
+
+    def __len__(self) -> int:
+        return len(self.sku)
 
     def columns(self) -> dict[str, np.ndarray]:
-        names = ("sku", "date", "qty", "kind", "prio", "ref", "cause")
-        empty = {
-            "sku": np.int64,
-            "date": np.int64,
-            "qty": np.float64,
-            "kind": np.int64,
-            "prio": np.float64,
-            "ref": np.int64,
-            "cause": np.int64,
-        }
-        return {
-            n: (np.concatenate(getattr(self, n)) if getattr(self, n) else np.empty(0, empty[n]))
-            for n in names
-        }
+        """The columns by name (a new dict; the arrays are shared)."""
+        return {name: getattr(self, name) for name in _REQUIREMENT_COLUMNS}
+
+
+_REQUIREMENT_COLUMNS = ("sku", "date", "qty", "kind", "prio", "ref", "cause")

@@ -1,414 +1,308 @@
-"""The netting walk of SPEC §5.5 for all SKUs of one low level code at once.
+"""Netting (SPEC §5.5): the walk over all SKUs, level by level.
 
-Arrays in, arrays out. The walk itself is a compiled kernel (see
-:mod:`server.engine._jit`): it visits each SKU's requirements in walk order
-and takes first-in-first-out from two queues that are both sorted by netting
-date — the existing receipts (on-hand, open orders, firmed planned orders)
-and the run's planned orders, which are created in non-decreasing date order
-because requirements are walked by date. At equal dates an existing receipt
-comes before a planned order, as the receipt order of §5.5 requires.
+SKUs of one low-level code depend only on the requirements the levels above
+them cause, so each level is netted in one call of the compiled walk
+(:func:`~masterplan.server.engine.kernels.net_level`) over all its SKUs. The
+level's planned orders (§5.6) are then exploded into dependent requirements,
+which wait in the bucket of their component's level. This module is the
+Python driver: it files requirements by level, puts them in walk order and
+receipts in receipt order, and numbers orders, requirements and pegging
+across levels.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from masterplan.server.engine._jit import kernel
+from masterplan.server.engine.arrays import gather
+from masterplan.server.engine.columns import Requirements, select, walk_order
+from masterplan.server.engine.graph import Levels
+from masterplan.server.engine.kernels import WalkSettings, net_level
+from masterplan.server.engine.kinds import REC_CLASS
+from masterplan.server.engine.messages import Messages
+from masterplan.server.engine.orderrefs import OrderLog, OrderRefs
+from masterplan.server.engine.orders import PlannedOrders, RefMaker, explode, make_orders
+from masterplan.server.engine.refs import RefBook
+from masterplan.server.engine.requirements import Receipts, RequirementsAndReceipts
+from masterplan.server.engine.skus import Masters, SkuSettings
 
-__all__ = [
-    "CODE_MANUAL",
-    "CODE_MIN_MAX",
-    "CODE_PERIOD",
-    "CODE_REQUIREMENT",
-    "NettingResult",
-    "net_level",
-]
-
-CODE_REQUIREMENT = 0
-CODE_PERIOD = 1
-CODE_MIN_MAX = 2
-CODE_MANUAL = 3
-
-#: Quantities at or below this count as nothing (SPEC §5: tolerance 1e-9).
-EPS = 1e-9
+__all__ = ["Netting", "Pegging", "WalkedRequirements", "net_levels", "walk_settings"]
 
 
-@dataclass(slots=True)
-class NettingResult:
-    """Output of :func:`net_level`.
+def _ints() -> np.ndarray:
+    return np.empty(0, dtype=np.int64)
 
-    Attributes:
-        peg_req: int64 (P,), requirement position (in the level's sorted order).
-        peg_src: int64 (P,), receipt position when >= 0, else ``-1 - k`` for
-            planned order ``k`` of this level.
-        peg_qty: float64 (P,), quantity taken.
-        po_sku: int64 (K,), local SKU of each planned order, in creation order.
-        po_date: int64 (K,), its netting date (the requirement date).
-        po_qty: float64 (K,), its quantity.
-        shortfall: float64 (R,), quantity each requirement could not take.
+
+@dataclass(frozen=True, slots=True)
+class WalkedRequirements:
+    """The requirements the walk visited (those inside their coverage fence),
+    level by level and in walk order within a level.
+
+    Attributes
+    ----------
+    date : int64 (R,)
+        Effective date.
+    kind : int64 (R,)
+        ``K_*`` kind code.
+    ref : int64 (R,)
+        Ref code in :attr:`Netting.book`.
+    cause : int64 (R,)
+        Receipt row (>= 0, in :attr:`Netting.receipts`) of the firmed order,
+        or ``-2 - k`` for planned order ``k``, whose explosion made it; -1
+        for none.
+    short : float64 (R,)
+        Shortfall: what the requirement could not take.
+    sidx : int64 (R,)
+        SKU position.
     """
 
-    peg_req: np.ndarray
-    peg_src: np.ndarray
-    peg_qty: np.ndarray
-    po_sku: np.ndarray
-    po_date: np.ndarray
-    po_qty: np.ndarray
-    shortfall: np.ndarray
+    date: np.ndarray
+    kind: np.ndarray
+    ref: np.ndarray
+    cause: np.ndarray
+    short: np.ndarray
+    sidx: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.sidx)
+
+    @classmethod
+    def concat(cls, parts: Sequence[WalkedRequirements]) -> WalkedRequirements:
+        """The rows of ``parts``, in order."""
+        if not parts:
+            return cls(_ints(), _ints(), _ints(), _ints(), np.empty(0), _ints())
+        return cls(
+            *(
+                np.concatenate([getattr(p, name) for p in parts])
+                for name in ("date", "kind", "ref", "cause", "short", "sidx")
+            )
+        )
 
 
-@kernel
-def _split(q, min_oq, max_oq, mult, out):  # type: ignore[no-untyped-def]
-    """Append the order quantities of need ``q`` (SPEC §5.6) to ``out``."""
-    rest = q
-    if max_oq > 0.0:
-        while rest > max_oq + EPS:
-            out.append(max_oq)
-            rest -= max_oq
-    if rest > EPS:
-        x = max(rest, min_oq)
-        if mult > 0.0:
-            x = np.ceil((x - EPS) / mult) * mult
-        out.append(x)
+@dataclass(frozen=True, slots=True)
+class Pegging:
+    """One row per take of a requirement from a receipt or planned order.
 
-
-@kernel
-def _take(  # type: ignore[no-untyped-def]
-    need,
-    hi,
-    has_lo,
-    lo,
-    e_date,
-    e_left,
-    eh,
-    p_date,
-    p_left,
-    ph,
-    n_p,
-    k,
-    e_base,
-    p_base,
-    record,
-    peg_req,
-    peg_src,
-    peg_qty,
-):
-    """FIFO takes of one requirement from the SKU's two receipt queues.
-
-    ``e_*`` are the existing receipts (sorted by date and class), ``p_*`` the
-    planned orders (``n_p`` of them, in creation order, dates non-decreasing).
-    Receipts before the heads ``eh``/``ph`` are used up or too early for the
-    positive days; since the bounds only rise along the walk they stay so.
-    Returns the quantity still missing and the new heads.
+    Attributes
+    ----------
+    req : int64 (P,)
+        Requirement position in :attr:`Netting.requirements`.
+    src : int64 (P,)
+        Receipt row (>= 0) in :attr:`Netting.receipts`, or ``-1 - k`` for
+        planned order ``k``.
+    qty : float64 (P,)
+        Quantity taken.
     """
-    ne = len(e_date)
-    while need > EPS:
-        while eh < ne and (e_left[eh] <= EPS or (has_lo and e_date[eh] < lo)):
-            eh += 1
-        while ph < n_p and (p_left[ph] <= EPS or (has_lo and p_date[ph] < lo)):
-            ph += 1
-        use_e = eh < ne and e_date[eh] <= hi
-        use_p = ph < n_p and p_date[ph] <= hi
-        if use_e and use_p and p_date[ph] < e_date[eh]:
-            use_e = False
-        if use_e:
-            t = min(need, e_left[eh])
-            e_left[eh] -= t
-            if record:
-                peg_req.append(k)
-                peg_src.append(e_base + eh)
-                peg_qty.append(t)
-            need -= t
-        elif use_p:
-            t = min(need, p_left[ph])
-            p_left[ph] -= t
-            if record:
-                peg_req.append(k)
-                peg_src.append(-1 - (p_base + ph))
-                peg_qty.append(t)
-            need -= t
-        else:
-            break
-    return need, eh, ph
+
+    req: np.ndarray
+    src: np.ndarray
+    qty: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.req)
+
+    @classmethod
+    def concat(cls, parts: Sequence[Pegging]) -> Pegging:
+        """The rows of ``parts``, in order."""
+        if not parts:
+            return cls(_ints(), _ints(), np.empty(0))
+        return cls(
+            np.concatenate([p.req for p in parts]),
+            np.concatenate([p.src for p in parts]),
+            np.concatenate([p.qty for p in parts]),
+        )
 
 
-@kernel
-def _min_max_qty(p, shortfall, min_qty, max_qty, m):  # type: ignore[no-untyped-def]
-    """The min_max order quantity of SPEC §5.5 (0 when none is due)."""
-    if not (shortfall > EPS or p < min_qty - EPS):
-        return 0.0
-    if m > 0.0:
-        q = np.floor((max_qty - p) / m + EPS) * m
-        if p + q < min_qty - EPS:
-            q += m
-        if shortfall > EPS:
-            q = max(q, np.ceil((shortfall - EPS) / m) * m)
-    else:
-        q = max(max_qty - p, shortfall)
-    return q
+@dataclass(frozen=True, slots=True)
+class Netting:
+    """What the netting of all levels produces.
+
+    Attributes
+    ----------
+    receipts : Receipts
+        The existing receipts in receipt order (§5.5: netting date, class,
+        SKU, ref); pegging and causes name rows of this order.
+    requirements : WalkedRequirements
+        The walked requirements with their shortfalls.
+    orders : PlannedOrders
+        The run's planned orders; ``k`` is the position here.
+    pegging : Pegging
+        Every take.
+    book : RefBook
+        Refs of all requirements, those of planned orders' explosions included.
+    messages : Messages
+        ``NO_BOM`` per planned production order without a valid BOM.
+    """
+
+    receipts: Receipts
+    requirements: WalkedRequirements
+    orders: PlannedOrders
+    pegging: Pegging
+    book: RefBook
+    messages: Messages
 
 
-@kernel
-def _walk(  # type: ignore[no-untyped-def]
-    t0,
-    req_ptr,
-    req_date,
-    req_qty,
-    rec_ptr,
-    rec_date,
-    rec_qty,
-    rec_left,
-    bound_base,
-    neg_days,
-    pos_days,
-    code,
-    period,
-    min_qty,
-    max_qty,
-    min_oq,
-    max_oq,
-    mult,
-):
-    peg_req = [np.int64(0) for _ in range(0)]
-    peg_src = [np.int64(0) for _ in range(0)]
-    peg_qty = [np.float64(0.0) for _ in range(0)]
-    po_sku = [np.int64(0) for _ in range(0)]
-    po_date = [np.int64(0) for _ in range(0)]
-    po_qty = [np.float64(0.0) for _ in range(0)]
-    split = [np.float64(0.0) for _ in range(0)]
-    shortfall = np.zeros(len(req_date), dtype=np.float64)
-    cap = 16
-    p_date = np.zeros(cap, dtype=np.int64)
-    p_left = np.zeros(cap, dtype=np.float64)
-    n_sku = len(req_ptr) - 1
-    for s in range(n_sku):
-        e0 = rec_ptr[s]
-        e_date = rec_date[e0 : rec_ptr[s + 1]]
-        e_qty = rec_qty[e0 : rec_ptr[s + 1]]
-        e_left = rec_left[e0 : rec_ptr[s + 1]]
-        eh = 0
-        ph = 0
-        n_p = 0
-        p_base = len(po_qty)
-        has_lo = pos_days[s] >= 0
-        # min_max: existing receipts counted so far (netting date <= bound),
-        # planned quantity so far, requirement quantity walked so far.
-        counted = 0
-        in_bound = 0.0
-        planned = 0.0
-        walked = 0.0
-        first = req_ptr[s]
-        last = req_ptr[s + 1]
-        for k in range(first - 1, last):
-            if k < first:
-                # The min_max check before the first requirement: r = T0.
-                if code[s] != CODE_MIN_MAX:
-                    continue
-                r = t0
-                need = 0.0
-            else:
-                r = req_date[k]
-                need = req_qty[k]
-            hi = max(r, bound_base[s]) + neg_days[s]
-            lo = r - pos_days[s]
-            if k >= first:
-                need, eh, ph = _take(
-                    need,
-                    hi,
-                    has_lo,
-                    lo,
-                    e_date,
-                    e_left,
-                    eh,
-                    p_date,
-                    p_left,
-                    ph,
-                    n_p,
-                    k,
-                    e0,
-                    p_base,
-                    True,
-                    peg_req,
-                    peg_src,
-                    peg_qty,
-                )
-                walked += req_qty[k]
-            q = 0.0
-            if code[s] == CODE_REQUIREMENT:
-                if need > EPS:
-                    q = need
-            elif code[s] == CODE_PERIOD:
-                if need > EPS:
-                    # Shortfalls of the later requirements of the period, on
-                    # copies of the remaining quantities, without a new order.
-                    q = need
-                    sim_e = e_left.copy()
-                    sim_p = p_left[:n_p].copy()
-                    seh = eh
-                    sph = ph
-                    for j in range(k + 1, last):
-                        rj = req_date[j]
-                        if rj >= r + period[s]:
-                            break
-                        short, seh, sph = _take(
-                            req_qty[j],
-                            max(rj, bound_base[s]) + neg_days[s],
-                            has_lo,
-                            rj - pos_days[s],
-                            e_date,
-                            sim_e,
-                            seh,
-                            p_date,
-                            sim_p,
-                            sph,
-                            n_p,
-                            j,
-                            e0,
-                            p_base,
-                            False,
-                            peg_req,
-                            peg_src,
-                            peg_qty,
-                        )
-                        if short > EPS:
-                            q += short
-            elif code[s] == CODE_MIN_MAX:
-                while counted < len(e_date) and e_date[counted] <= hi:
-                    in_bound += e_qty[counted]
-                    counted += 1
-                q = _min_max_qty(
-                    in_bound + planned - walked,
-                    need if need > EPS else 0.0,
-                    min_qty[s],
-                    max_qty[s],
-                    mult[s],
-                )
-            if q > EPS:
-                split.clear()
-                _split(q, min_oq[s], max_oq[s], mult[s], split)
-                for x in split:
-                    if n_p == cap:
-                        cap *= 2
-                        grown_d = np.zeros(cap, dtype=np.int64)
-                        grown_l = np.zeros(cap, dtype=np.float64)
-                        grown_d[:n_p] = p_date[:n_p]
-                        grown_l[:n_p] = p_left[:n_p]
-                        p_date = grown_d
-                        p_left = grown_l
-                    p_date[n_p] = r
-                    p_left[n_p] = x
-                    n_p += 1
-                    planned += x
-                    po_sku.append(s)
-                    po_date.append(r)
-                    po_qty.append(x)
-                if k >= first and need > EPS:
-                    need, eh, ph = _take(
-                        need,
-                        hi,
-                        has_lo,
-                        lo,
-                        e_date,
-                        e_left,
-                        eh,
-                        p_date,
-                        p_left,
-                        ph,
-                        n_p,
-                        k,
-                        e0,
-                        p_base,
-                        True,
-                        peg_req,
-                        peg_src,
-                        peg_qty,
-                    )
-            if k >= first and need > EPS:
-                shortfall[k] = need
-    return (
-        np.array(peg_req, dtype=np.int64),
-        np.array(peg_src, dtype=np.int64),
-        np.array(peg_qty, dtype=np.float64),
-        np.array(po_sku, dtype=np.int64),
-        np.array(po_date, dtype=np.int64),
-        np.array(po_qty, dtype=np.float64),
-        shortfall,
+def walk_settings(s: SkuSettings, skus: np.ndarray, t0: int) -> WalkSettings:
+    """The settings the walk reads for SKU positions ``skus``."""
+    return WalkSettings(
+        bound_base=s.lead_add(np.full(len(skus), t0, dtype=np.int64), skus),
+        neg_days=s.neg[skus],
+        pos_days=s.pos[skus],
+        code=s.code[skus],
+        period=s.period[skus],
+        min_qty=s.min_qty[skus],
+        max_qty=s.max_qty[skus],
+        min_oq=s.min_oq[skus],
+        max_oq=s.max_oq[skus],
+        mult=s.mult[skus],
     )
 
 
-def net_level(
+def _ranker(
+    refs: OrderRefs, book: RefBook, log: OrderLog, codes: np.ndarray
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Ranks of the refs of rows of ``codes``, for :func:`walk_order`'s ties."""
+    return lambda rows: refs.rank(book, log, codes[rows])
+
+
+def _planned_refs(base: int) -> RefMaker:
+    """Refs ``PL:{id}/{line}`` of the level's orders, whose global numbers start at ``base``."""
+    return lambda book, orders, lines: book.add_planned(base + orders, lines)
+
+
+def net_levels(
+    given: RequirementsAndReceipts,
+    m: Masters,
+    s: SkuSettings,
+    levels: Levels,
+    refs: OrderRefs,
     t0: int,
-    req_ptr: np.ndarray,
-    req_date: np.ndarray,
-    req_qty: np.ndarray,
-    rec_ptr: np.ndarray,
-    rec_date: np.ndarray,
-    rec_qty: np.ndarray,
-    bound_base: np.ndarray,
-    neg_days: np.ndarray,
-    pos_days: np.ndarray,
-    code: np.ndarray,
-    period: np.ndarray,
-    min_qty: np.ndarray,
-    max_qty: np.ndarray,
-    min_oq: np.ndarray,
-    max_oq: np.ndarray,
-    mult: np.ndarray,
-) -> NettingResult:
-    """Net the requirements of a batch of SKUs against their receipts.
+    on_level: Callable[[int, int], None] | None = None,
+) -> Netting:
+    """Net every SKU, level by level from level 0 (§5.5, §5.6).
 
     Parameters
     ----------
+    given : RequirementsAndReceipts
+        Independent and firmed requirements, and the receipts.
+    m, s : Masters, SkuSettings
+        The run's masters and SKUs.
+    levels : Levels
+        Low-level codes and cycles.
+    refs : OrderRefs
+        Ranks refs that tie in the walk order; spells ids for messages.
     t0 : int
-        The plan date (days), for the min_max check before the first requirement.
-    req_ptr, rec_ptr : int64 (S+1,)
-        CSR offsets: SKU ``s`` owns requirements ``req_ptr[s]:req_ptr[s+1]``
-        (in walk order) and receipts ``rec_ptr[s]:rec_ptr[s+1]`` (in receipt
-        order).
-    req_date, rec_date : int64
-        Effective dates (days); receipts' netting dates.
-    req_qty, rec_qty : float64
-        Quantities, all above zero.
-    bound_base : int64 (S,)
-        ``T0`` plus the SKU's lead time (dynamic negative days).
-    neg_days, pos_days : int64 (S,)
-        Negative days; positive days or -1 for unlimited.
-    code : int64 (S,)
-        Coverage code (``CODE_*``).
-    period : int64 (S,)
-        Coverage period in days (``period`` code).
-    min_qty, max_qty : float64 (S,)
-        Minimum and maximum of the ``min_max`` code.
-    min_oq, max_oq, mult : float64 (S,)
-        Order quantity modifiers (0 = none for max and multiple).
+        The plan date.
+    on_level : callable, optional
+        Called with (level, number of levels) before each level; an exception
+        it raises (a cancellation) stops the netting there.
     """
+    llc = levels.llc
+    n_lvl = levels.n_levels
+    rec = given.receipts
+    rec_order = walk_order((REC_CLASS[rec.kind], rec.date, rec.sidx), rec.ref)
+    rec = rec.take(rec_order)
+    rec_lvl = llc[rec.sidx]
+    po_parts: list[PlannedOrders] = []
+    req_parts: list[WalkedRequirements] = []
+    peg_parts: list[Pegging] = []
+    msg_parts: list[Messages] = []
+    log = OrderLog()
+    book = given.book
+    n_po = 0
+    n_req = 0
+    # Requirements wait in one bucket per level until their level is netted.
+    buckets: list[list[dict[str, np.ndarray]]] = [[] for _ in range(n_lvl)]
 
-    def i64(a: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(a, dtype=np.int64)
+    def file(cols: dict[str, np.ndarray]) -> None:
+        cols["sidx"] = s.index(cols["sku"])
+        lv = llc[cols["sidx"]]
+        order = np.argsort(lv, kind="stable")
+        bounds = np.searchsorted(lv[order], np.arange(n_lvl + 1))
+        for level in np.flatnonzero(np.diff(bounds)):
+            buckets[level].append(select(cols, order[bounds[level] : bounds[level + 1]]))
 
-    def f64(a: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(a, dtype=np.float64)
+    first = given.requirements.columns()
+    # Causes that name a firmed order's receipt follow the receipts' new order.
+    fc = first["cause"] >= 0
+    if fc.any():
+        inv = np.empty_like(rec_order)
+        inv[rec_order] = np.arange(len(rec_order))
+        cause = first["cause"].copy()
+        cause[fc] = inv[cause[fc]]
+        first["cause"] = cause
+    file(first)
+    empty_r = {**Requirements().columns(), "sidx": _ints()}
+    for lvl in range(n_lvl):
+        if on_level is not None:
+            on_level(lvl, n_lvl)
+        parts = buckets[lvl]
+        buckets[lvl] = []
+        r = {k: np.concatenate([b[k] for b in parts]) for k in parts[0]} if parts else dict(empty_r)
+        r_sidx = r.pop("sidx")
+        # Coverage time fence: later requirements play no part at all.
+        inside = r["date"] <= t0 + s.fence[r_sidx]
+        r, r_sidx = select(r, inside), r_sidx[inside]
+        order = walk_order(
+            (r["prio"], r["kind"], r["date"], r_sidx), _ranker(refs, book, log, r["ref"])
+        )
+        r, r_sidx = select(r, order), r_sidx[order]
+        skus = np.flatnonzero(llc == lvl)
+        req_ptr = np.r_[np.searchsorted(r_sidx, skus, "left"), len(r_sidx)]
+        rsel = np.flatnonzero(rec_lvl == lvl)
+        rec_ptr = np.r_[np.searchsorted(rec.sidx[rsel], skus, "left"), len(rsel)]
+        res = net_level(
+            t0,
+            req_ptr,
+            r["date"],
+            r["qty"],
+            rec_ptr,
+            rec.date[rsel],
+            rec.qty[rsel],
+            walk_settings(s, skus, t0),
+        )
+        # Planned orders of this level.
+        po, msgs = make_orders(m, s, refs, skus[res.po_sku], res.po_date, res.po_qty, t0)
+        po_parts.append(po)
+        msg_parts.append(msgs)
+        log.add(po.sidx, po.num)
+        # Pegging in global numbering: receipts >= 0, planned orders -1 - k.
+        src = np.where(
+            res.peg_src >= 0, gather(rsel, res.peg_src, 0), -1 - (n_po + (-1 - res.peg_src))
+        )
+        peg_parts.append(Pegging(n_req + res.peg_req, src, res.peg_qty))
+        # Kept for delays and output only: what those need.
+        req_parts.append(
+            WalkedRequirements(r["date"], r["kind"], r["ref"], r["cause"], res.shortfall, r_sidx)
+        )
+        n_req += len(r_sidx)
+        # Explode this level's planned orders into lower levels.
+        dependent, book = explode(
+            m,
+            s,
+            levels.component,
+            t0,
+            book,
+            _planned_refs(n_po),
+            sku=s.sku[po.sidx],
+            qty=po.qty,
+            order_date=po.order,
+            bom=po.bom,
+            otype=po.otype,
+            source=po.source,
+            cause=-2 - (n_po + np.arange(len(po))),
+        )
+        file(dependent.columns())
+        n_po += len(po)
 
-    out = _walk(
-        np.int64(t0),
-        i64(req_ptr),
-        i64(req_date),
-        f64(req_qty),
-        i64(rec_ptr),
-        i64(rec_date),
-        f64(rec_qty),
-        np.array(rec_qty, dtype=np.float64),  # a copy: the walk consumes it
-        i64(bound_base),
-        i64(neg_days),
-        i64(pos_days),
-        i64(code),
-        i64(period),
-        f64(min_qty),
-        f64(max_qty),
-        f64(min_oq),
-        f64(max_oq),
-        f64(mult),
+    return Netting(
+        receipts=rec,
+        requirements=WalkedRequirements.concat(req_parts),
+        orders=PlannedOrders.concat(po_parts),
+        pegging=Pegging.concat(peg_parts),
+        book=book,
+        messages=Messages.concat(msg_parts),
     )
-    return NettingResult(*out)

@@ -3,10 +3,11 @@
 A planned order's id is ``{item}/{warehouse}/{n}`` (SPEC §5.6), where ``n``
 counts the SKU's orders; the refs of the requirements its explosion makes are
 ``PL:{id}/{line_no}`` (``PL:{id}`` for a transfer). The netting keeps only
-the integers these are made of, the SKU position and ``n`` of each order and
-a :class:`~server.engine.refs.RefBook` code per requirement, and this class
-turns them into text where text is needed: the refs of rows that tie in the
-walk order (when they cannot be ranked by integers) and the output.
+the integers these are made of, the SKU position and ``n`` of each order
+(:class:`OrderLog`) and a :class:`~masterplan.server.engine.refs.RefBook`
+code per requirement, and :class:`OrderRefs` turns them into text where text
+is needed: the refs of rows that tie in the walk order (when they cannot be
+ranked by integers) and the output.
 """
 
 from __future__ import annotations
@@ -16,23 +17,64 @@ from numpy.dtypes import StringDType
 
 from masterplan.server.engine.arrays import gather, number_text, text, unique_strings
 from masterplan.server.engine.columns import packed_keys
-from masterplan.server.engine.model import Masters, SkuSettings
 from masterplan.server.engine.refs import RefBook
+from masterplan.server.engine.skus import Masters, SkuSettings
 
-__all__ = ["OrderRefs"]
+__all__ = ["OrderLog", "OrderRefs"]
 
 _STR = StringDType()
 
 
+class OrderLog:
+    """SKU position and number ``n`` of every planned order made so far.
+
+    The netting's working record, level after level: the global number of an
+    order is its position here. The arrays are joined once per size, when a
+    ref is spelled or ranked.
+    """
+
+    def __init__(self) -> None:
+        self._sidx: list[np.ndarray] = []
+        self._num: list[np.ndarray] = []
+        self._size = 0
+        self._joined: tuple[np.ndarray, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return self._size
+
+    def add(self, sidx: np.ndarray, num: np.ndarray) -> None:
+        """Record the next planned orders (int64 SKU positions and ``n``)."""
+        self._sidx.append(sidx)
+        self._num.append(num)
+        self._size += len(sidx)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """int64 (K,) twice: SKU position and ``n`` of every order recorded."""
+        if self._joined is None or len(self._joined[0]) != self._size:
+            self._joined = (
+                np.concatenate(self._sidx) if self._sidx else np.empty(0, np.int64),
+                np.concatenate(self._num) if self._num else np.empty(0, np.int64),
+            )
+        return self._joined
+
+
 class OrderRefs:
-    """The run's ref book plus what spells and ranks planned-order refs."""
+    """What spells and ranks planned-order ids and refs, for one SKU set.
+
+    Pieces shared by many refs (id prefixes per SKU, line suffixes, code-point
+    ranks of ids) are built once, when first needed; the object holds no other
+    state, so every phase may use the same one.
+
+    Parameters
+    ----------
+    m : Masters
+        The run's masters (ids, BOM lines).
+    s : SkuSettings
+        The run's SKUs.
+    """
 
     def __init__(self, m: Masters, s: SkuSettings) -> None:
         self.m, self.s = m, s
-        self.book = RefBook()
-        self._sidx: list[np.ndarray] = []
-        self._num: list[np.ndarray] = []
-        self._index: tuple[np.ndarray, np.ndarray] | None = None
         self._suffix: np.ndarray | None = None
         self._prefix: np.ndarray | None = None
         self._pl: np.ndarray | None = None
@@ -40,52 +82,37 @@ class OrderRefs:
         self._ranks: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     # -- what ids and refs are made of ------------------------------------------
-    def add_orders(self, sidx: np.ndarray, num: np.ndarray) -> None:
-        """Record the next planned orders (global numbers follow on): SKU positions and ``n``."""
-        self._sidx.append(sidx)
-        self._num.append(num)
-
-    def orders(self) -> tuple[np.ndarray, np.ndarray]:
-        """SKU position and ``n`` of every planned order recorded so far."""
-        n = sum(len(x) for x in self._sidx)
-        if self._index is None or len(self._index[0]) != n:
-            self._index = (
-                np.concatenate(self._sidx) if self._sidx else np.empty(0, np.int64),
-                np.concatenate(self._num) if self._num else np.empty(0, np.int64),
-            )
-        return self._index
-
     def line_suffix(self) -> np.ndarray:
-        """``/{line_no}`` of every BOM line row, built once."""
+        """StringDType (L,): ``/{line_no}`` of every BOM line row."""
         if self._suffix is None:
             self._suffix = text("/", number_text(self.m.lines["line_no"]))
         return self._suffix
 
     def id_prefix(self) -> np.ndarray:
-        """``{item}/{warehouse}/`` of every SKU, built once."""
+        """StringDType (S,): ``{item}/{warehouse}/`` of every SKU."""
         if self._prefix is None:
             m, s = self.m, self.s
             self._prefix = text(m.item_str[s.item], "/", m.wh_str[s.wh], "/")
         return self._prefix
 
     def ids(self, sidx: np.ndarray, num: np.ndarray) -> np.ndarray:
-        """Planned order ids of SKU positions ``sidx`` and numbers ``num``."""
+        """StringDType (N,): planned order ids of SKU positions ``sidx`` and numbers ``num``."""
         return text(self.id_prefix()[sidx], num.astype(_STR))
 
-    def planned_ids(self, k: np.ndarray) -> np.ndarray:
-        """``PL:{id}`` of recorded planned orders ``k``."""
+    def planned_ids(self, orders: OrderLog, k: np.ndarray) -> np.ndarray:
+        """StringDType (N,): ``PL:{id}`` of recorded planned orders ``k``."""
         if self._pl is None:
             self._pl = text("PL:", self.id_prefix())
-        sidx, num = self.orders()
+        sidx, num = orders.arrays()
         return text(self._pl[sidx[k]], num[k].astype(_STR))
 
     # -- refs -----------------------------------------------------------------
-    def text(self, codes: np.ndarray) -> np.ndarray:
-        """The refs of ``codes``, spelled."""
-        return self.book.text(codes, self.planned_ids, self.line_suffix())
+    def text(self, book: RefBook, orders: OrderLog, codes: np.ndarray) -> np.ndarray:
+        """StringDType (N,): the refs of ``codes``, spelled."""
+        return book.text(codes, lambda k: self.planned_ids(orders, k), self.line_suffix())
 
-    def rank(self, codes: np.ndarray) -> np.ndarray:
-        """Ranks of ``codes`` in the code-point order of their refs.
+    def rank(self, book: RefBook, orders: OrderLog, codes: np.ndarray) -> np.ndarray:
+        """int64 (N,): ranks of ``codes`` in the code-point order of their refs.
 
         Refs of planned orders, ``PL:{item}/{warehouse}/{n}[/{line_no}]``,
         are ranked by integers when no item or warehouse id holds a ``/``:
@@ -95,12 +122,12 @@ class OrderRefs:
         of the string sort before digits). Otherwise, and when a ref was
         given as text, the refs are spelled out and sorted as strings.
         """
-        planned = self.book.planned(codes) if self._slash_free() else None
+        planned = book.planned(codes) if self._slash_free() else None
         if planned is None:
-            return unique_strings(self.text(codes))[1]
-        orders, lines = planned
-        sidx, num = self.orders()
-        sidx, num = sidx[orders], num[orders]
+            return unique_strings(self.text(book, orders, codes))[1]
+        lines = planned[1]
+        sidx, num = orders.arrays()
+        sidx, num = sidx[planned[0]], num[planned[0]]
         item_rank, wh_rank, line_rank = self._id_ranks()
         uniq_num, num_code = np.unique(num, return_inverse=True)
         num_rank = unique_strings(uniq_num.astype(_STR))[1][num_code]
@@ -123,9 +150,10 @@ class OrderRefs:
         rank[order] = np.cumsum(step)
         return rank
 
-    def values(self, planned_ids: np.ndarray) -> np.ndarray:
-        """Every ref in code order, given ``PL:{id}`` of all planned orders."""
-        return self.book.values(lambda k: planned_ids[k], self.line_suffix())
+    def values(self, book: RefBook, planned_ids: np.ndarray) -> np.ndarray:
+        """StringDType (size,): every ref of ``book`` in code order, given
+        ``PL:{id}`` of all planned orders."""
+        return book.values(lambda k: planned_ids[k], self.line_suffix())
 
     def _slash_free(self) -> bool:
         if self._no_slash is None:

@@ -20,6 +20,7 @@ Codes are dense, in the order refs were added.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.dtypes import StringDType
@@ -34,77 +35,103 @@ _STR = StringDType()
 PlannedIds = Callable[[np.ndarray], np.ndarray]
 
 
+@dataclass(frozen=True, slots=True)
 class RefBook:
-    """The refs behind requirement codes; see the module docstring."""
+    """The refs behind requirement codes; see the module docstring.
 
-    def __init__(self) -> None:
-        self._starts: list[int] = []
-        self._texts: list[np.ndarray | None] = []
-        self._orders: list[np.ndarray | None] = []
-        self._lines: list[np.ndarray | None] = []
-        self.size = 0
+    A value: adding refs returns a new book (sharing the old one's segments)
+    and the new codes, so that a phase's book never changes after it is
+    returned.
+
+    Attributes
+    ----------
+    starts : tuple of int
+        First code of each segment.
+    texts : tuple of (StringDType (n,) or None)
+        A text segment's refs; None for a planned segment.
+    orders, lines : tuple of (int64 (n,) or None)
+        A planned segment's planned orders (global numbers) and BOM line rows
+        (-1: a transfer, no line); None for a text segment.
+    size : int
+        Number of codes given out.
+    """
+
+    starts: tuple[int, ...] = ()
+    texts: tuple[np.ndarray | None, ...] = ()
+    orders: tuple[np.ndarray | None, ...] = ()
+    lines: tuple[np.ndarray | None, ...] = ()
+    size: int = 0
 
     def _append(
         self, n: int, texts: np.ndarray | None, orders: np.ndarray | None, lines: np.ndarray | None
-    ) -> np.ndarray:
+    ) -> tuple[RefBook, np.ndarray]:
         codes = np.arange(self.size, self.size + n, dtype=np.int64)
-        if n:
-            self._starts.append(self.size)
-            self._texts.append(texts)
-            self._orders.append(orders)
-            self._lines.append(lines)
-            self.size += n
-        return codes
+        if not n:
+            return self, codes
+        book = RefBook(
+            (*self.starts, self.size),
+            (*self.texts, texts),
+            (*self.orders, orders),
+            (*self.lines, lines),
+            self.size + n,
+        )
+        return book, codes
 
-    def add_text(self, refs: np.ndarray) -> np.ndarray:
-        """Codes for refs given as text."""
+    def add_text(self, refs: np.ndarray) -> tuple[RefBook, np.ndarray]:
+        """The book with refs given as text added, and their codes (int64)."""
         return self._append(len(refs), as_text(refs), None, None)
 
-    def add_planned(self, orders: np.ndarray, lines: np.ndarray) -> np.ndarray:
-        """Codes for ``PL:{id of order k}/{line_no of BOM line row}`` (row -1: no line)."""
+    def add_planned(self, orders: np.ndarray, lines: np.ndarray) -> tuple[RefBook, np.ndarray]:
+        """The book with ``PL:{id of order k}/{line_no of BOM line row}`` (row -1:
+        no line) added, and their codes (int64)."""
         return self._append(
             len(orders), None, np.asarray(orders, np.int64), np.asarray(lines, np.int64)
         )
 
     def planned(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """``(orders, line rows)`` behind ``codes``; None when a code is a text ref."""
+        """``(orders, line rows)`` (int64) behind ``codes``; None when a code is a text ref."""
         codes = np.asarray(codes, dtype=np.int64)
         orders = np.empty(len(codes), dtype=np.int64)
         lines = np.empty(len(codes), dtype=np.int64)
         if len(codes) == 0:
             return orders, lines
-        seg = np.searchsorted(np.asarray(self._starts), codes, "right") - 1
+        seg = np.searchsorted(np.asarray(self.starts), codes, "right") - 1
         for s in np.unique(seg):
-            seg_orders, seg_lines = self._orders[s], self._lines[s]
+            seg_orders, seg_lines = self.orders[s], self.lines[s]
             if seg_orders is None or seg_lines is None:
                 return None
             at = np.flatnonzero(seg == s)
-            offset = codes[at] - self._starts[s]
+            offset = codes[at] - self.starts[s]
             orders[at] = seg_orders[offset]
             lines[at] = seg_lines[offset]
         return orders, lines
 
     def text(self, codes: np.ndarray, planned_ids: PlannedIds, suffix: np.ndarray) -> np.ndarray:
-        """The refs of ``codes`` as strings.
+        """StringDType (N,): the refs of ``codes`` as strings.
 
-        Args:
-            planned_ids: ``PL:{id}`` of given planned orders.
-            suffix: ``/{line_no}`` of every BOM line row.
+        Parameters
+        ----------
+        codes : int64 (N,)
+            Codes of this book.
+        planned_ids : callable
+            ``PL:{id}`` of given planned orders.
+        suffix : StringDType (L,)
+            ``/{line_no}`` of every BOM line row.
         """
         codes = np.asarray(codes, dtype=np.int64)
         out = np.empty(len(codes), dtype=_STR)
         if len(codes) == 0:
             return out
-        seg = np.searchsorted(np.asarray(self._starts), codes, "right") - 1
+        seg = np.searchsorted(np.asarray(self.starts), codes, "right") - 1
         for s in np.unique(seg):
             at = np.flatnonzero(seg == s)
-            offset = codes[at] - self._starts[s]
+            offset = codes[at] - self.starts[s]
             out[at] = self._segment_text(int(s), offset, planned_ids, suffix)
         return out
 
     def values(self, planned_ids: PlannedIds, suffix: np.ndarray) -> np.ndarray:
         """Every ref in code order: ``values()[code]`` is the ref of ``code``."""
-        parts = [self._segment_text(s, None, planned_ids, suffix) for s in range(len(self._starts))]
+        parts = [self._segment_text(s, None, planned_ids, suffix) for s in range(len(self.starts))]
         return np.concatenate(parts) if parts else np.empty(0, dtype=_STR)
 
     def _segment_text(
@@ -114,10 +141,10 @@ class RefBook:
         planned_ids: PlannedIds,
         suffix: np.ndarray,
     ) -> np.ndarray:
-        texts = self._texts[s]
+        texts = self.texts[s]
         if texts is not None:
             return texts if offset is None else texts[offset]
-        orders, lines = self._orders[s], self._lines[s]
+        orders, lines = self.orders[s], self.lines[s]
         assert orders is not None and lines is not None
         if offset is not None:
             orders, lines = orders[offset], lines[offset]

@@ -10,10 +10,14 @@ import numpy as np
 from masterplan.contract.coded import Coded, as_array
 from masterplan.contract.columns import Table, TableMap
 
-__all__ = ["PlanParams", "PlanResult", "ResultTable", "Table", "TableMap"]
+__all__ = ["InvalidPlanInput", "PlanParams", "PlanResult", "ResultTable", "Table", "TableMap"]
 
 #: A plan output table: text columns may be dictionary-encoded (:class:`Coded`).
 ResultTable = dict[str, np.ndarray | Coded]
+
+
+class InvalidPlanInput(ValueError):
+    """The run cannot produce a meaningful plan (SPEC §5.9: the run fails)."""
 
 
 @dataclass(frozen=True, slots=True)

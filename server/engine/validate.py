@@ -5,6 +5,12 @@ one message, the first that applies in the order ``DUPLICATE_KEY``,
 ``UNKNOWN_BOM``, ``UNKNOWN_ITEM``, ``UNKNOWN_WAREHOUSE``, ``INVALID_QTY``;
 ``UNKNOWN_COVERAGE_GROUP`` and an unknown refill or firmed-transfer source
 warehouse keep the row (the reference becomes NULL) and add their message.
+
+The other codes of §5.9 come from the phases that meet them: ``BOM_CYCLE``
+from :mod:`~masterplan.server.engine.graph`, ``NO_BOM`` and a firmed
+transfer's ``NO_REFILL_WAREHOUSE`` from :mod:`~masterplan.server.engine.orders`,
+a transfer SKU's ``NO_REFILL_WAREHOUSE`` from :mod:`~masterplan.server.engine.skus`;
+:class:`~masterplan.server.engine.messages.Messages` joins them in phase order.
 """
 
 from __future__ import annotations
@@ -19,13 +25,15 @@ from masterplan.server.engine.arrays import (
     first_rows,
     gather,
     group_codes,
+    is_null,
     lookup,
     member,
     positions,
 )
+from masterplan.server.engine.messages import Messages
 from masterplan.server.engine.types import Table, TableMap
 
-__all__ = ["Messages", "ValidatedData", "validate"]
+__all__ = ["ValidatedData", "validate"]
 
 #: Human name of a table's row, for message texts.
 ROW_NAMES = {
@@ -134,47 +142,7 @@ CHECK_ORDER = (
 )
 
 
-@dataclass(slots=True)
-class Messages:
-    """Plan messages collected as column lists of arrays, concatenated once at the end."""
-
-    severity: list[np.ndarray] = field(default_factory=list)
-    code: list[np.ndarray] = field(default_factory=list)
-    item_id: list[np.ndarray] = field(default_factory=list)
-    warehouse_id: list[np.ndarray] = field(default_factory=list)
-    text: list[np.ndarray] = field(default_factory=list)
-
-    def add(
-        self,
-        severity: str,
-        code: str,
-        item_id: np.ndarray,
-        warehouse_id: np.ndarray,
-        text: np.ndarray,
-    ) -> None:
-        n = len(text)
-        if n == 0:
-            return
-        self.severity.append(np.full(n, severity, dtype=object))
-        self.code.append(np.full(n, code, dtype=object))
-        self.item_id.append(np.asarray(item_id, dtype=object))
-        self.warehouse_id.append(np.asarray(warehouse_id, dtype=object))
-        self.text.append(np.asarray(text, dtype=object))
-
-    def table(self) -> Table:
-        def cat(parts: list[np.ndarray]) -> np.ndarray:
-            return np.concatenate(parts) if parts else np.empty(0, dtype=object)
-
-        return {
-            "severity": cat(self.severity),
-            "code": cat(self.code),
-            "item_id": cat(self.item_id),
-            "warehouse_id": cat(self.warehouse_id),
-            "text": cat(self.text),
-        }
-
-
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class ValidatedData:
     """The input tables with bad rows left out, and the messages that say why.
 
@@ -182,15 +150,21 @@ class ValidatedData:
     the positions found are kept so that indexing does not hash the same
     strings again.
 
-    Attributes:
-        tables: Surviving rows; ``items`` and ``warehouses`` sorted by id.
-        messages: One message per bad row.
-        id_positions: ``{id: position}`` of the sorted surviving ids of
-            ``items`` and ``warehouses``.
-        codes: ``(table, column)`` -> position of each surviving row's item or
-            warehouse in those, -1 for NULL (or an unknown soft warehouse);
-            for ``bom_lines.bom_id``, the row of the line's BOM in the
-            surviving ``boms``.
+    Attributes
+    ----------
+    tables : dict of Table
+        Surviving rows; ``items`` and ``warehouses`` sorted by id.
+    messages : Messages
+        One message per bad row (and per kept row with a treated-as-none
+        reference).
+    id_positions : dict
+        ``{id: position}`` of the sorted surviving ids of ``items`` and
+        ``warehouses``.
+    codes : dict
+        ``(table, column)`` -> int64 position of each surviving row's item or
+        warehouse in those, -1 for NULL (or an unknown soft warehouse); for
+        ``bom_lines.bom_id``, the row of the line's BOM in the surviving
+        ``boms``.
     """
 
     tables: dict[str, Table]
@@ -228,7 +202,7 @@ def _member(values: np.ndarray, known: np.ndarray | set[object], nullable: bool)
     """Whether each value is in ``known``; NULL counts as known only when ``nullable``."""
     inside = member(values, known)
     if nullable:
-        inside |= np.equal(values, None)
+        inside |= is_null(values)
     return inside
 
 
@@ -245,7 +219,7 @@ def validate(data: TableMap) -> ValidatedData:
     ValidatedData
         Surviving rows per table (every table of §4 present) and the messages.
     """
-    msgs = Messages()
+    msgs: list[Messages] = []
     out: dict[str, Table] = {}
     raw_bom_ids = np.asarray(data["boms"]["bom_id"], dtype=object) if "boms" in data else None
     # Row of each BOM id's first appearance, per row and per id: one hash per
@@ -280,7 +254,9 @@ def validate(data: TableMap) -> ValidatedData:
             item, wh = _sku_of(name, table, rows)
             if wh_col is not None:  # an unknown warehouse: name the one that is unknown
                 wh = table[wh_col][rows]
-            msgs.add("warning", code, item, wh, _row_texts(name, table, rows, reason))
+            msgs.append(
+                Messages.of("warning", code, item, wh, _row_texts(name, table, rows, reason))
+            )
 
     for name in CHECK_ORDER:
         spec = INPUT_TABLES[name]
@@ -338,7 +314,7 @@ def validate(data: TableMap) -> ValidatedData:
         for col in WAREHOUSE_COLUMNS.get(name, ()):
             bad = keep & (found[col] < 0)
             if spec.column(col).nullable:
-                bad &= ~np.equal(table[col], None)
+                bad &= ~is_null(table[col])
             report(name, table, bad, "UNKNOWN_WAREHOUSE", f"{col} is not in warehouses", col)
             keep &= ~bad
 
@@ -365,7 +341,7 @@ def validate(data: TableMap) -> ValidatedData:
         if name in SOFT_WAREHOUSE_COLUMNS:
             col = SOFT_WAREHOUSE_COLUMNS[name]
             pos = id_codes[name, col] = position_of(table[col], "warehouses")
-            bad = (pos < 0) & ~np.equal(table[col], None)
+            bad = (pos < 0) & ~is_null(table[col])
             report(
                 name,
                 table,
@@ -378,8 +354,8 @@ def validate(data: TableMap) -> ValidatedData:
                 table[col] = table[col].copy()
                 table[col][bad] = None
         if name in ("items", "item_coverage"):
-            known = out["coverage_groups"]["group_id"]
-            bad = ~_member(table["coverage_group_id"], known, nullable=True)
+            groups = out["coverage_groups"]["group_id"]
+            bad = ~_member(table["coverage_group_id"], groups, nullable=True)
             report(
                 name,
                 table,
@@ -392,7 +368,7 @@ def validate(data: TableMap) -> ValidatedData:
                 table["coverage_group_id"][bad] = None
         out[name] = table
 
-    return ValidatedData(out, msgs, id_positions, id_codes)
+    return ValidatedData(out, Messages.concat(msgs), id_positions, id_codes)
 
 
 def _sorted_by_id(table: Table, column: str) -> Table:

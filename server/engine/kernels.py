@@ -1,0 +1,488 @@
+"""The compiled kernels of the netting walk (SPEC §5.5) and the order split (§5.6).
+
+Arrays in, arrays out. The walk visits each SKU's requirements in walk order
+and takes first-in-first-out from two queues that are both sorted by netting
+date — the existing receipts (on-hand, open orders, firmed planned orders)
+and the run's planned orders, which are created in non-decreasing date order
+because requirements are walked by date. At equal dates an existing receipt
+comes before a planned order, as the receipt order of §5.5 requires.
+
+Everything numba compiles lives in this one module, constants included:
+numba's on-disk cache is invalidated only when the compiled function's own
+source file changes, so a kernel calling into, or reading a constant from,
+another module could run stale machine code after that module changed. The
+Python driver (per-level batching, orders, explosion) is
+:mod:`~masterplan.server.engine.netting`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from masterplan.server.engine._jit import kernel
+
+__all__ = [
+    "CODE_MANUAL",
+    "CODE_MIN_MAX",
+    "CODE_PERIOD",
+    "CODE_REQUIREMENT",
+    "EPS",
+    "LevelResult",
+    "WalkSettings",
+    "net_level",
+    "split_quantity",
+]
+
+# Coverage codes (§5.5), as the walk branches on them.
+CODE_REQUIREMENT = 0
+CODE_PERIOD = 1
+CODE_MIN_MAX = 2
+CODE_MANUAL = 3
+
+#: Quantities at or below this count as nothing (SPEC §5: tolerance 1e-9).
+EPS = 1e-9
+
+#: A list the kernels fill with int64 values (numba types it by its first
+#: element; the walk also appends plain loop counters).
+_Ints = list[int | np.int64]
+
+
+@kernel
+def _split(q: float, min_oq: float, max_oq: float, mult: float, out: list[float]) -> None:
+    """Append the order quantities of need ``q`` (SPEC §5.6) to ``out``."""
+    rest = q
+    if max_oq > 0.0:
+        while rest > max_oq + EPS:
+            out.append(max_oq)
+            rest -= max_oq
+    if rest > EPS:
+        x = max(rest, min_oq)
+        if mult > 0.0:
+            x = np.ceil((x - EPS) / mult) * mult
+        out.append(x)
+
+
+@kernel
+def _take(
+    need: float,
+    hi: int,
+    has_lo: bool,
+    lo: int,
+    e_date: np.ndarray,
+    e_left: np.ndarray,
+    eh: int,
+    p_date: np.ndarray,
+    p_left: np.ndarray,
+    ph: int,
+    n_p: int,
+    k: int,
+    e_base: int,
+    p_base: int,
+    record: bool,
+    peg_req: _Ints,
+    peg_src: _Ints,
+    peg_qty: list[float],
+) -> tuple[float, int, int]:
+    """FIFO takes of one requirement from the SKU's two receipt queues.
+
+    ``e_*`` are the existing receipts (sorted by date and class), ``p_*`` the
+    planned orders (``n_p`` of them, in creation order, dates non-decreasing).
+    Receipts before the heads ``eh``/``ph`` are used up or too early for the
+    positive days; since the bounds only rise along the walk they stay so.
+    Returns the quantity still missing and the new heads.
+    """
+    ne = len(e_date)
+    while need > EPS:
+        while eh < ne and (e_left[eh] <= EPS or (has_lo and e_date[eh] < lo)):
+            eh += 1
+        while ph < n_p and (p_left[ph] <= EPS or (has_lo and p_date[ph] < lo)):
+            ph += 1
+        use_e = eh < ne and e_date[eh] <= hi
+        use_p = ph < n_p and p_date[ph] <= hi
+        if use_e and use_p and p_date[ph] < e_date[eh]:
+            use_e = False
+        if use_e:
+            t = min(need, e_left[eh])
+            e_left[eh] -= t
+            if record:
+                peg_req.append(k)
+                peg_src.append(e_base + eh)
+                peg_qty.append(t)
+            need -= t
+        elif use_p:
+            t = min(need, p_left[ph])
+            p_left[ph] -= t
+            if record:
+                peg_req.append(k)
+                peg_src.append(-1 - (p_base + ph))
+                peg_qty.append(t)
+            need -= t
+        else:
+            break
+    return need, eh, ph
+
+
+@kernel
+def _min_max_qty(p: float, shortfall: float, min_qty: float, max_qty: float, m: float) -> float:
+    """The min_max order quantity of SPEC §5.5 (0 when none is due)."""
+    if not (shortfall > EPS or p < min_qty - EPS):
+        return 0.0
+    if m > 0.0:
+        q = np.floor((max_qty - p) / m + EPS) * m
+        if p + q < min_qty - EPS:
+            q += m
+        if shortfall > EPS:
+            q = max(q, np.ceil((shortfall - EPS) / m) * m)
+    else:
+        q = max(max_qty - p, shortfall)
+    return q
+
+
+@kernel
+def _walk(
+    t0: int,
+    req_ptr: np.ndarray,
+    req_date: np.ndarray,
+    req_qty: np.ndarray,
+    rec_ptr: np.ndarray,
+    rec_date: np.ndarray,
+    rec_qty: np.ndarray,
+    rec_left: np.ndarray,
+    bound_base: np.ndarray,
+    neg_days: np.ndarray,
+    pos_days: np.ndarray,
+    code: np.ndarray,
+    period: np.ndarray,
+    min_qty: np.ndarray,
+    max_qty: np.ndarray,
+    min_oq: np.ndarray,
+    max_oq: np.ndarray,
+    mult: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    # Empty lists typed by an element of a comprehension that never runs:
+    # numba needs the element type before the first append.
+    peg_req: _Ints = [np.int64(0) for _ in range(0)]
+    peg_src: _Ints = [np.int64(0) for _ in range(0)]
+    peg_qty: list[float] = [np.float64(0.0) for _ in range(0)]
+    po_sku: _Ints = [np.int64(0) for _ in range(0)]
+    po_date: _Ints = [np.int64(0) for _ in range(0)]
+    po_qty: list[float] = [np.float64(0.0) for _ in range(0)]
+    split: list[float] = [np.float64(0.0) for _ in range(0)]
+    shortfall = np.zeros(len(req_date), dtype=np.float64)
+    cap = 16
+    p_date = np.zeros(cap, dtype=np.int64)
+    p_left = np.zeros(cap, dtype=np.float64)
+    n_sku = len(req_ptr) - 1
+    for s in range(n_sku):
+        e0 = rec_ptr[s]
+        e_date = rec_date[e0 : rec_ptr[s + 1]]
+        e_qty = rec_qty[e0 : rec_ptr[s + 1]]
+        e_left = rec_left[e0 : rec_ptr[s + 1]]
+        eh = 0
+        ph = 0
+        n_p = 0
+        p_base = len(po_qty)
+        has_lo = pos_days[s] >= 0
+        # min_max: existing receipts counted so far (netting date <= bound),
+        # planned quantity so far, requirement quantity walked so far.
+        counted = 0
+        in_bound = 0.0
+        planned = 0.0
+        walked = 0.0
+        first = req_ptr[s]
+        last = req_ptr[s + 1]
+        for k in range(first - 1, last):
+            if k < first:
+                # The min_max check before the first requirement: r = T0.
+                if code[s] != CODE_MIN_MAX:
+                    continue
+                r = t0
+                need = 0.0
+            else:
+                r = req_date[k]
+                need = req_qty[k]
+            hi = max(r, bound_base[s]) + neg_days[s]
+            lo = r - pos_days[s]
+            if k >= first:
+                need, eh, ph = _take(
+                    need,
+                    hi,
+                    has_lo,
+                    lo,
+                    e_date,
+                    e_left,
+                    eh,
+                    p_date,
+                    p_left,
+                    ph,
+                    n_p,
+                    k,
+                    e0,
+                    p_base,
+                    True,
+                    peg_req,
+                    peg_src,
+                    peg_qty,
+                )
+                walked += req_qty[k]
+            q = 0.0
+            if code[s] == CODE_REQUIREMENT:
+                if need > EPS:
+                    q = need
+            elif code[s] == CODE_PERIOD:
+                if need > EPS:
+                    # Shortfalls of the later requirements of the period, on
+                    # copies of the remaining quantities, without a new order.
+                    q = need
+                    sim_e = e_left.copy()
+                    sim_p = p_left[:n_p].copy()
+                    seh = eh
+                    sph = ph
+                    for j in range(k + 1, last):
+                        rj = req_date[j]
+                        if rj >= r + period[s]:
+                            break
+                        short, seh, sph = _take(
+                            req_qty[j],
+                            max(rj, bound_base[s]) + neg_days[s],
+                            has_lo,
+                            rj - pos_days[s],
+                            e_date,
+                            sim_e,
+                            seh,
+                            p_date,
+                            sim_p,
+                            sph,
+                            n_p,
+                            j,
+                            e0,
+                            p_base,
+                            False,
+                            peg_req,
+                            peg_src,
+                            peg_qty,
+                        )
+                        if short > EPS:
+                            q += short
+            elif code[s] == CODE_MIN_MAX:
+                while counted < len(e_date) and e_date[counted] <= hi:
+                    in_bound += e_qty[counted]
+                    counted += 1
+                q = _min_max_qty(
+                    in_bound + planned - walked,
+                    need if need > EPS else 0.0,
+                    min_qty[s],
+                    max_qty[s],
+                    mult[s],
+                )
+            if q > EPS:
+                split.clear()
+                _split(q, min_oq[s], max_oq[s], mult[s], split)
+                for x in split:
+                    if n_p == cap:
+                        cap *= 2
+                        grown_d = np.zeros(cap, dtype=np.int64)
+                        grown_l = np.zeros(cap, dtype=np.float64)
+                        grown_d[:n_p] = p_date[:n_p]
+                        grown_l[:n_p] = p_left[:n_p]
+                        p_date = grown_d
+                        p_left = grown_l
+                    p_date[n_p] = r
+                    p_left[n_p] = x
+                    n_p += 1
+                    planned += x
+                    po_sku.append(s)
+                    po_date.append(r)
+                    po_qty.append(x)
+                if k >= first and need > EPS:
+                    need, eh, ph = _take(
+                        need,
+                        hi,
+                        has_lo,
+                        lo,
+                        e_date,
+                        e_left,
+                        eh,
+                        p_date,
+                        p_left,
+                        ph,
+                        n_p,
+                        k,
+                        e0,
+                        p_base,
+                        True,
+                        peg_req,
+                        peg_src,
+                        peg_qty,
+                    )
+            if k >= first and need > EPS:
+                shortfall[k] = need
+    return (
+        np.array(peg_req, dtype=np.int64),
+        np.array(peg_src, dtype=np.int64),
+        np.array(peg_qty, dtype=np.float64),
+        np.array(po_sku, dtype=np.int64),
+        np.array(po_date, dtype=np.int64),
+        np.array(po_qty, dtype=np.float64),
+        shortfall,
+    )
+
+
+@kernel
+def _split_one(q: float, min_oq: float, max_oq: float, mult: float) -> np.ndarray:
+    split: list[float] = [np.float64(0.0) for _ in range(0)]
+    _split(q, min_oq, max_oq, mult, split)
+    # Copied element by element: numba would turn ``np.array(split)`` with the
+    # comprehension above into an array before ``_split`` appends to it.
+    out = np.empty(len(split), dtype=np.float64)
+    for i in range(len(split)):
+        out[i] = split[i]
+    return out
+
+
+def split_quantity(q: float, min_oq: float, max_oq: float, mult: float) -> np.ndarray:
+    """The planned-order quantities a need of ``q`` becomes (SPEC §5.6).
+
+    The rule the walk applies to every need, compiled from the same kernel.
+
+    Parameters
+    ----------
+    q : float
+        The needed quantity.
+    min_oq, max_oq, mult : float
+        Minimum and maximum order quantity and multiple (0 = none for the
+        maximum and the multiple).
+
+    Returns
+    -------
+    float64 (K,)
+        One quantity per order, in creation order; empty when ``q`` is nothing.
+    """
+    return _split_one(float(q), float(min_oq), float(max_oq), float(mult))
+
+
+@dataclass(frozen=True, slots=True)
+class WalkSettings:
+    """The settings the walk reads, one entry per SKU of a batch.
+
+    Attributes
+    ----------
+    bound_base : int64 (S,)
+        ``T0`` plus the SKU's lead time on its calendar: a receipt dated up
+        to ``max(r, bound_base) + neg_days`` may serve a requirement of date
+        ``r`` (dynamic negative days).
+    neg_days, pos_days : int64 (S,)
+        Negative days; positive days, -1 for unlimited.
+    code : int64 (S,)
+        Coverage code (``CODE_*``).
+    period : int64 (S,)
+        Coverage period in days (``period`` code).
+    min_qty, max_qty : float64 (S,)
+        Minimum and maximum of the ``min_max`` code.
+    min_oq, max_oq, mult : float64 (S,)
+        Order quantity modifiers (0 = none for the maximum and the multiple).
+    """
+
+    bound_base: np.ndarray
+    neg_days: np.ndarray
+    pos_days: np.ndarray
+    code: np.ndarray
+    period: np.ndarray
+    min_qty: np.ndarray
+    max_qty: np.ndarray
+    min_oq: np.ndarray
+    max_oq: np.ndarray
+    mult: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class LevelResult:
+    """What :func:`net_level` returns.
+
+    Attributes
+    ----------
+    peg_req : int64 (P,)
+        Requirement position (in the batch's walk order) of each take.
+    peg_src : int64 (P,)
+        Receipt position when >= 0, else ``-1 - k`` for planned order ``k``
+        of this batch.
+    peg_qty : float64 (P,)
+        Quantity taken.
+    po_sku : int64 (K,)
+        SKU (position in the batch) of each planned order, in creation order.
+    po_date : int64 (K,)
+        Its netting date (the requirement date).
+    po_qty : float64 (K,)
+        Its quantity.
+    shortfall : float64 (R,)
+        Quantity each requirement could not take.
+    """
+
+    peg_req: np.ndarray
+    peg_src: np.ndarray
+    peg_qty: np.ndarray
+    po_sku: np.ndarray
+    po_date: np.ndarray
+    po_qty: np.ndarray
+    shortfall: np.ndarray
+
+
+def net_level(
+    t0: int,
+    req_ptr: np.ndarray,
+    req_date: np.ndarray,
+    req_qty: np.ndarray,
+    rec_ptr: np.ndarray,
+    rec_date: np.ndarray,
+    rec_qty: np.ndarray,
+    settings: WalkSettings,
+) -> LevelResult:
+    """Net the requirements of a batch of SKUs against their receipts.
+
+    Parameters
+    ----------
+    t0 : int
+        The plan date (days), for the min_max check before the first requirement.
+    req_ptr, rec_ptr : int64 (S+1,)
+        CSR offsets: SKU ``s`` owns requirements ``req_ptr[s]:req_ptr[s+1]``
+        (in walk order) and receipts ``rec_ptr[s]:rec_ptr[s+1]`` (in receipt
+        order).
+    req_date, rec_date : int64
+        Effective dates (days); receipts' netting dates.
+    req_qty, rec_qty : float64
+        Quantities, all above zero. ``rec_qty`` is not changed: the walk
+        consumes a copy.
+    settings : WalkSettings
+        The SKUs' settings.
+    """
+
+    def i64(a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a, dtype=np.int64)
+
+    def f64(a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a, dtype=np.float64)
+
+    s = settings
+    out = _walk(
+        t0,
+        i64(req_ptr),
+        i64(req_date),
+        f64(req_qty),
+        i64(rec_ptr),
+        i64(rec_date),
+        f64(rec_qty),
+        np.array(rec_qty, dtype=np.float64),  # a copy: the walk consumes it
+        i64(s.bound_base),
+        i64(s.neg_days),
+        i64(s.pos_days),
+        i64(s.code),
+        i64(s.period),
+        f64(s.min_qty),
+        f64(s.max_qty),
+        f64(s.min_oq),
+        f64(s.max_oq),
+        f64(s.mult),
+    )
+    return LevelResult(*out)

@@ -11,8 +11,11 @@ import datetime as dt
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import grpc
+from google.protobuf import empty_pb2
+from google.protobuf.message import Message
 
 from masterplan.client.errors import from_rpc_error
 from masterplan.codec import DEFAULT_CHUNK_ROWS, concat, decode_chunk, encode_table
@@ -30,6 +33,18 @@ from masterplan.v1 import (
 __all__ = ["ClientTls", "MasterplanClient", "RunOutcome"]
 
 MiB = 1024 * 1024
+R = TypeVar("R", bound=Message)
+
+
+def _expect(response: object, response_type: type[R]) -> R:
+    """``response``, checked to be the method's response message.
+
+    gRPC is untyped, so a stub's call returns ``Any``; checking here gives
+    every public method a real return type instead of an unchecked cast.
+    """
+    if not isinstance(response, response_type):
+        raise TypeError(f"expected {response_type.__name__}, got {type(response).__name__}")
+    return response
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,33 +110,43 @@ class MasterplanClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _unary(self, method: Callable[..., object], request: object) -> object:
+    def _unary(self, method: Callable[..., object], request: Message, response_type: type[R]) -> R:
+        """Call a unary method with the deadline and key; failures become typed errors."""
         try:
-            return method(request, timeout=self.timeout, metadata=self._metadata)
+            response = method(request, timeout=self.timeout, metadata=self._metadata)
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
+        return _expect(response, response_type)
 
     # -- tenants -------------------------------------------------------------
     def install_tenant(self, tenant_id: str) -> tenant_admin_pb2.InstallTenantResponse:
         return self._unary(
-            self._admin.InstallTenant, tenant_admin_pb2.InstallTenantRequest(tenant_id=tenant_id)
-        )  # type: ignore[return-value]
+            self._admin.InstallTenant,
+            tenant_admin_pb2.InstallTenantRequest(tenant_id=tenant_id),
+            tenant_admin_pb2.InstallTenantResponse,
+        )
 
     def uninstall_tenant(self, tenant_id: str) -> None:
         self._unary(
             self._admin.UninstallTenant,
             tenant_admin_pb2.UninstallTenantRequest(name=f"tenants/{tenant_id}"),
+            empty_pb2.Empty,
         )
 
     def rotate_api_key(self, tenant_id: str) -> tenant_admin_pb2.RotateApiKeyResponse:
         return self._unary(
             self._admin.RotateApiKey,
             tenant_admin_pb2.RotateApiKeyRequest(name=f"tenants/{tenant_id}"),
-        )  # type: ignore[return-value]
+            tenant_admin_pb2.RotateApiKeyResponse,
+        )
 
     def list_tenants(self) -> list[tenant_admin_pb2.Tenant]:
-        resp = self._unary(self._admin.ListTenants, tenant_admin_pb2.ListTenantsRequest())
-        return list(resp.tenants)  # type: ignore[attr-defined]
+        resp = self._unary(
+            self._admin.ListTenants,
+            tenant_admin_pb2.ListTenantsRequest(),
+            tenant_admin_pb2.ListTenantsResponse,
+        )
+        return list(resp.tenants)
 
     # -- data ----------------------------------------------------------------
     def upload(
@@ -148,11 +173,12 @@ class MasterplanClient:
                         on_chunk(name, chunk.row_count)
 
         try:
-            return self._data.UploadDataset(
+            response = self._data.UploadDataset(
                 requests(), timeout=self.stream_timeout, metadata=self._metadata
             )
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
+        return _expect(response, planning_data_pb2.UploadDatasetResponse)
 
     # -- planning ------------------------------------------------------------
     def run_plan_events(
@@ -212,18 +238,27 @@ class MasterplanClient:
         return outcome
 
     def get_run(self, name: str) -> planning_pb2.PlanRun:
-        return self._unary(self._planning.GetRun, planning_pb2.GetRunRequest(name=name))  # type: ignore[return-value]
+        return self._unary(
+            self._planning.GetRun, planning_pb2.GetRunRequest(name=name), planning_pb2.PlanRun
+        )
 
     def list_runs(self, parent: str) -> list[planning_pb2.PlanRun]:
-        resp = self._unary(self._planning.ListRuns, planning_pb2.ListRunsRequest(parent=parent))
-        return list(resp.runs)  # type: ignore[attr-defined]
+        resp = self._unary(
+            self._planning.ListRuns,
+            planning_pb2.ListRunsRequest(parent=parent),
+            planning_pb2.ListRunsResponse,
+        )
+        return list(resp.runs)
 
     def cancel_run(self, name: str) -> planning_pb2.PlanRun:
-        return self._unary(self._planning.CancelRun, planning_pb2.CancelRunRequest(name=name))  # type: ignore[return-value]
+        return self._unary(
+            self._planning.CancelRun, planning_pb2.CancelRunRequest(name=name), planning_pb2.PlanRun
+        )
 
     def get_pegging(self, name: str, ref: str, max_depth: int = 0) -> planning_pb2.PeggingNode:
         resp = self._unary(
             self._planning.GetPegging,
             planning_pb2.GetPeggingRequest(name=name, ref=ref, max_depth=max_depth),
+            planning_pb2.GetPeggingResponse,
         )
-        return resp.root  # type: ignore[attr-defined]
+        return resp.root

@@ -1,31 +1,62 @@
-"""Typed client exceptions, one per gRPC status code, mapped back from the wire."""
+"""Typed client exceptions, one per gRPC status code, mapped back from the wire.
+
+A failed call raises the class of its status code (:class:`NotFound` for
+``NOT_FOUND``, ...), all subclasses of :class:`MasterplanClientError`, so
+callers catch what they can act on and let the rest propagate. The code to
+class mapping lives in one table, :data:`_BY_CODE`. Each exception carries
+the server's ``ErrorInfo`` (``reason``, ``domain``, ``metadata``) and
+``BadRequest`` field violations, parsed by :mod:`masterplan.status`, the
+module the server builds them with.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Final
+
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
+
+from masterplan.status import FieldViolation, StatusDetails, parse_rpc_error
 
 __all__ = [
+    "Aborted",
     "AlreadyExists",
     "Cancelled",
+    "DataLoss",
     "DeadlineExceeded",
     "FailedPrecondition",
+    "Internal",
     "InvalidArgument",
     "MasterplanClientError",
     "NotFound",
+    "OutOfRange",
     "PermissionDenied",
     "PlanBusy",
     "ResourceExhausted",
     "Unauthenticated",
     "Unavailable",
+    "Unimplemented",
+    "Unknown",
+    "exception_class_for",
     "from_rpc_error",
+    "from_status_details",
 ]
 
 
 class MasterplanClientError(Exception):
-    """A call failed. ``code`` is the gRPC status; ``reason`` and ``metadata`` come
-    from the server's ``ErrorInfo``; ``field`` names the offending field."""
+    """A call failed.
+
+    Attributes:
+        code: The gRPC status code (each subclass has its own).
+        message: The server's message (bounded by the server).
+        reason: ``ErrorInfo.reason``, stable across releases: branch on this,
+            not on the message. Empty for gRPC's own errors (no server reply).
+        domain: ``ErrorInfo.domain`` (``masterplan.v1`` for the service's errors).
+        metadata: ``ErrorInfo.metadata``: tenant, plan, table, row, field,
+            resource, limit, ...
+        violations: The ``BadRequest`` field violations.
+        field: The first violation's field path, or ``""``.
+    """
 
     code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
 
@@ -33,79 +64,166 @@ class MasterplanClientError(Exception):
         self,
         message: str,
         reason: str = "",
-        metadata: dict[str, str] | None = None,
+        metadata: Mapping[str, str] | None = None,
         field: str = "",
-    ):
+        *,
+        domain: str = "",
+        violations: Sequence[FieldViolation] = (),
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.reason = reason
-        self.metadata = metadata or {}
-        self.field = field
+        self.domain = domain
+        self.metadata: dict[str, str] = dict(metadata or {})
+        self.violations: tuple[FieldViolation, ...] = tuple(violations)
+        self.field = field or (self.violations[0].field if self.violations else "")
 
     def __str__(self) -> str:
         return f"{self.code.name}: {self.message}"
 
 
-def _make(name: str, code: grpc.StatusCode) -> type[MasterplanClientError]:
-    return type(
-        name, (MasterplanClientError,), {"code": code, "__doc__": f"{code.name} from the server."}
-    )
+class Cancelled(MasterplanClientError):
+    """The call was cancelled (by this client, or by the server while shutting down)."""
+
+    code = grpc.StatusCode.CANCELLED
 
 
-InvalidArgument = _make("InvalidArgument", grpc.StatusCode.INVALID_ARGUMENT)
-NotFound = _make("NotFound", grpc.StatusCode.NOT_FOUND)
-AlreadyExists = _make("AlreadyExists", grpc.StatusCode.ALREADY_EXISTS)
-PermissionDenied = _make("PermissionDenied", grpc.StatusCode.PERMISSION_DENIED)
-Unauthenticated = _make("Unauthenticated", grpc.StatusCode.UNAUTHENTICATED)
-ResourceExhausted = _make("ResourceExhausted", grpc.StatusCode.RESOURCE_EXHAUSTED)
-FailedPrecondition = _make("FailedPrecondition", grpc.StatusCode.FAILED_PRECONDITION)
-PlanBusy = _make("PlanBusy", grpc.StatusCode.ABORTED)
-Cancelled = _make("Cancelled", grpc.StatusCode.CANCELLED)
-DeadlineExceeded = _make("DeadlineExceeded", grpc.StatusCode.DEADLINE_EXCEEDED)
-Unavailable = _make("Unavailable", grpc.StatusCode.UNAVAILABLE)
-Unimplemented = _make("Unimplemented", grpc.StatusCode.UNIMPLEMENTED)
+class Unknown(MasterplanClientError):
+    """The server (or a proxy) failed without saying how."""
 
-_BY_CODE = {
+    code = grpc.StatusCode.UNKNOWN
+
+
+class InvalidArgument(MasterplanClientError):
+    """The request is malformed; ``field`` and ``metadata`` say where. Do not retry as is."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class DeadlineExceeded(MasterplanClientError):
+    """The call's deadline passed before the server answered."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class NotFound(MasterplanClientError):
+    """No such tenant, run or ref."""
+
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class AlreadyExists(MasterplanClientError):
+    """A tenant name or run id that is taken."""
+
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class PermissionDenied(MasterplanClientError):
+    """The key is valid but not for this resource or service (see ``reason``)."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class ResourceExhausted(MasterplanClientError):
+    """A quota (``reason`` ``QUOTA_EXCEEDED``, ``metadata["resource"]``) or a size limit."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class FailedPrecondition(MasterplanClientError):
+    """The server is not in the state the call needs (e.g. ``NO_DATASET``)."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class Aborted(MasterplanClientError):
+    """A conflicting operation is in progress (``PLAN_BUSY``); retry when it ends."""
+
+    code = grpc.StatusCode.ABORTED
+
+
+class OutOfRange(MasterplanClientError):
+    """A value past the valid range."""
+
+    code = grpc.StatusCode.OUT_OF_RANGE
+
+
+class Unimplemented(MasterplanClientError):
+    """The server does not offer this (yet)."""
+
+    code = grpc.StatusCode.UNIMPLEMENTED
+
+
+class Internal(MasterplanClientError):
+    """A server bug; its log has the details, the client gets none."""
+
+    code = grpc.StatusCode.INTERNAL
+
+
+class Unavailable(MasterplanClientError):
+    """The server is down, draining, or the TLS handshake failed."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class DataLoss(MasterplanClientError):
+    """Unrecoverable loss or corruption of data."""
+
+    code = grpc.StatusCode.DATA_LOSS
+
+
+class Unauthenticated(MasterplanClientError):
+    """No key, or one that is malformed, unknown, rotated or revoked (see ``reason``)."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+#: ``ABORTED`` is what the server answers a second run of a busy plan with;
+#: the name older code catches.
+PlanBusy = Aborted
+
+#: The one mapping from status code to exception class.
+_BY_CODE: Final[Mapping[grpc.StatusCode, type[MasterplanClientError]]] = {
     cls.code: cls
     for cls in (
+        Cancelled,
+        Unknown,
         InvalidArgument,
+        DeadlineExceeded,
         NotFound,
         AlreadyExists,
         PermissionDenied,
-        Unauthenticated,
         ResourceExhausted,
         FailedPrecondition,
-        PlanBusy,
-        Cancelled,
-        DeadlineExceeded,
-        Unavailable,
+        Aborted,
+        OutOfRange,
         Unimplemented,
+        Internal,
+        Unavailable,
+        DataLoss,
+        Unauthenticated,
     )
 }
 
 
+def exception_class_for(code: grpc.StatusCode) -> type[MasterplanClientError]:
+    """The exception class of a status code (:class:`Unknown` for one with none, such as OK)."""
+    return _BY_CODE.get(code, Unknown)
+
+
+def from_status_details(details: StatusDetails) -> MasterplanClientError:
+    """The typed exception for a parsed status."""
+    cls = exception_class_for(details.code)
+    return cls(
+        details.message or details.code.name,
+        details.reason,
+        details.metadata,
+        details.field,
+        domain=details.domain,
+        violations=details.violations,
+    )
+
+
 def from_rpc_error(err: grpc.RpcError) -> MasterplanClientError:
     """The typed exception for a failed call, with the server's error details."""
-    code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
-    message = err.details() if hasattr(err, "details") else str(err)
-    reason, metadata, field = "", {}, ""
-    try:
-        status = rpc_status.from_call(err)  # type: ignore[arg-type]
-    except Exception:  # a status without rich details
-        status = None
-    if status is not None:
-        for detail in status.details:
-            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                info = error_details_pb2.ErrorInfo()
-                detail.Unpack(info)
-                reason, metadata = info.reason, dict(info.metadata)
-            elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-                bad = error_details_pb2.BadRequest()
-                detail.Unpack(bad)
-                if bad.field_violations:
-                    field = bad.field_violations[0].field
-    cls = _BY_CODE.get(code, MasterplanClientError)
-    exc = cls(message or code.name, reason, metadata, field)
-    if cls is MasterplanClientError:
-        exc.code = code
-    return exc
+    return from_status_details(parse_rpc_error(err))

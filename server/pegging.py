@@ -43,12 +43,13 @@ class PeggingIndex:
     """The pegging rows of one run, searchable by demand ref and by supply ref."""
 
     def __init__(self, pegging: Mapping[str, np.ndarray | Coded]) -> None:
-        self._p = pegging = {name: as_array(col) for name, col in pegging.items()}
+        # Plain arrays: the engine may hand over dictionary-coded columns.
+        self._p: dict[str, np.ndarray] = {name: as_array(col) for name, col in pegging.items()}
         # Object arrays of str, not numpy strings: numpy 2.4's searchsorted on
         # StringDType fails ("Failed to load string in string comparison")
         # for longer strings.
-        demand = np.asarray(pegging["demand_ref"]).astype(object)
-        supply = np.asarray(pegging["supply_ref"]).astype(object)
+        demand = np.asarray(self._p["demand_ref"]).astype(object)
+        supply = np.asarray(self._p["supply_ref"]).astype(object)
         self._d_order = np.argsort(demand, kind="stable")
         self._d_sorted = demand[self._d_order]
         self._s_order = np.argsort(supply, kind="stable")
@@ -70,7 +71,7 @@ class PeggingIndex:
             return []
         out: list[str] = []
         exact = self._demand_rows(supply_ref)
-        if len(exact) and (self._p["demand_kind"][exact] == "pl").any():
+        if len(exact) and np.any(self._p["demand_kind"][exact] == "pl"):
             out.append(supply_ref)
         # refs starting with "ref/": the range up to "ref0" ("0" follows "/")
         lo = np.searchsorted(self._d_sorted, supply_ref + "/", "left")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from masterplan.codec import table_nbytes
 from masterplan.contract.columns import Table, table_length
+from masterplan.server.engine.types import ResultTable
 from masterplan.server.errors import AlreadyExists, FailedPrecondition, NotFound, PlanBusy
 from masterplan.server.pegging import PeggingIndex
 
@@ -54,7 +55,7 @@ class RunRecord:
     error: str = ""
     row_counts: dict[str, int] = field(default_factory=dict)
     phase_seconds: dict[str, float] = field(default_factory=dict)
-    results: dict[str, Table] | None = None
+    results: dict[str, ResultTable] | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     #: Built on the first GetPegging of the run, dropped with the results.
     pegging_index: PeggingIndex | None = None

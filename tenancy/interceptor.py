@@ -6,6 +6,20 @@ credential only; every other method takes a tenant API key only. The
 resolved caller is handed to the servicer through :func:`current_principal`
 (a context variable set around the handler itself, so it holds in whichever
 thread gRPC runs the handler).
+
+Each refusal carries an ``ErrorInfo`` (built by :mod:`masterplan.status`)
+whose reason says which rule refused the call, so that a client can tell "no
+key sent" from "wrong kind of key" without parsing the message:
+
+==========================  =====================  ==========================================
+reason                      code                   when
+==========================  =====================  ==========================================
+``API_KEY_MISSING``         ``UNAUTHENTICATED``    no ``authorization`` metadata
+``AUTHORIZATION_MALFORMED`` ``UNAUTHENTICATED``    ``authorization`` is not ``Bearer <key>``
+``API_KEY_INVALID``         ``UNAUTHENTICATED``    an unknown, malformed, rotated or revoked key
+``ADMIN_KEY_REQUIRED``      ``PERMISSION_DENIED``  a tenant key on TenantAdmin
+``TENANT_KEY_REQUIRED``     ``PERMISSION_DENIED``  the admin key on a tenant's data or plans
+==========================  =====================  ==========================================
 """
 
 from __future__ import annotations
@@ -14,10 +28,12 @@ import contextvars
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from enum import Enum
+from typing import Any, NoReturn
 
 import grpc
 
+from masterplan.status import Reason, abort, build_status
 from masterplan.tenancy.errors import Unauthenticated
 from masterplan.tenancy.keys import AdminCredential
 from masterplan.tenancy.registry import Tenant, TenantRegistry
@@ -53,22 +69,44 @@ def current_principal() -> Principal:
     return p
 
 
-def _bearer(metadata: tuple[Any, ...] | None) -> str | None:
+class _NoKey(Enum):
+    """Why no key could be read off a call's metadata (the two are refused differently)."""
+
+    MISSING = "missing"
+    MALFORMED = "malformed"
+
+
+def _bearer(metadata: tuple[Any, ...] | None) -> str | _NoKey:
+    """The key of the call's ``authorization: Bearer <key>`` metadata."""
     for key, value in metadata or ():
         if key == "authorization":
             scheme, _, token = str(value).partition(" ")
-            if scheme.lower() == "bearer" and token:
+            if scheme.lower() == "bearer" and token.strip():
                 return token.strip()
-            return None
-    return None
+            return _NoKey.MALFORMED
+    return _NoKey.MISSING
 
 
+@dataclass(frozen=True, slots=True)
 class _Denial:
-    """Why a call is refused; the handler aborts with it before any servicer code runs."""
+    """Why a call is refused; the handler aborts with it before any servicer code runs.
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        self.code = code
-        self.message = message
+    Attributes:
+        code: The gRPC status code.
+        reason: The ``ErrorInfo`` reason, one per refusal rule.
+        message: For a person; never contains the presented key.
+        method: The refused method, as ``ErrorInfo`` metadata.
+    """
+
+    code: grpc.StatusCode
+    reason: Reason
+    message: str
+    method: str = ""
+
+    def abort(self, context: grpc.ServicerContext) -> NoReturn:
+        """End the call with this refusal (raises, as ``context.abort`` does)."""
+        metadata = {"method": self.method} if self.method else None
+        abort(context, build_status(self.code, self.message, self.reason, metadata))
 
 
 def _wrap(
@@ -80,7 +118,7 @@ def _wrap(
     def acting(context: grpc.ServicerContext) -> Iterator[None]:
         """Refuse the call, or run its body as ``principal``."""
         if deny is not None:
-            context.abort(deny.code, deny.message)
+            deny.abort(context)
         token = _principal.set(principal)
         try:
             yield
@@ -119,11 +157,23 @@ class AuthInterceptor(grpc.ServerInterceptor):
         self._admin = admin
 
     def _authenticate(
-        self, method: str, key: str | None
+        self, method: str, key: str | _NoKey
     ) -> tuple[Principal | None, _Denial | None]:
-        if key is None:
+        """Who is calling ``method`` with ``key``, or why the call is refused."""
+        unauthenticated = grpc.StatusCode.UNAUTHENTICATED
+        if key is _NoKey.MISSING:
             return None, _Denial(
-                grpc.StatusCode.UNAUTHENTICATED, "missing 'authorization: Bearer <key>' metadata"
+                unauthenticated,
+                Reason.API_KEY_MISSING,
+                "missing 'authorization: Bearer <key>' metadata",
+                method,
+            )
+        if isinstance(key, _NoKey):
+            return None, _Denial(
+                unauthenticated,
+                Reason.AUTHORIZATION_MALFORMED,
+                "'authorization' metadata must be 'Bearer <key>'",
+                method,
             )
         is_admin = self._admin.matches(key)
         if method.startswith(ANY_KEY_PREFIXES):
@@ -132,26 +182,33 @@ class AuthInterceptor(grpc.ServerInterceptor):
             try:
                 return Principal(is_admin=False, tenant=self._registry.authenticate(key)), None
             except Unauthenticated as exc:
-                return None, _Denial(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+                return None, _Denial(unauthenticated, Reason.API_KEY_INVALID, str(exc), method)
         if method.startswith(ADMIN_SERVICE_PREFIX):
             if is_admin:
                 return Principal(is_admin=True), None
             try:
                 self._registry.authenticate(key)
             except Unauthenticated:
-                return None, _Denial(grpc.StatusCode.UNAUTHENTICATED, "invalid admin key")
+                return None, _Denial(
+                    unauthenticated, Reason.API_KEY_INVALID, "invalid admin key", method
+                )
             return None, _Denial(
-                grpc.StatusCode.PERMISSION_DENIED, "tenant administration needs the admin key"
+                grpc.StatusCode.PERMISSION_DENIED,
+                Reason.ADMIN_KEY_REQUIRED,
+                "tenant administration needs the admin key",
+                method,
             )
         if is_admin:
             return None, _Denial(
                 grpc.StatusCode.PERMISSION_DENIED,
+                Reason.TENANT_KEY_REQUIRED,
                 "the admin key manages tenants; it reads no tenant's data or plans",
+                method,
             )
         try:
             tenant = self._registry.authenticate(key)
         except Unauthenticated as exc:
-            return None, _Denial(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+            return None, _Denial(unauthenticated, Reason.API_KEY_INVALID, str(exc), method)
         return Principal(is_admin=False, tenant=tenant), None
 
     def intercept_service(

@@ -38,14 +38,16 @@ _KIND_TYPE = {
 class CodecError(ValueError):
     """A chunk does not match the schema; says which table, column and row."""
 
-    def __init__(self, message: str, table: str = "", column: str = "", row: int | None = None):
+    def __init__(
+        self, message: str, table: str = "", column: str = "", row: int | None = None
+    ) -> None:
         super().__init__(message)
         self.table = table
         self.column = column
         self.row = row
 
 
-def _type_name(value: int) -> str:
+def _type_name(value: pb.ColumnType.ValueType) -> str:
     """The enum name of a column type; a peer may send numbers no enum knows."""
     try:
         return pb.ColumnType.Name(value)
@@ -113,12 +115,12 @@ def decode_chunk(chunk: pb.ColumnarChunk, spec: TableSpec, row_offset: int = 0) 
     """
     n = chunk.row_count
     seen: dict[str, pb.Column] = {}
-    for col in chunk.columns:
-        if col.name in seen:
-            raise CodecError(f"{spec.name}: column {col.name!r} sent twice", spec.name, col.name)
-        if col.name not in spec.column_names:
-            raise CodecError(f"{spec.name}: unknown column {col.name!r}", spec.name, col.name)
-        seen[col.name] = col
+    for sent in chunk.columns:
+        if sent.name in seen:
+            raise CodecError(f"{spec.name}: column {sent.name!r} sent twice", spec.name, sent.name)
+        if sent.name not in spec.column_names:
+            raise CodecError(f"{spec.name}: unknown column {sent.name!r}", spec.name, sent.name)
+        seen[sent.name] = sent
     out: Table = {}
     for c in spec.columns:
         col = seen.get(c.name)

@@ -15,6 +15,8 @@ from grpc_reflection.v1alpha import reflection
 
 from masterplan.server.config import ServerConfig
 from masterplan.server.engine import warm_up
+from masterplan.server.logs import configure as configure_logging
+from masterplan.server.logs import fields
 from masterplan.server.memory import keep_freed_memory
 from masterplan.server.servicers.admin import TenantAdminServicer
 from masterplan.server.servicers.data import PlanningDataServicer
@@ -58,6 +60,7 @@ class RunningServer:
 
     @property
     def address(self) -> str:
+        """``host:port`` as a client dials it."""
         return f"{self.config.host}:{self.port}"
 
     def stop(self, grace: float | None = None, drain: float = 0.0) -> None:
@@ -76,7 +79,11 @@ class RunningServer:
 
 
 def start_server(config: ServerConfig, admin: AdminCredential) -> RunningServer:
-    """Build and start the server; returns once it listens."""
+    """Build and start the server; returns once it listens.
+
+    Leaves the process's logging alone: tests and the embedded server run
+    inside programs that configure it themselves (see :func:`serve_forever`).
+    """
     if config.keep_freed_memory:
         # Before the server's threads exist: they must share the one arena.
         keep_freed_memory()
@@ -130,19 +137,31 @@ def start_server(config: ServerConfig, admin: AdminCredential) -> RunningServer:
     threading.Thread(target=warm_up, name="masterplan-warm-up", daemon=True).start()
     for name in ("", *SERVICE_NAMES):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("masterplan server listening on %s:%d", config.host, port)
+    log.info(
+        "masterplan server listening",
+        extra=fields(address=f"{config.host}:{port}", tls=config.tls is not None),
+    )
     return RunningServer(server, port, health_servicer, stores, registry, ledger, config)
 
 
 def serve_forever(
     config: ServerConfig, admin: AdminCredential, ready: threading.Event | None = None
 ) -> None:
-    """Run until SIGTERM or SIGINT, then drain gracefully."""
+    """Run until SIGTERM or SIGINT, then drain gracefully.
+
+    This is the server process's entry point, so it owns the process's
+    logging and installs ``config.log_format`` before anything logs.
+    """
+    configure_logging(config.log_format, config.log_level)
     running = start_server(config, admin)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
-        log.info("signal %d: draining (grace %.0f s)", signum, config.grace_seconds)
+        log.info(
+            "signal %d: draining",
+            signum,
+            extra=fields(drain_seconds=config.drain_seconds, grace_seconds=config.grace_seconds),
+        )
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -152,3 +171,4 @@ def serve_forever(
         ready.set()
     stop.wait()
     running.stop(drain=config.drain_seconds)
+    log.info("masterplan server stopped")

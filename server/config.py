@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
+from masterplan.server.logs import LogFormat
 from masterplan.tenancy.quotas import Quotas
 
 __all__ = ["ServerConfig", "TlsConfig"]
@@ -44,6 +46,16 @@ class ServerConfig:
         keep_freed_memory: Keep memory a run frees in the process for the
             next run (:mod:`server.memory`); the resident size then stays at
             the peak of the largest run.
+        log_format: How the server process writes its log to stderr:
+            ``"text"`` (``TIME LEVEL LOGGER MESSAGE key=value ...``, for people)
+            or ``"json"`` (one object per line, for log collectors). Either
+            way every line of an upload or run names its tenant, plan, run id
+            and data-set version (:mod:`server.logs`). Only the server process
+            (``masterplan serve``) installs it; an embedded server logs
+            through its host program's logging.
+        log_level: Level of the service's own log lines (``"DEBUG"`` adds
+            plan reads such as GetPegging); other libraries log warnings and
+            errors only.
     """
 
     host: str = "127.0.0.1"
@@ -59,3 +71,13 @@ class ServerConfig:
     drain_seconds: float = 2.0
     keepalive_seconds: int = 60
     keep_freed_memory: bool = True
+    log_format: LogFormat = "text"
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        # A typo in a deployment's settings should stop the start, not fall
+        # back silently to another format a log collector cannot parse.
+        if self.log_format not in ("text", "json"):
+            raise ValueError(f"log_format must be 'text' or 'json', got {self.log_format!r}")
+        if self.log_level.upper() not in logging.getLevelNamesMapping():
+            raise ValueError(f"log_level must be a logging level name, got {self.log_level!r}")

@@ -6,10 +6,15 @@ cooperative: the engine calls its progress hook at every phase and netting
 level, and the hook raises :class:`server.errors.Cancelled` once the run's
 cancel event is set (client cancel, deadline, CancelRun, uninstall,
 shutdown). A failed or cancelled run never replaces the previous results.
+
+The worker thread runs in a copy of the caller's context, so that whatever
+the engine logs names the run as the RPC thread's lines do (:mod:`server.logs`).
 """
 
 from __future__ import annotations
 
+import contextvars
+import logging
 import queue
 import threading
 from collections.abc import Iterator
@@ -18,12 +23,23 @@ from dataclasses import dataclass
 from masterplan.contract.columns import TableMap
 from masterplan.server.engine import PlanParams, PlanResult, plan
 from masterplan.server.errors import Cancelled
+from masterplan.server.logs import fields
 
 __all__ = ["Progress", "run_engine"]
 
 
+log = logging.getLogger(__name__)
+
+
 @dataclass(frozen=True, slots=True)
 class Progress:
+    """One progress event of the engine, as the RunPlan stream reports it.
+
+    Attributes:
+        phase: Engine phase, e.g. ``validate``, ``levels``, ``netting``.
+        fraction: Share of the run done, 0 to 1.
+    """
+
     phase: str
     fraction: float
 
@@ -37,7 +53,17 @@ def run_engine(
     """Run :func:`server.engine.plan` in a thread; yield progress, then the result.
 
     Exceptions of the engine are re-raised in the caller's thread.
+
+    Args:
+        data: The plan's data set (§4 input tables).
+        params: Plan date and default group.
+        cancel: Set by anyone who wants the run to stop; the engine stops at
+            its next progress call.
+
+    Yields:
+        :class:`Progress` events, then the one :class:`PlanResult`.
     """
+    # Progress, the PlanResult, the engine's exception, then _DONE.
     events: queue.Queue[object] = queue.Queue()
 
     def hook(phase: str, fraction: float) -> None:
@@ -53,7 +79,11 @@ def run_engine(
         finally:
             events.put(_DONE)
 
-    thread = threading.Thread(target=work, name="masterplan-engine", daemon=True)
+    # A new thread starts with an empty context: hand it the run's.
+    context = contextvars.copy_context()
+    thread = threading.Thread(
+        target=context.run, args=(work,), name="masterplan-engine", daemon=True
+    )
     thread.start()
     try:
         while True:
@@ -69,7 +99,13 @@ def run_engine(
                 return
             if isinstance(item, BaseException):
                 raise item
-            yield item  # type: ignore[misc]
+            if isinstance(item, Progress):
+                log.debug(
+                    "run progress", extra=fields(phase=item.phase, fraction=round(item.fraction, 3))
+                )
+                yield item
+            elif isinstance(item, PlanResult):
+                yield item
     finally:
         # Closed early (the caller went away): stop the engine at its next hook.
         if thread.is_alive():

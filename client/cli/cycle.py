@@ -17,7 +17,7 @@ from masterplan.client.cli.progress import CycleProgress
 from masterplan.client.client import ClientTls, MasterplanClient
 from masterplan.connector.reader import read_input
 from masterplan.connector.schema import create_engine, create_result_tables
-from masterplan.connector.writer import RunRecord, prune_runs, write_run
+from masterplan.connector.writer import RunMode, RunRecord, prune_runs, write_run
 from masterplan.contract.columns import table_length
 from masterplan.server.embedded import embedded_server
 
@@ -49,7 +49,7 @@ class CycleOptions:
     tenant: str | None = None
     plan: str = "main"
     plan_date: dt.date | None = None
-    mode: str = "regeneration"
+    mode: RunMode = "regeneration"
     default_group: str | None = None
     tls: ClientTls | None = None
     keep_runs: int = 0
@@ -127,7 +127,7 @@ def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> C
         record = RunRecord(
             run_id=run_id,
             plan_id=options.plan,
-            mode=options.mode,  # type: ignore[arg-type]
+            mode=options.mode,
             plan_date=plan_date,
             started_at=started_at,
             finished_at=dt.datetime.now(dt.UTC),

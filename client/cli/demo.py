@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ from masterplan.server.pegging import PeggingIndex, PegNode
 __all__ = ["run_demo"]
 
 
-def _pegging_arrays(rows: list[Any]) -> dict[str, np.ndarray]:
+def _pegging_arrays(rows: Sequence[Any]) -> dict[str, np.ndarray]:
     cols = (
         "item_id",
         "warehouse_id",
@@ -163,8 +164,8 @@ def run_demo(db_url: str, as_json: bool = False) -> int:
 
         tree = Tree(label(chain[0], 0))
         node = tree
-        for depth, n in enumerate(chain[1:], start=1):
-            node = node.add(label(n, depth))
+        for depth, peg in enumerate(chain[1:], start=1):
+            node = node.add(label(peg, depth))
         console.print("Pegging chain from a sales order down the bill of materials:")
         console.print(tree)
     return 0

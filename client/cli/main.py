@@ -142,9 +142,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         grace_seconds=args.grace,
         drain_seconds=args.drain,
         keep_freed_memory=not args.release_memory,
-    )
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        log_format=args.log_format,
+        log_level=args.log_level.upper(),
     )
     serve_forever(config, admin)
     return 0
@@ -169,13 +168,12 @@ def cmd_tenant(args: argparse.Namespace) -> int:
         if not args.name:
             raise SystemExit(f"masterplan: tenant {args.action} needs a NAME")
         if args.action == "install":
-            resp = client.install_tenant(args.name)
+            installed = client.install_tenant(args.name)
+            tenant, key = installed.tenant.tenant_id, installed.api_key
             if args.json:
-                print(json.dumps({"tenant": resp.tenant.tenant_id, "api_key": resp.api_key}))
+                print(json.dumps({"tenant": tenant, "api_key": key}))
             else:
-                print(
-                    f"tenant {resp.tenant.tenant_id} installed; API key (shown once): {resp.api_key}"
-                )
+                print(f"tenant {tenant} installed; API key (shown once): {key}")
         elif args.action == "uninstall":
             client.uninstall_tenant(args.name)
             print(
@@ -184,11 +182,12 @@ def cmd_tenant(args: argparse.Namespace) -> int:
                 else f"tenant {args.name} uninstalled"
             )
         else:
-            resp = client.rotate_api_key(args.name)
+            rotated = client.rotate_api_key(args.name)
+            tenant, key = rotated.tenant.tenant_id, rotated.api_key
             if args.json:
-                print(json.dumps({"tenant": resp.tenant.tenant_id, "api_key": resp.api_key}))
+                print(json.dumps({"tenant": tenant, "api_key": key}))
             else:
-                print(f"tenant {resp.tenant.tenant_id}: new API key (shown once): {resp.api_key}")
+                print(f"tenant {tenant}: new API key (shown once): {key}")
     return 0
 
 
@@ -314,6 +313,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="give memory back to the OS after each run (default: keep it for the next run)",
     )
+    p.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="stderr log lines as key=value text (default) or one JSON object per line",
+    )
+    p.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        type=str.lower,
+        help="level of the server's own log lines (debug adds plan reads)",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("tenant", help="provision tenants (admin credential)")
@@ -336,7 +348,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; the exit status and stderr follow the module's contract."""
     args = build_parser().parse_args(argv)
+    # A failure is one line on stderr. The embedded server of `run` and
+    # `demo` logs its own account of it, which Python's last-resort handler
+    # would print too; `serve` installs a real handler, which still gets
+    # every line (records pass this handler by on their way to the root).
+    logging.getLogger("masterplan").addHandler(logging.NullHandler())
     try:
         return int(args.func(args))
     except MasterplanClientError as exc:

@@ -23,6 +23,7 @@ MODE_ENUM = {
 
 
 def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
+    """A protobuf timestamp, or None so that an unset time stays unset on the wire."""
     if value is None:
         return None
     ts = timestamp_pb2.Timestamp()
@@ -31,6 +32,7 @@ def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
 
 
 def tenant_to_proto(t: Tenant) -> tenant_admin_pb2.Tenant:
+    """The Tenant resource; it carries the key's prefix only, never the key or its hash."""
     return tenant_admin_pb2.Tenant(
         name=f"tenants/{t.name}",
         tenant_id=t.name,
@@ -40,6 +42,7 @@ def tenant_to_proto(t: Tenant) -> tenant_admin_pb2.Tenant:
 
 
 def run_to_proto(tenant: str, r: RunRecord) -> planning_pb2.PlanRun:
+    """The PlanRun resource of a run record, named under the caller's tenant."""
     return planning_pb2.PlanRun(
         name=run_name(tenant, r.plan_id, r.run_id),
         run_id=r.run_id,

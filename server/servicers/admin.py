@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+
 import grpc
 from google.protobuf import empty_pb2
 
 from masterplan.server.errors import InvalidArgument, funnel
+from masterplan.server.logs import bind, scoped
 from masterplan.server.servicers._convert import tenant_to_proto
 from masterplan.server.store import Stores
 from masterplan.tenancy.quotas import QuotaLedger
 from masterplan.tenancy.registry import TenantRegistry
 from masterplan.v1 import tenant_admin_pb2 as pb
 from masterplan.v1 import tenant_admin_pb2_grpc
+
+log = logging.getLogger(__name__)
 
 
 def _tenant_of(name: str) -> str:
@@ -22,37 +27,49 @@ def _tenant_of(name: str) -> str:
 
 
 class TenantAdminServicer(tenant_admin_pb2_grpc.TenantAdminServicer):
+    """Provisioning; its log lines name the tenant, never any part of a key."""
+
     def __init__(self, registry: TenantRegistry, stores: Stores, ledger: QuotaLedger) -> None:
         self._registry = registry
         self._stores = stores
         self._ledger = ledger
 
+    @scoped
     @funnel
     def InstallTenant(
         self, request: pb.InstallTenantRequest, context: grpc.ServicerContext
     ) -> pb.InstallTenantResponse:
         tenant, key = self._registry.install(request.tenant_id)
+        bind(tenant=tenant.name)
+        log.info("tenant installed")
         return pb.InstallTenantResponse(tenant=tenant_to_proto(tenant), api_key=key)
 
+    @scoped
     @funnel
     def UninstallTenant(
         self, request: pb.UninstallTenantRequest, context: grpc.ServicerContext
     ) -> empty_pb2.Empty:
         tenant = self._registry.uninstall(_tenant_of(request.name))
+        bind(tenant=tenant.name)
         self._stores.drop(tenant.tenant_id)
         self._ledger.release(tenant.tenant_id)
+        log.info("tenant uninstalled")
         return empty_pb2.Empty()
 
+    @scoped
     @funnel
     def RotateApiKey(
         self, request: pb.RotateApiKeyRequest, context: grpc.ServicerContext
     ) -> pb.RotateApiKeyResponse:
         name = _tenant_of(request.name)
+        bind(tenant=name)
         key = self._registry.rotate_key(name)
+        log.info("api key rotated")
         return pb.RotateApiKeyResponse(
             tenant=tenant_to_proto(self._registry.get(name)), api_key=key
         )
 
+    @scoped
     @funnel
     def ListTenants(
         self, request: pb.ListTenantsRequest, context: grpc.ServicerContext

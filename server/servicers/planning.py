@@ -3,25 +3,32 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import time
 from collections.abc import Iterator
 
 import grpc
 
 from masterplan.codec import encode_table
+from masterplan.contract.columns import TableMap
 from masterplan.contract.tables import PLAN_OUTPUT_TABLES
 from masterplan.server.engine import PlanParams, PlanResult
 from masterplan.server.errors import Cancelled, FailedPrecondition, InvalidArgument, funnel
+from masterplan.server.logs import bind, current_context, error_fields, fields, log_context, scoped
 from masterplan.server.names import check_run_id, parse_plan, parse_run
 from masterplan.server.pegging import PegNode
 from masterplan.server.runs import run_engine
 from masterplan.server.servicers._convert import MODES, run_to_proto
-from masterplan.server.store import Stores, TenantStore
+from masterplan.server.store import RunRecord, Stores, TenantStore
 from masterplan.tenancy.interceptor import current_principal
 from masterplan.tenancy.quotas import QuotaLedger
 from masterplan.tenancy.registry import Tenant
 from masterplan.v1 import planning_pb2 as pb
 from masterplan.v1 import planning_pb2_grpc
 
+log = logging.getLogger(__name__)
+
+#: Largest ``chunk_rows`` a RunPlan may ask for: bounds one message's size.
 MAX_CHUNK_ROWS = 262_144
 
 
@@ -55,6 +62,8 @@ def _node(n: PegNode) -> pb.PeggingNode:
 
 
 class PlanningServicer(planning_pb2_grpc.PlanningServicer):
+    """Runs, their results and pegging, each resolved from the calling tenant."""
+
     def __init__(self, stores: Stores, ledger: QuotaLedger, default_chunk_rows: int) -> None:
         self._stores = stores
         self._ledger = ledger
@@ -62,70 +71,122 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
 
     def _store(self) -> tuple[Tenant, TenantStore]:
         tenant = _caller()
+        bind(tenant=tenant.name)
         return tenant, self._stores.get(tenant.tenant_id)
 
+    @scoped
     @funnel
     def RunPlan(
         self, request: pb.RunPlanRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.RunPlanResponse]:
         tenant, store = self._store()
-        plan_id = parse_plan(request.parent, tenant.name)
-        plan_date = _plan_date(request.plan_date)
-        run_id = check_run_id(request.run_id) if request.run_id else ""
-        chunk_rows = request.chunk_rows or self._chunk_rows
-        if chunk_rows > MAX_CHUNK_ROWS:
-            raise InvalidArgument(f"chunk_rows may be at most {MAX_CHUNK_ROWS}", field="chunk_rows")
-        dataset = store.dataset(plan_id)
-        with self._ledger.acquire_run(tenant.tenant_id):
-            rec = store.start_run(plan_id, run_id, MODES[request.mode], plan_date, dataset.version)
-            context.add_callback(rec.cancel.set)  # client cancel or deadline
-            try:
-                yield pb.RunPlanResponse(started=run_to_proto(tenant.name, rec))
-                params = PlanParams(plan_date, request.default_group or None)
-                result: PlanResult | None = None
-                for event in run_engine(dataset.tables, params, rec.cancel):
-                    if isinstance(event, PlanResult):
-                        result = event
-                    else:
-                        yield pb.RunPlanResponse(
-                            progress=pb.RunProgress(phase=event.phase, fraction=event.fraction)
-                        )
-                assert result is not None
-                for name in PLAN_OUTPUT_TABLES:
-                    for chunk in encode_table(name, result.tables[name], chunk_rows):
-                        if rec.cancel.is_set():
-                            raise Cancelled("the run was cancelled")
-                        yield pb.RunPlanResponse(result_chunk=chunk)
-                rec.row_counts = result.row_counts()
-                rec.phase_seconds = result.phase_seconds
-                rec.results = result.tables
-                store.finish_run(rec, "SUCCEEDED")
-                self._ledger.set_memory(tenant.tenant_id, store.nbytes())
-            except (Cancelled, GeneratorExit):
-                # GeneratorExit: gRPC closed the stream (client cancel, deadline,
-                # server shutdown) while it waited at a yield.
-                rec.cancel.set()
-                store.finish_run(rec, "CANCELLED", "cancelled")
-                raise
-            except BaseException as exc:
-                store.finish_run(
-                    rec, "FAILED", str(exc) if isinstance(exc, ValueError) else "internal error"
+        rec: RunRecord | None = None
+        try:
+            plan_id = parse_plan(request.parent, tenant.name)
+            bind(plan=plan_id)
+            plan_date = _plan_date(request.plan_date)
+            run_id = check_run_id(request.run_id) if request.run_id else ""
+            chunk_rows = request.chunk_rows or self._chunk_rows
+            if chunk_rows > MAX_CHUNK_ROWS:
+                raise InvalidArgument(
+                    f"chunk_rows may be at most {MAX_CHUNK_ROWS}", field="chunk_rows"
                 )
-                raise
-            yield pb.RunPlanResponse(summary=pb.RunSummary(run=run_to_proto(tenant.name, rec)))
+            dataset = store.dataset(plan_id)
+            bind(version=dataset.version)
+            with self._ledger.acquire_run(tenant.tenant_id):
+                mode = MODES[request.mode]
+                rec = store.start_run(plan_id, run_id, mode, plan_date, dataset.version)
+                bind(run=rec.run_id)
+                log.info("run started", extra=fields(mode=mode, plan_date=plan_date.isoformat()))
+                context.add_callback(rec.cancel.set)  # client cancel or deadline
+                params = PlanParams(plan_date, request.default_group or None)
+                yield from self._execute(tenant, store, rec, dataset.tables, params, chunk_rows)
+        except Exception as exc:
+            if rec is None:  # refused before it started: the run's own lines say the rest
+                log.warning("run refused", extra=error_fields(exc))
+            raise
 
+    def _execute(
+        self,
+        tenant: Tenant,
+        store: TenantStore,
+        rec: RunRecord,
+        data: TableMap,
+        params: PlanParams,
+        chunk_rows: int,
+    ) -> Iterator[pb.RunPlanResponse]:
+        """Stream one started run: progress, result chunks, summary; record how it ended."""
+        started = time.monotonic()
+        # gRPC may close this generator from another thread, whose context is
+        # not the call's: the lines about how the run ended restore it.
+        context = current_context()
+        try:
+            yield pb.RunPlanResponse(started=run_to_proto(tenant.name, rec))
+            result: PlanResult | None = None
+            for event in run_engine(data, params, rec.cancel):
+                if isinstance(event, PlanResult):
+                    result = event
+                else:
+                    yield pb.RunPlanResponse(
+                        progress=pb.RunProgress(phase=event.phase, fraction=event.fraction)
+                    )
+            assert result is not None
+            for name in PLAN_OUTPUT_TABLES:
+                for chunk in encode_table(name, result.tables[name], chunk_rows):
+                    if rec.cancel.is_set():
+                        raise Cancelled("the run was cancelled")
+                    yield pb.RunPlanResponse(result_chunk=chunk)
+            rec.row_counts = result.row_counts()
+            rec.phase_seconds = result.phase_seconds
+            # The store holds the engine's tables as they are, coded text
+            # included (the pegging index decodes what it reads).
+            rec.results = result.tables
+            store.finish_run(rec, "SUCCEEDED")
+            self._ledger.set_memory(tenant.tenant_id, store.nbytes())
+        except (Cancelled, GeneratorExit):
+            # GeneratorExit: gRPC closed the stream (client cancel, deadline,
+            # server shutdown) while it waited at a yield.
+            rec.cancel.set()
+            store.finish_run(rec, "CANCELLED", "cancelled")
+            with log_context(**context):
+                log.info(
+                    "run cancelled", extra=fields(seconds=round(time.monotonic() - started, 3))
+                )
+            raise
+        except BaseException as exc:
+            store.finish_run(
+                rec, "FAILED", str(exc) if isinstance(exc, ValueError) else "internal error"
+            )
+            with log_context(**context):
+                seconds = round(time.monotonic() - started, 3)
+                log.warning("run failed", extra=error_fields(exc, seconds=seconds))
+            raise
+        log.info(
+            "run finished",
+            extra=fields(
+                rows=rec.row_counts,
+                skus=result.sku_count,
+                seconds=round(time.monotonic() - started, 3),
+            ),
+        )
+        yield pb.RunPlanResponse(summary=pb.RunSummary(run=run_to_proto(tenant.name, rec)))
+
+    @scoped
     @funnel
     def GetRun(self, request: pb.GetRunRequest, context: grpc.ServicerContext) -> pb.PlanRun:
         tenant, store = self._store()
-        plan_id, run_id = parse_run(request.name, tenant.name)
-        return run_to_proto(tenant.name, store.run(plan_id, run_id))
+        rec = self._run(store, request.name, tenant)
+        log.debug("run read", extra=fields(state=rec.state))
+        return run_to_proto(tenant.name, rec)
 
+    @scoped
     @funnel
     def ListRuns(
         self, request: pb.ListRunsRequest, context: grpc.ServicerContext
     ) -> pb.ListRunsResponse:
         tenant, store = self._store()
         plan_id = parse_plan(request.parent, tenant.name)
+        bind(plan=plan_id)
         runs = store.runs(plan_id)
         size = request.page_size if request.page_size > 0 else 50
         try:
@@ -136,25 +197,28 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
             ) from None
         page = runs[start : start + size]
         nxt = str(start + size) if start + size < len(runs) else ""
+        log.debug("runs listed", extra=fields(runs=len(page), offset=start))
         return pb.ListRunsResponse(
             runs=[run_to_proto(tenant.name, r) for r in page], next_page_token=nxt
         )
 
+    @scoped
     @funnel
     def CancelRun(self, request: pb.CancelRunRequest, context: grpc.ServicerContext) -> pb.PlanRun:
         tenant, store = self._store()
-        plan_id, run_id = parse_run(request.name, tenant.name)
-        rec = store.run(plan_id, run_id)
+        rec = self._run(store, request.name, tenant)
         rec.cancel.set()
+        log.info("run cancel requested", extra=fields(state=rec.state))
         return run_to_proto(tenant.name, rec)
 
+    @scoped
     @funnel
     def GetPegging(
         self, request: pb.GetPeggingRequest, context: grpc.ServicerContext
     ) -> pb.GetPeggingResponse:
         tenant, store = self._store()
-        plan_id, run_id = parse_run(request.name, tenant.name)
-        rec = store.run(plan_id, run_id)
+        rec = self._run(store, request.name, tenant)
+        run_id = rec.run_id
         if not request.ref:
             raise InvalidArgument("ref is required", field="ref")
         index = rec.pegging()
@@ -164,4 +228,15 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
                 reason="NO_RESULTS",
             )
         tree = index.tree(request.ref, request.max_depth)
+        # The ref names an order: identifiers of rows stay out of the log.
+        log.debug("pegging read", extra=fields(max_depth=request.max_depth))
         return pb.GetPeggingResponse(root=_node(tree))
+
+    @staticmethod
+    def _run(store: TenantStore, name: str, tenant: Tenant) -> RunRecord:
+        """The run named ``name``, with its plan, id and data-set version bound to the log."""
+        plan_id, run_id = parse_run(name, tenant.name)
+        bind(plan=plan_id, run=run_id)
+        rec = store.run(plan_id, run_id)
+        bind(version=rec.dataset_version)
+        return rec

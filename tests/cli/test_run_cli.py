@@ -267,12 +267,13 @@ def served(tmp_path: Path):  # type: ignore[no-untyped-def]
         cwd=ROOT,
         env={**os.environ, **env},
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        # Logs go to a file, never to a pipe nobody reads (it would fill up).
+        stderr=(tmp_path / "serve.log").open("w"),
         text=True,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
-    assert "listening" in line, line
+    assert "listening" in line, (tmp_path / "serve.log").read_text()
     try:
         yield f"127.0.0.1:{port}", env
     finally:

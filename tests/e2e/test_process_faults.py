@@ -55,12 +55,14 @@ class Served:
             cwd=ROOT,
             env={**os.environ, "MASTERPLAN_ADMIN_KEY": ADMIN},
             stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            # Logs go to a file: a pipe nobody reads would fill up and block
+            # the server in the middle of a write (its signal handler logs).
+            stderr=(tmp / f"serve-{port}.log").open("w"),
             text=True,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
-        assert "listening" in line, line
+        assert "listening" in line, (tmp / f"serve-{port}.log").read_text()
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -41,12 +41,26 @@ class Quotas:
             Two lets a scheduled run overlap an interactive one without a single
             tenant occupying the whole worker pool.
         max_memory_bytes: Bytes of planning data a tenant may hold in memory.
+        max_planned_orders: Planned orders one run may create; a data set
+            that asks for more (a huge quantity split by a tiny
+            ``max_order_qty``) fails its run instead of exhausting the server.
+        max_result_rows: Rows of all result tables of one run together.
+        max_engine_seconds: Wall-clock seconds one run may plan before it is
+            stopped.
+        max_open_streams: Streaming calls (uploads, runs) one tenant may have
+            open at once, so that one tenant cannot hold every server thread.
+        max_plans: Plans one tenant may hold; each costs memory even empty.
     """
 
     max_rows: int = 50_000_000
     max_upload_bytes: int = 4 * GiB
     max_concurrent_runs: int = 2
     max_memory_bytes: int = 8 * GiB
+    max_planned_orders: int = 20_000_000
+    max_result_rows: int = 200_000_000
+    max_engine_seconds: int = 3_600
+    max_open_streams: int = 4
+    max_plans: int = 1_000
 
     def __post_init__(self) -> None:
         for field in fields(self):

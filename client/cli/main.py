@@ -8,6 +8,7 @@ prints ``UNAUTHENTICATED``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -125,12 +126,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         tls = TlsConfig(
             Path(args.tls_cert).read_bytes(), Path(args.tls_key).read_bytes(), _read(args.client_ca)
         )
-    quotas = Quotas(
-        max_rows=args.max_rows,
-        max_upload_bytes=args.max_upload_bytes,
-        max_concurrent_runs=args.max_concurrent_runs,
-        max_memory_bytes=args.max_memory_bytes,
-    )
+    quotas = Quotas(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Quotas)})
     config = ServerConfig(
         host=args.host,
         port=args.port,
@@ -282,20 +278,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-cert", help="PEM server certificate chain")
     p.add_argument("--tls-key", help="PEM server private key")
     p.add_argument("--client-ca", help="PEM CA for client certificates (mutual TLS)")
-    q = Quotas()
-    p.add_argument("--max-rows", type=int, default=q.max_rows, help="rows one tenant may hold")
-    p.add_argument(
-        "--max-upload-bytes", type=int, default=q.max_upload_bytes, help="bytes in one upload"
-    )
-    p.add_argument(
-        "--max-concurrent-runs",
-        type=int,
-        default=q.max_concurrent_runs,
-        help="runs per tenant at once",
-    )
-    p.add_argument(
-        "--max-memory-bytes", type=int, default=q.max_memory_bytes, help="bytes one tenant may hold"
-    )
+    # One flag per quota, named and explained by the Quotas dataclass itself,
+    # so that a new quota cannot be forgotten on the command line.
+    for f in dataclasses.fields(Quotas):
+        p.add_argument(
+            "--" + f.name.replace("_", "-"),
+            type=int,
+            default=f.default,
+            help=f"per-tenant quota (default {f.default})",
+        )
     p.add_argument(
         "--max-message-bytes", type=int, default=64 * 1024 * 1024, help="largest gRPC message"
     )

@@ -42,6 +42,7 @@ from masterplan.server.engine.types import (
     InvalidPlanInput,
     PlanParams,
     PlanResult,
+    PlanTooLarge,
     Table,
     TableMap,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "InvalidPlanInput",
     "PlanParams",
     "PlanResult",
+    "PlanTooLarge",
     "Table",
     "TableMap",
     "check",

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from masterplan.server.engine._jit import kernel
+from masterplan.server.engine.types import DEFAULT_MAX_PLANNED_ORDERS, PlanTooLarge
 
 __all__ = [
     "CODE_MANUAL",
@@ -50,10 +51,22 @@ _Ints = list[int | np.int64]
 
 
 @kernel
-def _split(q: float, min_oq: float, max_oq: float, mult: float, out: list[float]) -> None:
-    """Append the order quantities of need ``q`` (SPEC §5.6) to ``out``."""
+def _split(
+    q: float, min_oq: float, max_oq: float, mult: float, out: list[float], room: int
+) -> float:
+    """Append the order quantities of need ``q`` (SPEC §5.6) to ``out``.
+
+    Returns 0, or, when ``q`` would become more than ``room`` orders, how
+    many it would become (at least), leaving ``out`` untouched. The count is
+    known before any order is made, so a huge need with a tiny maximum never
+    loops long nor grows ``out``; and within ``room`` (far below 2**52) each
+    subtraction of ``max_oq`` shrinks ``rest``, so the loop ends.
+    """
     rest = q
     if max_oq > 0.0:
+        count = np.ceil((q - EPS) / max_oq)
+        if not count <= room:
+            return count if count > 1.0 else 1.0
         while rest > max_oq + EPS:
             out.append(max_oq)
             rest -= max_oq
@@ -62,6 +75,7 @@ def _split(q: float, min_oq: float, max_oq: float, mult: float, out: list[float]
         if mult > 0.0:
             x = np.ceil((x - EPS) / mult) * mult
         out.append(x)
+    return 0.0
 
 
 @kernel
@@ -160,7 +174,11 @@ def _walk(
     min_oq: np.ndarray,
     max_oq: np.ndarray,
     mult: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    room: int,
+    stop: np.ndarray,
+) -> tuple[
+    np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float
+]:
     # Empty lists typed by an element of a comprehension that never runs:
     # numba needs the element type before the first append.
     peg_req: _Ints = [np.int64(0) for _ in range(0)]
@@ -175,7 +193,12 @@ def _walk(
     p_date = np.zeros(cap, dtype=np.int64)
     p_left = np.zeros(cap, dtype=np.float64)
     n_sku = len(req_ptr) - 1
+    # Orders wanted beyond ``room``: the walk stops at the first need that
+    # would pass it, before making its orders.
+    over = 0.0
     for s in range(n_sku):
+        if over > 0.0 or stop[0] != 0:
+            break
         e0 = rec_ptr[s]
         e_date = rec_date[e0 : rec_ptr[s + 1]]
         e_qty = rec_qty[e0 : rec_ptr[s + 1]]
@@ -194,6 +217,8 @@ def _walk(
         first = req_ptr[s]
         last = req_ptr[s + 1]
         for k in range(first - 1, last):
+            if stop[0] != 0:
+                break
             if k < first:
                 # The min_max check before the first requirement: r = T0.
                 if code[s] != CODE_MIN_MAX:
@@ -241,6 +266,8 @@ def _walk(
                     seh = eh
                     sph = ph
                     for j in range(k + 1, last):
+                        if stop[0] != 0:
+                            break
                         rj = req_date[j]
                         if rj >= r + period[s]:
                             break
@@ -279,7 +306,13 @@ def _walk(
                 )
             if q > EPS:
                 split.clear()
-                _split(q, min_oq[s], max_oq[s], mult[s], split)
+                left = room - len(po_qty)
+                wanted = _split(q, min_oq[s], max_oq[s], mult[s], split, left)
+                if wanted == 0.0 and len(split) > left:
+                    wanted = float(len(split))
+                if wanted > 0.0:
+                    over = len(po_qty) + wanted
+                    break
                 for x in split:
                     if n_p == cap:
                         cap *= 2
@@ -327,13 +360,16 @@ def _walk(
         np.array(po_date, dtype=np.int64),
         np.array(po_qty, dtype=np.float64),
         shortfall,
+        over,
     )
 
 
 @kernel
-def _split_one(q: float, min_oq: float, max_oq: float, mult: float) -> np.ndarray:
+def _split_one(q: float, min_oq: float, max_oq: float, mult: float, room: int) -> np.ndarray:
     split: list[float] = [np.float64(0.0) for _ in range(0)]
-    _split(q, min_oq, max_oq, mult, split)
+    wanted = _split(q, min_oq, max_oq, mult, split, room)
+    if wanted > 0.0:
+        return np.full(0, wanted, dtype=np.float64)
     # Copied element by element: numba would turn ``np.array(split)`` with the
     # comprehension above into an array before ``_split`` appends to it.
     out = np.empty(len(split), dtype=np.float64)
@@ -342,7 +378,9 @@ def _split_one(q: float, min_oq: float, max_oq: float, mult: float) -> np.ndarra
     return out
 
 
-def split_quantity(q: float, min_oq: float, max_oq: float, mult: float) -> np.ndarray:
+def split_quantity(
+    q: float, min_oq: float, max_oq: float, mult: float, room: int = DEFAULT_MAX_PLANNED_ORDERS
+) -> np.ndarray:
     """The planned-order quantities a need of ``q`` becomes (SPEC §5.6).
 
     The rule the walk applies to every need, compiled from the same kernel.
@@ -354,13 +392,24 @@ def split_quantity(q: float, min_oq: float, max_oq: float, mult: float) -> np.nd
     min_oq, max_oq, mult : float
         Minimum and maximum order quantity and multiple (0 = none for the
         maximum and the multiple).
+    room : int
+        Most orders the need may become.
 
     Returns
     -------
     float64 (K,)
         One quantity per order, in creation order; empty when ``q`` is nothing.
+
+    Raises
+    ------
+    PlanTooLarge
+        When the need would become more than ``room`` orders.
     """
-    return _split_one(float(q), float(min_oq), float(max_oq), float(mult))
+    out = _split_one(float(q), float(min_oq), float(max_oq), float(mult), int(room))
+    if len(out) == 0 and q > EPS:
+        count = float(np.ceil((q - EPS) / max_oq))
+        raise PlanTooLarge("planned_orders", room, int(min(count, 2.0**62)))
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,6 +467,10 @@ class LevelResult:
         Its quantity.
     shortfall : float64 (R,)
         Quantity each requirement could not take.
+    over : float
+        0, or the planned orders the batch would have needed (at least) when
+        that is more than ``room``; the walk stopped there and the other
+        fields are partial.
     """
 
     peg_req: np.ndarray
@@ -427,6 +480,7 @@ class LevelResult:
     po_date: np.ndarray
     po_qty: np.ndarray
     shortfall: np.ndarray
+    over: float = 0.0
 
 
 def net_level(
@@ -438,6 +492,8 @@ def net_level(
     rec_date: np.ndarray,
     rec_qty: np.ndarray,
     settings: WalkSettings,
+    room: int = DEFAULT_MAX_PLANNED_ORDERS,
+    stop: np.ndarray | None = None,
 ) -> LevelResult:
     """Net the requirements of a batch of SKUs against their receipts.
 
@@ -456,6 +512,11 @@ def net_level(
         consumes a copy.
     settings : WalkSettings
         The SKUs' settings.
+    room : int
+        Planned orders the batch may create (see :attr:`LevelResult.over`).
+    stop : int8 (1,), optional
+        Another thread sets ``stop[0]`` to stop the walk within one step (the
+        walk holds no GIL); the result is then partial and to be dropped.
     """
 
     def i64(a: np.ndarray) -> np.ndarray:
@@ -484,5 +545,7 @@ def net_level(
         f64(s.min_oq),
         f64(s.max_oq),
         f64(s.mult),
+        int(room),
+        np.zeros(1, dtype=np.int8) if stop is None else stop,
     )
     return LevelResult(*out)

@@ -27,7 +27,14 @@ from masterplan.server.engine.orderrefs import OrderLog, OrderRefs
 from masterplan.server.engine.orders import PlannedOrders, RefMaker, explode, make_orders
 from masterplan.server.engine.refs import RefBook
 from masterplan.server.engine.requirements import Receipts, RequirementsAndReceipts
-from masterplan.server.engine.skus import Masters, SkuSettings
+from masterplan.server.engine.skus import Masters, SkuSettings, sku_ids
+from masterplan.server.engine.types import (
+    DEFAULT_MAX_PLANNED_ORDERS,
+    DEFAULT_MAX_RESULT_ROWS,
+    InvalidPlanInput,
+    PlanTooLarge,
+    RunStopped,
+)
 
 __all__ = ["Netting", "Pegging", "WalkedRequirements", "net_levels", "walk_settings"]
 
@@ -161,6 +168,25 @@ def walk_settings(s: SkuSettings, skus: np.ndarray, t0: int) -> WalkSettings:
     )
 
 
+def _check_finite(m: Masters, s: SkuSettings, qty: np.ndarray, sidx: np.ndarray) -> None:
+    """Fail the run on a requirement quantity that overflowed.
+
+    Input quantities are bounded by validation, but a BOM chain multiplies
+    them level by level and can pass the largest float; such a plan has no
+    meaningful quantities, and an ``inf`` would reach no database, so the run
+    stops naming the first SKU it met.
+    """
+    bad = ~np.isfinite(qty)
+    if bad.any():
+        first = int(np.argmax(bad))
+        item, wh = sku_ids(m, s, sidx[first : first + 1])
+        raise InvalidPlanInput(
+            f"the dependent requirement of item {item[0]!r} at warehouse {wh[0]!r} overflows "
+            "(the BOM quantities multiplied along its chain pass the largest number); "
+            "check the qty_per, batch_qty and scrap of the BOMs above it"
+        )
+
+
 def _ranker(
     refs: OrderRefs, book: RefBook, log: OrderLog, codes: np.ndarray
 ) -> Callable[[np.ndarray], np.ndarray]:
@@ -181,6 +207,9 @@ def net_levels(
     refs: OrderRefs,
     t0: int,
     on_level: Callable[[int, int], None] | None = None,
+    max_orders: int = DEFAULT_MAX_PLANNED_ORDERS,
+    max_rows: int = DEFAULT_MAX_RESULT_ROWS,
+    stop: np.ndarray | None = None,
 ) -> Netting:
     """Net every SKU, level by level from level 0 (§5.5, §5.6).
 
@@ -199,6 +228,13 @@ def net_levels(
     on_level : callable, optional
         Called with (level, number of levels) before each level; an exception
         it raises (a cancellation) stops the netting there.
+    max_orders, max_rows : int
+        Planned orders, and planned orders plus pegging rows, the run may
+        make; the netting stops with :class:`PlanTooLarge` at the first level
+        that would pass one, before that level's orders are made.
+    stop : int8 (1,), optional
+        Set by another thread to stop the run inside a level's walk
+        (:class:`RunStopped`).
     """
     llc = levels.llc
     n_lvl = levels.n_levels
@@ -214,11 +250,13 @@ def net_levels(
     book = given.book
     n_po = 0
     n_req = 0
+    n_peg = 0
     # Requirements wait in one bucket per level until their level is netted.
     buckets: list[list[dict[str, np.ndarray]]] = [[] for _ in range(n_lvl)]
 
     def file(cols: dict[str, np.ndarray]) -> None:
         cols["sidx"] = s.index(cols["sku"])
+        _check_finite(m, s, cols["qty"], cols["sidx"])
         lv = llc[cols["sidx"]]
         order = np.argsort(lv, kind="stable")
         bounds = np.searchsorted(lv[order], np.arange(n_lvl + 1))
@@ -263,7 +301,16 @@ def net_levels(
             rec.date[rsel],
             rec.qty[rsel],
             walk_settings(s, skus, t0),
+            max_orders - n_po,
+            stop,
         )
+        if stop is not None and stop[0] != 0:
+            raise RunStopped("the run was stopped inside the netting")
+        if res.over > 0.0:
+            raise PlanTooLarge("planned_orders", max_orders, int(min(n_po + res.over, 2.0**62)))
+        n_peg += len(res.peg_qty)
+        if n_po + len(res.po_qty) + n_peg > max_rows:
+            raise PlanTooLarge("result_rows", max_rows, n_po + len(res.po_qty) + n_peg)
         # Planned orders of this level.
         po, msgs = make_orders(m, s, refs, skus[res.po_sku], res.po_date, res.po_qty, t0)
         po_parts.append(po)

@@ -396,9 +396,12 @@ def explode(
     o = prod[pi]
     b, ln = m.boms, m.lines
     per = np.nan_to_num(ln["qty_per"][lr])
-    q = qty[o] / b["batch"][bom[o]] * per * (
-        1 + np.nan_to_num(ln["scrap_pct"][lr]) / 100
-    ) + np.nan_to_num(ln["scrap_const"][lr])
+    # A long chain of large factors can pass the largest float: the netting
+    # fails the run on such a requirement (naming it), so no warning here.
+    with np.errstate(over="ignore", invalid="ignore"):
+        q = qty[o] / b["batch"][bom[o]] * per * (
+            1 + np.nan_to_num(ln["scrap_pct"][lr]) / 100
+        ) + np.nan_to_num(ln["scrap_const"][lr])
     lwh = ln["wh"][lr]
     comp = ln["item"][lr] * m.n_wh + np.where(lwh >= 0, lwh, sku[o] % m.n_wh)
     book, codes = refs(book, o, lr)

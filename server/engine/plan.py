@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
+
 from masterplan.contract.columns import table_length
 from masterplan.server.engine.actions import action_messages
 from masterplan.server.engine.calendar import plan_day
@@ -39,10 +41,18 @@ from masterplan.server.engine.orders import FirmedOrders, firmed_orders
 from masterplan.server.engine.output import output_tables
 from masterplan.server.engine.requirements import requirements_and_receipts
 from masterplan.server.engine.skus import SkuIndex, check_default_group, index_skus
-from masterplan.server.engine.types import InvalidPlanInput, PlanParams, PlanResult, Table, TableMap
+from masterplan.server.engine.types import (
+    InvalidPlanInput,
+    PlanParams,
+    PlanResult,
+    PlanTooLarge,
+    ResultTable,
+    Table,
+    TableMap,
+)
 from masterplan.server.engine.validate import ValidatedData, validate
 
-__all__ = ["InvalidPlanInput", "check", "input_row_count", "plan", "warm_up"]
+__all__ = ["InvalidPlanInput", "PlanTooLarge", "check", "input_row_count", "plan", "warm_up"]
 
 #: Progress callback: a phase name and the fraction of the run done.
 Progress = Callable[[str, float], None]
@@ -144,7 +154,18 @@ def plan(
             front.validated.tables, front.index.rows, m, s, lv, front.firmed, refs, t0
         )
     with clock.phase("netting"):
-        net = net_levels(given, m, s, lv, refs, t0, clock.netting_level)
+        net = net_levels(
+            given,
+            m,
+            s,
+            lv,
+            refs,
+            t0,
+            clock.netting_level,
+            params.max_planned_orders,
+            params.max_result_rows,
+            params.stop,
+        )
     with clock.phase("delays"):
         late = compute_delays(net, s, lv)
     with clock.phase("messages"):
@@ -158,8 +179,35 @@ def plan(
                 net.messages,
             ]
         )
+        # The tables' rows but the delay messages', known before they are built.
+        rows = len(net.orders) + len(net.pegging) + len(actions) + len(messages)
+        if rows > params.max_result_rows:
+            raise PlanTooLarge("result_rows", params.max_result_rows, rows)
         tables = output_tables(m, s, refs, net, late, actions, messages)
-    return PlanResult(tables, clock.seconds, len(s.sku))
+        _check_finite(tables)
+    result = PlanResult(tables, clock.seconds, len(s.sku))
+    # The count above is taken before the tables are built; this one is exact.
+    rows = sum(result.row_counts().values())
+    if rows > params.max_result_rows:
+        raise PlanTooLarge("result_rows", params.max_result_rows, rows)
+    return result
+
+
+def _check_finite(tables: dict[str, ResultTable]) -> None:
+    """The engine emits no infinite value: a plan that holds one fails.
+
+    Dependent requirements are checked as they are made (:mod:`.netting`);
+    this is the last guard, over every float column (NaN stands for NULL).
+    """
+    for name, table in tables.items():
+        for col, values in table.items():
+            if not isinstance(values, np.ndarray) or values.dtype.kind != "f":
+                continue
+            if np.isinf(values).any():
+                raise InvalidPlanInput(
+                    f"the plan's {name}.{col} would hold a number past the largest one; "
+                    "check the quantities of the data set"
+                )
 
 
 def check(data: TableMap, params: PlanParams) -> Table:

@@ -10,7 +10,16 @@ import numpy as np
 from masterplan.contract.coded import Coded, as_array
 from masterplan.contract.columns import Table, TableMap
 
-__all__ = ["InvalidPlanInput", "PlanParams", "PlanResult", "ResultTable", "Table", "TableMap"]
+__all__ = [
+    "InvalidPlanInput",
+    "PlanParams",
+    "PlanResult",
+    "PlanTooLarge",
+    "ResultTable",
+    "RunStopped",
+    "Table",
+    "TableMap",
+]
 
 #: A plan output table: text columns may be dictionary-encoded (:class:`Coded`).
 ResultTable = dict[str, np.ndarray | Coded]
@@ -20,6 +29,33 @@ class InvalidPlanInput(ValueError):
     """The run cannot produce a meaningful plan (SPEC §5.9: the run fails)."""
 
 
+class PlanTooLarge(Exception):
+    """The plan would exceed a size limit of :class:`PlanParams`; raised before
+    the memory for it is taken.
+
+    Attributes:
+        resource: The limit's name: ``"planned_orders"`` or ``"result_rows"``.
+        limit: The limit.
+        requested: What the plan would have needed (at least).
+    """
+
+    def __init__(self, resource: str, limit: int, requested: int) -> None:
+        super().__init__(f"the plan exceeds {resource}: at least {requested}, limit {limit}")
+        self.resource = resource
+        self.limit = limit
+        self.requested = requested
+
+
+class RunStopped(Exception):
+    """The caller set :attr:`PlanParams.stop`; the run's partial work is dropped."""
+
+
+#: Limits the engine applies when the caller gives none: a plan's size always
+#: has a bound, so that no input can make the order split run without end.
+DEFAULT_MAX_PLANNED_ORDERS = 1 << 40
+DEFAULT_MAX_RESULT_ROWS = 1 << 42
+
+
 @dataclass(frozen=True, slots=True)
 class PlanParams:
     """Parameters of one regeneration run.
@@ -27,10 +63,21 @@ class PlanParams:
     Attributes:
         plan_date: The run's ``T0`` (SPEC §5.1).
         default_group: Coverage group of SKUs that name none (SPEC §5.2).
+        max_planned_orders: Planned orders the run may create, firmed ones
+            not counted; more raise :class:`PlanTooLarge` before they are made.
+        max_result_rows: Rows of the five result tables together; more raise
+            :class:`PlanTooLarge`.
+        stop: An int8 array of one element that another thread sets to
+            non-zero to stop the run at once, also inside the compiled walk
+            (which holds no GIL and calls no Python hook); the run then raises
+            :class:`RunStopped`.
     """
 
     plan_date: dt.date
     default_group: str | None = None
+    max_planned_orders: int = DEFAULT_MAX_PLANNED_ORDERS
+    max_result_rows: int = DEFAULT_MAX_RESULT_ROWS
+    stop: np.ndarray | None = field(default=None, compare=False)
 
 
 @dataclass(slots=True)

@@ -1,8 +1,11 @@
 """Input checks of SPEC §5.9: bad rows are left out with one plan message each.
 
 Every check is vectorised over a table's rows. A row is left out with at most
-one message, the first that applies in the order ``DUPLICATE_KEY``,
-``UNKNOWN_BOM``, ``UNKNOWN_ITEM``, ``UNKNOWN_WAREHOUSE``, ``INVALID_QTY``;
+one message, the first that applies in the order ``INVALID_ROW`` (a number of
+days beyond :data:`MAX_DAYS`), ``DUPLICATE_KEY``, ``UNKNOWN_BOM``,
+``UNKNOWN_ITEM``, ``UNKNOWN_WAREHOUSE``, ``INVALID_QTY`` (a negative quantity,
+or one beyond :data:`MAX_QTY`); rows share a key with every other row of it,
+also one left out as ``INVALID_ROW``;
 ``UNKNOWN_COVERAGE_GROUP`` and an unknown refill or firmed-transfer source
 warehouse keep the row (the reference becomes NULL) and add their message.
 
@@ -102,6 +105,55 @@ QTY_COLUMN = {
     "forecasts": "qty",
     "firmed_planned_orders": "qty",
     "bom_lines": "qty_per",
+}
+
+#: Largest magnitude of a quantity (any quantity-like column, order
+#: modifiers, scrap and on-hand included): far above any real stock, far
+#: enough below the largest float that sums and BOM products of a few levels
+#: stay finite. Beyond it (or infinite) the row is an ``INVALID_QTY``.
+MAX_QTY = 1e12
+
+#: Largest magnitude of a number of days (lead times, coverage periods,
+#: fences, negative/positive days, postpone tolerance): 100 years. Beyond it
+#: the row is an ``INVALID_ROW``; it bounds the calendar spans the plan walks.
+MAX_DAYS = 36_500
+
+#: Columns held to :data:`MAX_QTY`, checked where ``INVALID_QTY`` is.
+BOUNDED_QTY_COLUMNS = {
+    "items": ("min_order_qty", "max_order_qty", "multiple_qty"),
+    "item_coverage": (
+        "min_qty",
+        "max_qty",
+        "safety_stock_qty",
+        "min_order_qty",
+        "max_order_qty",
+        "multiple_qty",
+    ),
+    "boms": ("batch_qty",),
+    "bom_lines": ("qty_per", "scrap_pct", "scrap_const"),
+    "on_hand": ("qty",),
+    "sales_lines": ("qty",),
+    "purchase_lines": ("qty",),
+    "production_orders": ("qty",),
+    "production_lines": ("qty",),
+    "transfer_lines": ("qty",),
+    "forecasts": ("qty",),
+    "firmed_planned_orders": ("qty",),
+}
+
+#: Columns held to :data:`MAX_DAYS`, checked first (``INVALID_ROW``).
+BOUNDED_DAY_COLUMNS = {
+    "coverage_groups": (
+        "coverage_period_days",
+        "coverage_time_fence_days",
+        "freeze_time_fence_days",
+        "firming_time_fence_days",
+        "negative_days",
+        "positive_days",
+        "postpone_tolerance_days",
+    ),
+    "items": ("lead_time_days",),
+    "item_coverage": ("lead_time_days",),
 }
 
 #: Which item/warehouse a message about a row of a table names.
@@ -279,12 +331,17 @@ def validate(data: TableMap) -> ValidatedData:
         if name == "bom_lines":
             found["bom_id"] = lookup(table["bom_id"], raw_bom_pos)
 
+        for col in BOUNDED_DAY_COLUMNS.get(name, ()):
+            bad = keep & (np.abs(table[col]) > MAX_DAYS)
+            report(name, table, bad, "INVALID_ROW", f"{col} is beyond ±{MAX_DAYS} days")
+            keep &= ~bad
+
         if spec.key:
             known = {"bom_id": raw_bom_first} if name == "boms" else {}
             known.update((k, key_column(table[k], found[k])) for k in spec.key if k in found)
             codes = group_codes(*(known.get(k, table[k]) for k in spec.key))
             counts = np.bincount(codes)
-            dup = counts[codes] > 1
+            dup = keep & (counts[codes] > 1)
             report(
                 name,
                 table,
@@ -327,6 +384,10 @@ def validate(data: TableMap) -> ValidatedData:
             batch = table["batch_qty"]
             bad = keep & ~np.isnan(batch) & (batch <= 0)
             report(name, table, bad, "INVALID_QTY", "batch_qty is not above zero")
+            keep &= ~bad
+        for col in BOUNDED_QTY_COLUMNS.get(name, ()):
+            bad = keep & (np.abs(table[col]) > MAX_QTY)
+            report(name, table, bad, "INVALID_QTY", f"{col} is beyond ±{MAX_QTY:g}")
             keep &= ~bad
 
         if name == "boms":

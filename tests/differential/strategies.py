@@ -5,7 +5,8 @@ empty and unknown calendars, multi-level BOMs with versions, batch and scrap, tr
 warehouses (so cycles), firmed planned orders, on-hand (negative too), order
 lines of every kind, forecasts with `transactions_period` reduction, safety
 stock, fences, negative/positive days, order quantity modifiers and a few bad
-rows (unknown items/warehouses, negative quantities, duplicate keys).
+rows (unknown items/warehouses, negative quantities, duplicate keys, and
+quantities and days past the validation bounds).
 
 Small, fixed universes of ids keep collisions (duplicates, shared SKUs,
 cycles) frequent and counterexamples readable.
@@ -48,8 +49,20 @@ PLAN_DATES = (dt.date(2024, 1, 1), dt.date(2024, 1, 4))
 # ids rows may name: mostly known, sometimes not (§5.9)
 item_ref = st.sampled_from(ITEMS) | st.just("NOITEM")
 wh_ref = st.sampled_from(WAREHOUSES[:2]) | st.sampled_from((*WAREHOUSES, "NOWH"))
+
+
+def rarely(common: st.SearchStrategy[Any], extremes: tuple[Any, ...]) -> st.SearchStrategy[Any]:
+    """``common`` mostly; one of ``extremes`` about one draw in twenty."""
+    return st.integers(0, 19).flatmap(lambda n: st.sampled_from(extremes) if n == 0 else common)
+
+
+# Values past the validation bounds (docs/planning-rules.md, §5.9): a quantity
+# beyond ±1e12 (infinite included) is INVALID_QTY, days beyond ±36,500 INVALID_ROW.
+BEYOND_QTY = (2e12, -3e12, float("inf"))
+BEYOND_DAYS = (36_501, -40_000)
+
 qty = st.sampled_from((0, 1, 2, 3, 5, 7.5, 10, 12))
-maybe_neg_qty = qty | st.just(-1)
+maybe_neg_qty = rarely(qty | st.just(-1), BEYOND_QTY)
 offset = st.integers(-6, 40)  # days from T0
 
 
@@ -103,17 +116,19 @@ def models(draw: st.DrawFn) -> Model:
                 "coverage_code": draw(
                     st.sampled_from(("requirement", "period", "min_max", "manual", None, "bogus"))
                 ),
-                "coverage_period_days": draw(st.sampled_from((None, 0, 3))),
-                "coverage_time_fence_days": draw(st.sampled_from((None, 10, 30))),
+                "coverage_period_days": draw(rarely(st.sampled_from((None, 0, 3)), BEYOND_DAYS)),
+                "coverage_time_fence_days": draw(
+                    rarely(st.sampled_from((None, 10, 30)), BEYOND_DAYS)
+                ),
                 "freeze_time_fence_days": draw(st.sampled_from((None, 0, 2))),
                 "firming_time_fence_days": draw(st.sampled_from((None, 0, 5))),
-                "negative_days": draw(st.sampled_from((None, 0, 3))),
-                "positive_days": draw(st.sampled_from((None, 0, 5))),
+                "negative_days": draw(rarely(st.sampled_from((None, 0, 3)), BEYOND_DAYS)),
+                "positive_days": draw(rarely(st.sampled_from((None, 0, 5)), BEYOND_DAYS)),
                 "use_working_days": draw(st.sampled_from((None, 0, 1))),
                 "safety_stock_fulfillment": draw(st.sampled_from((None, "today", "lead_time"))),
                 "forecast_reduction": draw(st.sampled_from((None, "none", "transactions_period"))),
                 "include_forecast": draw(st.sampled_from((None, 0, 1))),
-                "postpone_tolerance_days": draw(st.sampled_from((None, 0, 2))),
+                "postpone_tolerance_days": draw(rarely(st.sampled_from((None, 0, 2)), BEYOND_DAYS)),
             }
         )
     group_ref = st.sampled_from((None, *groups)) | st.just("NOGROUP")
@@ -131,9 +146,9 @@ def models(draw: st.DrawFn) -> Model:
                     st.sampled_from(("production", "purchase", "transfer", None))
                 ),
                 "coverage_group_id": draw(group_ref),
-                "lead_time_days": draw(st.sampled_from((None, 0, 1, 3))),
+                "lead_time_days": draw(rarely(st.sampled_from((None, 0, 1, 3)), BEYOND_DAYS)),
                 "min_order_qty": draw(st.sampled_from((None, 0, 4))),
-                "max_order_qty": draw(st.sampled_from((None, 0, 0, 6))),
+                "max_order_qty": draw(rarely(st.sampled_from((None, 0, 0, 6)), BEYOND_QTY)),
                 "multiple_qty": draw(st.sampled_from((None, 0, 0, 2.5, 4))),
                 "default_vendor_id": draw(st.sampled_from((None, "V1"))),
             }
@@ -150,7 +165,7 @@ def models(draw: st.DrawFn) -> Model:
                 "warehouse_id": draw(st.sampled_from((None, None, *WAREHOUSES[:n_wh]))),
                 "valid_from": maybe_day(-3, 10),
                 "valid_to": maybe_day(5, 30),
-                "batch_qty": draw(st.sampled_from((None, 1, 2, 0))),
+                "batch_qty": draw(rarely(st.sampled_from((None, 1, 2, 0)), BEYOND_QTY)),
             }
         )
         for ln in range(1, draw(st.integers(1, 3)) + 1):
@@ -163,9 +178,9 @@ def models(draw: st.DrawFn) -> Model:
                     "bom_id": bid if draw(st.integers(0, 14)) else "NOBOM",
                     "line_no": ln,
                     "component_item_id": comp,
-                    "qty_per": draw(st.sampled_from((1, 2, 0.5, 0, -1))),
+                    "qty_per": draw(rarely(st.sampled_from((1, 2, 0.5, 0, -1)), BEYOND_QTY)),
                     "scrap_pct": draw(st.sampled_from((None, 0, 10))),
-                    "scrap_const": draw(st.sampled_from((None, 0, 1))),
+                    "scrap_const": draw(rarely(st.sampled_from((None, 0, 1)), BEYOND_QTY)),
                     "warehouse_id": draw(st.sampled_from((None, None, *WAREHOUSES[:n_wh]))),
                 }
             )
@@ -178,11 +193,11 @@ def models(draw: st.DrawFn) -> Model:
                 "coverage_group_id": draw(group_ref),
                 "min_qty": draw(st.sampled_from((None, 0, 5))),
                 "max_qty": draw(st.sampled_from((None, 10))),
-                "safety_stock_qty": draw(st.sampled_from((None, 0, 3))),
+                "safety_stock_qty": draw(rarely(st.sampled_from((None, 0, 3)), BEYOND_QTY)),
                 "order_type": draw(
                     st.sampled_from((None, None, "transfer", "purchase", "production"))
                 ),
-                "lead_time_days": draw(st.sampled_from((None, None, 1, 4))),
+                "lead_time_days": draw(rarely(st.sampled_from((None, None, 1, 4)), BEYOND_DAYS)),
                 "refill_warehouse_id": draw(st.sampled_from((None, *WAREHOUSES, "NOWH"))),
                 "vendor_id": draw(st.sampled_from((None, "V2"))),
                 "min_order_qty": draw(st.sampled_from((None, None, 3))),
@@ -196,7 +211,7 @@ def models(draw: st.DrawFn) -> Model:
             {
                 "item_id": draw(item_ref),
                 "warehouse_id": draw(wh_ref),
-                "qty": draw(st.integers(-5, 12)),
+                "qty": draw(rarely(st.integers(-5, 12), BEYOND_QTY)),
             }
         )
 
@@ -289,5 +304,12 @@ def models(draw: st.DrawFn) -> Model:
         )
 
     # an unknown default group makes the engine refuse the run (InvalidPlanInput)
-    default_group = draw(st.sampled_from((None, *groups)))
+    # A default group that validation leaves out fails the run (§5.9: no
+    # meaningful plan), so the default is one of the groups that stay.
+    sound = [
+        g["group_id"]
+        for g in inp["coverage_groups"]
+        if not any(v in BEYOND_DAYS for k, v in g.items() if k.endswith("_days"))
+    ]
+    default_group = draw(st.sampled_from((None, *sound)))
     return inp, t0.isoformat(), default_group

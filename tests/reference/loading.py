@@ -2,8 +2,9 @@
 §5.2 settings resolution, written literally from the spec text.
 
 Each input table is checked row by row. A row that is left out gets at most
-one message, the first that applies in the order DUPLICATE_KEY, UNKNOWN_BOM,
-UNKNOWN_ITEM, UNKNOWN_WAREHOUSE, INVALID_QTY (§5.9). UNKNOWN_COVERAGE_GROUP and
+one message, the first that applies in the order INVALID_ROW (a number of days
+beyond MAX_DAYS), DUPLICATE_KEY, UNKNOWN_BOM, UNKNOWN_ITEM, UNKNOWN_WAREHOUSE,
+INVALID_QTY (a negative quantity, or one beyond MAX_QTY) (§5.9). UNKNOWN_COVERAGE_GROUP and
 the "treated as none" warehouses (a refill warehouse, a firmed transfer's
 from_warehouse_id) keep the row and add their message.
 """
@@ -123,6 +124,61 @@ INPUT_COLUMNS: dict[str, tuple[str, ...]] = {
         "from_warehouse_id",
     ),
 }
+
+
+# Project bounds where the spec is silent (docs/planning-rules.md, §5.9):
+# a quantity beyond ±MAX_QTY is an INVALID_QTY, a number of days beyond
+# ±MAX_DAYS an INVALID_ROW.
+MAX_QTY = 1e12
+MAX_DAYS = 36_500
+
+# Quantity columns held to MAX_QTY, checked where INVALID_QTY is.
+BOUNDED_QTY: dict[str, tuple[str, ...]] = {
+    "items": ("min_order_qty", "max_order_qty", "multiple_qty"),
+    "item_coverage": (
+        "min_qty",
+        "max_qty",
+        "safety_stock_qty",
+        "min_order_qty",
+        "max_order_qty",
+        "multiple_qty",
+    ),
+    "boms": ("batch_qty",),
+    "bom_lines": ("qty_per", "scrap_pct", "scrap_const"),
+    "on_hand": ("qty",),
+    "sales_lines": ("qty",),
+    "purchase_lines": ("qty",),
+    "production_orders": ("qty",),
+    "production_lines": ("qty",),
+    "transfer_lines": ("qty",),
+    "forecasts": ("qty",),
+    "firmed_planned_orders": ("qty",),
+}
+
+# Day columns held to MAX_DAYS, checked before everything else (INVALID_ROW).
+BOUNDED_DAYS: dict[str, tuple[str, ...]] = {
+    "coverage_groups": (
+        "coverage_period_days",
+        "coverage_time_fence_days",
+        "freeze_time_fence_days",
+        "firming_time_fence_days",
+        "negative_days",
+        "positive_days",
+        "postpone_tolerance_days",
+    ),
+    "items": ("lead_time_days",),
+    "item_coverage": ("lead_time_days",),
+}
+
+
+def beyond(table: str, row: Row, bounds: dict[str, tuple[str, ...]], bound: float) -> str | None:
+    """The first bounded column of ``row`` whose value is past ``bound``
+    (NULL never is), or None."""
+    for col in bounds.get(table, ()):
+        v = row.get(col)
+        if v is not None and not abs(float(v)) <= bound:
+            return col
+    return None
 
 
 @dataclass
@@ -279,6 +335,15 @@ def load(inp: dict[str, list[Row]]) -> Loaded:
     key = ("group_id",)
     dups = _duplicated(rows, key)
     for r in rows:
+        col = beyond("coverage_groups", r, BOUNDED_DAYS, MAX_DAYS)
+        if col is not None:
+            warn(
+                "INVALID_ROW",
+                None,
+                None,
+                f"{_describe('coverage_groups', r, key)}: {col} is beyond ±{MAX_DAYS} days",
+            )
+            continue
         if (r["group_id"],) in dups:
             warn(
                 "DUPLICATE_KEY",
@@ -295,6 +360,15 @@ def load(inp: dict[str, list[Row]]) -> Loaded:
     key = ("item_id",)
     dups = _duplicated(rows, key)
     for r in rows:
+        col = beyond("items", r, BOUNDED_DAYS, MAX_DAYS)
+        if col is not None:
+            warn(
+                "INVALID_ROW",
+                r["item_id"],
+                None,
+                f"{_describe('items', r, key)}: {col} is beyond ±{MAX_DAYS} days",
+            )
+            continue
         if (r["item_id"],) in dups:
             warn(
                 "DUPLICATE_KEY",
@@ -303,6 +377,11 @@ def load(inp: dict[str, list[Row]]) -> Loaded:
                 f"{_describe('items', r, key)}: item_id held by several rows; "
                 "all of them are left out",
             )
+            continue
+        col = beyond("items", r, BOUNDED_QTY, MAX_QTY)
+        if col is not None:
+            where = _describe("items", r, key)
+            warn("INVALID_QTY", r["item_id"], None, f"{where}: {col} is beyond ±{MAX_QTY:g}")
             continue
         r = dict(r)
         if r["coverage_group_id"] is not None and r["coverage_group_id"] not in out.groups:
@@ -356,6 +435,10 @@ def load(inp: dict[str, list[Row]]) -> Loaded:
                 "and its lines are left out",
             )
             continue
+        col = beyond("boms", r, BOUNDED_QTY, MAX_QTY)
+        if col is not None:
+            warn("INVALID_QTY", item, wh, f"{where}: {col} is beyond ±{MAX_QTY:g}")
+            continue
         out.boms[r["bom_id"]] = r
 
     # ------------------------------------------------------------------ bom lines
@@ -389,6 +472,10 @@ def load(inp: dict[str, list[Row]]) -> Loaded:
         if num(r["qty_per"]) < 0:
             warn("INVALID_QTY", item, wh, f"{where}: qty_per {fmt_value(r['qty_per'])} is negative")
             continue
+        col = beyond("bom_lines", r, BOUNDED_QTY, MAX_QTY)
+        if col is not None:
+            warn("INVALID_QTY", item, wh, f"{where}: {col} is beyond ±{MAX_QTY:g}")
+            continue
         out.bom_lines.setdefault(r["bom_id"], []).append(r)
 
     # ------------------------------------------------------------------ item coverage
@@ -398,6 +485,10 @@ def load(inp: dict[str, list[Row]]) -> Loaded:
     for r in rows:
         where = _describe("item_coverage", r, key)
         item, wh = r["item_id"], r["warehouse_id"]
+        col = beyond("item_coverage", r, BOUNDED_DAYS, MAX_DAYS)
+        if col is not None:
+            warn("INVALID_ROW", item, wh, f"{where}: {col} is beyond ±{MAX_DAYS} days")
+            continue
         if (item, wh) in dups:
             warn(
                 "DUPLICATE_KEY",
@@ -413,6 +504,10 @@ def load(inp: dict[str, list[Row]]) -> Loaded:
             warn(
                 "UNKNOWN_WAREHOUSE", item, wh, f"{where}: warehouse_id {wh!r} is not in warehouses"
             )
+            continue
+        col = beyond("item_coverage", r, BOUNDED_QTY, MAX_QTY)
+        if col is not None:
+            warn("INVALID_QTY", item, wh, f"{where}: {col} is beyond ±{MAX_QTY:g}")
             continue
         r = dict(r)
         if r["coverage_group_id"] is not None and r["coverage_group_id"] not in out.groups:
@@ -478,6 +573,10 @@ def load(inp: dict[str, list[Row]]) -> Loaded:
                 continue
             if negative_is_invalid and num(r["qty"]) < 0:
                 warn("INVALID_QTY", item, wh, f"{where}: qty {fmt_value(r['qty'])} is negative")
+                continue
+            col = beyond(table, r, BOUNDED_QTY, MAX_QTY)
+            if col is not None:
+                warn("INVALID_QTY", item, wh, f"{where}: {col} is beyond ±{MAX_QTY:g}")
                 continue
             kept.append(r)
         return kept

@@ -101,7 +101,8 @@ def random_model(
                 "item_id": it,
                 "default_order_type": kind,
                 "coverage_group_id": rnd.choice([*groups, None, "NOGROUP"]),
-                "lead_time_days": rnd.choice([None, 0, 1, 2, 5]),
+                # Now and then past the validation bound (INVALID_ROW).
+                "lead_time_days": rnd.choice([None, 0, 1, 2, 5]) if rnd.random() > 0.03 else 36_501,
                 "min_order_qty": rnd.choice([None, 0, 5]),
                 "max_order_qty": rnd.choice([None, 0, 0, 20]),
                 "multiple_qty": rnd.choice([None, 0, 0, 4]),
@@ -174,7 +175,8 @@ def random_model(
                 "line_no": n % 3 + 1,
                 "item_id": i,
                 "warehouse_id": w,
-                "qty": rnd.choice([0, 1, 3, 7, 12.5]),
+                # Now and then past the validation bound (INVALID_QTY).
+                "qty": rnd.choice([0, 1, 3, 7, 12.5]) if rnd.random() > 0.03 else 2e12,
                 "requested_date": day(-5, 45),
                 "priority": rnd.choice([None, 0, 1]),
             }

@@ -8,35 +8,127 @@ and so on down the bill of materials.
 :class:`PeggingIndex` sorts the refs once per run (vectorised); each node of
 a tree is then two binary searches, so a tree costs its own size, not the
 run's.
+
+A tree is bounded whatever the data: a bill of materials that uses one
+component twice on every level doubles the number of paths per level, and a
+chain of a thousand levels is as legal as one of three. So the walk is
+iterative (no recursion limit), breadth first (when a bound stops it, the top
+levels are what was sent), sends each demand or supply that several paths
+reach once (the later ones refer to it), stops at ``max_nodes`` nodes, and
+leaves on each node whose children were not all sent a continuation token
+from which a later call goes on. The caller's ``check`` runs every few
+hundred nodes, so that a call whose client has gone stops working.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import base64
+import binascii
+from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from masterplan.contract.coded import Coded, as_array
 from masterplan.contract.columns import Table
-from masterplan.server.errors import NotFound
+from masterplan.server.errors import InvalidArgument, NotFound
 
-__all__ = ["PegNode", "PeggingIndex", "pegging_tree"]
+__all__ = [
+    "DEFAULT_MAX_NODES",
+    "MAX_NODES_CAP",
+    "PegNode",
+    "PegTree",
+    "PeggingIndex",
+    "continuation_token",
+    "parse_continuation",
+    "pegging_tree",
+]
+
+#: Nodes of one answer when the request names no bound: about 1 MB on the wire.
+DEFAULT_MAX_NODES = 10_000
+#: Most nodes one answer may hold, whatever the request asks (about 10 MB).
+MAX_NODES_CAP = 100_000
+#: Nodes expanded between two calls of ``check``.
+CHECK_EVERY = 256
+
+_TOKEN_PREFIX = "p1"
 
 
 @dataclass(slots=True)
 class PegNode:
+    """One node of a flat tree: a demand or a supply, and where it hangs.
+
+    ``qty`` is the quantity pegged between the node and its parent (the
+    node's own quantity at the root). ``same_as`` is the index of the earlier
+    node for the same demand or supply, whose children stand for this node's
+    (-1 for that first node). ``continuation`` is set when the node has
+    children that were not sent.
+    """
+
     kind: str
     ref: str
     item_id: str
     warehouse_id: str
     date: str
     qty: float
-    children: list[PegNode] = field(default_factory=list)
+    parent: int = -1
+    supply: bool = False
+    depth: int = 0
+    same_as: int = -1
+    continuation: str = ""
+
+
+@dataclass(slots=True)
+class PegTree:
+    """A pegging tree as a flat list: parents before their children, the root first."""
+
+    nodes: list[PegNode] = field(default_factory=list)
+    #: ``max_nodes`` stopped the walk: some node above ``max_depth`` has a continuation.
+    truncated: bool = False
+
+    def children(self) -> list[list[int]]:
+        """The indexes of each node's children, in the order they were sent."""
+        out: list[list[int]] = [[] for _ in self.nodes]
+        for i, n in enumerate(self.nodes):
+            if n.parent >= 0:
+                out[n.parent].append(i)
+        return out
 
 
 def _iso(value: np.datetime64) -> str:
     return "" if np.isnat(value) else str(value.astype("datetime64[D]"))
+
+
+def continuation_token(supply: bool, ref: str, skip: int) -> str:
+    """The opaque token that resumes below one node, after its first ``skip`` children."""
+    raw = f"{_TOKEN_PREFIX}|{'s' if supply else 'd'}|{skip}|{ref}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def parse_continuation(token: str) -> tuple[bool, str, int]:
+    """``(supply, ref, skip)`` of a token this module issued.
+
+    Raises:
+        InvalidArgument: the token is not one of ours.
+    """
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        prefix, side, skip, ref = raw.split("|", 3)
+        if prefix != _TOKEN_PREFIX or side not in ("s", "d") or not ref:
+            raise ValueError(raw)
+        return side == "s", ref, int(skip)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidArgument(
+            "continuation is not a token this server issued", field="continuation"
+        ) from None
+
+
+@dataclass(slots=True)
+class _Child:
+    supply: bool
+    ref: str
+    row: int  # a supply's pegging row under its demand; -1 for a demand
 
 
 class PeggingIndex:
@@ -82,59 +174,131 @@ class PeggingIndex:
                 out.append(ref)
         return out
 
-    def tree(self, ref: str, max_depth: int = 0) -> PegNode:
-        """The tree below ``ref`` (a demand or supply ref); ``max_depth`` 0 = no limit.
+    def _children(self, node: PegNode) -> list[_Child]:
+        if node.supply:
+            return [_Child(False, d, -1) for d in self._caused(node.ref)]
+        p = self._p
+        return [_Child(True, str(p["supply_ref"][j]), int(j)) for j in self._demand_rows(node.ref)]
+
+    def _has_children(self, node: PegNode) -> bool:
+        # Every demand of the index has a pegging row, hence a supply.
+        return bool(self._caused(node.ref)) if node.supply else True
+
+    def _demand(self, ref: str, rows: np.ndarray) -> PegNode:
+        p, i = self._p, rows[0]
+        return PegNode(
+            str(p["demand_kind"][i]),
+            ref,
+            str(p["item_id"][i]),
+            str(p["warehouse_id"][i]),
+            _iso(p["demand_date"][i]),
+            float(p["qty"][rows].sum()),
+        )
+
+    def _supply(self, ref: str, row: int, qty: float) -> PegNode:
+        p = self._p
+        return PegNode(
+            str(p["supply_kind"][row]),
+            ref,
+            str(p["item_id"][row]),
+            str(p["warehouse_id"][row]),
+            _iso(p["supply_date"][row]),
+            qty,
+            supply=True,
+        )
+
+    def _root(self, ref: str, supply: bool | None) -> PegNode:
+        if supply is not True:
+            rows = self._demand_rows(ref)
+            if len(rows):
+                return self._demand(ref, rows)
+        if supply is not False:
+            rows = self._supply_rows(ref)
+            if len(rows):
+                return self._supply(ref, int(rows[0]), float(self._p["qty"][rows].sum()))
+        raise NotFound(f"ref {ref!r} appears in no pegging row of this run", field="ref")
+
+    def tree(
+        self,
+        ref: str = "",
+        max_depth: int = 0,
+        max_nodes: int = DEFAULT_MAX_NODES,
+        *,
+        continuation: str = "",
+        shared: bool = True,
+        check: Callable[[], None] | None = None,
+    ) -> PegTree:
+        """The tree below ``ref`` (a demand or supply ref), or below a continuation.
+
+        Args:
+            ref: A demand ref, or a supply ref (a demand of that ref wins).
+            max_depth: Levels below the root to follow; 0 for no limit.
+            max_nodes: Most nodes of the answer (at least the root).
+            continuation: A node's token from an earlier answer; replaces ``ref``.
+            shared: Send a demand or supply that several paths reach once
+                (the later nodes refer to it); False repeats its subtree.
+            check: Called every :data:`CHECK_EVERY` nodes; raises to stop.
 
         Raises:
             NotFound: the ref appears in no pegging row.
+            InvalidArgument: the continuation is not a token of this module.
         """
-        p = self._p
+        skip = 0
+        side: bool | None = None
+        if continuation:
+            side, ref, skip = parse_continuation(continuation)
+        max_nodes = max(1, max_nodes)
+        root = self._root(ref, side)
+        out = PegTree([root])
+        first: dict[tuple[bool, str], int] = {(root.supply, root.ref): 0}
+        queue: deque[int] = deque([0])
+        expanded = 0
+        while queue:
+            i = queue.popleft()
+            node = out.nodes[i]
+            expanded += 1
+            if check is not None and expanded % CHECK_EVERY == 0:
+                check()
+            if max_depth and node.depth >= max_depth:
+                if self._has_children(node):
+                    node.continuation = continuation_token(node.supply, node.ref, 0)
+                continue
+            offset = skip if i == 0 else 0
+            children = self._children(node)[offset:]
+            room = max_nodes - len(out.nodes)
+            if len(children) > room:
+                # The bound: what fits of this node's children, a token for the
+                # rest, and a token on every node still waiting in the queue.
+                children = children[: max(room, 0)]
+                node.continuation = continuation_token(
+                    node.supply, node.ref, offset + len(children)
+                )
+                out.truncated = True
+            for c in children:
+                if c.supply:
+                    child = self._supply(c.ref, c.row, float(self._p["qty"][c.row]))
+                else:
+                    child = self._demand(c.ref, self._demand_rows(c.ref))
+                child.parent, child.depth = i, node.depth + 1
+                key = (child.supply, child.ref)
+                at = first.get(key) if shared else None
+                if at is not None:
+                    child.same_as = at
+                else:
+                    first.setdefault(key, len(out.nodes))
+                    queue.append(len(out.nodes))
+                out.nodes.append(child)
+            if out.truncated:
+                break
+        for k, j in enumerate(queue):  # left over when the bound stopped the walk
+            if check is not None and k % CHECK_EVERY == CHECK_EVERY - 1:
+                check()
+            n = out.nodes[j]
+            if self._has_children(n):
+                n.continuation = continuation_token(n.supply, n.ref, 0)
+        return out
 
-        def demand_node(d: str, rows: np.ndarray, depth: int, seen: frozenset[str]) -> PegNode:
-            i = rows[0]
-            node = PegNode(
-                str(p["demand_kind"][i]),
-                d,
-                str(p["item_id"][i]),
-                str(p["warehouse_id"][i]),
-                _iso(p["demand_date"][i]),
-                float(p["qty"][rows].sum()),
-            )
-            if max_depth and depth >= max_depth:
-                return node
-            for j in rows:
-                child = supply_node(str(p["supply_ref"][j]), j, depth + 1, seen | {d})
-                child.qty = float(p["qty"][j])
-                node.children.append(child)
-            return node
 
-        def supply_node(s: str, row: int, depth: int, seen: frozenset[str]) -> PegNode:
-            node = PegNode(
-                str(p["supply_kind"][row]),
-                s,
-                str(p["item_id"][row]),
-                str(p["warehouse_id"][row]),
-                _iso(p["supply_date"][row]),
-                float(p["qty"][self._supply_rows(s)].sum()),
-            )
-            if (max_depth and depth >= max_depth) or s in seen:
-                return node
-            for d in self._caused(s):
-                if d not in seen:
-                    node.children.append(
-                        demand_node(d, self._demand_rows(d), depth + 1, seen | {s})
-                    )
-            return node
-
-        rows = self._demand_rows(ref)
-        if len(rows):
-            return demand_node(ref, rows, 0, frozenset())
-        rows = self._supply_rows(ref)
-        if len(rows):
-            return supply_node(ref, int(rows[0]), 0, frozenset())
-        raise NotFound(f"ref {ref!r} appears in no pegging row of this run", field="ref")
-
-
-def pegging_tree(pegging: Table, ref: str, max_depth: int = 0) -> PegNode:
+def pegging_tree(pegging: Table, ref: str, max_depth: int = 0) -> PegTree:
     """The tree below ``ref``; builds a one-off :class:`PeggingIndex`."""
     return PeggingIndex(pegging).tree(ref, max_depth)

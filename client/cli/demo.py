@@ -21,7 +21,7 @@ from rich.tree import Tree
 
 from masterplan.client.cli.cycle import CycleOptions, run_cycle
 from masterplan.connector.demo import build_demo_database
-from masterplan.server.pegging import PeggingIndex, PegNode
+from masterplan.server.pegging import PeggingIndex, PegNode, PegTree
 
 __all__ = ["run_demo"]
 
@@ -50,14 +50,19 @@ def _pegging_arrays(rows: Sequence[Any]) -> dict[str, np.ndarray]:
     return out
 
 
-def _deepest_chain(tree: PegNode) -> list[PegNode]:
-    """The longest root-to-leaf path, preferring one that ends in a purchase."""
-    best: list[PegNode] = [tree]
-    for child in tree.children:
-        path = [tree, *_deepest_chain(child)]
-        if len(path) > len(best):
-            best = path
-    return best
+def _deepest_chain(tree: PegTree) -> list[PegNode]:
+    """The longest root-to-leaf path: the first deepest node and its parents.
+
+    The tree is walked breadth first with shared subtrees repeated, so that
+    the deepest node is a node of the list, and its path is its parents'.
+    """
+    deepest = max(range(len(tree.nodes)), key=lambda i: tree.nodes[i].depth)
+    path: list[PegNode] = []
+    i = deepest
+    while i >= 0:
+        path.append(tree.nodes[i])
+        i = tree.nodes[i].parent
+    return path[::-1]
 
 
 def run_demo(db_url: str, as_json: bool = False) -> int:
@@ -98,7 +103,7 @@ def run_demo(db_url: str, as_json: bool = False) -> int:
     chain: list[PegNode] = []
     index = PeggingIndex(pegging)
     for ref in sorted({r[6] for r in peg_rows if r[5] == "so"}):
-        path = _deepest_chain(index.tree(ref))
+        path = _deepest_chain(index.tree(ref, shared=False))
         if len(path) > len(chain):
             chain = path
     if as_json:

@@ -7,6 +7,7 @@ import datetime as dt
 from google.protobuf import timestamp_pb2
 
 from masterplan.server.names import run_name
+from masterplan.server.pegging import PegTree
 from masterplan.server.store import RunRecord
 from masterplan.tenancy.registry import Tenant
 from masterplan.v1 import planning_pb2, tenant_admin_pb2
@@ -56,3 +57,39 @@ def run_to_proto(tenant: str, r: RunRecord) -> planning_pb2.PlanRun:
         error=r.error,
         dataset_version=r.dataset_version,
     )
+
+
+def pegging_to_proto(tree: PegTree, flat: bool) -> planning_pb2.GetPeggingResponse:
+    """GetPegging's answer: the flat ``nodes``, or the deprecated nested ``root``.
+
+    The nested form is built parent first, one ``children.add()`` per node,
+    without recursion: the tree it comes from is already cut above
+    protobuf's nesting limit.
+    """
+    if flat:
+        return planning_pb2.GetPeggingResponse(
+            nodes=[
+                planning_pb2.PeggingTreeNode(
+                    kind=n.kind,
+                    ref=n.ref,
+                    item_id=n.item_id,
+                    warehouse_id=n.warehouse_id,
+                    date=n.date,
+                    qty=n.qty,
+                    parent=n.parent,
+                    supply=n.supply,
+                    same_as=n.same_as if n.same_as >= 0 else None,
+                    continuation=n.continuation,
+                )
+                for n in tree.nodes
+            ],
+            truncated=tree.truncated,
+        )
+    out = planning_pb2.GetPeggingResponse(truncated=tree.truncated)
+    built: list[planning_pb2.PeggingNode] = []
+    for n in tree.nodes:
+        msg = out.root if n.parent < 0 else built[n.parent].children.add()
+        msg.kind, msg.ref, msg.item_id = n.kind, n.ref, n.item_id
+        msg.warehouse_id, msg.date, msg.qty = n.warehouse_id, n.date, n.qty
+        built.append(msg)
+    return out

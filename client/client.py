@@ -155,22 +155,40 @@ class MasterplanClient:
         tables: Iterable[tuple[str, Table]],
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
         on_chunk: Callable[[str, int], None] | None = None,
+        request_id: str | None = None,
     ) -> planning_data_pb2.UploadDatasetResponse:
-        """Upload a snapshot: ``tables`` yields ``(table name, columns)`` pieces."""
+        """Upload a snapshot: ``tables`` yields ``(table name, columns)`` pieces.
+
+        The stream ends with a trailer of the rows sent per table, so that
+        the server applies the upload only if all of it arrived. Pass the
+        same ``request_id`` to retry an upload whose answer was lost: the
+        server answers the first upload's response instead of applying it
+        again (a new random id by default).
+        """
 
         def requests() -> Iterator[planning_data_pb2.UploadDatasetRequest]:
             yield planning_data_pb2.UploadDatasetRequest(
                 header=planning_data_pb2.UploadHeader(
                     parent=parent,
                     mode=planning_data_pb2.UPLOAD_MODE_SNAPSHOT,
-                    request_id=uuid.uuid4().hex,
+                    request_id=request_id or uuid.uuid4().hex,
                 )
             )
+            rows: dict[str, int] = {}
+            chunks = 0
             for name, table in tables:
                 for chunk in encode_table(name, table, chunk_rows):
                     yield planning_data_pb2.UploadDatasetRequest(chunk=chunk)
+                    rows[name] = rows.get(name, 0) + chunk.row_count
+                    chunks += 1
                     if on_chunk is not None:
                         on_chunk(name, chunk.row_count)
+            yield planning_data_pb2.UploadDatasetRequest(
+                trailer=planning_data_pb2.UploadTrailer(
+                    tables=[planning_data_pb2.TableCount(table=k, rows=n) for k, n in rows.items()],
+                    chunks=chunks,
+                )
+            )
 
         try:
             response = self._data.UploadDataset(
@@ -255,10 +273,30 @@ class MasterplanClient:
             self._planning.CancelRun, planning_pb2.CancelRunRequest(name=name), planning_pb2.PlanRun
         )
 
-    def get_pegging(self, name: str, ref: str, max_depth: int = 0) -> planning_pb2.PeggingNode:
-        resp = self._unary(
+    def get_pegging(
+        self,
+        name: str,
+        ref: str = "",
+        max_depth: int = 0,
+        *,
+        max_nodes: int = 0,
+        continuation: str = "",
+    ) -> planning_pb2.GetPeggingResponse:
+        """The pegging tree below ``ref``, flat: ``nodes`` with parent indexes.
+
+        A demand or supply that several paths reach is sent once (later nodes
+        name it in ``same_as``). When ``truncated``, call again with a node's
+        ``continuation`` (and no ``ref``) for what lies below it.
+        """
+        return self._unary(
             self._planning.GetPegging,
-            planning_pb2.GetPeggingRequest(name=name, ref=ref, max_depth=max_depth),
+            planning_pb2.GetPeggingRequest(
+                name=name,
+                ref=ref,
+                max_depth=max_depth,
+                max_nodes=max_nodes,
+                flat=True,
+                continuation=continuation,
+            ),
             planning_pb2.GetPeggingResponse,
         )
-        return resp.root

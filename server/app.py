@@ -14,21 +14,23 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from masterplan.server.config import ServerConfig
+from masterplan.server.departures import TenantDepartures
 from masterplan.server.engine import warm_up
 from masterplan.server.logs import configure as configure_logging
 from masterplan.server.logs import fields
 from masterplan.server.memory import keep_freed_memory
 from masterplan.server.servicers.admin import TenantAdminServicer
 from masterplan.server.servicers.data import PlanningDataServicer
+from masterplan.server.servicers.data import add_to_server as add_data_servicer
 from masterplan.server.servicers.planning import PlanningServicer
 from masterplan.server.store import Stores
 from masterplan.tenancy.interceptor import AuthInterceptor
 from masterplan.tenancy.keys import AdminCredential
 from masterplan.tenancy.quotas import QuotaLedger
 from masterplan.tenancy.registry import TenantRegistry
+from masterplan.tenancy.streams import OpenStreams
 from masterplan.v1 import (
     planning_data_pb2,
-    planning_data_pb2_grpc,
     planning_pb2,
     planning_pb2_grpc,
     tenant_admin_pb2,
@@ -57,6 +59,8 @@ class RunningServer:
     registry: TenantRegistry
     ledger: QuotaLedger
     config: ServerConfig
+    streams: OpenStreams
+    departures: TenantDepartures
 
     @property
     def address(self) -> str:
@@ -75,6 +79,8 @@ class RunningServer:
         if drain > 0:
             time.sleep(drain)
         self.server.stop(self.config.grace_seconds if grace is None else grace).wait()
+        self.departures.stop()
+        self.streams.stop()
         self.registry.close()
 
 
@@ -90,6 +96,13 @@ def start_server(config: ServerConfig, admin: AdminCredential) -> RunningServer:
     registry = TenantRegistry(config.registry_url)
     stores = Stores()
     ledger = QuotaLedger(config.quotas)
+    streams = OpenStreams(
+        per_tenant=config.quotas.max_open_streams,
+        total=config.max_streams,
+        idle_seconds=config.stream_idle_seconds,
+        max_seconds=config.stream_max_seconds,
+    )
+    departures = TenantDepartures(registry, stores, ledger, streams, config.tenant_sweep_seconds)
     options = [
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.max_send_message_length", config.max_message_bytes),
@@ -102,16 +115,15 @@ def start_server(config: ServerConfig, admin: AdminCredential) -> RunningServer:
         futures.ThreadPoolExecutor(
             max_workers=config.max_workers, thread_name_prefix="masterplan-rpc"
         ),
-        interceptors=[AuthInterceptor(registry, admin)],
+        interceptors=[AuthInterceptor(registry, admin, streams=streams, departures=departures)],
         options=options,
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,
     )
     tenant_admin_pb2_grpc.add_TenantAdminServicer_to_server(
-        TenantAdminServicer(registry, stores, ledger), server
+        TenantAdminServicer(registry, departures), server
     )
-    planning_data_pb2_grpc.add_PlanningDataServicer_to_server(
-        PlanningDataServicer(stores, ledger, config.quotas), server
-    )
+    # Its own deserializer: a message that does not parse is INVALID_ARGUMENT.
+    add_data_servicer(PlanningDataServicer(stores, ledger, config.quotas), server)
     planning_pb2_grpc.add_PlanningServicer_to_server(
         PlanningServicer(stores, ledger, config.result_chunk_rows), server
     )
@@ -133,6 +145,8 @@ def start_server(config: ServerConfig, admin: AdminCredential) -> RunningServer:
     if port == 0:
         raise OSError(f"cannot listen on {address}")
     server.start()
+    streams.start()
+    departures.start()
     # Load the compiled netting kernels now, not in a tenant's first run.
     threading.Thread(target=warm_up, name="masterplan-warm-up", daemon=True).start()
     for name in ("", *SERVICE_NAMES):
@@ -141,7 +155,9 @@ def start_server(config: ServerConfig, admin: AdminCredential) -> RunningServer:
         "masterplan server listening",
         extra=fields(address=f"{config.host}:{port}", tls=config.tls is not None),
     )
-    return RunningServer(server, port, health_servicer, stores, registry, ledger, config)
+    return RunningServer(
+        server, port, health_servicer, stores, registry, ledger, config, streams, departures
+    )
 
 
 def serve_forever(

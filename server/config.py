@@ -33,9 +33,29 @@ class ServerConfig:
         registry_url: SQLAlchemy URL of the tenant registry.
         max_message_bytes: Limit of one gRPC message in either direction.
             Chunks are far smaller; the limit stops a hostile peer.
-        max_workers: Threads serving RPCs (each streaming call holds one).
-        max_concurrent_rpcs: Calls in progress before new ones are refused
-            with ``RESOURCE_EXHAUSTED``.
+        max_workers: Threads serving RPCs; each streaming call holds one for
+            as long as it is open, a unary call for its few milliseconds.
+        reserved_workers: Threads streaming calls (uploads, runs, watches)
+            may never take: health checks, admin calls and cheap reads always
+            find one free, however many streams clients hold open. Streams
+            beyond ``max_workers - reserved_workers`` (:attr:`max_streams`)
+            are refused at once with ``RESOURCE_EXHAUSTED``
+            (``server_streams``); each tenant is further held to
+            ``quotas.max_open_streams``.
+        stream_idle_seconds: How long a streaming call may wait on its
+            client (the next upload message, or a client that does not read
+            a run's results) before the server ends it (``CANCELLED``); an
+            upload ended so keeps nothing of what it sent.
+        stream_max_seconds: How long an upload stream may stay open in all,
+            however steadily it sends.
+        tenant_sweep_seconds: How often the server drops tenants that
+            another process uninstalled from the shared registry (their data
+            sets and results stay in memory here until then; their keys stop
+            working after the registry's authentication cache, 5 s).
+        max_concurrent_rpcs: Calls in progress (running or waiting for a
+            thread) before gRPC refuses new ones with ``RESOURCE_EXHAUSTED``;
+            above :attr:`max_streams`, so that unary calls can still wait
+            for a reserved thread when every stream slot is taken.
         result_chunk_rows: Default rows per result chunk.
         quotas: Per-tenant limits.
         tls: TLS material, or None for plaintext (loopback use).
@@ -62,8 +82,12 @@ class ServerConfig:
     port: int = 50151
     registry_url: str = "sqlite:///masterplan-registry.db"
     max_message_bytes: int = 64 * MiB
-    max_workers: int = 16
-    max_concurrent_rpcs: int = 64
+    max_workers: int = 64
+    reserved_workers: int = 8
+    stream_idle_seconds: float = 60.0
+    stream_max_seconds: float = 3_600.0
+    tenant_sweep_seconds: float = 30.0
+    max_concurrent_rpcs: int = 128
     result_chunk_rows: int = 32_768
     quotas: Quotas = field(default_factory=Quotas)
     tls: TlsConfig | None = None
@@ -81,3 +105,22 @@ class ServerConfig:
             raise ValueError(f"log_format must be 'text' or 'json', got {self.log_format!r}")
         if self.log_level.upper() not in logging.getLevelNamesMapping():
             raise ValueError(f"log_level must be a logging level name, got {self.log_level!r}")
+        if not 1 <= self.reserved_workers < self.max_workers:
+            # No reserve would let streams take every thread from health checks.
+            raise ValueError(
+                f"reserved_workers must be at least 1 and below max_workers "
+                f"({self.max_workers}), got {self.reserved_workers}"
+            )
+        if self.max_concurrent_rpcs <= self.max_streams:
+            raise ValueError(
+                f"max_concurrent_rpcs must exceed the {self.max_streams} streams that "
+                f"max_workers - reserved_workers allows, got {self.max_concurrent_rpcs}"
+            )
+        for name in ("stream_idle_seconds", "stream_max_seconds", "tenant_sweep_seconds"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+
+    @property
+    def max_streams(self) -> int:
+        """Streaming calls open at once over all tenants: the threads not reserved."""
+        return self.max_workers - self.reserved_workers

@@ -14,18 +14,30 @@ the engine logs names the run as the RPC thread's lines do (:mod:`server.logs`).
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import logging
+import math
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
+
 from masterplan.contract.columns import TableMap
-from masterplan.server.engine import PlanParams, PlanResult, plan
+from masterplan.server.engine import PlanParams, PlanResult, PlanTooLarge, plan
 from masterplan.server.errors import Cancelled
 from masterplan.server.logs import fields
+from masterplan.tenancy.errors import QuotaExceeded
 
-__all__ = ["Progress", "run_engine"]
+__all__ = ["ENGINE_SECONDS", "PLANNED_ORDERS", "RESULT_ROWS", "Progress", "run_engine"]
+
+#: Quota names of a run's limits, as :class:`QuotaExceeded` reports them
+#: (the first two are the engine's :class:`PlanTooLarge` resources).
+PLANNED_ORDERS = "planned_orders"
+RESULT_ROWS = "result_rows"
+ENGINE_SECONDS = "engine_seconds"
 
 
 log = logging.getLogger(__name__)
@@ -48,7 +60,10 @@ _DONE = object()
 
 
 def run_engine(
-    data: TableMap, params: PlanParams, cancel: threading.Event
+    data: TableMap,
+    params: PlanParams,
+    cancel: threading.Event,
+    max_seconds: float | None = None,
 ) -> Iterator[Progress | PlanResult]:
     """Run :func:`server.engine.plan` in a thread; yield progress, then the result.
 
@@ -58,17 +73,38 @@ def run_engine(
         data: The plan's data set (§4 input tables).
         params: Plan date and default group.
         cancel: Set by anyone who wants the run to stop; the engine stops at
-            its next progress call.
+            its next progress call, or at once when this generator is closed
+            or raises.
+        max_seconds: Wall-clock seconds the engine may plan (the tenant's
+            ``max_engine_seconds``); past them the run fails with
+            :class:`QuotaExceeded` at once, and the engine stops with it.
 
     Yields:
         :class:`Progress` events, then the one :class:`PlanResult`.
     """
     # Progress, the PlanResult, the engine's exception, then _DONE.
     events: queue.Queue[object] = queue.Queue()
+    # Read by the compiled walk, which calls no hook: set, it stops the run
+    # within one step instead of at the end of a long netting level.
+    stop = np.zeros(1, dtype=np.int8)
+    params = dataclasses.replace(params, stop=stop)
+
+    started = time.monotonic()
+
+    def overtime() -> QuotaExceeded | None:
+        if max_seconds is None:
+            return None
+        spent = time.monotonic() - started
+        if spent <= max_seconds:
+            return None
+        return QuotaExceeded(ENGINE_SECONDS, int(max_seconds), math.ceil(spent))
 
     def hook(phase: str, fraction: float) -> None:
         if cancel.is_set():
             raise Cancelled("the run was cancelled")
+        over = overtime()
+        if over is not None:
+            raise over
         events.put(Progress(phase, fraction))
 
     def work() -> None:
@@ -94,9 +130,16 @@ def run_engine(
                     # The engine stops at its next progress call; do not wait
                     # for it here, the caller is gone.
                     raise Cancelled("the run was cancelled") from None
+                over = overtime()
+                if over is not None:
+                    # The caller hears now; the ``finally`` below stops the
+                    # engine.
+                    raise over from None
                 continue
             if item is _DONE:
                 return
+            if isinstance(item, PlanTooLarge):
+                raise QuotaExceeded(item.resource, item.limit, item.requested) from item
             if isinstance(item, BaseException):
                 raise item
             if isinstance(item, Progress):
@@ -107,6 +150,8 @@ def run_engine(
             elif isinstance(item, PlanResult):
                 yield item
     finally:
-        # Closed early (the caller went away): stop the engine at its next hook.
+        # Closed early (the caller went away, a quota was hit): stop the
+        # engine at once, inside the walk too.
         if thread.is_alive():
             cancel.set()
+            stop[0] = 1

@@ -12,6 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import uuid
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from masterplan.codec import table_nbytes
@@ -19,8 +22,34 @@ from masterplan.contract.columns import Table, table_length
 from masterplan.server.engine.types import ResultTable
 from masterplan.server.errors import AlreadyExists, FailedPrecondition, NotFound, PlanBusy
 from masterplan.server.pegging import PeggingIndex
+from masterplan.tenancy.errors import QuotaExceeded, Unauthenticated
+from masterplan.tenancy.quotas import PLANS
 
-__all__ = ["Dataset", "RunRecord", "Stores", "TenantStore"]
+__all__ = [
+    "KEEP_RUN_IDS",
+    "PLAN_OVERHEAD_BYTES",
+    "Dataset",
+    "RunRecord",
+    "Stores",
+    "TenantStore",
+    "UploadReceipt",
+]
+
+#: What a plan costs before it holds a row: the data set's empty arrays of
+#: every input table, its dictionaries and bookkeeping (about 17 KB measured
+#: with tracemalloc), rounded up for the run summaries a plan keeps. Counted
+#: in every data set's bytes so that thousands of empty plans are not free.
+PLAN_OVERHEAD_BYTES = 32 * 1024
+
+#: Applied uploads remembered per plan for ``request_id`` retries.
+KEEP_RECEIPTS = 32
+
+#: Ids of trimmed runs remembered per plan (about 100 bytes each): run ids
+#: stay unique among this many past runs of a plan, the records kept included.
+KEEP_RUN_IDS = 100_000
+
+#: Bytes one remembered run id costs (a short string and its dict slot).
+RUN_ID_BYTES = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +66,19 @@ class Dataset:
 
     @property
     def nbytes(self) -> int:
-        return sum(table_nbytes(t) for t in self.tables.values())
+        return PLAN_OVERHEAD_BYTES + sum(table_nbytes(t) for t in self.tables.values())
+
+
+@dataclass(frozen=True, slots=True)
+class UploadReceipt:
+    """What an applied upload answered, kept to answer a retry of its ``request_id``."""
+
+    request_id: str
+    digest: bytes
+    version: int
+    counts: dict[str, int]
+    rows: int
+    nbytes: int
 
 
 @dataclass(slots=True)
@@ -73,21 +114,101 @@ class RunRecord:
 class TenantStore:
     """Everything the service holds for one tenant."""
 
-    def __init__(self, tenant_id: str, keep_runs: int = 20) -> None:
+    def __init__(
+        self, tenant_id: str, keep_runs: int = 20, keep_run_ids: int = KEEP_RUN_IDS
+    ) -> None:
         self.tenant_id = tenant_id
         self._lock = threading.RLock()
         self._datasets: dict[str, Dataset] = {}
         self._runs: dict[str, dict[str, RunRecord]] = {}
         self._keep_runs = keep_runs
+        # Ids of runs trimmed from ``_runs``, oldest first (a dict keeps the
+        # order): a run id stays taken after its record is gone, so that a
+        # retried RunPlan with the same id is ALREADY_EXISTS, not a new run.
+        self._trimmed_ids: dict[str, dict[str, None]] = {}
+        self._keep_run_ids = keep_run_ids
+        self._uploading: set[str] = set()
+        self._receipts: dict[str, OrderedDict[str, UploadReceipt]] = {}
 
     # -- data sets ---------------------------------------------------------------
-    def put_dataset(self, plan_id: str, tables: dict[str, Table]) -> Dataset:
-        """Replace a plan's data set atomically (readers see the old or the new one)."""
+    def put_dataset(
+        self,
+        plan_id: str,
+        tables: dict[str, Table],
+        *,
+        max_plans: int | None = None,
+        request_id: str = "",
+        digest: bytes = b"",
+    ) -> Dataset:
+        """Replace a plan's data set atomically (readers see the old or the new one).
+
+        Args:
+            max_plans: Refuse a new plan when the tenant holds this many.
+            request_id: The upload's id, remembered with ``digest`` so that a
+                retry is answered, not applied again (see :meth:`receipt`).
+
+        Raises:
+            QuotaExceeded: ``plans``, for a new plan beyond ``max_plans``.
+        """
         with self._lock:
             old = self._datasets.get(plan_id)
+            if old is None and max_plans is not None and len(self._datasets) >= max_plans:
+                raise QuotaExceeded(PLANS, max_plans, len(self._datasets) + 1)
             ds = Dataset(tables, (old.version + 1) if old else 1, dt.datetime.now(dt.UTC))
             self._datasets[plan_id] = ds
+            if request_id:
+                receipts = self._receipts.setdefault(plan_id, OrderedDict())
+                receipts[request_id] = UploadReceipt(
+                    request_id,
+                    digest,
+                    ds.version,
+                    {name: table_length(t) for name, t in tables.items()},
+                    ds.rows,
+                    ds.nbytes,
+                )
+                while len(receipts) > KEEP_RECEIPTS:
+                    receipts.popitem(last=False)
             return ds
+
+    def receipt(self, plan_id: str, request_id: str) -> UploadReceipt | None:
+        """The applied upload of ``plan_id`` with this ``request_id``, if remembered."""
+        with self._lock:
+            receipts = self._receipts.get(plan_id)
+            return receipts.get(request_id) if receipts is not None else None
+
+    def plan_count(self) -> int:
+        """Plans that hold a data set."""
+        with self._lock:
+            return len(self._datasets)
+
+    def has_plan(self, plan_id: str) -> bool:
+        """Whether the plan holds a data set."""
+        with self._lock:
+            return plan_id in self._datasets
+
+    @contextmanager
+    def uploading(self, plan_id: str) -> Iterator[None]:
+        """Hold the plan's one upload slot: a second concurrent upload is refused.
+
+        Two uploads of one plan would each hold a whole data set in memory
+        to replace the same one; refusing the second bounds that and leaves
+        no doubt about which one is in force.
+
+        Raises:
+            PlanBusy: another upload of the plan is in progress (ABORTED).
+        """
+        with self._lock:
+            if plan_id in self._uploading:
+                raise PlanBusy(
+                    f"plan {plan_id!r} has an upload in progress; retry when it has ended",
+                    plan=plan_id,
+                )
+            self._uploading.add(plan_id)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._uploading.discard(plan_id)
 
     def dataset(self, plan_id: str) -> Dataset:
         with self._lock:
@@ -108,7 +229,8 @@ class TenantStore:
             if any(r.state == "RUNNING" for r in runs.values()):
                 raise PlanBusy(f"plan {plan_id!r} has a run in progress", plan=plan_id)
             run_id = run_id or uuid.uuid4().hex
-            if run_id in runs:
+            trimmed = self._trimmed_ids.get(plan_id, {})
+            if run_id in runs or run_id in trimmed:
                 raise AlreadyExists(f"run {run_id!r} of plan {plan_id!r} exists", run=run_id)
             rec = RunRecord(run_id, plan_id, mode, plan_date, version, dt.datetime.now(dt.UTC))
             runs[run_id] = rec
@@ -134,8 +256,23 @@ class TenantStore:
         runs = self._runs.get(plan_id, {})
         done = [r for r in runs.values() if r.state != "RUNNING"]
         done.sort(key=lambda r: r.create_time)
+        trimmed = self._trimmed_ids.setdefault(plan_id, {})
         for r in done[: max(0, len(done) - self._keep_runs)]:
             del runs[r.run_id]
+            trimmed[r.run_id] = None
+        while len(trimmed) > self._keep_run_ids:
+            del trimmed[next(iter(trimmed))]
+
+    def results_nbytes_if_kept(self, rec: RunRecord, tables: dict[str, ResultTable]) -> int:
+        """Bytes held once ``rec`` succeeds with ``tables``: the plan's older
+        results are dropped then, so they do not count."""
+        with self._lock:
+            total = sum(ds.nbytes for ds in self._datasets.values()) + self._run_ids_nbytes()
+            for plan_id, runs in self._runs.items():
+                for r in runs.values():
+                    if r.results and plan_id != rec.plan_id:
+                        total += sum(table_nbytes(t) for t in r.results.values())
+        return total + sum(table_nbytes(t) for t in tables.values())
 
     def run(self, plan_id: str, run_id: str) -> RunRecord:
         with self._lock:
@@ -153,12 +290,16 @@ class TenantStore:
     def nbytes(self) -> int:
         """Bytes of data sets and results held (for quotas and reports)."""
         with self._lock:
-            total = sum(ds.nbytes for ds in self._datasets.values())
+            total = sum(ds.nbytes for ds in self._datasets.values()) + self._run_ids_nbytes()
             for runs in self._runs.values():
                 for r in runs.values():
                     if r.results:
                         total += sum(table_nbytes(t) for t in r.results.values())
             return total
+
+    def _run_ids_nbytes(self) -> int:
+        """What the remembered ids of trimmed runs cost (a few MB at most per plan)."""
+        return RUN_ID_BYTES * sum(len(ids) for ids in self._trimmed_ids.values())
 
     def nbytes_if_replaced(self, plan_id: str, tables: dict[str, Table]) -> int:
         """Bytes held after replacing ``plan_id``'s data set with ``tables``."""
@@ -176,25 +317,55 @@ class TenantStore:
 
 
 class Stores:
-    """The tenant stores of the process, keyed by tenant id."""
+    """The tenant stores of the process, keyed by tenant id.
+
+    A dropped (uninstalled) tenant's id is remembered, so that a call still in
+    flight for it cannot bring its store back: tenant ids are uuid4 and never
+    reused, and one id costs a few dozen bytes.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._stores: dict[str, TenantStore] = {}
+        self._dropped: set[str] = set()
 
     def get(self, tenant_id: str) -> TenantStore:
+        """The tenant's store, created on first use.
+
+        Raises:
+            Unauthenticated: The tenant was uninstalled (its key is revoked).
+        """
         with self._lock:
+            if tenant_id in self._dropped:
+                raise Unauthenticated("the tenant was uninstalled")
             store = self._stores.get(tenant_id)
             if store is None:
                 store = self._stores[tenant_id] = TenantStore(tenant_id)
             return store
 
-    def drop(self, tenant_id: str) -> None:
-        """Forget a tenant entirely; its running runs are cancelled."""
+    def drop(self, tenant_id: str) -> int:
+        """Forget a tenant entirely and for good; its running runs are cancelled.
+
+        Returns:
+            The bytes of data sets and results the tenant held here.
+        """
         with self._lock:
+            self._dropped.add(tenant_id)
             store = self._stores.pop(tenant_id, None)
-        if store is not None:
-            store.cancel_all()
+        if store is None:
+            return 0
+        store.cancel_all()
+        return store.nbytes()
+
+    def dropped(self, tenant_id: str) -> bool:
+        """Whether the tenant was dropped (uninstalled) in this process."""
+        with self._lock:
+            return tenant_id in self._dropped
+
+    def tenant_ids(self) -> set[str]:
+        """The tenants holding a store here."""
+        with self._lock:
+            return set(self._stores)
 
     def __contains__(self, tenant_id: object) -> bool:
         with self._lock:

@@ -19,7 +19,17 @@ reason                      code                   when
 ``API_KEY_INVALID``         ``UNAUTHENTICATED``    an unknown, malformed, rotated or revoked key
 ``ADMIN_KEY_REQUIRED``      ``PERMISSION_DENIED``  a tenant key on TenantAdmin
 ``TENANT_KEY_REQUIRED``     ``PERMISSION_DENIED``  the admin key on a tenant's data or plans
+``QUOTA_EXCEEDED``          ``RESOURCE_EXHAUSTED`` a streaming call over the tenant's
+                                                   ``open_streams`` or the server's
+                                                   ``server_streams`` limit
 ==========================  =====================  ==========================================
+
+Streaming calls are admitted through :class:`~tenancy.streams.OpenStreams`,
+which bounds how many request threads they hold and ends those that wait on
+their peer too long. A tenant that is uninstalled while one of its calls is in
+flight (here or, found by the server's sweep, in another process) loses that
+call: it ends ``UNAUTHENTICATED`` even if its handler finished, and whatever
+the handler left behind is dropped again (:class:`Departures`).
 """
 
 from __future__ import annotations
@@ -29,16 +39,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import grpc
 
 from masterplan.status import Reason, abort, build_status
-from masterplan.tenancy.errors import Unauthenticated
+from masterplan.tenancy.errors import QuotaExceeded, Unauthenticated
 from masterplan.tenancy.keys import AdminCredential
 from masterplan.tenancy.registry import Tenant, TenantRegistry
+from masterplan.tenancy.streams import OpenStreams, Stream
 
-__all__ = ["AuthInterceptor", "Principal", "current_principal"]
+__all__ = ["AuthInterceptor", "Departures", "Principal", "current_principal"]
 
 ADMIN_SERVICE_PREFIX = "/masterplan.v1.TenantAdmin/"
 #: The only service callable without a key: probes must work before provisioning.
@@ -46,6 +57,28 @@ OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
 #: Services any valid key may call (the admin's or a tenant's): they describe
 #: the API and read no tenant data.
 ANY_KEY_PREFIXES = ("/grpc.reflection.",)
+#: The one open method that streams: a health watch holds a thread as long as
+#: the watcher stays, so it is counted like a tenant's stream.
+HEALTH_WATCH = "/grpc.health.v1.Health/Watch"
+#: Holders of streams that are no tenant (ids that no uuid4 hex can equal).
+_ADMIN_HOLDER = ("-admin", "the admin")
+_HEALTH_HOLDER = ("-health", "health watchers")
+
+
+class Departures(Protocol):
+    """What the interceptor needs to know of uninstalled tenants.
+
+    The server implements it over its stores: a tenant is gone once an
+    uninstall here or the registry sweep dropped it.
+    """
+
+    def gone(self, tenant_id: str) -> bool:
+        """Whether the tenant was uninstalled."""
+        ...
+
+    def evict(self, tenant_id: str) -> object:
+        """Drop whatever the server still holds of an uninstalled tenant."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +142,46 @@ class _Denial:
         abort(context, build_status(self.code, self.message, self.reason, metadata))
 
 
+_UNINSTALLED = _Denial(
+    grpc.StatusCode.UNAUTHENTICATED,
+    Reason.API_KEY_INVALID,
+    "the tenant was uninstalled while the call was in progress",
+)
+
+
+def _refuse_stream(context: grpc.ServicerContext, exc: QuotaExceeded, method: str) -> NoReturn:
+    """End a streaming call the stream limits do not admit, naming the limit."""
+    metadata = {
+        "resource": exc.resource,
+        "limit": exc.limit,
+        "requested": exc.requested,
+        "method": method,
+    }
+    abort(
+        context,
+        build_status(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), Reason.QUOTA_EXCEEDED, metadata),
+    )
+
+
 def _wrap(
-    handler: grpc.RpcMethodHandler, principal: Principal | None, deny: _Denial | None
+    handler: grpc.RpcMethodHandler,
+    method: str,
+    principal: Principal | None,
+    deny: _Denial | None,
+    streams: OpenStreams | None,
+    departures: Departures | None,
 ) -> grpc.RpcMethodHandler:
-    """Rebuild ``handler`` with its behaviour run under ``principal`` (or denied)."""
+    """Rebuild ``handler``: run as ``principal`` (or denied), its streams admitted and watched."""
+    tenant = principal.tenant if principal is not None else None
+    if tenant is not None:
+        holder = (tenant.tenant_id, tenant.name)
+    elif principal is not None:
+        holder = _ADMIN_HOLDER
+    else:
+        holder = _HEALTH_HOLDER
+
+    def gone() -> bool:
+        return tenant is not None and departures is not None and departures.gone(tenant.tenant_id)
 
     @contextmanager
     def acting(context: grpc.ServicerContext) -> Iterator[None]:
@@ -124,37 +193,114 @@ def _wrap(
             yield
         finally:
             _principal.reset(token)
+            if gone():
+                # An uninstall raced this call: drop again whatever the call
+                # put back (a store, a ledger entry) after the uninstall's drop.
+                assert departures is not None and tenant is not None
+                departures.evict(tenant.tenant_id)
 
-    def guard(behavior: Callable[..., Any]) -> Callable[..., Any]:
+    @contextmanager
+    def admitted(context: grpc.ServicerContext, upload: bool) -> Iterator[Stream | None]:
+        """Hold one of the stream slots for the call's duration, or refuse it."""
+        if streams is None:
+            yield None
+            return
+        try:
+            stream = streams.open(holder[0], holder[1], method, context, upload)
+        except QuotaExceeded as exc:
+            _refuse_stream(context, exc, method)
+        try:
+            yield stream
+        finally:
+            streams.close(stream)
+
+    def settled(context: grpc.ServicerContext) -> None:
+        """Refuse a call whose tenant was uninstalled while it ran: uninstall wins."""
+        if gone():
+            _UNINSTALLED.abort(context)
+
+    def requests_of(stream: Stream | None, requests: Iterator[Any]) -> Iterator[Any]:
+        return (
+            requests
+            if stream is None or streams is None
+            else streams.watch_requests(stream, requests)
+        )
+
+    def responses_of(stream: Stream | None, responses: Iterator[Any]) -> Iterator[Any]:
+        return (
+            responses
+            if stream is None or streams is None
+            else streams.watch_responses(stream, responses)
+        )
+
+    def unary_unary(behavior: Callable[..., Any]) -> Callable[..., Any]:
         def call(request: Any, context: grpc.ServicerContext) -> Any:
             with acting(context):
-                return behavior(request, context)
+                response = behavior(request, context)
+            settled(context)
+            return response
 
         return call
 
-    def guard_stream(behavior: Callable[..., Any]) -> Callable[..., Any]:
+    def unary_stream(behavior: Callable[..., Any]) -> Callable[..., Any]:
         def call(request: Any, context: grpc.ServicerContext) -> Any:
-            with acting(context):
-                yield from behavior(request, context)
+            with acting(context), admitted(context, upload=False) as stream:
+                yield from responses_of(stream, behavior(request, context))
+            settled(context)
+
+        return call
+
+    def stream_unary(behavior: Callable[..., Any]) -> Callable[..., Any]:
+        def call(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
+            with acting(context), admitted(context, upload=True) as stream:
+                response = behavior(requests_of(stream, requests), context)
+            settled(context)
+            return response
+
+        return call
+
+    def stream_stream(behavior: Callable[..., Any]) -> Callable[..., Any]:
+        def call(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
+            with acting(context), admitted(context, upload=False) as stream:
+                yield from responses_of(stream, behavior(requests_of(stream, requests), context))
+            settled(context)
 
         return call
 
     des, ser = handler.request_deserializer, handler.response_serializer
     if handler.unary_unary:
-        return grpc.unary_unary_rpc_method_handler(guard(handler.unary_unary), des, ser)
+        return grpc.unary_unary_rpc_method_handler(unary_unary(handler.unary_unary), des, ser)
     if handler.unary_stream:
-        return grpc.unary_stream_rpc_method_handler(guard_stream(handler.unary_stream), des, ser)
+        return grpc.unary_stream_rpc_method_handler(unary_stream(handler.unary_stream), des, ser)
     if handler.stream_unary:
-        return grpc.stream_unary_rpc_method_handler(guard(handler.stream_unary), des, ser)
-    return grpc.stream_stream_rpc_method_handler(guard_stream(handler.stream_stream), des, ser)
+        return grpc.stream_unary_rpc_method_handler(stream_unary(handler.stream_unary), des, ser)
+    return grpc.stream_stream_rpc_method_handler(stream_stream(handler.stream_stream), des, ser)
 
 
 class AuthInterceptor(grpc.ServerInterceptor):
-    """Checks the bearer key of every call against the admin credential or the registry."""
+    """Checks the bearer key of every call against the admin credential or the registry.
 
-    def __init__(self, registry: TenantRegistry, admin: AdminCredential) -> None:
+    Args:
+        registry: Where tenant keys are checked.
+        admin: The admin credential.
+        streams: Limits and watches streaming calls; None admits every stream
+            (unit tests of authentication alone).
+        departures: Tells uninstalled tenants, whose calls are refused even
+            while a cached authentication still vouches for their key.
+    """
+
+    def __init__(
+        self,
+        registry: TenantRegistry,
+        admin: AdminCredential,
+        *,
+        streams: OpenStreams | None = None,
+        departures: Departures | None = None,
+    ) -> None:
         self._registry = registry
         self._admin = admin
+        self._streams = streams
+        self._departures = departures
 
     def _authenticate(
         self, method: str, key: str | _NoKey
@@ -209,6 +355,11 @@ class AuthInterceptor(grpc.ServerInterceptor):
             tenant = self._registry.authenticate(key)
         except Unauthenticated as exc:
             return None, _Denial(unauthenticated, Reason.API_KEY_INVALID, str(exc), method)
+        if self._departures is not None and self._departures.gone(tenant.tenant_id):
+            # Uninstalled, though the registry's cache still vouched for the key.
+            return None, _Denial(
+                unauthenticated, Reason.API_KEY_INVALID, "invalid or revoked API key", method
+            )
         return Principal(is_admin=False, tenant=tenant), None
 
     def intercept_service(
@@ -218,8 +369,12 @@ class AuthInterceptor(grpc.ServerInterceptor):
     ) -> grpc.RpcMethodHandler | None:
         method = handler_call_details.method
         handler = continuation(handler_call_details)
-        if handler is None or method.startswith(OPEN_PREFIXES):
+        if handler is None:
             return handler
+        if method.startswith(OPEN_PREFIXES):
+            if method != HEALTH_WATCH or self._streams is None:
+                return handler
+            return _wrap(handler, method, None, None, self._streams, None)
         key = _bearer(handler_call_details.invocation_metadata)
         principal, deny = self._authenticate(method, key)
-        return _wrap(handler, principal, deny)
+        return _wrap(handler, method, principal, deny, self._streams, self._departures)

@@ -24,6 +24,9 @@ CONCURRENT_RUNS = "concurrent_runs"
 MEMORY_BYTES = "memory_bytes"
 """Resource name reported by :class:`QuotaExceeded` for the memory limit."""
 
+PLANS = "plans"
+"""Resource name reported by :class:`QuotaExceeded` for the plan limit."""
+
 
 @dataclass(frozen=True)
 class Quotas:
@@ -40,7 +43,9 @@ class Quotas:
         max_concurrent_runs: Planning runs of one tenant in progress at once.
             Two lets a scheduled run overlap an interactive one without a single
             tenant occupying the whole worker pool.
-        max_memory_bytes: Bytes of planning data a tenant may hold in memory.
+        max_memory_bytes: Bytes of planning data a tenant may hold in memory,
+            its uploads in flight included: each chunk's decoded size is
+            claimed before it is decoded (:meth:`QuotaLedger.reserve_memory`).
         max_planned_orders: Planned orders one run may create; a data set
             that asks for more (a huge quantity split by a tiny
             ``max_order_qty``) fails its run instead of exhausting the server.
@@ -49,7 +54,8 @@ class Quotas:
             stopped.
         max_open_streams: Streaming calls (uploads, runs) one tenant may have
             open at once, so that one tenant cannot hold every server thread.
-        max_plans: Plans one tenant may hold; each costs memory even empty.
+        max_plans: Plans one tenant may hold; each costs memory even empty
+            (and counts a fixed overhead in the bytes it holds).
     """
 
     max_rows: int = 50_000_000
@@ -72,11 +78,76 @@ class Quotas:
 class _Usage:
     """Mutable counters of one tenant; guarded by the ledger's lock."""
 
-    __slots__ = ("memory", "runs")
+    __slots__ = ("memory", "reserved", "runs")
 
     def __init__(self) -> None:
         self.runs = 0
         self.memory = 0
+        self.reserved = 0
+
+
+class MemoryReservation:
+    """Bytes an upload in flight has claimed against its tenant's memory quota.
+
+    An upload decodes chunk by chunk; each chunk's decoded size is claimed
+    here *before* it is decoded, so that the memory a tenant's uploads take
+    while they stream counts against the quota together with what the tenant
+    already holds: three concurrent uploads cannot each see the quota free
+    and together exceed it. Released when the upload ends, applied or not.
+    """
+
+    def __init__(self, ledger: QuotaLedger, tenant_id: str, usage: _Usage) -> None:
+        self._ledger = ledger
+        self._tenant_id = tenant_id
+        self._usage = usage
+        self.nbytes = 0
+
+    def add(self, nbytes: int) -> None:
+        """Claim ``nbytes`` more; refused when held plus all claims would pass the quota.
+
+        Raises:
+            QuotaExceeded: ``memory_bytes``; nothing more is claimed then.
+        """
+        if nbytes < 0:
+            raise ValueError(f"nbytes must be non-negative, got {nbytes}")
+        limit = self._ledger.quotas.max_memory_bytes
+        with self._ledger._lock:
+            usage = self._usage
+            requested = usage.memory + usage.reserved + nbytes
+            if requested > limit:
+                raise QuotaExceeded(MEMORY_BYTES, limit, requested)
+            usage.reserved += nbytes
+            self.nbytes += nbytes
+
+    def check(self, held: int) -> None:
+        """Refuse a commit after which the tenant would hold ``held`` bytes.
+
+        Counts the other uploads' claims, not this one's: this upload's data
+        is part of ``held``.
+
+        Raises:
+            QuotaExceeded: ``memory_bytes``.
+        """
+        limit = self._ledger.quotas.max_memory_bytes
+        with self._ledger._lock:
+            requested = held + self._usage.reserved - self.nbytes
+        if requested > limit:
+            raise QuotaExceeded(MEMORY_BYTES, limit, requested)
+
+    def commit(self, held: int) -> None:
+        """The upload replaced the tenant's data: record ``held`` and drop the claim."""
+        with self._ledger._lock:
+            self._usage.memory = held
+            self._release_locked()
+
+    def release(self) -> None:
+        """Drop the claim (the upload failed or was applied); idempotent."""
+        with self._ledger._lock:
+            self._release_locked()
+
+    def _release_locked(self) -> None:
+        self._usage.reserved -= self.nbytes
+        self.nbytes = 0
 
 
 class QuotaLedger:
@@ -138,6 +209,36 @@ class QuotaLedger:
         with self._lock:
             self._usage.setdefault(tenant_id, _Usage()).memory = nbytes
 
+    @contextmanager
+    def reserve_memory(self, tenant_id: str) -> Iterator[MemoryReservation]:
+        """A claim on the tenant's memory quota for one upload, released on exit."""
+        with self._lock:
+            usage = self._usage.setdefault(tenant_id, _Usage())
+        reservation = MemoryReservation(self, tenant_id, usage)
+        try:
+            yield reservation
+        finally:
+            reservation.release()
+
+    def check_plans(self, plans: int) -> None:
+        """Refuse a tenant a plan beyond ``max_plans``.
+
+        Args:
+            plans: How many plans the tenant would hold with the new one.
+
+        Raises:
+            QuotaExceeded: ``plans``, when ``plans`` exceeds ``max_plans``.
+        """
+        limit = self.quotas.max_plans
+        if plans > limit:
+            raise QuotaExceeded(PLANS, limit, plans)
+
+    def reserved(self, tenant_id: str) -> int:
+        """Return the bytes the tenant's uploads in flight have claimed."""
+        with self._lock:
+            usage = self._usage.get(tenant_id)
+            return usage.reserved if usage is not None else 0
+
     def running(self, tenant_id: str) -> int:
         """Return how many runs the tenant has in progress."""
         with self._lock:
@@ -149,6 +250,11 @@ class QuotaLedger:
         with self._lock:
             usage = self._usage.get(tenant_id)
             return usage.memory if usage is not None else 0
+
+    def tenant_ids(self) -> set[str]:
+        """The tenants the ledger keeps counters for (an uninstalled one must not be among them)."""
+        with self._lock:
+            return set(self._usage)
 
     def release(self, tenant_id: str) -> None:
         """Forget the tenant entirely; used at uninstall. Unknown ids are ignored."""

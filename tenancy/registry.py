@@ -156,8 +156,12 @@ def _make_engine(url: str) -> tuple[Engine, bool]:
     @event.listens_for(engine, "connect")
     def _set_wal(dbapi_connection: Any, _record: Any) -> None:
         # WAL lets readers (authentication) proceed while a writer commits.
+        # secure_delete zeroes a deleted row's bytes instead of leaving them
+        # in free space: an uninstalled tenant's name and key hash must not
+        # stay readable in the file (the WAL is truncated after an uninstall).
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     return engine, False
@@ -210,6 +214,7 @@ class TenantRegistry:
         metadata.create_all(self._engine)
         self._cache_ttl = cache_ttl
         self._clock = clock
+        self._wal = self._engine.dialect.name == "sqlite" and not serialise
         self._cache_lock = threading.Lock()
         self._cache: dict[str, tuple[Tenant, float]] = {}
         # Bumped by every invalidation; an authentication that read the database
@@ -292,6 +297,7 @@ class TenantRegistry:
                 raise TenantNotFound(name)
         tenant = _tenant(row)
         self._invalidate(tenant.tenant_id)
+        self._checkpoint()
         return tenant
 
     def rotate_key(self, name: str) -> str:
@@ -340,6 +346,11 @@ class TenantRegistry:
                 .all()
             )
         return [_tenant(row) for row in rows]
+
+    def tenant_ids(self) -> set[str]:
+        """The ids of every installed tenant (a server compares those it holds with them)."""
+        with self._db_lock, self._engine.connect() as conn:
+            return set(conn.execute(select(tenants_table.c.tenant_id)).scalars())
 
     def get(self, name: str) -> Tenant:
         """Return the tenant called ``name``.
@@ -432,6 +443,24 @@ class TenantRegistry:
                 .one_or_none()
             )
         return None if row is None else _tenant(row)
+
+    def _checkpoint(self) -> None:
+        """Move the WAL into the database file and truncate it (SQLite files only).
+
+        The WAL keeps every page version written since the last checkpoint,
+        the deleted row's among them; with ``secure_delete`` the checkpoint
+        leaves only zeroed bytes of it in the database file. A reader of
+        another process can hold the checkpoint back for a moment: retried
+        briefly, then left to SQLite's next automatic checkpoint.
+        """
+        if not self._wal:
+            return
+        for attempt in range(5):
+            with self._engine.connect() as conn:
+                busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").scalar()
+            if not busy:
+                return
+            time.sleep(0.05 * (attempt + 1))
 
     def _invalidate(self, tenant_id: str) -> None:
         """Drop cached authentications of one tenant after its key changed."""

@@ -135,6 +135,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         quotas=quotas,
         max_message_bytes=args.max_message_bytes,
         max_concurrent_rpcs=args.max_concurrent_rpcs,
+        max_workers=args.max_workers,
+        reserved_workers=args.reserved_workers,
+        stream_idle_seconds=args.stream_idle_seconds,
+        stream_max_seconds=args.stream_max_seconds,
+        tenant_sweep_seconds=args.tenant_sweep_seconds,
         grace_seconds=args.grace,
         drain_seconds=args.drain,
         keep_freed_memory=not args.release_memory,
@@ -291,7 +296,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-message-bytes", type=int, default=64 * 1024 * 1024, help="largest gRPC message"
     )
     p.add_argument(
-        "--max-concurrent-rpcs", type=int, default=64, help="calls in progress server-wide"
+        "--max-concurrent-rpcs", type=int, default=128, help="calls in progress server-wide"
+    )
+    p.add_argument("--max-workers", type=int, default=64, help="request threads (default 64)")
+    p.add_argument(
+        "--reserved-workers",
+        type=int,
+        default=8,
+        help="request threads streams may not take, kept for health, admin and cheap calls; "
+        "streams beyond max-workers minus these are refused (default 8)",
+    )
+    p.add_argument(
+        "--stream-idle-seconds",
+        type=float,
+        default=60.0,
+        help="end a stream that waits on its client this long (default 60)",
+    )
+    p.add_argument(
+        "--stream-max-seconds",
+        type=float,
+        default=3600.0,
+        help="end an upload stream open this long (default 3600)",
+    )
+    p.add_argument(
+        "--tenant-sweep-seconds",
+        type=float,
+        default=30.0,
+        help="how often to drop tenants uninstalled by another process (default 30)",
     )
     p.add_argument(
         "--grace", type=float, default=30.0, help="seconds SIGTERM lets in-flight calls finish"

@@ -20,7 +20,15 @@ from masterplan.contract.columns import Table, empty_table, table_length
 from masterplan.contract.tables import ColumnKind, TableSpec
 from masterplan.v1 import columnar_pb2 as pb
 
-__all__ = ["DEFAULT_CHUNK_ROWS", "CodecError", "concat", "decode_chunk", "encode_table"]
+__all__ = [
+    "DEFAULT_CHUNK_ROWS",
+    "CodecError",
+    "check_chunk",
+    "concat",
+    "decode_chunk",
+    "decoded_nbytes",
+    "encode_table",
+]
 
 #: Rows per chunk: ~0.5-1 MB per chunk for typical tables, well under the
 #: message size limit, large enough that per-message overhead is negligible.
@@ -106,12 +114,21 @@ def encode_table(
         )
 
 
-def decode_chunk(chunk: pb.ColumnarChunk, spec: TableSpec, row_offset: int = 0) -> Table:
-    """Decode and check one chunk against ``spec``.
+def check_chunk(chunk: pb.ColumnarChunk, spec: TableSpec) -> dict[str, pb.Column]:
+    """Check a chunk's declared shape against ``spec`` without allocating anything.
+
+    Everything a peer declares (columns, types, buffer lengths, dictionary
+    sizes) is checked here, before a single value is decoded: a chunk whose
+    string dictionary has more entries than the chunk has rows (a few
+    megabytes on the wire that would decode to gigabytes of strings) is
+    refused before one string object exists.
+
+    Returns:
+        The chunk's columns by name.
 
     Raises:
         CodecError: unknown or missing or repeated column, wrong type, a
-            buffer of the wrong length, a string code outside the dictionary.
+            buffer of the wrong length, a dictionary larger than the rows.
     """
     n = chunk.row_count
     seen: dict[str, pb.Column] = {}
@@ -121,7 +138,6 @@ def decode_chunk(chunk: pb.ColumnarChunk, spec: TableSpec, row_offset: int = 0) 
         if sent.name not in spec.column_names:
             raise CodecError(f"{spec.name}: unknown column {sent.name!r}", spec.name, sent.name)
         seen[sent.name] = sent
-    out: Table = {}
     for c in spec.columns:
         col = seen.get(c.name)
         if col is None:
@@ -140,6 +156,38 @@ def decode_chunk(chunk: pb.ColumnarChunk, spec: TableSpec, row_offset: int = 0) 
                 spec.name,
                 c.name,
             )
+        if len(col.dictionary) > n:
+            raise CodecError(
+                f"{spec.name}.{c.name}: a dictionary of {len(col.dictionary)} strings "
+                f"for {n} rows (at most one string per row)",
+                spec.name,
+                c.name,
+            )
+    return seen
+
+
+def decoded_nbytes(spec: TableSpec, rows: int) -> int:
+    """Bytes ``rows`` decoded rows of ``spec`` take, as :func:`table_nbytes` counts them.
+
+    Known from a chunk's declared ``row_count`` alone, so that a receiver can
+    claim the memory before it decodes.
+    """
+    per_row = sum(8 + (56 if c.kind is ColumnKind.STR else 0) for c in spec.columns)
+    return rows * per_row
+
+
+def decode_chunk(chunk: pb.ColumnarChunk, spec: TableSpec, row_offset: int = 0) -> Table:
+    """Decode and check one chunk against ``spec``.
+
+    Raises:
+        CodecError: what :func:`check_chunk` refuses, a string code outside
+            the dictionary, an infinite number.
+    """
+    seen = check_chunk(chunk, spec)
+    out: Table = {}
+    for c in spec.columns:
+        col = seen[c.name]
+        want = _KIND_TYPE[c.kind]
         if want == pb.COLUMN_TYPE_FLOAT64:
             out[c.name] = np.frombuffer(col.data, dtype="<f8").astype(np.float64)
         elif want == pb.COLUMN_TYPE_DATE:

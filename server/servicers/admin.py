@@ -7,11 +7,10 @@ import logging
 import grpc
 from google.protobuf import empty_pb2
 
+from masterplan.server.departures import TenantDepartures
 from masterplan.server.errors import InvalidArgument, funnel
-from masterplan.server.logs import bind, scoped
+from masterplan.server.logs import bind, fields, scoped
 from masterplan.server.servicers._convert import tenant_to_proto
-from masterplan.server.store import Stores
-from masterplan.tenancy.quotas import QuotaLedger
 from masterplan.tenancy.registry import TenantRegistry
 from masterplan.v1 import tenant_admin_pb2 as pb
 from masterplan.v1 import tenant_admin_pb2_grpc
@@ -29,10 +28,9 @@ def _tenant_of(name: str) -> str:
 class TenantAdminServicer(tenant_admin_pb2_grpc.TenantAdminServicer):
     """Provisioning; its log lines name the tenant, never any part of a key."""
 
-    def __init__(self, registry: TenantRegistry, stores: Stores, ledger: QuotaLedger) -> None:
+    def __init__(self, registry: TenantRegistry, departures: TenantDepartures) -> None:
         self._registry = registry
-        self._stores = stores
-        self._ledger = ledger
+        self._departures = departures
 
     @scoped
     @funnel
@@ -51,9 +49,10 @@ class TenantAdminServicer(tenant_admin_pb2_grpc.TenantAdminServicer):
     ) -> empty_pb2.Empty:
         tenant = self._registry.uninstall(_tenant_of(request.name))
         bind(tenant=tenant.name)
-        self._stores.drop(tenant.tenant_id)
-        self._ledger.release(tenant.tenant_id)
-        log.info("tenant uninstalled")
+        # After the registry: a call that authenticates from now on is refused,
+        # and calls in flight are ended, so nothing can put the data back.
+        freed = self._departures.evict(tenant.tenant_id)
+        log.info("tenant uninstalled", extra=fields(bytes_freed=freed))
         return empty_pb2.Empty()
 
     @scoped

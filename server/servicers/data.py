@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from masterplan.contract.columns import table_length
 from masterplan.server.errors import (
+    AlreadyExists,
     Cancelled,
     FailedPrecondition,
     InvalidArgument,
@@ -18,12 +21,14 @@ from masterplan.server.errors import (
 )
 from masterplan.server.logs import bind, error_fields, fields, scoped
 from masterplan.server.names import parse_plan
-from masterplan.server.store import Stores
-from masterplan.server.uploads import assemble
+from masterplan.server.store import Stores, TenantStore, UploadReceipt
+from masterplan.server.uploads import Assembly
 from masterplan.tenancy.interceptor import current_principal
-from masterplan.tenancy.quotas import QuotaLedger, Quotas
-from masterplan.v1 import columnar_pb2, planning_data_pb2_grpc
+from masterplan.tenancy.quotas import MemoryReservation, QuotaLedger, Quotas
 from masterplan.v1 import planning_data_pb2 as pb
+from masterplan.v1 import planning_data_pb2_grpc
+
+__all__ = ["PlanningDataServicer", "add_to_server"]
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +38,47 @@ _MODES = {
     pb.UPLOAD_MODE_DELTA: "delta",
 }
 
+#: Longest ``request_id``: it is kept per applied upload and logged.
+MAX_REQUEST_ID = 128
 
-def _received(requests: Iterator[pb.UploadDatasetRequest]) -> Iterator[pb.UploadDatasetRequest]:
+
+@dataclass(frozen=True, slots=True)
+class Unparsable:
+    """A request message that is not an ``UploadDatasetRequest``.
+
+    gRPC's own deserializer failure aborts the call with INTERNAL and ends
+    the request iterator as if the stream had closed; handing the servicer
+    this marker instead lets it refuse the upload as INVALID_ARGUMENT.
+    """
+
+    size: int
+    error: str
+
+
+def parse_request(data: bytes) -> pb.UploadDatasetRequest | Unparsable:
+    """Deserialize one upload message, never raising."""
+    try:
+        return pb.UploadDatasetRequest.FromString(data)
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        return Unparsable(len(data), str(exc) or type(exc).__name__)
+
+
+def add_to_server(servicer: PlanningDataServicer, server: grpc.Server) -> None:
+    """Register the servicer with :func:`parse_request` as its deserializer."""
+    handlers = {
+        "UploadDataset": grpc.stream_unary_rpc_method_handler(
+            servicer.UploadDataset,
+            request_deserializer=parse_request,
+            response_serializer=pb.UploadDatasetResponse.SerializeToString,
+        )
+    }
+    name = pb.DESCRIPTOR.services_by_name["PlanningData"].full_name
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
+
+
+def _received(
+    requests: Iterator[pb.UploadDatasetRequest | Unparsable],
+) -> Iterator[pb.UploadDatasetRequest]:
     """The client's messages; a stream that broke off is a cancelled upload, not a fault.
 
     gRPC raises from the request iterator when the client cancelled, its
@@ -42,29 +86,76 @@ def _received(requests: Iterator[pb.UploadDatasetRequest]) -> Iterator[pb.Upload
     already answered the client then, so there is nobody left to tell.
     """
     try:
-        yield from requests
+        for i, msg in enumerate(requests):
+            if isinstance(msg, Unparsable):
+                raise InvalidArgument(
+                    f"message {i} ({msg.size} bytes) is not an UploadDatasetRequest: "
+                    f"{msg.error}; nothing applied",
+                    field="payload",
+                )
+            yield msg
     except grpc.RpcError:
-        raise Cancelled("the upload stream ended before its last chunk") from None
+        raise Cancelled("the upload stream broke off before its trailer") from None
 
 
 def _header(requests: Iterator[pb.UploadDatasetRequest]) -> pb.UploadHeader:
     first = next(requests, None)
     if first is None or first.WhichOneof("payload") != "header":
         raise InvalidArgument("the first message of an upload must be its header", field="header")
-    return first.header
+    header = first.header
+    if header.mode not in _MODES:
+        raise InvalidArgument(f"unknown UploadMode {int(header.mode)}", field="header.mode")
+    if len(header.request_id) > MAX_REQUEST_ID:
+        raise InvalidArgument(
+            f"request_id is {len(header.request_id)} characters, at most {MAX_REQUEST_ID}",
+            field="header.request_id",
+        )
+    return header
 
 
-def _chunks(requests: Iterator[pb.UploadDatasetRequest]) -> Iterator[columnar_pb2.ColumnarChunk]:
+def _receive(requests: Iterator[pb.UploadDatasetRequest], assembly: Assembly) -> None:
+    """Feed the chunks to ``assembly`` until a trailer that matches, then the stream's end.
+
+    Raises:
+        InvalidArgument: a second header, a stream that ended without a
+            trailer, a trailer whose counts differ, a message after it.
+    """
+    trailer: pb.UploadTrailer | None = None
     for i, msg in enumerate(requests, start=1):
-        if msg.WhichOneof("payload") != "chunk":
+        kind = msg.WhichOneof("payload")
+        if trailer is not None:
+            raise InvalidArgument(
+                f"message {i}: nothing may follow the trailer; nothing applied", field="trailer"
+            )
+        if kind == "chunk":
+            assembly.add(msg.chunk)
+        elif kind == "trailer":
+            trailer = msg.trailer
+            assembly.check_trailer(trailer)
+        elif kind == "header":
             raise InvalidArgument(
                 f"message {i}: only the first message may be a header", field="header"
             )
-        yield msg.chunk
+        else:
+            raise InvalidArgument(f"message {i} carries no payload", field="payload")
+    if trailer is None:
+        raise InvalidArgument(
+            "the upload stream ended without its trailer: nothing applied", field="trailer"
+        )
+
+
+def _response(parent: str, receipt: UploadReceipt) -> pb.UploadDatasetResponse:
+    return pb.UploadDatasetResponse(
+        dataset=f"{parent}/dataset",
+        tables=[pb.TableCount(table=k, rows=n) for k, n in receipt.counts.items()],
+        total_rows=receipt.rows,
+        bytes_held=receipt.nbytes,
+        version=receipt.version,
+    )
 
 
 class PlanningDataServicer(planning_data_pb2_grpc.PlanningDataServicer):
-    """Receives uploads; a data set replaces the plan's only once it all decoded."""
+    """Receives uploads; a data set replaces the plan's only once its trailer proved it whole."""
 
     def __init__(self, stores: Stores, ledger: QuotaLedger, quotas: Quotas) -> None:
         self._stores = stores
@@ -100,34 +191,75 @@ class PlanningDataServicer(planning_data_pb2_grpc.PlanningDataServicer):
                 raise Unimplemented(
                     "delta uploads are not supported yet; upload a snapshot", field="header.mode"
                 )
-            tables = assemble(
-                _chunks(requests), self._quotas.max_rows, self._quotas.max_upload_bytes
-            )
             store = self._stores.get(tenant.tenant_id)
-            # Refuse before replacing anything: the previous data set stays intact.
-            self._ledger.set_memory(tenant.tenant_id, store.nbytes_if_replaced(plan, tables))
-            ds = store.put_dataset(plan, tables)
+            if not store.has_plan(plan):  # before the data arrives, not after
+                self._ledger.check_plans(store.plan_count() + 1)
+            with (
+                store.uploading(plan),
+                self._ledger.reserve_memory(tenant.tenant_id) as reservation,
+            ):
+                receipt, retried = self._apply(store, plan, header, requests, reservation)
         except Exception as exc:
             # The version that stays in force: what the plan's next run will use.
             bind(version=self._held_version(tenant.tenant_id, plan))
             seconds = round(time.monotonic() - started, 3)
             log.warning("upload failed", extra=error_fields(exc, seconds=seconds))
             raise
-        counts = {name: table_length(t) for name, t in tables.items()}
-        bind(version=ds.version)
+        bind(version=receipt.version)
         log.info(
-            "upload finished",
+            "upload repeated: answered, not applied again" if retried else "upload finished",
             extra=fields(
-                rows=ds.rows,
-                tables={name: n for name, n in counts.items() if n},
-                bytes=ds.nbytes,
+                rows=receipt.rows,
+                tables={name: n for name, n in receipt.counts.items() if n},
+                bytes=receipt.nbytes,
                 seconds=round(time.monotonic() - started, 3),
             ),
         )
-        return pb.UploadDatasetResponse(
-            dataset=f"{header.parent}/dataset",
-            tables=[pb.TableCount(table=k, rows=n) for k, n in counts.items()],
-            total_rows=ds.rows,
-            bytes_held=ds.nbytes,
-            version=ds.version,
+        return _response(header.parent, receipt)
+
+    def _apply(
+        self,
+        store: TenantStore,
+        plan: str,
+        header: pb.UploadHeader,
+        requests: Iterator[pb.UploadDatasetRequest],
+        reservation: MemoryReservation,
+    ) -> tuple[UploadReceipt, bool]:
+        """Receive the whole stream, then replace the plan's data set or answer a retry.
+
+        Returns:
+            The applied upload's receipt, and whether it was a retry of an
+            upload applied before (then nothing was applied now).
+        """
+        assembly = Assembly(
+            self._quotas.max_rows,
+            self._quotas.max_upload_bytes,
+            reservation.add,
+            digest=bool(header.request_id),
         )
+        _receive(requests, assembly)
+        if header.request_id:
+            earlier = store.receipt(plan, header.request_id)
+            if earlier is not None:
+                if earlier.digest != assembly.digest:
+                    raise AlreadyExists(
+                        f"request_id {header.request_id!r} was applied to plan {plan!r} "
+                        "with other content; use a new request_id for new data",
+                        field="header.request_id",
+                    )
+                return earlier, True
+        tables = assembly.tables()
+        # Refuse before replacing anything: the previous data set stays intact.
+        reservation.check(store.nbytes_if_replaced(plan, tables))
+        ds = store.put_dataset(
+            plan,
+            tables,
+            max_plans=self._quotas.max_plans,
+            request_id=header.request_id,
+            digest=assembly.digest,
+        )
+        reservation.commit(store.nbytes())
+        counts = {name: table_length(t) for name, t in ds.tables.items()}
+        return UploadReceipt(
+            header.request_id, assembly.digest, ds.version, counts, ds.rows, ds.nbytes
+        ), False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
 
@@ -13,15 +13,22 @@ from masterplan.codec import encode_table
 from masterplan.contract.columns import TableMap
 from masterplan.contract.tables import PLAN_OUTPUT_TABLES
 from masterplan.server.engine import PlanParams, PlanResult
-from masterplan.server.errors import Cancelled, FailedPrecondition, InvalidArgument, funnel
+from masterplan.server.errors import (
+    Cancelled,
+    FailedPrecondition,
+    InvalidArgument,
+    MasterplanError,
+    funnel,
+)
 from masterplan.server.logs import bind, current_context, error_fields, fields, log_context, scoped
 from masterplan.server.names import check_run_id, parse_plan, parse_run
-from masterplan.server.pegging import PegNode
+from masterplan.server.pegging import DEFAULT_MAX_NODES, MAX_NODES_CAP
 from masterplan.server.runs import run_engine
-from masterplan.server.servicers._convert import MODES, run_to_proto
+from masterplan.server.servicers._convert import MODES, pegging_to_proto, run_to_proto
 from masterplan.server.store import RunRecord, Stores, TenantStore
+from masterplan.tenancy.errors import QuotaExceeded
 from masterplan.tenancy.interceptor import current_principal
-from masterplan.tenancy.quotas import QuotaLedger
+from masterplan.tenancy.quotas import MEMORY_BYTES, QuotaLedger
 from masterplan.tenancy.registry import Tenant
 from masterplan.v1 import planning_pb2 as pb
 from masterplan.v1 import planning_pb2_grpc
@@ -49,16 +56,33 @@ def _plan_date(text: str) -> dt.date:
         ) from None
 
 
-def _node(n: PegNode) -> pb.PeggingNode:
-    return pb.PeggingNode(
-        kind=n.kind,
-        ref=n.ref,
-        item_id=n.item_id,
-        warehouse_id=n.warehouse_id,
-        date=n.date,
-        qty=n.qty,
-        children=[_node(c) for c in n.children],
-    )
+#: Levels of GetPegging's deprecated nested ``root``: one message per level,
+#: well below protobuf's nesting limit of 100.
+NESTED_PEGGING_DEPTH = 40
+
+
+class DeadlineExceeded(MasterplanError):
+    """The call's deadline passed while the server was still working on it."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    reason = "DEADLINE_EXCEEDED"
+
+
+def _stop_when_gone(context: grpc.ServicerContext) -> Callable[[], None]:
+    """A check that raises once the call's deadline has passed or its client left.
+
+    gRPC answers the client at its deadline but leaves the handler running:
+    work that does not look stops only when it ends on its own.
+    """
+
+    def check() -> None:
+        remaining = context.time_remaining()
+        if remaining is not None and remaining <= 0:
+            raise DeadlineExceeded("the call's deadline passed")
+        if not context.is_active():
+            raise Cancelled("the call was cancelled")
+
+    return check
 
 
 class PlanningServicer(planning_pb2_grpc.PlanningServicer):
@@ -99,7 +123,13 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
                 bind(run=rec.run_id)
                 log.info("run started", extra=fields(mode=mode, plan_date=plan_date.isoformat()))
                 context.add_callback(rec.cancel.set)  # client cancel or deadline
-                params = PlanParams(plan_date, request.default_group or None)
+                quotas = self._ledger.quotas
+                params = PlanParams(
+                    plan_date,
+                    request.default_group or None,
+                    max_planned_orders=quotas.max_planned_orders,
+                    max_result_rows=quotas.max_result_rows,
+                )
                 yield from self._execute(tenant, store, rec, dataset.tables, params, chunk_rows)
         except Exception as exc:
             if rec is None:  # refused before it started: the run's own lines say the rest
@@ -123,7 +153,8 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
         try:
             yield pb.RunPlanResponse(started=run_to_proto(tenant.name, rec))
             result: PlanResult | None = None
-            for event in run_engine(data, params, rec.cancel):
+            max_seconds = self._ledger.quotas.max_engine_seconds
+            for event in run_engine(data, params, rec.cancel, max_seconds):
                 if isinstance(event, PlanResult):
                     result = event
                 else:
@@ -131,6 +162,13 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
                         progress=pb.RunProgress(phase=event.phase, fraction=event.fraction)
                     )
             assert result is not None
+            # Checked before the first chunk: a run the tenant's memory cannot
+            # hold fails with the quota's name before it streams anything,
+            # and the previous run keeps its results.
+            limit = self._ledger.quotas.max_memory_bytes
+            held = store.results_nbytes_if_kept(rec, result.tables)
+            if held > limit:
+                raise QuotaExceeded(MEMORY_BYTES, limit, held)
             for name in PLAN_OUTPUT_TABLES:
                 for chunk in encode_table(name, result.tables[name], chunk_rows):
                     if rec.cancel.is_set():
@@ -140,9 +178,12 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
             rec.phase_seconds = result.phase_seconds
             # The store holds the engine's tables as they are, coded text
             # included (the pegging index decodes what it reads).
+            # Recorded before the commit (an upload may have grown the data
+            # meanwhile): a refusal here still leaves the previous results.
+            held = store.results_nbytes_if_kept(rec, result.tables)
+            self._ledger.set_memory(tenant.tenant_id, held)
             rec.results = result.tables
             store.finish_run(rec, "SUCCEEDED")
-            self._ledger.set_memory(tenant.tenant_id, store.nbytes())
         except (Cancelled, GeneratorExit):
             # GeneratorExit: gRPC closed the stream (client cancel, deadline,
             # server shutdown) while it waited at a yield.
@@ -154,9 +195,8 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
                 )
             raise
         except BaseException as exc:
-            store.finish_run(
-                rec, "FAILED", str(exc) if isinstance(exc, ValueError) else "internal error"
-            )
+            known = isinstance(exc, ValueError | QuotaExceeded)
+            store.finish_run(rec, "FAILED", str(exc) if known else "internal error")
             with log_context(**context):
                 seconds = round(time.monotonic() - started, 3)
                 log.warning("run failed", extra=error_fields(exc, seconds=seconds))
@@ -219,7 +259,7 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
         tenant, store = self._store()
         rec = self._run(store, request.name, tenant)
         run_id = rec.run_id
-        if not request.ref:
+        if not request.ref and not request.continuation:
             raise InvalidArgument("ref is required", field="ref")
         index = rec.pegging()
         if index is None:
@@ -227,10 +267,31 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
                 f"run {run_id!r} holds no results (not succeeded, or not the newest)",
                 reason="NO_RESULTS",
             )
-        tree = index.tree(request.ref, request.max_depth)
+        max_nodes = min(request.max_nodes or DEFAULT_MAX_NODES, MAX_NODES_CAP)
+        depth = request.max_depth
+        if not request.flat:  # the nested form repeats shared subtrees and nests
+            depth = min(depth or NESTED_PEGGING_DEPTH, NESTED_PEGGING_DEPTH)
+        tree = index.tree(
+            request.ref,
+            depth,
+            max_nodes,
+            continuation=request.continuation,
+            shared=request.flat,
+            check=_stop_when_gone(context),
+        )
+        if depth != request.max_depth and any(n.continuation for n in tree.nodes):
+            tree.truncated = True  # cut by the nesting bound, not by the request
         # The ref names an order: identifiers of rows stay out of the log.
-        log.debug("pegging read", extra=fields(max_depth=request.max_depth))
-        return pb.GetPeggingResponse(root=_node(tree))
+        log.debug(
+            "pegging read",
+            extra=fields(
+                max_depth=request.max_depth,
+                nodes=len(tree.nodes),
+                truncated=tree.truncated,
+                flat=request.flat,
+            ),
+        )
+        return pegging_to_proto(tree, request.flat)
 
     @staticmethod
     def _run(store: TenantStore, name: str, tenant: Tenant) -> RunRecord:

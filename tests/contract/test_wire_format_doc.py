@@ -163,13 +163,27 @@ def _string(name: str, codes: list[int], dictionary: list[str]) -> pb.Column:
 
 
 WH = _string("warehouse_id", [0], ["W1"])
-SITE = _string("site_id", [1], ["S", "S", "unused"])
+SITE = _string("site_id", [0], ["S"])
 CALENDAR = _string("calendar_id", [-1], [])
 
 
 def test_strings_null_is_minus_one_and_dictionaries_may_repeat_or_waste() -> None:
     table = decode_chunk(_warehouses(CALENDAR, SITE, WH), INPUT_TABLES["warehouses"])
     assert to_rows(table) == [{"warehouse_id": "W1", "site_id": "S", "calendar_id": None}]
+    chunk = _warehouses(
+        _string("warehouse_id", [0, 1, 2], ["W1", "W2", "W3"]),
+        _string("site_id", [1, 1, 0], ["S", "S", "unused"]),  # repeated, one unused
+        _string("calendar_id", [-1, -1, -1], []),
+        rows=3,
+    )
+    rows = to_rows(decode_chunk(chunk, INPUT_TABLES["warehouses"]))
+    assert [r["site_id"] for r in rows] == ["S", "S", "S"]
+
+
+def test_a_dictionary_holds_at_most_one_string_per_row() -> None:
+    chunk = _warehouses(WH, CALENDAR, _string("site_id", [0], ["S", "unused"]))
+    with pytest.raises(CodecError, match="a dictionary of 2 strings for 1 rows"):
+        decode_chunk(chunk, INPUT_TABLES["warehouses"])
 
 
 @pytest.mark.parametrize(

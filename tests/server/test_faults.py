@@ -344,6 +344,12 @@ def test_the_server_answers_invalid_argument_and_keeps_the_data(fuzz_server: Ser
             )
         ),
         planning_data_pb2.UploadDatasetRequest(chunk=chunk),
+        planning_data_pb2.UploadDatasetRequest(
+            trailer=planning_data_pb2.UploadTrailer(
+                tables=[planning_data_pb2.TableCount(table=chunk.table, rows=chunk.row_count)],
+                chunks=1,
+            )
+        ),
     ]
     md = (("authorization", f"Bearer {srv.keys['acme']}"),)
     with grpc.insecure_channel(srv.running.address) as channel:

@@ -54,7 +54,13 @@ class UploadHeader(_message.Message):
     """The plan whose data this is: `tenants/{tenant}/plans/{plan}`."""
     mode: Global___UploadMode.ValueType
     request_id: _builtins.str
-    """Client-chosen id; a retried upload with the same id is not applied twice."""
+    """Client-chosen id (at most 128 characters); a retried upload with the
+    same id is not applied twice. The server remembers the ids of a plan's
+    recent applied uploads: the same id with the same content (the same
+    chunks in the same order) answers the first upload's response again
+    without applying anything; the same id with other content is refused
+    with ALREADY_EXISTS. Empty: no retry detection.
+    """
     def __init__(
         self,
         *,
@@ -71,28 +77,66 @@ class UploadHeader(_message.Message):
 Global___UploadHeader: _TypeAlias = UploadHeader  # noqa: Y015
 
 @_typing.final
+class UploadTrailer(_message.Message):
+    """The last message of an upload: what the client sent, so that the server
+    commits only a stream that arrived whole.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TABLES_FIELD_NUMBER: _builtins.int
+    CHUNKS_FIELD_NUMBER: _builtins.int
+    chunks: _builtins.int
+    """Number of chunk messages sent. Must equal the chunks received."""
+    @_builtins.property
+    def tables(self) -> _containers.RepeatedCompositeFieldContainer[Global___TableCount]:
+        """Rows sent per table (tables with no rows may be left out). Must equal
+        the rows the server received for every table.
+        """
+
+    def __init__(
+        self,
+        *,
+        tables: _abc.Iterable[Global___TableCount] | None = ...,
+        chunks: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunks", b"chunks", "tables", b"tables"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UploadTrailer: _TypeAlias = UploadTrailer  # noqa: Y015
+
+@_typing.final
 class UploadDatasetRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     HEADER_FIELD_NUMBER: _builtins.int
     CHUNK_FIELD_NUMBER: _builtins.int
+    TRAILER_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def header(self) -> Global___UploadHeader:
         """Must be the first message, and only the first."""
 
     @_builtins.property
     def chunk(self) -> _columnar_pb2.ColumnarChunk: ...
+    @_builtins.property
+    def trailer(self) -> Global___UploadTrailer:
+        """Must be the last message, and nothing may follow it."""
+
     def __init__(
         self,
         *,
         header: Global___UploadHeader | None = ...,
         chunk: _columnar_pb2.ColumnarChunk | None = ...,
+        trailer: Global___UploadTrailer | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "header", b"header", "payload", b"payload"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "header", b"header", "payload", b"payload", "trailer", b"trailer"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "header", b"header", "payload", b"payload"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "header", b"header", "payload", b"payload", "trailer", b"trailer"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["header", "chunk"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["header", "chunk", "trailer"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 

@@ -45,9 +45,12 @@ class PlanningDataServicer:
     """Missing associated documentation comment in .proto file."""
 
     def UploadDataset(self, request_iterator, context):
-        """Client-streaming upload: one header, then chunks. The dataset replaces
-        (snapshot) or changes (delta) the plan's data only when the whole stream
-        arrived and validated; a failed upload leaves the previous data intact.
+        """Client-streaming upload: one header, then chunks, then one trailer. The
+        dataset replaces (snapshot) or changes (delta) the plan's data only when
+        the trailer arrived, its counts equal what the server received, the
+        stream then ended and every chunk validated; anything else (a stream
+        that ends without a trailer, a broken-off or refused stream) leaves the
+        previous data intact.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

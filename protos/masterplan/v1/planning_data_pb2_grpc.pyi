@@ -34,18 +34,24 @@ class PlanningDataStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> PlanningDataAsyncStub: ...
     UploadDataset: _grpc.StreamUnaryMultiCallable[_planning_data_pb2.UploadDatasetRequest, _planning_data_pb2.UploadDatasetResponse]
-    """Client-streaming upload: one header, then chunks. The dataset replaces
-    (snapshot) or changes (delta) the plan's data only when the whole stream
-    arrived and validated; a failed upload leaves the previous data intact.
+    """Client-streaming upload: one header, then chunks, then one trailer. The
+    dataset replaces (snapshot) or changes (delta) the plan's data only when
+    the trailer arrived, its counts equal what the server received, the
+    stream then ended and every chunk validated; anything else (a stream
+    that ends without a trailer, a broken-off or refused stream) leaves the
+    previous data intact.
     """
 
 @_typing.type_check_only
 class PlanningDataAsyncStub(PlanningDataStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     UploadDataset: _aio.StreamUnaryMultiCallable[_planning_data_pb2.UploadDatasetRequest, _planning_data_pb2.UploadDatasetResponse]  # type: ignore[assignment]
-    """Client-streaming upload: one header, then chunks. The dataset replaces
-    (snapshot) or changes (delta) the plan's data only when the whole stream
-    arrived and validated; a failed upload leaves the previous data intact.
+    """Client-streaming upload: one header, then chunks, then one trailer. The
+    dataset replaces (snapshot) or changes (delta) the plan's data only when
+    the trailer arrived, its counts equal what the server received, the
+    stream then ended and every chunk validated; anything else (a stream
+    that ends without a trailer, a broken-off or refused stream) leaves the
+    previous data intact.
     """
 
 class PlanningDataServicer(metaclass=_abc_1.ABCMeta):
@@ -55,9 +61,12 @@ class PlanningDataServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_planning_data_pb2.UploadDatasetRequest],
         context: _ServicerContext,
     ) -> _typing.Union[_planning_data_pb2.UploadDatasetResponse, _abc.Awaitable[_planning_data_pb2.UploadDatasetResponse]]:
-        """Client-streaming upload: one header, then chunks. The dataset replaces
-        (snapshot) or changes (delta) the plan's data only when the whole stream
-        arrived and validated; a failed upload leaves the previous data intact.
+        """Client-streaming upload: one header, then chunks, then one trailer. The
+        dataset replaces (snapshot) or changes (delta) the plan's data only when
+        the trailer arrived, its counts equal what the server received, the
+        stream then ended and every chunk validated; anything else (a stream
+        that ends without a trailer, a broken-off or refused stream) leaves the
+        previous data intact.
         """
 
 def add_PlanningDataServicer_to_server(servicer: PlanningDataServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -59,7 +59,9 @@ class RunPlanRequest(_message.Message):
     run_id: _builtins.str
     """Client-chosen run id (becomes the last segment of the run name); empty
     lets the server choose. A second RunPlan with a finished run's id fails
-    with ALREADY_EXISTS.
+    with ALREADY_EXISTS, also after the run's record has been trimmed from
+    ListRuns: the server process remembers the ids of a plan's last 100,000
+    runs.
     """
     chunk_rows: _builtins.int
     """Maximum rows per result chunk; 0 for the server's default."""
@@ -383,22 +385,44 @@ class GetPeggingRequest(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     REF_FIELD_NUMBER: _builtins.int
     MAX_DEPTH_FIELD_NUMBER: _builtins.int
+    MAX_NODES_FIELD_NUMBER: _builtins.int
+    FLAT_FIELD_NUMBER: _builtins.int
+    CONTINUATION_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The run: `tenants/{tenant}/plans/{plan}/runs/{run}`."""
     ref: _builtins.str
     """A demand or supply ref as in SPEC §4, e.g. `SO:S1/1` or `PL:FG/W1/1`."""
     max_depth: _builtins.int
     """Levels to follow down the BOM; 0 for no limit."""
+    max_nodes: _builtins.int
+    """Most nodes in the answer; 0 for the server's default (10,000). Larger
+    values are lowered to the server's cap (100,000). When the bound stops
+    the walk, `truncated` is set and the nodes whose children were not sent
+    carry a `continuation`.
+    """
+    flat: _builtins.bool
+    """Answer with `nodes` (flat, each demand or supply sent once) and leave
+    `root` unset. New clients set it: `root` nests one message per level and
+    repeats shared subtrees.
+    """
+    continuation: _builtins.str
+    """A node's `continuation` from an earlier answer about the same run: the
+    walk starts at that node (`ref` is not needed) and sends its children
+    not sent before and what lies below them.
+    """
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         ref: _builtins.str = ...,
         max_depth: _builtins.int = ...,
+        max_nodes: _builtins.int = ...,
+        flat: _builtins.bool = ...,
+        continuation: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_depth", b"max_depth", "name", b"name", "ref", b"ref"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["continuation", b"continuation", "flat", b"flat", "max_depth", b"max_depth", "max_nodes", b"max_nodes", "name", b"name", "ref", b"ref"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -452,20 +476,103 @@ class PeggingNode(_message.Message):
 Global___PeggingNode: _TypeAlias = PeggingNode  # noqa: Y015
 
 @_typing.final
+class PeggingTreeNode(_message.Message):
+    """A node of a flat pegging tree (GetPeggingResponse.nodes)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    REF_FIELD_NUMBER: _builtins.int
+    ITEM_ID_FIELD_NUMBER: _builtins.int
+    WAREHOUSE_ID_FIELD_NUMBER: _builtins.int
+    DATE_FIELD_NUMBER: _builtins.int
+    QTY_FIELD_NUMBER: _builtins.int
+    PARENT_FIELD_NUMBER: _builtins.int
+    SUPPLY_FIELD_NUMBER: _builtins.int
+    SAME_AS_FIELD_NUMBER: _builtins.int
+    CONTINUATION_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    ref: _builtins.str
+    item_id: _builtins.str
+    warehouse_id: _builtins.str
+    date: _builtins.str
+    """ISO date: the demand date, or the supply's netting date."""
+    qty: _builtins.float
+    """The quantity pegged between this node and its parent (the node's own
+    quantity at the root).
+    """
+    parent: _builtins.int
+    """Index in `nodes` of the parent, always an earlier node; -1 at the root,
+    which is the first node.
+    """
+    supply: _builtins.bool
+    """True for a supply (a receipt), false for a demand (a requirement)."""
+    same_as: _builtins.int
+    """Set when an earlier node in `nodes` is the same demand or supply,
+    reached by another path: that node's children are this node's too, and
+    are sent once, under it.
+    """
+    continuation: _builtins.str
+    """Set when some of this node's children were not sent (`max_depth` or
+    `max_nodes` reached): pass it as GetPeggingRequest.continuation to get
+    them.
+    """
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        ref: _builtins.str = ...,
+        item_id: _builtins.str = ...,
+        warehouse_id: _builtins.str = ...,
+        date: _builtins.str = ...,
+        qty: _builtins.float = ...,
+        parent: _builtins.int = ...,
+        supply: _builtins.bool = ...,
+        same_as: _builtins.int | None = ...,
+        continuation: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_same_as", b"_same_as", "same_as", b"same_as"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_same_as", b"_same_as", "continuation", b"continuation", "date", b"date", "item_id", b"item_id", "kind", b"kind", "parent", b"parent", "qty", b"qty", "ref", b"ref", "same_as", b"same_as", "supply", b"supply", "warehouse_id", b"warehouse_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__same_as: _TypeAlias = _typing.Literal["same_as"]  # noqa: Y015
+    _WhichOneofArgType__same_as: _TypeAlias = _typing.Literal["_same_as", b"_same_as"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__same_as) -> _WhichOneofReturnType__same_as | None: ...
+
+Global___PeggingTreeNode: _TypeAlias = PeggingTreeNode  # noqa: Y015
+
+@_typing.final
 class GetPeggingResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ROOT_FIELD_NUMBER: _builtins.int
+    NODES_FIELD_NUMBER: _builtins.int
+    TRUNCATED_FIELD_NUMBER: _builtins.int
+    truncated: _builtins.bool
+    """`max_nodes` (or, for `root`, its 40 levels) stopped the walk before
+    `max_depth` did: some nodes hold more below them than was sent.
+    """
     @_builtins.property
-    def root(self) -> Global___PeggingNode: ...
+    def root(self) -> Global___PeggingNode:
+        """Deprecated: the nested tree, sent only when the request does not set
+        `flat`. Shared subtrees are repeated, so it is cut at `max_nodes` nodes
+        and 40 levels (below protobuf's nesting limit), with `truncated` set.
+        """
+
+    @_builtins.property
+    def nodes(self) -> _containers.RepeatedCompositeFieldContainer[Global___PeggingTreeNode]:
+        """The tree, breadth first: parents before their children, the root first."""
+
     def __init__(
         self,
         *,
         root: Global___PeggingNode | None = ...,
+        nodes: _abc.Iterable[Global___PeggingTreeNode] | None = ...,
+        truncated: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["root", b"root"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["root", b"root"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["nodes", b"nodes", "root", b"root", "truncated", b"truncated"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

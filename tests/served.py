@@ -28,8 +28,11 @@ class Served:
     fill up and block the server in the middle of a write.
     """
 
-    def __init__(self, tmp: Path, *extra: str, registry: Path | None = None) -> None:
-        port = free_port()
+    def __init__(
+        self, tmp: Path, *extra: str, registry: Path | None = None, port: int | None = None
+    ) -> None:
+        # A fixed port lets a test restart a server where its clients expect it.
+        port = port or free_port()
         self.address = f"127.0.0.1:{port}"
         self.log = tmp / f"serve-{port}.log"
         self.registry = registry or tmp / "reg.db"

@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.scm_sql import INPUT_DDL
+from tests.served import ADMIN, Served
 
 MASTERPLAN = [sys.executable, "-m", "masterplan.client.cli"]
 ROOT = Path(__file__).parents[2]
@@ -248,37 +249,12 @@ def test_a_bad_plan_date_is_a_usage_error(tmp_path: Path) -> None:
 
 @pytest.fixture
 def served(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """``masterplan serve`` as a process, with an admin key from the environment."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {"MASTERPLAN_ADMIN_KEY": "an-admin-key-of-enough-length-123"}
-    proc = subprocess.Popen(
-        [
-            *MASTERPLAN,
-            "serve",
-            "--port",
-            str(port),
-            "--registry",
-            f"sqlite:///{tmp_path / 'reg.db'}",
-        ],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        # Logs go to a file, never to a pipe nobody reads (it would fill up).
-        stderr=(tmp_path / "serve.log").open("w"),
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert "listening" in line, (tmp_path / "serve.log").read_text()
+    """``masterplan serve`` as a process, with the admin key the CLI reads from the environment."""
+    srv = Served(tmp_path)
     try:
-        yield f"127.0.0.1:{port}", env
+        yield srv.address, {"MASTERPLAN_ADMIN_KEY": ADMIN}
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        srv.stop()
 
 
 def test_run_against_a_served_tenant_and_a_refused_key(tmp_path: Path, served) -> None:  # type: ignore[no-untyped-def]

@@ -7,10 +7,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,49 +23,7 @@ from masterplan.contract.rows import from_rows
 from masterplan.contract.tables import INPUT_TABLES
 from masterplan.v1 import planning_pb2
 from tests.e2e.scm_sql import INPUT_DDL
-
-ROOT = Path(__file__).parents[2]
-CLI = [sys.executable, "-m", "masterplan.client.cli"]
-ADMIN = "an-admin-key-of-enough-length-123"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Served:
-    """``masterplan serve`` as a child process."""
-
-    def __init__(self, tmp: Path, port: int, *extra: str) -> None:
-        self.address = f"127.0.0.1:{port}"
-        self.proc = subprocess.Popen(
-            [
-                *CLI,
-                "serve",
-                "--port",
-                str(port),
-                "--registry",
-                f"sqlite:///{tmp / 'reg.db'}",
-                *extra,
-            ],
-            cwd=ROOT,
-            env={**os.environ, "MASTERPLAN_ADMIN_KEY": ADMIN},
-            stdout=subprocess.PIPE,
-            # Logs go to a file: a pipe nobody reads would fill up and block
-            # the server in the middle of a write (its signal handler logs).
-            stderr=(tmp / f"serve-{port}.log").open("w"),
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        assert "listening" in line, (tmp / f"serve-{port}.log").read_text()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(30)
+from tests.served import CLI, ROOT, Served, free_port
 
 
 @pytest.fixture
@@ -75,18 +31,13 @@ def serve(tmp_path: Path) -> Iterator:  # type: ignore[no-untyped-def]
     started: list[Served] = []
 
     def start(port: int | None = None, *extra: str) -> Served:
-        s = Served(tmp_path, port or free_port(), *extra)
+        s = Served(tmp_path, *extra, port=port)
         started.append(s)
         return s
 
     yield start
     for s in started:
         s.stop()
-
-
-def install(address: str, name: str = "acme") -> str:
-    with MasterplanClient(address, ADMIN) as admin:
-        return admin.install_tenant(name).api_key
 
 
 def big_tables(n: int) -> list[tuple[str, dict]]:
@@ -120,7 +71,7 @@ def big_tables(n: int) -> list[tuple[str, dict]]:
 
 def test_sigterm_drains_in_flight_runs_and_health_turns_not_serving(serve) -> None:  # type: ignore[no-untyped-def]
     srv = serve(None, "--drain", "8", "--grace", "60")
-    key = install(srv.address)
+    key = srv.install("acme")
     with MasterplanClient(srv.address, key) as c:
         c.upload("tenants/acme/plans/main", big_tables(20_000))
         events = c.run_plan_events(
@@ -179,7 +130,7 @@ def plan_state(path: Path) -> tuple[str | None, bool]:
 def test_sigkill_of_the_server_mid_run_then_a_rerun(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     port = free_port()
     srv = serve(port)
-    key = install(srv.address)
+    key = srv.install("acme")
     db = tmp_path / "scm.db"
     url = make_scm(db, 2_000)
     env = {**os.environ, "MASTERPLAN_API_KEY": key}

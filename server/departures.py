@@ -17,10 +17,10 @@ whatever such a call left and ends it ``UNAUTHENTICATED``
 from __future__ import annotations
 
 import logging
-import threading
 
 from masterplan.server.logs import fields
 from masterplan.server.store import Stores
+from masterplan.tenancy.periodic import Periodic
 from masterplan.tenancy.quotas import QuotaLedger
 from masterplan.tenancy.registry import TenantRegistry
 from masterplan.tenancy.streams import OpenStreams
@@ -53,9 +53,7 @@ class TenantDepartures:
         self._stores = stores
         self._ledger = ledger
         self._streams = streams
-        self._sweep_seconds = sweep_seconds
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._sweeper = Periodic(self.sweep, sweep_seconds, "masterplan-tenant-sweep")
 
     def gone(self, tenant_id: str) -> bool:
         """Whether the tenant was uninstalled (as far as this process knows)."""
@@ -96,23 +94,8 @@ class TenantDepartures:
 
     def start(self) -> None:
         """Sweep every ``sweep_seconds`` in a background thread (idempotent)."""
-        if self._thread is not None:
-            return
-        self._thread = threading.Thread(
-            target=self._run, name="masterplan-tenant-sweep", daemon=True
-        )
-        self._thread.start()
+        self._sweeper.start()
 
     def stop(self) -> None:
         """Stop the background sweep."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._sweep_seconds):
-            try:
-                self.sweep()
-            except Exception:  # a registry outage must not end the sweeping for good
-                log.exception("tenant sweep failed")
+        self._sweeper.stop()

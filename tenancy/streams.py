@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import grpc
 
 from masterplan.tenancy.errors import QuotaExceeded
+from masterplan.tenancy.periodic import Periodic
 
 __all__ = ["OPEN_STREAMS", "SERVER_STREAMS", "OpenStreams", "Stream", "StreamEnded"]
 
@@ -130,8 +131,10 @@ class OpenStreams:
         self._lock = threading.Lock()
         self._open: dict[str, list[Stream]] = {}
         self._count = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        # A quarter of the idle limit keeps an idle stream's lifetime within
+        # 125 % of it; a second at most keeps small limits (tests) precise.
+        tick = min(1.0, max(0.05, idle_seconds / 4))
+        self._watchdog = Periodic(self.sweep, tick, "masterplan-stream-watchdog")
 
     # -- accounting -----------------------------------------------------------
 
@@ -231,19 +234,11 @@ class OpenStreams:
 
     def start(self) -> None:
         """Start the watchdog thread (idempotent)."""
-        if self._thread is not None:
-            return
-        self._thread = threading.Thread(
-            target=self._watch, name="masterplan-stream-watchdog", daemon=True
-        )
-        self._thread.start()
+        self._watchdog.start()
 
     def stop(self) -> None:
         """Stop the watchdog thread."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
+        self._watchdog.stop()
 
     def sweep(self) -> int:
         """End the streams past their idle or total deadline now; returns how many."""
@@ -263,16 +258,6 @@ class OpenStreams:
             log.warning("%s of tenant %s ended by the server: %s", s.method, s.tenant, reason)
             self._end(s, reason)
         return len(doomed)
-
-    def _watch(self) -> None:
-        # A quarter of the idle limit keeps an idle stream's lifetime within
-        # 125 % of it; a second at most keeps small limits (tests) precise.
-        tick = min(1.0, max(0.05, self.idle_seconds / 4))
-        while not self._stop.wait(tick):
-            try:
-                self.sweep()
-            except Exception:  # the watchdog must outlive any one bad call
-                log.exception("stream watchdog failed")
 
     def _end(self, stream: Stream, reason: str) -> None:
         stream.ended = reason

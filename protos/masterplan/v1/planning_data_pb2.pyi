@@ -50,6 +50,7 @@ class UploadHeader(_message.Message):
     PARENT_FIELD_NUMBER: _builtins.int
     MODE_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    BASE_ETAG_FIELD_NUMBER: _builtins.int
     parent: _builtins.str
     """The plan whose data this is: `tenants/{tenant}/plans/{plan}`."""
     mode: Global___UploadMode.ValueType
@@ -61,16 +62,25 @@ class UploadHeader(_message.Message):
     without applying anything; the same id with other content is refused
     with ALREADY_EXISTS. Empty: no retry detection.
     """
+    base_etag: _builtins.str
+    """A delta only: the `etag` of the data set the delta was computed against
+    (UploadDatasetResponse.etag of the client's last applied upload). When
+    the plan holds another data set (a restarted server, an upload by
+    someone else), the delta is refused with FAILED_PRECONDITION, reason
+    `DATASET_CHANGED`, and nothing is applied: the client then sends a
+    snapshot. Required for a delta.
+    """
     def __init__(
         self,
         *,
         parent: _builtins.str = ...,
         mode: Global___UploadMode.ValueType = ...,
         request_id: _builtins.str = ...,
+        base_etag: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["mode", b"mode", "parent", b"parent", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_etag", b"base_etag", "mode", b"mode", "parent", b"parent", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -173,6 +183,9 @@ class UploadDatasetResponse(_message.Message):
     TOTAL_ROWS_FIELD_NUMBER: _builtins.int
     BYTES_HELD_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    ROWS_UPSERTED_FIELD_NUMBER: _builtins.int
+    ROWS_DELETED_FIELD_NUMBER: _builtins.int
     dataset: _builtins.str
     """`tenants/{tenant}/plans/{plan}/dataset`."""
     total_rows: _builtins.int
@@ -180,6 +193,13 @@ class UploadDatasetResponse(_message.Message):
     """Bytes of planning data the tenant's store now holds for this plan."""
     version: _builtins.int
     """Increases with every applied upload."""
+    etag: _builtins.str
+    """Names this data set version in this server process and no other: a
+    delta's `base_etag`.
+    """
+    rows_upserted: _builtins.int
+    """A delta: rows it added, changed and removed, all tables together."""
+    rows_deleted: _builtins.int
     @_builtins.property
     def tables(self) -> _containers.RepeatedCompositeFieldContainer[Global___TableCount]:
         """Rows held per table after the upload."""
@@ -192,10 +212,13 @@ class UploadDatasetResponse(_message.Message):
         total_rows: _builtins.int = ...,
         bytes_held: _builtins.int = ...,
         version: _builtins.int = ...,
+        etag: _builtins.str = ...,
+        rows_upserted: _builtins.int = ...,
+        rows_deleted: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes_held", b"bytes_held", "dataset", b"dataset", "tables", b"tables", "total_rows", b"total_rows", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes_held", b"bytes_held", "dataset", b"dataset", "etag", b"etag", "rows_deleted", b"rows_deleted", "rows_upserted", b"rows_upserted", "tables", b"tables", "total_rows", b"total_rows", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -48,6 +48,7 @@ class RunPlanRequest(_message.Message):
     DEFAULT_GROUP_FIELD_NUMBER: _builtins.int
     RUN_ID_FIELD_NUMBER: _builtins.int
     CHUNK_ROWS_FIELD_NUMBER: _builtins.int
+    BASE_RUN_ID_FIELD_NUMBER: _builtins.int
     parent: _builtins.str
     """`tenants/{tenant}/plans/{plan}`."""
     mode: Global___RunMode.ValueType
@@ -65,6 +66,14 @@ class RunPlanRequest(_message.Message):
     """
     chunk_rows: _builtins.int
     """Maximum rows per result chunk; 0 for the server's default."""
+    base_run_id: _builtins.str
+    """The run whose result the client holds (a connector: the
+    `plans.current_run_id` of its database). When the server still holds
+    that run's result, the stream carries the difference to it: first the
+    rows removed (chunks with CHANGE_KIND_DELETE, whole rows), then the rows
+    added (CHANGE_KIND_UPSERT); the summary's `base_run_id` says so.
+    Otherwise, or when empty, the stream carries the whole result.
+    """
     def __init__(
         self,
         *,
@@ -74,10 +83,11 @@ class RunPlanRequest(_message.Message):
         default_group: _builtins.str = ...,
         run_id: _builtins.str = ...,
         chunk_rows: _builtins.int = ...,
+        base_run_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_rows", b"chunk_rows", "default_group", b"default_group", "mode", b"mode", "parent", b"parent", "plan_date", b"plan_date", "run_id", b"run_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_run_id", b"base_run_id", "chunk_rows", b"chunk_rows", "default_group", b"default_group", "mode", b"mode", "parent", b"parent", "plan_date", b"plan_date", "run_id", b"run_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -157,6 +167,12 @@ class PlanRun(_message.Message):
     PHASE_SECONDS_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     DATASET_VERSION_FIELD_NUMBER: _builtins.int
+    BASE_RUN_ID_FIELD_NUMBER: _builtins.int
+    ROWS_ADDED_FIELD_NUMBER: _builtins.int
+    ROWS_REMOVED_FIELD_NUMBER: _builtins.int
+    FALLBACK_REASON_FIELD_NUMBER: _builtins.int
+    SKUS_PLANNED_FIELD_NUMBER: _builtins.int
+    SKUS_TOTAL_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`tenants/{tenant}/plans/{plan}/runs/{run}`."""
     run_id: _builtins.str
@@ -167,6 +183,24 @@ class PlanRun(_message.Message):
     """Why the run failed, when it failed."""
     dataset_version: _builtins.int
     """The data set version the run planned."""
+    base_run_id: _builtins.str
+    """The run whose result the streamed difference is against; empty when the
+    stream carried the whole result.
+    """
+    rows_added: _builtins.int
+    """Rows the stream carried: removed (a difference only) and added (every
+    row of a whole result), all tables together.
+    """
+    rows_removed: _builtins.int
+    fallback_reason: _builtins.str
+    """A net change that was planned as a regeneration says why (for example
+    `no previous run of this plan is held by the server`); empty otherwise.
+    """
+    skus_planned: _builtins.int
+    """SKUs the engine planned, and SKUs in the plan: equal for a
+    regeneration, fewer for a net change that reused the previous run.
+    """
+    skus_total: _builtins.int
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -193,10 +227,16 @@ class PlanRun(_message.Message):
         phase_seconds: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
         error: _builtins.str = ...,
         dataset_version: _builtins.int = ...,
+        base_run_id: _builtins.str = ...,
+        rows_added: _builtins.int = ...,
+        rows_removed: _builtins.int = ...,
+        fallback_reason: _builtins.str = ...,
+        skus_planned: _builtins.int = ...,
+        skus_total: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "dataset_version", b"dataset_version", "end_time", b"end_time", "error", b"error", "mode", b"mode", "name", b"name", "phase_seconds", b"phase_seconds", "plan_date", b"plan_date", "row_counts", b"row_counts", "run_id", b"run_id", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_run_id", b"base_run_id", "create_time", b"create_time", "dataset_version", b"dataset_version", "end_time", b"end_time", "error", b"error", "fallback_reason", b"fallback_reason", "mode", b"mode", "name", b"name", "phase_seconds", b"phase_seconds", "plan_date", b"plan_date", "row_counts", b"row_counts", "rows_added", b"rows_added", "rows_removed", b"rows_removed", "run_id", b"run_id", "skus_planned", b"skus_planned", "skus_total", b"skus_total", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -577,3 +617,238 @@ class GetPeggingResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetPeggingResponse: _TypeAlias = GetPeggingResponse  # noqa: Y015
+
+@_typing.final
+class SimulateRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARENT_FIELD_NUMBER: _builtins.int
+    CHANGES_FIELD_NUMBER: _builtins.int
+    PLAN_DATE_FIELD_NUMBER: _builtins.int
+    DEFAULT_GROUP_FIELD_NUMBER: _builtins.int
+    DEMAND_REFS_FIELD_NUMBER: _builtins.int
+    INCLUDE_DIFFERENCE_FIELD_NUMBER: _builtins.int
+    parent: _builtins.str
+    """`tenants/{tenant}/plans/{plan}`."""
+    plan_date: _builtins.str
+    """ISO date; empty means the plan date of the plan's last succeeded run,
+    or the server's today when it has none.
+    """
+    default_group: _builtins.str
+    """Coverage group for SKUs that name none; empty means that of the last
+    succeeded run.
+    """
+    include_difference: _builtins.bool
+    """Send the difference's rows in `difference` (otherwise only its counts)."""
+    @_builtins.property
+    def changes(self) -> _containers.RepeatedCompositeFieldContainer[_columnar_pb2.ColumnarChunk]:
+        """The what-if delta: chunks of SPEC §4 input tables, CHANGE_KIND_UPSERT
+        rows added or replacing the row with the same key, CHANGE_KIND_DELETE
+        rows removed (named by their key).
+        """
+
+    @_builtins.property
+    def demand_refs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Demand refs (SPEC §4, e.g. `SO:S9/1`) to answer for."""
+
+    def __init__(
+        self,
+        *,
+        parent: _builtins.str = ...,
+        changes: _abc.Iterable[_columnar_pb2.ColumnarChunk] | None = ...,
+        plan_date: _builtins.str = ...,
+        default_group: _builtins.str = ...,
+        demand_refs: _abc.Iterable[_builtins.str] | None = ...,
+        include_difference: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes", "default_group", b"default_group", "demand_refs", b"demand_refs", "include_difference", b"include_difference", "parent", b"parent", "plan_date", b"plan_date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SimulateRequest: _TypeAlias = SimulateRequest  # noqa: Y015
+
+@_typing.final
+class PromisedSupply(_message.Message):
+    """A supply pegged to a promised demand."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    REF_FIELD_NUMBER: _builtins.int
+    DATE_FIELD_NUMBER: _builtins.int
+    QTY_FIELD_NUMBER: _builtins.int
+    PLANNED_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    ref: _builtins.str
+    date: _builtins.str
+    """ISO date: the supply's netting date."""
+    qty: _builtins.float
+    planned: _builtins.bool
+    """True for a planned order the simulation would add."""
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        ref: _builtins.str = ...,
+        date: _builtins.str = ...,
+        qty: _builtins.float = ...,
+        planned: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "kind", b"kind", "planned", b"planned", "qty", b"qty", "ref", b"ref"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PromisedSupply: _TypeAlias = PromisedSupply  # noqa: Y015
+
+@_typing.final
+class DemandPromise(_message.Message):
+    """When a demand of a simulation can be covered."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REF_FIELD_NUMBER: _builtins.int
+    ITEM_ID_FIELD_NUMBER: _builtins.int
+    WAREHOUSE_ID_FIELD_NUMBER: _builtins.int
+    REQUIREMENT_DATE_FIELD_NUMBER: _builtins.int
+    FUTURES_DATE_FIELD_NUMBER: _builtins.int
+    DELAY_DAYS_FIELD_NUMBER: _builtins.int
+    NEVER_COVERED_FIELD_NUMBER: _builtins.int
+    SUPPLIES_FIELD_NUMBER: _builtins.int
+    UNKNOWN_FIELD_NUMBER: _builtins.int
+    ref: _builtins.str
+    item_id: _builtins.str
+    warehouse_id: _builtins.str
+    requirement_date: _builtins.str
+    """ISO date the demand asks for (after "before T0 counts as T0")."""
+    futures_date: _builtins.str
+    """ISO date the plan can cover it (SPEC §5.7): `requirement_date` when it
+    is not late; empty when it is never covered.
+    """
+    delay_days: _builtins.int
+    """Days late; 0 when on time."""
+    never_covered: _builtins.bool
+    unknown: _builtins.bool
+    """The ref names no demand of the simulated plan."""
+    @_builtins.property
+    def supplies(self) -> _containers.RepeatedCompositeFieldContainer[Global___PromisedSupply]: ...
+    def __init__(
+        self,
+        *,
+        ref: _builtins.str = ...,
+        item_id: _builtins.str = ...,
+        warehouse_id: _builtins.str = ...,
+        requirement_date: _builtins.str = ...,
+        futures_date: _builtins.str = ...,
+        delay_days: _builtins.int = ...,
+        never_covered: _builtins.bool = ...,
+        supplies: _abc.Iterable[Global___PromisedSupply] | None = ...,
+        unknown: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delay_days", b"delay_days", "futures_date", b"futures_date", "item_id", b"item_id", "never_covered", b"never_covered", "ref", b"ref", "requirement_date", b"requirement_date", "supplies", b"supplies", "unknown", b"unknown", "warehouse_id", b"warehouse_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DemandPromise: _TypeAlias = DemandPromise  # noqa: Y015
+
+@_typing.final
+class SimulateResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class AddedCountsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class RemovedCountsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    PROMISES_FIELD_NUMBER: _builtins.int
+    BASE_RUN_ID_FIELD_NUMBER: _builtins.int
+    ROWS_ADDED_FIELD_NUMBER: _builtins.int
+    ROWS_REMOVED_FIELD_NUMBER: _builtins.int
+    DIFFERENCE_FIELD_NUMBER: _builtins.int
+    ADDED_COUNTS_FIELD_NUMBER: _builtins.int
+    REMOVED_COUNTS_FIELD_NUMBER: _builtins.int
+    SECONDS_FIELD_NUMBER: _builtins.int
+    PLAN_DATE_FIELD_NUMBER: _builtins.int
+    base_run_id: _builtins.str
+    """The run whose result the difference is against; empty when the plan has
+    no succeeded run held by the server (the difference is then to an
+    empty plan).
+    """
+    rows_added: _builtins.int
+    rows_removed: _builtins.int
+    seconds: _builtins.float
+    plan_date: _builtins.str
+    @_builtins.property
+    def promises(self) -> _containers.RepeatedCompositeFieldContainer[Global___DemandPromise]: ...
+    @_builtins.property
+    def difference(self) -> _containers.RepeatedCompositeFieldContainer[_columnar_pb2.ColumnarChunk]:
+        """Rows removed (CHANGE_KIND_DELETE) then added (CHANGE_KIND_UPSERT), when
+        asked for with `include_difference`.
+        """
+
+    @_builtins.property
+    def added_counts(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Rows added per result table."""
+
+    @_builtins.property
+    def removed_counts(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]: ...
+    def __init__(
+        self,
+        *,
+        promises: _abc.Iterable[Global___DemandPromise] | None = ...,
+        base_run_id: _builtins.str = ...,
+        rows_added: _builtins.int = ...,
+        rows_removed: _builtins.int = ...,
+        difference: _abc.Iterable[_columnar_pb2.ColumnarChunk] | None = ...,
+        added_counts: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        removed_counts: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        seconds: _builtins.float = ...,
+        plan_date: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["added_counts", b"added_counts", "base_run_id", b"base_run_id", "difference", b"difference", "plan_date", b"plan_date", "promises", b"promises", "removed_counts", b"removed_counts", "rows_added", b"rows_added", "rows_removed", b"rows_removed", "seconds", b"seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SimulateResponse: _TypeAlias = SimulateResponse  # noqa: Y015

@@ -59,6 +59,11 @@ class PlanningStub:
                 request_serializer=masterplan_dot_v1_dot_planning__pb2.GetPeggingRequest.SerializeToString,
                 response_deserializer=masterplan_dot_v1_dot_planning__pb2.GetPeggingResponse.FromString,
                 _registered_method=True)
+        self.Simulate = channel.unary_unary(
+                '/masterplan.v1.Planning/Simulate',
+                request_serializer=masterplan_dot_v1_dot_planning__pb2.SimulateRequest.SerializeToString,
+                response_deserializer=masterplan_dot_v1_dot_planning__pb2.SimulateResponse.FromString,
+                _registered_method=True)
 
 
 class PlanningServicer:
@@ -99,6 +104,16 @@ class PlanningServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Simulate(self, request, context):
+        """What-if (SPEC §6): plans the plan's data set with a delta applied, as a
+        net change on a copy, and answers the difference it would make and the
+        futures date of each demand named. Nothing changes: not the data set,
+        not the runs, not the current result.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PlanningServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -126,6 +141,11 @@ def add_PlanningServicer_to_server(servicer, server):
                     servicer.GetPegging,
                     request_deserializer=masterplan_dot_v1_dot_planning__pb2.GetPeggingRequest.FromString,
                     response_serializer=masterplan_dot_v1_dot_planning__pb2.GetPeggingResponse.SerializeToString,
+            ),
+            'Simulate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Simulate,
+                    request_deserializer=masterplan_dot_v1_dot_planning__pb2.SimulateRequest.FromString,
+                    response_serializer=masterplan_dot_v1_dot_planning__pb2.SimulateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -263,6 +283,33 @@ class Planning:
             '/masterplan.v1.Planning/GetPegging',
             masterplan_dot_v1_dot_planning__pb2.GetPeggingRequest.SerializeToString,
             masterplan_dot_v1_dot_planning__pb2.GetPeggingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Simulate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/masterplan.v1.Planning/Simulate',
+            masterplan_dot_v1_dot_planning__pb2.SimulateRequest.SerializeToString,
+            masterplan_dot_v1_dot_planning__pb2.SimulateResponse.FromString,
             options,
             channel_credentials,
             insecure,

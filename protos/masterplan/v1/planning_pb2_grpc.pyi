@@ -42,6 +42,12 @@ class PlanningStub:
     CancelRun: _grpc.UnaryUnaryMultiCallable[_planning_pb2.CancelRunRequest, _planning_pb2.PlanRun]
     GetPegging: _grpc.UnaryUnaryMultiCallable[_planning_pb2.GetPeggingRequest, _planning_pb2.GetPeggingResponse]
     """The multi-level pegging tree of one demand or supply of a completed run."""
+    Simulate: _grpc.UnaryUnaryMultiCallable[_planning_pb2.SimulateRequest, _planning_pb2.SimulateResponse]
+    """What-if (SPEC §6): plans the plan's data set with a delta applied, as a
+    net change on a copy, and answers the difference it would make and the
+    futures date of each demand named. Nothing changes: not the data set,
+    not the runs, not the current result.
+    """
 
 @_typing.type_check_only
 class PlanningAsyncStub(PlanningStub):
@@ -57,6 +63,12 @@ class PlanningAsyncStub(PlanningStub):
     CancelRun: _aio.UnaryUnaryMultiCallable[_planning_pb2.CancelRunRequest, _planning_pb2.PlanRun]  # type: ignore[assignment]
     GetPegging: _aio.UnaryUnaryMultiCallable[_planning_pb2.GetPeggingRequest, _planning_pb2.GetPeggingResponse]  # type: ignore[assignment]
     """The multi-level pegging tree of one demand or supply of a completed run."""
+    Simulate: _aio.UnaryUnaryMultiCallable[_planning_pb2.SimulateRequest, _planning_pb2.SimulateResponse]  # type: ignore[assignment]
+    """What-if (SPEC §6): plans the plan's data set with a delta applied, as a
+    net change on a copy, and answers the difference it would make and the
+    futures date of each demand named. Nothing changes: not the data set,
+    not the runs, not the current result.
+    """
 
 class PlanningServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -99,5 +111,17 @@ class PlanningServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_planning_pb2.GetPeggingResponse, _abc.Awaitable[_planning_pb2.GetPeggingResponse]]:
         """The multi-level pegging tree of one demand or supply of a completed run."""
+
+    @_abc_1.abstractmethod
+    def Simulate(
+        self,
+        request: _planning_pb2.SimulateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_planning_pb2.SimulateResponse, _abc.Awaitable[_planning_pb2.SimulateResponse]]:
+        """What-if (SPEC §6): plans the plan's data set with a delta applied, as a
+        net change on a copy, and answers the difference it would make and the
+        futures date of each demand named. Nothing changes: not the data set,
+        not the runs, not the current result.
+        """
 
 def add_PlanningServicer_to_server(servicer: PlanningServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

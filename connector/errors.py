@@ -8,6 +8,7 @@ CLI prints ``str(error)`` as its one-line reason.
 from __future__ import annotations
 
 __all__ = [
+    "BaseRunChanged",
     "ColumnDataError",
     "ConnectorError",
     "InvalidResult",
@@ -62,3 +63,21 @@ class InvalidResult(TableError):
 
     Raised before the database is touched, so that nothing is written.
     """
+
+
+class BaseRunChanged(ConnectorError):
+    """A difference was computed against a plan the database no longer holds.
+
+    Another run was written to the plan between the start of this run and
+    its write; writing the difference would corrupt the plan, so nothing is
+    written and the run must be planned again.
+    """
+
+    def __init__(self, plan_id: str, base_run_id: str, current: str | None) -> None:
+        super().__init__(
+            f"plan {plan_id!r}: the result is a difference to run {base_run_id!r}, but the "
+            f"database now holds run {current!r}; nothing was written: run again"
+        )
+        self.plan_id = plan_id
+        self.base_run_id = base_run_id
+        self.current = current

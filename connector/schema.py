@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 from masterplan.connector.errors import SchemaMismatch
 from masterplan.contract.tables import (
     INPUT_TABLES,
+    PLAN_OUTPUT_TABLES,
     RESULT_TABLES,
     ColumnKind,
     ColumnSpec,
@@ -32,6 +33,8 @@ __all__ = [
     "METADATA",
     "SchemaMismatch",
     "create_all",
+    "migrate_results",
+    "old_layout_tables",
     "sql_table",
     "table_spec",
     "verify_schema",
@@ -85,10 +88,35 @@ def _build_table(spec: TableSpec, *, result: bool) -> sa.Table:
     ]
     if spec.unique_key:
         items.append(sa.UniqueConstraint(*spec.unique_key, name=_name("uq", spec, spec.unique_key)))
-    items.extend(sa.Index(_name("ix", spec, cols), *cols) for cols in spec.indexes)
-    # MariaDB: a transactional engine (the writer relies on rollback) and a
-    # character set that holds any id, whatever the server's default is.
-    return sa.Table(spec.name, METADATA, *items, mysql_engine="InnoDB", mysql_charset="utf8mb4")
+    items.extend(_index(spec, cols) for cols in spec.indexes)
+    # MariaDB: a transactional engine (the writer relies on rollback), a
+    # character set that holds any id, and a binary collation, so that ids
+    # compare as the engine compares them (``a`` is not ``A``), whatever the
+    # server's defaults are.
+    return sa.Table(
+        spec.name,
+        METADATA,
+        *items,
+        mysql_engine="InnoDB",
+        mysql_charset="utf8mb4",
+        mysql_collate="utf8mb4_bin",
+    )
+
+
+def _index(spec: TableSpec, columns: tuple[str, ...], table: sa.Table | None = None) -> sa.Index:
+    """An index (on ``table``'s columns when given); on MariaDB, long text
+    columns are indexed by a prefix.
+
+    InnoDB keys hold at most 3072 bytes, and a ref column holds 1024
+    characters of up to 4 bytes: its first 255 characters tell refs apart.
+    """
+    long = {
+        c.name: ID_LENGTH
+        for c in spec.columns
+        if c.name in columns and c.kind is ColumnKind.STR and _sql_type(c).length != ID_LENGTH
+    }
+    exprs = [table.c[c] for c in columns] if table is not None else columns
+    return sa.Index(_name("ix", spec, columns), *exprs, mysql_length=long or None)
 
 
 def _name(prefix: str, spec: TableSpec, columns: Iterable[str]) -> str:
@@ -133,13 +161,122 @@ def create_engine(url: str) -> Engine:
     return sa.create_engine(parsed, connect_args=connect_args)
 
 
-def create_all(engine: Engine | Connection) -> None:
-    """Create every §4 table (inputs and results) with its keys and indexes.
+def create_all(engine: Engine) -> list[str]:
+    """Create every §4 table (inputs and results) with their keys and indexes.
 
     This is ``masterplan scm init``. Existing tables are left as they are
-    (``checkfirst``), so running it twice is harmless and never drops data.
+    (``checkfirst``), so running it twice is harmless and never drops data;
+    result tables in the layout of masterplan 0.1 are migrated first
+    (:func:`migrate_results`).
+
+    Returns:
+        What the migration did, one line per step (empty when nothing).
     """
+    steps = migrate_results(engine)
     METADATA.create_all(engine, checkfirst=True)
+    return steps
+
+
+#: The columns the current-plan layout of the result tables added (SPEC §4):
+#: a database that lacks them was written by masterplan 0.1, which kept
+#: every run's rows apart by ``run_id``.
+_LAYOUT_COLUMNS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(PLAN_OUTPUT_TABLES, ("plan_id",)),
+    "plan_runs": ("base_run_id", "rows_added", "rows_removed"),
+}
+
+OLD_LAYOUT_HINT = (
+    "`masterplan scm init --db URL` migrates it: each plan keeps the rows of "
+    "its current run, the rows of older runs are deleted, plan_runs keeps its history"
+)
+
+
+def old_layout_tables(engine: Engine | Connection) -> list[str]:
+    """Result tables that exist in the layout of masterplan 0.1 (no ``plan_id``)."""
+    inspector = sa.inspect(engine)
+    fold_table, fold_column = _folders(inspector.dialect.name)
+    existing = {fold_table(t): t for t in inspector.get_table_names()}
+    old = []
+    for name, added in _LAYOUT_COLUMNS.items():
+        actual = existing.get(fold_table(name))
+        if actual is None:
+            continue
+        have = {fold_column(c["name"]) for c in inspector.get_columns(actual)}
+        if any(fold_column(c) not in have for c in added):
+            old.append(name)
+    return old
+
+
+def migrate_results(engine: Engine) -> list[str]:
+    """Bring result tables of masterplan 0.1 to the current-plan layout (SPEC §4).
+
+    0.1 kept the rows of every run, told apart by ``run_id``, until pruned;
+    now the result tables hold each plan's current plan, its rows told apart
+    by ``plan_id``. For each output table: add ``plan_id`` (nullable here,
+    since not every backend can tighten a column in place; the writer always
+    fills it), fill it from ``plan_runs``, delete the rows of runs that are
+    no plan's current run, add the new index; ``plan_runs`` gains
+    ``base_run_id``, ``rows_added`` and ``rows_removed`` (NULL for the runs
+    before). Each step checks first, so a migration broken off (MariaDB
+    commits every DDL statement) is finished by running it again.
+
+    Returns:
+        One line per step taken.
+    """
+    old = old_layout_tables(engine)
+    if not old:
+        return []
+    steps: list[str] = []
+    with engine.begin() as conn:
+        quote = conn.dialect.identifier_preparer.quote
+        inspector = sa.inspect(conn)
+        for name in old:
+            have = {c["name"].lower() for c in inspector.get_columns(name)}
+            spec = RESULT_TABLES[name]
+            for column in _LAYOUT_COLUMNS[name]:
+                if column in have:
+                    continue
+                sql_type = _sql_type(spec.column(column)).compile(dialect=conn.dialect)
+                conn.exec_driver_sql(
+                    f"ALTER TABLE {quote(name)} ADD COLUMN {quote(column)} {sql_type} NULL"
+                )
+                steps.append(f"{name}: added column {column}")
+            if name in PLAN_OUTPUT_TABLES:
+                steps.extend(_migrate_rows(conn, name))
+    return steps
+
+
+def _migrate_rows(conn: Connection, name: str) -> list[str]:
+    """Keep the current plan's rows of one output table, with their ``plan_id``."""
+    table = sa.table(name, sa.column("plan_id"), sa.column("run_id"))
+    runs = sa.table("plan_runs", sa.column("run_id"), sa.column("plan_id"))
+    plans = sa.table("plans", sa.column("current_run_id"))
+    current = sa.select(plans.c.current_run_id).where(plans.c.current_run_id.is_not(None))
+    deleted = conn.execute(
+        sa.delete(table).where(table.c.run_id.not_in(current.scalar_subquery()))
+    ).rowcount
+    conn.execute(
+        sa.update(table)
+        .where(table.c.plan_id.is_(None))
+        .values(
+            plan_id=sa.select(runs.c.plan_id)
+            .where(runs.c.run_id == table.c.run_id)
+            .scalar_subquery()
+        )
+    )
+    steps = [f"{name}: deleted {deleted} rows of runs that are no plan's current run"]
+    spec = RESULT_TABLES[name]
+    columns = spec.indexes[0]
+    existing = {i["name"] for i in sa.inspect(conn).get_indexes(name)}
+    if _name("ix", spec, columns) not in existing:
+        # The index on a stand-in of the table that holds just its columns.
+        stand_in = sa.Table(
+            name, sa.MetaData(), *(sa.Column(c, _sql_type(spec.column(c))) for c in columns)
+        )
+        index = _index(spec, columns, stand_in)
+        index.create(conn)
+        steps.append(f"{name}: created index {index.name}")
+    return steps
 
 
 def create_result_tables(engine: Engine | Connection) -> None:

@@ -22,11 +22,31 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from masterplan.connector.columns import column_to_values, null_mask, table_length
-from masterplan.connector.errors import InvalidResult
-from masterplan.connector.schema import sql_table, table_spec, verify_schema
-from masterplan.contract.tables import PLAN_OUTPUT_TABLES, RESULT_TABLES, TableSpec
+from masterplan.connector.errors import BaseRunChanged, InvalidResult, SchemaMismatch
+from masterplan.connector.schema import (
+    OLD_LAYOUT_HINT,
+    old_layout_tables,
+    sql_table,
+    table_spec,
+    verify_schema,
+)
+from masterplan.contract.tables import (
+    BOOKKEEPING_COLUMNS,
+    PLAN_OUTPUT_TABLES,
+    RESULT_TABLES,
+    TableSpec,
+)
 
-__all__ = ["DEFAULT_BATCH_ROWS", "RUN_MODES", "RunRecord", "prune_runs", "write_run"]
+__all__ = [
+    "DEFAULT_BATCH_ROWS",
+    "RUN_MODES",
+    "RunRecord",
+    "WriteReport",
+    "check_result_layout",
+    "current_run_id",
+    "prune_runs",
+    "write_run",
+]
 
 #: Rows per insert batch: bounds the Python row objects alive at a time.
 DEFAULT_BATCH_ROWS = 10_000
@@ -91,37 +111,77 @@ def format_timestamp(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
+@dataclass(frozen=True, slots=True)
+class WriteReport:
+    """What :func:`write_run` did.
+
+    Attributes:
+        written: ``False`` when ``plan_runs`` already had the run (a replay:
+            nothing changed).
+        difference: The plan's rows were changed by the difference (``True``)
+            or replaced (``False``).
+        rows_added: Result rows inserted, all tables together.
+        rows_removed: Result rows deleted, all tables together.
+    """
+
+    written: bool
+    difference: bool = False
+    rows_added: int = 0
+    rows_removed: int = 0
+
+    def __bool__(self) -> bool:
+        return self.written
+
+
 def write_run(
     engine: Engine,
     run: RunRecord,
     results: Mapping[str, Mapping[str, np.ndarray]],
     *,
+    removed: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+    base_run_id: str | None = None,
+    plan_counts: Mapping[str, int] | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     on_rows: Callable[[str, int], None] | None = None,
-) -> bool:
-    """Store one run's results and make it the plan's current version.
+) -> WriteReport:
+    """Make the plan's rows in the result tables equal to one run's result.
 
-    In one transaction: the ``plan_runs`` row (status ``completed`` with the
-    five counts), every row of the five output tables with ``run_id`` added,
-    and the upsert of ``plans`` with ``current_run_id = run.run_id``.
+    In one transaction (SPEC §4): the ``plan_runs`` row, the plan's rows of
+    the five output tables, and ``plans.current_run_id = run.run_id``.
+    Readers see the previous plan or the new one, never a mix.
+
+    Two ways to get there:
+
+    * ``base_run_id`` given: ``results`` holds the rows *added* and
+      ``removed`` the rows *removed* since the result of ``base_run_id``
+      (whole rows; every copy of a removed row goes). Written only when the
+      database still holds that plan (``plans.current_run_id`` is
+      ``base_run_id``); otherwise :class:`BaseRunChanged`, and nothing is
+      written.
+    * otherwise ``results`` is the whole result and replaces all of the
+      plan's rows.
 
     Args:
         engine: Engine of the SCM database.
         run: The run's record.
-        results: Each of ``PLAN_OUTPUT_TABLES`` -> its columns *without*
-            ``run_id``, in the in-memory conventions.
+        results: Each of ``PLAN_OUTPUT_TABLES`` -> its columns without
+            ``plan_id`` and ``run_id``, in the in-memory conventions.
+        removed: With ``base_run_id``: the removed rows, same shape.
+        base_run_id: The run whose plan ``results`` and ``removed`` change.
+        plan_counts: Rows per table of the whole plan after the run, for the
+            ``plan_runs`` counts; needed with ``base_run_id`` (the server's
+            summary has them), otherwise the lengths of ``results``.
         batch_rows: Rows per insert batch (memory bound).
         on_rows: Called with the table name and row count of every batch
             written, for progress displays.
 
     Returns:
-        ``True`` if the run was written, ``False`` if ``plan_runs`` already
-        had ``run.run_id`` (a replay; nothing is changed).
+        What was written; falsy for a replay of a run already written.
 
     Raises:
-        InvalidResult: ``results`` does not match the result tables (missing
-            table or column, unequal lengths, NULL where §4 allows none);
-            raised before the database is touched.
+        InvalidResult: ``results`` or ``removed`` does not match the result
+            tables; raised before the database is touched.
+        BaseRunChanged: the database no longer holds ``base_run_id``'s plan.
         SchemaMismatch: A result table or column is missing in the database.
         sqlalchemy.exc.SQLAlchemyError: The database refused the write; the
             transaction is rolled back and the previous plan stays current.
@@ -129,23 +189,155 @@ def write_run(
     if batch_rows <= 0:
         raise ValueError(f"batch_rows must be positive, got {batch_rows}")
     counts = _validate_results(results)
-    verify_schema(engine, RESULT_TABLES)
+    removed_counts = _validate_results(removed) if removed is not None else {}
+    if base_run_id is not None and (removed is None or plan_counts is None):
+        raise ValueError("a difference needs removed and plan_counts")
+    if plan_counts is not None and set(plan_counts) != set(PLAN_OUTPUT_TABLES):
+        raise ValueError(f"plan_counts must count each of {PLAN_OUTPUT_TABLES}")
+    check_result_layout(engine)
     if _run_exists(engine, run.run_id):
-        return False
+        return WriteReport(False)
+    totals = dict(plan_counts) if plan_counts is not None else counts
+    added = sum(counts.values())
     try:
         with engine.begin() as conn:
             # plan_runs first: its primary key makes a concurrent writer of the
             # same run wait here (PostgreSQL, InnoDB) and then fail, instead of
-            # both inserting all result rows.
-            conn.execute(sql_table("plan_runs").insert(), [_plan_run_row(run, counts)])
+            # both writing all result rows.
+            conn.execute(
+                sql_table("plan_runs").insert(),
+                [_plan_run_row(run, totals, base_run_id, added, sum(removed_counts.values()))],
+            )
+            current = _lock_plan(conn, run.plan_id)
+            if base_run_id is not None:
+                if current != base_run_id:
+                    raise BaseRunChanged(run.plan_id, base_run_id, current)
+                assert removed is not None
+                gone = 0
+                for name in PLAN_OUTPUT_TABLES:
+                    gone += _delete_rows(conn, table_spec(name), run.plan_id, removed[name])
+            else:
+                gone = _delete_plan(conn, run.plan_id)
+                _set_removed(conn, run.run_id, gone)
             for name in PLAN_OUTPUT_TABLES:
-                _insert_rows(conn, table_spec(name), run.run_id, results[name], batch_rows, on_rows)
+                _insert_rows(conn, table_spec(name), run, results[name], batch_rows, on_rows)
             _set_current_run(conn, run.plan_id, run.run_id)
     except sa.exc.IntegrityError:
         if _run_exists(engine, run.run_id):
-            return False  # lost the race against a replay of the same run
+            return WriteReport(False)  # lost the race against a replay of the same run
         raise
-    return True
+    return WriteReport(True, base_run_id is not None, added, gone)
+
+
+def current_run_id(engine: Engine, plan_id: str) -> str | None:
+    """The run whose result the database holds for ``plan_id`` (None: none, or
+    no result tables yet)."""
+    inspector = sa.inspect(engine)
+    if "plans" not in {t.lower() for t in inspector.get_table_names()}:
+        return None
+    plans = sql_table("plans")
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(plans.c.current_run_id).where(plans.c.plan_id == plan_id)
+        ).scalar_one_or_none()
+
+
+def check_result_layout(engine: Engine) -> None:
+    """Refuse result tables in the layout of masterplan 0.1, saying how to migrate.
+
+    Raises:
+        SchemaMismatch: naming the first such table, or a missing table or column.
+    """
+    old = old_layout_tables(engine)
+    if old:
+        raise SchemaMismatch(
+            old[0],
+            None,
+            f"table {old[0]!r} is in the result layout of masterplan 0.1, which kept "
+            f"every run's rows; {OLD_LAYOUT_HINT}",
+        )
+    verify_schema(engine, RESULT_TABLES)
+
+
+def _lock_plan(conn: Connection, plan_id: str) -> str | None:
+    """Create the plan's ``plans`` row if missing, lock it, return its current run.
+
+    The lock (PostgreSQL, InnoDB; SQLite serialises writers anyway) makes two
+    runs writing the same plan take turns, so that the second one sees the
+    first one's ``current_run_id``.
+    """
+    plans = sql_table("plans")
+    dialect = conn.dialect.name
+    values = {"plan_id": plan_id, "current_run_id": None}
+    statement: Any
+    if dialect == "postgresql":
+        statement = postgresql.insert(plans).values(values).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        statement = sqlite.insert(plans).values(values).on_conflict_do_nothing()
+    elif dialect in ("mysql", "mariadb"):
+        statement = mysql.insert(plans).values(values).prefix_with("IGNORE")
+    else:
+        statement = None
+        exists = conn.execute(sa.select(plans.c.plan_id).where(plans.c.plan_id == plan_id))
+        if exists.first() is None:
+            statement = plans.insert().values(values)
+    if statement is not None:
+        conn.execute(statement)
+    return conn.execute(
+        sa.select(plans.c.current_run_id).where(plans.c.plan_id == plan_id).with_for_update()
+    ).scalar_one_or_none()
+
+
+def _delete_plan(conn: Connection, plan_id: str) -> int:
+    """Delete every row of the plan from the output tables; return how many."""
+    gone = 0
+    for name in PLAN_OUTPUT_TABLES:
+        table = sql_table(name)
+        gone += conn.execute(table.delete().where(table.c.plan_id == plan_id)).rowcount
+    return gone
+
+
+def _set_removed(conn: Connection, run_id: str, removed: int) -> None:
+    runs = sql_table("plan_runs")
+    conn.execute(runs.update().where(runs.c.run_id == run_id).values(rows_removed=removed))
+
+
+def _delete_rows(
+    conn: Connection, spec: TableSpec, plan_id: str, rows: Mapping[str, np.ndarray]
+) -> int:
+    """Delete every copy of each of ``rows`` from the plan's rows; return how many.
+
+    A row is matched on all its columns, NULL matching NULL; the first index
+    of the table (``plan_id`` and a column that is never NULL) finds it.
+    Rows are grouped by which of their columns are NULL, one statement shape
+    per group, run with ``executemany``.
+    """
+    n = table_length(rows)
+    if n == 0:
+        return 0
+    columns = [c for c in spec.columns if c.name not in BOOKKEEPING_COLUMNS]
+    values = [column_to_values(c.kind, np.asarray(rows[c.name])) for c in columns]
+    nulls = np.stack([null_mask(c.kind, np.asarray(rows[c.name])) for c in columns], axis=1)
+    patterns, which = np.unique(nulls, axis=0, return_inverse=True)
+    preparer = conn.dialect.identifier_preparer
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    target = preparer.format_table(sql_table(spec.name))
+    gone = 0
+    for p, pattern in enumerate(patterns):
+        tests = [f"{preparer.quote('plan_id')} = {mark}"]
+        tests.extend(
+            f"{preparer.quote(c.name)} IS NULL" if null else f"{preparer.quote(c.name)} = {mark}"
+            for c, null in zip(columns, pattern, strict=True)
+        )
+        keep = [k for k, null in enumerate(pattern) if not null]
+        params = [
+            (plan_id, *(values[k][i] for k in keep)) for i in np.flatnonzero(which.ravel() == p)
+        ]
+        statement = f"DELETE FROM {target} WHERE {' AND '.join(tests)}"
+        for start in range(0, len(params), _DELETE_BATCH):
+            result = conn.exec_driver_sql(statement, params[start : start + _DELETE_BATCH])
+            gone += max(result.rowcount, 0)
+    return gone
 
 
 def _validate_results(results: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, int]:
@@ -159,10 +351,10 @@ def _validate_results(results: Mapping[str, Mapping[str, np.ndarray]]) -> dict[s
         if name not in results:
             raise InvalidResult(name, None, f"results lack table {name!r}")
         spec, table = RESULT_TABLES[name], results[name]
-        expected = [c for c in spec.columns if c.name != "run_id"]
+        expected = [c for c in spec.columns if c.name not in BOOKKEEPING_COLUMNS]
         unknown = sorted(set(table) - {c.name for c in expected})
         if unknown:
-            hint = " (the writer adds run_id)" if unknown[0] == "run_id" else ""
+            hint = " (the writer adds it)" if unknown[0] in BOOKKEEPING_COLUMNS else ""
             raise InvalidResult(
                 name, unknown[0], f"table {name!r}: unexpected column {unknown[0]!r}{hint}"
             )
@@ -196,8 +388,13 @@ def _run_exists(bind: Engine | Connection, run_id: str) -> bool:
         return conn.execute(query).first() is not None
 
 
-def _plan_run_row(run: RunRecord, counts: Mapping[str, int]) -> dict[str, Any]:
+def _plan_run_row(
+    run: RunRecord, counts: Mapping[str, int], base_run_id: str | None, added: int, removed: int
+) -> dict[str, Any]:
     row: dict[str, Any] = {
+        "base_run_id": base_run_id,
+        "rows_added": added,
+        "rows_removed": removed,
         "run_id": run.run_id,
         "plan_id": run.plan_id,
         "mode": run.mode,
@@ -211,19 +408,20 @@ def _plan_run_row(run: RunRecord, counts: Mapping[str, int]) -> dict[str, Any]:
 
 
 def _iter_batches(
-    spec: TableSpec, run_id: str, table: Mapping[str, np.ndarray], batch_rows: int
+    spec: TableSpec, run: RunRecord, table: Mapping[str, np.ndarray], batch_rows: int
 ) -> Iterator[tuple[list[str], list[list[Any]]]]:
-    """Yield ``(column names, column value lists)`` per batch, ``run_id`` first.
+    """Yield ``(column names, column value lists)`` per batch, ``plan_id`` and
+    ``run_id`` first.
 
     Converting a batch column by column keeps the numpy work vectorised and the
     Python objects bounded by ``batch_rows``.
     """
-    columns = [c for c in spec.columns if c.name != "run_id"]
-    names = ["run_id", *(c.name for c in columns)]
+    columns = [c for c in spec.columns if c.name not in BOOKKEEPING_COLUMNS]
+    names = ["plan_id", "run_id", *(c.name for c in columns)]
     n = table_length(table)
     for start in range(0, n, batch_rows):
         stop = min(start + batch_rows, n)
-        values = [[run_id] * (stop - start)]
+        values = [[run.plan_id] * (stop - start), [run.run_id] * (stop - start)]
         values.extend(
             column_to_values(c.kind, np.asarray(table[c.name])[start:stop]) for c in columns
         )
@@ -233,12 +431,12 @@ def _iter_batches(
 def _insert_rows(
     conn: Connection,
     spec: TableSpec,
-    run_id: str,
+    run: RunRecord,
     table: Mapping[str, np.ndarray],
     batch_rows: int,
     on_rows: Callable[[str, int], None] | None = None,
 ) -> None:
-    """Insert one output table's rows for ``run_id`` inside the open transaction."""
+    """Insert one output table's rows for ``run`` inside the open transaction."""
     copy = _copy_writer(conn)
     target = sql_table(spec.name)
     preparer = conn.dialect.identifier_preparer
@@ -252,7 +450,7 @@ def _insert_rows(
         )
     load = _load_data_writer(conn) if copy is None else None
     names: Sequence[str] = ()
-    for names, values in _iter_batches(spec, run_id, table, batch_rows):
+    for names, values in _iter_batches(spec, run, table, batch_rows):
         if copy is not None:
             copy(stage, names, values)
         elif load is not None:
@@ -406,12 +604,14 @@ def _set_current_run(conn: Connection, plan_id: str, run_id: str) -> None:
 
 
 def prune_runs(engine: Engine, plan_id: str, keep: int) -> list[str]:
-    """Delete the rows of all but the newest ``keep`` runs of a plan.
+    """Delete all but the newest ``keep`` runs of a plan from ``plan_runs``.
 
-    Result rows of earlier runs stay until pruned (SPEC §4); this bounds the
-    result tables. The plan's current run is never deleted, even when it is
-    not among the newest ``keep`` (or ``keep`` is 0). Runs are ordered by
-    ``finished_at``, then ``run_id``.
+    The result tables hold the current plan only (SPEC §4), so this bounds
+    the run history, not the plan: a result row keeps naming the run that
+    last wrote it even when that run's history row is gone. The plan's
+    current run is never deleted, even when it is not among the newest
+    ``keep`` (or ``keep`` is 0). Runs are ordered by ``finished_at``, then
+    ``run_id``.
 
     Args:
         engine: Engine of the SCM database.
@@ -427,7 +627,7 @@ def prune_runs(engine: Engine, plan_id: str, keep: int) -> list[str]:
     """
     if keep < 0:
         raise ValueError(f"keep must not be negative, got {keep}")
-    verify_schema(engine, RESULT_TABLES)
+    check_result_layout(engine)
     plans, runs = sql_table("plans"), sql_table("plan_runs")
     with engine.begin() as conn:
         # Lock the plan's row so that a concurrent write_run cannot switch the
@@ -448,7 +648,5 @@ def prune_runs(engine: Engine, plan_id: str, keep: int) -> list[str]:
         doomed = [r for r in run_ids[keep:] if r != current]
         for start in range(0, len(doomed), _DELETE_BATCH):
             batch = doomed[start : start + _DELETE_BATCH]
-            for name in (*PLAN_OUTPUT_TABLES, "plan_runs"):
-                table = sql_table(name)
-                conn.execute(table.delete().where(table.c.run_id.in_(batch)))
+            conn.execute(runs.delete().where(runs.c.run_id.in_(batch)))
     return doomed

@@ -97,7 +97,7 @@ def test_run_writes_the_hand_computed_plan(tmp_path: Path) -> None:
         db,
         "SELECT planned_order_id, item_id, warehouse_id, order_type, qty, order_date, due_date,"
         " requirement_date, from_warehouse_id, vendor_id, bom_id, firmed FROM planned_orders"
-        f" WHERE run_id = '{run}' ORDER BY planned_order_id",
+        " WHERE plan_id = 'main' ORDER BY planned_order_id",
     )
     assert orders == [
         (
@@ -160,7 +160,7 @@ def test_run_writes_the_hand_computed_plan(tmp_path: Path) -> None:
     pegging = query(
         db,
         "SELECT supply_ref, supply_date, demand_ref, demand_date, qty FROM pegging"
-        f" WHERE run_id = '{run}' ORDER BY demand_ref, supply_ref",
+        " WHERE plan_id = 'main' ORDER BY demand_ref, supply_ref",
     )
     assert pegging == [
         ("PL:FRAME/W1/1", "2026-01-18", "PL:BIKE/W1/1/10", "2026-01-18", 4.0),

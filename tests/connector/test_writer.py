@@ -150,12 +150,13 @@ def scm(engine: Engine) -> Engine:
 @pytest.mark.parametrize("n", [0, 1, 57])
 def test_write_and_read_back(scm: Engine, n: int) -> None:
     results = make_results(n)
-    assert write_run(scm, run_record("run-1"), results, batch_rows=10) is True
+    assert write_run(scm, run_record("run-1"), results, batch_rows=10).written
 
     for name in PLAN_OUTPUT_TABLES:
         stored = read_table(scm, name)
         assert set(stored["run_id"].tolist()) <= {"run-1"}
-        columns = [c for c in RESULT_TABLES[name].column_names if c != "run_id"]
+        assert set(stored["plan_id"].tolist()) <= {"main"}
+        columns = [c for c in RESULT_TABLES[name].column_names if c not in ("run_id", "plan_id")]
         assert _rows(stored, columns) == _rows(results[name], columns), name
 
     runs = read_table(scm, "plan_runs")
@@ -174,6 +175,9 @@ def test_write_and_read_back(scm: Engine, n: int) -> None:
         "plan_message_count",
     ):
         assert runs[column].tolist() == [float(n)]
+    assert runs["rows_added"].tolist() == [5.0 * n]
+    assert runs["rows_removed"].tolist() == [0.0]
+    assert runs["base_run_id"].tolist() == [None]
     assert current_run(scm) == "run-1"
 
 
@@ -190,26 +194,34 @@ def test_integer_columns_are_written_as_integers(scm: Engine) -> None:
     assert all(type(f) is int for f in raw)  # not 1.0 stored as REAL on SQLite
 
 
-def test_current_run_switches_and_old_rows_stay(scm: Engine) -> None:
+def test_a_full_write_replaces_the_plan_and_leaves_other_plans(scm: Engine) -> None:
     assert write_run(scm, run_record("run-1"), make_results(4, "a"))
-    assert write_run(scm, run_record("run-2", minute=5), make_results(6, "b"))
+    report = write_run(scm, run_record("run-2", minute=5), make_results(6, "b"))
+    assert (report.difference, report.rows_added, report.rows_removed) == (False, 30, 20)
     assert current_run(scm) == "run-2"
-    assert rows_of_run(scm, "pegging", "run-1") == 4
+    # The result tables hold the current plan: run-1's rows are gone.
+    assert rows_of_run(scm, "pegging", "run-1") == 0
     assert rows_of_run(scm, "pegging", "run-2") == 6
-    # Another plan is independent.
+    # Another plan lives beside it, untouched by the writes of "main".
     assert write_run(scm, run_record("run-3", plan_id="what-if"), make_results(1, "c"))
-    assert current_run(scm) == "run-2"
+    assert write_run(scm, run_record("run-4", minute=9), make_results(2, "d"))
+    assert current_run(scm) == "run-4"
     assert current_run(scm, "what-if") == "run-3"
+    assert rows_of_run(scm, "pegging", "run-3") == 1
+    runs = read_table(scm, "plan_runs")
+    removed = dict(zip(runs["run_id"].tolist(), runs["rows_removed"].tolist(), strict=True))
+    assert removed == {"run-1": 0, "run-2": 20, "run-3": 0, "run-4": 30}
 
 
 def test_replay_is_a_no_op(scm: Engine) -> None:
-    assert write_run(scm, run_record("run-1"), make_results(3, "a")) is True
-    assert write_run(scm, run_record("run-2", minute=5), make_results(2, "b")) is True
+    assert write_run(scm, run_record("run-1"), make_results(3, "a")).written
+    assert write_run(scm, run_record("run-2", minute=5), make_results(2, "b")).written
     # Replaying run-1 (even with other content) changes nothing, not even the
     # current run.
-    assert write_run(scm, run_record("run-1"), make_results(9, "z")) is False
+    assert not write_run(scm, run_record("run-1"), make_results(9, "z"))
     assert current_run(scm) == "run-2"
-    assert rows_of_run(scm, "planned_orders", "run-1") == 3
+    assert rows_of_run(scm, "planned_orders", "run-2") == 2
+    assert rows_of_run(scm, "planned_orders", "run-1") == 0
     assert rows_of_run(scm, "plan_runs", "run-1") == 1
 
 
@@ -242,7 +254,7 @@ def test_failure_midway_keeps_previous_plan(scm: Engine, monkeypatch: pytest.Mon
 
     # Nothing was left behind: the same run can be written afterwards.
     monkeypatch.undo()
-    assert write_run(scm, run_record("run-2", minute=5), make_results(25, "b")) is True
+    assert write_run(scm, run_record("run-2", minute=5), make_results(25, "b")).written
     assert current_run(scm) == "run-2"
     assert rows_of_run(scm, "pegging", "run-2") == 25
 
@@ -267,7 +279,8 @@ def test_database_refusal_rolls_back(scm: Engine) -> None:
     with scm.begin() as conn:
         conn.exec_driver_sql("DROP TABLE plan_messages")
         conn.exec_driver_sql(
-            "CREATE TABLE plan_messages (run_id VARCHAR(255), severity VARCHAR(255), "
+            "CREATE TABLE plan_messages (plan_id VARCHAR(255), run_id VARCHAR(255), "
+            "severity VARCHAR(255), "
             "code VARCHAR(255), item_id VARCHAR(255), warehouse_id VARCHAR(255), "
             "text VARCHAR(255), CHECK (severity <> 'warning'))"
         )
@@ -276,6 +289,9 @@ def test_database_refusal_rolls_back(scm: Engine) -> None:
     assert current_run(scm) == "run-1"
     for name in (*PLAN_OUTPUT_TABLES, "plan_runs"):
         assert rows_of_run(scm, name, "run-2") == 0, name
+    # The previous plan's rows are all there still (their delete was rolled back).
+    for name in PLAN_OUTPUT_TABLES[:-1]:
+        assert rows_of_run(scm, name, "run-1") == 2, name
 
 
 @pytest.mark.parametrize(
@@ -336,13 +352,11 @@ def test_prune_keeps_newest_and_current(scm: Engine) -> None:
 
     assert sorted(deleted) == ["run-1", "run-2"]
     assert current_run(scm) == "run-4"
-    for name in (*PLAN_OUTPUT_TABLES, "plan_runs"):
-        expected = 1 if name == "plan_runs" else 3
-        assert rows_of_run(scm, name, "run-1") == 0, name
-        assert rows_of_run(scm, name, "run-2") == 0, name
-        assert rows_of_run(scm, name, "run-3") == expected, name
-        assert rows_of_run(scm, name, "run-4") == expected, name
-        assert rows_of_run(scm, name, "other") == expected, name
+    for run_id, expected in (("run-1", 0), ("run-2", 0), ("run-3", 1), ("run-4", 1), ("other", 1)):
+        assert rows_of_run(scm, "plan_runs", run_id) == expected, run_id
+    # The plans' rows are untouched: pruning bounds the history, not a plan.
+    assert rows_of_run(scm, "pegging", "run-4") == 3
+    assert rows_of_run(scm, "pegging", "other") == 3
 
     assert prune_runs(scm, "main", keep=0) == ["run-3"]
     assert prune_runs(scm, "main", keep=0) == []
@@ -369,7 +383,7 @@ def test_awkward_text_survives_every_write_path(scm: Engine) -> None:
     results = make_results(4)
     awkward = ["tab\there", "new\nline", "back\\slash \\N", "quote ' \" ü €"]
     results["plan_messages"]["text"] = np.array(awkward, dtype=object)
-    assert write_run(scm, run_record("run-1"), results) is True
+    assert write_run(scm, run_record("run-1"), results).written
     stored = read_table(scm, "plan_messages")
     assert sorted(stored["text"].tolist()) == sorted(awkward)
     assert read_table(scm, "planned_orders")["vendor_id"].tolist().count(None) == 2
@@ -398,7 +412,7 @@ def test_result_kinds_are_covered() -> None:
     results = make_results(2)
     for name in PLAN_OUTPUT_TABLES:
         spec = RESULT_TABLES[name]
-        assert set(results[name]) == set(spec.column_names) - {"run_id"}
+        assert set(results[name]) == set(spec.column_names) - {"run_id", "plan_id"}
         for column in spec.columns:
             if column.kind is ColumnKind.DATE and column.name in results[name]:
                 assert results[name][column.name].dtype == np.dtype("datetime64[D]")

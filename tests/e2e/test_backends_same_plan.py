@@ -30,7 +30,10 @@ def result_rows(url: str, run_id: str) -> dict[str, list[tuple]]:
                     c.name for c in RESULT_TABLES[name].columns if c.name not in ("run_id", "text")
                 ]
                 rows = conn.execute(
-                    sa.text(f"SELECT {', '.join(cols)} FROM {name} WHERE run_id = :r"),
+                    sa.text(
+                        f"SELECT {', '.join(cols)} FROM {name} WHERE plan_id = "
+                        "(SELECT plan_id FROM plan_runs WHERE run_id = :r)"
+                    ),
                     {"r": run_id},
                 ).all()
                 out[name] = sorted(tuple(_norm(v) for v in row) for row in rows)

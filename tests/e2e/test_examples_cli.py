@@ -54,10 +54,10 @@ def written_plan(path: Path) -> dict[str, list[dict[str, Any]]]:
     con = sqlite3.connect(path)
     con.row_factory = sqlite3.Row
     try:
-        (run,) = con.execute("SELECT current_run_id FROM plans WHERE plan_id = 'main'").fetchone()
+        assert con.execute("SELECT current_run_id FROM plans WHERE plan_id = 'main'").fetchone()
         return {
             table: [
-                dict(r) for r in con.execute(f"SELECT {cols} FROM {table} WHERE run_id = ?", (run,))
+                dict(r) for r in con.execute(f"SELECT {cols} FROM {table} WHERE plan_id = 'main'")
             ]
             for table, cols in RESULT_COLUMNS.items()
         }

@@ -23,6 +23,7 @@ from enum import StrEnum
 
 __all__ = [
     "INPUT_TABLES",
+    "BOOKKEEPING_COLUMNS",
     "PLAN_OUTPUT_TABLES",
     "RESULT_TABLES",
     "ColumnKind",
@@ -310,6 +311,9 @@ RESULT_TABLES: dict[str, TableSpec] = _tables(
             _c("action_message_count", I),
             _c("delay_message_count", I),
             _c("plan_message_count", I),
+            _c("base_run_id", S, True),
+            _c("rows_added", I),
+            _c("rows_removed", I),
         ),
         primary_key=("run_id",),
         indexes=(("plan_id",),),
@@ -317,6 +321,7 @@ RESULT_TABLES: dict[str, TableSpec] = _tables(
     TableSpec(
         "planned_orders",
         (
+            _c("plan_id", S),
             _c("run_id", S),
             _c("planned_order_id", S),
             _c("item_id", S),
@@ -331,11 +336,12 @@ RESULT_TABLES: dict[str, TableSpec] = _tables(
             _c("bom_id", S, True),
             _c("firmed", I),
         ),
-        indexes=(("run_id",),),
+        indexes=(("plan_id", "planned_order_id"), ("run_id",)),
     ),
     TableSpec(
         "pegging",
         (
+            _c("plan_id", S),
             _c("run_id", S),
             _c("item_id", S),
             _c("warehouse_id", S),
@@ -347,11 +353,12 @@ RESULT_TABLES: dict[str, TableSpec] = _tables(
             _c("demand_date", D),
             _c("qty", F),
         ),
-        indexes=(("run_id",),),
+        indexes=(("plan_id", "demand_ref"), ("run_id",)),
     ),
     TableSpec(
         "action_messages",
         (
+            _c("plan_id", S),
             _c("run_id", S),
             _c("supply_kind", S),
             _c("supply_ref", S),
@@ -363,11 +370,12 @@ RESULT_TABLES: dict[str, TableSpec] = _tables(
             _c("suggested_date", D, True),
             _c("suggested_qty", F, True),
         ),
-        indexes=(("run_id",),),
+        indexes=(("plan_id", "supply_ref"), ("run_id",)),
     ),
     TableSpec(
         "delay_messages",
         (
+            _c("plan_id", S),
             _c("run_id", S),
             _c("demand_kind", S),
             _c("demand_ref", S),
@@ -377,11 +385,12 @@ RESULT_TABLES: dict[str, TableSpec] = _tables(
             _c("futures_date", D, True),
             _c("delay_days", I, True),
         ),
-        indexes=(("run_id",),),
+        indexes=(("plan_id", "demand_ref"), ("run_id",)),
     ),
     TableSpec(
         "plan_messages",
         (
+            _c("plan_id", S),
             _c("run_id", S),
             _c("severity", S),
             _c("code", S),
@@ -389,11 +398,14 @@ RESULT_TABLES: dict[str, TableSpec] = _tables(
             _c("warehouse_id", S, True),
             _c("text", S),
         ),
-        indexes=(("run_id",),),
+        indexes=(("plan_id", "code"), ("run_id",)),
     ),
 )
 
-#: Result tables that carry one row set per run (all but ``plans`` and ``plan_runs``).
+#: Result tables that hold the rows of each plan's current plan (all but
+#: ``plans`` and ``plan_runs``). Their first index is ``plan_id`` and a
+#: column that is never NULL and tells rows apart well: the writer finds a
+#: removed row through it.
 PLAN_OUTPUT_TABLES: tuple[str, ...] = (
     "planned_orders",
     "pegging",
@@ -403,12 +415,19 @@ PLAN_OUTPUT_TABLES: tuple[str, ...] = (
 )
 
 
-def _without_run_id(spec: TableSpec) -> TableSpec:
-    return TableSpec(spec.name, tuple(c for c in spec.columns if c.name != "run_id"))
+#: Columns of a result row that say where it is kept, not what it says: the
+#: writer adds them; the engine and the wire never carry them.
+BOOKKEEPING_COLUMNS: tuple[str, ...] = ("plan_id", "run_id")
+
+
+def _without_bookkeeping(spec: TableSpec) -> TableSpec:
+    return TableSpec(
+        spec.name, tuple(c for c in spec.columns if c.name not in BOOKKEEPING_COLUMNS)
+    )
 
 
 #: The plan output tables as the engine produces them and the wire carries
-#: them: the result tables' columns without ``run_id``.
+#: them: the result tables' columns without ``plan_id`` and ``run_id``.
 RESULT_OUTPUT_SPECS: dict[str, TableSpec] = {
-    name: _without_run_id(RESULT_TABLES[name]) for name in PLAN_OUTPUT_TABLES
+    name: _without_bookkeeping(RESULT_TABLES[name]) for name in PLAN_OUTPUT_TABLES
 }

@@ -3,7 +3,9 @@
 A failed call raises the class of its status code (:class:`NotFound` for
 ``NOT_FOUND``, ...), all subclasses of :class:`MasterplanClientError`, so
 callers catch what they can act on and let the rest propagate. The code to
-class mapping lives in one table, :data:`_BY_CODE`. Each exception carries
+class mapping lives in one table, :data:`_BY_CODE`; a reason a caller acts
+on may have a subclass of its code's class (:class:`DatasetChanged`), in
+:data:`_BY_REASON`. Each exception carries
 the server's ``ErrorInfo`` (``reason``, ``domain``, ``metadata``) and
 ``BadRequest`` field violations, parsed by :mod:`masterplan.status`, the
 module the server builds them with.
@@ -23,6 +25,7 @@ __all__ = [
     "AlreadyExists",
     "Cancelled",
     "DataLoss",
+    "DatasetChanged",
     "DeadlineExceeded",
     "FailedPrecondition",
     "Internal",
@@ -136,6 +139,17 @@ class FailedPrecondition(MasterplanClientError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class DatasetChanged(FailedPrecondition):
+    """A delta upload was refused: the server holds another data set than it was made against.
+
+    Reason ``DATASET_CHANGED`` (a restarted server, an upload by someone
+    else). Nothing was applied; send a snapshot instead.
+    """
+
+    #: The ``ErrorInfo.reason`` this class stands for.
+    REASON: Final = "DATASET_CHANGED"
+
+
 class Aborted(MasterplanClientError):
     """A conflicting operation is in progress (``PLAN_BUSY``); retry when it ends."""
 
@@ -206,14 +220,26 @@ _BY_CODE: Final[Mapping[grpc.StatusCode, type[MasterplanClientError]]] = {
 }
 
 
-def exception_class_for(code: grpc.StatusCode) -> type[MasterplanClientError]:
-    """The exception class of a status code (:class:`Unknown` for one with none, such as OK)."""
-    return _BY_CODE.get(code, Unknown)
+#: Reasons with a class of their own, each a subclass of its code's class.
+_BY_REASON: Final[Mapping[str, type[MasterplanClientError]]] = {
+    DatasetChanged.REASON: DatasetChanged,
+}
+
+
+def exception_class_for(code: grpc.StatusCode, reason: str = "") -> type[MasterplanClientError]:
+    """The exception class of a status code and ``ErrorInfo`` reason.
+
+    :class:`Unknown` for a code with none, such as OK; a reason's own class
+    (:data:`_BY_REASON`) only with the code it belongs to.
+    """
+    cls = _BY_CODE.get(code, Unknown)
+    special = _BY_REASON.get(reason)
+    return special if special is not None and issubclass(special, cls) else cls
 
 
 def from_status_details(details: StatusDetails) -> MasterplanClientError:
     """The typed exception for a parsed status."""
-    cls = exception_class_for(details.code)
+    cls = exception_class_for(details.code, details.reason)
     return cls(
         details.message or details.code.name,
         details.reason,

@@ -13,12 +13,13 @@ import datetime as dt
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from masterplan.codec import table_nbytes
 from masterplan.contract.columns import Table, table_length
+from masterplan.server import delta as deltas
 from masterplan.server.engine.types import ResultTable
 from masterplan.server.errors import AlreadyExists, FailedPrecondition, NotFound, PlanBusy
 from masterplan.server.pegging import PeggingIndex
@@ -26,8 +27,10 @@ from masterplan.tenancy.errors import QuotaExceeded, Unauthenticated
 from masterplan.tenancy.quotas import PLANS
 
 __all__ = [
+    "DATASET_CHANGED",
     "KEEP_RUN_IDS",
     "PLAN_OVERHEAD_BYTES",
+    "AppliedDelta",
     "Dataset",
     "RunRecord",
     "Stores",
@@ -52,13 +55,55 @@ KEEP_RUN_IDS = 100_000
 RUN_ID_BYTES = 128
 
 
+#: Reason of the FAILED_PRECONDITION that refuses a delta made against
+#: another data set than the plan holds (the client then sends a snapshot).
+DATASET_CHANGED = "DATASET_CHANGED"
+
+
+def _new_etag() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedDelta:
+    """The delta that made a data set from the one before it.
+
+    Kept with the newest data set only (it goes with the data set it made),
+    so that an incremental run can see which rows changed.
+
+    Attributes:
+        base_version: Version of the data set the delta was applied to.
+        upserts: Upsert rows per table the delta changed (all columns).
+        deletes: Delete rows per table (the columns that name a row).
+        counts: Rows upserted, replaced and deleted per table.
+    """
+
+    base_version: int
+    upserts: dict[str, Table]
+    deletes: dict[str, Table]
+    counts: deltas.DeltaCounts
+
+    @property
+    def nbytes(self) -> int:
+        return sum(table_nbytes(t) for t in (*self.upserts.values(), *self.deletes.values()))
+
+
 @dataclass(frozen=True, slots=True)
 class Dataset:
-    """An immutable, fully validated upload: replaced whole, never edited in place."""
+    """An immutable, fully validated upload: replaced whole, never edited in place.
+
+    Attributes:
+        etag: New for every applied upload (uuid4 hex), so that a delta can
+            name the data set it was made against; versions restart with the
+            process, etags never repeat.
+        delta: What the last upload changed, when it was a delta.
+    """
 
     tables: dict[str, Table]
     version: int
     uploaded_at: dt.datetime
+    etag: str = field(default_factory=_new_etag)
+    delta: AppliedDelta | None = None
 
     @property
     def rows(self) -> int:
@@ -66,7 +111,8 @@ class Dataset:
 
     @property
     def nbytes(self) -> int:
-        return PLAN_OVERHEAD_BYTES + sum(table_nbytes(t) for t in self.tables.values())
+        held = PLAN_OVERHEAD_BYTES + sum(table_nbytes(t) for t in self.tables.values())
+        return held + (self.delta.nbytes if self.delta is not None else 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +125,49 @@ class UploadReceipt:
     counts: dict[str, int]
     rows: int
     nbytes: int
+    etag: str = ""
+    rows_upserted: int = 0
+    rows_deleted: int = 0
+
+    @classmethod
+    def of(cls, ds: Dataset, request_id: str = "", digest: bytes = b"") -> UploadReceipt:
+        """The receipt of the upload that made ``ds``."""
+        delta = ds.delta
+        return cls(
+            request_id,
+            digest,
+            ds.version,
+            {name: table_length(t) for name, t in ds.tables.items()},
+            ds.rows,
+            ds.nbytes,
+            ds.etag,
+            delta.counts.rows_upserted if delta is not None else 0,
+            delta.counts.rows_deleted if delta is not None else 0,
+        )
+
+
+def _applied_delta(
+    base_version: int,
+    upserts: dict[str, Table],
+    deletes: dict[str, Table],
+    counts: deltas.DeltaCounts,
+) -> AppliedDelta:
+    """What a data set remembers of the delta that made it: the tables it changed."""
+    changed = set(counts.upserted)
+    return AppliedDelta(
+        base_version,
+        {k: t for k, t in upserts.items() if k in changed},
+        {k: t for k, t in deletes.items() if k in changed},
+        counts,
+    )
+
+
+def _dataset_changed(plan_id: str, why: str) -> FailedPrecondition:
+    return FailedPrecondition(
+        f"plan {plan_id!r}: the delta was made against another data set ({why}); send a snapshot",
+        reason=DATASET_CHANGED,
+        plan=plan_id,
+    )
 
 
 @dataclass(slots=True)
@@ -97,6 +186,20 @@ class RunRecord:
     row_counts: dict[str, int] = field(default_factory=dict)
     phase_seconds: dict[str, float] = field(default_factory=dict)
     results: dict[str, ResultTable] | None = None
+    #: The run whose result the streamed difference was against; empty when
+    #: the stream carried the whole result.
+    base_run_id: str = ""
+    #: Rows the result stream carried, all tables together: added (every row
+    #: of a whole result) and removed (a difference only).
+    rows_added: int = 0
+    rows_removed: int = 0
+    #: The coverage group of SKUs that name none (SPEC §5.2), as planned.
+    default_group: str | None = None
+    #: Why a net change was planned as a regeneration; empty otherwise.
+    fallback_reason: str = ""
+    #: SKUs the engine planned, and SKUs in the plan.
+    skus_planned: int = 0
+    skus_total: int = 0
     cancel: threading.Event = field(default_factory=threading.Event)
     #: Built on the first GetPegging of the run, dropped with the results.
     pegging_index: PeggingIndex | None = None
@@ -156,19 +259,90 @@ class TenantStore:
                 raise QuotaExceeded(PLANS, max_plans, len(self._datasets) + 1)
             ds = Dataset(tables, (old.version + 1) if old else 1, dt.datetime.now(dt.UTC))
             self._datasets[plan_id] = ds
-            if request_id:
-                receipts = self._receipts.setdefault(plan_id, OrderedDict())
-                receipts[request_id] = UploadReceipt(
-                    request_id,
-                    digest,
-                    ds.version,
-                    {name: table_length(t) for name, t in tables.items()},
-                    ds.rows,
-                    ds.nbytes,
-                )
-                while len(receipts) > KEEP_RECEIPTS:
-                    receipts.popitem(last=False)
+            self._remember(plan_id, ds, request_id, digest)
             return ds
+
+    def apply_delta(
+        self,
+        plan_id: str,
+        base_etag: str,
+        upserts: dict[str, Table],
+        deletes: dict[str, Table],
+        *,
+        request_id: str = "",
+        digest: bytes = b"",
+        max_plans: int | None = None,
+        claim: Callable[[int], None] | None = None,
+        check: Callable[[int], None] | None = None,
+    ) -> Dataset:
+        """Change a plan's data set by a delta, atomically (readers see old or new).
+
+        The new tables are built outside the lock (a large table takes a
+        while); the data set is replaced only if it is still the one the
+        delta was checked against, so a concurrent replacement refuses the
+        delta instead of being lost.
+
+        Args:
+            base_etag: The etag of the data set the delta was made against.
+            request_id: As for :meth:`put_dataset`.
+            max_plans: Accepted for symmetry with :meth:`put_dataset`; a
+                delta never adds a plan (it needs one with a data set).
+            claim: Called with the bytes the changed tables' new copies
+                take, before they are built; raises (``QuotaExceeded``) to
+                refuse them.
+            check: Called with the bytes the tenant would hold after the
+                delta, before it is applied; raises (``QuotaExceeded``) to
+                refuse it.
+
+        Raises:
+            FailedPrecondition: ``DATASET_CHANGED``, when the plan holds no
+                data set or another one than ``base_etag`` names.
+            InvalidArgument: a delta that does not fit the data set
+                (:func:`masterplan.server.delta.apply_delta`).
+        """
+        del max_plans  # a delta changes a held plan: the plan count stays
+        base = self.delta_base(plan_id, base_etag)
+        if claim is not None:
+            claim(deltas.result_nbytes(base.tables, upserts, deletes))
+        tables, counts = deltas.apply_delta(base.tables, upserts, deletes)
+        ds = Dataset(
+            tables,
+            base.version + 1,
+            dt.datetime.now(dt.UTC),
+            delta=_applied_delta(base.version, upserts, deletes, counts),
+        )
+        if check is not None:
+            check(self.nbytes() - base.nbytes + ds.nbytes)
+        with self._lock:
+            if self._datasets.get(plan_id) is not base:
+                raise _dataset_changed(plan_id, "it was replaced while the delta was applied")
+            self._datasets[plan_id] = ds
+            self._remember(plan_id, ds, request_id, digest)
+            return ds
+
+    def delta_base(self, plan_id: str, base_etag: str) -> Dataset:
+        """The data set a delta applies to: the plan's, if ``base_etag`` names it.
+
+        Raises:
+            FailedPrecondition: ``DATASET_CHANGED``, when the plan holds no
+                data set or another one.
+        """
+        with self._lock:
+            base = self._datasets.get(plan_id)
+        if base is None:
+            raise _dataset_changed(plan_id, "the plan holds no data set")
+        if base.etag != base_etag:
+            raise _dataset_changed(plan_id, f"its data set is not {base_etag!r}")
+        return base
+
+    def _remember(self, plan_id: str, ds: Dataset, request_id: str, digest: bytes) -> None:
+        """Keep the receipt of the upload that made ``ds``, for retries (lock held)."""
+        if not request_id:
+            return
+        receipts = self._receipts.setdefault(plan_id, OrderedDict())
+        receipts[request_id] = UploadReceipt.of(ds, request_id, digest)
+        while len(receipts) > KEEP_RECEIPTS:
+            receipts.popitem(last=False)
 
     def receipt(self, plan_id: str, request_id: str) -> UploadReceipt | None:
         """The applied upload of ``plan_id`` with this ``request_id``, if remembered."""

@@ -10,7 +10,7 @@ names the table, column and row of the first fault.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 
 import numpy as np
 from numpy.dtypes import StringDType
@@ -99,9 +99,17 @@ def _encode_column(name: str, values: np.ndarray | Coded) -> pb.Column:
 
 
 def encode_table(
-    table_name: str, table: Mapping[str, np.ndarray | Coded], chunk_rows: int = DEFAULT_CHUNK_ROWS
+    table_name: str,
+    table: Mapping[str, np.ndarray | Coded],
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    *,
+    change: pb.ChangeKind.ValueType = pb.CHANGE_KIND_UNSPECIFIED,
 ) -> Iterator[pb.ColumnarChunk]:
-    """Split a table into chunks of at most ``chunk_rows`` rows (none for an empty table)."""
+    """Split a table into chunks of at most ``chunk_rows`` rows (none for an empty table).
+
+    ``change`` marks every chunk (``CHANGE_KIND_DELETE`` for the rows a
+    difference removes); unspecified means upsert, the default on the wire.
+    """
     if chunk_rows <= 0:
         raise ValueError("chunk_rows must be positive")
     n = table_length(table)
@@ -111,10 +119,13 @@ def encode_table(
             table=table_name,
             row_count=stop - start,
             columns=[_encode_column(k, v[start:stop]) for k, v in table.items()],
+            change=change,
         )
 
 
-def check_chunk(chunk: pb.ColumnarChunk, spec: TableSpec) -> dict[str, pb.Column]:
+def check_chunk(
+    chunk: pb.ColumnarChunk, spec: TableSpec, *, required: Collection[str] | None = None
+) -> dict[str, pb.Column]:
     """Check a chunk's declared shape against ``spec`` without allocating anything.
 
     Everything a peer declares (columns, types, buffer lengths, dictionary
@@ -122,6 +133,11 @@ def check_chunk(chunk: pb.ColumnarChunk, spec: TableSpec) -> dict[str, pb.Column
     string dictionary has more entries than the chunk has rows (a few
     megabytes on the wire that would decode to gigabytes of strings) is
     refused before one string object exists.
+
+    Args:
+        required: The columns the chunk must carry; the others of ``spec``
+            may be left out (a delta's delete chunk names rows by their key
+            alone). None, the default and what data sets use: every column.
 
     Returns:
         The chunk's columns by name.
@@ -141,6 +157,8 @@ def check_chunk(chunk: pb.ColumnarChunk, spec: TableSpec) -> dict[str, pb.Column
     for c in spec.columns:
         col = seen.get(c.name)
         if col is None:
+            if required is not None and c.name not in required:
+                continue
             raise CodecError(f"{spec.name}: column {c.name!r} is missing", spec.name, c.name)
         want = _KIND_TYPE[c.kind]
         if col.type != want:
@@ -176,17 +194,29 @@ def decoded_nbytes(spec: TableSpec, rows: int) -> int:
     return rows * per_row
 
 
-def decode_chunk(chunk: pb.ColumnarChunk, spec: TableSpec, row_offset: int = 0) -> Table:
+def decode_chunk(
+    chunk: pb.ColumnarChunk,
+    spec: TableSpec,
+    row_offset: int = 0,
+    *,
+    required: Collection[str] | None = None,
+) -> Table:
     """Decode and check one chunk against ``spec``.
+
+    Args:
+        required: As for :func:`check_chunk`; the table returned holds the
+            columns the chunk carried (every column of ``spec`` by default).
 
     Raises:
         CodecError: what :func:`check_chunk` refuses, a string code outside
             the dictionary, an infinite number.
     """
-    seen = check_chunk(chunk, spec)
+    seen = check_chunk(chunk, spec, required=required)
     out: Table = {}
     for c in spec.columns:
-        col = seen[c.name]
+        col = seen.get(c.name)
+        if col is None:
+            continue  # left out, as ``required`` allows
         want = _KIND_TYPE[c.kind]
         if want == pb.COLUMN_TYPE_FLOAT64:
             out[c.name] = np.frombuffer(col.data, dtype="<f8").astype(np.float64)

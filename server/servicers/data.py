@@ -1,4 +1,4 @@
-"""PlanningData: the client-streaming upload of a plan's data set."""
+"""PlanningData: the client-streaming upload of a plan's data set, whole or as a delta."""
 
 from __future__ import annotations
 
@@ -10,18 +10,16 @@ from dataclasses import dataclass
 import grpc
 from google.protobuf.message import DecodeError
 
-from masterplan.contract.columns import table_length
 from masterplan.server.errors import (
     AlreadyExists,
     Cancelled,
     FailedPrecondition,
     InvalidArgument,
-    Unimplemented,
     funnel,
 )
 from masterplan.server.logs import bind, error_fields, fields, scoped
 from masterplan.server.names import parse_plan
-from masterplan.server.store import Stores, TenantStore, UploadReceipt
+from masterplan.server.store import Dataset, Stores, TenantStore, UploadReceipt
 from masterplan.server.uploads import Assembly
 from masterplan.tenancy.interceptor import current_principal
 from masterplan.tenancy.quotas import MemoryReservation, QuotaLedger, Quotas
@@ -110,6 +108,12 @@ def _header(requests: Iterator[pb.UploadDatasetRequest]) -> pb.UploadHeader:
             f"request_id is {len(header.request_id)} characters, at most {MAX_REQUEST_ID}",
             field="header.request_id",
         )
+    if header.mode == pb.UPLOAD_MODE_DELTA and not header.base_etag:
+        raise InvalidArgument(
+            "a delta needs header.base_etag: the etag of the data set it was made against "
+            "(UploadDatasetResponse.etag); without one, upload a snapshot",
+            field="header.base_etag",
+        )
     return header
 
 
@@ -151,7 +155,26 @@ def _response(parent: str, receipt: UploadReceipt) -> pb.UploadDatasetResponse:
         total_rows=receipt.rows,
         bytes_held=receipt.nbytes,
         version=receipt.version,
+        etag=receipt.etag,
+        rows_upserted=receipt.rows_upserted,
+        rows_deleted=receipt.rows_deleted,
     )
+
+
+def _check_delta_base(store: TenantStore, plan: str, header: pb.UploadHeader) -> None:
+    """Refuse a delta against another data set before its data arrives.
+
+    A retry of a delta applied before is let through: its base is gone by
+    design, and the retry is answered from its receipt once its chunks have
+    proved it the same upload. The store checks the base again when it
+    applies the delta.
+
+    Raises:
+        FailedPrecondition: ``DATASET_CHANGED``.
+    """
+    if header.request_id and store.receipt(plan, header.request_id) is not None:
+        return
+    store.delta_base(plan, header.base_etag)
 
 
 class PlanningDataServicer(planning_data_pb2_grpc.PlanningDataServicer):
@@ -187,12 +210,10 @@ class PlanningDataServicer(planning_data_pb2_grpc.PlanningDataServicer):
             plan = parse_plan(header.parent, tenant.name, "header.parent")
             bind(plan=plan, request=header.request_id)
             log.info("upload started", extra=fields(mode=_MODES.get(header.mode, header.mode)))
-            if header.mode == pb.UPLOAD_MODE_DELTA:
-                raise Unimplemented(
-                    "delta uploads are not supported yet; upload a snapshot", field="header.mode"
-                )
             store = self._stores.get(tenant.tenant_id)
-            if not store.has_plan(plan):  # before the data arrives, not after
+            if header.mode == pb.UPLOAD_MODE_DELTA:
+                _check_delta_base(store, plan, header)
+            elif not store.has_plan(plan):  # before the data arrives, not after
                 self._ledger.check_plans(store.plan_count() + 1)
             with (
                 store.uploading(plan),
@@ -210,6 +231,8 @@ class PlanningDataServicer(planning_data_pb2_grpc.PlanningDataServicer):
             "upload repeated: answered, not applied again" if retried else "upload finished",
             extra=fields(
                 rows=receipt.rows,
+                upserted=receipt.rows_upserted,
+                deleted=receipt.rows_deleted,
                 tables={name: n for name, n in receipt.counts.items() if n},
                 bytes=receipt.nbytes,
                 seconds=round(time.monotonic() - started, 3),
@@ -225,7 +248,7 @@ class PlanningDataServicer(planning_data_pb2_grpc.PlanningDataServicer):
         requests: Iterator[pb.UploadDatasetRequest],
         reservation: MemoryReservation,
     ) -> tuple[UploadReceipt, bool]:
-        """Receive the whole stream, then replace the plan's data set or answer a retry.
+        """Receive the whole stream, then replace or change the plan's data set, or answer a retry.
 
         Returns:
             The applied upload's receipt, and whether it was a retry of an
@@ -236,6 +259,7 @@ class PlanningDataServicer(planning_data_pb2_grpc.PlanningDataServicer):
             self._quotas.max_upload_bytes,
             reservation.add,
             digest=bool(header.request_id),
+            delta=header.mode == pb.UPLOAD_MODE_DELTA,
         )
         _receive(requests, assembly)
         if header.request_id:
@@ -248,18 +272,45 @@ class PlanningDataServicer(planning_data_pb2_grpc.PlanningDataServicer):
                         field="header.request_id",
                     )
                 return earlier, True
-        tables = assembly.tables()
-        # Refuse before replacing anything: the previous data set stays intact.
-        reservation.check(store.nbytes_if_replaced(plan, tables))
-        ds = store.put_dataset(
+        if assembly.delta:
+            ds = self._apply_delta(store, plan, header, assembly, reservation)
+        else:
+            tables = assembly.tables()
+            # Refuse before replacing anything: the previous data set stays intact.
+            reservation.check(store.nbytes_if_replaced(plan, tables))
+            ds = store.put_dataset(
+                plan,
+                tables,
+                max_plans=self._quotas.max_plans,
+                request_id=header.request_id,
+                digest=assembly.digest,
+            )
+        reservation.commit(store.nbytes())
+        return UploadReceipt.of(ds, header.request_id, assembly.digest), False
+
+    def _apply_delta(
+        self,
+        store: TenantStore,
+        plan: str,
+        header: pb.UploadHeader,
+        assembly: Assembly,
+        reservation: MemoryReservation,
+    ) -> Dataset:
+        """Change the plan's data set by the received delta, atomically.
+
+        The memory of the changed tables' new copies is claimed before they
+        are built, and the tenant's bytes after the delta are checked before
+        it replaces anything.
+        """
+        upserts, deletes = assembly.changes()
+        return store.apply_delta(
             plan,
-            tables,
-            max_plans=self._quotas.max_plans,
+            header.base_etag,
+            upserts,
+            deletes,
             request_id=header.request_id,
             digest=assembly.digest,
+            max_plans=self._quotas.max_plans,
+            claim=reservation.add,
+            check=reservation.check,
         )
-        reservation.commit(store.nbytes())
-        counts = {name: table_length(t) for name, t in ds.tables.items()}
-        return UploadReceipt(
-            header.request_id, assembly.digest, ds.version, counts, ds.rows, ds.nbytes
-        ), False

@@ -8,10 +8,11 @@ the shared codec; failures arrive as the typed exceptions of
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import grpc
 from google.protobuf import empty_pb2
@@ -22,6 +23,7 @@ from masterplan.codec import DEFAULT_CHUNK_ROWS, concat, decode_chunk, encode_ta
 from masterplan.contract.columns import Table
 from masterplan.contract.tables import PLAN_OUTPUT_TABLES, RESULT_OUTPUT_SPECS
 from masterplan.v1 import (
+    columnar_pb2,
     planning_data_pb2,
     planning_data_pb2_grpc,
     planning_pb2,
@@ -34,6 +36,12 @@ __all__ = ["ClientTls", "MasterplanClient", "RunOutcome"]
 
 MiB = 1024 * 1024
 R = TypeVar("R", bound=Message)
+
+#: ``upload``'s modes on the wire.
+_UPLOAD_MODES = {
+    "snapshot": planning_data_pb2.UPLOAD_MODE_SNAPSHOT,
+    "delta": planning_data_pb2.UPLOAD_MODE_DELTA,
+}
 
 
 def _expect(response: object, response_type: type[R]) -> R:
@@ -58,10 +66,28 @@ class ClientTls:
 
 @dataclass(slots=True)
 class RunOutcome:
-    """A finished RunPlan: the run resource and its result tables."""
+    """A finished RunPlan: the run resource and its result tables.
+
+    Attributes:
+        run: The run resource from the stream's summary.
+        tables: Per table, the whole result, or the rows added when the
+            stream was a difference (:attr:`is_difference`).
+        removed: Per table, the rows removed from the base run's result
+            (every copy of each); empty tables when the stream was whole.
+    """
 
     run: planning_pb2.PlanRun
     tables: dict[str, Table] = field(default_factory=dict)
+    removed: dict[str, Table] = field(default_factory=dict)
+
+    @property
+    def is_difference(self) -> bool:
+        """Whether the stream carried the difference to ``run.base_run_id``.
+
+        The server falls back to the whole result when it no longer holds
+        the base run; only the summary says which one arrived.
+        """
+        return bool(self.run.base_run_id)
 
 
 class MasterplanClient:
@@ -156,28 +182,56 @@ class MasterplanClient:
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
         on_chunk: Callable[[str, int], None] | None = None,
         request_id: str | None = None,
+        *,
+        mode: Literal["snapshot", "delta"] = "snapshot",
+        base_etag: str = "",
+        deletes: Iterable[tuple[str, Table]] = (),
     ) -> planning_data_pb2.UploadDatasetResponse:
-        """Upload a snapshot: ``tables`` yields ``(table name, columns)`` pieces.
+        """Upload a snapshot or a delta: ``tables`` yields ``(table name, columns)`` pieces.
 
         The stream ends with a trailer of the rows sent per table, so that
         the server applies the upload only if all of it arrived. Pass the
         same ``request_id`` to retry an upload whose answer was lost: the
         server answers the first upload's response instead of applying it
         again (a new random id by default).
+
+        A delta (``mode="delta"``) changes the data set whose ``etag``
+        (from the response of the upload that made it) is ``base_etag``:
+        ``deletes`` yields the rows to remove (their key columns, or every
+        column of a table without a key), sent before ``tables``, whose rows
+        replace the rows with their key or are added. When the server holds
+        another data set it raises :class:`~masterplan.client.errors.DatasetChanged`
+        and applies nothing: send a snapshot then.
+
+        Raises:
+            ValueError: an unknown ``mode``, or ``deletes`` in a snapshot.
         """
+        if mode not in _UPLOAD_MODES:
+            raise ValueError(f"mode must be 'snapshot' or 'delta', not {mode!r}")
+        deletes = list(deletes)
+        if deletes and mode != "delta":
+            raise ValueError("a snapshot cannot delete rows: pass mode='delta'")
+        upsert = (
+            columnar_pb2.CHANGE_KIND_UPSERT
+            if mode == "delta"
+            else columnar_pb2.CHANGE_KIND_UNSPECIFIED
+        )
 
         def requests() -> Iterator[planning_data_pb2.UploadDatasetRequest]:
             yield planning_data_pb2.UploadDatasetRequest(
                 header=planning_data_pb2.UploadHeader(
                     parent=parent,
-                    mode=planning_data_pb2.UPLOAD_MODE_SNAPSHOT,
+                    mode=_UPLOAD_MODES[mode],
                     request_id=request_id or uuid.uuid4().hex,
+                    base_etag=base_etag,
                 )
             )
             rows: dict[str, int] = {}
             chunks = 0
-            for name, table in tables:
+            changes = [(columnar_pb2.CHANGE_KIND_DELETE, t) for t in deletes]
+            for kind, (name, table) in itertools.chain(changes, ((upsert, t) for t in tables)):
                 for chunk in encode_table(name, table, chunk_rows):
+                    chunk.change = kind
                     yield planning_data_pb2.UploadDatasetRequest(chunk=chunk)
                     rows[name] = rows.get(name, 0) + chunk.row_count
                     chunks += 1
@@ -221,8 +275,16 @@ class MasterplanClient:
         run_id: str = "",
         on_progress: Callable[[str, float], None] | None = None,
         on_chunk: Callable[[str, int], None] | None = None,
+        base_run_id: str = "",
     ) -> RunOutcome:
-        """Run a plan and collect its result tables."""
+        """Run a plan and collect its result tables.
+
+        Args:
+            base_run_id: The run whose result the caller holds: when the
+                server still holds it too, the stream carries only the
+                difference (``removed`` and ``tables`` of the outcome, and
+                ``is_difference``); otherwise the whole result.
+        """
         request = planning_pb2.RunPlanRequest(
             parent=parent,
             mode=planning_pb2.RUN_MODE_NET_CHANGE
@@ -231,9 +293,12 @@ class MasterplanClient:
             plan_date=plan_date.isoformat() if plan_date else "",
             default_group=default_group or "",
             run_id=run_id,
+            base_run_id=base_run_id,
         )
         parts: dict[str, list[Table]] = {name: [] for name in PLAN_OUTPUT_TABLES}
+        gone: dict[str, list[Table]] = {name: [] for name in PLAN_OUTPUT_TABLES}
         rows = dict.fromkeys(PLAN_OUTPUT_TABLES, 0)
+        rows_gone = dict.fromkeys(PLAN_OUTPUT_TABLES, 0)
         outcome: RunOutcome | None = None
         for event in self.run_plan_events(request):
             kind = event.WhichOneof("event")
@@ -242,8 +307,13 @@ class MasterplanClient:
             elif kind == "result_chunk":
                 chunk = event.result_chunk
                 spec = RESULT_OUTPUT_SPECS[chunk.table]
-                parts[chunk.table].append(decode_chunk(chunk, spec, rows[chunk.table]))
-                rows[chunk.table] += chunk.row_count
+                into, seen = (
+                    (gone, rows_gone)
+                    if chunk.change == columnar_pb2.CHANGE_KIND_DELETE
+                    else (parts, rows)
+                )
+                into[chunk.table].append(decode_chunk(chunk, spec, seen[chunk.table]))
+                seen[chunk.table] += chunk.row_count
                 if on_chunk is not None:
                     on_chunk(chunk.table, chunk.row_count)
             elif kind == "summary":
@@ -252,6 +322,9 @@ class MasterplanClient:
             raise ConnectionError("the run's stream ended without a summary")
         outcome.tables = {
             name: concat(RESULT_OUTPUT_SPECS[name], parts[name]) for name in PLAN_OUTPUT_TABLES
+        }
+        outcome.removed = {
+            name: concat(RESULT_OUTPUT_SPECS[name], gone[name]) for name in PLAN_OUTPUT_TABLES
         }
         return outcome
 
@@ -300,3 +373,55 @@ class MasterplanClient:
             ),
             planning_pb2.GetPeggingResponse,
         )
+
+    def simulate(
+        self,
+        parent: str,
+        *,
+        upserts: Iterable[tuple[str, Table]] = (),
+        deletes: Iterable[tuple[str, Table]] = (),
+        plan_date: dt.date | None = None,
+        default_group: str | None = None,
+        demand_refs: Iterable[str] = (),
+        include_difference: bool = False,
+        timeout: float | None = None,
+    ) -> planning_pb2.SimulateResponse:
+        """Plan a what-if delta on the server without applying it (SPEC §6).
+
+        ``upserts`` yields ``(table name, rows)`` added or replacing the row
+        with the same key; ``deletes`` yields ``(table name, key columns)`` of
+        rows removed. The answer holds a promise per demand ref (its futures
+        date and the supplies pegged to it) and the difference to the plan's
+        newest succeeded run (the rows only with ``include_difference``).
+        Nothing changes on the server.
+
+        Args:
+            timeout: Deadline in seconds; the stream deadline by default,
+                since a simulation plans the whole data set.
+        """
+        changes: list[columnar_pb2.ColumnarChunk] = []
+        for kind, tables in (
+            (columnar_pb2.CHANGE_KIND_UPSERT, upserts),
+            (columnar_pb2.CHANGE_KIND_DELETE, deletes),
+        ):
+            for name, table in tables:
+                for chunk in encode_table(name, table):
+                    chunk.change = kind
+                    changes.append(chunk)
+        request = planning_pb2.SimulateRequest(
+            parent=parent,
+            changes=changes,
+            plan_date=plan_date.isoformat() if plan_date else "",
+            default_group=default_group or "",
+            demand_refs=list(demand_refs),
+            include_difference=include_difference,
+        )
+        try:
+            response = self._planning.Simulate(
+                request,
+                timeout=self.stream_timeout if timeout is None else timeout,
+                metadata=self._metadata,
+            )
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+        return _expect(response, planning_pb2.SimulateResponse)

@@ -56,6 +56,12 @@ def run_to_proto(tenant: str, r: RunRecord) -> planning_pb2.PlanRun:
         phase_seconds=r.phase_seconds,
         error=r.error,
         dataset_version=r.dataset_version,
+        base_run_id=r.base_run_id,
+        rows_added=r.rows_added,
+        rows_removed=r.rows_removed,
+        fallback_reason=r.fallback_reason,
+        skus_planned=r.skus_planned,
+        skus_total=r.skus_total,
     )
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 
 import grpc
 
-from masterplan.codec import encode_table
 from masterplan.contract.columns import TableMap
-from masterplan.contract.tables import PLAN_OUTPUT_TABLES
 from masterplan.server.engine import PlanParams, PlanResult
 from masterplan.server.errors import (
     Cancelled,
@@ -22,10 +21,14 @@ from masterplan.server.errors import (
 )
 from masterplan.server.logs import bind, current_context, error_fields, fields, log_context, scoped
 from masterplan.server.names import check_run_id, parse_plan, parse_run
+from masterplan.server.netchange import fallback_reason
 from masterplan.server.pegging import DEFAULT_MAX_NODES, MAX_NODES_CAP
+from masterplan.server.results_stream import result_stream
 from masterplan.server.runs import run_engine
 from masterplan.server.servicers._convert import MODES, pegging_to_proto, run_to_proto
+from masterplan.server.simulate import baseline, simulate, simulation_to_proto
 from masterplan.server.store import RunRecord, Stores, TenantStore
+from masterplan.server.uploads import Assembly
 from masterplan.tenancy.errors import QuotaExceeded
 from masterplan.tenancy.interceptor import current_principal
 from masterplan.tenancy.quotas import MEMORY_BYTES, QuotaLedger
@@ -120,6 +123,11 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
             with self._ledger.acquire_run(tenant.tenant_id):
                 mode = MODES[request.mode]
                 rec = store.start_run(plan_id, run_id, mode, plan_date, dataset.version)
+                rec.default_group = request.default_group or None
+                if mode == "net_change":
+                    rec.fallback_reason = fallback_reason(
+                        store, plan_id, plan_date, rec.default_group, exclude=rec.run_id
+                    )
                 bind(run=rec.run_id)
                 log.info("run started", extra=fields(mode=mode, plan_date=plan_date.isoformat()))
                 context.add_callback(rec.cancel.set)  # client cancel or deadline
@@ -130,7 +138,9 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
                     max_planned_orders=quotas.max_planned_orders,
                     max_result_rows=quotas.max_result_rows,
                 )
-                yield from self._execute(tenant, store, rec, dataset.tables, params, chunk_rows)
+                yield from self._execute(
+                    tenant, store, rec, dataset.tables, params, chunk_rows, request.base_run_id
+                )
         except Exception as exc:
             if rec is None:  # refused before it started: the run's own lines say the rest
                 log.warning("run refused", extra=error_fields(exc))
@@ -144,8 +154,13 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
         data: TableMap,
         params: PlanParams,
         chunk_rows: int,
+        base_run_id: str = "",
     ) -> Iterator[pb.RunPlanResponse]:
-        """Stream one started run: progress, result chunks, summary; record how it ended."""
+        """Stream one started run: progress, result chunks, summary; record how it ended.
+
+        The result chunks are the difference to ``base_run_id`` when the
+        store still holds that run's result, the whole result otherwise.
+        """
         started = time.monotonic()
         # gRPC may close this generator from another thread, whose context is
         # not the call's: the lines about how the run ended restore it.
@@ -169,11 +184,14 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
             held = store.results_nbytes_if_kept(rec, result.tables)
             if held > limit:
                 raise QuotaExceeded(MEMORY_BYTES, limit, held)
-            for name in PLAN_OUTPUT_TABLES:
-                for chunk in encode_table(name, result.tables[name], chunk_rows):
-                    if rec.cancel.is_set():
-                        raise Cancelled("the run was cancelled")
-                    yield pb.RunPlanResponse(result_chunk=chunk)
+            stream = result_stream(store, rec.plan_id, base_run_id, result.tables)
+            for chunk in stream.chunks(chunk_rows):
+                if rec.cancel.is_set():
+                    raise Cancelled("the run was cancelled")
+                yield pb.RunPlanResponse(result_chunk=chunk)
+            rec.base_run_id = stream.base_run_id
+            rec.rows_added, rec.rows_removed = stream.rows_added, stream.rows_removed
+            rec.skus_planned = rec.skus_total = result.sku_count
             rec.row_counts = result.row_counts()
             rec.phase_seconds = result.phase_seconds
             # The store holds the engine's tables as they are, coded text
@@ -205,6 +223,9 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
             "run finished",
             extra=fields(
                 rows=rec.row_counts,
+                base_run=rec.base_run_id,
+                rows_added=rec.rows_added,
+                rows_removed=rec.rows_removed,
                 skus=result.sku_count,
                 seconds=round(time.monotonic() - started, 3),
             ),
@@ -301,3 +322,66 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
         rec = store.run(plan_id, run_id)
         bind(version=rec.dataset_version)
         return rec
+
+    @scoped
+    @funnel
+    def Simulate(
+        self, request: pb.SimulateRequest, context: grpc.ServicerContext
+    ) -> pb.SimulateResponse:
+        """A what-if delta planned on a copy of the plan's data; nothing is stored (SPEC §6)."""
+        tenant, store = self._store()
+        plan_id = parse_plan(request.parent, tenant.name)
+        bind(plan=plan_id)
+        dataset = store.dataset(plan_id)
+        bind(version=dataset.version)
+        base = baseline(store.runs(plan_id))
+        quotas = self._ledger.quotas
+        # An empty plan date is the base run's, not today: a what-if compares
+        # with the plan as it was made.
+        plan_date = base.plan_date or dt.date.today()
+        params = PlanParams(
+            _plan_date(request.plan_date) if request.plan_date else plan_date,
+            request.default_group or base.default_group,
+            max_planned_orders=quotas.max_planned_orders,
+            max_result_rows=quotas.max_result_rows,
+        )
+        cancel = threading.Event()
+        context.add_callback(cancel.set)  # client cancel or deadline
+        with (
+            self._ledger.reserve_memory(tenant.tenant_id) as reservation,
+            self._ledger.acquire_run(tenant.tenant_id),
+        ):
+            assembly = Assembly(
+                quotas.max_rows, quotas.max_upload_bytes, reservation.add, delta=True
+            )
+            for chunk in request.changes:
+                assembly.add(chunk)
+            upserts, deletes = assembly.changes()
+            sim = simulate(
+                dataset.tables,
+                upserts,
+                deletes,
+                params,
+                list(request.demand_refs),
+                base=base,
+                cancel=cancel,
+                max_seconds=quotas.max_engine_seconds,
+            )
+            # Held until the answer is encoded, then dropped: counted like an
+            # upload in flight, so that a simulation cannot pass the quota.
+            reservation.add(sim.nbytes)
+            response = simulation_to_proto(
+                sim, include_difference=request.include_difference, chunk_rows=self._chunk_rows
+            )
+        log.info(
+            "simulation finished",
+            extra=fields(
+                plan_date=sim.plan_date.isoformat(),
+                base_run=sim.base_run_id,
+                refs=len(sim.promises),
+                rows_added=sim.difference.rows_added,
+                rows_removed=sim.difference.rows_removed,
+                seconds=round(sim.seconds, 3),
+            ),
+        )
+        return response

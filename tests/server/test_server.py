@@ -227,6 +227,9 @@ def test_every_method_without_a_key_is_unauthenticated(live) -> None:  # type: i
         lambda: planning.GetPegging(
             planning_pb2.GetPeggingRequest(name="tenants/acme/plans/main/runs/r"), timeout=5
         ),
+        lambda: planning.Simulate(
+            planning_pb2.SimulateRequest(parent="tenants/acme/plans/main"), timeout=5
+        ),
     ]
     for call in calls:
         with pytest.raises(grpc.RpcError) as err:

@@ -1,0 +1,114 @@
+"""What a RunPlan streams: the whole result, or its difference to a run the client holds.
+
+A connector writes a run's result as a difference to the plan its database
+holds (SPEC §4). When the client names that run (``base_run_id``) and this
+server still holds its result, streaming only the rows removed and added
+saves the client both the transfer and the comparison. Anything else (no
+base named, an unknown run, a run of another plan, a run whose results were
+dropped) streams the whole result, and the run's ``base_run_id`` stays empty
+so that the client knows which one it got.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from masterplan.codec import encode_table
+from masterplan.contract.coded import Coded
+from masterplan.contract.columns import table_length
+from masterplan.contract.difference import difference
+from masterplan.contract.tables import PLAN_OUTPUT_TABLES
+from masterplan.server.errors import NotFound
+from masterplan.server.logs import fields
+from masterplan.server.store import TenantStore
+from masterplan.v1 import columnar_pb2
+
+__all__ = ["ResultStream", "base_results", "result_stream"]
+
+log = logging.getLogger(__name__)
+
+#: A table as streamed: the engine's (coded text) or a difference's (plain).
+StreamTable = Mapping[str, np.ndarray | Coded]
+
+
+@dataclass(frozen=True, slots=True)
+class ResultStream:
+    """The result chunks of one run, and what they amount to.
+
+    Attributes:
+        added: Per table, the rows added (a difference) or every row (whole).
+        removed: Per table, the rows removed; empty for a whole result.
+        base_run_id: The run the difference is against; empty for a whole result.
+    """
+
+    added: Mapping[str, StreamTable]
+    removed: Mapping[str, StreamTable] = field(default_factory=dict)
+    base_run_id: str = ""
+
+    @property
+    def rows_added(self) -> int:
+        return sum(table_length(t) for t in self.added.values())
+
+    @property
+    def rows_removed(self) -> int:
+        return sum(table_length(t) for t in self.removed.values())
+
+    def chunks(self, chunk_rows: int) -> Iterator[columnar_pb2.ColumnarChunk]:
+        """Per table: the removed rows (``CHANGE_KIND_DELETE``), then the added rows.
+
+        A whole result's chunks leave the change kind unset (upsert), as
+        before differences existed; a difference marks its added rows
+        ``CHANGE_KIND_UPSERT``.
+        """
+        upsert = (
+            columnar_pb2.CHANGE_KIND_UPSERT
+            if self.base_run_id
+            else columnar_pb2.CHANGE_KIND_UNSPECIFIED
+        )
+        for name in PLAN_OUTPUT_TABLES:
+            if name in self.removed:
+                yield from encode_table(
+                    name, self.removed[name], chunk_rows, change=columnar_pb2.CHANGE_KIND_DELETE
+                )
+            yield from encode_table(name, self.added[name], chunk_rows, change=upsert)
+
+
+def base_results(
+    store: TenantStore, plan_id: str, base_run_id: str
+) -> Mapping[str, StreamTable] | None:
+    """The results the store still holds of run ``base_run_id`` of ``plan_id``, if any.
+
+    Runs are looked up under ``plan_id`` only: another plan's run of the
+    same id is not this plan's base.
+    """
+    if not base_run_id:
+        return None
+    try:
+        base = store.run(plan_id, base_run_id)
+    except NotFound:
+        return None
+    return base.results
+
+
+def result_stream(
+    store: TenantStore, plan_id: str, base_run_id: str, result: Mapping[str, StreamTable]
+) -> ResultStream:
+    """What to stream for ``result``: its difference to ``base_run_id`` where possible.
+
+    Args:
+        store: The tenant's store, holding the base run's results if any.
+        plan_id: The plan of the run.
+        base_run_id: The run whose result the client holds; empty for none.
+        result: The run's result tables (coded text allowed).
+    """
+    base = base_results(store, plan_id, base_run_id)
+    if base is None:
+        if base_run_id:
+            log.info("base run not held: whole result", extra=fields(base_run=base_run_id))
+        return ResultStream(added=result)
+    diff = difference(base, result)
+    return ResultStream(added=diff.added, removed=diff.removed, base_run_id=base_run_id)

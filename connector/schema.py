@@ -103,6 +103,12 @@ def _build_table(spec: TableSpec, *, result: bool) -> sa.Table:
     )
 
 
+def _text_length(column: ColumnSpec) -> int:
+    """Characters a text column holds (0 for other kinds and unbounded text)."""
+    sql_type = _sql_type(column)
+    return (sql_type.length or 0) if isinstance(sql_type, sa.String) else 0
+
+
 def _index(spec: TableSpec, columns: tuple[str, ...], table: sa.Table | None = None) -> sa.Index:
     """An index (on ``table``'s columns when given); on MariaDB, long text
     columns are indexed by a prefix.
@@ -111,9 +117,7 @@ def _index(spec: TableSpec, columns: tuple[str, ...], table: sa.Table | None = N
     characters of up to 4 bytes: its first 255 characters tell refs apart.
     """
     long = {
-        c.name: ID_LENGTH
-        for c in spec.columns
-        if c.name in columns and c.kind is ColumnKind.STR and _sql_type(c).length != ID_LENGTH
+        c.name: ID_LENGTH for c in spec.columns if c.name in columns and _text_length(c) > ID_LENGTH
     }
     exprs = [table.c[c] for c in columns] if table is not None else columns
     return sa.Index(_name("ix", spec, columns), *exprs, mysql_length=long or None)

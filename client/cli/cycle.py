@@ -12,13 +12,24 @@ import time
 import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from masterplan.client.cli.progress import CycleProgress
+from masterplan.client.cli.syncing import SyncReport, sync_dataset, sync_store
 from masterplan.client.client import ClientTls, MasterplanClient
 from masterplan.connector.reader import read_input
 from masterplan.connector.schema import create_engine, create_result_tables
-from masterplan.connector.writer import RunMode, RunRecord, prune_runs, write_run
+from masterplan.connector.sync import default_state_dir
+from masterplan.connector.writer import (
+    RunMode,
+    RunRecord,
+    check_result_layout,
+    current_run_id,
+    prune_runs,
+    write_run,
+)
 from masterplan.contract.columns import table_length
+from masterplan.contract.tables import PLAN_OUTPUT_TABLES
 from masterplan.server.embedded import embedded_server
 
 __all__ = ["CycleOptions", "CycleReport", "run_cycle"]
@@ -39,8 +50,11 @@ class CycleOptions:
         mode: ``regeneration`` or ``net_change``.
         default_group: Coverage group of SKUs that name none.
         tls: TLS material for the channel.
-        keep_runs: After writing, keep only this plan's newest N runs in the
-            result tables (never the current one); 0 keeps all.
+        keep_runs: After writing, keep only this plan's newest N runs in
+            ``plan_runs`` (never the current one); 0 keeps all.
+        full: Send a snapshot even for a net change (``--full``).
+        state_dir: Where the delta sync keeps its state (with ``server``);
+            None for :func:`connector.sync.default_state_dir`.
     """
 
     db_url: str
@@ -53,6 +67,8 @@ class CycleOptions:
     default_group: str | None = None
     tls: ClientTls | None = None
     keep_runs: int = 0
+    full: bool = False
+    state_dir: Path | None = None
 
 
 @dataclass(slots=True)
@@ -63,6 +79,17 @@ class CycleReport:
     plan: str
     plan_date: dt.date
     written: bool
+    mode: str = "regeneration"
+    #: The run whose plan the write changed by a difference; None for a full write.
+    base_run_id: str | None = None
+    rows_added: int = 0
+    rows_removed: int = 0
+    #: Why a net change was planned as a regeneration; empty when it was not.
+    fallback_reason: str = ""
+    skus_planned: int = 0
+    skus_total: int = 0
+    #: How the data reached the server (delta or snapshot, and why).
+    sync: SyncReport | None = None
     input_rows: dict[str, int] = field(default_factory=dict)
     output_rows: dict[str, int] = field(default_factory=dict)
     phase_seconds: dict[str, float] = field(default_factory=dict)
@@ -83,6 +110,11 @@ def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> C
     run_id = uuid.uuid4().hex
     started_at = dt.datetime.now(dt.UTC)
     try:
+        # The result tables first: a database in an old layout fails here,
+        # before anything is read or planned.
+        create_result_tables(engine)
+        check_result_layout(engine)
+        base_run_id = current_run_id(engine, options.plan)
         t = time.perf_counter()
         show.begin("read")
         tables = read_input(engine, on_chunk=lambda name, n: show.advance("read", n))
@@ -101,11 +133,30 @@ def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> C
             parent = f"tenants/{tenant}/plans/{options.plan}"
             t = time.perf_counter()
             show.begin("upload", input_rows)
-            client.upload(
-                parent, tables.items(), on_chunk=lambda name, n: show.advance("upload", n)
+            # An embedded server starts empty: no state to keep for it.
+            state = (
+                sync_store(
+                    options.state_dir or default_state_dir(),
+                    address,
+                    options.tenant,
+                    key or "",
+                    options.plan,
+                    options.db_url,
+                )
+                if options.server
+                else None
+            )
+            synced = sync_dataset(
+                client,
+                parent,
+                tables,
+                state,
+                want_delta=options.mode == "net_change" and not options.full,
+                on_chunk=lambda name, n: show.advance("upload", n),
             )
             show.end("upload")
-            times["upload"] = time.perf_counter() - t
+            times["detect"] = synced.detect_seconds
+            times["upload"] = time.perf_counter() - t - synced.detect_seconds
             t = time.perf_counter()
             show.begin("plan")
             show.begin("stream back")
@@ -115,6 +166,7 @@ def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> C
                 mode=options.mode,
                 default_group=options.default_group,
                 run_id=run_id,
+                base_run_id=base_run_id or "",
                 on_progress=lambda phase, frac: show.fraction("plan", frac, phase),
                 on_chunk=lambda name, n: show.advance("stream back", n),
             )
@@ -122,8 +174,11 @@ def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> C
             show.end("stream back")
             times["plan_and_stream"] = time.perf_counter() - t
         t = time.perf_counter()
-        output_rows = {k: table_length(v) for k, v in outcome.tables.items()}
-        show.begin("write", sum(output_rows.values()))
+        run = outcome.run
+        plan_rows = {name: int(run.row_counts.get(name, 0)) for name in PLAN_OUTPUT_TABLES}
+        streamed = sum(table_length(v) for v in outcome.tables.values())
+        streamed += sum(table_length(v) for v in outcome.removed.values())
+        show.begin("write", streamed)
         record = RunRecord(
             run_id=run_id,
             plan_id=options.plan,
@@ -132,10 +187,24 @@ def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> C
             started_at=started_at,
             finished_at=dt.datetime.now(dt.UTC),
         )
-        create_result_tables(engine)
-        written = write_run(
-            engine, record, outcome.tables, on_rows=lambda name, n: show.advance("write", n)
-        )
+
+        def on_rows(name: str, n: int) -> None:
+            show.advance("write", n)
+
+        if outcome.is_difference:
+            report = write_run(
+                engine,
+                record,
+                outcome.tables,
+                removed=outcome.removed,
+                base_run_id=run.base_run_id,
+                plan_counts=plan_rows,
+                on_rows=on_rows,
+            )
+            # Deleted rows count as written too, for the progress display.
+            show.advance("write", sum(table_length(v) for v in outcome.removed.values()))
+        else:
+            report = write_run(engine, record, outcome.tables, on_rows=on_rows)
         if options.keep_runs:
             prune_runs(engine, options.plan, options.keep_runs)
         show.end("write")
@@ -144,11 +213,19 @@ def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> C
             run_id=run_id,
             plan=options.plan,
             plan_date=plan_date,
-            written=written,
+            written=report.written,
+            mode=options.mode,
+            base_run_id=run.base_run_id if report.difference else None,
+            rows_added=report.rows_added,
+            rows_removed=report.rows_removed,
+            fallback_reason=run.fallback_reason,
+            sync=synced,
+            skus_planned=run.skus_planned,
+            skus_total=run.skus_total,
             input_rows={k: table_length(v) for k, v in tables.items()},
-            output_rows=output_rows,
+            output_rows=plan_rows,
             phase_seconds=times,
-            engine_seconds=dict(outcome.run.phase_seconds),
+            engine_seconds=dict(run.phase_seconds),
         )
     finally:
         show.close()

@@ -17,10 +17,14 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from masterplan import __version__
 from masterplan.client.errors import MasterplanClientError
+
+if TYPE_CHECKING:
+    from masterplan.client.cli.cycle import CycleReport
+    from masterplan.client.cli.syncing import SyncReport
 
 __all__ = ["main"]
 
@@ -88,6 +92,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         default_group=args.default_group,
         tls=_client_tls(args),
         keep_runs=args.keep_runs,
+        full=args.full,
+        state_dir=args.state_dir,
     )
     report = run_cycle(options, _progress(not args.json))
     summary = {
@@ -95,6 +101,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         "plan": report.plan,
         "plan_date": report.plan_date.isoformat(),
         "written": report.written,
+        "mode": report.mode,
+        "base_run_id": report.base_run_id,
+        "rows_added": report.rows_added,
+        "rows_removed": report.rows_removed,
+        "fallback_reason": report.fallback_reason,
+        "skus_planned": report.skus_planned,
+        "skus_total": report.skus_total,
+        "sync": dataclasses.asdict(report.sync) if report.sync else None,
         "input_rows": sum(report.input_rows.values()),
         "output_rows": report.output_rows,
         "seconds": {k: round(v, 4) for k, v in report.phase_seconds.items()},
@@ -105,6 +119,82 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         counts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in report.output_rows.items())
         print(f"run {report.run_id} of plan {report.plan} ({report.plan_date}): {counts}")
+        if report.sync is not None:
+            print(_sync_line(report.sync))
+        print(_write_line(report))
+    return 0
+
+
+def _sync_line(sync: SyncReport) -> str:
+    """How the data reached the server, in one line."""
+    if sync.kind == "delta":
+        return (
+            f"synced a delta: {sync.rows_upserted} rows added or changed, "
+            f"{sync.rows_deleted} removed (data set version {sync.dataset_version})"
+        )
+    why = f", because {sync.reason}" if sync.reason else ""
+    return f"sent a snapshot of {sync.rows_upserted} rows{why}"
+
+
+def _write_line(report: CycleReport) -> str:
+    """How the run was planned and written, in one line."""
+    planned = f"{report.mode.replace('_', ' ')}: planned {report.skus_planned} of "
+    planned += f"{report.skus_total} SKUs"
+    if report.fallback_reason:
+        planned += f" (as a regeneration: {report.fallback_reason})"
+    if not report.written:
+        return f"{planned}; already written before, nothing changed"
+    how = (
+        f"a difference to run {report.base_run_id}"
+        if report.base_run_id
+        else "the whole plan replaced"
+    )
+    return f"{planned}; written as {how}: {report.rows_added} rows added, {report.rows_removed} removed"
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def cmd_promise(args: argparse.Namespace) -> int:
+    from masterplan.client.cli.promise import (
+        PromiseError,
+        PromiseOptions,
+        format_report,
+        promise,
+        report_json,
+    )
+
+    server = args.server or (None if args.db else os.environ.get("MASTERPLAN_SERVER"))
+    db_url = args.db or (None if server else os.environ.get("MASTERPLAN_DB_URL"))
+    api_key = args.api_key or os.environ.get("MASTERPLAN_API_KEY")
+    if server and not api_key:
+        raise SystemExit("masterplan: --server needs --api-key KEY or MASTERPLAN_API_KEY")
+    options = PromiseOptions(
+        item=args.item,
+        qty=args.qty,
+        warehouse=args.warehouse,
+        date=args.date,
+        plan=args.plan,
+        plan_date=args.plan_date,
+        default_group=args.default_group,
+        db_url=db_url,
+        server=server,
+        api_key=api_key,
+        tenant=args.tenant,
+        tls=_client_tls(args),
+    )
+    try:
+        report = promise(options)
+    except PromiseError as exc:
+        raise SystemExit(f"masterplan: {exc}") from None
+    print(json.dumps(report_json(report)) if args.json else format_report(report))
     return 0
 
 
@@ -266,11 +356,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plan", default="main", help="plan id (default: main)")
     p.add_argument("--default-group", help="coverage group of SKUs that name none")
     p.add_argument(
-        "--keep-runs", type=int, default=0, help="keep only the newest N runs of the plan (0: all)"
+        "--keep-runs",
+        type=int,
+        default=0,
+        help="keep only the newest N runs of the plan in plan_runs (0: all)",
+    )
+    p.add_argument(
+        "--full", action="store_true", help="send a snapshot, not a delta, for a net change"
+    )
+    p.add_argument(
+        "--state-dir",
+        type=Path,
+        help="where the delta sync keeps its state (default: $MASTERPLAN_STATE_DIR, "
+        "else $XDG_STATE_HOME/masterplan, else ~/.local/state/masterplan)",
     )
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
     _add_tls_client(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "promise", help="when could a new sales line be delivered (a simulation, nothing changes)"
+    )
+    p.add_argument("item", help="item of the new sales line")
+    p.add_argument("qty", type=_positive, help="its quantity")
+    p.add_argument(
+        "--warehouse", help="its warehouse (default with --db: the item's only warehouse)"
+    )
+    p.add_argument("--date", type=_date, help="requested date, YYYY-MM-DD (default: plan date)")
+    p.add_argument("--plan", default="main", help="plan id (default: main)")
+    p.add_argument(
+        "--plan-date",
+        type=_date,
+        help="T0, YYYY-MM-DD (default: that of the plan's last run with --server, else today)",
+    )
+    p.add_argument("--default-group", help="coverage group of SKUs that name none")
+    p.add_argument("--db", help="SCM database to plan on an embedded server (or MASTERPLAN_DB_URL)")
+    p.add_argument(
+        "--server", help="host:port of a server holding the plan's data (or MASTERPLAN_SERVER)"
+    )
+    p.add_argument("--api-key", help="tenant API key (or MASTERPLAN_API_KEY)")
+    p.add_argument("--tenant", help="tenant id in resource names (default: the key's own)")
+    p.add_argument("--json", action="store_true", help="print a machine-readable answer")
+    _add_tls_client(p)
+    p.set_defaults(func=cmd_promise)
 
     p = sub.add_parser("serve", help="run the planning server")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback)")

@@ -113,18 +113,28 @@ def make_scm(path: Path, n: int) -> str:
 
 
 def plan_state(path: Path) -> tuple[str | None, bool]:
-    """(current run, whether every run's rows are complete and no orphan rows exist)."""
+    """(current run, whether the plan's rows are those of a complete run).
+
+    The result tables hold the current plan (SPEC §4): its rows count what
+    the current run's ``plan_runs`` row says the whole plan holds, and every
+    row names a run the history lists (no run is pruned here).
+    """
     con = sqlite3.connect(path)
     try:
         cur = con.execute("SELECT current_run_id FROM plans WHERE plan_id = 'main'").fetchone()
         runs = dict(con.execute("SELECT run_id, planned_order_count FROM plan_runs").fetchall())
         rows = dict(
-            con.execute("SELECT run_id, COUNT(*) FROM planned_orders GROUP BY run_id").fetchall()
+            con.execute(
+                "SELECT run_id, COUNT(*) FROM planned_orders WHERE plan_id = 'main' GROUP BY run_id"
+            ).fetchall()
         )
     finally:
         con.close()
-    complete = all(rows.get(r, 0) == n for r, n in runs.items()) and set(rows) <= set(runs)
-    return (cur[0] if cur else None), complete
+    current = cur[0] if cur else None
+    if current is None:
+        return None, not rows
+    complete = set(rows) <= set(runs) and sum(rows.values()) == runs.get(current)
+    return current, complete
 
 
 def test_sigkill_of_the_server_mid_run_then_a_rerun(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

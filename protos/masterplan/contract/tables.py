@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 __all__ = [
-    "INPUT_TABLES",
     "BOOKKEEPING_COLUMNS",
+    "INPUT_TABLES",
     "PLAN_OUTPUT_TABLES",
     "RESULT_TABLES",
     "ColumnKind",
@@ -421,9 +421,7 @@ BOOKKEEPING_COLUMNS: tuple[str, ...] = ("plan_id", "run_id")
 
 
 def _without_bookkeeping(spec: TableSpec) -> TableSpec:
-    return TableSpec(
-        spec.name, tuple(c for c in spec.columns if c.name not in BOOKKEEPING_COLUMNS)
-    )
+    return TableSpec(spec.name, tuple(c for c in spec.columns if c.name not in BOOKKEEPING_COLUMNS))
 
 
 #: The plan output tables as the engine produces them and the wire carries

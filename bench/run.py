@@ -379,9 +379,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="engine-only: glibc's default allocator policy (as serve --release-memory)",
     )
+    p.add_argument(
+        "--net-change",
+        action="store_true",
+        help="a regeneration, one changed sales line, a net change, and promise latency",
+    )
+    p.add_argument(
+        "--promise-calls", type=int, default=100, help="net-change: Simulate calls to time"
+    )
     args = p.parse_args(argv)
     started = time.perf_counter()
-    if args.engine_only:
+    if args.net_change:
+        from bench.netchange import run_net_change
+
+        with tempfile.TemporaryDirectory(prefix="masterplan-bench-") as tmp:
+            report = run_net_change(
+                args.skus, args.seed, args.plan_date, args.backend, Path(tmp), args.promise_calls
+            )
+    elif args.engine_only:
         report = run_engine_only(
             args.skus, args.seed, args.plan_date, args.runs, not args.release_memory
         )

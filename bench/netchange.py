@@ -1,0 +1,181 @@
+"""Net change and promise figures (issue: net change and what-if).
+
+The product path twice against one server process: a regeneration of the
+generated SCM database (which also leaves the connector's sync state), one
+sales line changed in the database, then ``masterplan run --mode
+net_change``: detect the change, upload the delta, plan, stream the
+difference, write it. Then ``promise`` latency: Simulate calls of one new
+sales line against the warm server, timed one by one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import multiprocessing as mp
+import secrets
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+
+__all__ = ["run_net_change"]
+
+
+def _cycle_figures(report: Any) -> dict[str, Any]:
+    """What one cycle report says, rounded for the JSON report."""
+    seconds = {k: round(v, 3) for k, v in report.phase_seconds.items()}
+    engine = {k: round(v, 3) for k, v in report.engine_seconds.items()}
+    sync = report.sync
+    return {
+        "seconds": seconds,
+        "total_seconds": round(sum(report.phase_seconds.values()), 3),
+        "engine_seconds": round(sum(report.engine_seconds.values()), 3),
+        "engine_phase_seconds": engine,
+        "sync": None
+        if sync is None
+        else {
+            "kind": sync.kind,
+            "reason": sync.reason,
+            "rows_upserted": sync.rows_upserted,
+            "rows_deleted": sync.rows_deleted,
+            "detect_seconds": round(sync.detect_seconds, 3),
+        },
+        "written_as": "difference" if report.base_run_id else "whole plan",
+        "rows_written": report.rows_added + report.rows_removed,
+        "rows_added": report.rows_added,
+        "rows_removed": report.rows_removed,
+        "plan_rows": report.output_rows,
+        "skus_planned": report.skus_planned,
+        "skus_total": report.skus_total,
+        "fallback_reason": report.fallback_reason,
+    }
+
+
+def _change_one_sales_line(engine: sa.Engine) -> str:
+    """Add 1 to the quantity of one sales line; return its ref."""
+    with engine.begin() as conn:
+        order_id, line_no, qty = conn.execute(
+            sa.text("SELECT order_id, line_no, qty FROM sales_lines ORDER BY order_id LIMIT 1")
+        ).one()
+        conn.execute(
+            sa.text("UPDATE sales_lines SET qty = :q WHERE order_id = :o AND line_no = :n"),
+            {"q": float(qty) + 1.0, "o": order_id, "n": line_no},
+        )
+    return f"SO:{order_id}/{int(line_no)}"
+
+
+def _promise_latency(
+    address: str, api_key: str, plan_date: dt.date, item: str, warehouse: str, calls: int
+) -> dict[str, Any]:
+    """Seconds per Simulate of one new sales line, ``calls`` times in a row."""
+    from masterplan.client.client import MasterplanClient
+    from masterplan.contract.rows import from_rows
+    from masterplan.contract.tables import INPUT_TABLES
+
+    line = from_rows(
+        INPUT_TABLES["sales_lines"],
+        [
+            {
+                "order_id": "PROMISE",
+                "line_no": 1,
+                "item_id": item,
+                "warehouse_id": warehouse,
+                "qty": 40.0,
+                "requested_date": plan_date.isoformat(),
+                "priority": 0,
+            }
+        ],
+    )
+    times: list[float] = []
+    answer = None
+    with MasterplanClient(address, api_key) as client:
+        for _ in range(calls):
+            t = time.perf_counter()
+            answer = client.simulate(
+                "tenants/-/plans/main",
+                upserts=[("sales_lines", line)],
+                plan_date=plan_date,
+                demand_refs=["SO:PROMISE/1"],
+            )
+            times.append(time.perf_counter() - t)
+    assert answer is not None
+    p = answer.promises[0]
+    return {
+        "calls": calls,
+        "p50_seconds": round(statistics.median(times), 4),
+        "p99_seconds": round(float(np.percentile(times, 99)), 4),
+        "max_seconds": round(max(times), 4),
+        "item": item,
+        "warehouse": warehouse,
+        "futures_date": p.futures_date,
+        "delay_days": p.delay_days,
+    }
+
+
+def run_net_change(
+    n_skus: int, seed: int, plan_date: dt.date, backend: str, workdir: Path, promise_calls: int
+) -> dict[str, Any]:
+    """Regeneration, one changed sales line, net change, promise latency."""
+    from bench.run import (
+        _engine_url,
+        _install_tenant,
+        _prepare_database,
+        _start_server,
+        _stop,
+        _vm_hwm_bytes,
+        backend_engine,
+    )
+    from masterplan.client.cli.cycle import CycleOptions, run_cycle
+
+    engine = backend_engine(backend, workdir)
+    url, connect_args = _engine_url(engine)
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+        prepared: dict[str, Any] = pool.submit(
+            _prepare_database, n_skus, seed, plan_date, url, connect_args
+        ).result()
+    admin_key = secrets.token_urlsafe(32)
+    proc, address = _start_server(workdir, admin_key)
+    try:
+        api_key = _install_tenant(address, admin_key, proc)
+        options = CycleOptions(
+            db_url=engine.url.render_as_string(hide_password=False),
+            server=address,
+            api_key=api_key,
+            plan_date=plan_date,
+            state_dir=workdir / "state",
+        )
+        regeneration = run_cycle(options)
+        changed = _change_one_sales_line(engine)
+        net = run_cycle(dataclasses.replace(options, mode="net_change"))
+        with engine.connect() as conn:
+            item, warehouse = conn.execute(
+                sa.text("SELECT item_id, warehouse_id FROM sales_lines ORDER BY order_id LIMIT 1")
+            ).one()
+        promise = _promise_latency(address, api_key, plan_date, item, warehouse, promise_calls)
+        server_peak = _vm_hwm_bytes(proc.pid)
+    finally:
+        _stop(proc)
+        engine.dispose()
+    regen, change = _cycle_figures(regeneration), _cycle_figures(net)
+    return {
+        "mode": "net_change",
+        "backend": backend,
+        **prepared,
+        "skus": regeneration.skus_total,
+        "changed": changed,
+        "regeneration": regen,
+        "net_change": change,
+        "engine_speedup": round(regen["engine_seconds"] / change["engine_seconds"], 2)
+        if change["engine_seconds"]
+        else None,
+        "cycle_speedup": round(regen["total_seconds"] / change["total_seconds"], 2)
+        if change["total_seconds"]
+        else None,
+        "promise": promise,
+        "server_peak_rss_bytes": server_peak,
+    }

@@ -29,6 +29,10 @@ SPEC §5 section                               module
                                               :mod:`.orders`
 The result tables                             :mod:`.output`
 The run: phases, timing, progress             :mod:`.plan`
+6 Net change                                  :mod:`.incremental` (the run),
+                                              :mod:`.basis` (what a run keeps),
+                                              :mod:`.rowdiff` (changed rows),
+                                              :mod:`.stitch` (joining the tables)
 ============================================  =======================================
 
 Shared helpers: :mod:`.arrays` (vectorised array helpers), :mod:`.columns`
@@ -37,7 +41,9 @@ codes), :mod:`.refs` and :mod:`.orderrefs` (refs as integer codes until the
 output), :mod:`.types` (parameters and result), :mod:`._jit` (optional numba).
 """
 
-from masterplan.server.engine.plan import check, plan, warm_up
+from masterplan.server.engine.basis import PlanBasis
+from masterplan.server.engine.incremental import NetChange, net_change, regeneration
+from masterplan.server.engine.plan import check, plan, regenerate, warm_up
 from masterplan.server.engine.types import (
     InvalidPlanInput,
     PlanParams,
@@ -50,13 +56,18 @@ from masterplan.server.engine.validate import validate
 
 __all__ = [
     "InvalidPlanInput",
+    "NetChange",
+    "PlanBasis",
     "PlanParams",
     "PlanResult",
     "PlanTooLarge",
     "Table",
     "TableMap",
     "check",
+    "net_change",
     "plan",
+    "regenerate",
+    "regeneration",
     "validate",
     "warm_up",
 ]

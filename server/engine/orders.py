@@ -43,8 +43,10 @@ __all__ = [
     "choose_bom",
     "explode",
     "explode_firmed",
+    "firmed_messages",
     "firmed_orders",
     "firmed_source",
+    "firmed_sources",
     "make_orders",
     "split_quantity",
 ]
@@ -458,10 +460,59 @@ def explode_firmed(
     n = len(f.live)
     if n == 0:
         return Requirements(), book, Messages()
-    msgs = []
-    source = np.full(n, -1, dtype=np.int64)
+    source = firmed_sources(f, s)
+    msgs = firmed_messages(table, f, source)
+    ok = np.flatnonzero(f.live)
+    ids = text("PL:", table["planned_order_id"][ok])
+    suffix = np.r_[refs.line_suffix(), np.array([""], dtype=_STR)]  # row -1: no line
+
+    def firmed_refs(
+        book: RefBook, orders: np.ndarray, lines: np.ndarray
+    ) -> tuple[RefBook, np.ndarray]:
+        return book.add_text(text(ids[orders], suffix[lines]))
+
+    demand, book = explode(
+        m,
+        s,
+        cycle,
+        t0,
+        book,
+        firmed_refs,
+        sku=f.sku[ok],
+        qty=np.nan_to_num(table["qty"])[ok],
+        order_date=f.order_date[ok],
+        bom=f.bom[ok],
+        otype=f.otype[ok],
+        source=source[ok],
+        cause=receipt_row[ok],
+    )
+    return demand, book, msgs
+
+
+def firmed_sources(f: FirmedOrders, s: SkuSettings) -> np.ndarray:
+    """int64 (F,): source SKU of each firmed transfer (-1 for none and for
+    the other orders)."""
+    source = np.full(len(f.live), -1, dtype=np.int64)
     tr = np.flatnonzero(f.otype == ORDER_TRANSFER)
     source[tr] = firmed_source(f, s, tr)
+    return source
+
+
+def firmed_messages(table: Table, f: FirmedOrders, source: np.ndarray) -> Messages:
+    """``NO_REFILL_WAREHOUSE`` per live firmed transfer without a source and
+    ``NO_BOM`` per live firmed production order without a valid BOM (§5.6).
+
+    Parameters
+    ----------
+    table : Table
+        The validated ``firmed_planned_orders``.
+    f : FirmedOrders
+        The same rows, read.
+    source : int64 (F,)
+        :func:`firmed_sources`.
+    """
+    msgs = []
+    tr = np.flatnonzero(f.otype == ORDER_TRANSFER)
     no_src = tr[(source[tr] < 0) & f.live[tr]]
     if len(no_src):
         msgs.append(
@@ -496,28 +547,4 @@ def explode_firmed(
                 ),
             )
         )
-    ok = np.flatnonzero(f.live)
-    ids = text("PL:", table["planned_order_id"][ok])
-    suffix = np.r_[refs.line_suffix(), np.array([""], dtype=_STR)]  # row -1: no line
-
-    def firmed_refs(
-        book: RefBook, orders: np.ndarray, lines: np.ndarray
-    ) -> tuple[RefBook, np.ndarray]:
-        return book.add_text(text(ids[orders], suffix[lines]))
-
-    demand, book = explode(
-        m,
-        s,
-        cycle,
-        t0,
-        book,
-        firmed_refs,
-        sku=f.sku[ok],
-        qty=np.nan_to_num(table["qty"])[ok],
-        order_date=f.order_date[ok],
-        bom=f.bom[ok],
-        otype=f.otype[ok],
-        source=source[ok],
-        cause=receipt_row[ok],
-    )
-    return demand, book, Messages.concat(msgs)
+    return Messages.concat(msgs)

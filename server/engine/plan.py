@@ -31,6 +31,7 @@ import numpy as np
 
 from masterplan.contract.columns import table_length
 from masterplan.server.engine.actions import action_messages
+from masterplan.server.engine.basis import PlanBasis, plan_basis
 from masterplan.server.engine.calendar import plan_day
 from masterplan.server.engine.delays import compute_delays
 from masterplan.server.engine.graph import Levels, SkuGraph, close_skus, levels
@@ -52,7 +53,19 @@ from masterplan.server.engine.types import (
 )
 from masterplan.server.engine.validate import ValidatedData, validate
 
-__all__ = ["InvalidPlanInput", "PlanTooLarge", "check", "input_row_count", "plan", "warm_up"]
+__all__ = [
+    "Clock",
+    "Front",
+    "InvalidPlanInput",
+    "PlanTooLarge",
+    "check",
+    "front_messages",
+    "input_row_count",
+    "plan",
+    "plan_front",
+    "regenerate",
+    "warm_up",
+]
 
 #: Progress callback: a phase name and the fraction of the run done.
 Progress = Callable[[str, float], None]
@@ -71,7 +84,7 @@ _PHASE_FRACTION = {
 _NETTING_SPAN = 0.45
 
 
-class _Clock:
+class Clock:
     """Reports each phase's start to the progress callback and sums its wall time."""
 
     def __init__(self, progress: Progress | None) -> None:
@@ -92,7 +105,7 @@ class _Clock:
 
 
 @dataclass(frozen=True, slots=True)
-class _Front:
+class Front:
     """The phases before the netting that ``check`` shares with ``plan``."""
 
     validated: ValidatedData
@@ -102,7 +115,7 @@ class _Front:
     levels: Levels
 
 
-def _front(data: TableMap, params: PlanParams, clock: _Clock) -> _Front:
+def plan_front(data: TableMap, params: PlanParams, clock: Clock) -> Front:
     with clock.phase("validate"):
         validated = validate(data)
         check_default_group(validated.tables, params.default_group)
@@ -112,7 +125,7 @@ def _front(data: TableMap, params: PlanParams, clock: _Clock) -> _Front:
         graph = close_skus(index, firmed, params.default_group)
     with clock.phase("levels"):
         lv = levels(graph, index.masters)
-    return _Front(validated, index, firmed, graph, lv)
+    return Front(validated, index, firmed, graph, lv)
 
 
 def plan(
@@ -144,9 +157,25 @@ def plan(
     InvalidPlanInput
         When no meaningful plan can be made (an unknown default group).
     """
-    clock = _Clock(progress)
+    return _run(data, params, Clock(progress), keep_basis=False)[0]
+
+
+def regenerate(
+    data: TableMap,
+    params: PlanParams,
+    progress: Progress | None = None,
+) -> tuple[PlanResult, PlanBasis]:
+    """:func:`plan`, and the basis a later net change of the plan can reuse."""
+    result, basis = _run(data, params, Clock(progress), keep_basis=True)
+    assert basis is not None
+    return result, basis
+
+
+def _run(
+    data: TableMap, params: PlanParams, clock: Clock, keep_basis: bool
+) -> tuple[PlanResult, PlanBasis | None]:
     t0 = plan_day(params.plan_date)
-    front = _front(data, params, clock)
+    front = plan_front(data, params, clock)
     m, s, lv = front.index.masters, front.graph.settings, front.levels
     refs = OrderRefs(m, s)
     with clock.phase("requirements"):
@@ -170,27 +199,33 @@ def plan(
         late = compute_delays(net, s, lv)
     with clock.phase("messages"):
         actions = action_messages(net.receipts, net.requirements, net.pegging, s, t0)
-        messages = Messages.concat(
-            [
-                front.validated.messages,
-                front.graph.messages,
-                lv.messages,
-                given.messages,
-                net.messages,
-            ]
-        )
+        messages = Messages.concat([front_messages(front, given.messages), net.messages])
         # The tables' rows but the delay messages', known before they are built.
         rows = len(net.orders) + len(net.pegging) + len(actions) + len(messages)
         if rows > params.max_result_rows:
             raise PlanTooLarge("result_rows", params.max_result_rows, rows)
         tables = output_tables(m, s, refs, net, late, actions, messages)
         _check_finite(tables)
+        basis = None
+        if keep_basis:
+            edges = (front.graph.src, front.graph.dst)
+            basis = plan_basis(
+                data, params.plan_date, params.default_group, tables, m, s, edges, net, late
+            )
     result = PlanResult(tables, clock.seconds, len(s.sku))
     # The count above is taken before the tables are built; this one is exact.
     rows = sum(result.row_counts().values())
     if rows > params.max_result_rows:
         raise PlanTooLarge("result_rows", params.max_result_rows, rows)
-    return result
+    return result, basis
+
+
+def front_messages(front: Front, firmed: Messages) -> Messages:
+    """The plan messages of the phases before the netting, in phase order:
+    input checks, SKU settings, cycles, and ``firmed`` (the firmed orders')."""
+    return Messages.concat(
+        [front.validated.messages, front.graph.messages, front.levels.messages, firmed]
+    )
 
 
 def _check_finite(tables: dict[str, ResultTable]) -> None:
@@ -214,7 +249,7 @@ def check(data: TableMap, params: PlanParams) -> Table:
     """The plan messages that need no netting: §5.9 input checks, refill
     warehouses and cycles (``NO_BOM`` needs planned orders, so it is absent).
     """
-    front = _front(data, params, _Clock(None))
+    front = plan_front(data, params, Clock(None))
     parts = [front.validated.messages, front.graph.messages, front.levels.messages]
     return Messages.concat(parts).table()
 

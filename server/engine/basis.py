@@ -1,0 +1,142 @@
+"""What a run keeps so that a later net change can reuse it (SPEC §6).
+
+A net change re-plans the SKUs a change reaches and takes everything else
+from the previous run. For that it needs more than the result tables: the
+data the run planned (to find what changed), the SKU graph (to find what a
+change reaches, also along edges that the change removed), the delayed
+dependent requirements (to know whether the re-planned SKUs move the
+futures of the orders above them) and the netting's own plan messages (the
+other messages are recomputed from the data every run). :class:`PlanBasis`
+holds exactly that, keyed by SKU numbers, which stay the same from run to
+run as long as the master data does (a net change checks that first).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+
+from masterplan.contract.coded import Coded
+from masterplan.server.engine.delays import Delays
+from masterplan.server.engine.kinds import K_PL
+from masterplan.server.engine.messages import Messages
+from masterplan.server.engine.netting import Netting
+from masterplan.server.engine.skus import Masters, SkuSettings
+from masterplan.server.engine.types import ResultTable, TableMap
+
+__all__ = ["PlanBasis", "message_skus", "plan_basis"]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanBasis:
+    """A run's result with what a net change needs to reuse it.
+
+    Attributes
+    ----------
+    data : TableMap
+        The input tables the run planned (held, not copied).
+    plan_date, default_group
+        The run's parameters: another value is another plan.
+    tables : dict of ResultTable
+        The run's five output tables.
+    sku : int64 (S,)
+        The plan's SKU numbers, sorted.
+    edge_src, edge_dst : int64 (E,)
+        The SKU graph's edges parent -> component, as SKU numbers.
+    late_parent, late_sku : int64 (L,)
+        Of every delayed dependent requirement (kind ``pl``): the SKU of the
+        order whose explosion made it, and its own SKU.
+    late_ref : object (L,)
+        Its ref (``PL:{planned_order_id}[/{line_no}]``).
+    late_futures : int64 (L,)
+        Its futures date (``NO_DATE`` for never).
+    net_messages : Messages
+        The plan messages the netting wrote (``NO_BOM`` of planned orders).
+    net_message_sku : int64 (M,)
+        The SKU number of each.
+    """
+
+    data: TableMap
+    plan_date: dt.date
+    default_group: str | None
+    tables: dict[str, ResultTable]
+    sku: np.ndarray
+    edge_src: np.ndarray
+    edge_dst: np.ndarray
+    late_parent: np.ndarray
+    late_sku: np.ndarray
+    late_ref: np.ndarray
+    late_futures: np.ndarray
+    net_messages: Messages
+    net_message_sku: np.ndarray
+
+    @property
+    def arrays_nbytes(self) -> int:
+        """Bytes of what the basis holds beyond its data and result tables."""
+        arrays = (
+            self.sku,
+            self.edge_src,
+            self.edge_dst,
+            self.late_parent,
+            self.late_sku,
+            self.late_futures,
+            self.net_message_sku,
+        )
+        # Object refs: the pointer and a short Python string each.
+        return sum(a.nbytes for a in arrays) + 80 * len(self.late_ref)
+
+
+def message_skus(m: Masters, messages: Messages) -> np.ndarray:
+    """int64 (M,): the SKU number each message names (-1 where it names none)."""
+    item = [m.item_pos.get(i, -1) if i is not None else -1 for i in messages.item_id]
+    wh = [m.wh_pos.get(w, -1) if w is not None else -1 for w in messages.warehouse_id]
+    ii, ww = np.array(item, dtype=np.int64), np.array(wh, dtype=np.int64)
+    return np.where((ii >= 0) & (ww >= 0), ii * m.n_wh + ww, -1)
+
+
+def plan_basis(
+    data: TableMap,
+    plan_date: dt.date,
+    default_group: str | None,
+    tables: dict[str, ResultTable],
+    m: Masters,
+    s: SkuSettings,
+    edges: tuple[np.ndarray, np.ndarray],
+    net: Netting,
+    late: Delays,
+) -> PlanBasis:
+    """The basis of a run from its phases' results.
+
+    ``edges`` are the SKU graph's edges as SKU positions. The refs of the
+    delayed dependent requirements are read from the pegging table's
+    ``demand_ref`` dictionary, which holds every requirement ref of the run.
+    """
+    req = net.requirements
+    rows = np.flatnonzero(late.delayed & (req.kind == K_PL) & (req.cause != -1))
+    cause = req.cause[rows]
+    by_order = cause <= -2
+    parent = np.where(
+        by_order,
+        net.orders.sidx[np.where(by_order, -2 - cause, 0)] if len(net.orders) else -1,
+        net.receipts.sidx[np.where(by_order, 0, cause)] if len(net.receipts) else -1,
+    )
+    demand_ref = tables["pegging"]["demand_ref"]
+    assert isinstance(demand_ref, Coded)
+    refs = Coded(req.ref[rows], demand_ref.values).to_array()
+    return PlanBasis(
+        data=data,
+        plan_date=plan_date,
+        default_group=default_group,
+        tables=tables,
+        sku=s.sku.copy(),
+        edge_src=s.sku[edges[0]],
+        edge_dst=s.sku[edges[1]],
+        late_parent=s.sku[parent],
+        late_sku=s.sku[req.sidx[rows]],
+        late_ref=refs,
+        late_futures=late.futures[rows],
+        net_messages=net.messages,
+        net_message_sku=message_skus(m, net.messages),
+    )

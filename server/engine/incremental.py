@@ -1,0 +1,573 @@
+"""Net change in the engine (SPEC §6): re-plan what a change reaches, reuse the rest.
+
+The result must be exactly a regeneration's, so the work is split where the
+rules of §5 allow it:
+
+1. **What changed.** The SKUs named by input rows that differ from the
+   previous run's data (:mod:`.rowdiff`), the SKUs that joined or left the
+   plan, closed downstream over the SKU graph of both runs: a SKU's netting
+   reads only its own rows, its settings and the dependent demand of its
+   parents' orders, so a SKU no change reaches nets as before. Master data
+   (items, BOMs, groups, calendars, warehouses), another plan date or default
+   group reach everything: those are planned as a regeneration.
+2. **Re-plan the reached SKUs ``R``** by planning a smaller data set with the
+   same engine: the validated rows of ``R``'s SKUs, the masters they use, and
+   for every parent ``P`` outside ``R`` of a SKU in ``R`` its previous
+   production and transfer orders as firmed planned orders with the same ids
+   and dates. A firmed order explodes exactly like a planned one (same BOM,
+   same date, same quantity, same ref ``PL:{id}/{line}``), so ``R`` receives
+   the dependent demand it received before; ``P`` itself is made a ``manual``
+   purchase SKU in that data set, so that it plans nothing of its own.
+3. **Delays upstream.** ``R`` is closed downstream, so the futures of its
+   requirements are computed exactly in the small plan. They reach the SKUs
+   above ``R`` only through the delayed dependent requirements of the
+   parents' orders; when those (ref and futures) equal the previous run's,
+   nothing above ``R`` moves. When some differ, their parents join ``R``
+   (closed downstream again) and the small plan is made again.
+4. **Stitch.** Every result row belongs to one SKU: the previous run's rows
+   of SKUs outside ``R`` and the small plan's rows of ``R`` make the result.
+   The plan messages of the input checks, the graph and the firmed orders are
+   recomputed from the whole data set; the netting's own come by SKU.
+
+A change that reaches more than a share of the SKUs is planned as a
+regeneration: past that, the small plan costs as much as the whole one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from masterplan.contract.coded import Coded
+from masterplan.contract.columns import Table, empty_table, table_length, take
+from masterplan.contract.tables import INPUT_TABLES
+from masterplan.server.engine.arrays import find_sorted, unique_ints
+from masterplan.server.engine.basis import PlanBasis
+from masterplan.server.engine.kinds import ORDER_PRODUCTION, ORDER_TRANSFER
+from masterplan.server.engine.messages import Messages
+from masterplan.server.engine.orders import firmed_messages, firmed_sources
+from masterplan.server.engine.plan import (
+    Clock,
+    Progress,
+    front_messages,
+    plan_front,
+    regenerate,
+)
+from masterplan.server.engine.rowdiff import (
+    MASTER_TABLES,
+    SKU_COLUMNS,
+    changed_tables,
+    touched_rows,
+)
+from masterplan.server.engine.skus import Masters, TableSkus
+from masterplan.server.engine.stitch import join_columns, row_skus, select_messages
+from masterplan.server.engine.types import (
+    PlanParams,
+    PlanResult,
+    PlanTooLarge,
+    ResultTable,
+    TableMap,
+)
+
+__all__ = ["DEFAULT_MAX_SHARE", "NetChange", "net_change", "regeneration"]
+
+#: Share of the plan's SKUs past which a change is planned as a regeneration.
+DEFAULT_MAX_SHARE = 0.5
+
+#: Rounds of widening ``R`` for moved delays before giving up on reuse.
+_MAX_ROUNDS = 8
+
+#: Output tables whose rows belong to a SKU by their item and warehouse.
+_SKU_TABLES = ("planned_orders", "pegging", "action_messages", "delay_messages")
+
+
+@dataclass(frozen=True, slots=True)
+class NetChange:
+    """What a net change produced.
+
+    Attributes
+    ----------
+    result : PlanResult
+        The plan: exactly a regeneration's.
+    basis : PlanBasis
+        What the next net change of the plan reuses.
+    skus_planned : int
+        SKUs the engine netted (all of them for a regeneration).
+    fallback_reason : str
+        Why the previous run could not be reused; empty when it was.
+    before, after : dict of ResultTable, or None
+        When the previous run was reused: per output table, its rows that
+        the net change may have changed (those of the re-planned SKUs, and
+        every plan message) and the rows that replace them. Every other row
+        is the same in both runs, so the difference between these is the
+        difference between the runs, at a fraction of the cost.
+    """
+
+    result: PlanResult
+    basis: PlanBasis
+    skus_planned: int
+    fallback_reason: str = ""
+    before: dict[str, ResultTable] | None = None
+    after: dict[str, ResultTable] | None = None
+
+
+def net_change(
+    basis: PlanBasis,
+    data: TableMap,
+    params: PlanParams,
+    progress: Progress | None = None,
+    max_share: float = DEFAULT_MAX_SHARE,
+    touched: Mapping[str, tuple[Table, Table]] | None = None,
+) -> NetChange:
+    """Plan ``data`` reusing the run ``basis`` was kept from (SPEC §6).
+
+    Parameters
+    ----------
+    basis
+        The previous run of the plan.
+    data, params, progress
+        As for :func:`~masterplan.server.engine.plan.plan`.
+    max_share
+        A change that reaches more than this share of the SKUs is planned
+        as a regeneration.
+    touched
+        Per table, the rows that left ``basis.data`` (removed or replaced)
+        and the rows that came into ``data``, when the caller knows them
+        (the delta that made ``data``); otherwise the tables are compared.
+    """
+    if touched is None:
+        changed = changed_tables(basis.data, data)
+    else:
+        changed = [n for n, (a, b) in touched.items() if table_length(a) or table_length(b)]
+    reason = _refusal(basis, params, changed)
+    if reason:
+        return regeneration(data, params, progress, reason)
+    clock = Clock(progress)
+    front = plan_front(data, params, clock)
+    m, s = front.index.masters, front.graph.settings
+    with clock.phase("requirements"):
+        # The requirements themselves are the small plan's; the firmed orders'
+        # messages are the whole plan's.
+        firmed = front.firmed
+        firmed_msgs = firmed_messages(
+            front.validated.tables["firmed_planned_orders"], firmed, firmed_sources(firmed, s)
+        )
+        seeds = unique_ints(
+            np.concatenate(
+                [
+                    _touched_skus(m, basis.data, data, changed, touched),
+                    basis.sku[find_sorted(s.sku, basis.sku) < 0],
+                    s.sku[find_sorted(basis.sku, s.sku) < 0],
+                ]
+            )
+        )
+    new_src, new_dst = s.sku[front.graph.src], s.sku[front.graph.dst]
+    all_src = np.concatenate([basis.edge_src, new_src])
+    all_dst = np.concatenate([basis.edge_dst, new_dst])
+    total = len(s.sku)
+    with clock.phase("netting"):
+        reach = _downstream(seeds, all_src, all_dst)
+        for _ in range(_MAX_ROUNDS):
+            if len(reach) > max_share * max(total, 1):
+                return regeneration(
+                    data, params, progress, f"the change reaches {len(reach)} of {total} SKUs"
+                )
+            parents = np.setdiff1d(new_src[find_sorted(reach, new_dst) >= 0], reach)
+            sub = _small_data(front.validated.tables, front.index.rows, m, reach, parents, basis)
+            if sub is None:
+                return regeneration(
+                    data,
+                    params,
+                    progress,
+                    "a firmed planned order has the id of a planned order of the previous run",
+                )
+            small, small_basis = regenerate(sub.tables, params)
+            item_map = sub.item_positions
+            moved = _moved_parents(basis, small_basis, item_map, m.n_wh, reach)
+            if len(moved) == 0:
+                break
+            reach = _downstream(unique_ints(np.concatenate([reach, moved])), all_src, all_dst)
+        else:
+            return regeneration(
+                data, params, progress, "the change moves delays through too many levels"
+            )
+    with clock.phase("messages"):
+        tables, before, after, late, net_messages, net_message_sku = _stitch(
+            m, basis, small, small_basis, item_map, reach, front_messages(front, firmed_msgs)
+        )
+        rows = sum(table_length(t) for t in tables.values())
+        if rows > params.max_result_rows:
+            raise PlanTooLarge("result_rows", params.max_result_rows, rows)
+        n_orders = len(tables["planned_orders"]["qty"])
+        if n_orders > params.max_planned_orders:
+            raise PlanTooLarge("planned_orders", params.max_planned_orders, n_orders)
+        new_basis = PlanBasis(
+            data=data,
+            plan_date=params.plan_date,
+            default_group=params.default_group,
+            tables=tables,
+            sku=s.sku.copy(),
+            edge_src=new_src,
+            edge_dst=new_dst,
+            late_parent=late[0],
+            late_sku=late[1],
+            late_ref=late[2],
+            late_futures=late[3],
+            net_messages=net_messages,
+            net_message_sku=net_message_sku,
+        )
+    result = PlanResult(tables, clock.seconds, total)
+    return NetChange(result, new_basis, len(reach), before=before, after=after)
+
+
+def _refusal(basis: PlanBasis, params: PlanParams, changed: list[str]) -> str:
+    """Why the previous run cannot be reused at all; empty when it can."""
+    if basis.plan_date != params.plan_date:
+        return f"the plan date changed from {basis.plan_date} to {params.plan_date}"
+    if basis.default_group != params.default_group:
+        return "the default coverage group changed"
+    masters = [name for name in changed if name in MASTER_TABLES]
+    if masters:
+        return f"the master data changed ({', '.join(masters)})"
+    return ""
+
+
+def regeneration(
+    data: TableMap, params: PlanParams, progress: Progress | None = None, reason: str = ""
+) -> NetChange:
+    """A regeneration, as a :class:`NetChange` that says ``reason``."""
+    result, basis = regenerate(data, params, progress)
+    return NetChange(result, basis, result.sku_count, reason)
+
+
+def _sku_numbers(m: Masters, items: np.ndarray, whs: np.ndarray) -> np.ndarray:
+    """int64 (N,): SKU numbers of (item, warehouse) ids; -1 where one is unknown or NULL."""
+    ii = np.array([m.item_pos.get(i, -1) if i is not None else -1 for i in items], np.int64)
+    ww = np.array([m.wh_pos.get(w, -1) if w is not None else -1 for w in whs], np.int64)
+    return np.where((ii >= 0) & (ww >= 0), ii * m.n_wh + ww, -1)
+
+
+def _touched_skus(
+    m: Masters,
+    old: TableMap,
+    new: TableMap,
+    changed: list[str],
+    touched: Mapping[str, tuple[Table, Table]] | None,
+) -> np.ndarray:
+    """SKU numbers named by the rows that changed, in either version."""
+    parts = [np.empty(0, dtype=np.int64)]
+    for name in changed:
+        pairs = SKU_COLUMNS.get(name)
+        if pairs is None:
+            continue
+        if touched is not None:
+            left, came = touched[name]
+        else:
+            a, b = old.get(name), new.get(name)
+            in_a, in_b = touched_rows(name, a, b)
+            left = take(a, in_a) if a is not None else {}
+            came = take(b, in_b) if b is not None else {}
+        for item_col, wh_col in pairs:
+            for table in (left, came):
+                if table_length(table):
+                    sku = _sku_numbers(m, table[item_col], table[wh_col])
+                    parts.append(sku[sku >= 0])
+    return unique_ints(np.concatenate(parts))
+
+
+def _downstream(seeds: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Sorted SKU numbers of ``seeds`` and everything reachable from them."""
+    order = np.argsort(src, kind="stable")
+    src, dst = src[order], dst[order]
+    reach = unique_ints(seeds)
+    frontier = reach
+    while len(frontier):
+        lo = np.searchsorted(src, frontier, "left")
+        hi = np.searchsorted(src, frontier, "right")
+        counts = hi - lo
+        if counts.sum() == 0:
+            break
+        idx = np.repeat(lo - (np.cumsum(counts) - counts), counts) + np.arange(counts.sum())
+        children = unique_ints(dst[idx])
+        frontier = children[find_sorted(reach, children) < 0]
+        reach = unique_ints(np.concatenate([reach, frontier]))
+    return reach
+
+
+@dataclass(frozen=True, slots=True)
+class _SmallData:
+    """The data set of the small plan.
+
+    Attributes
+    ----------
+    tables : TableMap
+        Its input tables.
+    item_positions : int64 (I,)
+        Position in the whole plan's item ids of each item of the small one
+        (both sorted, so the small plan's item codes map through this).
+    """
+
+    tables: TableMap
+    item_positions: np.ndarray
+
+
+def _item_codes(m: Masters, name: str, table: Table, col: str) -> np.ndarray:
+    """int64 (N,): positions of a validated table's item ids among the masters'."""
+    known = m.codes.get((name, col))
+    if known is not None and len(known) == table_length(table):
+        return known
+    return np.array([m.item_pos.get(i, -1) for i in table[col]], dtype=np.int64)
+
+
+def _small_data(
+    t: dict[str, Table],
+    rows: TableSkus,
+    m: Masters,
+    reach: np.ndarray,
+    parents: np.ndarray,
+    basis: PlanBasis,
+) -> _SmallData | None:
+    """The data set that plans the SKUs ``reach`` as the whole one would (see
+    the module docstring), or None when an id of a firmed order the small
+    plan needs equals an id of a planned order it injects."""
+
+    def inside(sku: np.ndarray, among: np.ndarray = reach) -> np.ndarray:
+        return find_sorted(among, sku) >= 0
+
+    both = unique_ints(np.concatenate([reach, parents]))
+    out: dict[str, Table] = {}
+    for name in ("warehouses", "calendars", "calendar_exceptions"):
+        out[name] = t[name]
+    for name in ("on_hand", "sales_lines", "purchase_lines", "production_orders", "forecasts"):
+        out[name] = take(t[name], inside(getattr(rows, name)))
+    out["production_lines"] = take(t["production_lines"], inside(rows.production_lines))
+    out["transfer_lines"] = take(
+        t["transfer_lines"], inside(rows.transfer_from) | inside(rows.transfer_to)
+    )
+    firmed = take(t["firmed_planned_orders"], inside(rows.firmed_planned_orders, both))
+    injected = _injected_orders(m, basis.tables["planned_orders"], parents)
+    if np.isin(injected["planned_order_id"], firmed["planned_order_id"]).any():
+        return None
+    out["firmed_planned_orders"] = _concat("firmed_planned_orders", firmed, injected)
+    # The parents plan nothing of their own: a manual coverage group, purchase type.
+    groups = t["coverage_groups"]
+    neutral = f"net-change-{uuid.uuid4().hex}"
+    out["coverage_groups"] = _concat(
+        "coverage_groups", groups, _row("coverage_groups", group_id=neutral, coverage_code="manual")
+    )
+    cov = t["item_coverage"]
+    own = inside(rows.item_coverage)
+    refill_of = dict(
+        zip(
+            rows.item_coverage[inside(rows.item_coverage, parents)].tolist(),
+            cov["refill_warehouse_id"][inside(rows.item_coverage, parents)].tolist(),
+            strict=True,
+        )
+    )
+    n_wh = m.n_wh
+    neutral_rows = {
+        **{
+            c.name: _nulls(c.name, "item_coverage", len(parents))
+            for c in INPUT_TABLES["item_coverage"].columns
+        },
+        "item_id": m.item_ids[parents // n_wh].astype(object),
+        "warehouse_id": m.warehouse_ids[parents % n_wh].astype(object),
+        "coverage_group_id": np.full(len(parents), neutral, dtype=object),
+        "order_type": np.full(len(parents), "purchase", dtype=object),
+        "refill_warehouse_id": np.array([refill_of.get(p) for p in parents.tolist()], dtype=object),
+    }
+    out["item_coverage"] = _concat("item_coverage", take(cov, own), neutral_rows)
+    # Masters: the items of these SKUs and of their BOMs' components.
+    item_set = np.zeros(len(m.item_ids), dtype=bool)
+    item_set[both // n_wh] = True
+    boms = t["boms"]
+    bom_keep = item_set[_item_codes(m, "boms", boms, "item_id")]
+    lines = t["bom_lines"]
+    bom_row = m.codes.get(("bom_lines", "bom_id"))
+    if bom_row is None or len(bom_row) != table_length(lines):
+        pos = {b: i for i, b in enumerate(boms["bom_id"].tolist())}
+        bom_row = np.array([pos.get(b, -1) for b in lines["bom_id"]], dtype=np.int64)
+    line_keep = (bom_row >= 0) & bom_keep[np.maximum(bom_row, 0)]
+    comp = _item_codes(m, "bom_lines", lines, "component_item_id")[line_keep]
+    item_set[comp[comp >= 0]] = True
+    out["boms"] = take(boms, bom_keep)
+    out["bom_lines"] = take(lines, line_keep)
+    positions = np.flatnonzero(item_set)
+    out["items"] = take(t["items"], positions)
+    return _SmallData(out, positions)
+
+
+def _nulls(col: str, table: str, n: int) -> np.ndarray:
+    """``n`` NULLs of a column of an input table, in its dtype."""
+    empty = empty_table(INPUT_TABLES[table])[col]
+    if empty.dtype == object:
+        return np.full(n, None, dtype=object)
+    if empty.dtype.kind == "M":
+        return np.full(n, np.datetime64("NaT"), dtype=empty.dtype)
+    return np.full(n, np.nan, dtype=empty.dtype)
+
+
+def _row(table: str, **values: object) -> Table:
+    """One row of ``table``: the given values, NULL elsewhere."""
+    out = {c.name: _nulls(c.name, table, 1) for c in INPUT_TABLES[table].columns}
+    for col, value in values.items():
+        out[col][0] = value
+    return out
+
+
+def _concat(table: str, first: Table, second: Table) -> Table:
+    """The rows of ``first``, then ``second``, in the columns of ``table``."""
+    out = {}
+    for c in INPUT_TABLES[table].columns:
+        a, b = first[c.name], second[c.name]
+        if a.dtype != b.dtype:
+            a, b = a.astype(object), b.astype(object)
+        out[c.name] = np.concatenate([a, b])
+    return out
+
+
+def _injected_orders(m: Masters, orders: ResultTable, parents: np.ndarray) -> Table:
+    """The previous run's production and transfer orders of ``parents`` as
+    ``firmed_planned_orders`` rows (purchase orders explode nothing)."""
+    sku = row_skus(m, orders)
+    otype = orders["order_type"]
+    assert isinstance(otype, Coded)
+    keep = (find_sorted(parents, sku) >= 0) & np.isin(
+        otype.codes, [ORDER_PRODUCTION, ORDER_TRANSFER]
+    )
+
+    def column(name: str) -> np.ndarray:
+        col = orders[name]
+        values = col[keep].to_array() if isinstance(col, Coded) else col[keep]
+        return values
+
+    return {
+        "planned_order_id": column("planned_order_id").astype(object),
+        "item_id": column("item_id"),
+        "warehouse_id": column("warehouse_id"),
+        "order_type": column("order_type"),
+        "qty": column("qty").astype(np.float64),
+        "order_date": column("order_date").astype("datetime64[D]"),
+        "due_date": column("due_date").astype("datetime64[D]"),
+        "from_warehouse_id": column("from_warehouse_id"),
+    }
+
+
+def _full_skus(sku: np.ndarray, item_positions: np.ndarray, n_wh: int) -> np.ndarray:
+    """The small plan's SKU numbers as the whole plan's."""
+    if len(sku) == 0:
+        return sku
+    return item_positions[sku // n_wh] * n_wh + sku % n_wh
+
+
+def _moved_parents(
+    basis: PlanBasis,
+    small: PlanBasis,
+    item_positions: np.ndarray,
+    n_wh: int,
+    reach: np.ndarray,
+) -> np.ndarray:
+    """Parents outside ``reach`` whose orders' delayed dependent requirements
+    in ``reach`` differ (ref or futures) from the previous run's."""
+    new_parent = _full_skus(small.late_parent, item_positions, n_wh)
+    new_sku = _full_skus(small.late_sku, item_positions, n_wh)
+    new_rows = (find_sorted(reach, new_sku) >= 0) & (find_sorted(reach, new_parent) < 0)
+    old_rows = (find_sorted(reach, basis.late_sku) >= 0) & (
+        find_sorted(reach, basis.late_parent) < 0
+    )
+    before = Counter(
+        zip(
+            basis.late_parent[old_rows].tolist(),
+            basis.late_ref[old_rows].tolist(),
+            basis.late_futures[old_rows].tolist(),
+            strict=True,
+        )
+    )
+    after = Counter(
+        zip(
+            new_parent[new_rows].tolist(),
+            small.late_ref[new_rows].tolist(),
+            small.late_futures[new_rows].tolist(),
+            strict=True,
+        )
+    )
+    moved = {p for p, _, _ in (before - after) + (after - before)}
+    return np.array(sorted(moved), dtype=np.int64)
+
+
+def _stitch(
+    m: Masters,
+    basis: PlanBasis,
+    small: PlanResult,
+    small_basis: PlanBasis,
+    item_positions: np.ndarray,
+    reach: np.ndarray,
+    front: Messages,
+) -> tuple[
+    dict[str, ResultTable],
+    dict[str, ResultTable],
+    dict[str, ResultTable],
+    tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    Messages,
+    np.ndarray,
+]:
+    """The result tables, the rows they replaced and replace them with (see
+    :class:`NetChange`), the delayed dependent requirements and the netting
+    messages: the previous run's outside ``reach``, the small plan's inside."""
+    n_wh = m.n_wh
+    tables: dict[str, ResultTable] = {}
+    before: dict[str, ResultTable] = {}
+    after: dict[str, ResultTable] = {}
+    for name in _SKU_TABLES:
+        old, new = basis.tables[name], small.tables[name]
+        new_item = new["item_id"]
+        if isinstance(new_item, Coded):
+            item_codes = item_positions[new_item.codes]
+            new_sku = item_codes * n_wh + new["warehouse_id"].codes  # type: ignore[union-attr]
+        else:
+            new_sku = row_skus(m, new)  # plain ids: looked up among the whole plan's
+            item_codes = None
+        keep = find_sorted(reach, row_skus(m, old)) < 0
+        add = find_sorted(reach, new_sku) >= 0
+        table: ResultTable = {}
+        for col, values in old.items():
+            codes = None
+            if col == "item_id" and item_codes is not None:
+                codes = item_codes[add]
+            elif col == "warehouse_id" and isinstance(values, Coded):
+                codes = new[col].codes[add]  # type: ignore[union-attr]
+            table[col] = join_columns(values[keep], new[col][add], codes)
+        tables[name] = table
+        before[name] = {col: values[~keep] for col, values in old.items()}
+        after[name] = {col: values[add] for col, values in new.items()}
+    old_late = find_sorted(reach, basis.late_sku) < 0
+    new_parent = _full_skus(small_basis.late_parent, item_positions, n_wh)
+    new_sku = _full_skus(small_basis.late_sku, item_positions, n_wh)
+    new_late = find_sorted(reach, new_sku) >= 0
+    late = (
+        np.concatenate([basis.late_parent[old_late], new_parent[new_late]]),
+        np.concatenate([basis.late_sku[old_late], new_sku[new_late]]),
+        np.concatenate([basis.late_ref[old_late], small_basis.late_ref[new_late]]),
+        np.concatenate([basis.late_futures[old_late], small_basis.late_futures[new_late]]),
+    )
+    old_msg = find_sorted(reach, basis.net_message_sku) < 0
+    small_msg_sku = small_basis.net_message_sku
+    msg_sku = np.where(
+        small_msg_sku >= 0, _full_skus(np.maximum(small_msg_sku, 0), item_positions, n_wh), -1
+    )
+    new_msg = find_sorted(reach, msg_sku) >= 0
+    net_messages = Messages.concat(
+        [
+            select_messages(basis.net_messages, old_msg),
+            select_messages(small_basis.net_messages, new_msg),
+        ]
+    )
+    net_message_sku = np.concatenate([basis.net_message_sku[old_msg], msg_sku[new_msg]])
+    tables["plan_messages"] = {**Messages.concat([front, net_messages]).table()}
+    before["plan_messages"] = basis.tables["plan_messages"]
+    after["plan_messages"] = tables["plan_messages"]
+    return tables, before, after, late, net_messages, net_message_sku

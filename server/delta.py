@@ -49,11 +49,15 @@ class DeltaCounts:
         upserted: Upsert rows applied (rows replaced plus rows added).
         replaced: Of those, the rows that replaced a row with the same key.
         deleted: Rows of the data set that the delete rows removed.
+        removed: The rows of the data set the delta removed or replaced (every
+            column), per changed table: with the upserts, what a net change
+            reads to find the SKUs the delta touched.
     """
 
     upserted: dict[str, int] = field(default_factory=dict)
     replaced: dict[str, int] = field(default_factory=dict)
     deleted: dict[str, int] = field(default_factory=dict)
+    removed: dict[str, Table] = field(default_factory=dict)
 
     @property
     def rows_upserted(self) -> int:
@@ -192,6 +196,8 @@ def _apply_table(
     counts.upserted[spec.name] = len(u)
     counts.replaced[spec.name] = int(np.count_nonzero(target >= 0))
     counts.deleted[spec.name] = len(o) - int(np.count_nonzero(keep))
+    gone = np.concatenate([np.flatnonzero(~keep), kept[target >= 0]])
+    counts.removed[spec.name] = {c: old[c][gone] for c in spec.column_names}
     return _build(spec, old, ups, kept, target, added)
 
 

@@ -1,28 +1,32 @@
-"""Whether a net-change run can reuse the plan's previous run (SPEC §6).
+"""Which engine call a run makes, and which previous run a net change reuses (SPEC §6).
 
 A net change gives exactly the result of a regeneration of the same data,
-plan date and parameters. It may reuse a previous run only when the server
-still holds that run's result and the run was planned with the same plan
-date and default group; otherwise it is planned as a regeneration and the
-run says why (``PlanRun.fallback_reason``).
+plan date and parameters; the engine (:func:`~masterplan.server.engine.net_change`)
+re-plans what the changes reach and reuses the rest of the plan's newest
+succeeded run, when the server still holds that run's result and what the
+engine kept of it. It falls back to a regeneration, and the run says why
+(``PlanRun.fallback_reason``), when there is no such run, or when the engine
+finds the previous run unusable (another plan date or default group, changed
+master data, a change that reaches most SKUs).
 
-This version of the engine plans every SKU of every run: a net change is
-exact because it *is* a regeneration, and it gains from the previous run in
-what it streams and what the connector writes (the difference), not yet in
-engine time. The reason says so, so that nobody reads a re-planned SKU count
-as incremental work.
+When the data set was made by one delta from the data set the previous run
+planned, the delta's rows tell the engine what changed; otherwise it compares
+the two data sets.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+from collections.abc import Callable
 
-from masterplan.server.store import RunRecord, TenantStore
+from masterplan.contract.columns import TableMap
+from masterplan.server.engine import NetChange, PlanParams, net_change
+from masterplan.server.runs import Compute, regenerate_job
+from masterplan.server.store import Dataset, RunRecord, TenantStore
 
-__all__ = ["ENGINE_PLANS_EVERY_SKU", "fallback_reason", "previous_run"]
+__all__ = ["NO_PREVIOUS_RUN", "engine_job", "previous_run"]
 
-#: The reason every net change gives while the engine has no incremental path.
-ENGINE_PLANS_EVERY_SKU = "the engine plans every SKU of a net change in this version"
+#: The reason a net change without a reusable previous run gives.
+NO_PREVIOUS_RUN = "no previous run of this plan is held by the server"
 
 
 def previous_run(store: TenantStore, plan_id: str, exclude: str = "") -> RunRecord | None:
@@ -33,19 +37,28 @@ def previous_run(store: TenantStore, plan_id: str, exclude: str = "") -> RunReco
     return None
 
 
-def fallback_reason(
-    store: TenantStore,
-    plan_id: str,
-    plan_date: dt.date,
-    default_group: str | None,
-    exclude: str = "",
-) -> str:
-    """Why a net change of ``plan_id`` is planned as a regeneration."""
+def engine_job(
+    mode: str, store: TenantStore, plan_id: str, dataset: Dataset, exclude: str = ""
+) -> tuple[Compute, RunRecord | None, str]:
+    """The engine call of a run of ``mode`` on ``dataset``.
+
+    Returns the call, the previous run it reuses (None for a regeneration)
+    and, for a net change that cannot reuse one, why.
+    """
+    if mode != "net_change":
+        return regenerate_job, None, ""
     previous = previous_run(store, plan_id, exclude)
-    if previous is None:
-        return "no previous run of this plan is held by the server"
-    if previous.plan_date != plan_date:
-        return f"the plan date changed from {previous.plan_date} to {plan_date}"
-    if previous.default_group != default_group:
-        return "the default coverage group changed"
-    return ENGINE_PLANS_EVERY_SKU
+    basis = previous.basis if previous is not None else None
+    if previous is None or basis is None:
+        return regenerate_job, None, NO_PREVIOUS_RUN
+    delta = dataset.delta
+    touched = (
+        delta.touched()
+        if delta is not None and delta.base_version == previous.dataset_version
+        else None
+    )
+
+    def job(data: TableMap, params: PlanParams, hook: Callable[[str, float], None]) -> NetChange:
+        return net_change(basis, data, params, hook, touched=touched)
+
+    return job, previous, ""

@@ -27,7 +27,7 @@ from masterplan.server.logs import fields
 from masterplan.server.store import TenantStore
 from masterplan.v1 import columnar_pb2
 
-__all__ = ["ResultStream", "base_results", "result_stream"]
+__all__ = ["Parts", "ResultStream", "base_results", "result_stream"]
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +94,17 @@ def base_results(
     return base.results
 
 
+#: A net change's changed rows: the run they were taken from, and per table
+#: that run's rows that may have changed and the rows that replace them.
+Parts = tuple[str, Mapping[str, StreamTable], Mapping[str, StreamTable]]
+
+
 def result_stream(
-    store: TenantStore, plan_id: str, base_run_id: str, result: Mapping[str, StreamTable]
+    store: TenantStore,
+    plan_id: str,
+    base_run_id: str,
+    result: Mapping[str, StreamTable],
+    parts: Parts | None = None,
 ) -> ResultStream:
     """What to stream for ``result``: its difference to ``base_run_id`` where possible.
 
@@ -104,11 +113,18 @@ def result_stream(
         plan_id: The plan of the run.
         base_run_id: The run whose result the client holds; empty for none.
         result: The run's result tables (coded text allowed).
+        parts: When the run is a net change of run ``parts[0]``: every other
+            row is the same in both, so the difference to that run is the
+            difference between ``parts[1]`` and ``parts[2]``, computed on
+            the few rows the change reached instead of the whole plan.
     """
     base = base_results(store, plan_id, base_run_id)
     if base is None:
         if base_run_id:
             log.info("base run not held: whole result", extra=fields(base_run=base_run_id))
         return ResultStream(added=result)
-    diff = difference(base, result)
+    if parts is not None and parts[0] == base_run_id:
+        diff = difference(parts[1], parts[2])
+    else:
+        diff = difference(base, result)
     return ResultStream(added=diff.added, removed=diff.removed, base_run_id=base_run_id)

@@ -20,18 +20,26 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from masterplan.contract.columns import TableMap
-from masterplan.server.engine import PlanParams, PlanResult, PlanTooLarge, plan
+from masterplan.server.engine import NetChange, PlanParams, PlanTooLarge, regeneration
 from masterplan.server.errors import Cancelled
 from masterplan.server.logs import fields
 from masterplan.tenancy.errors import QuotaExceeded
 
-__all__ = ["ENGINE_SECONDS", "PLANNED_ORDERS", "RESULT_ROWS", "Progress", "run_engine"]
+__all__ = [
+    "ENGINE_SECONDS",
+    "PLANNED_ORDERS",
+    "RESULT_ROWS",
+    "Compute",
+    "Progress",
+    "regenerate_job",
+    "run_engine",
+]
 
 #: Quota names of a run's limits, as :class:`QuotaExceeded` reports them
 #: (the first two are the engine's :class:`PlanTooLarge` resources).
@@ -59,13 +67,25 @@ class Progress:
 _DONE = object()
 
 
+#: An engine call: data, parameters and progress hook in, a result out.
+Compute = Callable[[TableMap, PlanParams, Callable[[str, float], None]], object]
+
+
+def regenerate_job(
+    data: TableMap, params: PlanParams, hook: Callable[[str, float], None]
+) -> NetChange:
+    """The default engine call: a regeneration, with the basis a later net change reuses."""
+    return regeneration(data, params, hook)
+
+
 def run_engine(
     data: TableMap,
     params: PlanParams,
     cancel: threading.Event,
     max_seconds: float | None = None,
-) -> Iterator[Progress | PlanResult]:
-    """Run :func:`server.engine.plan` in a thread; yield progress, then the result.
+    compute: Compute = regenerate_job,
+) -> Iterator[Progress | NetChange]:
+    """Run the engine in a thread; yield progress, then the result.
 
     Exceptions of the engine are re-raised in the caller's thread.
 
@@ -78,11 +98,13 @@ def run_engine(
         max_seconds: Wall-clock seconds the engine may plan (the tenant's
             ``max_engine_seconds``); past them the run fails with
             :class:`QuotaExceeded` at once, and the engine stops with it.
+        compute: The engine call (:func:`regenerate_job`, or a net change of
+            :mod:`server.netchange`).
 
     Yields:
-        :class:`Progress` events, then the one :class:`PlanResult`.
+        :class:`Progress` events, then the one :class:`NetChange`.
     """
-    # Progress, the PlanResult, the engine's exception, then _DONE.
+    # Progress, the NetChange, the engine's exception, then _DONE.
     events: queue.Queue[object] = queue.Queue()
     # Read by the compiled walk, which calls no hook: set, it stops the run
     # within one step instead of at the end of a long netting level.
@@ -109,7 +131,7 @@ def run_engine(
 
     def work() -> None:
         try:
-            events.put(plan(data, params, hook))
+            events.put(compute(data, params, hook))
         except BaseException as exc:  # handed to the caller's thread
             events.put(exc)
         finally:
@@ -147,7 +169,7 @@ def run_engine(
                     "run progress", extra=fields(phase=item.phase, fraction=round(item.fraction, 3))
                 )
                 yield item
-            elif isinstance(item, PlanResult):
+            elif isinstance(item, NetChange):
                 yield item
     finally:
         # Closed early (the caller went away, a quota was hit): stop the

@@ -18,7 +18,7 @@ import datetime as dt
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,10 +29,10 @@ from masterplan.contract.columns import Table, TableMap, table_length
 from masterplan.contract.difference import Difference, difference
 from masterplan.contract.tables import PLAN_OUTPUT_TABLES
 from masterplan.server.delta import apply_delta
-from masterplan.server.engine import PlanParams, PlanResult
+from masterplan.server.engine import NetChange, PlanBasis, PlanParams, PlanResult, net_change
 from masterplan.server.engine.arrays import number_text
 from masterplan.server.engine.types import ResultTable
-from masterplan.server.runs import run_engine
+from masterplan.server.runs import Compute, regenerate_job, run_engine
 from masterplan.server.store import RunRecord
 from masterplan.v1 import columnar_pb2
 from masterplan.v1 import planning_pb2 as pb
@@ -65,12 +65,15 @@ class Baseline:
             keeps one.
         tables: Its result tables when the store still holds them; None
             otherwise (the difference is then to an empty plan).
+        basis: What the engine kept of it, for a net change; None when the
+            store no longer holds it.
     """
 
     run_id: str = ""
     plan_date: dt.date | None = None
     default_group: str | None = None
     tables: Mapping[str, ResultTable] | None = None
+    basis: PlanBasis | None = None
 
 
 def baseline(runs: Iterable[RunRecord]) -> Baseline:
@@ -82,7 +85,7 @@ def baseline(runs: Iterable[RunRecord]) -> Baseline:
     for rec in runs:
         if rec.state != "SUCCEEDED":
             continue
-        results = rec.results
+        results, basis = rec.results, rec.basis
         # RunRecord keeps a default group only where RunPlan records it.
         group = rec.default_group
         return Baseline(
@@ -90,6 +93,7 @@ def baseline(runs: Iterable[RunRecord]) -> Baseline:
             rec.plan_date,
             group if isinstance(group, str) else None,
             results,
+            basis if results is not None else None,
         )
     return Baseline()
 
@@ -211,14 +215,31 @@ def simulate(
         QuotaExceeded: engine seconds, planned orders or result rows.
     """
     started = time.monotonic()
-    data, _counts = apply_delta(_copy(tables), dict(upserts), dict(deletes))
-    result: PlanResult | None = None
-    for event in run_engine(data, params, cancel, max_seconds):
-        if isinstance(event, PlanResult):
-            result = event
-    assert result is not None  # run_engine yields the result or raises
-    # No result held: the difference is to an empty plan (every row added).
-    diff = difference(base.tables or {}, result.tables)
+    data, counts = apply_delta(_copy(tables), dict(upserts), dict(deletes))
+    job: Compute = regenerate_job
+    basis = base.basis
+    if basis is not None:
+        touched = {
+            name: (counts.removed.get(name, {}), upserts.get(name, {})) for name in counts.upserted
+        }
+
+        def job(
+            data: TableMap, params: PlanParams, hook: Callable[[str, float], None]
+        ) -> NetChange:
+            return net_change(basis, data, params, hook, touched=touched)
+
+    outcome: NetChange | None = None
+    for event in run_engine(data, params, cancel, max_seconds, job):
+        if isinstance(event, NetChange):
+            outcome = event
+    assert outcome is not None  # run_engine yields the result or raises
+    result = outcome.result
+    if outcome.before is not None and outcome.after is not None and base.tables is not None:
+        # Rows outside the re-planned SKUs are the base run's: compare the rest.
+        diff = difference(outcome.before, outcome.after)
+    else:
+        # No result held: the difference is to an empty plan (every row added).
+        diff = difference(base.tables or {}, result.tables)
     answers = promises(result.tables, data, params.plan_date, demand_refs)
     return Simulation(
         params.plan_date,

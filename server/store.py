@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from masterplan.codec import table_nbytes
 from masterplan.contract.columns import Table, table_length
 from masterplan.server import delta as deltas
+from masterplan.server.engine.basis import PlanBasis
 from masterplan.server.engine.types import ResultTable
 from masterplan.server.errors import AlreadyExists, FailedPrecondition, NotFound, PlanBusy
 from masterplan.server.pegging import PeggingIndex
@@ -85,7 +86,17 @@ class AppliedDelta:
 
     @property
     def nbytes(self) -> int:
-        return sum(table_nbytes(t) for t in (*self.upserts.values(), *self.deletes.values()))
+        held = (*self.upserts.values(), *self.deletes.values(), *self.counts.removed.values())
+        return sum(table_nbytes(t) for t in held)
+
+    def touched(self) -> dict[str, tuple[Table, Table]]:
+        """Per changed table, the rows it removed or replaced and the rows it
+        upserted: what a net change of the data set it made starts from."""
+        empty: Table = {}
+        return {
+            name: (self.counts.removed.get(name, empty), self.upserts.get(name, empty))
+            for name in self.counts.upserted
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +214,8 @@ class RunRecord:
     cancel: threading.Event = field(default_factory=threading.Event)
     #: Built on the first GetPegging of the run, dropped with the results.
     pegging_index: PeggingIndex | None = None
+    #: What the engine kept for a net change to reuse, dropped with the results.
+    basis: PlanBasis | None = None
 
     def pegging(self) -> PeggingIndex | None:
         """The run's pegging index (built once), or None without results."""
@@ -417,6 +430,7 @@ class TenantStore:
             rec.end_time = dt.datetime.now(dt.UTC)
             if state != "SUCCEEDED":
                 rec.results = None
+                rec.basis = None
             else:
                 # Keep results of the newest succeeded run only; older runs keep
                 # their summaries.
@@ -424,6 +438,7 @@ class TenantStore:
                     if other is not rec:
                         other.results = None
                         other.pegging_index = None
+                        other.basis = None
             self._trim(rec.plan_id)
 
     def _trim(self, plan_id: str) -> None:
@@ -437,16 +452,34 @@ class TenantStore:
         while len(trimmed) > self._keep_run_ids:
             del trimmed[next(iter(trimmed))]
 
-    def results_nbytes_if_kept(self, rec: RunRecord, tables: dict[str, ResultTable]) -> int:
-        """Bytes held once ``rec`` succeeds with ``tables``: the plan's older
-        results are dropped then, so they do not count."""
+    def results_nbytes_if_kept(
+        self, rec: RunRecord, tables: dict[str, ResultTable], basis: PlanBasis | None = None
+    ) -> int:
+        """Bytes held once ``rec`` succeeds with ``tables`` (and ``basis``): the
+        plan's older results are dropped then, so they do not count."""
         with self._lock:
             total = sum(ds.nbytes for ds in self._datasets.values()) + self._run_ids_nbytes()
             for plan_id, runs in self._runs.items():
                 for r in runs.values():
-                    if r.results and plan_id != rec.plan_id:
-                        total += sum(table_nbytes(t) for t in r.results.values())
+                    if plan_id != rec.plan_id:
+                        total += self._run_nbytes(r)
+            total += self._basis_nbytes(rec.plan_id, basis)
         return total + sum(table_nbytes(t) for t in tables.values())
+
+    def _run_nbytes(self, r: RunRecord) -> int:
+        """Bytes a run's kept result holds: its tables and its engine basis."""
+        held = sum(table_nbytes(t) for t in r.results.values()) if r.results else 0
+        return held + self._basis_nbytes(r.plan_id, r.basis)
+
+    def _basis_nbytes(self, plan_id: str, basis: PlanBasis | None) -> int:
+        """Bytes a basis holds beyond its result tables: its arrays, and the
+        tables of the data it planned that the plan's data set no longer holds."""
+        if basis is None:
+            return 0
+        ds = self._datasets.get(plan_id)
+        current = ds.tables if ds is not None else {}
+        stale = sum(table_nbytes(t) for name, t in basis.data.items() if current.get(name) is not t)
+        return basis.arrays_nbytes + stale
 
     def run(self, plan_id: str, run_id: str) -> RunRecord:
         with self._lock:
@@ -467,8 +500,7 @@ class TenantStore:
             total = sum(ds.nbytes for ds in self._datasets.values()) + self._run_ids_nbytes()
             for runs in self._runs.values():
                 for r in runs.values():
-                    if r.results:
-                        total += sum(table_nbytes(t) for t in r.results.values())
+                    total += self._run_nbytes(r)
             return total
 
     def _run_ids_nbytes(self) -> int:

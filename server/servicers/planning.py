@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 import grpc
 
 from masterplan.contract.columns import TableMap
-from masterplan.server.engine import PlanParams, PlanResult
+from masterplan.server.engine import NetChange, PlanParams
 from masterplan.server.errors import (
     Cancelled,
     FailedPrecondition,
@@ -21,10 +21,10 @@ from masterplan.server.errors import (
 )
 from masterplan.server.logs import bind, current_context, error_fields, fields, log_context, scoped
 from masterplan.server.names import check_run_id, parse_plan, parse_run
-from masterplan.server.netchange import fallback_reason
+from masterplan.server.netchange import engine_job
 from masterplan.server.pegging import DEFAULT_MAX_NODES, MAX_NODES_CAP
 from masterplan.server.results_stream import result_stream
-from masterplan.server.runs import run_engine
+from masterplan.server.runs import Compute, regenerate_job, run_engine
 from masterplan.server.servicers._convert import MODES, pegging_to_proto, run_to_proto
 from masterplan.server.simulate import baseline, simulate, simulation_to_proto
 from masterplan.server.store import RunRecord, Stores, TenantStore
@@ -124,10 +124,9 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
                 mode = MODES[request.mode]
                 rec = store.start_run(plan_id, run_id, mode, plan_date, dataset.version)
                 rec.default_group = request.default_group or None
-                if mode == "net_change":
-                    rec.fallback_reason = fallback_reason(
-                        store, plan_id, plan_date, rec.default_group, exclude=rec.run_id
-                    )
+                job, previous, rec.fallback_reason = engine_job(
+                    mode, store, plan_id, dataset, exclude=rec.run_id
+                )
                 bind(run=rec.run_id)
                 log.info("run started", extra=fields(mode=mode, plan_date=plan_date.isoformat()))
                 context.add_callback(rec.cancel.set)  # client cancel or deadline
@@ -139,7 +138,15 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
                     max_result_rows=quotas.max_result_rows,
                 )
                 yield from self._execute(
-                    tenant, store, rec, dataset.tables, params, chunk_rows, request.base_run_id
+                    tenant,
+                    store,
+                    rec,
+                    dataset.tables,
+                    params,
+                    chunk_rows,
+                    request.base_run_id,
+                    job,
+                    previous.run_id if previous is not None else "",
                 )
         except Exception as exc:
             if rec is None:  # refused before it started: the run's own lines say the rest
@@ -155,11 +162,15 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
         params: PlanParams,
         chunk_rows: int,
         base_run_id: str = "",
+        job: Compute = regenerate_job,
+        reused_run_id: str = "",
     ) -> Iterator[pb.RunPlanResponse]:
         """Stream one started run: progress, result chunks, summary; record how it ended.
 
         The result chunks are the difference to ``base_run_id`` when the
         store still holds that run's result, the whole result otherwise.
+        ``job`` is the engine call; ``reused_run_id`` the run a net change
+        reuses (its rows outside the re-planned SKUs are the same).
         """
         started = time.monotonic()
         # gRPC may close this generator from another thread, whose context is
@@ -167,40 +178,47 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
         context = current_context()
         try:
             yield pb.RunPlanResponse(started=run_to_proto(tenant.name, rec))
-            result: PlanResult | None = None
+            outcome: NetChange | None = None
             max_seconds = self._ledger.quotas.max_engine_seconds
-            for event in run_engine(data, params, rec.cancel, max_seconds):
-                if isinstance(event, PlanResult):
-                    result = event
+            for event in run_engine(data, params, rec.cancel, max_seconds, job):
+                if isinstance(event, NetChange):
+                    outcome = event
                 else:
                     yield pb.RunPlanResponse(
                         progress=pb.RunProgress(phase=event.phase, fraction=event.fraction)
                     )
-            assert result is not None
+            assert outcome is not None
+            result = outcome.result
+            if outcome.fallback_reason and rec.mode == "net_change":
+                rec.fallback_reason = outcome.fallback_reason
             # Checked before the first chunk: a run the tenant's memory cannot
             # hold fails with the quota's name before it streams anything,
             # and the previous run keeps its results.
             limit = self._ledger.quotas.max_memory_bytes
-            held = store.results_nbytes_if_kept(rec, result.tables)
+            held = store.results_nbytes_if_kept(rec, result.tables, outcome.basis)
             if held > limit:
                 raise QuotaExceeded(MEMORY_BYTES, limit, held)
-            stream = result_stream(store, rec.plan_id, base_run_id, result.tables)
+            parts = None
+            if outcome.before is not None and outcome.after is not None:
+                parts = (reused_run_id, outcome.before, outcome.after)
+            stream = result_stream(store, rec.plan_id, base_run_id, result.tables, parts)
             for chunk in stream.chunks(chunk_rows):
                 if rec.cancel.is_set():
                     raise Cancelled("the run was cancelled")
                 yield pb.RunPlanResponse(result_chunk=chunk)
             rec.base_run_id = stream.base_run_id
             rec.rows_added, rec.rows_removed = stream.rows_added, stream.rows_removed
-            rec.skus_planned = rec.skus_total = result.sku_count
+            rec.skus_planned, rec.skus_total = outcome.skus_planned, result.sku_count
             rec.row_counts = result.row_counts()
             rec.phase_seconds = result.phase_seconds
             # The store holds the engine's tables as they are, coded text
             # included (the pegging index decodes what it reads).
             # Recorded before the commit (an upload may have grown the data
             # meanwhile): a refusal here still leaves the previous results.
-            held = store.results_nbytes_if_kept(rec, result.tables)
+            held = store.results_nbytes_if_kept(rec, result.tables, outcome.basis)
             self._ledger.set_memory(tenant.tenant_id, held)
             rec.results = result.tables
+            rec.basis = outcome.basis
             store.finish_run(rec, "SUCCEEDED")
         except (Cancelled, GeneratorExit):
             # GeneratorExit: gRPC closed the stream (client cancel, deadline,
@@ -227,6 +245,8 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
                 rows_added=rec.rows_added,
                 rows_removed=rec.rows_removed,
                 skus=result.sku_count,
+                skus_planned=rec.skus_planned,
+                fallback=rec.fallback_reason,
                 seconds=round(time.monotonic() - started, 3),
             ),
         )

@@ -23,7 +23,7 @@ from masterplan.contract.tables import INPUT_TABLES
 from masterplan.server import runs
 from masterplan.server.app import RunningServer, start_server
 from masterplan.server.config import ServerConfig
-from masterplan.server.engine import plan as real_plan
+from masterplan.server.engine import regeneration as real_regeneration
 from masterplan.tenancy.keys import AdminCredential
 from masterplan.tenancy.quotas import Quotas
 from masterplan.v1 import columnar_pb2, planning_data_pb2, planning_data_pb2_grpc
@@ -96,9 +96,9 @@ def slow_engine(monkeypatch) -> threading.Event:  # type: ignore[no-untyped-def]
         except BaseException:
             stopped.set()
             raise
-        return real_plan(data, params, progress)
+        return real_regeneration(data, params, progress)
 
-    monkeypatch.setattr(runs, "plan", slow)
+    monkeypatch.setattr(runs, "regeneration", slow)
     return stopped
 
 

@@ -240,7 +240,7 @@ def simulate(
     else:
         # No result held: the difference is to an empty plan (every row added).
         diff = difference(base.tables or {}, result.tables)
-    answers = promises(result.tables, data, params.plan_date, demand_refs)
+    answers = _promises(outcome, data, params.plan_date, demand_refs)
     return Simulation(
         params.plan_date,
         base.run_id,
@@ -252,6 +252,27 @@ def simulate(
 
 
 # -- promises --------------------------------------------------------------------
+def _promises(
+    outcome: NetChange, data: TableMap, plan_date: dt.date, refs: Sequence[str]
+) -> list[Promise]:
+    """:func:`promises` of a simulated plan, read from the re-planned rows
+    where a demand has rows there (a promised line always does), from the
+    whole plan otherwise: a plan's pegging holds millions of rows."""
+    after = outcome.after
+    if after is None:
+        return promises(outcome.result.tables, data, plan_date, refs)
+    there = {str(r) for r in as_array(after["pegging"]["demand_ref"]).tolist()}
+    there |= {str(r) for r in as_array(after["delay_messages"]["demand_ref"]).tolist()}
+    near = [r for r in refs if r in there]
+    far = [r for r in refs if r not in there]
+    answers = dict(zip(near, promises(after, data, plan_date, near), strict=True))
+    if far:
+        answers |= dict(
+            zip(far, promises(outcome.result.tables, data, plan_date, far), strict=True)
+        )
+    return [answers[r] for r in refs]
+
+
 def _rows_naming(column: np.ndarray | Coded, wanted: set[str]) -> np.ndarray:
     """Positions of the rows whose value is in ``wanted``.
 

@@ -64,7 +64,13 @@ from masterplan.server.engine.rowdiff import (
     touched_rows,
 )
 from masterplan.server.engine.skus import Masters, TableSkus
-from masterplan.server.engine.stitch import join_columns, row_skus, select_messages
+from masterplan.server.engine.stitch import (
+    decoded,
+    join_columns,
+    object_dictionaries,
+    row_skus,
+    select_messages,
+)
 from masterplan.server.engine.types import (
     PlanParams,
     PlanResult,
@@ -147,6 +153,7 @@ def net_change(
     if reason:
         return regeneration(data, params, progress, reason)
     clock = Clock(progress)
+    object_dictionaries(basis.tables)  # once per kept result
     front = plan_front(data, params, clock)
     m, s = front.index.masters, front.graph.settings
     with clock.phase("requirements"):
@@ -542,8 +549,8 @@ def _stitch(
                 codes = new[col].codes[add]  # type: ignore[union-attr]
             table[col] = join_columns(values[keep], new[col][add], codes)
         tables[name] = table
-        before[name] = {col: values[~keep] for col, values in old.items()}
-        after[name] = {col: values[add] for col, values in new.items()}
+        before[name] = {col: decoded(values[~keep]) for col, values in old.items()}
+        after[name] = {col: decoded(values[add]) for col, values in new.items()}
     old_late = find_sorted(reach, basis.late_sku) < 0
     new_parent = _full_skus(small_basis.late_parent, item_positions, n_wh)
     new_sku = _full_skus(small_basis.late_sku, item_positions, n_wh)

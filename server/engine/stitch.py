@@ -19,7 +19,7 @@ from masterplan.server.engine.messages import Messages
 from masterplan.server.engine.skus import Masters
 from masterplan.server.engine.types import ResultTable
 
-__all__ = ["join_columns", "row_skus", "select_messages"]
+__all__ = ["decoded", "join_columns", "object_dictionaries", "row_skus", "select_messages"]
 
 #: A dictionary this much larger than the rows that use it is compacted.
 _SLACK = 2
@@ -76,6 +76,32 @@ def join_columns(
     if a.dtype != b.dtype:
         a, b = a.astype(object), b.astype(object)
     return np.concatenate([a, b])
+
+
+def object_dictionaries(tables: dict[str, ResultTable]) -> None:
+    """Give every coded column of ``tables`` an ``object`` dictionary, in place.
+
+    Done once per kept result: joining object dictionaries copies pointers,
+    joining numpy strings copies every string (0.2 s for a million refs).
+    Each column is replaced by an equal one, so readers of the tables see
+    the same values before and after.
+    """
+    for table in tables.values():
+        for col, values in list(table.items()):
+            if isinstance(values, Coded) and values.values.dtype != object:
+                table[col] = Coded(values.codes, values.values.astype(object))
+
+
+def decoded(column: np.ndarray | Coded) -> np.ndarray:
+    """A column as a plain array, gathering only the values its rows use
+    (:meth:`Coded.to_array` converts the whole dictionary)."""
+    if not isinstance(column, Coded):
+        return column
+    codes = column.codes
+    out = np.full(len(codes), None, dtype=object)
+    valid = codes >= 0
+    out[valid] = column.values[codes[valid]].astype(object)
+    return out
 
 
 def select_messages(messages: Messages, rows: np.ndarray) -> Messages:

@@ -151,6 +151,8 @@ def changed_rows(
     n_old, n_new = _rows(old, columns), _rows(new, columns)
     if n_old + n_new == 0 or not columns:
         return _NONE, _NONE
+    if n_old + n_new <= _SMALL:  # counting is cheaper than aligning
+        return _changed_all(old, new, columns)
     pair_old, pair_new, left_old, left_new = _pair_up(old, new, columns)
     if 4 * len(pair_old) < n_old + n_new:  # too few pairs to be worth it
         return _changed_all(old, new, columns)
@@ -175,6 +177,9 @@ def changed_rows(
         come = np.sort(np.concatenate([come, pair_new[copies]]))
     return gone, come
 
+
+#: Rows of both tables together below which every row is counted at once.
+_SMALL = 4096
 
 #: No rows (read-only: it is handed out as an answer).
 _NONE = np.empty(0, dtype=np.int64)

@@ -157,7 +157,8 @@ class Simulation:
     Attributes:
         plan_date: The plan date it planned with.
         base_run_id: The run the difference is against; empty for an empty plan.
-        result: The simulated plan.
+        result: The simulated plan: its re-planned rows only when it was planned
+            as a net change of the base run (the rest is the base run's).
         difference: Its difference to the base run's result.
         promises: One per demand ref asked, in the order asked.
         seconds: Wall-clock seconds of the whole simulation.
@@ -226,7 +227,7 @@ def simulate(
         def job(
             data: TableMap, params: PlanParams, hook: Callable[[str, float], None]
         ) -> NetChange:
-            return net_change(basis, data, params, hook, touched=touched)
+            return net_change(basis, data, params, hook, touched=touched, keep=False)
 
     outcome: NetChange | None = None
     for event in run_engine(data, params, cancel, max_seconds, job):
@@ -240,7 +241,7 @@ def simulate(
     else:
         # No result held: the difference is to an empty plan (every row added).
         diff = difference(base.tables or {}, result.tables)
-    answers = _promises(outcome, data, params.plan_date, demand_refs)
+    answers = _promises(outcome, base, data, params.plan_date, demand_refs)
     return Simulation(
         params.plan_date,
         base.run_id,
@@ -253,23 +254,32 @@ def simulate(
 
 # -- promises --------------------------------------------------------------------
 def _promises(
-    outcome: NetChange, data: TableMap, plan_date: dt.date, refs: Sequence[str]
+    outcome: NetChange, base: Baseline, data: TableMap, plan_date: dt.date, refs: Sequence[str]
 ) -> list[Promise]:
     """:func:`promises` of a simulated plan, read from the re-planned rows
     where a demand has rows there (a promised line always does), from the
-    whole plan otherwise: a plan's pegging holds millions of rows."""
+    whole plan otherwise: a plan's pegging holds millions of rows. A net
+    change's rows outside the re-planned SKUs are the base run's."""
     after = outcome.after
     if after is None:
         return promises(outcome.result.tables, data, plan_date, refs)
-    there = {str(r) for r in as_array(after["pegging"]["demand_ref"]).tolist()}
-    there |= {str(r) for r in as_array(after["delay_messages"]["demand_ref"]).tolist()}
-    near = [r for r in refs if r in there]
-    far = [r for r in refs if r not in there]
+    whole = outcome.result.tables if outcome.whole else base.tables
+    assert whole is not None  # a net change had a base run
+
+    def demands(tables: Mapping[str, ResultTable]) -> set[str]:
+        refs = as_array(tables["pegging"]["demand_ref"]).tolist()
+        refs += as_array(tables["delay_messages"]["demand_ref"]).tolist()
+        return {str(r) for r in refs}
+
+    # A demand of a re-planned SKU is answered from the re-planned rows,
+    # also when it has none there (it left the plan); any other demand's
+    # rows are the base run's.
+    replanned = demands(after) | (demands(outcome.before) if outcome.before else set())
+    near = [r for r in refs if r in replanned]
+    far = [r for r in refs if r not in replanned]
     answers = dict(zip(near, promises(after, data, plan_date, near), strict=True))
     if far:
-        answers |= dict(
-            zip(far, promises(outcome.result.tables, data, plan_date, far), strict=True)
-        )
+        answers |= dict(zip(far, promises(whole, data, plan_date, far), strict=True))
     return [answers[r] for r in refs]
 
 

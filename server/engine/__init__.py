@@ -31,6 +31,8 @@ The result tables                             :mod:`.output`
 The run: phases, timing, progress             :mod:`.plan`
 6 Net change                                  :mod:`.incremental` (the run),
                                               :mod:`.basis` (what a run keeps),
+                                              :mod:`.front` (the phases before the
+                                              netting, reused where unchanged),
                                               :mod:`.rowdiff` (changed rows),
                                               :mod:`.stitch` (joining the tables)
 ============================================  =======================================

@@ -20,6 +20,7 @@ import numpy as np
 
 from masterplan.contract.coded import Coded
 from masterplan.server.engine.delays import Delays
+from masterplan.server.engine.front import Front
 from masterplan.server.engine.kinds import K_PL
 from masterplan.server.engine.messages import Messages
 from masterplan.server.engine.netting import Netting
@@ -56,6 +57,9 @@ class PlanBasis:
         The plan messages the netting wrote (``NO_BOM`` of planned orders).
     net_message_sku : int64 (M,)
         The SKU number of each.
+    front : Front
+        The run's input checks, SKU index, graph and levels: a net change
+        takes what its changes leave alone from there.
     """
 
     data: TableMap
@@ -71,6 +75,7 @@ class PlanBasis:
     late_futures: np.ndarray
     net_messages: Messages
     net_message_sku: np.ndarray
+    front: Front
 
     @property
     def arrays_nbytes(self) -> int:
@@ -106,6 +111,7 @@ def plan_basis(
     edges: tuple[np.ndarray, np.ndarray],
     net: Netting,
     late: Delays,
+    front: Front,
 ) -> PlanBasis:
     """The basis of a run from its phases' results.
 
@@ -139,4 +145,5 @@ def plan_basis(
         late_futures=late.futures[rows],
         net_messages=net.messages,
         net_message_sku=message_skus(m, net.messages),
+        front=front,
     )

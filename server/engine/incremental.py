@@ -47,16 +47,11 @@ from masterplan.contract.columns import Table, empty_table, table_length, take
 from masterplan.contract.tables import INPUT_TABLES
 from masterplan.server.engine.arrays import find_sorted, unique_ints
 from masterplan.server.engine.basis import PlanBasis
+from masterplan.server.engine.front import plan_front
 from masterplan.server.engine.kinds import ORDER_PRODUCTION, ORDER_TRANSFER
 from masterplan.server.engine.messages import Messages
 from masterplan.server.engine.orders import firmed_messages, firmed_sources
-from masterplan.server.engine.plan import (
-    Clock,
-    Progress,
-    front_messages,
-    plan_front,
-    regenerate,
-)
+from masterplan.server.engine.plan import Clock, Progress, front_messages, regenerate
 from masterplan.server.engine.rowdiff import (
     MASTER_TABLES,
     SKU_COLUMNS,
@@ -111,6 +106,9 @@ class NetChange:
         every plan message) and the rows that replace them. Every other row
         is the same in both runs, so the difference between these is the
         difference between the runs, at a fraction of the cost.
+    whole : bool
+        Whether ``result.tables`` is the whole plan; False for a net change
+        asked not to keep its plan (then it is ``after``).
     """
 
     result: PlanResult
@@ -119,6 +117,7 @@ class NetChange:
     fallback_reason: str = ""
     before: dict[str, ResultTable] | None = None
     after: dict[str, ResultTable] | None = None
+    whole: bool = True
 
 
 def net_change(
@@ -128,6 +127,7 @@ def net_change(
     progress: Progress | None = None,
     max_share: float = DEFAULT_MAX_SHARE,
     touched: Mapping[str, tuple[Table, Table]] | None = None,
+    keep: bool = True,
 ) -> NetChange:
     """Plan ``data`` reusing the run ``basis`` was kept from (SPEC §6).
 
@@ -144,6 +144,11 @@ def net_change(
         Per table, the rows that left ``basis.data`` (removed or replaced)
         and the rows that came into ``data``, when the caller knows them
         (the delta that made ``data``); otherwise the tables are compared.
+    keep
+        False for a plan nobody keeps (a simulation): the previous run's rows
+        are not joined with the new ones, ``result.tables`` holds the
+        re-planned rows only (``after``, see :class:`NetChange`) and the
+        basis is the previous one.
     """
     if touched is None:
         changed = changed_tables(basis.data, data)
@@ -153,8 +158,10 @@ def net_change(
     if reason:
         return regeneration(data, params, progress, reason)
     clock = Clock(progress)
-    object_dictionaries(basis.tables)  # once per kept result
-    front = plan_front(data, params, clock)
+    if keep:
+        object_dictionaries(basis.tables)  # once per kept result
+    unchanged = [name for name in INPUT_TABLES if name not in changed]
+    front = plan_front(data, params, clock, basis.front, unchanged)
     m, s = front.index.masters, front.graph.settings
     with clock.phase("requirements"):
         # The requirements themselves are the small plan's; the firmed orders'
@@ -204,8 +211,18 @@ def net_change(
             )
     with clock.phase("messages"):
         tables, before, after, late, net_messages, net_message_sku = _stitch(
-            m, basis, small, small_basis, item_map, reach, front_messages(front, firmed_msgs)
+            m,
+            basis,
+            small,
+            small_basis,
+            item_map,
+            reach,
+            front_messages(front, firmed_msgs),
+            join=keep,
         )
+        if not keep:
+            parts = PlanResult(after, clock.seconds, total)
+            return NetChange(parts, basis, len(reach), before=before, after=after, whole=False)
         rows = sum(table_length(t) for t in tables.values())
         if rows > params.max_result_rows:
             raise PlanTooLarge("result_rows", params.max_result_rows, rows)
@@ -226,6 +243,7 @@ def net_change(
             late_futures=late[3],
             net_messages=net_messages,
             net_message_sku=net_message_sku,
+            front=front,
         )
     result = PlanResult(tables, clock.seconds, total)
     return NetChange(result, new_basis, len(reach), before=before, after=after)
@@ -514,6 +532,7 @@ def _stitch(
     item_positions: np.ndarray,
     reach: np.ndarray,
     front: Messages,
+    join: bool = True,
 ) -> tuple[
     dict[str, ResultTable],
     dict[str, ResultTable],
@@ -524,7 +543,8 @@ def _stitch(
 ]:
     """The result tables, the rows they replaced and replace them with (see
     :class:`NetChange`), the delayed dependent requirements and the netting
-    messages: the previous run's outside ``reach``, the small plan's inside."""
+    messages: the previous run's outside ``reach``, the small plan's inside.
+    Without ``join``, only the replaced and replacing rows are made."""
     n_wh = m.n_wh
     tables: dict[str, ResultTable] = {}
     before: dict[str, ResultTable] = {}
@@ -540,6 +560,10 @@ def _stitch(
             item_codes = None
         keep = find_sorted(reach, row_skus(m, old)) < 0
         add = find_sorted(reach, new_sku) >= 0
+        before[name] = {col: decoded(values[~keep]) for col, values in old.items()}
+        after[name] = {col: decoded(values[add]) for col, values in new.items()}
+        if not join:
+            continue
         table: ResultTable = {}
         for col, values in old.items():
             codes = None
@@ -549,8 +573,6 @@ def _stitch(
                 codes = new[col].codes[add]  # type: ignore[union-attr]
             table[col] = join_columns(values[keep], new[col][add], codes)
         tables[name] = table
-        before[name] = {col: decoded(values[~keep]) for col, values in old.items()}
-        after[name] = {col: decoded(values[add]) for col, values in new.items()}
     old_late = find_sorted(reach, basis.late_sku) < 0
     new_parent = _full_skus(small_basis.late_parent, item_positions, n_wh)
     new_sku = _full_skus(small_basis.late_sku, item_positions, n_wh)
@@ -577,4 +599,6 @@ def _stitch(
     tables["plan_messages"] = {**Messages.concat([front, net_messages]).table()}
     before["plan_messages"] = basis.tables["plan_messages"]
     after["plan_messages"] = tables["plan_messages"]
+    if not join:
+        return tables, before, after, late, net_messages, net_message_sku
     return tables, before, after, late, net_messages, net_message_sku

@@ -25,7 +25,6 @@ import datetime as dt
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -34,14 +33,12 @@ from masterplan.server.engine.actions import action_messages
 from masterplan.server.engine.basis import PlanBasis, plan_basis
 from masterplan.server.engine.calendar import plan_day
 from masterplan.server.engine.delays import compute_delays
-from masterplan.server.engine.graph import Levels, SkuGraph, close_skus, levels
+from masterplan.server.engine.front import Front, plan_front
 from masterplan.server.engine.messages import Messages
 from masterplan.server.engine.netting import net_levels
 from masterplan.server.engine.orderrefs import OrderRefs
-from masterplan.server.engine.orders import FirmedOrders, firmed_orders
 from masterplan.server.engine.output import output_tables
 from masterplan.server.engine.requirements import requirements_and_receipts
-from masterplan.server.engine.skus import SkuIndex, check_default_group, index_skus
 from masterplan.server.engine.types import (
     InvalidPlanInput,
     PlanParams,
@@ -51,7 +48,6 @@ from masterplan.server.engine.types import (
     Table,
     TableMap,
 )
-from masterplan.server.engine.validate import ValidatedData, validate
 
 __all__ = [
     "Clock",
@@ -102,30 +98,6 @@ class Clock:
         self.progress(
             "netting", _PHASE_FRACTION["netting"] + _NETTING_SPAN * level / max(n_levels, 1)
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Front:
-    """The phases before the netting that ``check`` shares with ``plan``."""
-
-    validated: ValidatedData
-    index: SkuIndex
-    firmed: FirmedOrders
-    graph: SkuGraph
-    levels: Levels
-
-
-def plan_front(data: TableMap, params: PlanParams, clock: Clock) -> Front:
-    with clock.phase("validate"):
-        validated = validate(data)
-        check_default_group(validated.tables, params.default_group)
-    with clock.phase("index"):
-        index = index_skus(validated)
-        firmed = firmed_orders(validated.tables, index)
-        graph = close_skus(index, firmed, params.default_group)
-    with clock.phase("levels"):
-        lv = levels(graph, index.masters)
-    return Front(validated, index, firmed, graph, lv)
 
 
 def plan(
@@ -210,7 +182,7 @@ def _run(
         if keep_basis:
             edges = (front.graph.src, front.graph.dst)
             basis = plan_basis(
-                data, params.plan_date, params.default_group, tables, m, s, edges, net, late
+                data, params.plan_date, params.default_group, tables, m, s, edges, net, late, front
             )
     result = PlanResult(tables, clock.seconds, len(s.sku))
     # The count above is taken before the tables are built; this one is exact.

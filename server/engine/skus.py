@@ -11,6 +11,7 @@ finds the SKUs the input rows name (:func:`index_skus`);
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -304,16 +305,23 @@ def check_default_group(tables: dict[str, Table], default_group: str | None) -> 
         raise InvalidPlanInput(f"default group {default_group!r} is not in coverage_groups")
 
 
-def index_skus(validated: ValidatedData) -> SkuIndex:
+def index_skus(validated: ValidatedData, masters: Masters | None = None) -> SkuIndex:
     """Index the masters and find the SKUs every input row names (§5.2).
 
     Every (item, warehouse) of ``item_coverage``, ``on_hand``, order lines
     (both warehouses of a transfer), ``production_orders``, ``forecasts``
     with a quantity, and ``firmed_planned_orders`` (with a firmed transfer's
     ``from_warehouse_id``), whatever the quantity otherwise.
+
+    ``masters``, when given, is the index of the same master tables made
+    for an earlier version of the data: it is reused, with this version's
+    positions of the rows' ids.
     """
     t = validated.tables
-    m = Masters.build(t, validated.id_positions, validated.codes)
+    if masters is not None:
+        m = dataclasses.replace(masters, codes=validated.codes)
+    else:
+        m = Masters.build(t, validated.id_positions, validated.codes)
 
     def rows(table: str, item_col: str = "item_id", wh_col: str = "warehouse_id") -> np.ndarray:
         return m.table_sku(t, table, item_col, wh_col)

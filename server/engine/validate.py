@@ -18,6 +18,7 @@ a transfer SKU's ``NO_REFILL_WAREHOUSE`` from :mod:`~masterplan.server.engine.sk
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,6 +35,7 @@ from masterplan.server.engine.arrays import (
     positions,
 )
 from masterplan.server.engine.messages import Messages
+from masterplan.server.engine.rowdiff import MASTER_TABLES
 from masterplan.server.engine.types import Table, TableMap
 
 __all__ = ["ValidatedData", "validate"]
@@ -217,12 +219,18 @@ class ValidatedData:
         warehouse in those, -1 for NULL (or an unknown soft warehouse); for
         ``bom_lines.bom_id``, the row of the line's BOM in the surviving
         ``boms``.
+    table_messages : dict of Messages
+        ``messages`` by the table of the row they are about.
+    bom_survivor : int64
+        Row in the surviving ``boms`` of each BOM row given, -1 for one left out.
     """
 
     tables: dict[str, Table]
     messages: Messages
     id_positions: dict[str, dict[object, int]] = field(default_factory=dict)
     codes: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    table_messages: dict[str, Messages] = field(default_factory=dict)
+    bom_survivor: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
 
 def _row_texts(table_name: str, table: Table, rows: np.ndarray, reason: str) -> np.ndarray:
@@ -258,22 +266,39 @@ def _member(values: np.ndarray, known: np.ndarray | set[object], nullable: bool)
     return inside
 
 
-def validate(data: TableMap) -> ValidatedData:
+def validate(
+    data: TableMap,
+    previous: ValidatedData | None = None,
+    unchanged: Collection[str] = (),
+) -> ValidatedData:
     """Apply the checks of SPEC §5.9 to every input table.
 
     Parameters
     ----------
     data
         Input tables by name (any missing table counts as empty).
+    previous, unchanged
+        The checks of an earlier version of the data, and the tables that
+        have not changed since: those are taken from ``previous`` instead of
+        checked again. A table's checks read the master tables, so this holds
+        only when every master table is unchanged; otherwise ``previous`` is
+        ignored.
 
     Returns
     -------
     ValidatedData
         Surviving rows per table (every table of §4 present) and the messages.
     """
-    msgs: list[Messages] = []
+    if previous is not None and not set(MASTER_TABLES) <= set(unchanged):
+        previous = None
+    kept = set(unchanged) if previous is not None else set()
+    by_table: dict[str, list[Messages]] = {}
     out: dict[str, Table] = {}
-    raw_bom_ids = np.asarray(data["boms"]["bom_id"], dtype=object) if "boms" in data else None
+    raw_bom_ids = (
+        np.asarray(data["boms"]["bom_id"], dtype=object)
+        if "boms" in data and not {"boms", "bom_lines"} <= kept
+        else None
+    )
     # Row of each BOM id's first appearance, per row and per id: one hash per
     # BOM row serves the duplicate check of boms and the lines' BOM lookups.
     raw_bom_first, raw_bom_pos = (
@@ -306,12 +331,21 @@ def validate(data: TableMap) -> ValidatedData:
             item, wh = _sku_of(name, table, rows)
             if wh_col is not None:  # an unknown warehouse: name the one that is unknown
                 wh = table[wh_col][rows]
-            msgs.append(
+            by_table.setdefault(name, []).append(
                 Messages.of("warning", code, item, wh, _row_texts(name, table, rows, reason))
             )
 
     for name in CHECK_ORDER:
         spec = INPUT_TABLES[name]
+        if previous is not None and name in kept:
+            out[name] = previous.tables[name]
+            by_table[name] = [previous.table_messages.get(name, Messages())]
+            id_codes.update((k, v) for k, v in previous.codes.items() if k[0] == name)
+            if name in previous.id_positions:
+                id_positions[name] = previous.id_positions[name]
+            if name == "boms":
+                bom_survivor = previous.bom_survivor
+            continue
         table = dict(data[name]) if name in data else empty_table(spec)
         n = table_length(table)
         keep = np.ones(n, dtype=bool)
@@ -392,7 +426,8 @@ def validate(data: TableMap) -> ValidatedData:
 
         if name == "boms":
             bom_survivor = np.where(keep, np.cumsum(keep) - 1, -1)
-        table = take(table, keep)
+        if not keep.all():  # a table without a bad row keeps its arrays
+            table = take(table, keep)
         for col, pos in found.items():
             id_codes[name, col] = pos[keep]
         if name in ("warehouses", "items"):
@@ -429,7 +464,9 @@ def validate(data: TableMap) -> ValidatedData:
                 table["coverage_group_id"][bad] = None
         out[name] = table
 
-    return ValidatedData(out, Messages.concat(msgs), id_positions, id_codes)
+    table_messages = {name: Messages.concat(parts) for name, parts in by_table.items()}
+    messages = Messages.concat([table_messages[n] for n in CHECK_ORDER if n in table_messages])
+    return ValidatedData(out, messages, id_positions, id_codes, table_messages, bom_survivor)
 
 
 def _sorted_by_id(table: Table, column: str) -> Table:

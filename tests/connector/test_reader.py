@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy.engine import Engine
 from masterplan.connector.columns import concat_chunks, empty_table
 from masterplan.connector.errors import ColumnDataError, SchemaMismatch
 from masterplan.connector.reader import iter_table_chunks, read_input, read_table
+from masterplan.connector.schema import create_all
 from masterplan.contract.tables import INPUT_TABLES, ColumnKind
 
 CreatePlain = Callable[..., None]
@@ -292,3 +294,22 @@ def test_invalid_arguments(engine: Engine) -> None:
         next(iter_table_chunks(engine, "on_hand", chunk_rows=0))
     with pytest.raises(KeyError, match="not a table"):
         next(iter_table_chunks(engine, "nonsense"))
+
+
+def test_the_collector_is_off_while_reading_and_back_on_after(tmp_path: Any) -> None:
+    """Reading pauses Python's cyclic collector (it rescanned every row
+    object, half of a large read) and turns it back on, after a failed
+    read too."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/scm.db")
+    create_all(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO on_hand VALUES ('A', 'W', 1)")
+    during: list[bool] = []
+    read_input(engine, on_chunk=lambda name, rows: during.append(gc.isenabled()))
+    assert during == [False] and gc.isenabled()
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO on_hand VALUES ('B', 'W', 'lots')")
+    with pytest.raises(ColumnDataError):
+        read_input(engine)
+    assert gc.isenabled()
+    engine.dispose()

@@ -131,6 +131,7 @@ def run_net_change(
 ) -> dict[str, Any]:
     """Regeneration, one changed sales line, net change, promise latency."""
     from bench.run import (
+        BENCH_SCHEMA,
         _engine_url,
         _install_tenant,
         _prepare_database,
@@ -151,8 +152,11 @@ def run_net_change(
     proc, address = _start_server(workdir, admin_key)
     try:
         api_key = _install_tenant(address, admin_key, proc)
+        db_url = engine.url
+        if engine.dialect.name == "postgresql":  # the bench schema, as the engine has it
+            db_url = db_url.update_query_dict({"options": f"-csearch_path={BENCH_SCHEMA}"})
         options = CycleOptions(
-            db_url=engine.url.render_as_string(hide_password=False),
+            db_url=db_url.render_as_string(hide_password=False),
             server=address,
             api_key=api_key,
             plan_date=plan_date,

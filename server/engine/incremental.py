@@ -549,6 +549,11 @@ def _stitch(
     tables: dict[str, ResultTable] = {}
     before: dict[str, ResultTable] = {}
     after: dict[str, ResultTable] = {}
+    # Whether each SKU number is re-planned: a gather per row, where a
+    # search in ``reach`` would cost a binary search; the last slot (-1, no
+    # SKU) stays False.
+    replanned = np.zeros(len(m.item_ids) * n_wh + 1, dtype=bool)
+    replanned[reach] = True
     for name in _SKU_TABLES:
         old, new = basis.tables[name], small.tables[name]
         new_item = new["item_id"]
@@ -558,8 +563,8 @@ def _stitch(
         else:
             new_sku = row_skus(m, new)  # plain ids: looked up among the whole plan's
             item_codes = None
-        keep = find_sorted(reach, row_skus(m, old)) < 0
-        add = find_sorted(reach, new_sku) >= 0
+        keep = ~replanned[row_skus(m, old)]
+        add = replanned[new_sku]
         before[name] = {col: decoded(values[~keep]) for col, values in old.items()}
         after[name] = {col: decoded(values[add]) for col, values in new.items()}
         if not join:
@@ -571,7 +576,7 @@ def _stitch(
                 codes = item_codes[add]
             elif col == "warehouse_id" and isinstance(values, Coded):
                 codes = new[col].codes[add]  # type: ignore[union-attr]
-            table[col] = join_columns(values[keep], new[col][add], codes)
+            table[col] = join_columns(values, keep, new[col][add], codes)
         tables[name] = table
     old_late = find_sorted(reach, basis.late_sku) < 0
     new_parent = _full_skus(small_basis.late_parent, item_positions, n_wh)

@@ -48,48 +48,58 @@ def _compact(column: Coded) -> Coded:
     return Coded(out, column.values[used])
 
 
+def _kept_then(first: np.ndarray, keep: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """``first[keep]`` then ``second``, in one new array."""
+    return np.concatenate([first[keep], second])
+
+
 def join_columns(
     first: np.ndarray | Coded,
+    keep: np.ndarray,
     second: np.ndarray | Coded,
     second_codes: np.ndarray | None = None,
 ) -> np.ndarray | Coded:
-    """``first``'s rows, then ``second``'s, as one column.
+    """``first``'s rows where ``keep`` (a mask), then ``second``'s, as one column.
 
     ``second_codes``, when given, are ``second``'s codes already translated
     into ``first``'s dictionary (item and warehouse ids).
     """
     if isinstance(first, Coded) and isinstance(second, Coded):
         if second_codes is not None:
-            return Coded(np.concatenate([first.codes, second_codes]), first.values)
+            return Coded(_kept_then(first.codes, keep, second_codes), first.values)
         if first.values is second.values:
-            return Coded(np.concatenate([first.codes, second.codes]), first.values)
+            return Coded(_kept_then(first.codes, keep, second.codes), first.values)
         # Object dictionaries join by copying pointers; numpy strings would
         # copy every string, and a plan's ref dictionary holds millions.
         a, b = first.values, second.values
         a = a if a.dtype == object else a.astype(object)
         b = b if b.dtype == object else b.astype(object)
-        offset = np.where(second.codes >= 0, second.codes + len(a), -1)
-        joined = Coded(np.concatenate([first.codes, offset]), np.concatenate([a, b]))
+        offset = np.where(second.codes >= 0, second.codes + len(a), -1).astype(first.codes.dtype)
+        joined = Coded(_kept_then(first.codes, keep, offset), np.concatenate([a, b]))
         return _compact(joined)
     a = first.to_array() if isinstance(first, Coded) else first
     b = second.to_array() if isinstance(second, Coded) else second
     if a.dtype != b.dtype:
         a, b = a.astype(object), b.astype(object)
-    return np.concatenate([a, b])
+    return _kept_then(a, keep, b)
 
 
 def object_dictionaries(tables: dict[str, ResultTable]) -> None:
-    """Give every coded column of ``tables`` an ``object`` dictionary, in place.
+    """Give every text column of ``tables`` ``object`` strings, in place: the
+    dictionaries of coded columns, and plain numpy-string columns.
 
-    Done once per kept result: joining object dictionaries copies pointers,
+    Done once per kept result: joining object arrays copies pointers,
     joining numpy strings copies every string (0.2 s for a million refs).
     Each column is replaced by an equal one, so readers of the tables see
     the same values before and after.
     """
     for table in tables.values():
         for col, values in list(table.items()):
-            if isinstance(values, Coded) and values.values.dtype != object:
-                table[col] = Coded(values.codes, values.values.astype(object))
+            if isinstance(values, Coded):
+                if values.values.dtype != object:
+                    table[col] = Coded(values.codes, values.values.astype(object))
+            elif values.dtype.kind == "T":
+                table[col] = values.astype(object)
 
 
 def decoded(column: np.ndarray | Coded) -> np.ndarray:

@@ -146,3 +146,50 @@ def test_an_unchanged_plan_against_its_base_streams_nothing(live) -> None:  # ty
         assert again.is_difference
         assert (again.run.rows_added, again.run.rows_removed) == (0, 0)
         assert sum(again.run.row_counts.values()) > 0
+
+
+def test_a_net_change_replans_what_a_delta_reaches_and_says_why_when_it_cannot(live) -> None:  # type: ignore[no-untyped-def]
+    """A net change after a delta of one sales line re-plans the SKUs it
+    reaches only and gives a regeneration's result; after a change of the
+    master data it is planned as a regeneration and says why."""
+    t0 = dt.date(2024, 1, 8)
+    data: dict[str, list[dict]] = {
+        "warehouses": [{"warehouse_id": "W", "site_id": "S"}],
+        "items": [{"item_id": i, "lead_time_days": 2} for i in ("A", "B", "C")],
+        "sales_lines": [
+            {
+                "order_id": f"SO-{i}",
+                "line_no": 1,
+                "item_id": i,
+                "warehouse_id": "W",
+                "qty": 5,
+                "requested_date": "2024-01-15",
+            }
+            for i in ("A", "B", "C")
+        ],
+    }
+    with live.client("acme") as c:
+        etag = c.upload(MAIN, tables(data)).etag
+        first = c.run_plan(MAIN, plan_date=t0, run_id="r1", mode="net_change")
+        assert first.run.fallback_reason == "no previous run of this plan is held by the server"
+        assert first.run.skus_planned == first.run.skus_total == 3
+
+        line = dict(data["sales_lines"][0], qty=7)
+        changed = from_rows(INPUT_TABLES["sales_lines"], [line])
+        etag = c.upload(MAIN, [("sales_lines", changed)], mode="delta", base_etag=etag).etag
+        second = c.run_plan(MAIN, plan_date=t0, run_id="r2", mode="net_change", base_run_id="r1")
+        assert second.run.fallback_reason == ""
+        assert (second.run.skus_planned, second.run.skus_total) == (1, 3)
+        regenerated = c.run_plan(MAIN, plan_date=t0, run_id="r3")
+        assert applied(first, second) == whole(regenerated)
+
+        item = dict(data["items"][0], lead_time_days=9)
+        c.upload(
+            MAIN,
+            [("items", from_rows(INPUT_TABLES["items"], [item]))],
+            mode="delta",
+            base_etag=etag,
+        )
+        third = c.run_plan(MAIN, plan_date=t0, run_id="r4", mode="net_change")
+        assert third.run.fallback_reason == "the master data changed (items)"
+        assert third.run.skus_planned == third.run.skus_total

@@ -220,15 +220,22 @@ def net_change(
             front_messages(front, firmed_msgs),
             join=keep,
         )
+        # The plan's size: the previous run's, less the rows replaced, plus
+        # the rows replacing them (known without joining the tables).
+        size = {
+            name: table_length(basis.tables[name])
+            - table_length(before[name])
+            + table_length(after[name])
+            for name in after
+        }
+        rows = sum(size.values())
+        if rows > params.max_result_rows:
+            raise PlanTooLarge("result_rows", params.max_result_rows, rows)
+        if size["planned_orders"] > params.max_planned_orders:
+            raise PlanTooLarge("planned_orders", params.max_planned_orders, size["planned_orders"])
         if not keep:
             parts = PlanResult(after, clock.seconds, total)
             return NetChange(parts, basis, len(reach), before=before, after=after, whole=False)
-        rows = sum(table_length(t) for t in tables.values())
-        if rows > params.max_result_rows:
-            raise PlanTooLarge("result_rows", params.max_result_rows, rows)
-        n_orders = len(tables["planned_orders"]["qty"])
-        if n_orders > params.max_planned_orders:
-            raise PlanTooLarge("planned_orders", params.max_planned_orders, n_orders)
         new_basis = PlanBasis(
             data=data,
             plan_date=params.plan_date,

@@ -30,6 +30,7 @@ from masterplan.server.engine import (
     InvalidPlanInput,
     NetChange,
     PlanParams,
+    PlanTooLarge,
     net_change,
     plan,
     regenerate,
@@ -308,3 +309,22 @@ def test_a_firmed_order_with_a_planned_orders_id_falls_back_rather_than_collide(
     ]
     got, _ = _net_change(before, after, max_share=1.0)
     assert "has the id of a planned order" in got.fallback_reason
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_a_net_change_keeps_the_size_limits_of_the_whole_plan(keep: bool) -> None:
+    """The limits bound the whole plan, not the few SKUs re-planned (a
+    simulation, which joins nothing, included)."""
+    before, after = _model(0, on_hand_c=20), _model(0.5, on_hand_c=20)
+    params = PlanParams(dt.date.fromisoformat(T0))
+    whole, basis = regenerate(_data(before), params)
+    rows = sum(whole.row_counts().values())
+    tight = PlanParams(params.plan_date, max_result_rows=rows - 1)
+    with pytest.raises(PlanTooLarge) as info:
+        net_change(basis, _data(after), tight, max_share=1.0, keep=keep)
+    assert info.value.resource == "result_rows"
+    orders = whole.row_counts()["planned_orders"]
+    tight = PlanParams(params.plan_date, max_planned_orders=orders - 1)
+    with pytest.raises(PlanTooLarge) as info:
+        net_change(basis, _data(after), tight, max_share=1.0, keep=keep)
+    assert info.value.resource == "planned_orders"

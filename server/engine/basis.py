@@ -13,6 +13,7 @@ run as long as the master data does (a net change checks that first).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
@@ -79,7 +80,10 @@ class PlanBasis:
 
     @property
     def arrays_nbytes(self) -> int:
-        """Bytes of what the basis holds beyond its data and result tables."""
+        """Bytes of what the basis holds beyond its data and result tables
+        (of its front: the SKU numbers of the rows, the graph and the levels;
+        its checked tables share the data's arrays where no row was left
+        out)."""
         arrays = (
             self.sku,
             self.edge_src,
@@ -89,8 +93,18 @@ class PlanBasis:
             self.late_futures,
             self.net_message_sku,
         )
+        front = self.front
+        kept = [
+            *(getattr(front.index.rows, f.name) for f in dataclasses.fields(front.index.rows)),
+            front.index.named,
+            front.graph.src,
+            front.graph.dst,
+            front.levels.llc,
+            front.levels.component,
+        ]
         # Object refs: the pointer and a short Python string each.
-        return sum(a.nbytes for a in arrays) + 80 * len(self.late_ref)
+        held = sum(a.nbytes for a in (*arrays, *kept))
+        return held + 80 * len(self.late_ref)
 
 
 def message_skus(m: Masters, messages: Messages) -> np.ndarray:

@@ -160,6 +160,10 @@ def start_server(config: ServerConfig, admin: AdminCredential) -> RunningServer:
     )
 
 
+#: How often the main thread looks for a signal's handler to run.
+_SIGNAL_POLL_SECONDS = 0.2
+
+
 def serve_forever(
     config: ServerConfig, admin: AdminCredential, ready: threading.Event | None = None
 ) -> None:
@@ -185,6 +189,11 @@ def serve_forever(
     print(f"masterplan server listening on {running.address}", flush=True)
     if ready is not None:
         ready.set()
-    stop.wait()
+    # Wait with a timeout: a signal may be delivered to any thread (gRPC's,
+    # the engine's), and then only wakes a main thread that looks again; a
+    # wait without one could sleep through SIGTERM until something else
+    # woke it.
+    while not stop.wait(_SIGNAL_POLL_SECONDS):
+        pass
     running.stop(drain=config.drain_seconds)
     log.info("masterplan server stopped")

@@ -109,10 +109,7 @@ class PlanBasis:
 
 def message_skus(m: Masters, messages: Messages) -> np.ndarray:
     """int64 (M,): the SKU number each message names (-1 where it names none)."""
-    item = [m.item_pos.get(i, -1) if i is not None else -1 for i in messages.item_id]
-    wh = [m.wh_pos.get(w, -1) if w is not None else -1 for w in messages.warehouse_id]
-    ii, ww = np.array(item, dtype=np.int64), np.array(wh, dtype=np.int64)
-    return np.where((ii >= 0) & (ww >= 0), ii * m.n_wh + ww, -1)
+    return m.known_sku(messages.item_id, messages.warehouse_id)
 
 
 def plan_basis(

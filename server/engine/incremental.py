@@ -45,7 +45,7 @@ import numpy as np
 from masterplan.contract.coded import Coded
 from masterplan.contract.columns import Table, empty_table, table_length, take
 from masterplan.contract.tables import INPUT_TABLES
-from masterplan.server.engine.arrays import find_sorted, unique_ints
+from masterplan.server.engine.arrays import find_sorted, lookup, unique_ints
 from masterplan.server.engine.basis import PlanBasis
 from masterplan.server.engine.front import plan_front
 from masterplan.server.engine.kinds import ORDER_PRODUCTION, ORDER_TRANSFER
@@ -276,13 +276,6 @@ def regeneration(
     return NetChange(result, basis, result.sku_count, reason)
 
 
-def _sku_numbers(m: Masters, items: np.ndarray, whs: np.ndarray) -> np.ndarray:
-    """int64 (N,): SKU numbers of (item, warehouse) ids; -1 where one is unknown or NULL."""
-    ii = np.array([m.item_pos.get(i, -1) if i is not None else -1 for i in items], np.int64)
-    ww = np.array([m.wh_pos.get(w, -1) if w is not None else -1 for w in whs], np.int64)
-    return np.where((ii >= 0) & (ww >= 0), ii * m.n_wh + ww, -1)
-
-
 def _touched_skus(
     m: Masters,
     old: TableMap,
@@ -306,7 +299,7 @@ def _touched_skus(
         for item_col, wh_col in pairs:
             for table in (left, came):
                 if table_length(table):
-                    sku = _sku_numbers(m, table[item_col], table[wh_col])
+                    sku = m.known_sku(table[item_col], table[wh_col])
                     parts.append(sku[sku >= 0])
     return unique_ints(np.concatenate(parts))
 
@@ -352,7 +345,7 @@ def _item_codes(m: Masters, name: str, table: Table, col: str) -> np.ndarray:
     known = m.codes.get((name, col))
     if known is not None and len(known) == table_length(table):
         return known
-    return np.array([m.item_pos.get(i, -1) for i in table[col]], dtype=np.int64)
+    return lookup(table[col], m.item_pos)
 
 
 def _small_data(
@@ -421,8 +414,7 @@ def _small_data(
     lines = t["bom_lines"]
     bom_row = m.codes.get(("bom_lines", "bom_id"))
     if bom_row is None or len(bom_row) != table_length(lines):
-        pos = {b: i for i, b in enumerate(boms["bom_id"].tolist())}
-        bom_row = np.array([pos.get(b, -1) for b in lines["bom_id"]], dtype=np.int64)
+        bom_row = lookup(lines["bom_id"], boms["bom_id"])
     line_keep = (bom_row >= 0) & bom_keep[np.maximum(bom_row, 0)]
     comp = _item_codes(m, "bom_lines", lines, "component_item_id")[line_keep]
     item_set[comp[comp >= 0]] = True

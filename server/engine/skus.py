@@ -141,6 +141,11 @@ class Masters:
         """int64 (N,): SKU numbers of id pairs (all known: validation ran first)."""
         return lookup(item_ids, self.item_pos) * self.n_wh + lookup(warehouse_ids, self.wh_pos)
 
+    def known_sku(self, item_ids: np.ndarray, warehouse_ids: np.ndarray) -> np.ndarray:
+        """int64 (N,): SKU numbers of id pairs, -1 where either is unknown or NULL."""
+        item, wh = lookup(item_ids, self.item_pos), lookup(warehouse_ids, self.wh_pos)
+        return np.where((item >= 0) & (wh >= 0), item * self.n_wh + wh, -1)
+
     def table_sku(self, t: dict[str, Table], table: str, item_col: str, wh_col: str) -> np.ndarray:
         """int64 (N,): SKU numbers of a validated table's rows, from the positions
         validation found."""

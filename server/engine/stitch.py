@@ -31,9 +31,7 @@ def row_skus(m: Masters, table: ResultTable) -> np.ndarray:
     item, wh = table["item_id"], table["warehouse_id"]
     if isinstance(item, Coded) and isinstance(wh, Coded):
         return item.codes.astype(np.int64) * m.n_wh + wh.codes.astype(np.int64)
-    ii = np.array([m.item_pos.get(i, -1) for i in np.asarray(item)], dtype=np.int64)
-    ww = np.array([m.wh_pos.get(w, -1) for w in np.asarray(wh)], dtype=np.int64)
-    return np.where((ii >= 0) & (ww >= 0), ii * m.n_wh + ww, -1)
+    return m.known_sku(np.asarray(item), np.asarray(wh))
 
 
 def _compact(column: Coded) -> Coded:

@@ -297,7 +297,7 @@ def create_result_tables(engine: Engine | Connection) -> None:
 def verify_schema(
     engine: Engine | Connection,
     tables: Iterable[str] | Mapping[str, TableSpec] = INPUT_TABLES,
-) -> None:
+) -> dict[str, dict[str, Any]]:
     """Check that the database has every table and column the connector uses.
 
     Only names are checked, not types: integrators create these tables
@@ -311,6 +311,11 @@ def verify_schema(
             (a mapping such as ``RESULT_TABLES`` is iterated for its keys).
             Defaults to every input table.
 
+    Returns:
+        Per table, the database's type of each of its columns (SQLAlchemy
+        type objects as reflected), by canonical column name: the reader
+        picks its fastest exact path by them.
+
     Raises:
         SchemaMismatch: The first missing table, or the first missing column
             in canonical order of the first table that lacks one.
@@ -320,6 +325,7 @@ def verify_schema(
     inspector = sa.inspect(engine)
     fold_table, fold_column = _folders(inspector.dialect.name)
     existing = {fold_table(t): t for t in inspector.get_table_names()}
+    types: dict[str, dict[str, Any]] = {}
     for spec in specs:
         actual = existing.get(fold_table(spec.name))
         if actual is None:
@@ -329,7 +335,7 @@ def verify_schema(
                 f"table {spec.name!r} is missing from the SCM database "
                 "(`masterplan scm init` creates every table)",
             )
-        have = {fold_column(c["name"]) for c in inspector.get_columns(actual)}
+        have = {fold_column(c["name"]): c["type"] for c in inspector.get_columns(actual)}
         for column in spec.column_names:
             if fold_column(column) not in have:
                 raise SchemaMismatch(
@@ -337,6 +343,8 @@ def verify_schema(
                     column,
                     f"table {spec.name!r} has no column {column!r}",
                 )
+        types[spec.name] = {column: have[fold_column(column)] for column in spec.column_names}
+    return types
 
 
 def _folders(dialect_name: str) -> tuple[Callable[[str], str], Callable[[str], str]]:

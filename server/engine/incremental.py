@@ -201,7 +201,7 @@ def net_change(
                 )
             small, small_basis = regenerate(sub.tables, params)
             item_map = sub.item_positions
-            moved = _moved_parents(basis, small_basis, item_map, m.n_wh, reach)
+            moved = _moved_parents(m, basis, small_basis, item_map, reach)
             if len(moved) == 0:
                 break
             reach = _downstream(unique_ints(np.concatenate([reach, moved])), all_src, all_dst)
@@ -360,10 +360,12 @@ def _small_data(
     the module docstring), or None when an id of a firmed order the small
     plan needs equals an id of a planned order it injects."""
 
-    def inside(sku: np.ndarray, among: np.ndarray = reach) -> np.ndarray:
-        return find_sorted(among, sku) >= 0
-
     both = unique_ints(np.concatenate([reach, parents]))
+    in_reach, in_both = _flags(m, reach), _flags(m, both)
+
+    def inside(sku: np.ndarray, among: np.ndarray = in_reach) -> np.ndarray:
+        return among[sku]
+
     out: dict[str, Table] = {}
     for name in ("warehouses", "calendars", "calendar_exceptions"):
         out[name] = t[name]
@@ -373,7 +375,7 @@ def _small_data(
     out["transfer_lines"] = take(
         t["transfer_lines"], inside(rows.transfer_from) | inside(rows.transfer_to)
     )
-    firmed = take(t["firmed_planned_orders"], inside(rows.firmed_planned_orders, both))
+    firmed = take(t["firmed_planned_orders"], inside(rows.firmed_planned_orders, in_both))
     injected = _injected_orders(m, basis.tables["planned_orders"], parents)
     if np.isin(injected["planned_order_id"], firmed["planned_order_id"]).any():
         return None
@@ -386,10 +388,11 @@ def _small_data(
     )
     cov = t["item_coverage"]
     own = inside(rows.item_coverage)
+    of_parents = inside(rows.item_coverage, _flags(m, parents))
     refill_of = dict(
         zip(
-            rows.item_coverage[inside(rows.item_coverage, parents)].tolist(),
-            cov["refill_warehouse_id"][inside(rows.item_coverage, parents)].tolist(),
+            rows.item_coverage[of_parents].tolist(),
+            cov["refill_warehouse_id"][of_parents].tolist(),
             strict=True,
         )
     )
@@ -423,6 +426,15 @@ def _small_data(
     positions = np.flatnonzero(item_set)
     out["items"] = take(t["items"], positions)
     return _SmallData(out, positions)
+
+
+def _flags(m: Masters, skus: np.ndarray) -> np.ndarray:
+    """bool (SKU numbers + 1,): whether each SKU number is one of ``skus``;
+    the last slot, where SKU number -1 (none) lands, is False. A gather per
+    row instead of a binary search in ``skus``."""
+    flags = np.zeros(len(m.item_ids) * m.n_wh + 1, dtype=bool)
+    flags[skus] = True
+    return flags
 
 
 def _nulls(col: str, table: str, n: int) -> np.ndarray:
@@ -489,20 +501,20 @@ def _full_skus(sku: np.ndarray, item_positions: np.ndarray, n_wh: int) -> np.nda
 
 
 def _moved_parents(
+    m: Masters,
     basis: PlanBasis,
     small: PlanBasis,
     item_positions: np.ndarray,
-    n_wh: int,
     reach: np.ndarray,
 ) -> np.ndarray:
     """Parents outside ``reach`` whose orders' delayed dependent requirements
     in ``reach`` differ (ref or futures) from the previous run's."""
+    n_wh = m.n_wh
     new_parent = _full_skus(small.late_parent, item_positions, n_wh)
     new_sku = _full_skus(small.late_sku, item_positions, n_wh)
-    new_rows = (find_sorted(reach, new_sku) >= 0) & (find_sorted(reach, new_parent) < 0)
-    old_rows = (find_sorted(reach, basis.late_sku) >= 0) & (
-        find_sorted(reach, basis.late_parent) < 0
-    )
+    in_reach = _flags(m, reach)
+    new_rows = in_reach[new_sku] & ~in_reach[new_parent]
+    old_rows = in_reach[basis.late_sku] & ~in_reach[basis.late_parent]
     before = Counter(
         zip(
             basis.late_parent[old_rows].tolist(),
@@ -551,8 +563,7 @@ def _stitch(
     # Whether each SKU number is re-planned: a gather per row, where a
     # search in ``reach`` would cost a binary search; the last slot (-1, no
     # SKU) stays False.
-    replanned = np.zeros(len(m.item_ids) * n_wh + 1, dtype=bool)
-    replanned[reach] = True
+    replanned = _flags(m, reach)
     for name in _SKU_TABLES:
         old, new = basis.tables[name], small.tables[name]
         new_item = new["item_id"]
@@ -577,22 +588,22 @@ def _stitch(
                 codes = new[col].codes[add]  # type: ignore[union-attr]
             table[col] = join_columns(values, keep, new[col][add], codes)
         tables[name] = table
-    old_late = find_sorted(reach, basis.late_sku) < 0
+    old_late = ~replanned[basis.late_sku]
     new_parent = _full_skus(small_basis.late_parent, item_positions, n_wh)
     new_sku = _full_skus(small_basis.late_sku, item_positions, n_wh)
-    new_late = find_sorted(reach, new_sku) >= 0
+    new_late = replanned[new_sku]
     late = (
         np.concatenate([basis.late_parent[old_late], new_parent[new_late]]),
         np.concatenate([basis.late_sku[old_late], new_sku[new_late]]),
         np.concatenate([basis.late_ref[old_late], small_basis.late_ref[new_late]]),
         np.concatenate([basis.late_futures[old_late], small_basis.late_futures[new_late]]),
     )
-    old_msg = find_sorted(reach, basis.net_message_sku) < 0
+    old_msg = ~replanned[basis.net_message_sku]
     small_msg_sku = small_basis.net_message_sku
     msg_sku = np.where(
         small_msg_sku >= 0, _full_skus(np.maximum(small_msg_sku, 0), item_positions, n_wh), -1
     )
-    new_msg = find_sorted(reach, msg_sku) >= 0
+    new_msg = replanned[msg_sku]
     net_messages = Messages.concat(
         [
             select_messages(basis.net_messages, old_msg),

@@ -13,7 +13,7 @@ import datetime as dt
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -21,6 +21,7 @@ from masterplan.codec import table_nbytes
 from masterplan.contract.columns import Table, table_length
 from masterplan.server import delta as deltas
 from masterplan.server.engine.basis import PlanBasis
+from masterplan.server.engine.layers import LayeredTables
 from masterplan.server.engine.types import ResultTable
 from masterplan.server.errors import AlreadyExists, FailedPrecondition, NotFound, PlanBusy
 from masterplan.server.pegging import PeggingIndex
@@ -196,7 +197,7 @@ class RunRecord:
     error: str = ""
     row_counts: dict[str, int] = field(default_factory=dict)
     phase_seconds: dict[str, float] = field(default_factory=dict)
-    results: dict[str, ResultTable] | None = None
+    results: Mapping[str, ResultTable] | None = None
     #: The run whose result the streamed difference was against; empty when
     #: the stream carried the whole result.
     base_run_id: str = ""
@@ -225,6 +226,15 @@ class RunRecord:
         if self.pegging_index is None:
             self.pegging_index = PeggingIndex(results["pegging"])
         return self.pegging_index
+
+
+def results_nbytes(tables: Mapping[str, ResultTable]) -> int:
+    """Bytes a result's tables hold; a net change's layered tables count
+    their base and patch without being joined (a base shared with the
+    previous run counts for both, erring on the side of the quota)."""
+    if isinstance(tables, LayeredTables):
+        return sum(table_nbytes(t) for t in tables.pieces())
+    return sum(table_nbytes(t) for t in tables.values())
 
 
 class TenantStore:
@@ -453,7 +463,7 @@ class TenantStore:
             del trimmed[next(iter(trimmed))]
 
     def results_nbytes_if_kept(
-        self, rec: RunRecord, tables: dict[str, ResultTable], basis: PlanBasis | None = None
+        self, rec: RunRecord, tables: Mapping[str, ResultTable], basis: PlanBasis | None = None
     ) -> int:
         """Bytes held once ``rec`` succeeds with ``tables`` (and ``basis``): the
         plan's older results are dropped then, so they do not count."""
@@ -464,11 +474,11 @@ class TenantStore:
                     if plan_id != rec.plan_id:
                         total += self._run_nbytes(r)
             total += self._basis_nbytes(rec.plan_id, basis)
-        return total + sum(table_nbytes(t) for t in tables.values())
+        return total + results_nbytes(tables)
 
     def _run_nbytes(self, r: RunRecord) -> int:
         """Bytes a run's kept result holds: its tables and its engine basis."""
-        held = sum(table_nbytes(t) for t in r.results.values()) if r.results else 0
+        held = results_nbytes(r.results) if r.results else 0
         return held + self._basis_nbytes(r.plan_id, r.basis)
 
     def _basis_nbytes(self, plan_id: str, basis: PlanBasis | None) -> int:

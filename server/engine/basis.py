@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,7 +67,7 @@ class PlanBasis:
     data: TableMap
     plan_date: dt.date
     default_group: str | None
-    tables: dict[str, ResultTable]
+    tables: Mapping[str, ResultTable]
     sku: np.ndarray
     edge_src: np.ndarray
     edge_dst: np.ndarray

@@ -48,7 +48,7 @@ from masterplan.contract.tables import INPUT_TABLES
 from masterplan.server.engine.arrays import find_sorted, lookup, unique_ints
 from masterplan.server.engine.basis import PlanBasis
 from masterplan.server.engine.front import plan_front
-from masterplan.server.engine.kinds import ORDER_PRODUCTION, ORDER_TRANSFER
+from masterplan.server.engine.layers import LayeredTables, PatchedTable, patched_tables
 from masterplan.server.engine.messages import Messages
 from masterplan.server.engine.orders import firmed_messages, firmed_sources
 from masterplan.server.engine.plan import Clock, Progress, front_messages, regenerate
@@ -61,7 +61,6 @@ from masterplan.server.engine.rowdiff import (
 from masterplan.server.engine.skus import Masters, TableSkus
 from masterplan.server.engine.stitch import (
     decoded,
-    join_columns,
     object_dictionaries,
     row_skus,
     select_messages,
@@ -158,11 +157,12 @@ def net_change(
     if reason:
         return regeneration(data, params, progress, reason)
     clock = Clock(progress)
-    if keep:
-        object_dictionaries(basis.tables)  # once per kept result
+    if keep and not isinstance(basis.tables, LayeredTables):
+        object_dictionaries(basis.tables)  # once per kept regeneration
     unchanged = [name for name in INPUT_TABLES if name not in changed]
     front = plan_front(data, params, clock, basis.front, unchanged)
     m, s = front.index.masters, front.graph.settings
+    layers = patched_tables(m, basis.tables, _SKU_TABLES)
     with clock.phase("requirements"):
         # The requirements themselves are the small plan's; the firmed orders'
         # messages are the whole plan's.
@@ -191,7 +191,14 @@ def net_change(
                     data, params, progress, f"the change reaches {len(reach)} of {total} SKUs"
                 )
             parents = np.setdiff1d(new_src[find_sorted(reach, new_dst) >= 0], reach)
-            sub = _small_data(front.validated.tables, front.index.rows, m, reach, parents, basis)
+            sub = _small_data(
+                front.validated.tables,
+                front.index.rows,
+                m,
+                reach,
+                parents,
+                layers["planned_orders"],
+            )
             if sub is None:
                 return regeneration(
                     data,
@@ -213,6 +220,7 @@ def net_change(
         tables, before, after, late, net_messages, net_message_sku = _stitch(
             m,
             basis,
+            layers,
             small,
             small_basis,
             item_map,
@@ -223,7 +231,7 @@ def net_change(
         # The plan's size: the previous run's, less the rows replaced, plus
         # the rows replacing them (known without joining the tables).
         size = {
-            name: table_length(basis.tables[name])
+            name: _length(basis.tables, name)
             - table_length(before[name])
             + table_length(after[name])
             for name in after
@@ -354,7 +362,7 @@ def _small_data(
     m: Masters,
     reach: np.ndarray,
     parents: np.ndarray,
-    basis: PlanBasis,
+    orders: PatchedTable,
 ) -> _SmallData | None:
     """The data set that plans the SKUs ``reach`` as the whole one would (see
     the module docstring), or None when an id of a firmed order the small
@@ -376,7 +384,7 @@ def _small_data(
         t["transfer_lines"], inside(rows.transfer_from) | inside(rows.transfer_to)
     )
     firmed = take(t["firmed_planned_orders"], inside(rows.firmed_planned_orders, in_both))
-    injected = _injected_orders(m, basis.tables["planned_orders"], parents)
+    injected = _injected_orders(orders, _flags(m, parents))
     if np.isin(injected["planned_order_id"], firmed["planned_order_id"]).any():
         return None
     out["firmed_planned_orders"] = _concat("firmed_planned_orders", firmed, injected)
@@ -466,20 +474,15 @@ def _concat(table: str, first: Table, second: Table) -> Table:
     return out
 
 
-def _injected_orders(m: Masters, orders: ResultTable, parents: np.ndarray) -> Table:
-    """The previous run's production and transfer orders of ``parents`` as
-    ``firmed_planned_orders`` rows (purchase orders explode nothing)."""
-    sku = row_skus(m, orders)
-    otype = orders["order_type"]
-    assert isinstance(otype, Coded)
-    keep = (find_sorted(parents, sku) >= 0) & np.isin(
-        otype.codes, [ORDER_PRODUCTION, ORDER_TRANSFER]
-    )
+def _injected_orders(orders: PatchedTable, parents: np.ndarray) -> Table:
+    """The previous run's production and transfer orders of the SKUs
+    ``parents`` flags, as ``firmed_planned_orders`` rows (purchase orders
+    explode nothing)."""
+    rows = orders.rows_of(parents)
+    keep = np.isin(rows["order_type"], ["production", "transfer"])
 
     def column(name: str) -> np.ndarray:
-        col = orders[name]
-        values = col[keep].to_array() if isinstance(col, Coded) else col[keep]
-        return values
+        return rows[name][keep]
 
     return {
         "planned_order_id": column("planned_order_id").astype(object),
@@ -538,6 +541,7 @@ def _moved_parents(
 def _stitch(
     m: Masters,
     basis: PlanBasis,
+    layers: dict[str, PatchedTable],
     small: PlanResult,
     small_basis: PlanBasis,
     item_positions: np.ndarray,
@@ -545,7 +549,7 @@ def _stitch(
     front: Messages,
     join: bool = True,
 ) -> tuple[
-    dict[str, ResultTable],
+    LayeredTables,
     dict[str, ResultTable],
     dict[str, ResultTable],
     tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
@@ -555,9 +559,10 @@ def _stitch(
     """The result tables, the rows they replaced and replace them with (see
     :class:`NetChange`), the delayed dependent requirements and the netting
     messages: the previous run's outside ``reach``, the small plan's inside.
-    Without ``join``, only the replaced and replacing rows are made."""
+    Without ``join``, only the replaced and replacing rows are made (the
+    tables returned are the previous run's)."""
     n_wh = m.n_wh
-    tables: dict[str, ResultTable] = {}
+    parts: dict[str, PatchedTable | ResultTable] = {}
     before: dict[str, ResultTable] = {}
     after: dict[str, ResultTable] = {}
     # Whether each SKU number is re-planned: a gather per row, where a
@@ -565,7 +570,7 @@ def _stitch(
     # SKU) stays False.
     replanned = _flags(m, reach)
     for name in _SKU_TABLES:
-        old, new = basis.tables[name], small.tables[name]
+        layer, new = layers[name], small.tables[name]
         new_item = new["item_id"]
         if isinstance(new_item, Coded):
             item_codes = item_positions[new_item.codes]
@@ -573,21 +578,14 @@ def _stitch(
         else:
             new_sku = row_skus(m, new)  # plain ids: looked up among the whole plan's
             item_codes = None
-        keep = ~replanned[row_skus(m, old)]
-        add = replanned[new_sku]
-        before[name] = {col: decoded(values[~keep]) for col, values in old.items()}
-        after[name] = {col: decoded(values[add]) for col, values in new.items()}
-        if not join:
-            continue
-        table: ResultTable = {}
-        for col, values in old.items():
-            codes = None
-            if col == "item_id" and item_codes is not None:
-                codes = item_codes[add]
-            elif col == "warehouse_id" and isinstance(values, Coded):
-                codes = new[col].codes[add]  # type: ignore[union-attr]
-            table[col] = join_columns(values, keep, new[col][add], codes)
-        tables[name] = table
+        add = np.flatnonzero(replanned[new_sku])
+        rows = {col: values[add] for col, values in new.items()}
+        before[name] = {**layer.rows_of(replanned)}
+        after[name] = {col: decoded(values) for col, values in rows.items()}
+        if join:
+            if item_codes is not None:
+                rows = layer.coded_like_base(rows, item_codes[add])
+            parts[name] = layer.replaced(replanned, rows, new_sku[add])
     old_late = ~replanned[basis.late_sku]
     new_parent = _full_skus(small_basis.late_parent, item_positions, n_wh)
     new_sku = _full_skus(small_basis.late_sku, item_positions, n_wh)
@@ -611,9 +609,16 @@ def _stitch(
         ]
     )
     net_message_sku = np.concatenate([basis.net_message_sku[old_msg], msg_sku[new_msg]])
-    tables["plan_messages"] = {**Messages.concat([front, net_messages]).table()}
+    messages: ResultTable = {**Messages.concat([front, net_messages]).table()}
     before["plan_messages"] = basis.tables["plan_messages"]
-    after["plan_messages"] = tables["plan_messages"]
-    if not join:
-        return tables, before, after, late, net_messages, net_message_sku
+    after["plan_messages"] = messages
+    parts["plan_messages"] = messages
+    tables = LayeredTables(parts) if join else LayeredTables(basis.tables)
     return tables, before, after, late, net_messages, net_message_sku
+
+
+def _length(tables: Mapping[str, ResultTable], name: str) -> int:
+    """Rows of table ``name`` (of a layered result, without joining it)."""
+    if isinstance(tables, LayeredTables):
+        return tables.length(name)
+    return table_length(tables[name])

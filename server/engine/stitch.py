@@ -12,6 +12,8 @@ runs share, join without growing theirs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from masterplan.contract.coded import Coded
@@ -82,7 +84,7 @@ def join_columns(
     return _kept_then(a, keep, b)
 
 
-def object_dictionaries(tables: dict[str, ResultTable]) -> None:
+def object_dictionaries(tables: Mapping[str, ResultTable]) -> None:
     """Give every text column of ``tables`` ``object`` strings, in place: the
     dictionaries of coded columns, and plain numpy-string columns.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -93,11 +94,15 @@ class PlanResult:
         sku_count: Number of SKUs planned.
     """
 
-    tables: dict[str, ResultTable]
+    tables: Mapping[str, ResultTable]
     phase_seconds: dict[str, float] = field(default_factory=dict)
     sku_count: int = 0
 
     def row_counts(self) -> dict[str, int]:
+        # A net change's layered tables count their rows without joining them.
+        length = getattr(self.tables, "length", None)
+        if length is not None:
+            return {name: length(name) for name in self.tables}
         return {name: _length(t) for name, t in self.tables.items()}
 
     def arrays(self) -> dict[str, Table]:

@@ -34,9 +34,10 @@ SALES = INPUT_TABLES["sales_lines"]
 GENERIC_CHUNKS = reader._generic_chunks
 
 
-def _postgres_only(engine: Engine) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("binary COPY is the PostgreSQL read path")
+#: The database tests run on PostgreSQL only: binary COPY is its read path.
+on_postgres = pytest.mark.parametrize(
+    "db_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
 
 
 def _generic(engine: Engine, table: str, chunk_rows: int = 1000) -> dict[str, np.ndarray]:
@@ -97,6 +98,7 @@ def _sales_rows(n: int) -> list[dict[str, Any]]:
     return rows
 
 
+@on_postgres
 @pytest.mark.parametrize("chunk_rows", [1, 2, 7, 1000])
 def test_copy_reads_exactly_what_the_generic_reader_reads(
     engine: Engine,
@@ -105,7 +107,6 @@ def test_copy_reads_exactly_what_the_generic_reader_reads(
     copy_only: list[str],
     chunk_rows: int,
 ) -> None:
-    _postgres_only(engine)
     create_plain_tables(["sales_lines"])
     insert_rows("sales_lines", _sales_rows(40))
     want = _generic(engine, "sales_lines")
@@ -116,13 +117,13 @@ def test_copy_reads_exactly_what_the_generic_reader_reads(
     _assert_same(concat_chunks(SALES, chunks), want)
 
 
+@on_postgres
 def test_read_input_copies_every_table_in_one_snapshot(
     engine: Engine,
     create_plain_tables: CreatePlain,
     insert_rows: InsertRows,
     copy_only: list[str],
 ) -> None:
-    _postgres_only(engine)
     create_plain_tables()
     insert_rows("sales_lines", _sales_rows(12))
     insert_rows("on_hand", [{"item_id": "A", "warehouse_id": "W", "qty": 2.5}])
@@ -134,11 +135,11 @@ def test_read_input_copies_every_table_in_one_snapshot(
     assert data["forecasts"]["forecast_date"].dtype == np.dtype("datetime64[D]")
 
 
+@on_postgres
 def test_tables_of_other_types_read_the_generic_way(
     engine: Engine, create_plain_tables: CreatePlain, insert_rows: InsertRows
 ) -> None:
     """A char(n) id keeps its padding and a timestamp its own day, as before."""
-    _postgres_only(engine)
     create_plain_tables(
         ["forecasts"],
         types={"forecasts": {"item_id": "CHAR(4)", "forecast_date": "TIMESTAMP"}},
@@ -152,12 +153,12 @@ def test_tables_of_other_types_read_the_generic_way(
     assert table["forecast_date"].tolist() == [dt.date(2024, 2, 29)]
 
 
+@on_postgres
 def test_a_number_past_float8_reads_as_the_generic_reader_reads_it(
     engine: Engine, create_plain_tables: CreatePlain, insert_rows: InsertRows
 ) -> None:
     """The server refuses to cast it; the table is read again the generic
     way from a savepoint, and the rest of the snapshot reads on."""
-    _postgres_only(engine)
     create_plain_tables(types={"on_hand": {"qty": "NUMERIC"}})
     with engine.begin() as conn:
         conn.exec_driver_sql("INSERT INTO on_hand VALUES ('A', 'W', 1e400), ('B', 'W', 2)")
@@ -167,10 +168,10 @@ def test_a_number_past_float8_reads_as_the_generic_reader_reads_it(
     _assert_same(data["sales_lines"], _generic(engine, "sales_lines"))
 
 
+@on_postgres
 def test_an_infinite_date_names_its_table_and_column(
     engine: Engine, create_plain_tables: CreatePlain
 ) -> None:
-    _postgres_only(engine)
     create_plain_tables(["forecasts"])
     with engine.begin() as conn:
         conn.exec_driver_sql("INSERT INTO forecasts VALUES ('A', 'W', 'infinity', 1)")

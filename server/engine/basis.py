@@ -24,6 +24,7 @@ from masterplan.contract.coded import Coded
 from masterplan.server.engine.delays import Delays
 from masterplan.server.engine.front import Front
 from masterplan.server.engine.kinds import K_PL
+from masterplan.server.engine.layers import PatchedTable
 from masterplan.server.engine.messages import Messages
 from masterplan.server.engine.netting import Netting
 from masterplan.server.engine.skus import Masters, SkuSettings
@@ -48,13 +49,13 @@ class PlanBasis:
         The plan's SKU numbers, sorted.
     edge_src, edge_dst : int64 (E,)
         The SKU graph's edges parent -> component, as SKU numbers.
-    late_parent, late_sku : int64 (L,)
-        Of every delayed dependent requirement (kind ``pl``): the SKU of the
-        order whose explosion made it, and its own SKU.
-    late_ref : object (L,)
-        Its ref (``PL:{planned_order_id}[/{line_no}]``).
-    late_futures : int64 (L,)
-        Its futures date (``NO_DATE`` for never).
+    late : PatchedTable
+        Every delayed dependent requirement (kind ``pl``), by its own SKU:
+        ``parent`` (int64, the SKU of the order whose explosion made it),
+        ``sku`` (int64, its own), ``ref`` (object,
+        ``PL:{planned_order_id}[/{line_no}]``) and ``futures`` (int64, its
+        futures date, ``NO_DATE`` for never). Patched by net changes as the
+        result tables are.
     net_messages : Messages
         The plan messages the netting wrote (``NO_BOM`` of planned orders).
     net_message_sku : int64 (M,)
@@ -71,10 +72,7 @@ class PlanBasis:
     sku: np.ndarray
     edge_src: np.ndarray
     edge_dst: np.ndarray
-    late_parent: np.ndarray
-    late_sku: np.ndarray
-    late_ref: np.ndarray
-    late_futures: np.ndarray
+    late: PatchedTable
     net_messages: Messages
     net_message_sku: np.ndarray
     front: Front
@@ -85,15 +83,13 @@ class PlanBasis:
         (of its front: the SKU numbers of the rows, the graph and the levels;
         its checked tables share the data's arrays where no row was left
         out)."""
-        arrays = (
-            self.sku,
-            self.edge_src,
-            self.edge_dst,
-            self.late_parent,
-            self.late_sku,
-            self.late_futures,
-            self.net_message_sku,
-        )
+        late = self.late
+        refs = 0
+        arrays = [self.sku, self.edge_src, self.edge_dst, self.net_message_sku]
+        arrays += [late.base_sku, late.patch_sku, late.gone]
+        for piece in late.pieces():
+            arrays += [piece["parent"], piece["sku"], piece["futures"]]  # type: ignore[list-item]
+            refs += len(piece["ref"])
         front = self.front
         kept = [
             *(getattr(front.index.rows, f.name) for f in dataclasses.fields(front.index.rows)),
@@ -105,7 +101,7 @@ class PlanBasis:
         ]
         # Object refs: the pointer and a short Python string each.
         held = sum(a.nbytes for a in (*arrays, *kept))
-        return held + 80 * len(self.late_ref)
+        return held + 80 * refs
 
 
 def message_skus(m: Masters, messages: Messages) -> np.ndarray:
@@ -122,7 +118,7 @@ def plan_basis(
     s: SkuSettings,
     edges: tuple[np.ndarray, np.ndarray],
     net: Netting,
-    late: Delays,
+    delays: Delays,
     front: Front,
 ) -> PlanBasis:
     """The basis of a run from its phases' results.
@@ -132,7 +128,7 @@ def plan_basis(
     ``demand_ref`` dictionary, which holds every requirement ref of the run.
     """
     req = net.requirements
-    rows = np.flatnonzero(late.delayed & (req.kind == K_PL) & (req.cause != -1))
+    rows = np.flatnonzero(delays.delayed & (req.kind == K_PL) & (req.cause != -1))
     cause = req.cause[rows]
     by_order = cause <= -2
     parent = np.where(
@@ -143,6 +139,13 @@ def plan_basis(
     demand_ref = tables["pegging"]["demand_ref"]
     assert isinstance(demand_ref, Coded)
     refs = Coded(req.ref[rows], demand_ref.values).to_array()
+    late_sku = s.sku[req.sidx[rows]]
+    late = {
+        "parent": s.sku[parent],
+        "sku": late_sku,
+        "ref": refs,
+        "futures": delays.futures[rows],
+    }
     return PlanBasis(
         data=data,
         plan_date=plan_date,
@@ -151,10 +154,7 @@ def plan_basis(
         sku=s.sku.copy(),
         edge_src=s.sku[edges[0]],
         edge_dst=s.sku[edges[1]],
-        late_parent=s.sku[parent],
-        late_sku=s.sku[req.sidx[rows]],
-        late_ref=refs,
-        late_futures=late.futures[rows],
+        late=PatchedTable.of(late, late_sku, len(m.item_ids) * m.n_wh),
         net_messages=net.messages,
         net_message_sku=message_skus(m, net.messages),
         front=front,

@@ -252,10 +252,7 @@ def net_change(
             sku=s.sku.copy(),
             edge_src=new_src,
             edge_dst=new_dst,
-            late_parent=late[0],
-            late_sku=late[1],
-            late_ref=late[2],
-            late_futures=late[3],
+            late=late,
             net_messages=net_messages,
             net_message_sku=net_message_sku,
             front=front,
@@ -513,24 +510,26 @@ def _moved_parents(
     """Parents outside ``reach`` whose orders' delayed dependent requirements
     in ``reach`` differ (ref or futures) from the previous run's."""
     n_wh = m.n_wh
-    new_parent = _full_skus(small.late_parent, item_positions, n_wh)
-    new_sku = _full_skus(small.late_sku, item_positions, n_wh)
     in_reach = _flags(m, reach)
+    new = small.late.base
+    new_parent = _full_skus(new["parent"], item_positions, n_wh)  # type: ignore[arg-type]
+    new_sku = _full_skus(new["sku"], item_positions, n_wh)  # type: ignore[arg-type]
     new_rows = in_reach[new_sku] & ~in_reach[new_parent]
-    old_rows = in_reach[basis.late_sku] & ~in_reach[basis.late_parent]
+    old = basis.late.rows_of(in_reach)
+    old_rows = ~in_reach[old["parent"]]
     before = Counter(
         zip(
-            basis.late_parent[old_rows].tolist(),
-            basis.late_ref[old_rows].tolist(),
-            basis.late_futures[old_rows].tolist(),
+            old["parent"][old_rows].tolist(),
+            old["ref"][old_rows].tolist(),
+            old["futures"][old_rows].tolist(),
             strict=True,
         )
     )
     after = Counter(
         zip(
             new_parent[new_rows].tolist(),
-            small.late_ref[new_rows].tolist(),
-            small.late_futures[new_rows].tolist(),
+            new["ref"][new_rows].tolist(),  # type: ignore[union-attr]
+            new["futures"][new_rows].tolist(),  # type: ignore[union-attr]
             strict=True,
         )
     )
@@ -552,7 +551,7 @@ def _stitch(
     LayeredTables,
     dict[str, ResultTable],
     dict[str, ResultTable],
-    tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    PatchedTable,
     Messages,
     np.ndarray,
 ]:
@@ -586,16 +585,16 @@ def _stitch(
             if item_codes is not None:
                 rows = layer.coded_like_base(rows, item_codes[add])
             parts[name] = layer.replaced(replanned, rows, new_sku[add])
-    old_late = ~replanned[basis.late_sku]
-    new_parent = _full_skus(small_basis.late_parent, item_positions, n_wh)
-    new_sku = _full_skus(small_basis.late_sku, item_positions, n_wh)
-    new_late = replanned[new_sku]
-    late = (
-        np.concatenate([basis.late_parent[old_late], new_parent[new_late]]),
-        np.concatenate([basis.late_sku[old_late], new_sku[new_late]]),
-        np.concatenate([basis.late_ref[old_late], small_basis.late_ref[new_late]]),
-        np.concatenate([basis.late_futures[old_late], small_basis.late_futures[new_late]]),
-    )
+    small_late = small_basis.late.base
+    new_sku = _full_skus(small_late["sku"], item_positions, n_wh)  # type: ignore[arg-type]
+    new_late = np.flatnonzero(replanned[new_sku])
+    late_rows: ResultTable = {
+        "parent": _full_skus(small_late["parent"], item_positions, n_wh)[new_late],  # type: ignore[arg-type]
+        "sku": new_sku[new_late],
+        "ref": small_late["ref"][new_late],
+        "futures": small_late["futures"][new_late],
+    }
+    late = basis.late.replaced(replanned, late_rows, new_sku[new_late]) if join else basis.late
     old_msg = ~replanned[basis.net_message_sku]
     small_msg_sku = small_basis.net_message_sku
     msg_sku = np.where(

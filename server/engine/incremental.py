@@ -157,8 +157,6 @@ def net_change(
     if reason:
         return regeneration(data, params, progress, reason)
     clock = Clock(progress)
-    if keep and not isinstance(basis.tables, LayeredTables):
-        object_dictionaries(basis.tables)  # once per kept regeneration
     unchanged = [name for name in INPUT_TABLES if name not in changed]
     front = plan_front(data, params, clock, basis.front, unchanged)
     m, s = front.index.masters, front.graph.settings
@@ -217,6 +215,8 @@ def net_change(
                 data, params, progress, "the change moves delays through too many levels"
             )
     with clock.phase("messages"):
+        if keep and not isinstance(basis.tables, LayeredTables):
+            object_dictionaries(basis.tables)  # once per kept regeneration
         tables, before, after, late, net_messages, net_message_sku = _stitch(
             m,
             basis,

@@ -81,6 +81,10 @@ class Calendars:
         self.exc_cal = cal[known]
         self.exc_day = days(exceptions["day"])[known]
         self.exc_working = np.nan_to_num(exceptions["is_working"][known]) != 0
+        # Per calendar: the span of days listed, its working days in order
+        # and the working days before each (see :meth:`_span`).
+        self._spans: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}
+        self._stops: dict[int, int] = {}
 
     def index(self, calendar_ids: np.ndarray) -> np.ndarray:
         """Calendar number of each id, -1 for NULL or unknown."""
@@ -93,6 +97,27 @@ class Calendars:
         mine = (self.exc_cal == c) & (self.exc_day >= start) & (self.exc_day < stop)
         flags[self.exc_day[mine] - start] = self.exc_working[mine]
         return flags
+
+    def _span(self, c: int, start: int, stop: int) -> tuple[int, np.ndarray, np.ndarray]:
+        """Calendar ``c``'s working days over a span covering ``start..stop-1``:
+        its first day, the working days in order, and ``W`` (``before[i]``,
+        the working days before day ``first + i``).
+
+        Kept and widened as queries need: a run shifts dates on the same
+        calendars dozens of times, and listing 40,000 days each time was most
+        of a small run's lead-time arithmetic. A wider span gives the same
+        shifts, because the distance checks in :meth:`shift` bound every
+        result to the span a single query would have listed.
+        """
+        have = self._spans.get(c)
+        if have is not None and have[0] <= start and stop <= self._stops[c]:
+            return have
+        if have is not None:
+            start, stop = min(start, have[0]), max(stop, self._stops[c])
+        flags = self._working(c, start, stop)
+        span = (start, np.flatnonzero(flags) + start, np.concatenate(([0], np.cumsum(flags))))
+        self._spans[c], self._stops[c] = span, stop
+        return span
 
     def shift(self, d: np.ndarray, lead: np.ndarray, cal: np.ndarray, sign: int) -> np.ndarray:
         """``d`` plus (``sign`` 1) or minus (-1) ``lead`` days on calendars ``cal``.
@@ -109,9 +134,7 @@ class Calendars:
             q, L = d[sel], lead[sel]
             start = int(q.min() - L.max()) - SEARCH_LIMIT - 2
             stop = int(q.max() + L.max()) + SEARCH_LIMIT + 2
-            flags = self._working(int(c), start, stop)
-            work = np.flatnonzero(flags) + start  # the working days, in order
-            before = np.concatenate(([0], np.cumsum(flags)))  # W(start + i) = before[i]
+            start, work, before = self._span(int(c), start, stop)
             w = before[q - start]
             n = np.where(sign > 0, w + L, w - L)
             ok = (n >= 0) & (n < len(work))

@@ -7,6 +7,8 @@ import datetime as dt
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from masterplan.contract.rows import from_rows
 from masterplan.contract.tables import INPUT_TABLES
@@ -84,3 +86,58 @@ def test_dates_before_t0_count_as_t0() -> None:
 def test_plan_day_counts_days_since_1970() -> None:
     assert plan_day(dt.date(1970, 1, 2)) == 1
     assert plan_day(dt.date(2024, 3, 4)) == T0 == 19786
+
+
+@given(
+    st.lists(st.tuples(st.integers(-60, 60), st.integers(0, 1)), max_size=12),
+    st.lists(
+        st.tuples(
+            st.lists(st.integers(-25_000, 25_000), min_size=1, max_size=6),
+            st.integers(0, 30),
+            st.sampled_from([1, -1]),
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    st.booleans(),
+)
+def test_shifts_on_one_calendar_object_equal_shifts_on_fresh_ones(
+    exceptions: list[tuple[int, int]],
+    queries: list[tuple[list[int], int, int]],
+    closed: bool,
+) -> None:
+    """A run keeps each calendar's working days listed and widens the list as
+    later queries reach further: the shifts must be those of a calendar
+    listed for each query alone, also near the search limit of a calendar
+    with (almost) no working day."""
+    exc = [(day(d), w) for d, w in exceptions]
+    # closed: no working weekday, only the working exceptions work
+    kept = _closed(exc) if closed else calendars(exc)
+    for offsets, lead, sign in queries:
+        d = np.array([day(o) for o in offsets])
+        lead_days = np.full(len(d), lead)
+        cal = np.zeros(len(d), dtype=np.int64)
+        fresh = _closed(exc) if closed else calendars(exc)
+        assert (
+            kept.shift(d, lead_days, cal, sign).tolist()
+            == fresh.shift(d, lead_days, cal, sign).tolist()
+        )
+
+
+def _closed(exceptions: list[tuple[int, int]]) -> Calendars:
+    """A calendar that works on no weekday, only on its working exceptions."""
+    cal = from_rows(
+        INPUT_TABLES["calendars"], [{"calendar_id": "MF", "working_weekdays": "0000000"}]
+    )
+    exc = from_rows(
+        INPUT_TABLES["calendar_exceptions"],
+        [
+            {
+                "calendar_id": "MF",
+                "day": (dt.date(1970, 1, 1) + dt.timedelta(days=d)).isoformat(),
+                "is_working": w,
+            }
+            for d, w in exceptions
+        ],
+    )
+    return Calendars(cal, exc)

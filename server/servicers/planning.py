@@ -27,7 +27,7 @@ from masterplan.server.results_stream import result_stream
 from masterplan.server.runs import Compute, regenerate_job, run_engine
 from masterplan.server.servicers._convert import MODES, pegging_to_proto, run_to_proto
 from masterplan.server.simulate import baseline, simulate, simulation_to_proto
-from masterplan.server.store import RunRecord, Stores, TenantStore
+from masterplan.server.store import Dataset, RunRecord, Stores, TenantStore
 from masterplan.server.uploads import Assembly
 from masterplan.tenancy.errors import QuotaExceeded
 from masterplan.tenancy.interceptor import current_principal
@@ -101,6 +101,30 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
         bind(tenant=tenant.name)
         return tenant, self._stores.get(tenant.tenant_id)
 
+    @staticmethod
+    def _plan(parent: str, tenant: Tenant) -> str:
+        """The plan ``parent`` names, bound to the log."""
+        plan_id = parse_plan(parent, tenant.name)
+        bind(plan=plan_id)
+        return plan_id
+
+    @staticmethod
+    def _dataset(store: TenantStore, plan_id: str) -> Dataset:
+        """The plan's data set, its version bound to the log."""
+        dataset = store.dataset(plan_id)
+        bind(version=dataset.version)
+        return dataset
+
+    def _params(self, plan_date: dt.date, default_group: str | None) -> PlanParams:
+        """A run's parameters, with the size limits of the quotas."""
+        quotas = self._ledger.quotas
+        return PlanParams(
+            plan_date,
+            default_group,
+            max_planned_orders=quotas.max_planned_orders,
+            max_result_rows=quotas.max_result_rows,
+        )
+
     @scoped
     @funnel
     def RunPlan(
@@ -109,8 +133,7 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
         tenant, store = self._store()
         rec: RunRecord | None = None
         try:
-            plan_id = parse_plan(request.parent, tenant.name)
-            bind(plan=plan_id)
+            plan_id = self._plan(request.parent, tenant)
             plan_date = _plan_date(request.plan_date)
             run_id = check_run_id(request.run_id) if request.run_id else ""
             chunk_rows = request.chunk_rows or self._chunk_rows
@@ -118,8 +141,7 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
                 raise InvalidArgument(
                     f"chunk_rows may be at most {MAX_CHUNK_ROWS}", field="chunk_rows"
                 )
-            dataset = store.dataset(plan_id)
-            bind(version=dataset.version)
+            dataset = self._dataset(store, plan_id)
             with self._ledger.acquire_run(tenant.tenant_id):
                 mode = MODES[request.mode]
                 rec = store.start_run(plan_id, run_id, mode, plan_date, dataset.version)
@@ -130,13 +152,7 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
                 bind(run=rec.run_id)
                 log.info("run started", extra=fields(mode=mode, plan_date=plan_date.isoformat()))
                 context.add_callback(rec.cancel.set)  # client cancel or deadline
-                quotas = self._ledger.quotas
-                params = PlanParams(
-                    plan_date,
-                    request.default_group or None,
-                    max_planned_orders=quotas.max_planned_orders,
-                    max_result_rows=quotas.max_result_rows,
-                )
+                params = self._params(plan_date, request.default_group or None)
                 yield from self._execute(
                     tenant,
                     store,
@@ -266,8 +282,7 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
         self, request: pb.ListRunsRequest, context: grpc.ServicerContext
     ) -> pb.ListRunsResponse:
         tenant, store = self._store()
-        plan_id = parse_plan(request.parent, tenant.name)
-        bind(plan=plan_id)
+        plan_id = self._plan(request.parent, tenant)
         runs = store.runs(plan_id)
         size = request.page_size if request.page_size > 0 else 50
         try:
@@ -350,20 +365,16 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
     ) -> pb.SimulateResponse:
         """A what-if delta planned on a copy of the plan's data; nothing is stored (SPEC §6)."""
         tenant, store = self._store()
-        plan_id = parse_plan(request.parent, tenant.name)
-        bind(plan=plan_id)
-        dataset = store.dataset(plan_id)
-        bind(version=dataset.version)
+        plan_id = self._plan(request.parent, tenant)
+        dataset = self._dataset(store, plan_id)
         base = baseline(store.runs(plan_id))
         quotas = self._ledger.quotas
         # An empty plan date is the base run's, not today: a what-if compares
         # with the plan as it was made.
         plan_date = base.plan_date or dt.date.today()
-        params = PlanParams(
+        params = self._params(
             _plan_date(request.plan_date) if request.plan_date else plan_date,
             request.default_group or base.default_group,
-            max_planned_orders=quotas.max_planned_orders,
-            max_result_rows=quotas.max_result_rows,
         )
         cancel = threading.Event()
         context.add_callback(cancel.set)  # client cancel or deadline

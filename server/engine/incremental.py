@@ -61,7 +61,6 @@ from masterplan.server.engine.rowdiff import (
 from masterplan.server.engine.skus import Masters, TableSkus
 from masterplan.server.engine.stitch import (
     decoded,
-    object_dictionaries,
     row_skus,
     select_messages,
 )
@@ -215,8 +214,6 @@ def net_change(
                 data, params, progress, "the change moves delays through too many levels"
             )
     with clock.phase("messages"):
-        if keep and not isinstance(basis.tables, LayeredTables):
-            object_dictionaries(basis.tables)  # once per kept regeneration
         tables, before, after, late, net_messages, net_message_sku = _stitch(
             m,
             basis,

@@ -74,14 +74,7 @@ class PatchedTable:
     @classmethod
     def of(cls, table: ResultTable, sku: np.ndarray, slots: int) -> PatchedTable:
         """``table`` (rows of SKU numbers ``sku``, below ``slots``), unpatched."""
-        return cls(
-            table,
-            sku,
-            np.zeros(slots + 1, dtype=bool),
-            0,
-            {col: values[:0] for col, values in table.items()},
-            sku[:0],
-        )
+        return cls(table, sku, np.zeros(slots + 1, dtype=bool), 0, _no_rows(table), sku[:0])
 
     def __len__(self) -> int:
         return len(self.base_sku) - self.gone_rows + len(self.patch_sku)
@@ -150,6 +143,19 @@ class PatchedTable:
     def pieces(self) -> tuple[ResultTable, ResultTable]:
         """The tables it holds (for counting memory)."""
         return self.base, self.patch
+
+
+def _no_rows(table: ResultTable) -> ResultTable:
+    """An empty table of ``table``'s columns. Coded text starts with an empty
+    dictionary (joining rows to the whole plan's refs would convert all of
+    them), except the item and warehouse ids, which share the master ids'."""
+    out: ResultTable = {}
+    for col, values in table.items():
+        if isinstance(values, Coded) and col not in ("item_id", "warehouse_id"):
+            out[col] = Coded(values.codes[:0], values.values[:0])
+        else:
+            out[col] = values[:0]
+    return out
 
 
 def patched_tables(

@@ -12,8 +12,6 @@ runs share, join without growing theirs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 
 from masterplan.contract.coded import Coded
@@ -21,7 +19,7 @@ from masterplan.server.engine.messages import Messages
 from masterplan.server.engine.skus import Masters
 from masterplan.server.engine.types import ResultTable
 
-__all__ = ["decoded", "join_columns", "object_dictionaries", "row_skus", "select_messages"]
+__all__ = ["decoded", "join_columns", "row_skus", "select_messages"]
 
 #: A dictionary this much larger than the rows that use it is compacted.
 _SLACK = 2
@@ -82,24 +80,6 @@ def join_columns(
     if a.dtype != b.dtype:
         a, b = a.astype(object), b.astype(object)
     return _kept_then(a, keep, b)
-
-
-def object_dictionaries(tables: Mapping[str, ResultTable]) -> None:
-    """Give every text column of ``tables`` ``object`` strings, in place: the
-    dictionaries of coded columns, and plain numpy-string columns.
-
-    Done once per kept result: joining object arrays copies pointers,
-    joining numpy strings copies every string (0.2 s for a million refs).
-    Each column is replaced by an equal one, so readers of the tables see
-    the same values before and after.
-    """
-    for table in tables.values():
-        for col, values in list(table.items()):
-            if isinstance(values, Coded):
-                if values.values.dtype != object:
-                    table[col] = Coded(values.codes, values.values.astype(object))
-            elif values.dtype.kind == "T":
-                table[col] = values.astype(object)
 
 
 def decoded(column: np.ndarray | Coded) -> np.ndarray:

@@ -187,13 +187,17 @@ def net_change(
                 return regeneration(
                     data, params, progress, f"the change reaches {len(reach)} of {total} SKUs"
                 )
-            parents = np.setdiff1d(new_src[find_sorted(reach, new_dst) >= 0], reach)
+            # Whether each SKU number is re-planned: a gather per row, where a
+            # search in ``reach`` would cost a binary search.
+            in_reach = _flags(m, reach)
+            above = new_src[in_reach[new_dst]]
+            parents = unique_ints(above[~in_reach[above]])
             sub = _small_data(
                 front.validated.tables,
                 front.index.rows,
                 m,
-                reach,
-                parents,
+                in_reach,
+                _flags(m, parents),
                 layers["planned_orders"],
             )
             if sub is None:
@@ -205,7 +209,7 @@ def net_change(
                 )
             small, small_basis = regenerate(sub.tables, params)
             item_map = sub.item_positions
-            moved = _moved_parents(m, basis, small_basis, item_map, reach)
+            moved = _moved_parents(m, basis, small_basis, item_map, in_reach)
             if len(moved) == 0:
                 break
             reach = _downstream(unique_ints(np.concatenate([reach, moved])), all_src, all_dst)
@@ -221,7 +225,7 @@ def net_change(
             small,
             small_basis,
             item_map,
-            reach,
+            in_reach,
             front_messages(front, firmed_msgs),
             join=keep,
         )
@@ -354,16 +358,18 @@ def _small_data(
     t: dict[str, Table],
     rows: TableSkus,
     m: Masters,
-    reach: np.ndarray,
-    parents: np.ndarray,
+    in_reach: np.ndarray,
+    in_parents: np.ndarray,
     orders: PatchedTable,
 ) -> _SmallData | None:
-    """The data set that plans the SKUs ``reach`` as the whole one would (see
-    the module docstring), or None when an id of a firmed order the small
-    plan needs equals an id of a planned order it injects."""
-
-    both = unique_ints(np.concatenate([reach, parents]))
-    in_reach, in_both = _flags(m, reach), _flags(m, both)
+    """The data set that plans the SKUs ``in_reach`` flags as the whole one
+    would (see the module docstring), the parents outside them flagged by
+    ``in_parents`` (flags as :func:`_flags` makes them); or None when an id
+    of a firmed order the small plan needs equals an id of a planned order
+    it injects."""
+    in_both = in_reach | in_parents
+    both = np.flatnonzero(in_both)
+    parents = np.flatnonzero(in_parents)
 
     def inside(sku: np.ndarray, among: np.ndarray = in_reach) -> np.ndarray:
         return among[sku]
@@ -378,7 +384,7 @@ def _small_data(
         t["transfer_lines"], inside(rows.transfer_from) | inside(rows.transfer_to)
     )
     firmed = take(t["firmed_planned_orders"], inside(rows.firmed_planned_orders, in_both))
-    injected = _injected_orders(orders, _flags(m, parents))
+    injected = _injected_orders(orders, in_parents)
     if np.isin(injected["planned_order_id"], firmed["planned_order_id"]).any():
         return None
     out["firmed_planned_orders"] = _concat("firmed_planned_orders", firmed, injected)
@@ -390,7 +396,7 @@ def _small_data(
     )
     cov = t["item_coverage"]
     own = inside(rows.item_coverage)
-    of_parents = inside(rows.item_coverage, _flags(m, parents))
+    of_parents = inside(rows.item_coverage, in_parents)
     refill_of = dict(
         zip(
             rows.item_coverage[of_parents].tolist(),
@@ -502,12 +508,12 @@ def _moved_parents(
     basis: PlanBasis,
     small: PlanBasis,
     item_positions: np.ndarray,
-    reach: np.ndarray,
+    in_reach: np.ndarray,
 ) -> np.ndarray:
-    """Parents outside ``reach`` whose orders' delayed dependent requirements
-    in ``reach`` differ (ref or futures) from the previous run's."""
+    """Parents outside the re-planned SKUs (flagged by ``in_reach``) whose
+    orders' delayed dependent requirements among them differ (ref or
+    futures) from the previous run's."""
     n_wh = m.n_wh
-    in_reach = _flags(m, reach)
     new = small.late.base
     new_parent = _full_skus(new["parent"], item_positions, n_wh)  # type: ignore[arg-type]
     new_sku = _full_skus(new["sku"], item_positions, n_wh)  # type: ignore[arg-type]
@@ -541,7 +547,7 @@ def _stitch(
     small: PlanResult,
     small_basis: PlanBasis,
     item_positions: np.ndarray,
-    reach: np.ndarray,
+    replanned: np.ndarray,
     front: Messages,
     join: bool = True,
 ) -> tuple[
@@ -554,17 +560,14 @@ def _stitch(
 ]:
     """The result tables, the rows they replaced and replace them with (see
     :class:`NetChange`), the delayed dependent requirements and the netting
-    messages: the previous run's outside ``reach``, the small plan's inside.
+    messages: the previous run's outside the SKUs ``replanned`` flags, the
+    small plan's inside.
     Without ``join``, only the replaced and replacing rows are made (the
     tables returned are the previous run's)."""
     n_wh = m.n_wh
     parts: dict[str, PatchedTable | ResultTable] = {}
     before: dict[str, ResultTable] = {}
     after: dict[str, ResultTable] = {}
-    # Whether each SKU number is re-planned: a gather per row, where a
-    # search in ``reach`` would cost a binary search; the last slot (-1, no
-    # SKU) stays False.
-    replanned = _flags(m, reach)
     for name in _SKU_TABLES:
         layer, new = layers[name], small.tables[name]
         new_item = new["item_id"]

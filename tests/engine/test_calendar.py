@@ -20,10 +20,11 @@ from tests.engine.phases import T0, day
 MON, THU, FRI, SAT, SUN, NEXT_MON, NEXT_TUE = (day(d) for d in (0, 3, 4, 5, 6, 7, 8))
 
 
-def calendars(exceptions: list[tuple[int, int]] = ()) -> Calendars:
-    """Calendar 0 works Monday to Friday; ``exceptions`` are (day, is_working)."""
+def calendars(exceptions: list[tuple[int, int]] = (), weekdays: str = "1111100") -> Calendars:
+    """Calendar 0 works on ``weekdays`` (Monday to Friday unless given);
+    ``exceptions`` are (day, is_working)."""
     cal = from_rows(
-        INPUT_TABLES["calendars"], [{"calendar_id": "MF", "working_weekdays": "1111100"}]
+        INPUT_TABLES["calendars"], [{"calendar_id": "MF", "working_weekdays": weekdays}]
     )
     exc = from_rows(
         INPUT_TABLES["calendar_exceptions"],
@@ -112,32 +113,14 @@ def test_shifts_on_one_calendar_object_equal_shifts_on_fresh_ones(
     with (almost) no working day."""
     exc = [(day(d), w) for d, w in exceptions]
     # closed: no working weekday, only the working exceptions work
-    kept = _closed(exc) if closed else calendars(exc)
+    weekdays = "0000000" if closed else "1111100"
+    kept = calendars(exc, weekdays)
     for offsets, lead, sign in queries:
         d = np.array([day(o) for o in offsets])
         lead_days = np.full(len(d), lead)
         cal = np.zeros(len(d), dtype=np.int64)
-        fresh = _closed(exc) if closed else calendars(exc)
+        fresh = calendars(exc, weekdays)
         assert (
             kept.shift(d, lead_days, cal, sign).tolist()
             == fresh.shift(d, lead_days, cal, sign).tolist()
         )
-
-
-def _closed(exceptions: list[tuple[int, int]]) -> Calendars:
-    """A calendar that works on no weekday, only on its working exceptions."""
-    cal = from_rows(
-        INPUT_TABLES["calendars"], [{"calendar_id": "MF", "working_weekdays": "0000000"}]
-    )
-    exc = from_rows(
-        INPUT_TABLES["calendar_exceptions"],
-        [
-            {
-                "calendar_id": "MF",
-                "day": (dt.date(1970, 1, 1) + dt.timedelta(days=d)).isoformat(),
-                "is_working": w,
-            }
-            for d, w in exceptions
-        ],
-    )
-    return Calendars(cal, exc)

@@ -30,7 +30,7 @@ from masterplan.server.engine.netting import Netting
 from masterplan.server.engine.skus import Masters, SkuSettings
 from masterplan.server.engine.types import ResultTable, TableMap
 
-__all__ = ["PlanBasis", "message_skus", "plan_basis"]
+__all__ = ["PlanBasis", "message_skus", "plan_basis", "sorted_edges"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +48,8 @@ class PlanBasis:
     sku : int64 (S,)
         The plan's SKU numbers, sorted.
     edge_src, edge_dst : int64 (E,)
-        The SKU graph's edges parent -> component, as SKU numbers.
+        The SKU graph's edges parent -> component, as SKU numbers, sorted
+        by parent (what finds the SKUs below a change).
     late : PatchedTable
         Every delayed dependent requirement (kind ``pl``), by its own SKU:
         ``parent`` (int64, the SKU of the order whose explosion made it),
@@ -146,16 +147,23 @@ def plan_basis(
         "ref": refs,
         "futures": delays.futures[rows],
     }
+    src, dst = sorted_edges(s.sku[edges[0]], s.sku[edges[1]])
     return PlanBasis(
         data=data,
         plan_date=plan_date,
         default_group=default_group,
         tables=tables,
         sku=s.sku.copy(),
-        edge_src=s.sku[edges[0]],
-        edge_dst=s.sku[edges[1]],
+        edge_src=src,
+        edge_dst=dst,
         late=PatchedTable.of(late, late_sku, len(m.item_ids) * m.n_wh),
         net_messages=net.messages,
         net_message_sku=message_skus(m, net.messages),
         front=front,
     )
+
+
+def sorted_edges(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Edges ``src -> dst`` sorted by ``src`` (stable), as :class:`PlanBasis` keeps them."""
+    order = np.argsort(src, kind="stable")
+    return src[order], dst[order]

@@ -46,7 +46,7 @@ from masterplan.contract.coded import Coded
 from masterplan.contract.columns import Table, empty_table, table_length, take
 from masterplan.contract.tables import INPUT_TABLES
 from masterplan.server.engine.arrays import find_sorted, lookup, unique_ints
-from masterplan.server.engine.basis import PlanBasis
+from masterplan.server.engine.basis import PlanBasis, sorted_edges
 from masterplan.server.engine.front import plan_front
 from masterplan.server.engine.layers import LayeredTables, PatchedTable, patched_tables
 from masterplan.server.engine.messages import Messages
@@ -167,18 +167,21 @@ def net_change(
         firmed_msgs = firmed_messages(
             front.validated.tables["firmed_planned_orders"], firmed, firmed_sources(firmed, s)
         )
-        seeds = unique_ints(
-            np.concatenate(
-                [
-                    _touched_skus(m, basis.data, data, changed, touched),
-                    basis.sku[find_sorted(s.sku, basis.sku) < 0],
-                    s.sku[find_sorted(basis.sku, s.sku) < 0],
-                ]
+        seeds = _touched_skus(m, basis.data, data, changed, touched)
+        if front.graph is basis.front.graph:
+            # The same SKUs and edges as the previous run (its graph reused).
+            new_src, new_dst = basis.edge_src, basis.edge_dst
+            all_src, all_dst = new_src, new_dst
+        else:
+            appeared = s.sku[find_sorted(basis.sku, s.sku) < 0]
+            vanished = basis.sku[find_sorted(s.sku, basis.sku) < 0]
+            seeds = unique_ints(np.concatenate([seeds, appeared, vanished]))
+            new_src, new_dst = sorted_edges(s.sku[front.graph.src], s.sku[front.graph.dst])
+            # Along the edges of both runs: a removed edge still carries the
+            # change to what was below it.
+            all_src, all_dst = sorted_edges(
+                np.concatenate([basis.edge_src, new_src]), np.concatenate([basis.edge_dst, new_dst])
             )
-        )
-    new_src, new_dst = s.sku[front.graph.src], s.sku[front.graph.dst]
-    all_src = np.concatenate([basis.edge_src, new_src])
-    all_dst = np.concatenate([basis.edge_dst, new_dst])
     total = len(s.sku)
     with clock.phase("netting"):
         reach = _downstream(seeds, all_src, all_dst)
@@ -311,9 +314,8 @@ def _touched_skus(
 
 
 def _downstream(seeds: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Sorted SKU numbers of ``seeds`` and everything reachable from them."""
-    order = np.argsort(src, kind="stable")
-    src, dst = src[order], dst[order]
+    """Sorted SKU numbers of ``seeds`` and everything reachable from them
+    along the edges ``src -> dst`` (sorted by ``src``)."""
     reach = unique_ints(seeds)
     frontier = reach
     while len(frontier):

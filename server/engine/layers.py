@@ -46,6 +46,10 @@ class PatchedTable:
         stays False.
     gone_rows : int
         How many base rows are replaced.
+    base_order, base_start : int64
+        The base's rows grouped by SKU: those of SKU number ``k`` are
+        ``base_order[base_start[k + 1]:base_start[k + 2]]`` (SKU -1 first),
+        so that finding a few SKUs' rows costs their rows, not the table's.
     patch : ResultTable
         The rows of the replaced SKUs, with ``item_id`` and ``warehouse_id``
         coded in the base's dictionaries.
@@ -53,7 +57,16 @@ class PatchedTable:
         The SKU number of each patch row.
     """
 
-    __slots__ = ("base", "base_sku", "gone", "gone_rows", "patch", "patch_sku")
+    __slots__ = (
+        "base",
+        "base_order",
+        "base_sku",
+        "base_start",
+        "gone",
+        "gone_rows",
+        "patch",
+        "patch_sku",
+    )
 
     def __init__(
         self,
@@ -63,6 +76,8 @@ class PatchedTable:
         gone_rows: int,
         patch: ResultTable,
         patch_sku: np.ndarray,
+        base_order: np.ndarray,
+        base_start: np.ndarray,
     ) -> None:
         self.base = base
         self.base_sku = base_sku
@@ -70,11 +85,17 @@ class PatchedTable:
         self.gone_rows = gone_rows
         self.patch = patch
         self.patch_sku = patch_sku
+        self.base_order = base_order
+        self.base_start = base_start
 
     @classmethod
     def of(cls, table: ResultTable, sku: np.ndarray, slots: int) -> PatchedTable:
         """``table`` (rows of SKU numbers ``sku``, below ``slots``), unpatched."""
-        return cls(table, sku, np.zeros(slots + 1, dtype=bool), 0, _no_rows(table), sku[:0])
+        order = np.argsort(sku, kind="stable")
+        start = np.zeros(slots + 2, dtype=np.int64)
+        np.cumsum(np.bincount(sku + 1, minlength=slots + 1), out=start[1:])
+        gone = np.zeros(slots + 1, dtype=bool)
+        return cls(table, sku, gone, 0, _no_rows(table), sku[:0], order, start)
 
     def __len__(self) -> int:
         return len(self.base_sku) - self.gone_rows + len(self.patch_sku)
@@ -82,7 +103,7 @@ class PatchedTable:
     def rows_of(self, flags: np.ndarray) -> Table:
         """The rows of the SKUs ``flags`` marks (a flag per SKU number, as
         :attr:`gone`), decoded into plain arrays."""
-        in_base = np.flatnonzero((flags & ~self.gone)[self.base_sku])
+        in_base = np.sort(self._base_rows(np.flatnonzero(flags & ~self.gone)))
         in_patch = np.flatnonzero(flags[self.patch_sku])
         out: Table = {}
         for col, values in self.base.items():
@@ -96,7 +117,7 @@ class PatchedTable:
         """This table with the rows of the SKUs ``flags`` marks replaced by
         ``rows`` (of SKU numbers ``sku``, item and warehouse coded as
         :attr:`patch` is)."""
-        newly = int(np.count_nonzero((flags & ~self.gone)[self.base_sku]))
+        newly = len(self._base_rows(np.flatnonzero(flags & ~self.gone)))
         keep = ~flags[self.patch_sku]
         patch = {col: join_columns(values, keep, rows[col]) for col, values in self.patch.items()}
         out = PatchedTable(
@@ -106,10 +127,22 @@ class PatchedTable:
             self.gone_rows + newly,
             patch,
             np.concatenate([self.patch_sku[keep], sku]),
+            self.base_order,
+            self.base_start,
         )
         if len(out.patch_sku) > max(_COMPACT_MIN, _COMPACT_SHARE * len(self.base_sku)):
             return out.compacted()
         return out
+
+    def _base_rows(self, skus: np.ndarray) -> np.ndarray:
+        """Rows of the base that belong to the SKU numbers ``skus`` (in SKU order)."""
+        lo, hi = self.base_start[skus + 1], self.base_start[skus + 2]
+        counts = hi - lo
+        total = int(counts.sum())
+        if total == 0:
+            return np.empty(0, dtype=np.int64)
+        first = np.repeat(lo - (np.cumsum(counts) - counts), counts)
+        return self.base_order[first + np.arange(total)]
 
     def table(self) -> ResultTable:
         """The whole table: one join of the base's kept rows and the patch."""

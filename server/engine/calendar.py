@@ -23,13 +23,15 @@ run.
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from collections import OrderedDict
 
 import numpy as np
 
 from masterplan.server.engine.arrays import NO_DATE, days, lookup
 from masterplan.server.engine.types import Table
 
-__all__ = ["SEARCH_LIMIT", "Calendars", "effective", "plan_day"]
+__all__ = ["SEARCH_LIMIT", "Calendars", "calendars_of", "effective", "plan_day"]
 
 #: Days searched for working days before falling back to calendar days.
 SEARCH_LIMIT = 20_000
@@ -81,10 +83,9 @@ class Calendars:
         self.exc_cal = cal[known]
         self.exc_day = days(exceptions["day"])[known]
         self.exc_working = np.nan_to_num(exceptions["is_working"][known]) != 0
-        # Per calendar: the span of days listed, its working days in order
-        # and the working days before each (see :meth:`_span`).
-        self._spans: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}
-        self._stops: dict[int, int] = {}
+        # Per calendar: the span of days listed (first, stop), its working
+        # days in order and the working days before each (see :meth:`_span`).
+        self._spans: dict[int, tuple[int, int, np.ndarray, np.ndarray]] = {}
 
     def index(self, calendar_ids: np.ndarray) -> np.ndarray:
         """Calendar number of each id, -1 for NULL or unknown."""
@@ -109,15 +110,17 @@ class Calendars:
         shifts, because the distance checks in :meth:`shift` bound every
         result to the span a single query would have listed.
         """
+        # One entry per calendar, replaced whole: runs that share these
+        # calendars (see :func:`calendars_of`) may widen it at once.
         have = self._spans.get(c)
-        if have is not None and have[0] <= start and stop <= self._stops[c]:
-            return have
+        if have is not None and have[0] <= start and stop <= have[1]:
+            return have[0], have[2], have[3]
         if have is not None:
-            start, stop = min(start, have[0]), max(stop, self._stops[c])
+            start, stop = min(start, have[0]), max(stop, have[1])
         flags = self._working(c, start, stop)
-        span = (start, np.flatnonzero(flags) + start, np.concatenate(([0], np.cumsum(flags))))
-        self._spans[c], self._stops[c] = span, stop
-        return span
+        work, before = np.flatnonzero(flags) + start, np.concatenate(([0], np.cumsum(flags)))
+        self._spans[c] = (start, stop, work, before)
+        return start, work, before
 
     def shift(self, d: np.ndarray, lead: np.ndarray, cal: np.ndarray, sign: int) -> np.ndarray:
         """``d`` plus (``sign`` 1) or minus (-1) ``lead`` days on calendars ``cal``.
@@ -145,3 +148,44 @@ class Calendars:
                 ok &= q - res <= SEARCH_LIMIT + L
             out[sel] = np.where(ok, res, q + sign * L)
         return out
+
+
+#: How many data sets' calendars :func:`calendars_of` keeps.
+_KEPT = 8
+#: The columns a :class:`Calendars` is made of.
+_COLUMNS = (
+    ("calendars", "calendar_id"),
+    ("calendars", "working_weekdays"),
+    ("exceptions", "calendar_id"),
+    ("exceptions", "day"),
+    ("exceptions", "is_working"),
+)
+_kept: OrderedDict[tuple[int, ...], tuple[list[np.ndarray], Calendars]] = OrderedDict()
+_kept_lock = threading.Lock()
+
+
+def calendars_of(calendars: Table, exceptions: Table) -> Calendars:
+    """:class:`Calendars` of these tables, the same object for the same columns.
+
+    A net change plans a small data set that holds the whole plan's very
+    calendar columns, and a run of it would otherwise list every calendar's
+    working days again (a few milliseconds of a net change's few tens).
+    Kept by the columns' identity, with the columns themselves (so that the
+    identity cannot pass to other arrays); the engine never writes into an
+    input column, so the same columns are the same calendars.
+    """
+    tables = {"calendars": calendars, "exceptions": exceptions}
+    columns = [tables[t][c] for t, c in _COLUMNS]
+    key = tuple(id(c) for c in columns)
+    with _kept_lock:
+        held = _kept.get(key)
+        if held is not None and all(a is b for a, b in zip(held[0], columns, strict=True)):
+            _kept.move_to_end(key)
+            return held[1]
+    made = Calendars(calendars, exceptions)
+    with _kept_lock:
+        _kept[key] = (columns, made)
+        _kept.move_to_end(key)
+        while len(_kept) > _KEPT:
+            _kept.popitem(last=False)
+    return made

@@ -31,7 +31,7 @@ from masterplan.server.engine.arrays import (
     text,
     unique_ints,
 )
-from masterplan.server.engine.calendar import Calendars
+from masterplan.server.engine.calendar import Calendars, calendars_of
 from masterplan.server.engine.kernels import (
     CODE_MANUAL,
     CODE_MIN_MAX,
@@ -188,7 +188,7 @@ class Masters:
             found = known.get((table, col))
             return found if found is not None else lookup(t[table][col], pos)
 
-        calendars = Calendars(t["calendars"], t["calendar_exceptions"])
+        calendars = calendars_of(t["calendars"], t["calendar_exceptions"])
         wh_calendar = calendars.index(warehouses["calendar_id"])
         group_ids, groups = sort_by(t["coverage_groups"], "group_id")
         n_wh = max(len(warehouse_ids), 1)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from masterplan.contract.rows import from_rows
 from masterplan.contract.tables import INPUT_TABLES
 from masterplan.server.engine.arrays import NO_DATE
-from masterplan.server.engine.calendar import Calendars, effective, plan_day
+from masterplan.server.engine.calendar import Calendars, calendars_of, effective, plan_day
 from tests.engine.phases import T0, day
 
 # T0 = Monday 2024-03-04; day(4) is Friday 03-08, day(5) Saturday, day(7) Monday.
@@ -23,6 +23,13 @@ MON, THU, FRI, SAT, SUN, NEXT_MON, NEXT_TUE = (day(d) for d in (0, 3, 4, 5, 6, 7
 def calendars(exceptions: list[tuple[int, int]] = (), weekdays: str = "1111100") -> Calendars:
     """Calendar 0 works on ``weekdays`` (Monday to Friday unless given);
     ``exceptions`` are (day, is_working)."""
+    return Calendars(*calendar_tables(exceptions, weekdays))
+
+
+def calendar_tables(
+    exceptions: list[tuple[int, int]] = (), weekdays: str = "1111100"
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The ``calendars`` and ``calendar_exceptions`` tables of :func:`calendars`."""
     cal = from_rows(
         INPUT_TABLES["calendars"], [{"calendar_id": "MF", "working_weekdays": weekdays}]
     )
@@ -37,7 +44,7 @@ def calendars(exceptions: list[tuple[int, int]] = (), weekdays: str = "1111100")
             for d, w in exceptions
         ],
     )
-    return Calendars(cal, exc)
+    return cal, exc
 
 
 @pytest.mark.parametrize(
@@ -124,3 +131,20 @@ def test_shifts_on_one_calendar_object_equal_shifts_on_fresh_ones(
             kept.shift(d, lead_days, cal, sign).tolist()
             == fresh.shift(d, lead_days, cal, sign).tolist()
         )
+
+
+def test_runs_on_the_same_calendar_columns_share_their_calendars_and_no_others() -> None:
+    """A net change's small plan holds the whole plan's calendar columns and
+    reuses its listed working days; other columns, even equal ones, and
+    changed ones get calendars of their own."""
+    cal, exc = calendar_tables([(THU, 0)])
+    first = calendars_of(cal, exc)
+    assert calendars_of(dict(cal), dict(exc)) is first  # other dicts, the same columns
+    copied = {k: v.copy() for k, v in exc.items()}
+    assert calendars_of(cal, copied) is not first
+    # A calendar made of other columns answers for its own data.
+    other_cal, other_exc = calendar_tables([(THU, 1)])
+    other = calendars_of(other_cal, other_exc)
+    d, lead, c = np.array([MON]), np.array([3]), np.array([0])
+    assert first.shift(d, lead, c, 1).tolist() == [day(4)]
+    assert other.shift(d, lead, c, 1).tolist() == [day(3)]

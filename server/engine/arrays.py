@@ -86,6 +86,9 @@ def to_datetime(values: np.ndarray) -> np.ndarray:
     return out
 
 
+_INT64_MAX = int(np.iinfo(np.int64).max)
+
+
 def unique_ints(values: np.ndarray) -> np.ndarray:
     """Sorted distinct values of an integer array.
 
@@ -98,7 +101,7 @@ def unique_ints(values: np.ndarray) -> np.ndarray:
     v = np.asarray(values)
     if len(v) and v.dtype.kind in "iu":
         lo, hi = int(v.min()), int(v.max())
-        if hi - lo < 4 * len(v) + 4096:
+        if hi - lo < 4 * len(v) + 4096 and hi <= _INT64_MAX:
             seen = np.zeros(hi - lo + 1, dtype=bool)
             # (in int64: a narrower type could wrap around subtracting ``lo``)
             seen[v.astype(np.int64, copy=False) - lo] = True

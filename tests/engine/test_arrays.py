@@ -27,3 +27,11 @@ def test_unique_ints_of_a_wide_range_and_of_sku_numbers() -> None:
     np.testing.assert_array_equal(unique_ints(wide), [-(2**40), 0, 7, 2**40])
     skus = np.random.default_rng(3).integers(0, 100_000, 400_000)
     np.testing.assert_array_equal(unique_ints(skus), np.unique(skus))
+
+
+def test_unique_ints_of_unsigned_values_beyond_int64() -> None:
+    """A dense range above ``2**63 - 1`` cannot be marked in int64 positions."""
+    big = np.array([2**63, 2**63 + 2, 2**63], dtype=np.uint64)
+    got = unique_ints(big)
+    assert got.dtype == np.uint64
+    np.testing.assert_array_equal(got, np.array([2**63, 2**63 + 2], dtype=np.uint64))

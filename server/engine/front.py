@@ -11,7 +11,7 @@ previous run's.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -54,17 +54,20 @@ def plan_front(
     clock: Phases,
     previous: Front | None = None,
     unchanged: Collection[str] = (),
+    sources: Mapping[str, np.ndarray] | None = None,
 ) -> Front:
     """Check, index and level the data set (§5.2, §5.3, §5.9).
 
     ``previous`` and ``unchanged``: the front of an earlier version of the
     data with the same default group, and the tables that have not changed
-    since; what depends on those only is taken from ``previous``.
+    since; what depends on those only is taken from ``previous``. ``sources``:
+    which rows of changed tables are rows of that version (see
+    :func:`~masterplan.server.engine.validate.validate`).
     """
     same = set(unchanged) if previous is not None else set()
     reuse = previous if previous is not None and set(MASTER_TABLES) <= same else None
     with clock.phase("validate"):
-        validated = validate(data, reuse.validated if reuse else None, same)
+        validated = validate(data, reuse.validated if reuse else None, same, sources)
         check_default_group(validated.tables, params.default_group)
     with clock.phase("index"):
         # The masters' index holds item_coverage too (settings by SKU).

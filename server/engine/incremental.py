@@ -126,6 +126,7 @@ def net_change(
     max_share: float = DEFAULT_MAX_SHARE,
     touched: Mapping[str, tuple[Table, Table]] | None = None,
     keep: bool = True,
+    sources: Mapping[str, np.ndarray] | None = None,
 ) -> NetChange:
     """Plan ``data`` reusing the run ``basis`` was kept from (SPEC §6).
 
@@ -147,6 +148,11 @@ def net_change(
         are not joined with the new ones, ``result.tables`` holds the
         re-planned rows only (``after``, see :class:`NetChange`) and the
         basis is the previous one.
+    sources
+        Per changed table, when the caller knows it (the delta that made
+        ``data``): the row of ``basis.data``'s table that each row is,
+        unchanged, -1 for a new or replaced row (each earlier row named once
+        at most). Then only the other rows are checked again.
     """
     if touched is None:
         changed = changed_tables(basis.data, data)
@@ -157,7 +163,7 @@ def net_change(
         return regeneration(data, params, progress, reason)
     clock = Clock(progress)
     unchanged = [name for name in INPUT_TABLES if name not in changed]
-    front = plan_front(data, params, clock, basis.front, unchanged)
+    front = plan_front(data, params, clock, basis.front, unchanged, sources)
     m, s = front.index.masters, front.graph.settings
     layers = patched_tables(m, basis.tables, _SKU_TABLES)
     with clock.phase("requirements"):

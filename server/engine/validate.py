@@ -18,7 +18,7 @@ a transfer SKU's ``NO_REFILL_WAREHOUSE`` from :mod:`~masterplan.server.engine.sk
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,7 +38,7 @@ from masterplan.server.engine.messages import Messages
 from masterplan.server.engine.rowdiff import MASTER_TABLES
 from masterplan.server.engine.types import Table, TableMap
 
-__all__ = ["ValidatedData", "validate"]
+__all__ = ["ROW_TABLES", "ValidatedData", "key_hashes", "validate"]
 
 #: Human name of a table's row, for message texts.
 ROW_NAMES = {
@@ -196,6 +196,20 @@ CHECK_ORDER = (
 )
 
 
+#: Tables whose checks read the master tables and their own rows only: a
+#: new version of one is checked on its new rows alone (see :func:`validate`).
+ROW_TABLES = (
+    "on_hand",
+    "sales_lines",
+    "purchase_lines",
+    "production_orders",
+    "production_lines",
+    "transfer_lines",
+    "forecasts",
+    "firmed_planned_orders",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ValidatedData:
     """The input tables with bad rows left out, and the messages that say why.
@@ -223,6 +237,11 @@ class ValidatedData:
         ``messages`` by the table of the row they are about.
     bom_survivor : int64
         Row in the surviving ``boms`` of each BOM row given, -1 for one left out.
+    key_hashes : dict of int64
+        For each keyed table of :data:`ROW_TABLES` that kept every row: a
+        hash of each row's key, equal for equal keys, so that a later
+        version's new rows can be checked against the rest for duplicates
+        without hashing the rest again.
     """
 
     tables: dict[str, Table]
@@ -231,6 +250,7 @@ class ValidatedData:
     codes: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
     table_messages: dict[str, Messages] = field(default_factory=dict)
     bom_survivor: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    key_hashes: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _row_texts(table_name: str, table: Table, rows: np.ndarray, reason: str) -> np.ndarray:
@@ -266,10 +286,240 @@ def _member(values: np.ndarray, known: np.ndarray | set[object], nullable: bool)
     return inside
 
 
+@dataclass(slots=True)
+class _Context:
+    """What a table's checks read of the tables checked before it."""
+
+    id_positions: dict[str, dict[object, int]] = field(default_factory=dict)
+    #: Row of each BOM id's first appearance, per BOM row given and per id.
+    raw_bom_first: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    raw_bom_pos: dict[object, int] = field(default_factory=dict)
+    bom_survivor: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    group_ids: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
+
+
+@dataclass(slots=True)
+class _Checked:
+    """One table's checks: its surviving rows, their id positions, the messages."""
+
+    table: Table
+    keep: np.ndarray
+    codes: dict[str, np.ndarray]
+    messages: list[Messages]
+
+
+def _check(name: str, table: Table, ctx: _Context) -> _Checked:
+    """The checks of SPEC §5.9 on the rows of one table (not empty)."""
+    spec = INPUT_TABLES[name]
+    table = dict(table)
+    n = table_length(table)
+    keep = np.ones(n, dtype=bool)
+    messages: list[Messages] = []
+
+    def position_of(values: np.ndarray, master: str) -> np.ndarray:
+        """Position of each id among the surviving ids of ``master``, -1 if none."""
+        return lookup(values, ctx.id_positions[master])
+
+    def key_column(values: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """Integer codes equal exactly where ``values`` are: ``pos`` where the id
+        is known, distinct codes past them for each distinct unknown one."""
+        unknown = pos < 0
+        if not unknown.any():
+            return pos
+        key = pos.copy()
+        key[unknown] = int(pos.max()) + 1 + first_rows(values[unknown])[0]
+        return key
+
+    def report(rows: np.ndarray, code: str, reason: str, wh_col: str | None = None) -> None:
+        if rows.any():
+            item, wh = _sku_of(name, table, rows)
+            if wh_col is not None:  # an unknown warehouse: name the one that is unknown
+                wh = table[wh_col][rows]
+            messages.append(
+                Messages.of("warning", code, item, wh, _row_texts(name, table, rows, reason))
+            )
+
+    # Each id column is looked up once; the duplicate-key check, the
+    # existence checks and indexing all use these positions.
+    found: dict[str, np.ndarray] = {}
+    if name in ITEM_COLUMN and name != "items":
+        found[ITEM_COLUMN[name]] = position_of(table[ITEM_COLUMN[name]], "items")
+    for col in WAREHOUSE_COLUMNS.get(name, ()):
+        found[col] = position_of(table[col], "warehouses")
+    if name == "bom_lines":
+        found["bom_id"] = lookup(table["bom_id"], ctx.raw_bom_pos)
+
+    for col in BOUNDED_DAY_COLUMNS.get(name, ()):
+        bad = keep & (np.abs(table[col]) > MAX_DAYS)
+        report(bad, "INVALID_ROW", f"{col} is beyond ±{MAX_DAYS} days")
+        keep &= ~bad
+
+    if spec.key:
+        known = {"bom_id": ctx.raw_bom_first} if name == "boms" else {}
+        known.update((k, key_column(table[k], found[k])) for k in spec.key if k in found)
+        codes = group_codes(*(known.get(k, table[k]) for k in spec.key))
+        counts = np.bincount(codes)
+        dup = keep & (counts[codes] > 1)
+        report(dup, "DUPLICATE_KEY", f"shares its key ({', '.join(spec.key)}) with another row")
+        keep &= ~dup
+
+    if name == "bom_lines":
+        bom_row = found.pop("bom_id")  # row of the BOM as given, -1 for none
+        bad = keep & (bom_row < 0)
+        report(bad, "UNKNOWN_BOM", "bom_id is not in boms")
+        keep &= ~bad
+        # Lines of a BOM that exists but was left out go silently.
+        survivor = ctx.bom_survivor
+        found["bom_id"] = gather(survivor, bom_row, -1) if len(survivor) else np.full(n, -1)
+        keep &= found["bom_id"] >= 0
+
+    if name in ITEM_COLUMN and name != "items":
+        col = ITEM_COLUMN[name]
+        bad = keep & (found[col] < 0)
+        report(bad, "UNKNOWN_ITEM", f"{col} is not in items")
+        keep &= ~bad
+
+    for col in WAREHOUSE_COLUMNS.get(name, ()):
+        bad = keep & (found[col] < 0)
+        if spec.column(col).nullable:
+            bad &= ~is_null(table[col])
+        report(bad, "UNKNOWN_WAREHOUSE", f"{col} is not in warehouses", col)
+        keep &= ~bad
+
+    if name in QTY_COLUMN:
+        q = table[QTY_COLUMN[name]]
+        bad = keep & (q < 0)
+        report(bad, "INVALID_QTY", f"{QTY_COLUMN[name]} is negative")
+        keep &= ~bad
+    if name == "boms":
+        batch = table["batch_qty"]
+        bad = keep & ~np.isnan(batch) & (batch <= 0)
+        report(bad, "INVALID_QTY", "batch_qty is not above zero")
+        keep &= ~bad
+    for col in BOUNDED_QTY_COLUMNS.get(name, ()):
+        bad = keep & (np.abs(table[col]) > MAX_QTY)
+        report(bad, "INVALID_QTY", f"{col} is beyond ±{MAX_QTY:g}")
+        keep &= ~bad
+
+    if not keep.all():  # a table without a bad row keeps its arrays
+        table = take(table, keep)
+    kept_codes = {col: pos[keep] for col, pos in found.items()}
+    if name in ("warehouses", "items"):
+        table = _sorted_by_id(table, spec.column_names[0])
+
+    if name in SOFT_WAREHOUSE_COLUMNS:
+        col = SOFT_WAREHOUSE_COLUMNS[name]
+        pos = kept_codes[col] = position_of(table[col], "warehouses")
+        bad = (pos < 0) & ~is_null(table[col])
+        report(bad, "UNKNOWN_WAREHOUSE", f"{col} is not in warehouses; treated as none", col)
+        if bad.any():
+            table[col] = table[col].copy()
+            table[col][bad] = None
+    if name in ("items", "item_coverage"):
+        bad = ~_member(table["coverage_group_id"], ctx.group_ids, nullable=True)
+        report(
+            bad,
+            "UNKNOWN_COVERAGE_GROUP",
+            "coverage_group_id is not in coverage_groups; treated as none",
+        )
+        if bad.any():
+            table["coverage_group_id"] = table["coverage_group_id"].copy()
+            table["coverage_group_id"][bad] = None
+    return _Checked(table, keep, kept_codes, messages)
+
+
+def key_hashes(table: Table, key: tuple[str, ...]) -> np.ndarray:
+    """int64 (N,): a hash of each row's key, equal where the keys are equal
+    as the duplicate check compares them (numbers by value, NaN with NaN,
+    ``-0.0`` with ``0.0``; text by string)."""
+    n = table_length(table)
+    out = np.zeros(n, dtype=np.int64)
+    for col in key:
+        values = table[col]
+        if values.dtype == object:
+            part = np.fromiter(map(hash, values.tolist()), dtype=np.int64, count=n)
+        elif values.dtype.kind == "f":
+            number = np.where(np.isnan(values), np.nan, values.astype(np.float64) + 0.0)
+            part = number.view(np.int64)
+        else:
+            part = values.astype(np.int64, copy=False)
+        out = out * np.int64(1_000_003) + part  # wraps around, as a hash may
+    return out
+
+
+def _any_shared(rest: np.ndarray, new: np.ndarray) -> bool:
+    """Whether a value of ``new`` (few) is among ``rest`` (many)."""
+    if not len(new) or not len(rest):
+        return False
+    new = np.sort(new)
+    pos = np.minimum(np.searchsorted(new, rest), len(new) - 1)
+    return bool((new[pos] == rest).any())
+
+
+def _recheck(
+    name: str,
+    table: Table,
+    source: np.ndarray,
+    previous: ValidatedData,
+    ctx: _Context,
+) -> tuple[_Checked, np.ndarray | None] | None:
+    """Table ``name`` of :data:`ROW_TABLES` checked on its new rows only, or
+    None where that cannot be done (then it is checked whole).
+
+    ``source[i]`` is the row of the version ``previous`` checked that row
+    ``i`` of ``table`` is, unchanged, or -1. When every row of that version
+    passed, every new row passes, and no new row's key is one the unchanged
+    rows hold, every row of the table passes: the checks of a row of these
+    tables read only the master tables (unchanged) and, for duplicate keys,
+    the other rows' keys.
+    """
+    spec = INPUT_TABLES[name]
+    held = previous.table_messages.get(name)
+    if held is not None and len(held):
+        return None  # the previous version left rows out: no row-for-row codes
+    n, n_old = table_length(table), table_length(previous.tables[name])
+    if n_old == 0 or len(source) != n or (len(source) and int(source.max()) >= n_old):
+        return None
+    same = source >= 0
+    old_rows = source[same]
+    if len(old_rows) and np.bincount(old_rows, minlength=n_old).max() > 1:
+        return None  # two rows cannot both be the same row
+    fresh = np.flatnonzero(~same)
+    hashes = None
+    if spec.key:
+        old_hashes = previous.key_hashes.get(name)
+        if old_hashes is None:
+            return None
+        hashes = np.empty(n, dtype=np.int64)
+        hashes[same] = old_hashes[old_rows]
+    if not len(fresh):
+        checked = _Checked(dict(table), np.ones(n, dtype=bool), {}, [])
+    else:
+        rows = take(table, fresh)
+        checked = _check(name, rows, ctx)
+        if checked.messages or not checked.keep.all():
+            return None
+        if hashes is not None:
+            new_hashes = key_hashes(rows, spec.key)
+            if _any_shared(hashes[same], new_hashes):
+                return None  # (an equal hash of another key is checked whole too)
+            hashes[fresh] = new_hashes
+    codes = {}
+    for (table_name, col), old_codes in previous.codes.items():
+        if table_name == name:
+            pos = np.empty(n, dtype=np.int64)
+            pos[same] = old_codes[old_rows]
+            if len(fresh):
+                pos[fresh] = checked.codes[col]
+            codes[col] = pos
+    return _Checked(dict(table), np.ones(n, dtype=bool), codes, []), hashes
+
+
 def validate(
     data: TableMap,
     previous: ValidatedData | None = None,
     unchanged: Collection[str] = (),
+    sources: Mapping[str, np.ndarray] | None = None,
 ) -> ValidatedData:
     """Apply the checks of SPEC §5.9 to every input table.
 
@@ -283,6 +533,12 @@ def validate(
         checked again. A table's checks read the master tables, so this holds
         only when every master table is unchanged; otherwise ``previous`` is
         ignored.
+    sources
+        With ``previous``: for a changed table of :data:`ROW_TABLES`, the
+        row of the earlier version that each of its rows is, unchanged (equal
+        in every column, each earlier row named once at most), -1 for a row
+        that is new or changed. Then only those rows are checked, where the
+        earlier version had no bad row (the rest is checked whole).
 
     Returns
     -------
@@ -294,46 +550,15 @@ def validate(
     kept = set(unchanged) if previous is not None else set()
     by_table: dict[str, list[Messages]] = {}
     out: dict[str, Table] = {}
-    raw_bom_ids = (
-        np.asarray(data["boms"]["bom_id"], dtype=object)
-        if "boms" in data and not {"boms", "bom_lines"} <= kept
-        else None
-    )
-    # Row of each BOM id's first appearance, per row and per id: one hash per
-    # BOM row serves the duplicate check of boms and the lines' BOM lookups.
-    raw_bom_first, raw_bom_pos = (
-        first_rows(raw_bom_ids) if raw_bom_ids is not None else (np.empty(0, np.int64), {})
-    )
-    # Row in the surviving ``boms`` of each row given, -1 for one left out.
-    bom_survivor = np.empty(0, dtype=np.int64)
-
-    id_positions: dict[str, dict[object, int]] = {}
+    ctx = _Context()
+    if "boms" in data and not {"boms", "bom_lines"} <= kept:
+        # One hash per BOM row serves the duplicate check of boms and the
+        # lines' BOM lookups.
+        ctx.raw_bom_first, ctx.raw_bom_pos = first_rows(
+            np.asarray(data["boms"]["bom_id"], dtype=object)
+        )
     id_codes: dict[tuple[str, str], np.ndarray] = {}
-
-    def position_of(values: np.ndarray, master: str) -> np.ndarray:
-        """Position of each id among the surviving ids of ``master``, -1 if none."""
-        return lookup(values, id_positions[master])
-
-    def key_column(values: np.ndarray, pos: np.ndarray) -> np.ndarray:
-        """Integer codes equal exactly where ``values`` are: ``pos`` where the id
-        is known, distinct codes past them for each distinct unknown one."""
-        unknown = pos < 0
-        if not unknown.any():
-            return pos
-        key = pos.copy()
-        key[unknown] = int(pos.max()) + 1 + first_rows(values[unknown])[0]
-        return key
-
-    def report(
-        name: str, table: Table, rows: np.ndarray, code: str, reason: str, wh_col: str | None = None
-    ) -> None:
-        if rows.any():
-            item, wh = _sku_of(name, table, rows)
-            if wh_col is not None:  # an unknown warehouse: name the one that is unknown
-                wh = table[wh_col][rows]
-            by_table.setdefault(name, []).append(
-                Messages.of("warning", code, item, wh, _row_texts(name, table, rows, reason))
-            )
+    hashes: dict[str, np.ndarray] = {}
 
     for name in CHECK_ORDER:
         spec = INPUT_TABLES[name]
@@ -342,131 +567,58 @@ def validate(
             by_table[name] = [previous.table_messages.get(name, Messages())]
             id_codes.update((k, v) for k, v in previous.codes.items() if k[0] == name)
             if name in previous.id_positions:
-                id_positions[name] = previous.id_positions[name]
+                ctx.id_positions[name] = previous.id_positions[name]
+            if name in previous.key_hashes:
+                hashes[name] = previous.key_hashes[name]
             if name == "boms":
-                bom_survivor = previous.bom_survivor
+                ctx.bom_survivor = previous.bom_survivor
+            if name == "coverage_groups":
+                ctx.group_ids = out[name]["group_id"]
             continue
-        table = dict(data[name]) if name in data else empty_table(spec)
-        n = table_length(table)
-        keep = np.ones(n, dtype=bool)
-        if n == 0:
-            out[name] = table
+        table = data[name] if name in data else empty_table(spec)
+        if table_length(table) == 0:
+            out[name] = dict(table)
             if name in ("warehouses", "items"):
-                id_positions[name] = {}
+                ctx.id_positions[name] = {}
+            if name == "coverage_groups":
+                ctx.group_ids = out[name]["group_id"]
             continue
-
-        # Each id column is looked up once; the duplicate-key check, the
-        # existence checks and indexing all use these positions.
-        found: dict[str, np.ndarray] = {}
-        if name in ITEM_COLUMN and name != "items":
-            found[ITEM_COLUMN[name]] = position_of(table[ITEM_COLUMN[name]], "items")
-        for col in WAREHOUSE_COLUMNS.get(name, ()):
-            found[col] = position_of(table[col], "warehouses")
-        if name == "bom_lines":
-            found["bom_id"] = lookup(table["bom_id"], raw_bom_pos)
-
-        for col in BOUNDED_DAY_COLUMNS.get(name, ()):
-            bad = keep & (np.abs(table[col]) > MAX_DAYS)
-            report(name, table, bad, "INVALID_ROW", f"{col} is beyond ±{MAX_DAYS} days")
-            keep &= ~bad
-
-        if spec.key:
-            known = {"bom_id": raw_bom_first} if name == "boms" else {}
-            known.update((k, key_column(table[k], found[k])) for k in spec.key if k in found)
-            codes = group_codes(*(known.get(k, table[k]) for k in spec.key))
-            counts = np.bincount(codes)
-            dup = keep & (counts[codes] > 1)
-            report(
-                name,
-                table,
-                dup,
-                "DUPLICATE_KEY",
-                f"shares its key ({', '.join(spec.key)}) with another row",
+        quick = None
+        if previous is not None and sources is not None and name in sources:
+            quick = _recheck(name, table, sources[name], previous, ctx)
+        if quick is not None:
+            checked, table_hashes = quick
+        else:
+            checked = _check(name, table, ctx)
+            table_hashes = (
+                key_hashes(checked.table, spec.key)
+                if spec.key and name in ROW_TABLES and not checked.messages
+                else None
             )
-            keep &= ~dup
-
-        if name == "bom_lines":
-            bom_row = found.pop("bom_id")  # row of the BOM as given, -1 for none
-            bad = keep & (bom_row < 0)
-            report(name, table, bad, "UNKNOWN_BOM", "bom_id is not in boms")
-            keep &= ~bad
-            # Lines of a BOM that exists but was left out go silently.
-            found["bom_id"] = (
-                gather(bom_survivor, bom_row, -1) if len(bom_survivor) else np.full(n, -1)
-            )
-            keep &= found["bom_id"] >= 0
-
-        if name in ITEM_COLUMN and name != "items":
-            col = ITEM_COLUMN[name]
-            bad = keep & (found[col] < 0)
-            report(name, table, bad, "UNKNOWN_ITEM", f"{col} is not in items")
-            keep &= ~bad
-
-        for col in WAREHOUSE_COLUMNS.get(name, ()):
-            bad = keep & (found[col] < 0)
-            if spec.column(col).nullable:
-                bad &= ~is_null(table[col])
-            report(name, table, bad, "UNKNOWN_WAREHOUSE", f"{col} is not in warehouses", col)
-            keep &= ~bad
-
-        if name in QTY_COLUMN:
-            q = table[QTY_COLUMN[name]]
-            bad = keep & (q < 0)
-            report(name, table, bad, "INVALID_QTY", f"{QTY_COLUMN[name]} is negative")
-            keep &= ~bad
+        out[name] = checked.table
+        by_table[name] = checked.messages
+        id_codes.update(((name, col), pos) for col, pos in checked.codes.items())
+        if table_hashes is not None:
+            hashes[name] = table_hashes
         if name == "boms":
-            batch = table["batch_qty"]
-            bad = keep & ~np.isnan(batch) & (batch <= 0)
-            report(name, table, bad, "INVALID_QTY", "batch_qty is not above zero")
-            keep &= ~bad
-        for col in BOUNDED_QTY_COLUMNS.get(name, ()):
-            bad = keep & (np.abs(table[col]) > MAX_QTY)
-            report(name, table, bad, "INVALID_QTY", f"{col} is beyond ±{MAX_QTY:g}")
-            keep &= ~bad
-
-        if name == "boms":
-            bom_survivor = np.where(keep, np.cumsum(keep) - 1, -1)
-        if not keep.all():  # a table without a bad row keeps its arrays
-            table = take(table, keep)
-        for col, pos in found.items():
-            id_codes[name, col] = pos[keep]
+            keep = checked.keep
+            ctx.bom_survivor = np.where(keep, np.cumsum(keep) - 1, -1)
         if name in ("warehouses", "items"):
-            table = _sorted_by_id(table, spec.column_names[0])
-            id_positions[name] = positions(table[spec.column_names[0]])
-
-        if name in SOFT_WAREHOUSE_COLUMNS:
-            col = SOFT_WAREHOUSE_COLUMNS[name]
-            pos = id_codes[name, col] = position_of(table[col], "warehouses")
-            bad = (pos < 0) & ~is_null(table[col])
-            report(
-                name,
-                table,
-                bad,
-                "UNKNOWN_WAREHOUSE",
-                f"{col} is not in warehouses; treated as none",
-                col,
-            )
-            if bad.any():
-                table[col] = table[col].copy()
-                table[col][bad] = None
-        if name in ("items", "item_coverage"):
-            groups = out["coverage_groups"]["group_id"]
-            bad = ~_member(table["coverage_group_id"], groups, nullable=True)
-            report(
-                name,
-                table,
-                bad,
-                "UNKNOWN_COVERAGE_GROUP",
-                "coverage_group_id is not in coverage_groups; treated as none",
-            )
-            if bad.any():
-                table["coverage_group_id"] = table["coverage_group_id"].copy()
-                table["coverage_group_id"][bad] = None
-        out[name] = table
+            ctx.id_positions[name] = positions(checked.table[spec.column_names[0]])
+        if name == "coverage_groups":
+            ctx.group_ids = checked.table["group_id"]
 
     table_messages = {name: Messages.concat(parts) for name, parts in by_table.items()}
     messages = Messages.concat([table_messages[n] for n in CHECK_ORDER if n in table_messages])
-    return ValidatedData(out, messages, id_positions, id_codes, table_messages, bom_survivor)
+    return ValidatedData(
+        out,
+        messages,
+        ctx.id_positions,
+        id_codes,
+        table_messages,
+        ctx.bom_survivor,
+        hashes,
+    )
 
 
 def _sorted_by_id(table: Table, column: str) -> Table:

@@ -21,6 +21,7 @@ from collections import Counter
 from typing import Any
 from unittest import mock
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
@@ -85,6 +86,23 @@ def _touched(old: Rows, new: Rows) -> dict[str, tuple[Table, Table]]:
         else:
             left, came = _surplus(a, ca - cb), _surplus(b, cb - ca)
         out[name] = (from_rows(spec, left), from_rows(spec, came))
+    return out
+
+
+def _sources(old: Rows, new: Rows) -> dict[str, np.ndarray]:
+    """Per changed table, the old row each new row is (an equal row, each
+    old row taken once), -1 for none: what the server's delta gives."""
+    out = {}
+    for name in INPUT_TABLES:
+        a, b = old.get(name, []), new.get(name, [])
+        if a == b:
+            continue
+        free: dict[str, list[int]] = {}
+        for i, r in enumerate(a):
+            free.setdefault(repr(r), []).append(i)
+        out[name] = np.array(
+            [free[repr(r)].pop(0) if free.get(repr(r)) else -1 for r in b], dtype=np.int64
+        )
     return out
 
 
@@ -158,13 +176,15 @@ def _check(steps: list[Step]) -> list[NetChange]:
         params = PlanParams(dt.date.fromisoformat(plan_date), group)
         data = _data(new_rows)
         touched = _touched(rows, new_rows) if hinted else None
+        sources = _sources(rows, new_rows) if hinted else None
+        kw: dict[str, Any] = {"max_share": 1.0, "touched": touched, "sources": sources}
         try:
             want = _canonical(plan(data, params).tables)
         except InvalidPlanInput:
             with pytest.raises(InvalidPlanInput):
-                net_change(basis, data, params, max_share=1.0, touched=touched)
+                net_change(basis, data, params, **kw)
             return done
-        got = net_change(basis, data, params, max_share=1.0, touched=touched)
+        got = net_change(basis, data, params, **kw)
         with contextlib.suppress(InvalidArgument):  # outside hypothesis: no notes
             note(f"step {i}: {got.fallback_reason or 'reused'}, {got.skus_planned} SKUs planned")
         tables = got.result.tables

@@ -52,12 +52,16 @@ class DeltaCounts:
         removed: The rows of the data set the delta removed or replaced (every
             column), per changed table: with the upserts, what a net change
             reads to find the SKUs the delta touched.
+        sources: Per changed table, the row of the data set's table that each
+            row of the new table is, unchanged, and -1 for a row that replaced
+            one or was added: what lets a net change check the new rows only.
     """
 
     upserted: dict[str, int] = field(default_factory=dict)
     replaced: dict[str, int] = field(default_factory=dict)
     deleted: dict[str, int] = field(default_factory=dict)
     removed: dict[str, Table] = field(default_factory=dict)
+    sources: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def rows_upserted(self) -> int:
@@ -94,8 +98,11 @@ def result_nbytes(
     total = 0
     for name in {*upserts, *deletes}:
         old, ups = tables.get(name), upserts.get(name)
+        rows = table_length(old) if old is not None else 0
+        rows += table_length(ups) if ups is not None else 0
         total += table_nbytes(old) if old is not None else 0
         total += table_nbytes(ups) if ups is not None else 0
+        total += 8 * rows  # the new table's sources
     return total
 
 
@@ -198,6 +205,9 @@ def _apply_table(
     counts.deleted[spec.name] = len(o) - int(np.count_nonzero(keep))
     gone = np.concatenate([np.flatnonzero(~keep), kept[target >= 0]])
     counts.removed[spec.name] = {c: old[c][gone] for c in spec.column_names}
+    counts.sources[spec.name] = np.concatenate(
+        [np.where(target >= 0, -1, kept), np.full(len(added), -1)]
+    ).astype(np.int64)
     return _build(spec, old, ups, kept, target, added)
 
 

@@ -52,13 +52,13 @@ def engine_job(
     if previous is None or basis is None:
         return regenerate_job, None, NO_PREVIOUS_RUN
     delta = dataset.delta
-    touched = (
-        delta.touched()
-        if delta is not None and delta.base_version == previous.dataset_version
-        else None
-    )
+    # What the delta changed is what changed since the previous run only when
+    # the delta was made on the data set that run planned.
+    known = delta is not None and delta.base_version == previous.dataset_version
+    touched = delta.touched() if known and delta is not None else None
+    sources = delta.counts.sources if known and delta is not None else None
 
     def job(data: TableMap, params: PlanParams, hook: Callable[[str, float], None]) -> NetChange:
-        return net_change(basis, data, params, hook, touched=touched)
+        return net_change(basis, data, params, hook, touched=touched, sources=sources)
 
     return job, previous, ""

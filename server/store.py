@@ -88,7 +88,8 @@ class AppliedDelta:
     @property
     def nbytes(self) -> int:
         held = (*self.upserts.values(), *self.deletes.values(), *self.counts.removed.values())
-        return sum(table_nbytes(t) for t in held)
+        sources = sum(a.nbytes for a in self.counts.sources.values())
+        return sum(table_nbytes(t) for t in held) + sources
 
     def touched(self) -> dict[str, tuple[Table, Table]]:
         """Per changed table, the rows it removed or replaced and the rows it

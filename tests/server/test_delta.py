@@ -70,6 +70,9 @@ def test_keyed_replace_in_place_add_appended_delete_removed() -> None:
     assert counts.replaced == {"sales_lines": 1}
     assert counts.deleted == {"sales_lines": 1}
     assert (counts.rows_upserted, counts.rows_deleted) == (2, 1)
+    # The rows that are old rows unchanged, and which: what a net change
+    # checks again is the rest.
+    assert counts.sources["sales_lines"].tolist() == [-1, 2, -1]
 
 
 def test_unchanged_tables_are_the_same_objects_and_every_table_is_returned() -> None:
@@ -382,3 +385,16 @@ def test_the_connector_delta_of_old_and_new_turns_old_into_new(
             assert result[name][c.name].dtype == dtype_of(c.kind)
         if not table_length(upserts[name]) and not table_length(deletes[name]):
             assert result[name] is old_tables[name]
+            assert name not in counts.sources
+            continue
+        # Each row named as an old row is that row, unchanged; each old row
+        # is named once at most; every upserted row is new.
+        sources = counts.sources[name]
+        new_rows, old_rows = to_rows(result[name]), to_rows(old_tables[name])
+        assert len(sources) == len(new_rows)
+        named = sources[sources >= 0].tolist()
+        assert len(set(named)) == len(named)
+        for row, source in zip(new_rows, sources.tolist(), strict=True):
+            if source >= 0:
+                assert _as_tuple(name, row, columns) == _as_tuple(name, old_rows[source], columns)
+        assert int(np.count_nonzero(sources < 0)) == counts.upserted[name]

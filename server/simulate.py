@@ -67,6 +67,7 @@ class Baseline:
             otherwise (the difference is then to an empty plan).
         basis: What the engine kept of it, for a net change; None when the
             store no longer holds it.
+        dataset_version: The version of the data set it planned.
     """
 
     run_id: str = ""
@@ -74,6 +75,7 @@ class Baseline:
     default_group: str | None = None
     tables: Mapping[str, ResultTable] | None = None
     basis: PlanBasis | None = None
+    dataset_version: int | None = None
 
 
 def baseline(runs: Iterable[RunRecord]) -> Baseline:
@@ -94,6 +96,7 @@ def baseline(runs: Iterable[RunRecord]) -> Baseline:
             group if isinstance(group, str) else None,
             results,
             basis if results is not None else None,
+            rec.dataset_version,
         )
     return Baseline()
 
@@ -197,6 +200,7 @@ def simulate(
     base: Baseline,
     cancel: threading.Event,
     max_seconds: float | None = None,
+    version: int | None = None,
 ) -> Simulation:
     """Plan ``tables`` with a delta applied, and answer for ``demand_refs``.
 
@@ -209,6 +213,9 @@ def simulate(
         base: The plan's newest succeeded run (:func:`baseline`).
         cancel: Set by anyone who wants the simulation to stop.
         max_seconds: The tenant's engine seconds.
+        version: The version of ``tables``: when it is the one the base run
+            planned, the engine is told which rows the delta changed instead
+            of comparing the data sets.
 
     Raises:
         InvalidArgument: a bad delta (from :func:`server.delta.apply_delta`).
@@ -220,14 +227,22 @@ def simulate(
     job: Compute = regenerate_job
     basis = base.basis
     if basis is not None:
-        touched = {
-            name: (counts.removed.get(name, {}), upserts.get(name, {})) for name in counts.upserted
-        }
+        # The delta is all that changed since the base run only when the data
+        # set is the one that run planned; otherwise the engine compares.
+        touched = sources = None
+        if version is not None and version == base.dataset_version:
+            touched = {
+                name: (counts.removed.get(name, {}), upserts.get(name, {}))
+                for name in counts.upserted
+            }
+            sources = counts.sources
 
         def job(
             data: TableMap, params: PlanParams, hook: Callable[[str, float], None]
         ) -> NetChange:
-            return net_change(basis, data, params, hook, touched=touched, keep=False)
+            return net_change(
+                basis, data, params, hook, touched=touched, keep=False, sources=sources
+            )
 
     outcome: NetChange | None = None
     for event in run_engine(data, params, cancel, max_seconds, job):

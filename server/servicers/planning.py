@@ -397,6 +397,7 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
                 base=base,
                 cancel=cancel,
                 max_seconds=quotas.max_engine_seconds,
+                version=dataset.version,
             )
             # Held until the answer is encoded, then dropped: counted like an
             # upload in flight, so that a simulation cannot pass the quota.

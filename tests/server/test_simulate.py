@@ -304,3 +304,31 @@ def test_a_line_beyond_the_coverage_fence_is_known_and_never_covered(
     (p,) = response.promises
     assert (p.unknown, p.never_covered, p.item_id, p.warehouse_id) == (False, True, "BIKE", "W1")
     assert (p.requirement_date, p.futures_date, list(p.supplies)) == ("2026-03-01", "", [])
+
+
+def test_a_simulation_after_an_upload_the_base_run_did_not_plan_plans_that_upload_too(
+    client: MasterplanClient,
+) -> None:
+    """The base run planned 10 BIKE on hand; a delta since adds 20 more and
+    no run has planned it. A line of 20 is then on time, as a regeneration of
+    the data set the server holds (with the line) says, not late as it would
+    be with the base run's stock."""
+    etag = client.upload(PARENT, _tables(ROWS).items()).etag
+    client.run_plan(PARENT, plan_date=T0)
+    more = from_rows(
+        INPUT_TABLES["on_hand"], [{"item_id": "BIKE", "warehouse_id": "W1", "qty": 20}]
+    )
+    client.upload(PARENT, [("on_hand", more)], mode="delta", base_etag=etag)
+    line = _line("P", 20, "2026-01-07")
+    response = client.simulate(PARENT, upserts=[("sales_lines", line)], demand_refs=["SO:P/1"])
+    (p,) = response.promises
+    rows = {**ROWS, "on_hand": [*ROWS["on_hand"], *to_rows(more, INPUT_TABLES["on_hand"])]}
+    rows["sales_lines"] = ROWS["sales_lines"] + to_rows(line, INPUT_TABLES["sales_lines"])
+    expected = plan(_tables(rows), PlanParams(T0)).arrays()
+    assert "SO:P/1" not in expected["delay_messages"]["demand_ref"].tolist()
+    assert (p.futures_date, p.delay_days) == ("2026-01-07", 0)
+    peg = expected["pegging"]
+    mine = peg["demand_ref"] == "SO:P/1"
+    assert [(s.ref, s.qty) for s in p.supplies] == list(
+        zip(peg["supply_ref"][mine].tolist(), peg["qty"][mine].tolist(), strict=True)
+    )

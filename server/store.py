@@ -234,7 +234,7 @@ def results_nbytes(tables: Mapping[str, ResultTable]) -> int:
     their base and patch without being joined (a base shared with the
     previous run counts for both, erring on the side of the quota)."""
     if isinstance(tables, LayeredTables):
-        return sum(table_nbytes(t) for t in tables.pieces())
+        return sum(table_nbytes(t) for t in tables.pieces()) + tables.index_nbytes()
     return sum(table_nbytes(t) for t in tables.values())
 
 

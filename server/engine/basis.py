@@ -81,13 +81,13 @@ class PlanBasis:
     @property
     def arrays_nbytes(self) -> int:
         """Bytes of what the basis holds beyond its data and result tables
-        (of its front: the SKU numbers of the rows, the graph and the levels;
-        its checked tables share the data's arrays where no row was left
-        out)."""
+        (of its front: the SKU numbers of the rows, the id positions and key
+        hashes of the checks, the graph and the levels; its checked tables
+        share the data's arrays where no row was left out)."""
         late = self.late
         refs = 0
         arrays = [self.sku, self.edge_src, self.edge_dst, self.net_message_sku]
-        arrays += [late.base_sku, late.patch_sku, late.gone]
+        arrays += [late.base_sku, late.base_order, late.base_start, late.patch_sku, late.gone]
         for piece in late.pieces():
             arrays += [piece["parent"], piece["sku"], piece["futures"]]  # type: ignore[list-item]
             refs += len(piece["ref"])
@@ -99,6 +99,8 @@ class PlanBasis:
             front.graph.dst,
             front.levels.llc,
             front.levels.component,
+            *front.validated.codes.values(),
+            *front.validated.key_hashes.values(),
         ]
         # Object refs: the pointer and a short Python string each.
         held = sum(a.nbytes for a in (*arrays, *kept))

@@ -177,6 +177,13 @@ class PatchedTable:
         """The tables it holds (for counting memory)."""
         return self.base, self.patch
 
+    @property
+    def index_nbytes(self) -> int:
+        """Bytes of what it holds besides its tables: the SKU numbers of the
+        rows and the grouping of the base's rows by SKU."""
+        arrays = (self.base_sku, self.base_order, self.base_start, self.gone, self.patch_sku)
+        return sum(a.nbytes for a in arrays)
+
 
 def _no_rows(table: ResultTable) -> ResultTable:
     """An empty table of ``table``'s columns. Coded text starts with an empty
@@ -262,3 +269,8 @@ class LayeredTables(Mapping[str, ResultTable]):
         for part in list(self._parts.values()):
             out.extend(part.pieces() if isinstance(part, PatchedTable) else (part,))
         return out
+
+    def index_nbytes(self) -> int:
+        """Bytes its patched tables hold besides their tables."""
+        parts = list(self._parts.values())
+        return sum(p.index_nbytes for p in parts if isinstance(p, PatchedTable))

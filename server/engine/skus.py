@@ -12,7 +12,9 @@ finds the SKUs the input rows name (:func:`index_skus`);
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 from numpy.dtypes import StringDType
@@ -310,7 +312,27 @@ def check_default_group(tables: dict[str, Table], default_group: str | None) -> 
         raise InvalidPlanInput(f"default group {default_group!r} is not in coverage_groups")
 
 
-def index_skus(validated: ValidatedData, masters: Masters | None = None) -> SkuIndex:
+#: The table each field of :class:`TableSkus` is about.
+_ROWS_TABLE = {
+    "item_coverage": "item_coverage",
+    "on_hand": "on_hand",
+    "sales_lines": "sales_lines",
+    "purchase_lines": "purchase_lines",
+    "production_orders": "production_orders",
+    "production_lines": "production_lines",
+    "transfer_from": "transfer_lines",
+    "transfer_to": "transfer_lines",
+    "forecasts": "forecasts",
+    "firmed_planned_orders": "firmed_planned_orders",
+}
+
+
+def index_skus(
+    validated: ValidatedData,
+    masters: Masters | None = None,
+    before: SkuIndex | None = None,
+    unchanged: Collection[str] = (),
+) -> SkuIndex:
     """Index the masters and find the SKUs every input row names (§5.2).
 
     Every (item, warehouse) of ``item_coverage``, ``on_hand``, order lines
@@ -320,7 +342,9 @@ def index_skus(validated: ValidatedData, masters: Masters | None = None) -> SkuI
 
     ``masters``, when given, is the index of the same master tables made
     for an earlier version of the data: it is reused, with this version's
-    positions of the rows' ids.
+    positions of the rows' ids. With it, ``before`` is that version's index
+    and ``unchanged`` the tables whose checked rows are the same: their
+    rows' SKU numbers are taken from there.
     """
     t = validated.tables
     if masters is not None:
@@ -328,7 +352,12 @@ def index_skus(validated: ValidatedData, masters: Masters | None = None) -> SkuI
     else:
         m = Masters.build(t, validated.id_positions, validated.codes)
 
-    def rows(table: str, item_col: str = "item_id", wh_col: str = "warehouse_id") -> np.ndarray:
+    reuse = before.rows if before is not None and masters is not None else None
+
+    def rows(field: str, item_col: str = "item_id", wh_col: str = "warehouse_id") -> np.ndarray:
+        table = _ROWS_TABLE[field]
+        if reuse is not None and table in unchanged:
+            return cast(np.ndarray, getattr(reuse, field))
         return m.table_sku(t, table, item_col, wh_col)
 
     r = TableSkus(
@@ -338,8 +367,8 @@ def index_skus(validated: ValidatedData, masters: Masters | None = None) -> SkuI
         purchase_lines=rows("purchase_lines"),
         production_orders=rows("production_orders"),
         production_lines=rows("production_lines", "component_item_id"),
-        transfer_from=rows("transfer_lines", wh_col="from_warehouse_id"),
-        transfer_to=rows("transfer_lines", wh_col="to_warehouse_id"),
+        transfer_from=rows("transfer_from", wh_col="from_warehouse_id"),
+        transfer_to=rows("transfer_to", wh_col="to_warehouse_id"),
         forecasts=rows("forecasts"),
         firmed_planned_orders=rows("firmed_planned_orders"),
     )

@@ -577,7 +577,10 @@ def resolve_settings(m: Masters, sku: np.ndarray, default_group: str | None) -> 
         no_refill=no_refill,
         refill=refill,
         code=code.astype(np.int64),
-        lead=_num(_first(cov("lead_time_days", float), itm("lead_time_days")), 0).astype(np.int64),
+        # A negative lead time counts as 0 (§5.2).
+        lead=np.maximum(
+            _num(_first(cov("lead_time_days", float), itm("lead_time_days")), 0), 0
+        ).astype(np.int64),
         min_oq=_num(_first(cov("min_order_qty", float), itm("min_order_qty")), 0.0),
         max_oq=_num(_first(cov("max_order_qty", float), itm("max_order_qty")), 0.0),
         mult=_num(_first(cov("multiple_qty", float), itm("multiple_qty")), 0.0),

@@ -1,11 +1,15 @@
 """Input checks of SPEC §5.9: bad rows are left out with one plan message each.
 
 Every check is vectorised over a table's rows. A row is left out with at most
-one message, the first that applies in the order ``INVALID_ROW`` (a number of
-days beyond :data:`MAX_DAYS`), ``DUPLICATE_KEY``, ``UNKNOWN_BOM``,
-``UNKNOWN_ITEM``, ``UNKNOWN_WAREHOUSE``, ``INVALID_QTY`` (a negative quantity,
-or one beyond :data:`MAX_QTY`); rows share a key with every other row of it,
-also one left out as ``INVALID_ROW``;
+one message, the first that applies in the order ``INVALID_ROW`` (a row that
+cannot name what it is: a NULL or empty key or naming column, a ``line_no``
+that is not a whole number up to :data:`MAX_LINE_NO`, a NULL date the plan
+reads, a code outside its list, a bad ``working_weekdays``, a number of days
+beyond :data:`MAX_DAYS`), ``DUPLICATE_KEY``, ``UNKNOWN_BOM``,
+``UNKNOWN_ITEM``, ``UNKNOWN_WAREHOUSE``, ``INVALID_QTY`` (a negative or NULL
+quantity, or one beyond :data:`MAX_QTY`); rows share a key with every other
+row of it, also one left out as ``INVALID_ROW``. Quantities within
+:data:`QTY_TOLERANCE` of zero are zero from here on;
 ``UNKNOWN_COVERAGE_GROUP`` and an unknown refill or firmed-transfer source
 warehouse keep the row (the reference becomes NULL) and add their message.
 
@@ -18,6 +22,7 @@ a transfer SKU's ``NO_REFILL_WAREHOUSE`` from :mod:`~masterplan.server.engine.sk
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
@@ -196,6 +201,65 @@ CHECK_ORDER = (
 )
 
 
+#: Dates the plan reads whose NULL leaves the row out (``INVALID_ROW``).
+REQUIRED_DATE_COLUMNS = {
+    "calendar_exceptions": ("day",),
+    "sales_lines": ("requested_date",),
+    "purchase_lines": ("delivery_date",),
+    "production_orders": ("end_date",),
+    "production_lines": ("required_date",),
+    "transfer_lines": ("ship_date", "receive_date"),
+    "forecasts": ("forecast_date",),
+    "firmed_planned_orders": ("order_date", "due_date"),
+}
+
+_ORDER_TYPES = ("purchase", "production", "transfer")
+
+#: Code columns and their lists: a value outside it leaves the row out
+#: (``INVALID_ROW``); NULL takes the §5.2 default, except where the second
+#: entry says NULL is not allowed.
+CODE_COLUMNS: dict[str, tuple[tuple[str, tuple[str, ...], bool], ...]] = {
+    "coverage_groups": (
+        ("coverage_code", ("requirement", "period", "min_max", "manual"), True),
+        ("safety_stock_fulfillment", ("today", "lead_time"), True),
+        ("forecast_reduction", ("none", "transactions_period"), True),
+    ),
+    "items": (("default_order_type", _ORDER_TYPES, True),),
+    "item_coverage": (("order_type", _ORDER_TYPES, True),),
+    "firmed_planned_orders": (("order_type", _ORDER_TYPES, False),),
+}
+
+#: Largest ``line_no``: every whole number up to it is exact in a float64.
+MAX_LINE_NO = 2**53 - 1
+
+#: Quantities within this of zero are zero (SPEC §5: quantities compare
+#: with an absolute tolerance of 1e-9).
+QTY_TOLERANCE = 1e-9
+
+#: Quantity columns of each table that count as zero within :data:`QTY_TOLERANCE`.
+ZEROED_COLUMNS = {**{name: (col,) for name, col in QTY_COLUMN.items()}, "on_hand": ("qty",)}
+
+
+def naming_columns(name: str) -> tuple[str, ...]:
+    """The columns of table ``name`` that name a row: its key, and the item,
+    warehouse and BOM columns not marked nullable. NULL or empty in one
+    leaves the row out (``INVALID_ROW``)."""
+    spec = INPUT_TABLES[name]
+    cols = list(spec.key)
+    named = [ITEM_COLUMN.get(name), *WAREHOUSE_COLUMNS.get(name, ())]
+    if name == "bom_lines":
+        named.append("bom_id")
+    for col in named:
+        if col is not None and col not in cols and not spec.column(col).nullable:
+            cols.append(col)
+    return tuple(cols)
+
+
+def _weekdays_ok(text: object) -> bool:
+    """Seven ``0``/``1`` characters with at least one ``1``."""
+    return isinstance(text, str) and len(text) == 7 and set(text) <= {"0", "1"} and "1" in text
+
+
 #: Tables whose checks read the master tables and their own rows only: a
 #: new version of one is checked on its new rows alone (see :func:`validate`).
 ROW_TABLES = (
@@ -265,7 +329,9 @@ def _row_texts(table_name: str, table: Table, rows: np.ndarray, reason: str) -> 
 
 
 def _show(value: object) -> str:
-    if isinstance(value, float) and value == int(value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "NULL"
+    if isinstance(value, float) and math.isfinite(value) and value == int(value):
         return str(int(value))
     return repr(value) if isinstance(value, str) else str(value)
 
@@ -315,6 +381,11 @@ def _check(name: str, table: Table, ctx: _Context) -> _Checked:
     n = table_length(table)
     keep = np.ones(n, dtype=bool)
     messages: list[Messages] = []
+    for col in ZEROED_COLUMNS.get(name, ()):
+        q = table[col]
+        tiny = (q != 0) & (np.abs(q) <= QTY_TOLERANCE)
+        if tiny.any():
+            table[col] = np.where(tiny, 0.0, q)
 
     def position_of(values: np.ndarray, master: str) -> np.ndarray:
         """Position of each id among the surviving ids of ``master``, -1 if none."""
@@ -349,6 +420,48 @@ def _check(name: str, table: Table, ctx: _Context) -> _Checked:
     if name == "bom_lines":
         found["bom_id"] = lookup(table["bom_id"], ctx.raw_bom_pos)
 
+    if name == "bom_lines":
+        # Lines of a BOM that exists but was left out go silently, before
+        # any message about the line itself.
+        raw_row = found["bom_id"]
+        survivor = gather(ctx.bom_survivor, raw_row, -1) if len(ctx.bom_survivor) else raw_row
+        keep &= ~((raw_row >= 0) & (survivor < 0))
+
+    # Rows that cannot name what they are, first (INVALID_ROW).
+    for col in naming_columns(name):
+        values = table[col]
+        if values.dtype == object:
+            missing = is_null(values) | np.asarray(np.equal(values, ""), dtype=bool)
+        elif values.dtype.kind == "M":
+            missing = np.isnat(values)
+        else:
+            missing = np.isnan(values)
+        bad = keep & missing
+        report(bad, "INVALID_ROW", f"{col} is NULL or empty")
+        keep &= ~bad
+    if "line_no" in table:
+        line = table["line_no"]
+        whole = np.isfinite(line) & (line >= 0) & (line <= MAX_LINE_NO)
+        whole[whole] = line[whole] == np.floor(line[whole])
+        bad = keep & ~whole
+        report(bad, "INVALID_ROW", f"line_no is not a whole number from 0 to {MAX_LINE_NO}")
+        keep &= ~bad
+    for col in REQUIRED_DATE_COLUMNS.get(name, ()):
+        bad = keep & np.isnat(table[col])
+        report(bad, "INVALID_ROW", f"{col} is NULL")
+        keep &= ~bad
+    for col, allowed, nullable in CODE_COLUMNS.get(name, ()):
+        values = table[col]
+        bad = keep & ~member(values, set(allowed))
+        if nullable:
+            bad &= ~is_null(values)
+        report(bad, "INVALID_ROW", f"{col} is not one of {', '.join(allowed)}")
+        keep &= ~bad
+    if name == "calendars":
+        ok = np.fromiter(map(_weekdays_ok, table["working_weekdays"].tolist()), dtype=bool, count=n)
+        bad = keep & ~ok
+        report(bad, "INVALID_ROW", "working_weekdays is not seven 0/1 characters with a 1")
+        keep &= ~bad
     for col in BOUNDED_DAY_COLUMNS.get(name, ()):
         bad = keep & (np.abs(table[col]) > MAX_DAYS)
         report(bad, "INVALID_ROW", f"{col} is beyond ±{MAX_DAYS} days")
@@ -388,6 +501,9 @@ def _check(name: str, table: Table, ctx: _Context) -> _Checked:
 
     if name in QTY_COLUMN:
         q = table[QTY_COLUMN[name]]
+        bad = keep & np.isnan(q)
+        report(bad, "INVALID_QTY", f"{QTY_COLUMN[name]} is NULL")
+        keep &= ~bad
         bad = keep & (q < 0)
         report(bad, "INVALID_QTY", f"{QTY_COLUMN[name]} is negative")
         keep &= ~bad
@@ -499,6 +615,8 @@ def _recheck(
         checked = _check(name, rows, ctx)
         if checked.messages or not checked.keep.all():
             return None
+        if any(checked.table[col] is not values for col, values in rows.items()):
+            return None  # the checks changed a value (a quantity within the tolerance)
         if hashes is not None:
             new_hashes = key_hashes(rows, spec.key)
             if _any_shared(hashes[same], new_hashes):

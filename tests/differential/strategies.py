@@ -1,12 +1,14 @@
 """Hypothesis strategies for small random SCM models (SPEC §4 input rows)
-using every rule of §5: all coverage codes (and NULL or unknown ones, which
-mean `requirement`), working-day calendars with weekday patterns, exceptions,
+using every rule of §5: all coverage codes (NULL means `requirement`, an
+unknown one leaves the group out), working-day calendars with weekday patterns, exceptions,
 empty and unknown calendars, multi-level BOMs with versions, batch and scrap, transfers with refill
 warehouses (so cycles), firmed planned orders, on-hand (negative too), order
 lines of every kind, forecasts with `transactions_period` reduction, safety
 stock, fences, negative/positive days, order quantity modifiers and a few bad
-rows (unknown items/warehouses, negative quantities, duplicate keys, and
-quantities and days past the validation bounds).
+rows (unknown items/warehouses, negative and NULL quantities, duplicate keys,
+NULL or empty ids and keys, bad line numbers, NULL dates, quantities within
+the tolerance of zero, negative lead times, and quantities and days past the
+validation bounds).
 
 Small, fixed universes of ids keep collisions (duplicates, shared SKUs,
 cycles) frequent and counterexamples readable.
@@ -46,15 +48,18 @@ WAREHOUSES = ("W1", "W2", "W3")
 GROUPS = ("G0", "G1", "G2")
 PLAN_DATES = (dt.date(2024, 1, 1), dt.date(2024, 1, 4))
 
-# ids rows may name: mostly known, sometimes not (§5.9)
-item_ref = st.sampled_from(ITEMS) | st.just("NOITEM")
-wh_ref = st.sampled_from(WAREHOUSES[:2]) | st.sampled_from((*WAREHOUSES, "NOWH"))
-
 
 def rarely(common: st.SearchStrategy[Any], extremes: tuple[Any, ...]) -> st.SearchStrategy[Any]:
     """``common`` mostly; one of ``extremes`` about one draw in twenty."""
     return st.integers(0, 19).flatmap(lambda n: st.sampled_from(extremes) if n == 0 else common)
 
+
+# ids rows may name: mostly known, sometimes not, now and then NULL or empty
+# (§5.9: UNKNOWN_ITEM / UNKNOWN_WAREHOUSE, or INVALID_ROW)
+item_ref = rarely(st.sampled_from(ITEMS) | st.just("NOITEM"), (None, ""))
+wh_ref = rarely(
+    st.sampled_from(WAREHOUSES[:2]) | st.sampled_from((*WAREHOUSES, "NOWH")), (None, "")
+)
 
 # Values past the validation bounds (docs/planning-rules.md, §5.9): a quantity
 # beyond ±1e12 (infinite included) is INVALID_QTY, days beyond ±36,500 INVALID_ROW.
@@ -62,7 +67,9 @@ BEYOND_QTY = (2e12, -3e12, float("inf"))
 BEYOND_DAYS = (36_501, -40_000)
 
 qty = st.sampled_from((0, 1, 2, 3, 5, 7.5, 10, 12))
-maybe_neg_qty = rarely(qty | st.just(-1), BEYOND_QTY)
+# NULL is INVALID_QTY; within 1e-9 of zero is zero (what ordered minus
+# received gives in floating point).
+maybe_neg_qty = rarely(qty | st.just(-1), (*BEYOND_QTY, None, 5.55e-17, -1e-13))
 offset = st.integers(-6, 40)  # days from T0
 
 
@@ -146,7 +153,9 @@ def models(draw: st.DrawFn) -> Model:
                     st.sampled_from(("production", "purchase", "transfer", None))
                 ),
                 "coverage_group_id": draw(group_ref),
-                "lead_time_days": draw(rarely(st.sampled_from((None, 0, 1, 3)), BEYOND_DAYS)),
+                "lead_time_days": draw(
+                    rarely(st.sampled_from((None, 0, 1, 3)), (*BEYOND_DAYS, -2))
+                ),
                 "min_order_qty": draw(st.sampled_from((None, 0, 4))),
                 "max_order_qty": draw(rarely(st.sampled_from((None, 0, 0, 6)), BEYOND_QTY)),
                 "multiple_qty": draw(st.sampled_from((None, 0, 0, 2.5, 4))),
@@ -197,7 +206,9 @@ def models(draw: st.DrawFn) -> Model:
                 "order_type": draw(
                     st.sampled_from((None, None, "transfer", "purchase", "production"))
                 ),
-                "lead_time_days": draw(rarely(st.sampled_from((None, None, 1, 4)), BEYOND_DAYS)),
+                "lead_time_days": draw(
+                    rarely(st.sampled_from((None, None, 1, 4)), (*BEYOND_DAYS, -1))
+                ),
                 "refill_warehouse_id": draw(st.sampled_from((None, *WAREHOUSES, "NOWH"))),
                 "vendor_id": draw(st.sampled_from((None, "V2"))),
                 "min_order_qty": draw(st.sampled_from((None, None, 3))),
@@ -215,11 +226,16 @@ def models(draw: st.DrawFn) -> Model:
             }
         )
 
-    def order_id(prefix: str) -> str:
-        return f"{prefix}{draw(st.integers(0, 5))}"
+    def order_id(prefix: str) -> str | None:
+        return draw(rarely(st.integers(0, 5).map(lambda n: f"{prefix}{n}"), (None, "")))
 
-    def line_no() -> int:
-        return draw(st.integers(1, 2))
+    def line_no() -> float | None:
+        # not a whole number from 0 to 2**53 - 1: INVALID_ROW
+        return draw(rarely(st.integers(1, 2), (None, 1.5, -1, 1e19, 2e19)))
+
+    def needed_day(lo: int = -6, hi: int = 40) -> str | None:
+        """A date the plan reads: NULL now and then (INVALID_ROW)."""
+        return None if draw(st.integers(0, 24)) == 0 else day(lo, hi)
 
     for _ in range(draw(st.integers(0, 6))):
         inp["sales_lines"].append(
@@ -229,7 +245,7 @@ def models(draw: st.DrawFn) -> Model:
                 "item_id": draw(item_ref),
                 "warehouse_id": draw(wh_ref),
                 "qty": draw(maybe_neg_qty),
-                "requested_date": day(),
+                "requested_date": needed_day(),
                 "priority": draw(st.sampled_from((None, 0, 1))),
             }
         )
@@ -241,7 +257,7 @@ def models(draw: st.DrawFn) -> Model:
                 "item_id": draw(item_ref),
                 "warehouse_id": draw(wh_ref),
                 "qty": draw(maybe_neg_qty),
-                "delivery_date": day(),
+                "delivery_date": needed_day(),
                 "vendor_id": None,
             }
         )
@@ -253,7 +269,7 @@ def models(draw: st.DrawFn) -> Model:
                 "warehouse_id": draw(wh_ref),
                 "qty": draw(maybe_neg_qty),
                 "start_date": day(-3, 5),
-                "end_date": day(0, 20),
+                "end_date": needed_day(0, 20),
             }
         )
     for _ in range(draw(st.integers(0, 2))):
@@ -264,7 +280,7 @@ def models(draw: st.DrawFn) -> Model:
                 "component_item_id": draw(item_ref),
                 "warehouse_id": draw(wh_ref),
                 "qty": draw(maybe_neg_qty),
-                "required_date": day(-3, 10),
+                "required_date": needed_day(-3, 10),
             }
         )
     for _ in range(draw(st.integers(0, 3))):
@@ -276,8 +292,8 @@ def models(draw: st.DrawFn) -> Model:
                 "from_warehouse_id": draw(wh_ref),
                 "to_warehouse_id": draw(wh_ref),
                 "qty": draw(maybe_neg_qty),
-                "ship_date": day(-3, 10),
-                "receive_date": day(0, 15),
+                "ship_date": needed_day(-3, 10),
+                "receive_date": needed_day(0, 15),
             }
         )
     for _ in range(draw(st.integers(0, 5))):
@@ -285,7 +301,7 @@ def models(draw: st.DrawFn) -> Model:
             {
                 "item_id": draw(item_ref),
                 "warehouse_id": draw(wh_ref),
-                "forecast_date": day(-10, 45),
+                "forecast_date": needed_day(-10, 45),
                 "qty": draw(maybe_neg_qty),
             }
         )
@@ -297,8 +313,8 @@ def models(draw: st.DrawFn) -> Model:
                 "warehouse_id": draw(wh_ref),
                 "order_type": draw(st.sampled_from(("purchase", "production", "transfer", None))),
                 "qty": draw(maybe_neg_qty),
-                "order_date": day(-3, 10),
-                "due_date": day(0, 15),
+                "order_date": needed_day(-3, 10),
+                "due_date": needed_day(0, 15),
                 "from_warehouse_id": draw(st.sampled_from((None, *WAREHOUSES, "NOWH"))),
             }
         )
@@ -306,10 +322,13 @@ def models(draw: st.DrawFn) -> Model:
     # an unknown default group makes the engine refuse the run (InvalidPlanInput)
     # A default group that validation leaves out fails the run (§5.9: no
     # meaningful plan), so the default is one of the groups that stay.
+    # A default group that validation leaves out fails the run (§5.2): draw
+    # one of the groups it keeps.
     sound = [
         g["group_id"]
         for g in inp["coverage_groups"]
         if not any(v in BEYOND_DAYS for k, v in g.items() if k.endswith("_days"))
+        and g["coverage_code"] in (None, "requirement", "period", "min_max", "manual")
     ]
     default_group = draw(st.sampled_from((None, *sound)))
     return inp, t0.isoformat(), default_group

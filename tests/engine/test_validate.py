@@ -247,7 +247,14 @@ def test_a_changed_sales_line_is_the_only_row_checked_again() -> None:
     that repeats a kept row's key has the whole table checked (both rows are
     left out as duplicates)."""
     lines = [
-        {"order_id": f"S{i}", "line_no": 1, "item_id": "A", "warehouse_id": "W1", "qty": 1}
+        {
+            "order_id": f"S{i}",
+            "line_no": 1,
+            "item_id": "A",
+            "warehouse_id": "W1",
+            "qty": 1,
+            "requested_date": "2026-01-05",
+        }
         for i in range(4)
     ]
     base = {"warehouses": [{"warehouse_id": "W1"}], "items": [{"item_id": "A"}]}

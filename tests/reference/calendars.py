@@ -42,18 +42,16 @@ class Calendar:
     """`calendars` row plus its `calendar_exceptions`."""
 
     calendar_id: str
-    working_weekdays: str | None  # 7 chars, Monday first, '1' = working
+    # 7 chars '0'/'1', Monday first, '1' = working, at least one '1': any other
+    # pattern (NULL included) is INVALID_ROW and its calendar is left out (§5.9)
+    working_weekdays: str
     exceptions: dict[int, bool] = field(default_factory=dict)
 
     def is_working(self, day: int) -> bool:
         if day in self.exceptions:
             return self.exceptions[day]
-        pattern = self.working_weekdays
-        if pattern is None:
-            # NULL working_weekdays: every weekday works (NOTES.md).
-            return True
         weekday = dt.date.fromordinal(day).weekday()  # Monday = 0
-        return weekday < len(pattern) and pattern[weekday] == "1"
+        return self.working_weekdays[weekday] == "1"
 
 
 def minus_working_days(cal: Calendar | None, d: int, lead: int) -> int:
@@ -61,7 +59,7 @@ def minus_working_days(cal: Calendar | None, d: int, lead: int) -> int:
     with exactly L working days in [x, d). L = 0 changes nothing. Without a
     calendar every day works."""
     if lead <= 0:
-        return d - lead if lead < 0 else d
+        return d  # a negative lead time counts as 0 (§5.2)
     if cal is None:
         return d - lead
     count = 0
@@ -79,7 +77,7 @@ def plus_working_days(cal: Calendar | None, o: int, lead: int) -> int:
     """§5.1: for L > 0, `o` plus L working days is the earliest working day y
     with exactly L working days in [o, y). L = 0 changes nothing."""
     if lead <= 0:
-        return o + lead if lead < 0 else o
+        return o  # a negative lead time counts as 0 (§5.2)
     if cal is None:
         return o + lead
     count = 0  # working days in [o, y)

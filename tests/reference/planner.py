@@ -15,7 +15,7 @@ from typing import Any
 
 from .calendars import NEVER, iso, minus_working_days, plus_working_days, to_day
 from .loading import (
-    ORDER_TYPES,
+    EPS,
     Loaded,
     PlanMessage,
     Row,
@@ -25,8 +25,6 @@ from .loading import (
     num,
     resolve_settings,
 )
-
-EPS = 1e-9  # quantities at or below this count as zero (SPEC: 1e-9 tolerance)
 
 SkuKey = tuple[Any, Any]  # (item_id, warehouse_id)
 
@@ -160,10 +158,9 @@ class ReferencePlanner:
 
     # ------------------------------------------------------------------ helpers
 
-    def eff(self, day: int | None) -> int:
-        """§5.1: a date before T0 counts as T0 (its effective date).
-        A NULL date counts as T0 too (NOTES.md)."""
-        return self.t0 if day is None else max(day, self.t0)
+    def eff(self, day: int) -> int:
+        """§5.1: a date before T0 counts as T0 (its effective date)."""
+        return max(day, self.t0)
 
     def warn(self, code: str, item: Any, wh: Any, text: str) -> None:
         self.messages.append(PlanMessage("warning", code, item, wh, text))
@@ -238,9 +235,7 @@ class ReferencePlanner:
         """§4: several forecast lines of one SKU and date add up."""
         sums: dict[tuple[Any, Any, int], float] = {}
         for r in self.data.forecasts:
-            day = to_day(r["forecast_date"])
-            if day is None:
-                day = self.t0  # NULL date counts as T0 (NOTES.md)
+            day = row_day(r, "forecast_date")
             k = (r["item_id"], r["warehouse_id"], day)
             sums[k] = sums.get(k, 0.0) + num(r["qty"])
         return sums
@@ -255,17 +250,15 @@ class ReferencePlanner:
                 # zero quantities are silently nothing (§5.9): the row names its
                 # SKU(s) but is no receipt, draws on nothing, explodes nothing
                 continue
-            order_type = r["order_type"] if r["order_type"] in ORDER_TYPES else "purchase"
-            order_day = to_day(r["order_date"])
             order = Order(
                 planned_order_id=str(r["planned_order_id"]),
                 sku=key,
-                order_type=order_type,  # NULL / unknown: purchase (NOTES.md)
+                # §5.9: a NULL or unknown order_type was left out as INVALID_ROW
+                order_type=str(r["order_type"]),
                 qty=num(r["qty"]),
-                # NULL order date: T0 (NOTES.md)
-                order_date=self.t0 if order_day is None else order_day,
-                due_date=self.eff(to_day(r["due_date"])),
-                requirement_date=self.eff(to_day(r["due_date"])),
+                order_date=row_day(r, "order_date"),
+                due_date=self.eff(row_day(r, "due_date")),
+                requirement_date=self.eff(row_day(r, "due_date")),
                 firmed_input=True,
                 from_warehouse_id=r["from_warehouse_id"],
             )
@@ -426,7 +419,7 @@ class ReferencePlanner:
                     "so",
                     ref,
                     num(r["qty"]),
-                    self.eff(to_day(r["requested_date"])),
+                    self.eff(row_day(r, "requested_date")),
                     priority=num(r["priority"]),
                 )
             )
@@ -436,7 +429,7 @@ class ReferencePlanner:
             k = (r["component_item_id"], r["warehouse_id"])
             ref = f"PRDL:{fmt_value(r['order_id'])}/{fmt_value(r['line_no'])}"
             self.add_requirement(
-                Requirement(k, "prdl", ref, num(r["qty"]), self.eff(to_day(r["required_date"])))
+                Requirement(k, "prdl", ref, num(r["qty"]), self.eff(row_day(r, "required_date")))
             )
 
         # transfer lines: issue (tri) at from_warehouse_id on ship_date,
@@ -449,7 +442,7 @@ class ReferencePlanner:
                     "tri",
                     f"TRI:{tail}",
                     num(r["qty"]),
-                    self.eff(to_day(r["ship_date"])),
+                    self.eff(row_day(r, "ship_date")),
                 )
             )
             self.add_receipt(
@@ -458,7 +451,7 @@ class ReferencePlanner:
                     "trr",
                     f"TRR:{tail}",
                     num(r["qty"]),
-                    self.eff(to_day(r["receive_date"])),
+                    self.eff(row_day(r, "receive_date")),
                     CLASS_EXISTING,
                 )
             )
@@ -473,7 +466,7 @@ class ReferencePlanner:
                     "po",
                     ref,
                     num(r["qty"]),
-                    self.eff(to_day(r["delivery_date"])),
+                    self.eff(row_day(r, "delivery_date")),
                     CLASS_EXISTING,
                 )
             )
@@ -484,7 +477,7 @@ class ReferencePlanner:
             ref = f"PRD:{fmt_value(r['order_id'])}"
             self.add_receipt(
                 Receipt(
-                    k, "prd", ref, num(r["qty"]), self.eff(to_day(r["end_date"])), CLASS_EXISTING
+                    k, "prd", ref, num(r["qty"]), self.eff(row_day(r, "end_date")), CLASS_EXISTING
                 )
             )
 
@@ -544,7 +537,7 @@ class ReferencePlanner:
                     for r in self.data.sales_lines:
                         if (r["item_id"], r["warehouse_id"]) != key:
                             continue
-                        sd = self.eff(to_day(r["requested_date"]))
+                        sd = self.eff(row_day(r, "requested_date"))
                         if day <= sd < end:
                             sold += num(r["qty"])
                     qty = max(qty - sold, 0.0)  # reduced, not below zero
@@ -954,6 +947,14 @@ class ReferencePlanner:
             "delay_messages": delays,
             "plan_messages": [m.as_row() for m in self.messages],
         }
+
+
+def row_day(row: Row, col: str) -> int:
+    """A date column that §5.9 does not let be NULL (the row would have been
+    left out as INVALID_ROW), as an ordinal."""
+    day = to_day(row[col])
+    assert day is not None, (col, row)
+    return day
 
 
 def component_sku(line: Row, parent: Sku) -> SkuKey:

@@ -154,19 +154,22 @@ def net_change(
         unchanged, -1 for a new or replaced row (each earlier row named once
         at most). Then only the other rows are checked again.
     """
-    if touched is None:
-        changed = changed_tables(basis.data, data)
-    else:
-        changed = [n for n, (a, b) in touched.items() if table_length(a) or table_length(b)]
+    clock = Clock(progress)
+    with clock.phase("validate"):  # finding what changed counts as checking it
+        if touched is None:
+            changed = changed_tables(basis.data, data)
+        else:
+            changed = [n for n, (a, b) in touched.items() if table_length(a) or table_length(b)]
     reason = _refusal(basis, params, changed)
     if reason:
         return regeneration(data, params, progress, reason)
-    clock = Clock(progress)
     unchanged = [name for name in INPUT_TABLES if name not in changed]
     front = plan_front(data, params, clock, basis.front, unchanged, sources)
     m, s = front.index.masters, front.graph.settings
-    layers = patched_tables(m, basis.tables, _SKU_TABLES)
     with clock.phase("requirements"):
+        # The previous result as patchable layers (after a regeneration: each
+        # row's SKU found and the rows grouped by SKU, once).
+        layers = patched_tables(m, basis.tables, _SKU_TABLES)
         # The requirements themselves are the small plan's; the firmed orders'
         # messages are the whole plan's.
         firmed = front.firmed

@@ -61,3 +61,23 @@ def test_bench_engine_only_repeats_runs_like_a_serving_process(tmp_path: Path) -
     assert report["first_plan_seconds"] == runs[0]["seconds"]
     assert report["phases"]["plan"]["rows"] == sum(report["output_rows"].values()) > 0
     assert report["freed_memory_kept"] is True
+
+
+def test_bench_net_change_reports_every_cycle_and_the_median(tmp_path: Path) -> None:
+    """``--net-change``: five net changes after the regeneration, each a
+    delta of one row written as a difference; the speedup is the
+    regeneration's engine time over the median net change's."""
+    report = _bench(tmp_path / "report.json", "--net-change", "--promise-calls", "3")
+    changes = report["net_changes"]
+    assert len(changes) == 5
+    for change in changes:
+        assert change["sync"]["kind"] == "delta"
+        assert change["sync"]["rows_upserted"] == 1
+        assert change["fallback_reason"] == ""
+        assert change["written_as"] == "difference"
+        assert 0 < change["skus_planned"] < change["skus_total"]
+    median = sorted(c["engine_seconds"] for c in changes)[2]
+    assert report["engine_seconds_median"] == median
+    assert report["engine_speedup"] == round(report["regeneration"]["engine_seconds"] / median, 2)
+    assert report["net_change"] in changes
+    assert report["promise"]["calls"] == 3

@@ -14,6 +14,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from masterplan.client.cli.progress import CycleProgress
 from masterplan.client.cli.syncing import SyncReport, sync_dataset, sync_store
 from masterplan.client.client import ClientTls, MasterplanClient
@@ -94,6 +96,17 @@ class CycleReport:
     output_rows: dict[str, int] = field(default_factory=dict)
     phase_seconds: dict[str, float] = field(default_factory=dict)
     engine_seconds: dict[str, float] = field(default_factory=dict)
+    #: The written plan's plan messages by severity (``error``, ``warning``).
+    messages: dict[str, int] = field(default_factory=dict)
+
+
+def plan_message_counts(engine: sa.Engine, plan: str) -> dict[str, int]:
+    """The current plan's plan messages by severity, as the database holds them."""
+    query = sa.text(
+        "SELECT severity, COUNT(*) FROM plan_messages WHERE plan_id = :plan GROUP BY severity"
+    )
+    with engine.connect() as conn:
+        return {str(sev): int(n) for sev, n in conn.execute(query, {"plan": plan})}
 
 
 def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> CycleReport:
@@ -226,6 +239,7 @@ def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> C
             output_rows=plan_rows,
             phase_seconds=times,
             engine_seconds=dict(run.phase_seconds),
+            messages=plan_message_counts(engine, options.plan),
         )
     finally:
         show.close()

@@ -2,7 +2,10 @@
 
 Exit status 0 on success; on failure one line ``masterplan: <reason>`` on
 stderr and a non-zero status (2 for usage errors, 1 otherwise). A refused key
-prints ``UNAUTHENTICATED``.
+prints ``UNAUTHENTICATED``. ``run --fail-on error|warning`` exits 3 when the
+plan it wrote holds plan messages of that severity (``error``: a BOM cycle;
+``warning``: any), with one line saying how many: the plan is written all
+the same, so a script can tell "not planned" (1) from "planned, look at it" (3).
 """
 
 from __future__ import annotations
@@ -36,6 +39,17 @@ def _date(text: str) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {text!r}") from None
+
+
+def _count(text: str) -> int:
+    """A whole number of 0 or more, refused up front (before any work) otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
 
 
 def _read(path: str | None) -> bytes | None:
@@ -113,6 +127,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "output_rows": report.output_rows,
         "seconds": {k: round(v, 4) for k, v in report.phase_seconds.items()},
         "engine_seconds": {k: round(v, 4) for k, v in report.engine_seconds.items()},
+        "messages": report.messages,
     }
     if args.json:
         print(json.dumps(summary))
@@ -122,7 +137,28 @@ def cmd_run(args: argparse.Namespace) -> int:
         if report.sync is not None:
             print(_sync_line(report.sync))
         print(_write_line(report))
-    return 0
+    return _fail_on(args.fail_on, report.messages)
+
+
+#: Exit status of a run that wrote its plan but holds messages ``--fail-on`` names.
+EXIT_MESSAGES = 3
+
+
+def _fail_on(level: str | None, messages: dict[str, int]) -> int:
+    """0, or :data:`EXIT_MESSAGES` with one line on stderr when the written
+    plan holds messages of ``level`` (``error``; ``warning`` counts errors too)."""
+    if level is None:
+        return 0
+    severities = ("error",) if level == "error" else ("error", "warning")
+    found = {sev: messages.get(sev, 0) for sev in severities if messages.get(sev, 0)}
+    if not found:
+        return 0
+    counts = " and ".join(f"{n} {sev} message{'s' if n != 1 else ''}" for sev, n in found.items())
+    print(
+        f"masterplan: the plan was written and holds {counts} (--fail-on {level})",
+        file=sys.stderr,
+    )
+    return EXIT_MESSAGES
 
 
 def _sync_line(sync: SyncReport) -> str:
@@ -357,12 +393,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--default-group", help="coverage group of SKUs that name none")
     p.add_argument(
         "--keep-runs",
-        type=int,
+        type=_count,
         default=0,
         help="keep only the newest N runs of the plan in plan_runs (0: all)",
     )
     p.add_argument(
         "--full", action="store_true", help="send a snapshot, not a delta, for a net change"
+    )
+    p.add_argument(
+        "--fail-on",
+        choices=("error", "warning"),
+        help=f"exit {EXIT_MESSAGES} (the plan still written) when the plan holds plan "
+        "messages of this severity or worse: 'error' (a BOM cycle) or 'warning' (any)",
     )
     p.add_argument(
         "--state-dir",

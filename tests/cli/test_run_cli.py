@@ -247,6 +247,49 @@ def test_a_bad_plan_date_is_a_usage_error(tmp_path: Path) -> None:
     assert done.returncode == 2 and "2026-13-01" in done.stderr
 
 
+def test_a_negative_keep_runs_is_a_usage_error_before_anything_runs(tmp_path: Path) -> None:
+    """It exited 1 after a successful write; now it is refused up front and
+    nothing is planned or written."""
+    db = tmp_path / "scm.db"
+    done = masterplan("run", "--db", make_db(db), "--plan-date", "2026-01-12", "--keep-runs", "-1")
+    assert done.returncode == 2
+    assert "--keep-runs" in done.stderr and "0 or more" in done.stderr
+    written = query(db, "SELECT name FROM sqlite_master WHERE name = 'plan_runs'")
+    assert not written or query(db, "SELECT COUNT(*) FROM plan_runs") == [(0,)]
+
+
+def test_fail_on_error_exits_3_after_writing_a_plan_with_a_bom_cycle(tmp_path: Path) -> None:
+    """A BOM cycle is an error message: ``run`` exited 0 on it while ``scm
+    check`` exits 1. The plan is still written; ``--fail-on`` makes the exit
+    status say it holds errors, and ``--json`` counts them."""
+    db = tmp_path / "scm.db"
+    url = make_db(db)
+    con = sqlite3.connect(db)
+    con.execute("INSERT INTO bom_lines VALUES ('B-FRAME', 20, 'BIKE', 1, 0, 0, NULL)")
+    con.commit()
+    con.close()
+    plain = masterplan("run", "--db", url, "--plan-date", "2026-01-05", "--json")
+    assert plain.returncode == 0, plain.stderr
+    errors = query(db, "SELECT COUNT(*) FROM plan_messages WHERE severity = 'error'")[0][0]
+    assert errors > 0
+    assert json.loads(plain.stdout)["messages"]["error"] == errors
+
+    failing = masterplan("run", "--db", url, "--plan-date", "2026-01-05", "--fail-on", "error")
+    assert failing.returncode == 3
+    assert failing.stderr.strip().splitlines() == [
+        f"masterplan: the plan was written and holds {errors} error message"
+        f"{'s' if errors != 1 else ''} (--fail-on error)"
+    ]
+    assert query(db, "SELECT COUNT(*) FROM plan_runs") == [(2,)]  # written both times
+
+    # A plan without messages passes --fail-on warning.
+    clean = tmp_path / "clean.db"
+    done = masterplan(
+        "run", "--db", make_db(clean), "--plan-date", "2026-01-05", "--fail-on", "warning"
+    )
+    assert done.returncode == 0, done.stderr
+
+
 @pytest.fixture
 def served(tmp_path: Path):  # type: ignore[no-untyped-def]
     """``masterplan serve`` as a process, with the admin key the CLI reads from the environment."""

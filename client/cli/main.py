@@ -95,6 +95,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     api_key = args.api_key or os.environ.get("MASTERPLAN_API_KEY")
     if args.server and not api_key:
         raise SystemExit("masterplan: --server needs --api-key KEY or MASTERPLAN_API_KEY")
+    _existing_sqlite(args.db)
     options = CycleOptions(
         db_url=args.db,
         server=args.server,
@@ -212,6 +213,8 @@ def cmd_promise(args: argparse.Namespace) -> int:
     api_key = args.api_key or os.environ.get("MASTERPLAN_API_KEY")
     if server and not api_key:
         raise SystemExit("masterplan: --server needs --api-key KEY or MASTERPLAN_API_KEY")
+    if db_url:
+        _existing_sqlite(db_url)
     options = PromiseOptions(
         item=args.item,
         qty=args.qty,
@@ -323,12 +326,17 @@ def cmd_scm(args: argparse.Namespace) -> int:
 
     from masterplan.connector.schema import create_all
 
+    if args.action != "init":
+        _existing_sqlite(args.db)
     engine = sa.create_engine(args.db)
     try:
         if args.action == "init":
             create_all(engine)
+            # The database as a URL without its password: output is logged
+            # and pasted, secrets must not be.
+            shown = engine.url.render_as_string(hide_password=True)
             print(
-                json.dumps({"db": args.db, "initialized": True})
+                json.dumps({"db": shown, "initialized": True})
                 if args.json
                 else "SCM tables created"
             )
@@ -559,5 +567,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
     except Exception as exc:  # one clear line, never a traceback, for any failure
         name = type(exc).__name__
-        print(f"masterplan: {name}: {exc}", file=sys.stderr)
+        print(f"masterplan: {name}: {_first_line(exc)}", file=sys.stderr)
         return 1
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an error's text: SQLAlchemy's add the statement, its
+    parameters and a "Background on this error" link on lines of their own,
+    which the one-line contract (and the secrets a statement may carry) keep
+    off the terminal."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
+def _existing_sqlite(url: str) -> None:
+    """Refuse a SQLite URL whose file does not exist: SQLite would create an
+    empty database, and the command would fail later on a missing table (or,
+    for a check, report an empty data set) instead of on the mistyped path."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:":
+        return
+    if path.startswith("file:") or parsed.query.get("uri"):
+        return  # a URI filename: SQLite's own rules apply
+    if not Path(path).exists():
+        raise SystemExit(
+            f"masterplan: no SQLite database at {path} (masterplan scm init --db URL creates one)"
+        )

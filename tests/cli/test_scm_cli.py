@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from masterplan.client.cli import main
 from masterplan.contract.tables import INPUT_TABLES, RESULT_TABLES
+from tests.backends import database_url
 
 
 def test_scm_init_creates_every_table_and_is_idempotent(tmp_path: Path) -> None:
@@ -61,3 +63,53 @@ def test_scm_check_reports_what_planning_would_say(
     con = sqlite3.connect(tmp_path / "scm.db")
     assert con.execute("SELECT COUNT(*) FROM plan_runs").fetchone() == (0,)
     con.close()
+
+
+@pytest.mark.postgres
+def test_scm_init_json_never_prints_the_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It printed the URL as given, password and all. (The test server trusts
+    local connections, so any password connects.)"""
+    database = database_url("postgresql", tmp_path)
+    url = next(database)  # (held: closing it drops the test's schema)
+    try:
+        secret = "s3cret-Pa55word"
+        with_password = make_url(url).set(password=secret).render_as_string(hide_password=False)
+        assert main(["scm", "init", "--db", with_password, "--json"]) == 0
+        out = capsys.readouterr()
+        assert secret not in out.out + out.err
+        shown = make_url(json.loads(out.out)["db"])
+        assert shown.password == "***"
+        assert (shown.host, shown.database) == (make_url(url).host, make_url(url).database)
+    finally:
+        database.close()
+
+
+@pytest.mark.parametrize("command", [["scm", "check"], ["run", "--plan-date", "2026-01-05"]])
+def test_a_sqlite_path_that_does_not_exist_is_refused_not_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    """SQLite creates a missing file: ``scm check`` reported an empty data set
+    and ``run`` failed on a missing table, with an empty file left behind."""
+    missing = tmp_path / "typo.db"
+    with pytest.raises(SystemExit) as raised:
+        main([*command, "--db", f"sqlite:///{missing}"])
+    assert raised.value.code == f"masterplan: no SQLite database at {missing} " + (
+        "(masterplan scm init --db URL creates one)"
+    )
+    assert not missing.exists()
+
+
+def test_a_database_error_is_one_line_without_sqlalchemys_background_link(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file that is no SQLite database: the driver's error in one line,
+    not the statement, its parameters and a link on lines of their own."""
+    bad = tmp_path / "scm.db"
+    bad.write_bytes(b"this is not a database" * 100)
+    assert main(["scm", "check", "--db", f"sqlite:///{bad}"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("masterplan: ")
+    assert "not a database" in err
+    assert "Background on this error" not in err and "[SQL:" not in err

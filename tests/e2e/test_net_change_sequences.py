@@ -98,26 +98,36 @@ def _value(kind: ColumnKind, value: Any) -> Any:
         return None
     if kind is ColumnKind.DATE:
         return dt.date.fromisoformat(value)
+    if kind is ColumnKind.INT and isinstance(value, float) and not _int_column_holds(value):
+        # An INTEGER column cannot hold a line number of 1.5 or 1e19 (the
+        # servers round or refuse it): NULL is the bad line number it can.
+        return None
     if kind in (ColumnKind.FLOAT, ColumnKind.INT) and isinstance(value, float):
         # inf is past the bounds as 3e12 is; MariaDB has no infinity.
         return value if math.isfinite(value) else math.copysign(3e12, value)
     return value
 
 
+def _int_column_holds(value: float) -> bool:
+    return math.isfinite(value) and value.is_integer() and abs(value) < 2**31
+
+
 def replace_inputs(url: str, rows: Rows) -> None:
     """Make the input tables hold exactly ``rows`` (in one transaction)."""
     engine = create_engine(url)
-    with engine.begin() as conn:
-        for spec in INPUT_TABLES.values():
-            table = sa.table(spec.name, *(sa.column(c) for c in spec.column_names))
-            conn.execute(table.delete())
-            batch = [
-                {c.name: _value(c.kind, row.get(c.name)) for c in spec.columns}
-                for row in rows.get(spec.name, [])
-            ]
-            if batch:
-                conn.execute(table.insert(), batch)
-    engine.dispose()
+    try:
+        with engine.begin() as conn:
+            for spec in INPUT_TABLES.values():
+                table = sa.table(spec.name, *(sa.column(c) for c in spec.column_names))
+                conn.execute(table.delete())
+                batch = [
+                    {c.name: _value(c.kind, row.get(c.name)) for c in spec.columns}
+                    for row in rows.get(spec.name, [])
+                ]
+                if batch:
+                    conn.execute(table.insert(), batch)
+    finally:  # (a failing example must not keep its connection open)
+        engine.dispose()
 
 
 def _norm(value: Any) -> Any:

@@ -45,8 +45,9 @@ __all__ = [
 ID_LENGTH = 255
 #: Length of columns that embed ids (refs such as ``PL:{item}/{wh}/{n}/{line}``).
 REF_LENGTH = 1024
-#: Planned-order ids are ``{item}/{warehouse}/{n}``; 512 still fits a key.
-PLANNED_ORDER_ID_LENGTH = 512
+#: Planned-order ids are ``{item}/{warehouse}/{n}``: two ids, two slashes
+#: and up to 20 digits (2,128 bytes in utf8mb4, still within a key).
+PLANNED_ORDER_ID_LENGTH = 2 * ID_LENGTH + 2 + 20
 
 #: Every §4 table spec by name, inputs first.
 ALL_TABLES: dict[str, TableSpec] = {**INPUT_TABLES, **RESULT_TABLES}

@@ -14,7 +14,12 @@ from sqlalchemy.engine import Engine
 from masterplan.connector import writer
 from masterplan.connector.errors import InvalidResult, SchemaMismatch
 from masterplan.connector.reader import read_table
-from masterplan.connector.schema import create_all, sql_table
+from masterplan.connector.schema import (
+    ID_LENGTH,
+    PLANNED_ORDER_ID_LENGTH,
+    create_all,
+    sql_table,
+)
 from masterplan.connector.writer import RunRecord, prune_runs, write_run
 from masterplan.contract.tables import PLAN_OUTPUT_TABLES, RESULT_TABLES, ColumnKind
 
@@ -387,6 +392,27 @@ def test_awkward_text_survives_every_write_path(scm: Engine) -> None:
     stored = read_table(scm, "plan_messages")
     assert sorted(stored["text"].tolist()) == sorted(awkward)
     assert read_table(scm, "planned_orders")["vendor_id"].tolist().count(None) == 2
+
+
+def test_the_longest_ids_make_planned_order_ids_and_refs_the_columns_hold(scm: Engine) -> None:
+    """An item and a warehouse id of the full id length make a planned order
+    id ``{item}/{warehouse}/{n}`` longer than two ids: 512 characters held
+    none with a number."""
+    results = make_results(2)
+    item, wh = "I" * ID_LENGTH, "W" * ID_LENGTH
+    ids = [f"{item}/{wh}/{n}" for n in (1, 10**19)]  # (up to 20 digits)
+    assert len(ids[1]) == PLANNED_ORDER_ID_LENGTH
+    po, peg = results["planned_orders"], results["pegging"]
+    po["planned_order_id"] = np.array(ids, dtype=object)
+    for table in (po, peg):
+        table["item_id"] = np.array([item, item], dtype=object)
+        table["warehouse_id"] = np.array([wh, wh], dtype=object)
+    peg["supply_ref"] = np.array([f"PL:{x}/99" for x in ids], dtype=object)
+    assert write_run(scm, run_record("run-1"), results).written
+    assert sorted(read_table(scm, "planned_orders")["planned_order_id"].tolist()) == sorted(ids)
+    assert sorted(read_table(scm, "pegging")["supply_ref"].tolist()) == sorted(
+        peg["supply_ref"].tolist()
+    )
 
 
 def test_run_record_validation() -> None:

@@ -76,6 +76,22 @@ def test_unique_key_is_enforced(engine: Engine) -> None:
         conn.execute(sql_table("sales_lines").insert(), [row])
 
 
+def test_ids_compare_as_plain_strings(engine: Engine) -> None:
+    """SPEC §5: ids compare as plain strings. MariaDB's default collation is
+    case- and accent-insensitive: ``W`` and ``w`` would be one key there and
+    ``WHERE warehouse_id = 'w'`` would find ``W``. (Trailing spaces are not
+    here: MariaDB's binary collation pads, so ``e`` and ``e `` are one key.)"""
+    create_all(engine)
+    ids = ["W", "w", "e", "é", "E"]
+    table = sql_table("warehouses")
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [{"warehouse_id": i, "site_id": "S"} for i in ids])
+    with engine.connect() as conn:
+        for i in ids:
+            found = conn.execute(sa.select(table.c.warehouse_id).where(table.c.warehouse_id == i))
+            assert found.scalars().all() == [i], i
+
+
 def test_quantities_keep_double_precision(engine: Engine) -> None:
     # A bare FLOAT on MariaDB is single precision; quantities must round-trip.
     create_all(engine)

@@ -12,7 +12,8 @@ writes them, and the database should refuse a broken result.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -178,8 +179,51 @@ def create_all(engine: Engine) -> list[str]:
         What the migration did, one line per step (empty when nothing).
     """
     steps = migrate_results(engine)
-    METADATA.create_all(engine, checkfirst=True)
+    _create_missing(engine, list(METADATA.tables.values()))
     return steps
+
+
+def _create_missing(engine: Engine | Connection, tables: list[sa.Table]) -> None:
+    """Create those of ``tables`` the database lacks; leave the others be.
+
+    On MariaDB and MySQL the tables are declared ``utf8mb4_bin`` (ids compare
+    as plain strings, SPEC §5), which still pads: ``e`` and ``e `` would be
+    one key. New tables get the server's binary collation without padding
+    where it has one (MariaDB's ``utf8mb4_nopad_bin``, MySQL 8's
+    ``utf8mb4_0900_bin``); tables that exist keep theirs.
+    """
+    existing = set(sa.inspect(engine).get_table_names())
+    METADATA.create_all(engine, tables=tables, checkfirst=True)
+    collation = _nopad_collation(engine)
+    if collation is None:
+        return
+    made = [t.name for t in tables if t.name not in existing]
+    with _begin(engine) as conn:
+        for name in made:
+            conn.exec_driver_sql(
+                f"ALTER TABLE `{name}` CONVERT TO CHARACTER SET utf8mb4 COLLATE {collation}"
+            )
+
+
+def _nopad_collation(engine: Engine | Connection) -> str | None:
+    """The binary, non-padding utf8mb4 collation of a MariaDB or MySQL server."""
+    dialect = engine.dialect
+    if dialect.name not in ("mysql", "mariadb"):
+        return None
+    if getattr(dialect, "is_mariadb", False):
+        return "utf8mb4_nopad_bin"
+    version = getattr(dialect, "server_version_info", None) or ()
+    return "utf8mb4_0900_bin" if tuple(version[:1]) >= (8,) else None
+
+
+@contextlib.contextmanager
+def _begin(engine: Engine | Connection) -> Iterator[Connection]:
+    """A transaction on an engine, or the connection's own (DDL commits on MariaDB)."""
+    if isinstance(engine, Connection):
+        yield engine
+    else:
+        with engine.begin() as conn:
+            yield conn
 
 
 #: The columns the current-plan layout of the result tables added (SPEC §4):
@@ -292,7 +336,7 @@ def create_result_tables(engine: Engine | Connection) -> None:
     """
     from masterplan.contract.tables import RESULT_TABLES
 
-    METADATA.create_all(engine, tables=[METADATA.tables[n] for n in RESULT_TABLES], checkfirst=True)
+    _create_missing(engine, [METADATA.tables[n] for n in RESULT_TABLES])
 
 
 def verify_schema(

@@ -10,7 +10,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from masterplan.connector.errors import SchemaMismatch
-from masterplan.connector.schema import METADATA, create_all, sql_table, verify_schema
+from masterplan.connector.schema import (
+    METADATA,
+    create_all,
+    create_result_tables,
+    sql_table,
+    verify_schema,
+)
 from masterplan.contract.tables import INPUT_TABLES, RESULT_TABLES
 
 CreatePlain = Callable[..., None]
@@ -76,13 +82,24 @@ def test_unique_key_is_enforced(engine: Engine) -> None:
         conn.execute(sql_table("sales_lines").insert(), [row])
 
 
+def test_ids_compare_as_plain_strings_in_the_result_tables_a_run_creates(engine: Engine) -> None:
+    """The result tables a run creates (``create_result_tables``) too."""
+    create_result_tables(engine)
+    table = sql_table("plans")
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [{"plan_id": "p"}, {"plan_id": "p "}, {"plan_id": "P"}])
+    with engine.connect() as conn:
+        found = conn.execute(sa.select(table.c.plan_id).where(table.c.plan_id == "p"))
+        assert found.scalars().all() == ["p"]
+
+
 def test_ids_compare_as_plain_strings(engine: Engine) -> None:
     """SPEC §5: ids compare as plain strings. MariaDB's default collation is
     case- and accent-insensitive: ``W`` and ``w`` would be one key there and
-    ``WHERE warehouse_id = 'w'`` would find ``W``. (Trailing spaces are not
-    here: MariaDB's binary collation pads, so ``e`` and ``e `` are one key.)"""
+    ``WHERE warehouse_id = 'w'`` would find ``W``; its binary collation
+    pads, so ``e`` and ``e `` would still be one key."""
     create_all(engine)
-    ids = ["W", "w", "e", "é", "E"]
+    ids = ["W", "w", "e", "é", "E", "e ", " e"]
     table = sql_table("warehouses")
     with engine.begin() as conn:
         conn.execute(table.insert(), [{"warehouse_id": i, "site_id": "S"} for i in ids])

@@ -72,11 +72,7 @@ def plan_front(
     with clock.phase("index"):
         # The masters' index holds item_coverage too (settings by SKU).
         masters_same = reuse is not None and "item_coverage" in same
-        index = (
-            index_skus(validated, reuse.index.masters, reuse.index, same)
-            if reuse is not None and masters_same
-            else index_skus(validated)
-        )
+        index = index_skus(validated, reuse.index if reuse and masters_same else None, same)
         firmed = firmed_orders(validated.tables, index)
         if (
             reuse is not None

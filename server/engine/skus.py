@@ -329,7 +329,6 @@ _ROWS_TABLE = {
 
 def index_skus(
     validated: ValidatedData,
-    masters: Masters | None = None,
     before: SkuIndex | None = None,
     unchanged: Collection[str] = (),
 ) -> SkuIndex:
@@ -340,19 +339,19 @@ def index_skus(
     with a quantity, and ``firmed_planned_orders`` (with a firmed transfer's
     ``from_warehouse_id``), whatever the quantity otherwise.
 
-    ``masters``, when given, is the index of the same master tables made
-    for an earlier version of the data: it is reused, with this version's
-    positions of the rows' ids. With it, ``before`` is that version's index
-    and ``unchanged`` the tables whose checked rows are the same: their
-    rows' SKU numbers are taken from there.
+    ``before``, when given, is the index of an earlier version of the data
+    with the same master tables (``item_coverage`` included): its masters are
+    reused, with this version's positions of the rows' ids, and so are the
+    rows' SKU numbers of the tables in ``unchanged`` (whose checked rows are
+    the same).
     """
     t = validated.tables
-    if masters is not None:
-        m = dataclasses.replace(masters, codes=validated.codes)
+    if before is not None:
+        m = dataclasses.replace(before.masters, codes=validated.codes)
     else:
         m = Masters.build(t, validated.id_positions, validated.codes)
 
-    reuse = before.rows if before is not None and masters is not None else None
+    reuse = before.rows if before is not None else None
 
     def rows(field: str, item_col: str = "item_id", wh_col: str = "warehouse_id") -> np.ndarray:
         table = _ROWS_TABLE[field]

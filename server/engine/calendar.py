@@ -132,6 +132,8 @@ class Calendars:
         lead = np.asarray(lead, dtype=np.int64)
         out = np.where(d >= NO_DATE, NO_DATE, d + sign * lead)
         todo = (cal >= 0) & (lead > 0) & (d < NO_DATE)
+        if not todo.any():
+            return out
         for c in np.unique(cal[todo]):
             sel = np.flatnonzero(todo & (cal == c))
             q, L = d[sel], lead[sel]

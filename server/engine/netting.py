@@ -311,11 +311,14 @@ def net_levels(
         n_peg += len(res.peg_qty)
         if n_po + len(res.po_qty) + n_peg > max_rows:
             raise PlanTooLarge("result_rows", max_rows, n_po + len(res.po_qty) + n_peg)
-        # Planned orders of this level.
-        po, msgs = make_orders(m, s, refs, skus[res.po_sku], res.po_date, res.po_qty, t0)
-        po_parts.append(po)
-        msg_parts.append(msgs)
-        log.add(po.sidx, po.num)
+        # Planned orders of this level (none on most levels of a net
+        # change's small plan: then nothing to number or explode).
+        made = len(res.po_qty) > 0
+        if made:
+            po, msgs = make_orders(m, s, refs, skus[res.po_sku], res.po_date, res.po_qty, t0)
+            po_parts.append(po)
+            msg_parts.append(msgs)
+            log.add(po.sidx, po.num)
         # Pegging in global numbering: receipts >= 0, planned orders -1 - k.
         src = np.where(
             res.peg_src >= 0, gather(rsel, res.peg_src, 0), -1 - (n_po + (-1 - res.peg_src))
@@ -326,6 +329,8 @@ def net_levels(
             WalkedRequirements(r["date"], r["kind"], r["ref"], r["cause"], res.shortfall, r_sidx)
         )
         n_req += len(r_sidx)
+        if not made:
+            continue
         # Explode this level's planned orders into lower levels.
         dependent, book = explode(
             m,

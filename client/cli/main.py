@@ -450,6 +450,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tls_client(p)
     p.set_defaults(func=cmd_promise)
 
+    from masterplan.client.cli.views import add_view_commands
+
+    add_view_commands(sub)
+
     p = sub.add_parser("serve", help="run the planning server")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback)")
     p.add_argument("--port", type=int, default=50151)

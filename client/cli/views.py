@@ -166,7 +166,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             if not warehouses:
                 views.current_run(engine, args.plan)  # no plan at all says so first
                 raise views.NotInPlan(
-                    f"the current plan of {args.plan!r} has nothing for item {args.item!r}"
+                    f"nothing for item {args.item!r} in the current plan of {args.plan!r}"
                 )
         return [views.net_requirements(engine, args.item, wh, args.plan) for wh in warehouses]
 

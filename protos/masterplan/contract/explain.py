@@ -545,8 +545,21 @@ class _Futures:
         if key not in self._futures:
             self._futures[key] = r.demand_date  # what a cycle back to it reads
             takes = self.rows.takes(*key)
-            self._futures[key] = max((self.available(t) for t in takes), default=_NEVER)
+            day = max((self.available(t) for t in takes), default=_NEVER)
+            if self.short(r.demand_kind, r.demand_ref):
+                day = _NEVER
+            self._futures[key] = day
         return self._futures[key]
+
+    def short(self, kind: str, ref: str) -> bool:
+        """Whether a requirement stayed (partly) short, as far as the plan
+        says: an end demand whose delay message says never covered. (A
+        requirement between levels that took part of its quantity on a
+        ``manual`` SKU leaves no trace in the result tables.)"""
+        if kind not in ("so", "fc", "tri", "ss"):
+            return False
+        late = self.rows.delay(ref)
+        return late is not None and late.futures_date is None
 
     def late_below(self, r: PegRow) -> list[PegRow]:
         """The requirements the supply of ``r`` caused that are delayed (one
@@ -555,14 +568,23 @@ class _Futures:
         return [c for c in firsts.values() if self.futures(c) > c.demand_date]
 
 
+def _unfed(rows: PlanRows, f: _Futures, r: PegRow) -> bool:
+    """Whether the supply of ``r`` is a planned production or transfer order
+    with no caused requirement in the pegging (its components took nothing)."""
+    order = f.order(r)
+    return order is not None and order.order_type != "purchase" and not _caused(rows, r)
+
+
 def _own_lead(r: PegRow, order: PlannedOrderRow | None, avail: dt.date, day: dt.date) -> str:
     """The cause, in words, of a supply late by itself."""
     sku = f"item {r.item_id} at {r.warehouse_id}"
-    if r.supply_kind == "pl" and order is not None and not order.firmed:
+    if r.supply_kind == "pl" and order is not None:
+        lead = (avail - order.order_date).days
+        when = "ordered" if order.firmed else "released at the earliest"
         return (
-            f"planned {order.order_type} order {r.supply_ref} of {sku} for {order.qty:g} is "
-            f"released {order.order_date} at the earliest and due {avail}: its lead time ends "
-            f"after the requirement date {day}"
+            f"{'firmed ' if order.firmed else ''}planned {order.order_type} order {r.supply_ref} "
+            f"of {sku} for {order.qty:g} is {when} {order.order_date} and due {avail}, "
+            f"{lead} days later: after the requirement date {day}"
         )
     what = {
         "po": "purchase line",
@@ -617,6 +639,28 @@ def delay_path(rows: PlanRows, ref: str) -> DelayPath:
             )
         )
         order = f.order(last)
+        if f.short(kind, dref) and avail != _NEVER:
+            # Never covered, yet every supply it took from comes: either it
+            # stayed short of part of its quantity, or a planned order it
+            # took from needs components that took nothing (requirements
+            # that took nothing leave no pegging row to follow).
+            blind = [t for t in takes if _unfed(rows, f, t)]
+            if blind:
+                b = blind[0]
+                steps[-1] = DelayStep(
+                    steps[-1].level, kind, dref, item, wh, day, b.supply_kind, b.supply_ref, None
+                )
+                cause = (
+                    f"{b.supply_ref} of item {b.item_id} at {b.warehouse_id} needs components "
+                    "that took from no supply: one below it stays short (a `manual` SKU)"
+                )
+            else:
+                took = sum(t.qty for t in takes)
+                cause = (
+                    f"{dref} of item {item} at {wh} took {took:g} from supplies and stays "
+                    "short of the rest (its SKU plans no orders for it)"
+                )
+            break
         due = None if order is None else max(order.due_date, rows.plan_date)
         below = [
             c for c in f.late_below(last) if (c.demand_ref, c.item_id, c.warehouse_id) not in seen

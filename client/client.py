@@ -22,6 +22,7 @@ from masterplan.client.errors import from_rpc_error
 from masterplan.codec import DEFAULT_CHUNK_ROWS, concat, decode_chunk, encode_table
 from masterplan.contract.columns import Table
 from masterplan.contract.tables import PLAN_OUTPUT_TABLES, RESULT_OUTPUT_SPECS
+from masterplan.contract.views import DelayPath, NetRequirements, PlanReport
 from masterplan.v1 import (
     columnar_pb2,
     planning_data_pb2,
@@ -30,6 +31,12 @@ from masterplan.v1 import (
     planning_pb2_grpc,
     tenant_admin_pb2,
     tenant_admin_pb2_grpc,
+)
+from masterplan.viewcodec import (
+    delay_path_from_proto,
+    net_requirements_from_proto,
+    report_from_proto,
+    run_info_from_proto,
 )
 
 __all__ = ["ClientTls", "MasterplanClient", "RunOutcome"]
@@ -354,12 +361,15 @@ class MasterplanClient:
         *,
         max_nodes: int = 0,
         continuation: str = "",
+        up: bool = False,
     ) -> planning_pb2.GetPeggingResponse:
         """The pegging tree below ``ref``, flat: ``nodes`` with parent indexes.
 
-        A demand or supply that several paths reach is sent once (later nodes
-        name it in ``same_as``). When ``truncated``, call again with a node's
-        ``continuation`` (and no ``ref``) for what lies below it.
+        Down from a demand to purchased parts and on-hand, or with ``up``
+        from a supply to the end demands it serves; ``max_depth`` counts BOM
+        levels. A demand or supply that several paths reach is sent once
+        (later nodes name it in ``same_as``). When ``truncated``, call again
+        with a node's ``continuation`` (and no ``ref``) for what lies below it.
         """
         return self._unary(
             self._planning.GetPegging,
@@ -370,8 +380,42 @@ class MasterplanClient:
                 max_nodes=max_nodes,
                 flat=True,
                 continuation=continuation,
+                up=up,
             ),
             planning_pb2.GetPeggingResponse,
+        )
+
+    def get_net_requirements(self, name: str, item_id: str, warehouse_id: str) -> NetRequirements:
+        """One SKU of run ``name``: its requirements and receipts with the
+        projected quantity after each, its planned orders and messages."""
+        run = run_info_from_proto(self.get_run(name))
+        msg = self._unary(
+            self._planning.GetNetRequirements,
+            planning_pb2.GetNetRequirementsRequest(
+                name=name, item_id=item_id, warehouse_id=warehouse_id
+            ),
+            planning_pb2.NetRequirements,
+        )
+        return net_requirements_from_proto(msg, run)
+
+    def explain_delay(self, name: str, ref: str) -> DelayPath:
+        """Why demand ``ref`` of run ``name`` is late: the path down to its cause."""
+        return delay_path_from_proto(
+            self._unary(
+                self._planning.ExplainDelay,
+                planning_pb2.ExplainDelayRequest(name=name, ref=ref),
+                planning_pb2.DelayPath,
+            )
+        )
+
+    def get_plan_report(self, name: str, top: int = 0, charts: int = 0) -> PlanReport:
+        """What the plan report of run ``name`` shows (0: the server's defaults)."""
+        return report_from_proto(
+            self._unary(
+                self._planning.GetPlanReport,
+                planning_pb2.GetPlanReportRequest(name=name, top=top, charts=charts),
+                planning_pb2.PlanReport,
+            )
         )
 
     def simulate(

@@ -225,7 +225,7 @@ class RunRecord:
         if results is None:
             return None
         if self.pegging_index is None:
-            self.pegging_index = PeggingIndex(results["pegging"])
+            self.pegging_index = PeggingIndex(results["pegging"], results["delay_messages"])
         return self.pegging_index
 
 

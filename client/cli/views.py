@@ -1,8 +1,9 @@
 """``masterplan show``, ``peg``, ``why`` and ``report``: the planner's views (SPEC §8).
 
 Each reads the current plan from the SCM database through
-:mod:`masterplan.connector.views` and prints it for a person (rich tables and
-trees) or, with ``--json``, for a script. ``report`` writes one
+:mod:`masterplan.connector.views` or, with ``--server``, asks the server about
+a kept run (the same views, computed there), and prints it for a person (rich
+tables and trees) or, with ``--json``, for a script. ``report`` writes one
 self-contained HTML file.
 """
 
@@ -35,13 +36,53 @@ def format_qty(qty: float) -> str:
     return f"{qty:.6g}" if abs(qty) < 1e15 else f"{qty:.6e}"
 
 
+def _server(args: argparse.Namespace) -> str | None:
+    """The server to ask (``--server``, else ``MASTERPLAN_SERVER`` when no
+    ``--db`` is given); None to read the SCM database."""
+    if args.server:
+        return str(args.server)
+    if args.db:
+        return None
+    return os.environ.get("MASTERPLAN_SERVER")
+
+
+def _kept_run(args: argparse.Namespace, read: Callable[[Any, str], Any]) -> Any:
+    """Ask the server about a kept run: ``--run``, else the plan's newest
+    succeeded one. The server's refusals are one line and exit 1 (the
+    command line's handler of client errors)."""
+    from masterplan.client.cli.main import _client_tls
+    from masterplan.client.client import MasterplanClient
+    from masterplan.v1 import planning_pb2
+
+    server = _server(args)
+    assert server is not None
+    key = args.api_key or os.environ.get("MASTERPLAN_API_KEY")
+    if not key:
+        raise SystemExit("masterplan: --server needs --api-key KEY or MASTERPLAN_API_KEY")
+    parent = f"tenants/{args.tenant or '-'}/plans/{args.plan}"
+    with MasterplanClient(server, key, tls=_client_tls(args)) as client:
+        if args.run:
+            name = f"{parent}/runs/{args.run}"
+        else:
+            kept = [
+                r for r in client.list_runs(parent) if r.state == planning_pb2.PlanRun.SUCCEEDED
+            ]
+            if not kept:
+                raise SystemExit(f"masterplan: the server holds no succeeded run of {parent}")
+            name = kept[0].name  # newest first
+        return read(client, name)
+
+
 def _db(args: argparse.Namespace) -> Any:
     from masterplan.client.cli.main import _existing_sqlite
     from masterplan.connector.schema import create_engine
 
     url = args.db or os.environ.get("MASTERPLAN_DB_URL")
     if not url:
-        raise SystemExit(f"masterplan {args.command}: --db URL (or MASTERPLAN_DB_URL) is required")
+        raise SystemExit(
+            f"masterplan {args.command}: --db URL (or MASTERPLAN_DB_URL) is required, "
+            "or --server ADDR (or MASTERPLAN_SERVER) to ask a server"
+        )
     _existing_sqlite(url)
     return create_engine(url)
 
@@ -170,7 +211,17 @@ def cmd_show(args: argparse.Namespace) -> int:
                 )
         return [views.net_requirements(engine, args.item, wh, args.plan) for wh in warehouses]
 
-    found = _answer(args, read)
+    if _server(args):
+        if not args.warehouse:
+            raise SystemExit("masterplan: with --server, give --warehouse W")
+        found = [
+            _kept_run(
+                args,
+                lambda client, name: client.get_net_requirements(name, args.item, args.warehouse),
+            )
+        ]
+    else:
+        found = _answer(args, read)
     if args.json:
         print(json.dumps(as_json(found if len(found) > 1 else found[0])))
         return 0
@@ -208,12 +259,23 @@ def _tree(node: PegNode, into: Tree | None = None) -> Tree:
 def cmd_peg(args: argparse.Namespace) -> int:
     from masterplan.connector import views
 
-    tree = _answer(
-        args,
-        lambda engine: views.pegging_tree(
-            engine, args.ref, up=args.up, plan_id=args.plan, max_depth=args.depth
-        ),
-    )
+    if _server(args):
+        from masterplan.viewcodec import peg_tree_from_nodes
+
+        def ask(client: Any, name: str) -> PegNode:
+            answer = client.get_pegging(
+                name, args.ref, args.depth, max_nodes=views.MAX_NODES, up=args.up
+            )
+            return peg_tree_from_nodes(list(answer.nodes), up=args.up)
+
+        tree = _kept_run(args, ask)
+    else:
+        tree = _answer(
+            args,
+            lambda engine: views.pegging_tree(
+                engine, args.ref, up=args.up, plan_id=args.plan, max_depth=args.depth
+            ),
+        )
     if args.json:
         print(json.dumps(as_json(tree)))
         return 0
@@ -253,7 +315,10 @@ def print_path(console: Console, path: DelayPath) -> None:
 def cmd_why(args: argparse.Namespace) -> int:
     from masterplan.connector import views
 
-    path = _answer(args, lambda engine: views.delay_path(engine, args.ref, args.plan))
+    if _server(args):
+        path = _kept_run(args, lambda client, name: client.explain_delay(name, args.ref))
+    else:
+        path = _answer(args, lambda engine: views.delay_path(engine, args.ref, args.plan))
     if args.json:
         print(json.dumps(as_json(path)))
         return 0
@@ -268,9 +333,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     from masterplan.client.report import render_report
     from masterplan.connector import views
 
-    report = _answer(
-        args, lambda engine: views.plan_report(engine, args.plan, args.top, args.charts)
-    )
+    if _server(args):
+        report = _kept_run(
+            args, lambda client, name: client.get_plan_report(name, args.top, args.charts)
+        )
+    else:
+        report = _answer(
+            args, lambda engine: views.plan_report(engine, args.plan, args.top, args.charts)
+        )
     out = Path(args.out)
     out.write_text(render_report(report), encoding="utf-8")
     if args.json:
@@ -296,9 +366,20 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
+    from masterplan.client.cli.main import _add_tls_client
+
     p.add_argument("--db", help="SQLAlchemy URL of the SCM database (or MASTERPLAN_DB_URL)")
+    p.add_argument(
+        "--server", help="host:port of a server to ask about a kept run (or MASTERPLAN_SERVER)"
+    )
+    p.add_argument("--api-key", help="tenant API key, with --server (or MASTERPLAN_API_KEY)")
+    p.add_argument("--tenant", help="tenant id in resource names (default: the key's own)")
+    p.add_argument(
+        "--run", help="with --server, the run to ask about (default: the plan's newest succeeded)"
+    )
     p.add_argument("--plan", default="main", help="plan id (default: main)")
     p.add_argument("--json", action="store_true", help="print a machine-readable answer")
+    _add_tls_client(p)
 
 
 def _depth(text: str) -> int:

@@ -1,4 +1,5 @@
-"""Planning: RunPlan (streamed), GetRun, ListRuns, CancelRun, GetPegging."""
+"""Planning: RunPlan (streamed), GetRun, ListRuns, CancelRun, GetPegging, the
+planner's views (GetNetRequirements, ExplainDelay, GetPlanReport) and Simulate."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Callable, Iterator
 import grpc
 
 from masterplan.contract.columns import TableMap
+from masterplan.server import explain as explained
 from masterplan.server.engine import NetChange, PlanParams
 from masterplan.server.errors import (
     Cancelled,
@@ -35,6 +37,7 @@ from masterplan.tenancy.quotas import MEMORY_BYTES, QuotaLedger
 from masterplan.tenancy.registry import Tenant
 from masterplan.v1 import planning_pb2 as pb
 from masterplan.v1 import planning_pb2_grpc
+from masterplan.viewcodec import delay_path_to_proto, net_requirements_to_proto, report_to_proto
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +62,10 @@ def _plan_date(text: str) -> dt.date:
         ) from None
 
 
-#: Levels of GetPegging's deprecated nested ``root``: one message per level,
-#: well below protobuf's nesting limit of 100.
-NESTED_PEGGING_DEPTH = 40
+#: BOM levels of GetPegging's deprecated nested ``root``: two messages per
+#: level (a requirement and its supply), 41 in all, well below protobuf's
+#: nesting limit of 100.
+NESTED_PEGGING_DEPTH = 20
 
 
 class DeadlineExceeded(MasterplanError):
@@ -333,6 +337,7 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
             max_nodes,
             continuation=request.continuation,
             shared=request.flat,
+            up=request.up,
             check=_stop_when_gone(context),
         )
         if depth != request.max_depth and any(n.continuation for n in tree.nodes):
@@ -348,6 +353,35 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
             ),
         )
         return pegging_to_proto(tree, request.flat)
+
+    @scoped
+    @funnel
+    def GetNetRequirements(
+        self, request: pb.GetNetRequirementsRequest, context: grpc.ServicerContext
+    ) -> pb.NetRequirements:
+        tenant, store = self._store()
+        rec = self._run(store, request.name, tenant)
+        view = explained.net_requirements(store, rec, request.item_id, request.warehouse_id)
+        return net_requirements_to_proto(view)
+
+    @scoped
+    @funnel
+    def ExplainDelay(
+        self, request: pb.ExplainDelayRequest, context: grpc.ServicerContext
+    ) -> pb.DelayPath:
+        tenant, store = self._store()
+        rec = self._run(store, request.name, tenant)
+        return delay_path_to_proto(explained.delay_path(store, rec, request.ref))
+
+    @scoped
+    @funnel
+    def GetPlanReport(
+        self, request: pb.GetPlanReportRequest, context: grpc.ServicerContext
+    ) -> pb.PlanReport:
+        tenant, store = self._store()
+        rec = self._run(store, request.name, tenant)
+        report = explained.plan_report(store, rec, request.top, request.charts)
+        return report_to_proto(report, run_to_proto(tenant.name, rec))
 
     @staticmethod
     def _run(store: TenantStore, name: str, tenant: Tenant) -> RunRecord:

@@ -173,3 +173,71 @@ def test_refusals_are_one_line(demo: tuple[Path, str], tmp_path: Path) -> None:
         "show", "FG-001", env={k: v for k, v in _wide().items() if k != "MASTERPLAN_DB_URL"}
     )
     assert no_db.returncode == 1 and "MASTERPLAN_DB_URL" in no_db.stderr
+
+
+def test_the_same_answers_from_a_server(tmp_path: Path) -> None:
+    """With --server the commands ask about the plan's newest kept run: the
+    same answers as the database the run was written to."""
+    from tests.served import Served
+
+    path = tmp_path / "demo.db"
+    url = f"sqlite:///{path}"
+    build_demo_database(url, dt.date.fromisoformat(PLAN_DATE))
+    served = Served(tmp_path)
+    try:
+        key = served.install("acme")
+        done = masterplan(
+            "run",
+            "--db",
+            url,
+            "--plan-date",
+            PLAN_DATE,
+            "--server",
+            served.address,
+            "--api-key",
+            key,
+        )
+        assert done.returncode == 0, done.stderr
+        env = {**_wide(), "MASTERPLAN_API_KEY": key}
+        ref, item, wh = _one(
+            path,
+            "SELECT demand_ref, item_id, warehouse_id FROM delay_messages "
+            "ORDER BY delay_days DESC, demand_ref LIMIT 1",
+        )
+        for args in (
+            ("why", str(ref)),
+            ("peg", str(ref)),
+            ("show", str(item), "--warehouse", str(wh)),
+        ):
+            from_db = json.loads(masterplan(*args, "--db", url, "--json").stdout)
+            asked = masterplan(*args, "--server", served.address, "--json", env=env)
+            assert asked.returncode == 0, asked.stderr
+            from_server = json.loads(asked.stdout)
+            for view in (from_db, from_server):
+                view.pop("run", None)
+                _drop_due_dates(view)
+            assert from_server == from_db, args
+        report = tmp_path / "served.html"
+        done = masterplan("report", "--server", served.address, "--out", str(report), env=env)
+        assert done.returncode == 0, done.stderr
+        assert report.read_text().count("<svg") > 0
+        no_key = masterplan("why", str(ref), "--server", served.address)
+        assert no_key.returncode == 1 and "MASTERPLAN_API_KEY" in no_key.stderr
+        no_wh = masterplan("show", str(item), "--server", served.address, env=env)
+        assert no_wh.returncode == 1 and "--warehouse" in no_wh.stderr
+    finally:
+        served.stop()
+
+
+def _drop_due_dates(view: object) -> None:
+    """A pegging tree from GetPegging carries no due dates (the database's
+    does), and may list a node's children in another order."""
+    if isinstance(view, dict):
+        view.pop("due_date", None)
+        for v in view.values():
+            _drop_due_dates(v)
+        if "children" in view:
+            view["children"].sort(key=lambda c: json.dumps(c, sort_keys=True))
+    elif isinstance(view, list):
+        for v in view:
+            _drop_due_dates(v)

@@ -111,15 +111,18 @@ def test_an_order_id_that_prefixes_another_gets_only_its_own_lines(index: Peggin
 
 
 def test_depth_limit_and_unknown_refs(index: PeggingIndex) -> None:
-    shallow = index.tree("SO:SO1/1", max_depth=2)
+    # max_depth counts BOM levels: the frame one level down, not below it
+    shallow = index.tree("SO:SO1/1", max_depth=1)
     assert refs(shallow) == [
         "SO:SO1/1",
-        [["PL:BIKE/W1/1", [["PL:BIKE/W1/1/10", []]]]],
+        [["PL:BIKE/W1/1", [["PL:BIKE/W1/1/10", [["PL:FRAME/W1/1", []]]]]]],
     ]
+    assert [n.depth for n in shallow.nodes] == [0, 0, 1, 1]
     # the depth bound leaves a way on below it, and is not a truncation
     assert not shallow.truncated and shallow.nodes[-1].continuation
     deeper = index.tree(continuation=shallow.nodes[-1].continuation)
-    assert refs(deeper)[1][0][0] == "PL:FRAME/W1/1"
+    assert refs(deeper)[1][0][0] == "PL:FRAME/W1/1/10"
+    assert deeper.nodes[0].depth == 1 and deeper.nodes[1].depth == 2
     with pytest.raises(NotFound):
         index.tree("SO:NOPE/1")
     with pytest.raises(InvalidArgument):
@@ -290,7 +293,7 @@ def test_a_500_level_chain_answers_whole(served: Served) -> None:
     assert len(resp.nodes) == 1 + 2 * 500 + 1
     assert [n.parent for n in resp.nodes] == list(range(-1, len(resp.nodes) - 1))
     assert resp.nodes[-1].ref == "PL:L500/W1/1"
-    with served.client(timeout=60) as c:  # nested for older clients: cut at 40 levels
+    with served.client(timeout=60) as c:  # nested for older clients: cut at 20 BOM levels
         nested = c._unary(
             c._planning.GetPegging,
             planning_pb2.GetPeggingRequest(name=run, ref="SO:S/1"),
@@ -300,7 +303,8 @@ def test_a_500_level_chain_answers_whole(served: Served) -> None:
     depth, node = 0, nested.root
     while node.children:
         depth, node = depth + 1, node.children[0]
-    assert depth == 40
+    # the sales line, its order, then a requirement and its supply per level
+    assert depth == 1 + 2 * 20
 
 
 def test_max_nodes_cuts_the_tree_and_continuations_yield_the_rest(served: Served) -> None:

@@ -428,12 +428,16 @@ class GetPeggingRequest(_message.Message):
     MAX_NODES_FIELD_NUMBER: _builtins.int
     FLAT_FIELD_NUMBER: _builtins.int
     CONTINUATION_FIELD_NUMBER: _builtins.int
+    UP_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The run: `tenants/{tenant}/plans/{plan}/runs/{run}`."""
     ref: _builtins.str
     """A demand or supply ref as in SPEC §4, e.g. `SO:S1/1` or `PL:FG/W1/1`."""
     max_depth: _builtins.int
-    """Levels to follow down the BOM; 0 for no limit."""
+    """BOM levels (and transfers) to follow below the root; 0 for no limit. A
+    demand and the supplies it took from are one level; the requirements a
+    supply caused are the next.
+    """
     max_nodes: _builtins.int
     """Most nodes in the answer; 0 for the server's default (10,000). Larger
     values are lowered to the server's cap (100,000). When the bound stops
@@ -450,6 +454,12 @@ class GetPeggingRequest(_message.Message):
     walk starts at that node (`ref` is not needed) and sends its children
     not sent before and what lies below them.
     """
+    up: _builtins.bool
+    """Walk up from a supply (`ref`) to the requirements it served, the
+    supplies one level higher they are part of, and so on to end demands
+    (sales lines, forecasts, safety stock). A continuation keeps the
+    direction of the tree it came from.
+    """
     def __init__(
         self,
         *,
@@ -459,10 +469,11 @@ class GetPeggingRequest(_message.Message):
         max_nodes: _builtins.int = ...,
         flat: _builtins.bool = ...,
         continuation: _builtins.str = ...,
+        up: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["continuation", b"continuation", "flat", b"flat", "max_depth", b"max_depth", "max_nodes", b"max_nodes", "name", b"name", "ref", b"ref"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["continuation", b"continuation", "flat", b"flat", "max_depth", b"max_depth", "max_nodes", b"max_nodes", "name", b"name", "ref", b"ref", "up", b"up"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -531,6 +542,7 @@ class PeggingTreeNode(_message.Message):
     SUPPLY_FIELD_NUMBER: _builtins.int
     SAME_AS_FIELD_NUMBER: _builtins.int
     CONTINUATION_FIELD_NUMBER: _builtins.int
+    DUE_DATE_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     ref: _builtins.str
     item_id: _builtins.str
@@ -557,6 +569,10 @@ class PeggingTreeNode(_message.Message):
     `max_nodes` reached): pass it as GetPeggingRequest.continuation to get
     them.
     """
+    due_date: _builtins.str
+    """A planned order's due date, where the answer knows it (the plan
+    report's tree): later than `date` when the order is late.
+    """
     def __init__(
         self,
         *,
@@ -570,13 +586,19 @@ class PeggingTreeNode(_message.Message):
         supply: _builtins.bool = ...,
         same_as: _builtins.int | None = ...,
         continuation: _builtins.str = ...,
+        due_date: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_same_as", b"_same_as", "same_as", b"same_as"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_due_date", b"_due_date", "_same_as", b"_same_as", "due_date", b"due_date", "same_as", b"same_as"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_same_as", b"_same_as", "continuation", b"continuation", "date", b"date", "item_id", b"item_id", "kind", b"kind", "parent", b"parent", "qty", b"qty", "ref", b"ref", "same_as", b"same_as", "supply", b"supply", "warehouse_id", b"warehouse_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_due_date", b"_due_date", "_same_as", b"_same_as", "continuation", b"continuation", "date", b"date", "due_date", b"due_date", "item_id", b"item_id", "kind", b"kind", "parent", b"parent", "qty", b"qty", "ref", b"ref", "same_as", b"same_as", "supply", b"supply", "warehouse_id", b"warehouse_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__due_date: _TypeAlias = _typing.Literal["due_date"]  # noqa: Y015
+    _WhichOneofArgType__due_date: _TypeAlias = _typing.Literal["_due_date", b"_due_date"]  # noqa: Y015
     _WhichOneofReturnType__same_as: _TypeAlias = _typing.Literal["same_as"]  # noqa: Y015
     _WhichOneofArgType__same_as: _TypeAlias = _typing.Literal["_same_as", b"_same_as"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__due_date) -> _WhichOneofReturnType__due_date | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__same_as) -> _WhichOneofReturnType__same_as | None: ...
 
 Global___PeggingTreeNode: _TypeAlias = PeggingTreeNode  # noqa: Y015
@@ -852,3 +874,560 @@ class SimulateResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SimulateResponse: _TypeAlias = SimulateResponse  # noqa: Y015
+
+@_typing.final
+class GetNetRequirementsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ITEM_ID_FIELD_NUMBER: _builtins.int
+    WAREHOUSE_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The run: `tenants/{tenant}/plans/{plan}/runs/{run}`."""
+    item_id: _builtins.str
+    warehouse_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        item_id: _builtins.str = ...,
+        warehouse_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["item_id", b"item_id", "name", b"name", "warehouse_id", b"warehouse_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetNetRequirementsRequest: _TypeAlias = GetNetRequirementsRequest  # noqa: Y015
+
+@_typing.final
+class NetLine(_message.Message):
+    """One dated line of a SKU's net requirements."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATE_FIELD_NUMBER: _builtins.int
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    REF_FIELD_NUMBER: _builtins.int
+    QTY_FIELD_NUMBER: _builtins.int
+    PROJECTED_FIELD_NUMBER: _builtins.int
+    date: _builtins.str
+    """ISO date: the requirement's date, or the receipt's netting date (a
+    planned order's is its requirement date).
+    """
+    receipt: _builtins.bool
+    """True for a receipt, false for a requirement."""
+    kind: _builtins.str
+    """The SPEC §4 kind (`so`, `fc`, `pl`, `po`, `oh`, ...) and ref."""
+    ref: _builtins.str
+    qty: _builtins.float
+    """A requirement's quantity taken from receipts; a receipt's whole quantity."""
+    projected: _builtins.float
+    """Receipts minus requirements of the lines up to this one (date order,
+    receipts of a date before its requirements).
+    """
+    def __init__(
+        self,
+        *,
+        date: _builtins.str = ...,
+        receipt: _builtins.bool = ...,
+        kind: _builtins.str = ...,
+        ref: _builtins.str = ...,
+        qty: _builtins.float = ...,
+        projected: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "kind", b"kind", "projected", b"projected", "qty", b"qty", "receipt", b"receipt", "ref", b"ref"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NetLine: _TypeAlias = NetLine  # noqa: Y015
+
+@_typing.final
+class PlannedOrderRow(_message.Message):
+    """A `planned_orders` row (SPEC §4)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLANNED_ORDER_ID_FIELD_NUMBER: _builtins.int
+    ITEM_ID_FIELD_NUMBER: _builtins.int
+    WAREHOUSE_ID_FIELD_NUMBER: _builtins.int
+    ORDER_TYPE_FIELD_NUMBER: _builtins.int
+    QTY_FIELD_NUMBER: _builtins.int
+    ORDER_DATE_FIELD_NUMBER: _builtins.int
+    DUE_DATE_FIELD_NUMBER: _builtins.int
+    REQUIREMENT_DATE_FIELD_NUMBER: _builtins.int
+    FROM_WAREHOUSE_ID_FIELD_NUMBER: _builtins.int
+    VENDOR_ID_FIELD_NUMBER: _builtins.int
+    BOM_ID_FIELD_NUMBER: _builtins.int
+    FIRMED_FIELD_NUMBER: _builtins.int
+    planned_order_id: _builtins.str
+    item_id: _builtins.str
+    warehouse_id: _builtins.str
+    order_type: _builtins.str
+    qty: _builtins.float
+    order_date: _builtins.str
+    due_date: _builtins.str
+    requirement_date: _builtins.str
+    from_warehouse_id: _builtins.str
+    vendor_id: _builtins.str
+    bom_id: _builtins.str
+    firmed: _builtins.bool
+    def __init__(
+        self,
+        *,
+        planned_order_id: _builtins.str = ...,
+        item_id: _builtins.str = ...,
+        warehouse_id: _builtins.str = ...,
+        order_type: _builtins.str = ...,
+        qty: _builtins.float = ...,
+        order_date: _builtins.str = ...,
+        due_date: _builtins.str = ...,
+        requirement_date: _builtins.str = ...,
+        from_warehouse_id: _builtins.str | None = ...,
+        vendor_id: _builtins.str | None = ...,
+        bom_id: _builtins.str | None = ...,
+        firmed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_bom_id", b"_bom_id", "_from_warehouse_id", b"_from_warehouse_id", "_vendor_id", b"_vendor_id", "bom_id", b"bom_id", "from_warehouse_id", b"from_warehouse_id", "vendor_id", b"vendor_id"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_bom_id", b"_bom_id", "_from_warehouse_id", b"_from_warehouse_id", "_vendor_id", b"_vendor_id", "bom_id", b"bom_id", "due_date", b"due_date", "firmed", b"firmed", "from_warehouse_id", b"from_warehouse_id", "item_id", b"item_id", "order_date", b"order_date", "order_type", b"order_type", "planned_order_id", b"planned_order_id", "qty", b"qty", "requirement_date", b"requirement_date", "vendor_id", b"vendor_id", "warehouse_id", b"warehouse_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__bom_id: _TypeAlias = _typing.Literal["bom_id"]  # noqa: Y015
+    _WhichOneofArgType__bom_id: _TypeAlias = _typing.Literal["_bom_id", b"_bom_id"]  # noqa: Y015
+    _WhichOneofReturnType__from_warehouse_id: _TypeAlias = _typing.Literal["from_warehouse_id"]  # noqa: Y015
+    _WhichOneofArgType__from_warehouse_id: _TypeAlias = _typing.Literal["_from_warehouse_id", b"_from_warehouse_id"]  # noqa: Y015
+    _WhichOneofReturnType__vendor_id: _TypeAlias = _typing.Literal["vendor_id"]  # noqa: Y015
+    _WhichOneofArgType__vendor_id: _TypeAlias = _typing.Literal["_vendor_id", b"_vendor_id"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__bom_id) -> _WhichOneofReturnType__bom_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__from_warehouse_id) -> _WhichOneofReturnType__from_warehouse_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__vendor_id) -> _WhichOneofReturnType__vendor_id | None: ...
+
+Global___PlannedOrderRow: _TypeAlias = PlannedOrderRow  # noqa: Y015
+
+@_typing.final
+class ActionMessageRow(_message.Message):
+    """An `action_messages` row (SPEC §4)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUPPLY_KIND_FIELD_NUMBER: _builtins.int
+    SUPPLY_REF_FIELD_NUMBER: _builtins.int
+    ITEM_ID_FIELD_NUMBER: _builtins.int
+    WAREHOUSE_ID_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    RECEIPT_DATE_FIELD_NUMBER: _builtins.int
+    RECEIPT_QTY_FIELD_NUMBER: _builtins.int
+    SUGGESTED_DATE_FIELD_NUMBER: _builtins.int
+    SUGGESTED_QTY_FIELD_NUMBER: _builtins.int
+    supply_kind: _builtins.str
+    supply_ref: _builtins.str
+    item_id: _builtins.str
+    warehouse_id: _builtins.str
+    action: _builtins.str
+    receipt_date: _builtins.str
+    receipt_qty: _builtins.float
+    suggested_date: _builtins.str
+    suggested_qty: _builtins.float
+    def __init__(
+        self,
+        *,
+        supply_kind: _builtins.str = ...,
+        supply_ref: _builtins.str = ...,
+        item_id: _builtins.str = ...,
+        warehouse_id: _builtins.str = ...,
+        action: _builtins.str = ...,
+        receipt_date: _builtins.str = ...,
+        receipt_qty: _builtins.float = ...,
+        suggested_date: _builtins.str | None = ...,
+        suggested_qty: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_suggested_date", b"_suggested_date", "_suggested_qty", b"_suggested_qty", "suggested_date", b"suggested_date", "suggested_qty", b"suggested_qty"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_suggested_date", b"_suggested_date", "_suggested_qty", b"_suggested_qty", "action", b"action", "item_id", b"item_id", "receipt_date", b"receipt_date", "receipt_qty", b"receipt_qty", "suggested_date", b"suggested_date", "suggested_qty", b"suggested_qty", "supply_kind", b"supply_kind", "supply_ref", b"supply_ref", "warehouse_id", b"warehouse_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__suggested_date: _TypeAlias = _typing.Literal["suggested_date"]  # noqa: Y015
+    _WhichOneofArgType__suggested_date: _TypeAlias = _typing.Literal["_suggested_date", b"_suggested_date"]  # noqa: Y015
+    _WhichOneofReturnType__suggested_qty: _TypeAlias = _typing.Literal["suggested_qty"]  # noqa: Y015
+    _WhichOneofArgType__suggested_qty: _TypeAlias = _typing.Literal["_suggested_qty", b"_suggested_qty"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__suggested_date) -> _WhichOneofReturnType__suggested_date | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__suggested_qty) -> _WhichOneofReturnType__suggested_qty | None: ...
+
+Global___ActionMessageRow: _TypeAlias = ActionMessageRow  # noqa: Y015
+
+@_typing.final
+class DelayMessageRow(_message.Message):
+    """A `delay_messages` row (SPEC §4); no `futures_date` means never covered."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEMAND_KIND_FIELD_NUMBER: _builtins.int
+    DEMAND_REF_FIELD_NUMBER: _builtins.int
+    ITEM_ID_FIELD_NUMBER: _builtins.int
+    WAREHOUSE_ID_FIELD_NUMBER: _builtins.int
+    REQUIREMENT_DATE_FIELD_NUMBER: _builtins.int
+    FUTURES_DATE_FIELD_NUMBER: _builtins.int
+    DELAY_DAYS_FIELD_NUMBER: _builtins.int
+    demand_kind: _builtins.str
+    demand_ref: _builtins.str
+    item_id: _builtins.str
+    warehouse_id: _builtins.str
+    requirement_date: _builtins.str
+    futures_date: _builtins.str
+    delay_days: _builtins.int
+    def __init__(
+        self,
+        *,
+        demand_kind: _builtins.str = ...,
+        demand_ref: _builtins.str = ...,
+        item_id: _builtins.str = ...,
+        warehouse_id: _builtins.str = ...,
+        requirement_date: _builtins.str = ...,
+        futures_date: _builtins.str | None = ...,
+        delay_days: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_delay_days", b"_delay_days", "_futures_date", b"_futures_date", "delay_days", b"delay_days", "futures_date", b"futures_date"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_delay_days", b"_delay_days", "_futures_date", b"_futures_date", "delay_days", b"delay_days", "demand_kind", b"demand_kind", "demand_ref", b"demand_ref", "futures_date", b"futures_date", "item_id", b"item_id", "requirement_date", b"requirement_date", "warehouse_id", b"warehouse_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__delay_days: _TypeAlias = _typing.Literal["delay_days"]  # noqa: Y015
+    _WhichOneofArgType__delay_days: _TypeAlias = _typing.Literal["_delay_days", b"_delay_days"]  # noqa: Y015
+    _WhichOneofReturnType__futures_date: _TypeAlias = _typing.Literal["futures_date"]  # noqa: Y015
+    _WhichOneofArgType__futures_date: _TypeAlias = _typing.Literal["_futures_date", b"_futures_date"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__delay_days) -> _WhichOneofReturnType__delay_days | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__futures_date) -> _WhichOneofReturnType__futures_date | None: ...
+
+Global___DelayMessageRow: _TypeAlias = DelayMessageRow  # noqa: Y015
+
+@_typing.final
+class PlanMessageRow(_message.Message):
+    """A `plan_messages` row (SPEC §4)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEVERITY_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    ITEM_ID_FIELD_NUMBER: _builtins.int
+    WAREHOUSE_ID_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    severity: _builtins.str
+    code: _builtins.str
+    item_id: _builtins.str
+    warehouse_id: _builtins.str
+    text: _builtins.str
+    def __init__(
+        self,
+        *,
+        severity: _builtins.str = ...,
+        code: _builtins.str = ...,
+        item_id: _builtins.str | None = ...,
+        warehouse_id: _builtins.str | None = ...,
+        text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_item_id", b"_item_id", "_warehouse_id", b"_warehouse_id", "item_id", b"item_id", "warehouse_id", b"warehouse_id"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_item_id", b"_item_id", "_warehouse_id", b"_warehouse_id", "code", b"code", "item_id", b"item_id", "severity", b"severity", "text", b"text", "warehouse_id", b"warehouse_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__item_id: _TypeAlias = _typing.Literal["item_id"]  # noqa: Y015
+    _WhichOneofArgType__item_id: _TypeAlias = _typing.Literal["_item_id", b"_item_id"]  # noqa: Y015
+    _WhichOneofReturnType__warehouse_id: _TypeAlias = _typing.Literal["warehouse_id"]  # noqa: Y015
+    _WhichOneofArgType__warehouse_id: _TypeAlias = _typing.Literal["_warehouse_id", b"_warehouse_id"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__item_id) -> _WhichOneofReturnType__item_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__warehouse_id) -> _WhichOneofReturnType__warehouse_id | None: ...
+
+Global___PlanMessageRow: _TypeAlias = PlanMessageRow  # noqa: Y015
+
+@_typing.final
+class NetRequirements(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEM_ID_FIELD_NUMBER: _builtins.int
+    WAREHOUSE_ID_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    PLANNED_ORDERS_FIELD_NUMBER: _builtins.int
+    ACTION_MESSAGES_FIELD_NUMBER: _builtins.int
+    DELAY_MESSAGES_FIELD_NUMBER: _builtins.int
+    PLAN_MESSAGES_FIELD_NUMBER: _builtins.int
+    item_id: _builtins.str
+    warehouse_id: _builtins.str
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___NetLine]: ...
+    @_builtins.property
+    def planned_orders(self) -> _containers.RepeatedCompositeFieldContainer[Global___PlannedOrderRow]: ...
+    @_builtins.property
+    def action_messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___ActionMessageRow]: ...
+    @_builtins.property
+    def delay_messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___DelayMessageRow]: ...
+    @_builtins.property
+    def plan_messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___PlanMessageRow]: ...
+    def __init__(
+        self,
+        *,
+        item_id: _builtins.str = ...,
+        warehouse_id: _builtins.str = ...,
+        lines: _abc.Iterable[Global___NetLine] | None = ...,
+        planned_orders: _abc.Iterable[Global___PlannedOrderRow] | None = ...,
+        action_messages: _abc.Iterable[Global___ActionMessageRow] | None = ...,
+        delay_messages: _abc.Iterable[Global___DelayMessageRow] | None = ...,
+        plan_messages: _abc.Iterable[Global___PlanMessageRow] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_messages", b"action_messages", "delay_messages", b"delay_messages", "item_id", b"item_id", "lines", b"lines", "plan_messages", b"plan_messages", "planned_orders", b"planned_orders", "warehouse_id", b"warehouse_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NetRequirements: _TypeAlias = NetRequirements  # noqa: Y015
+
+@_typing.final
+class ExplainDelayRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    REF_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The run: `tenants/{tenant}/plans/{plan}/runs/{run}`."""
+    ref: _builtins.str
+    """A late demand's ref (it has a delay message), e.g. `SO:1001/1`."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        ref: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "ref", b"ref"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExplainDelayRequest: _TypeAlias = ExplainDelayRequest  # noqa: Y015
+
+@_typing.final
+class DelayStep(_message.Message):
+    """One step of a delay path: a requirement and the latest supply it took from."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEVEL_FIELD_NUMBER: _builtins.int
+    DEMAND_KIND_FIELD_NUMBER: _builtins.int
+    DEMAND_REF_FIELD_NUMBER: _builtins.int
+    ITEM_ID_FIELD_NUMBER: _builtins.int
+    WAREHOUSE_ID_FIELD_NUMBER: _builtins.int
+    REQUIREMENT_DATE_FIELD_NUMBER: _builtins.int
+    SUPPLY_KIND_FIELD_NUMBER: _builtins.int
+    SUPPLY_REF_FIELD_NUMBER: _builtins.int
+    AVAILABLE_DATE_FIELD_NUMBER: _builtins.int
+    level: _builtins.int
+    """BOM levels (and transfers) below the late demand."""
+    demand_kind: _builtins.str
+    demand_ref: _builtins.str
+    item_id: _builtins.str
+    warehouse_id: _builtins.str
+    requirement_date: _builtins.str
+    supply_kind: _builtins.str
+    """Unset when the requirement took from nothing (a shortfall)."""
+    supply_ref: _builtins.str
+    available_date: _builtins.str
+    """When that supply can be there (SPEC §5.7); unset for never."""
+    def __init__(
+        self,
+        *,
+        level: _builtins.int = ...,
+        demand_kind: _builtins.str = ...,
+        demand_ref: _builtins.str = ...,
+        item_id: _builtins.str = ...,
+        warehouse_id: _builtins.str = ...,
+        requirement_date: _builtins.str = ...,
+        supply_kind: _builtins.str | None = ...,
+        supply_ref: _builtins.str | None = ...,
+        available_date: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_available_date", b"_available_date", "_supply_kind", b"_supply_kind", "_supply_ref", b"_supply_ref", "available_date", b"available_date", "supply_kind", b"supply_kind", "supply_ref", b"supply_ref"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_available_date", b"_available_date", "_supply_kind", b"_supply_kind", "_supply_ref", b"_supply_ref", "available_date", b"available_date", "demand_kind", b"demand_kind", "demand_ref", b"demand_ref", "item_id", b"item_id", "level", b"level", "requirement_date", b"requirement_date", "supply_kind", b"supply_kind", "supply_ref", b"supply_ref", "warehouse_id", b"warehouse_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__available_date: _TypeAlias = _typing.Literal["available_date"]  # noqa: Y015
+    _WhichOneofArgType__available_date: _TypeAlias = _typing.Literal["_available_date", b"_available_date"]  # noqa: Y015
+    _WhichOneofReturnType__supply_kind: _TypeAlias = _typing.Literal["supply_kind"]  # noqa: Y015
+    _WhichOneofArgType__supply_kind: _TypeAlias = _typing.Literal["_supply_kind", b"_supply_kind"]  # noqa: Y015
+    _WhichOneofReturnType__supply_ref: _TypeAlias = _typing.Literal["supply_ref"]  # noqa: Y015
+    _WhichOneofArgType__supply_ref: _TypeAlias = _typing.Literal["_supply_ref", b"_supply_ref"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__available_date) -> _WhichOneofReturnType__available_date | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__supply_kind) -> _WhichOneofReturnType__supply_kind | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__supply_ref) -> _WhichOneofReturnType__supply_ref | None: ...
+
+Global___DelayStep: _TypeAlias = DelayStep  # noqa: Y015
+
+@_typing.final
+class DelayPath(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEMAND_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
+    CAUSE_FIELD_NUMBER: _builtins.int
+    cause: _builtins.str
+    """What the last step is waiting for, in words."""
+    @_builtins.property
+    def demand(self) -> Global___DelayMessageRow: ...
+    @_builtins.property
+    def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___DelayStep]:
+        """The demand first; each next step is the requirement, one level lower,
+        whose lateness made the previous step's supply late.
+        """
+
+    def __init__(
+        self,
+        *,
+        demand: Global___DelayMessageRow | None = ...,
+        steps: _abc.Iterable[Global___DelayStep] | None = ...,
+        cause: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["demand", b"demand"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cause", b"cause", "demand", b"demand", "steps", b"steps"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DelayPath: _TypeAlias = DelayPath  # noqa: Y015
+
+@_typing.final
+class GetPlanReportRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    TOP_FIELD_NUMBER: _builtins.int
+    CHARTS_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The run: `tenants/{tenant}/plans/{plan}/runs/{run}`."""
+    top: _builtins.int
+    """Delayed demands to explain; 0 for 10."""
+    charts: _builtins.int
+    """SKUs to chart; 0 for 6."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        top: _builtins.int = ...,
+        charts: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["charts", b"charts", "name", b"name", "top", b"top"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPlanReportRequest: _TypeAlias = GetPlanReportRequest  # noqa: Y015
+
+@_typing.final
+class InventorySeries(_message.Message):
+    """A SKU's projected quantity after each date with lines."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEM_ID_FIELD_NUMBER: _builtins.int
+    WAREHOUSE_ID_FIELD_NUMBER: _builtins.int
+    DATES_FIELD_NUMBER: _builtins.int
+    PROJECTED_FIELD_NUMBER: _builtins.int
+    SAFETY_STOCK_FIELD_NUMBER: _builtins.int
+    MIN_QTY_FIELD_NUMBER: _builtins.int
+    MAX_QTY_FIELD_NUMBER: _builtins.int
+    item_id: _builtins.str
+    warehouse_id: _builtins.str
+    safety_stock: _builtins.float
+    min_qty: _builtins.float
+    max_qty: _builtins.float
+    @_builtins.property
+    def dates(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def projected(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]: ...
+    def __init__(
+        self,
+        *,
+        item_id: _builtins.str = ...,
+        warehouse_id: _builtins.str = ...,
+        dates: _abc.Iterable[_builtins.str] | None = ...,
+        projected: _abc.Iterable[_builtins.float] | None = ...,
+        safety_stock: _builtins.float | None = ...,
+        min_qty: _builtins.float | None = ...,
+        max_qty: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_qty", b"_max_qty", "_min_qty", b"_min_qty", "_safety_stock", b"_safety_stock", "max_qty", b"max_qty", "min_qty", b"min_qty", "safety_stock", b"safety_stock"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_qty", b"_max_qty", "_min_qty", b"_min_qty", "_safety_stock", b"_safety_stock", "dates", b"dates", "item_id", b"item_id", "max_qty", b"max_qty", "min_qty", b"min_qty", "projected", b"projected", "safety_stock", b"safety_stock", "warehouse_id", b"warehouse_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__max_qty: _TypeAlias = _typing.Literal["max_qty"]  # noqa: Y015
+    _WhichOneofArgType__max_qty: _TypeAlias = _typing.Literal["_max_qty", b"_max_qty"]  # noqa: Y015
+    _WhichOneofReturnType__min_qty: _TypeAlias = _typing.Literal["min_qty"]  # noqa: Y015
+    _WhichOneofArgType__min_qty: _TypeAlias = _typing.Literal["_min_qty", b"_min_qty"]  # noqa: Y015
+    _WhichOneofReturnType__safety_stock: _TypeAlias = _typing.Literal["safety_stock"]  # noqa: Y015
+    _WhichOneofArgType__safety_stock: _TypeAlias = _typing.Literal["_safety_stock", b"_safety_stock"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_qty) -> _WhichOneofReturnType__max_qty | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__min_qty) -> _WhichOneofReturnType__min_qty | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__safety_stock) -> _WhichOneofReturnType__safety_stock | None: ...
+
+Global___InventorySeries: _TypeAlias = InventorySeries  # noqa: Y015
+
+@_typing.final
+class PlanReport(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_FIELD_NUMBER: _builtins.int
+    DELAYS_FIELD_NUMBER: _builtins.int
+    ACTION_MESSAGES_FIELD_NUMBER: _builtins.int
+    PLAN_MESSAGES_FIELD_NUMBER: _builtins.int
+    WORST_FIELD_NUMBER: _builtins.int
+    CHARTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def run(self) -> Global___PlanRun: ...
+    @_builtins.property
+    def delays(self) -> _containers.RepeatedCompositeFieldContainer[Global___DelayPath]:
+        """Never covered first, then the longest delays."""
+
+    @_builtins.property
+    def action_messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___ActionMessageRow]: ...
+    @_builtins.property
+    def plan_messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___PlanMessageRow]: ...
+    @_builtins.property
+    def worst(self) -> _containers.RepeatedCompositeFieldContainer[Global___PeggingTreeNode]:
+        """The pegging tree of the most delayed demand, flat (parents first);
+        empty when no demand is late.
+        """
+
+    @_builtins.property
+    def charts(self) -> _containers.RepeatedCompositeFieldContainer[Global___InventorySeries]: ...
+    def __init__(
+        self,
+        *,
+        run: Global___PlanRun | None = ...,
+        delays: _abc.Iterable[Global___DelayPath] | None = ...,
+        action_messages: _abc.Iterable[Global___ActionMessageRow] | None = ...,
+        plan_messages: _abc.Iterable[Global___PlanMessageRow] | None = ...,
+        worst: _abc.Iterable[Global___PeggingTreeNode] | None = ...,
+        charts: _abc.Iterable[Global___InventorySeries] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["run", b"run"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_messages", b"action_messages", "charts", b"charts", "delays", b"delays", "plan_messages", b"plan_messages", "run", b"run", "worst", b"worst"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlanReport: _TypeAlias = PlanReport  # noqa: Y015

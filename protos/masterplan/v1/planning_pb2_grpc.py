@@ -59,6 +59,21 @@ class PlanningStub:
                 request_serializer=masterplan_dot_v1_dot_planning__pb2.GetPeggingRequest.SerializeToString,
                 response_deserializer=masterplan_dot_v1_dot_planning__pb2.GetPeggingResponse.FromString,
                 _registered_method=True)
+        self.GetNetRequirements = channel.unary_unary(
+                '/masterplan.v1.Planning/GetNetRequirements',
+                request_serializer=masterplan_dot_v1_dot_planning__pb2.GetNetRequirementsRequest.SerializeToString,
+                response_deserializer=masterplan_dot_v1_dot_planning__pb2.NetRequirements.FromString,
+                _registered_method=True)
+        self.ExplainDelay = channel.unary_unary(
+                '/masterplan.v1.Planning/ExplainDelay',
+                request_serializer=masterplan_dot_v1_dot_planning__pb2.ExplainDelayRequest.SerializeToString,
+                response_deserializer=masterplan_dot_v1_dot_planning__pb2.DelayPath.FromString,
+                _registered_method=True)
+        self.GetPlanReport = channel.unary_unary(
+                '/masterplan.v1.Planning/GetPlanReport',
+                request_serializer=masterplan_dot_v1_dot_planning__pb2.GetPlanReportRequest.SerializeToString,
+                response_deserializer=masterplan_dot_v1_dot_planning__pb2.PlanReport.FromString,
+                _registered_method=True)
         self.Simulate = channel.unary_unary(
                 '/masterplan.v1.Planning/Simulate',
                 request_serializer=masterplan_dot_v1_dot_planning__pb2.SimulateRequest.SerializeToString,
@@ -98,7 +113,35 @@ class PlanningServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetPegging(self, request, context):
-        """The multi-level pegging tree of one demand or supply of a completed run.
+        """The multi-level pegging tree of one demand or supply of a completed run:
+        down from a demand to purchased parts and on-hand, or (`up`) from a
+        supply to every end demand it serves.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetNetRequirements(self, request, context):
+        """The net requirements of one SKU in a completed run (SPEC §3): its dated
+        requirements and receipts with the projected quantity after each, its
+        planned orders and messages.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExplainDelay(self, request, context):
+        """Why a demand of a completed run is late: from it, the latest supply at
+        each level down to the cause (SPEC §5.7).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPlanReport(self, request, context):
+        """What the plan report shows for a completed run: the most delayed
+        demands with their paths, the messages, the worst delay's pegging tree
+        and projected inventory of the most critical SKUs.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -141,6 +184,21 @@ def add_PlanningServicer_to_server(servicer, server):
                     servicer.GetPegging,
                     request_deserializer=masterplan_dot_v1_dot_planning__pb2.GetPeggingRequest.FromString,
                     response_serializer=masterplan_dot_v1_dot_planning__pb2.GetPeggingResponse.SerializeToString,
+            ),
+            'GetNetRequirements': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNetRequirements,
+                    request_deserializer=masterplan_dot_v1_dot_planning__pb2.GetNetRequirementsRequest.FromString,
+                    response_serializer=masterplan_dot_v1_dot_planning__pb2.NetRequirements.SerializeToString,
+            ),
+            'ExplainDelay': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainDelay,
+                    request_deserializer=masterplan_dot_v1_dot_planning__pb2.ExplainDelayRequest.FromString,
+                    response_serializer=masterplan_dot_v1_dot_planning__pb2.DelayPath.SerializeToString,
+            ),
+            'GetPlanReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPlanReport,
+                    request_deserializer=masterplan_dot_v1_dot_planning__pb2.GetPlanReportRequest.FromString,
+                    response_serializer=masterplan_dot_v1_dot_planning__pb2.PlanReport.SerializeToString,
             ),
             'Simulate': grpc.unary_unary_rpc_method_handler(
                     servicer.Simulate,
@@ -283,6 +341,87 @@ class Planning:
             '/masterplan.v1.Planning/GetPegging',
             masterplan_dot_v1_dot_planning__pb2.GetPeggingRequest.SerializeToString,
             masterplan_dot_v1_dot_planning__pb2.GetPeggingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetNetRequirements(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/masterplan.v1.Planning/GetNetRequirements',
+            masterplan_dot_v1_dot_planning__pb2.GetNetRequirementsRequest.SerializeToString,
+            masterplan_dot_v1_dot_planning__pb2.NetRequirements.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainDelay(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/masterplan.v1.Planning/ExplainDelay',
+            masterplan_dot_v1_dot_planning__pb2.ExplainDelayRequest.SerializeToString,
+            masterplan_dot_v1_dot_planning__pb2.DelayPath.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPlanReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/masterplan.v1.Planning/GetPlanReport',
+            masterplan_dot_v1_dot_planning__pb2.GetPlanReportRequest.SerializeToString,
+            masterplan_dot_v1_dot_planning__pb2.PlanReport.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,7 +41,24 @@ class PlanningStub:
     ListRuns: _grpc.UnaryUnaryMultiCallable[_planning_pb2.ListRunsRequest, _planning_pb2.ListRunsResponse]
     CancelRun: _grpc.UnaryUnaryMultiCallable[_planning_pb2.CancelRunRequest, _planning_pb2.PlanRun]
     GetPegging: _grpc.UnaryUnaryMultiCallable[_planning_pb2.GetPeggingRequest, _planning_pb2.GetPeggingResponse]
-    """The multi-level pegging tree of one demand or supply of a completed run."""
+    """The multi-level pegging tree of one demand or supply of a completed run:
+    down from a demand to purchased parts and on-hand, or (`up`) from a
+    supply to every end demand it serves.
+    """
+    GetNetRequirements: _grpc.UnaryUnaryMultiCallable[_planning_pb2.GetNetRequirementsRequest, _planning_pb2.NetRequirements]
+    """The net requirements of one SKU in a completed run (SPEC §3): its dated
+    requirements and receipts with the projected quantity after each, its
+    planned orders and messages.
+    """
+    ExplainDelay: _grpc.UnaryUnaryMultiCallable[_planning_pb2.ExplainDelayRequest, _planning_pb2.DelayPath]
+    """Why a demand of a completed run is late: from it, the latest supply at
+    each level down to the cause (SPEC §5.7).
+    """
+    GetPlanReport: _grpc.UnaryUnaryMultiCallable[_planning_pb2.GetPlanReportRequest, _planning_pb2.PlanReport]
+    """What the plan report shows for a completed run: the most delayed
+    demands with their paths, the messages, the worst delay's pegging tree
+    and projected inventory of the most critical SKUs.
+    """
     Simulate: _grpc.UnaryUnaryMultiCallable[_planning_pb2.SimulateRequest, _planning_pb2.SimulateResponse]
     """What-if (SPEC §6): plans the plan's data set with a delta applied, as a
     net change on a copy, and answers the difference it would make and the
@@ -62,7 +79,24 @@ class PlanningAsyncStub(PlanningStub):
     ListRuns: _aio.UnaryUnaryMultiCallable[_planning_pb2.ListRunsRequest, _planning_pb2.ListRunsResponse]  # type: ignore[assignment]
     CancelRun: _aio.UnaryUnaryMultiCallable[_planning_pb2.CancelRunRequest, _planning_pb2.PlanRun]  # type: ignore[assignment]
     GetPegging: _aio.UnaryUnaryMultiCallable[_planning_pb2.GetPeggingRequest, _planning_pb2.GetPeggingResponse]  # type: ignore[assignment]
-    """The multi-level pegging tree of one demand or supply of a completed run."""
+    """The multi-level pegging tree of one demand or supply of a completed run:
+    down from a demand to purchased parts and on-hand, or (`up`) from a
+    supply to every end demand it serves.
+    """
+    GetNetRequirements: _aio.UnaryUnaryMultiCallable[_planning_pb2.GetNetRequirementsRequest, _planning_pb2.NetRequirements]  # type: ignore[assignment]
+    """The net requirements of one SKU in a completed run (SPEC §3): its dated
+    requirements and receipts with the projected quantity after each, its
+    planned orders and messages.
+    """
+    ExplainDelay: _aio.UnaryUnaryMultiCallable[_planning_pb2.ExplainDelayRequest, _planning_pb2.DelayPath]  # type: ignore[assignment]
+    """Why a demand of a completed run is late: from it, the latest supply at
+    each level down to the cause (SPEC §5.7).
+    """
+    GetPlanReport: _aio.UnaryUnaryMultiCallable[_planning_pb2.GetPlanReportRequest, _planning_pb2.PlanReport]  # type: ignore[assignment]
+    """What the plan report shows for a completed run: the most delayed
+    demands with their paths, the messages, the worst delay's pegging tree
+    and projected inventory of the most critical SKUs.
+    """
     Simulate: _aio.UnaryUnaryMultiCallable[_planning_pb2.SimulateRequest, _planning_pb2.SimulateResponse]  # type: ignore[assignment]
     """What-if (SPEC §6): plans the plan's data set with a delta applied, as a
     net change on a copy, and answers the difference it would make and the
@@ -110,7 +144,42 @@ class PlanningServicer(metaclass=_abc_1.ABCMeta):
         request: _planning_pb2.GetPeggingRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_planning_pb2.GetPeggingResponse, _abc.Awaitable[_planning_pb2.GetPeggingResponse]]:
-        """The multi-level pegging tree of one demand or supply of a completed run."""
+        """The multi-level pegging tree of one demand or supply of a completed run:
+        down from a demand to purchased parts and on-hand, or (`up`) from a
+        supply to every end demand it serves.
+        """
+
+    @_abc_1.abstractmethod
+    def GetNetRequirements(
+        self,
+        request: _planning_pb2.GetNetRequirementsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_planning_pb2.NetRequirements, _abc.Awaitable[_planning_pb2.NetRequirements]]:
+        """The net requirements of one SKU in a completed run (SPEC §3): its dated
+        requirements and receipts with the projected quantity after each, its
+        planned orders and messages.
+        """
+
+    @_abc_1.abstractmethod
+    def ExplainDelay(
+        self,
+        request: _planning_pb2.ExplainDelayRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_planning_pb2.DelayPath, _abc.Awaitable[_planning_pb2.DelayPath]]:
+        """Why a demand of a completed run is late: from it, the latest supply at
+        each level down to the cause (SPEC §5.7).
+        """
+
+    @_abc_1.abstractmethod
+    def GetPlanReport(
+        self,
+        request: _planning_pb2.GetPlanReportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_planning_pb2.PlanReport, _abc.Awaitable[_planning_pb2.PlanReport]]:
+        """What the plan report shows for a completed run: the most delayed
+        demands with their paths, the messages, the worst delay's pegging tree
+        and projected inventory of the most critical SKUs.
+        """
 
     @_abc_1.abstractmethod
     def Simulate(

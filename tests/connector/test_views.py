@@ -420,6 +420,97 @@ def test_a_manual_skus_shortfalls(tmp_path: Path) -> None:
     engine.dispose()
 
 
+#: An existing production order whose line draws on a purchased part, and a
+#: transfer line: pegging links them by their refs (PRD -> PRDL, TRR -> TRI).
+EXISTING = {
+    "plan_date": "2024-01-01",
+    "input": {
+        "warehouses": [
+            {"warehouse_id": "W1", "site_id": "S1"},
+            {"warehouse_id": "W2", "site_id": "S1"},
+        ],
+        "coverage_groups": [{"group_id": "GREQ", "coverage_code": "requirement"}],
+        "items": [
+            {"item_id": "FG", "coverage_group_id": "GREQ", "default_order_type": "production"},
+            {"item_id": "C", "coverage_group_id": "GREQ", "lead_time_days": 10},
+        ],
+        "production_orders": [
+            {
+                "order_id": "MO1",
+                "item_id": "FG",
+                "warehouse_id": "W1",
+                "qty": 5,
+                "start_date": "2024-01-04",
+                "end_date": "2024-01-08",
+            },
+        ],
+        "production_lines": [
+            {
+                "order_id": "MO1",
+                "line_no": 1,
+                "component_item_id": "C",
+                "warehouse_id": "W1",
+                "qty": 10,
+                "required_date": "2024-01-04",
+            },
+        ],
+        "transfer_lines": [
+            {
+                "order_id": "TR1",
+                "line_no": 1,
+                "item_id": "FG",
+                "from_warehouse_id": "W1",
+                "to_warehouse_id": "W2",
+                "qty": 2,
+                "ship_date": "2024-01-09",
+                "receive_date": "2024-01-10",
+            },
+        ],
+        "sales_lines": [
+            {
+                "order_id": "S",
+                "line_no": 1,
+                "item_id": "FG",
+                "warehouse_id": "W1",
+                "qty": 3,
+                "requested_date": "2024-01-10",
+                "priority": 0,
+            },
+            {
+                "order_id": "S",
+                "line_no": 2,
+                "item_id": "FG",
+                "warehouse_id": "W2",
+                "qty": 2,
+                "requested_date": "2024-01-12",
+                "priority": 0,
+            },
+        ],
+    },
+}
+
+
+def test_existing_orders_link_their_lines(tmp_path: Path) -> None:
+    path = _planned(tmp_path, EXISTING)
+    engine = _engine(path)
+    # Down: the sales line at W2 takes the transfer receipt, issued at W1 from
+    # the production order, whose line takes the purchased part.
+    tree = views.pegging_tree(engine, "SO:S/2")
+    _check_down(path, tree)
+    chain = []
+    node = tree
+    while node.children:
+        node = node.children[0]
+        chain.append(node.ref)
+    assert chain == ["TRR:TR1/1", "TRI:TR1/1", "PRD:MO1", "PRDL:MO1/1", "PL:C/W1/1"]
+    # Up from the purchased part to both sales lines.
+    up = views.pegging_tree(engine, "PL:C/W1/1", up=True)
+    _check_up(path, up)
+    ends = {n.ref for n in _walk(up) if n.role == "demand" and not n.children}
+    assert ends == {"SO:S/1", "SO:S/2"}
+    engine.dispose()
+
+
 def test_refusals_name_what_is_missing(demo: Path, tmp_path: Path) -> None:
     engine = _engine(demo)
     with pytest.raises(views.NotInPlan, match="'NOPE'"):

@@ -28,6 +28,7 @@ from masterplan.connector.demo import build_demo_database
 from masterplan.connector.schema import create_engine
 from masterplan.contract.views import PegNode
 from masterplan.viewcodec import peg_tree_from_nodes
+from tests.connector.test_views import EXISTING, MANUAL
 from tests.e2e.test_examples_cli import EXAMPLES, load, run_args
 from tests.served import Served
 
@@ -125,6 +126,21 @@ def test_every_example_reads_the_same_on_the_server(
             name = _plan_on_server(served, path, run_args(load(path, example), example))
             checked += _same_views(client, name, path)
     assert checked > 150
+
+
+@pytest.mark.parametrize("data", [MANUAL, EXISTING], ids=["manual", "existing"])
+def test_shortfalls_and_existing_orders_read_the_same_on_the_server(
+    served: tuple[Served, str], tmp_path: Path, data: dict[str, Any]
+) -> None:
+    server, key = served
+    path = tmp_path / "scm.db"
+    name = _plan_on_server(served, path, run_args(load(path, data), data))
+    with MasterplanClient(server.address, key) as client:
+        assert _same_views(client, name, path) > 3
+        if data is MANUAL:
+            # A late demand that took nothing: its node alone, quantity 0.
+            (node,) = client.get_pegging(name, "SO:S/2").nodes
+            assert (node.ref, node.qty, node.supply) == ("SO:S/2", 0.0, False)
 
 
 def test_the_demo_reads_the_same_on_the_server(served: tuple[Served, str], tmp_path: Path) -> None:

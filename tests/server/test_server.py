@@ -230,6 +230,16 @@ def test_every_method_without_a_key_is_unauthenticated(live) -> None:  # type: i
         lambda: planning.Simulate(
             planning_pb2.SimulateRequest(parent="tenants/acme/plans/main"), timeout=5
         ),
+        lambda: planning.GetNetRequirements(
+            planning_pb2.GetNetRequirementsRequest(name="tenants/acme/plans/main/runs/r"),
+            timeout=5,
+        ),
+        lambda: planning.ExplainDelay(
+            planning_pb2.ExplainDelayRequest(name="tenants/acme/plans/main/runs/r"), timeout=5
+        ),
+        lambda: planning.GetPlanReport(
+            planning_pb2.GetPlanReportRequest(name="tenants/acme/plans/main/runs/r"), timeout=5
+        ),
     ]
     for call in calls:
         with pytest.raises(grpc.RpcError) as err:

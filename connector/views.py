@@ -174,6 +174,7 @@ class SqlPlanRows:
     def __init__(self, conn: Connection, plan_id: str, plan_date: dt.date) -> None:
         self.conn, self.plan_id, self._t0 = conn, plan_id, plan_date
         self._orders: dict[str, PlannedOrderRow | None] = {}
+        self._firmed: set[str] = set()  # ids found among the inputs' firmed orders
 
     @property
     def plan_date(self) -> dt.date:
@@ -222,10 +223,43 @@ class SqlPlanRows:
 
     def demands_named(self, refs: Sequence[str], prefix: str | None) -> list[PegRow]:
         t = sql_table("pegging")
-        conds = [t.c.demand_ref.in_(list(refs))] if refs else []
-        if prefix is not None:
+        exact = list(refs)
+        lines = self._line_refs(prefix) if prefix is not None else None
+        if lines is not None:
+            exact += lines
+        conds = [t.c.demand_ref.in_(exact)] if exact else []
+        if prefix is not None and lines is None:
+            # A prefix search no index serves: only where the lines are unknown.
             conds.append(t.c.demand_ref.like(_escape_like(prefix) + "%", escape="\\"))
         return self._pegging(sa.or_(*conds)) if conds else []
+
+    def _line_refs(self, prefix: str) -> list[str] | None:
+        """The refs ``{prefix}{line}`` of an order's lines, from the lines
+        themselves: a planned order's BOM lines, a production order's lines.
+        A search of the pegging by exact refs uses its index where a prefix
+        search (LIKE) reads every row. None where the lines are unknown (a
+        firmed planned order's BOM is chosen by the run)."""
+        head = prefix[:-1]
+        if prefix.startswith("PL:"):
+            order = self.order(head[3:])
+            if order is None or order.order_type != "production":
+                return [] if order is not None else None
+            if order.bom_id is None:
+                # The run's own order without a valid BOM draws on nothing; a
+                # firmed order of the inputs has its BOM chosen by the run.
+                return None if head[3:] in self._firmed else []
+            bl = sql_table("bom_lines")
+            numbers = self.conn.execute(
+                sa.select(bl.c.line_no).where(bl.c.bom_id == order.bom_id)
+            ).scalars()
+        elif prefix.startswith("PRDL:"):
+            pl = sql_table("production_lines")
+            numbers = self.conn.execute(
+                sa.select(pl.c.line_no).where(pl.c.order_id == head[len("PRDL:") :])
+            ).scalars()
+        else:
+            return None
+        return [f"{prefix}{_number(n)}" for n in numbers if n is not None]
 
     def supplies_named(self, refs: Sequence[str]) -> list[PegRow]:
         t = sql_table("pegging")
@@ -312,6 +346,7 @@ class SqlPlanRows:
                             True,
                         )
                     ]
+                    self._firmed.add(planned_order_id)
             self._orders[planned_order_id] = found[0] if found else None
         return self._orders[planned_order_id]
 

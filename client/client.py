@@ -348,6 +348,35 @@ class MasterplanClient:
         )
         return list(resp.runs)
 
+    def list_plans(self, parent: str) -> list[planning_pb2.Plan]:
+        """Every plan of tenant ``parent`` (``tenants/{tenant}``), page by page."""
+        plans: list[planning_pb2.Plan] = []
+        token = ""
+        while True:
+            resp = self._unary(
+                self._planning.ListPlans,
+                planning_pb2.ListPlansRequest(parent=parent, page_token=token),
+                planning_pb2.ListPlansResponse,
+            )
+            plans.extend(resp.plans)
+            token = resp.next_page_token
+            if not token:
+                return plans
+
+    def get_plan(self, name: str) -> planning_pb2.Plan:
+        """A plan: its data set version, the rows and bytes it holds, its newest run."""
+        return self._unary(
+            self._planning.GetPlan, planning_pb2.GetPlanRequest(name=name), planning_pb2.Plan
+        )
+
+    def delete_plan(self, name: str) -> None:
+        """Delete a plan with its data set, runs and results (frees their memory)."""
+        self._unary(
+            self._planning.DeletePlan,
+            planning_pb2.DeletePlanRequest(name=name),
+            empty_pb2.Empty,
+        )
+
     def cancel_run(self, name: str) -> planning_pb2.PlanRun:
         return self._unary(
             self._planning.CancelRun, planning_pb2.CancelRunRequest(name=name), planning_pb2.PlanRun

@@ -18,12 +18,21 @@ from masterplan.contract.names import (
 )
 from masterplan.server.errors import InvalidArgument, PermissionDenied
 
-__all__ = ["check_run_id", "parse_plan", "parse_run", "plan_name", "run_name"]
+__all__ = ["check_run_id", "parse_plan", "parse_run", "parse_tenant", "plan_name", "run_name"]
 
 
 def _check(tenant: str, caller: str, field: str) -> None:
     if tenant not in (caller, OWN_TENANT):
         raise PermissionDenied(f"{field} is not a resource of the caller", field=field)
+
+
+def parse_tenant(name: str, caller: str, field: str = "parent") -> None:
+    """Check that ``name`` is ``tenants/{caller}`` (or ``tenants/-``)."""
+    prefix = "tenants/"
+    tenant = name[len(prefix) :] if name.startswith(prefix) else ""
+    if not tenant or "/" in tenant:
+        raise InvalidArgument(f"{field} must be tenants/{{tenant}}, got {name!r}", field=field)
+    _check(tenant, caller, field)
 
 
 def parse_plan(name: str, caller: str, field: str = "parent") -> str:

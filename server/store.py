@@ -229,6 +229,28 @@ class RunRecord:
         return self.pegging_index
 
 
+@dataclass(frozen=True, slots=True)
+class PlanInfo:
+    """What a plan holds, for the Plans resource (SPEC §3).
+
+    Attributes:
+        plan_id: The plan.
+        dataset: Its data set; None before the first upload.
+        bytes_held: Bytes of its data set, kept results and net-change basis.
+        result_rows: Rows of the results it keeps.
+        run_count: Runs it keeps (summaries; the newest succeeded one with
+            results).
+        last_run: Its newest run; None when none.
+    """
+
+    plan_id: str
+    dataset: Dataset | None
+    bytes_held: int
+    result_rows: int
+    run_count: int
+    last_run: RunRecord | None
+
+
 def results_nbytes(tables: Mapping[str, ResultTable]) -> int:
     """Bytes a result's tables hold; a net change's layered tables count
     their base and patch without being joined (a base shared with the
@@ -525,6 +547,58 @@ class TenantStore:
             current = self.nbytes()
         new = sum(table_nbytes(t) for t in tables.values())
         return current - (old.nbytes if old else 0) + new
+
+    # -- plans as resources ------------------------------------------------------
+    def plan_ids(self) -> list[str]:
+        """Plans that hold a data set or runs, sorted."""
+        with self._lock:
+            return sorted(set(self._datasets) | {p for p, r in self._runs.items() if r})
+
+    def plan_info(self, plan_id: str) -> PlanInfo:
+        """What a plan holds (SPEC §3: data set version, rows held, last run).
+
+        Raises:
+            NotFound: the plan holds neither a data set nor a run.
+        """
+        with self._lock:
+            ds = self._datasets.get(plan_id)
+            runs = list(self._runs.get(plan_id, {}).values())
+            if ds is None and not runs:
+                raise NotFound(f"plan {plan_id!r} not found", field="name")
+            held = (ds.nbytes if ds is not None else 0) + sum(self._run_nbytes(r) for r in runs)
+        newest = max(runs, key=lambda r: r.create_time) if runs else None
+        result_rows = sum(sum(r.row_counts.values()) for r in runs if r.results is not None)
+        return PlanInfo(plan_id, ds, held, result_rows, len(runs), newest)
+
+    def delete_plan(self, plan_id: str) -> int:
+        """Delete a plan: its data set, its runs and their results. Returns
+        the bytes freed. The ids of its runs stay taken (a retried RunPlan
+        with one of them is still ALREADY_EXISTS).
+
+        Raises:
+            NotFound: no such plan.
+            PlanBusy: a run or an upload of the plan is in progress; cancel
+                or wait for it first.
+        """
+        with self._lock:
+            info = self.plan_info(plan_id)
+            if plan_id in self._uploading:
+                raise PlanBusy(f"plan {plan_id!r} has an upload in progress; retry after it")
+            running = [
+                r.run_id for r in self._runs.get(plan_id, {}).values() if r.state == "RUNNING"
+            ]
+            if running:
+                raise PlanBusy(
+                    f"plan {plan_id!r} has run {running[0]!r} in progress; cancel it first"
+                )
+            self._datasets.pop(plan_id, None)
+            self._receipts.pop(plan_id, None)
+            trimmed = self._trimmed_ids.setdefault(plan_id, {})
+            for run_id in self._runs.pop(plan_id, {}):
+                trimmed[run_id] = None
+            while len(trimmed) > self._keep_run_ids:
+                del trimmed[next(iter(trimmed))]
+        return info.bytes_held
 
     def cancel_all(self) -> None:
         with self._lock:

@@ -6,9 +6,9 @@ import datetime as dt
 
 from google.protobuf import timestamp_pb2
 
-from masterplan.server.names import run_name
+from masterplan.server.names import plan_name, run_name
 from masterplan.server.pegging import PegTree
-from masterplan.server.store import RunRecord
+from masterplan.server.store import PlanInfo, RunRecord
 from masterplan.tenancy.registry import Tenant
 from masterplan.v1 import planning_pb2, tenant_admin_pb2
 
@@ -99,3 +99,19 @@ def pegging_to_proto(tree: PegTree, flat: bool) -> planning_pb2.GetPeggingRespon
         msg.warehouse_id, msg.date, msg.qty = n.warehouse_id, n.date, n.qty
         built.append(msg)
     return out
+
+
+def plan_to_proto(tenant: str, info: PlanInfo) -> planning_pb2.Plan:
+    """The Plan resource of what a plan holds, named under the caller's tenant."""
+    ds = info.dataset
+    return planning_pb2.Plan(
+        name=plan_name(tenant, info.plan_id),
+        dataset_version=ds.version if ds is not None else 0,
+        dataset_etag=ds.etag if ds is not None else "",
+        upload_time=timestamp(ds.uploaded_at) if ds is not None else None,
+        input_rows=ds.rows if ds is not None else 0,
+        result_rows=info.result_rows,
+        bytes_held=info.bytes_held,
+        run_count=info.run_count,
+        last_run=run_to_proto(tenant, info.last_run) if info.last_run is not None else None,
+    )

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import grpc
+from google.protobuf import empty_pb2
 
 from masterplan.contract.columns import TableMap
 from masterplan.server import explain as explained
@@ -19,15 +20,21 @@ from masterplan.server.errors import (
     FailedPrecondition,
     InvalidArgument,
     MasterplanError,
+    NotFound,
     funnel,
 )
 from masterplan.server.logs import bind, current_context, error_fields, fields, log_context, scoped
-from masterplan.server.names import check_run_id, parse_plan, parse_run
+from masterplan.server.names import check_run_id, parse_plan, parse_run, parse_tenant
 from masterplan.server.netchange import engine_job
 from masterplan.server.pegging import DEFAULT_MAX_NODES, MAX_NODES_CAP
 from masterplan.server.results_stream import result_stream
 from masterplan.server.runs import Compute, regenerate_job, run_engine
-from masterplan.server.servicers._convert import MODES, pegging_to_proto, run_to_proto
+from masterplan.server.servicers._convert import (
+    MODES,
+    pegging_to_proto,
+    plan_to_proto,
+    run_to_proto,
+)
 from masterplan.server.simulate import baseline, simulate, simulation_to_proto
 from masterplan.server.store import Dataset, RunRecord, Stores, TenantStore
 from masterplan.server.uploads import Assembly
@@ -106,9 +113,9 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
         return tenant, self._stores.get(tenant.tenant_id)
 
     @staticmethod
-    def _plan(parent: str, tenant: Tenant) -> str:
+    def _plan(parent: str, tenant: Tenant, field: str = "parent") -> str:
         """The plan ``parent`` names, bound to the log."""
-        plan_id = parse_plan(parent, tenant.name)
+        plan_id = parse_plan(parent, tenant.name, field)
         bind(plan=plan_id)
         return plan_id
 
@@ -382,6 +389,51 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
         rec = self._run(store, request.name, tenant)
         report = explained.plan_report(store, rec, request.top, request.charts)
         return report_to_proto(report, run_to_proto(tenant.name, rec))
+
+    @scoped
+    @funnel
+    def ListPlans(
+        self, request: pb.ListPlansRequest, context: grpc.ServicerContext
+    ) -> pb.ListPlansResponse:
+        tenant, store = self._store()
+        parse_tenant(request.parent, tenant.name)
+        ids = store.plan_ids()
+        size = request.page_size if request.page_size > 0 else 50
+        try:
+            start = int(request.page_token) if request.page_token else 0
+        except ValueError:
+            raise InvalidArgument(
+                "page_token is not one this server issued", field="page_token"
+            ) from None
+        infos = []
+        for plan_id in ids[start : start + size]:
+            try:
+                infos.append(store.plan_info(plan_id))
+            except NotFound:
+                continue  # deleted while listing
+        nxt = str(start + size) if start + size < len(ids) else ""
+        return pb.ListPlansResponse(
+            plans=[plan_to_proto(tenant.name, i) for i in infos], next_page_token=nxt
+        )
+
+    @scoped
+    @funnel
+    def GetPlan(self, request: pb.GetPlanRequest, context: grpc.ServicerContext) -> pb.Plan:
+        tenant, store = self._store()
+        plan_id = self._plan(request.name, tenant, field="name")
+        return plan_to_proto(tenant.name, store.plan_info(plan_id))
+
+    @scoped
+    @funnel
+    def DeletePlan(
+        self, request: pb.DeletePlanRequest, context: grpc.ServicerContext
+    ) -> empty_pb2.Empty:
+        tenant, store = self._store()
+        plan_id = self._plan(request.name, tenant, field="name")
+        freed = store.delete_plan(plan_id)
+        self._ledger.set_memory(tenant.tenant_id, store.nbytes())
+        log.info("plan deleted", extra=fields(bytes_freed=freed))
+        return empty_pb2.Empty()
 
     @staticmethod
     def _run(store: TenantStore, name: str, tenant: Tenant) -> RunRecord:

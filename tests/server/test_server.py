@@ -240,6 +240,13 @@ def test_every_method_without_a_key_is_unauthenticated(live) -> None:  # type: i
         lambda: planning.GetPlanReport(
             planning_pb2.GetPlanReportRequest(name="tenants/acme/plans/main/runs/r"), timeout=5
         ),
+        lambda: planning.ListPlans(planning_pb2.ListPlansRequest(parent="tenants/acme"), timeout=5),
+        lambda: planning.GetPlan(
+            planning_pb2.GetPlanRequest(name="tenants/acme/plans/main"), timeout=5
+        ),
+        lambda: planning.DeletePlan(
+            planning_pb2.DeletePlanRequest(name="tenants/acme/plans/main"), timeout=5
+        ),
     ]
     for call in calls:
         with pytest.raises(grpc.RpcError) as err:

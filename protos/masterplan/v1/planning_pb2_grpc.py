@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from masterplan.v1 import planning_pb2 as masterplan_dot_v1_dot_planning__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -73,6 +74,21 @@ class PlanningStub:
                 '/masterplan.v1.Planning/GetPlanReport',
                 request_serializer=masterplan_dot_v1_dot_planning__pb2.GetPlanReportRequest.SerializeToString,
                 response_deserializer=masterplan_dot_v1_dot_planning__pb2.PlanReport.FromString,
+                _registered_method=True)
+        self.ListPlans = channel.unary_unary(
+                '/masterplan.v1.Planning/ListPlans',
+                request_serializer=masterplan_dot_v1_dot_planning__pb2.ListPlansRequest.SerializeToString,
+                response_deserializer=masterplan_dot_v1_dot_planning__pb2.ListPlansResponse.FromString,
+                _registered_method=True)
+        self.GetPlan = channel.unary_unary(
+                '/masterplan.v1.Planning/GetPlan',
+                request_serializer=masterplan_dot_v1_dot_planning__pb2.GetPlanRequest.SerializeToString,
+                response_deserializer=masterplan_dot_v1_dot_planning__pb2.Plan.FromString,
+                _registered_method=True)
+        self.DeletePlan = channel.unary_unary(
+                '/masterplan.v1.Planning/DeletePlan',
+                request_serializer=masterplan_dot_v1_dot_planning__pb2.DeletePlanRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
         self.Simulate = channel.unary_unary(
                 '/masterplan.v1.Planning/Simulate',
@@ -147,6 +163,28 @@ class PlanningServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListPlans(self, request, context):
+        """The tenant's plans (SPEC §3): each with its data set version, the rows
+        and bytes it holds and its newest run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPlan(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeletePlan(self, request, context):
+        """Deletes a plan: its data set, its runs and their results, freeing their
+        memory. ABORTED while a run or an upload of the plan is in progress.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Simulate(self, request, context):
         """What-if (SPEC §6): plans the plan's data set with a delta applied, as a
         net change on a copy, and answers the difference it would make and the
@@ -199,6 +237,21 @@ def add_PlanningServicer_to_server(servicer, server):
                     servicer.GetPlanReport,
                     request_deserializer=masterplan_dot_v1_dot_planning__pb2.GetPlanReportRequest.FromString,
                     response_serializer=masterplan_dot_v1_dot_planning__pb2.PlanReport.SerializeToString,
+            ),
+            'ListPlans': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPlans,
+                    request_deserializer=masterplan_dot_v1_dot_planning__pb2.ListPlansRequest.FromString,
+                    response_serializer=masterplan_dot_v1_dot_planning__pb2.ListPlansResponse.SerializeToString,
+            ),
+            'GetPlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPlan,
+                    request_deserializer=masterplan_dot_v1_dot_planning__pb2.GetPlanRequest.FromString,
+                    response_serializer=masterplan_dot_v1_dot_planning__pb2.Plan.SerializeToString,
+            ),
+            'DeletePlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeletePlan,
+                    request_deserializer=masterplan_dot_v1_dot_planning__pb2.DeletePlanRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
             ),
             'Simulate': grpc.unary_unary_rpc_method_handler(
                     servicer.Simulate,
@@ -422,6 +475,87 @@ class Planning:
             '/masterplan.v1.Planning/GetPlanReport',
             masterplan_dot_v1_dot_planning__pb2.GetPlanReportRequest.SerializeToString,
             masterplan_dot_v1_dot_planning__pb2.PlanReport.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPlans(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/masterplan.v1.Planning/ListPlans',
+            masterplan_dot_v1_dot_planning__pb2.ListPlansRequest.SerializeToString,
+            masterplan_dot_v1_dot_planning__pb2.ListPlansResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/masterplan.v1.Planning/GetPlan',
+            masterplan_dot_v1_dot_planning__pb2.GetPlanRequest.SerializeToString,
+            masterplan_dot_v1_dot_planning__pb2.Plan.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeletePlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/masterplan.v1.Planning/DeletePlan',
+            masterplan_dot_v1_dot_planning__pb2.DeletePlanRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,

@@ -4,6 +4,7 @@ isort:skip_file
 Planning runs over an uploaded data set, their results and pegging."""
 
 from collections import abc as _abc
+from google.protobuf import empty_pb2 as _empty_pb2
 from grpc import aio as _aio
 from masterplan.v1 import planning_pb2 as _planning_pb2
 import abc as _abc_1
@@ -59,6 +60,15 @@ class PlanningStub:
     demands with their paths, the messages, the worst delay's pegging tree
     and projected inventory of the most critical SKUs.
     """
+    ListPlans: _grpc.UnaryUnaryMultiCallable[_planning_pb2.ListPlansRequest, _planning_pb2.ListPlansResponse]
+    """The tenant's plans (SPEC §3): each with its data set version, the rows
+    and bytes it holds and its newest run.
+    """
+    GetPlan: _grpc.UnaryUnaryMultiCallable[_planning_pb2.GetPlanRequest, _planning_pb2.Plan]
+    DeletePlan: _grpc.UnaryUnaryMultiCallable[_planning_pb2.DeletePlanRequest, _empty_pb2.Empty]
+    """Deletes a plan: its data set, its runs and their results, freeing their
+    memory. ABORTED while a run or an upload of the plan is in progress.
+    """
     Simulate: _grpc.UnaryUnaryMultiCallable[_planning_pb2.SimulateRequest, _planning_pb2.SimulateResponse]
     """What-if (SPEC §6): plans the plan's data set with a delta applied, as a
     net change on a copy, and answers the difference it would make and the
@@ -96,6 +106,15 @@ class PlanningAsyncStub(PlanningStub):
     """What the plan report shows for a completed run: the most delayed
     demands with their paths, the messages, the worst delay's pegging tree
     and projected inventory of the most critical SKUs.
+    """
+    ListPlans: _aio.UnaryUnaryMultiCallable[_planning_pb2.ListPlansRequest, _planning_pb2.ListPlansResponse]  # type: ignore[assignment]
+    """The tenant's plans (SPEC §3): each with its data set version, the rows
+    and bytes it holds and its newest run.
+    """
+    GetPlan: _aio.UnaryUnaryMultiCallable[_planning_pb2.GetPlanRequest, _planning_pb2.Plan]  # type: ignore[assignment]
+    DeletePlan: _aio.UnaryUnaryMultiCallable[_planning_pb2.DeletePlanRequest, _empty_pb2.Empty]  # type: ignore[assignment]
+    """Deletes a plan: its data set, its runs and their results, freeing their
+    memory. ABORTED while a run or an upload of the plan is in progress.
     """
     Simulate: _aio.UnaryUnaryMultiCallable[_planning_pb2.SimulateRequest, _planning_pb2.SimulateResponse]  # type: ignore[assignment]
     """What-if (SPEC §6): plans the plan's data set with a delta applied, as a
@@ -179,6 +198,33 @@ class PlanningServicer(metaclass=_abc_1.ABCMeta):
         """What the plan report shows for a completed run: the most delayed
         demands with their paths, the messages, the worst delay's pegging tree
         and projected inventory of the most critical SKUs.
+        """
+
+    @_abc_1.abstractmethod
+    def ListPlans(
+        self,
+        request: _planning_pb2.ListPlansRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_planning_pb2.ListPlansResponse, _abc.Awaitable[_planning_pb2.ListPlansResponse]]:
+        """The tenant's plans (SPEC §3): each with its data set version, the rows
+        and bytes it holds and its newest run.
+        """
+
+    @_abc_1.abstractmethod
+    def GetPlan(
+        self,
+        request: _planning_pb2.GetPlanRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_planning_pb2.Plan, _abc.Awaitable[_planning_pb2.Plan]]: ...
+
+    @_abc_1.abstractmethod
+    def DeletePlan(
+        self,
+        request: _planning_pb2.DeletePlanRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_empty_pb2.Empty, _abc.Awaitable[_empty_pb2.Empty]]:
+        """Deletes a plan: its data set, its runs and their results, freeing their
+        memory. ABORTED while a run or an upload of the plan is in progress.
         """
 
     @_abc_1.abstractmethod

@@ -92,13 +92,19 @@ def _progress(enabled: bool) -> Any:
 def cmd_run(args: argparse.Namespace) -> int:
     from masterplan.client.cli.cycle import CycleOptions, run_cycle
 
+    # Connection strings and keys may come from the environment (SPEC §8),
+    # so that secrets stay off the command line.
+    db_url = args.db or os.environ.get("MASTERPLAN_DB_URL")
+    if not db_url:
+        raise SystemExit("masterplan run: --db URL (or MASTERPLAN_DB_URL) is required")
+    server = args.server or os.environ.get("MASTERPLAN_SERVER")
     api_key = args.api_key or os.environ.get("MASTERPLAN_API_KEY")
-    if args.server and not api_key:
+    if server and not api_key:
         raise SystemExit("masterplan: --server needs --api-key KEY or MASTERPLAN_API_KEY")
-    _existing_sqlite(args.db)
+    _existing_sqlite(db_url)
     options = CycleOptions(
-        db_url=args.db,
-        server=args.server,
+        db_url=db_url,
+        server=server,
         api_key=api_key,
         tenant=args.tenant,
         plan=args.plan,
@@ -305,6 +311,13 @@ def cmd_tenant(args: argparse.Namespace) -> int:
             else:
                 print(f"tenant {tenant} installed; API key (shown once): {key}")
         elif args.action == "uninstall":
+            from masterplan.client.cli.resources import _confirmed
+
+            question = f"uninstall tenant {args.name} and delete all its plans?"
+            if not args.yes and not _confirmed(question):
+                raise SystemExit(
+                    "masterplan: not uninstalled (give --yes to uninstall without asking)"
+                )
             client.uninstall_tenant(args.name)
             print(
                 json.dumps({"tenant": args.name, "uninstalled": True})
@@ -391,8 +404,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("run", help="read the SCM database, plan, write the plan back")
-    p.add_argument("--db", required=True, help="SQLAlchemy URL of the SCM database")
-    p.add_argument("--server", help="host:port of a server (default: an embedded one)")
+    p.add_argument("--db", help="SQLAlchemy URL of the SCM database (or MASTERPLAN_DB_URL)")
+    p.add_argument(
+        "--server",
+        help="host:port of a server (or MASTERPLAN_SERVER; default: an embedded one)",
+    )
     p.add_argument("--api-key", help="tenant API key (or MASTERPLAN_API_KEY)")
     p.add_argument("--tenant", help="tenant id in resource names (default: the key's own)")
     p.add_argument("--plan-date", type=_date, help="T0, YYYY-MM-DD (default: today)")
@@ -453,6 +469,10 @@ def build_parser() -> argparse.ArgumentParser:
     from masterplan.client.cli.views import add_view_commands
 
     add_view_commands(sub)
+
+    from masterplan.client.cli.resources import add_resource_commands
+
+    add_resource_commands(sub)
 
     p = sub.add_parser("serve", help="run the planning server")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback)")
@@ -537,6 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?")
     p.add_argument("--server", default=DEFAULT_SERVER)
     p.add_argument("--admin-key-file")
+    p.add_argument("--yes", action="store_true", help="uninstall without asking")
     p.add_argument("--json", action="store_true")
     _add_tls_client(p)
     p.set_defaults(func=cmd_tenant)

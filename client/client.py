@@ -173,13 +173,20 @@ class MasterplanClient:
             tenant_admin_pb2.RotateApiKeyResponse,
         )
 
-    def list_tenants(self) -> list[tenant_admin_pb2.Tenant]:
-        resp = self._unary(
-            self._admin.ListTenants,
-            tenant_admin_pb2.ListTenantsRequest(),
-            tenant_admin_pb2.ListTenantsResponse,
-        )
-        return list(resp.tenants)
+    def list_tenants(self, page_size: int = 0) -> list[tenant_admin_pb2.Tenant]:
+        """Every tenant, ordered by name (read page by page)."""
+        tenants: list[tenant_admin_pb2.Tenant] = []
+        token = ""
+        while True:
+            resp = self._unary(
+                self._admin.ListTenants,
+                tenant_admin_pb2.ListTenantsRequest(page_size=page_size, page_token=token),
+                tenant_admin_pb2.ListTenantsResponse,
+            )
+            tenants.extend(resp.tenants)
+            token = resp.next_page_token
+            if not token:
+                return tenants
 
     # -- data ----------------------------------------------------------------
     def upload(

@@ -347,6 +347,23 @@ class TenantRegistry:
             )
         return [_tenant(row) for row in rows]
 
+    def list_page(self, after: str, limit: int) -> tuple[builtins.list[Tenant], bool]:
+        """Up to ``limit`` tenants named after ``after``, ordered by name, and
+        whether more follow. Paging by name keeps a page stable while tenants
+        come and go."""
+        with self._db_lock, self._engine.connect() as conn:
+            rows = (
+                conn.execute(
+                    select(*_TENANT_COLUMNS)
+                    .where(tenants_table.c.name > after)
+                    .order_by(tenants_table.c.name)
+                    .limit(limit + 1)
+                )
+                .mappings()
+                .all()
+            )
+        return [_tenant(row) for row in rows[:limit]], len(rows) > limit
+
     def tenant_ids(self) -> set[str]:
         """The ids of every installed tenant (a server compares those it holds with them)."""
         with self._db_lock, self._engine.connect() as conn:

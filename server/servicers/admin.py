@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 
 import grpc
@@ -73,4 +75,19 @@ class TenantAdminServicer(tenant_admin_pb2_grpc.TenantAdminServicer):
     def ListTenants(
         self, request: pb.ListTenantsRequest, context: grpc.ServicerContext
     ) -> pb.ListTenantsResponse:
-        return pb.ListTenantsResponse(tenants=[tenant_to_proto(t) for t in self._registry.list()])
+        size = min(request.page_size if request.page_size > 0 else 100, 1000)
+        after = ""
+        if request.page_token:
+            try:
+                after = base64.b64decode(
+                    request.page_token.encode(), altchars=b"-_", validate=True
+                ).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                raise InvalidArgument(
+                    "page_token is not one this server issued", field="page_token"
+                ) from None
+        tenants, more = self._registry.list_page(after, size)
+        token = base64.urlsafe_b64encode(tenants[-1].name.encode()).decode() if more else ""
+        return pb.ListTenantsResponse(
+            tenants=[tenant_to_proto(t) for t in tenants], next_page_token=token
+        )

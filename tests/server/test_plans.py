@@ -129,3 +129,26 @@ def test_deleting_a_plan_frees_the_tenants_memory_quota(make_server) -> None:  #
         c.delete_plan(PLAN)
         c.upload("tenants/acme/plans/second", tables(big))
         assert [p.name for p in c.list_plans("tenants/acme")] == ["tenants/acme/plans/second"]
+
+
+def test_list_tenants_pages_by_name(live) -> None:  # type: ignore[no-untyped-def]
+    from masterplan.v1 import tenant_admin_pb2
+
+    with live.client(key=live.admin_key) as admin:
+        for name in ("delta", "beta", "gamma"):
+            admin.install_tenant(name)
+        names = ["acme", "beta", "delta", "gamma", "globex"]
+        assert [t.tenant_id for t in admin.list_tenants()] == names
+        assert [t.tenant_id for t in admin.list_tenants(page_size=2)] == names
+        first = admin._unary(
+            admin._admin.ListTenants,
+            tenant_admin_pb2.ListTenantsRequest(page_size=2),
+            tenant_admin_pb2.ListTenantsResponse,
+        )
+        assert [t.tenant_id for t in first.tenants] == ["acme", "beta"] and first.next_page_token
+        with pytest.raises(errors.InvalidArgument):
+            admin._unary(
+                admin._admin.ListTenants,
+                tenant_admin_pb2.ListTenantsRequest(page_token="%%%"),
+                tenant_admin_pb2.ListTenantsResponse,
+            )

@@ -26,7 +26,7 @@ from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n masterplan/v1/tenant_admin.proto\x12\rmasterplan.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"n\n\x06Tenant\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nkey_prefix\x18\x04 \x01(\t\")\n\x14InstallTenantRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\"O\n\x15InstallTenantResponse\x12%\n\x06tenant\x18\x01 \x01(\x0b\x32\x15.masterplan.v1.Tenant\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\"&\n\x16UninstallTenantRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"#\n\x13RotateApiKeyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"N\n\x14RotateApiKeyResponse\x12%\n\x06tenant\x18\x01 \x01(\x0b\x32\x15.masterplan.v1.Tenant\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\"\x14\n\x12ListTenantsRequest\"=\n\x13ListTenantsResponse\x12&\n\x07tenants\x18\x01 \x03(\x0b\x32\x15.masterplan.v1.Tenant2\xea\x02\n\x0bTenantAdmin\x12Z\n\rInstallTenant\x12#.masterplan.v1.InstallTenantRequest\x1a$.masterplan.v1.InstallTenantResponse\x12P\n\x0fUninstallTenant\x12%.masterplan.v1.UninstallTenantRequest\x1a\x16.google.protobuf.Empty\x12W\n\x0cRotateApiKey\x12\".masterplan.v1.RotateApiKeyRequest\x1a#.masterplan.v1.RotateApiKeyResponse\x12T\n\x0bListTenants\x12!.masterplan.v1.ListTenantsRequest\x1a\".masterplan.v1.ListTenantsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n masterplan/v1/tenant_admin.proto\x12\rmasterplan.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"n\n\x06Tenant\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nkey_prefix\x18\x04 \x01(\t\")\n\x14InstallTenantRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\"O\n\x15InstallTenantResponse\x12%\n\x06tenant\x18\x01 \x01(\x0b\x32\x15.masterplan.v1.Tenant\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\"&\n\x16UninstallTenantRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"#\n\x13RotateApiKeyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"N\n\x14RotateApiKeyResponse\x12%\n\x06tenant\x18\x01 \x01(\x0b\x32\x15.masterplan.v1.Tenant\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\";\n\x12ListTenantsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"V\n\x13ListTenantsResponse\x12&\n\x07tenants\x18\x01 \x03(\x0b\x32\x15.masterplan.v1.Tenant\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xea\x02\n\x0bTenantAdmin\x12Z\n\rInstallTenant\x12#.masterplan.v1.InstallTenantRequest\x1a$.masterplan.v1.InstallTenantResponse\x12P\n\x0fUninstallTenant\x12%.masterplan.v1.UninstallTenantRequest\x1a\x16.google.protobuf.Empty\x12W\n\x0cRotateApiKey\x12\".masterplan.v1.RotateApiKeyRequest\x1a#.masterplan.v1.RotateApiKeyResponse\x12T\n\x0bListTenants\x12!.masterplan.v1.ListTenantsRequest\x1a\".masterplan.v1.ListTenantsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,9 +46,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ROTATEAPIKEYRESPONSE']._serialized_start=426
   _globals['_ROTATEAPIKEYRESPONSE']._serialized_end=504
   _globals['_LISTTENANTSREQUEST']._serialized_start=506
-  _globals['_LISTTENANTSREQUEST']._serialized_end=526
-  _globals['_LISTTENANTSRESPONSE']._serialized_start=528
-  _globals['_LISTTENANTSRESPONSE']._serialized_end=589
-  _globals['_TENANTADMIN']._serialized_start=592
-  _globals['_TENANTADMIN']._serialized_end=954
+  _globals['_LISTTENANTSREQUEST']._serialized_end=565
+  _globals['_LISTTENANTSRESPONSE']._serialized_start=567
+  _globals['_LISTTENANTSRESPONSE']._serialized_end=653
+  _globals['_TENANTADMIN']._serialized_start=656
+  _globals['_TENANTADMIN']._serialized_end=1018
 # @@protoc_insertion_point(module_scope)

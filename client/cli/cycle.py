@@ -128,12 +128,6 @@ def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> C
         create_result_tables(engine)
         check_result_layout(engine)
         base_run_id = current_run_id(engine, options.plan)
-        t = time.perf_counter()
-        show.begin("read")
-        tables = read_input(engine, on_chunk=lambda name, n: show.advance("read", n))
-        show.end("read")
-        times["read"] = time.perf_counter() - t
-        input_rows = sum(table_length(v) for v in tables.values())
         with ExitStack() as stack:
             if options.server:
                 address, key = options.server, options.api_key
@@ -144,6 +138,17 @@ def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> C
                 address, key, tenant = emb.address, emb.api_key, emb.tenant
             client = stack.enter_context(MasterplanClient(address, key, tls=options.tls))
             parent = f"tenants/{tenant}/plans/{options.plan}"
+            if options.server:
+                # The server, the key and the tenant are checked before the
+                # database is read: a wrong key is refused in milliseconds,
+                # not after reading every table.
+                client.list_runs(parent)
+            t = time.perf_counter()
+            show.begin("read")
+            tables = read_input(engine, on_chunk=lambda name, n: show.advance("read", n))
+            show.end("read")
+            times["read"] = time.perf_counter() - t
+            input_rows = sum(table_length(v) for v in tables.values())
             t = time.perf_counter()
             show.begin("upload", input_rows)
             # An embedded server starts empty: no state to keep for it.

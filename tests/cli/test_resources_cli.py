@@ -81,3 +81,23 @@ def test_tenant_uninstall_asks_first(tmp_path: Path, served) -> None:  # type: i
     assert done.returncode == 0, done.stderr
     listed = masterplan("tenant", "list", "--server", address, "--json", env=admin)
     assert json.loads(listed.stdout) == []
+
+
+def test_run_checks_the_key_before_it_reads_the_database(tmp_path: Path, served) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """A database missing an input table fails its read; with a wrong key the
+    run is refused first, so the key is what the error names."""
+    import sqlite3
+
+    address, admin = served
+    key = _tenant(address, admin)
+    db = tmp_path / "scm.db"
+    url = make_db(db)
+    con = sqlite3.connect(db)
+    con.execute("DROP TABLE forecasts")
+    con.commit()
+    con.close()
+    wrong = masterplan("run", "--db", url, "--server", address, "--api-key", key + "x")
+    assert wrong.returncode == 1 and "UNAUTHENTICATED" in wrong.stderr
+    assert "forecasts" not in wrong.stderr
+    right = masterplan("run", "--db", url, "--server", address, "--api-key", key)
+    assert right.returncode == 1 and "forecasts" in right.stderr

@@ -22,7 +22,13 @@ from sqlalchemy.engine import Connection, Engine
 from masterplan.connector.errors import ConnectorError
 from masterplan.connector.schema import sql_table
 from masterplan.contract import explain
-from masterplan.contract.explain import DEFAULT_MAX_DEPTH, MAX_NODES, PegRow
+from masterplan.contract.explain import (
+    DEFAULT_MAX_DEPTH,
+    MAX_NODES,
+    RECEIPT_SOURCES,
+    PegRow,
+    ref_part,
+)
 from masterplan.contract.views import (
     ActionMessageRow,
     DelayMessageRow,
@@ -147,24 +153,8 @@ def sku_warehouses(bind: Engine | Connection, item_id: str, plan_id: str = "main
     return sorted(found)
 
 
-def _number(value: Any) -> str:
-    """A line number as refs print it (``1``, not ``1.0``)."""
-    as_float = float(value)
-    return str(int(as_float)) if as_float.is_integer() else repr(as_float)
-
-
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-#: Existing receipts in the inputs: (table, ref prefix, id columns,
-#: warehouse column, date column).
-_RECEIPTS = (
-    ("purchase_lines", "PO", ("order_id", "line_no"), "warehouse_id", "delivery_date"),
-    ("production_orders", "PRD", ("order_id",), "warehouse_id", "end_date"),
-    ("transfer_lines", "TRR", ("order_id", "line_no"), "to_warehouse_id", "receive_date"),
-    ("firmed_planned_orders", "PL", ("planned_order_id",), "warehouse_id", "due_date"),
-)
 
 
 class SqlPlanRows:
@@ -259,7 +249,7 @@ class SqlPlanRows:
             ).scalars()
         else:
             return None
-        return [f"{prefix}{_number(n)}" for n in numbers if n is not None]
+        return [f"{prefix}{ref_part('line_no', n)}" for n in numbers if n is not None]
 
     def supplies_named(self, refs: Sequence[str]) -> list[PegRow]:
         t = sql_table("pegging")
@@ -425,7 +415,7 @@ class SqlPlanRows:
         ).scalar()
         if total is not None and float(total) > 0:
             out[f"OH:{item_id}/{warehouse_id}"] = (t0, float(total))
-        for name, prefix, ids, wh_col, date_col in _RECEIPTS:
+        for name, prefix, ids, wh_col, date_col in RECEIPT_SOURCES:
             t = sql_table(name)
             rows = self.conn.execute(
                 sa.select(*(t.c[c] for c in (*ids, "qty", date_col))).where(
@@ -437,7 +427,7 @@ class SqlPlanRows:
                     continue  # no receipt (§5.9 leaves bad rows out; zero is nothing)
                 if any(r[c] is None for c in ids):
                     continue
-                key = "/".join(_number(r[c]) if c == "line_no" else str(r[c]) for c in ids)
+                key = "/".join(ref_part(c, r[c]) for c in ids)
                 out[f"{prefix}:{key}"] = (max(_date(r[date_col]), t0), float(r["qty"]))
         return out
 

@@ -26,7 +26,7 @@ import numpy as np
 from masterplan.contract import explain
 from masterplan.contract.coded import as_array
 from masterplan.contract.columns import Table
-from masterplan.contract.explain import PegRow
+from masterplan.contract.explain import RECEIPT_SOURCES, PegRow, ref_part
 from masterplan.contract.views import (
     ActionMessageRow,
     DelayMessageRow,
@@ -68,10 +68,6 @@ def _opt_float(value: object) -> float | None:
 
 def _opt_str(value: object) -> str | None:
     return None if value is None or value is np.ma.masked or value != value else str(value)
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 class _Rows:
@@ -336,13 +332,7 @@ class RunPlanRows:
         total = float(np.nansum(oh.c["qty"][rows])) if len(rows) else 0.0
         if total > 0:
             out[f"OH:{item_id}/{warehouse_id}"] = (t0, total)
-        sources = (
-            ("purchase_lines", "PO", ("order_id", "line_no"), "warehouse_id", "delivery_date"),
-            ("production_orders", "PRD", ("order_id",), "warehouse_id", "end_date"),
-            ("transfer_lines", "TRR", ("order_id", "line_no"), "to_warehouse_id", "receive_date"),
-            ("firmed_planned_orders", "PL", ("planned_order_id",), "warehouse_id", "due_date"),
-        )
-        for name, prefix, ids, wh_col, date_col in sources:
+        for name, prefix, ids, wh_col, date_col in RECEIPT_SOURCES:
             t = self._t(name)
             if not t.n:
                 continue
@@ -350,11 +340,8 @@ class RunPlanRows:
                 qty, day = float(t.c["qty"][i]), _opt_day(t.c[date_col][i])
                 if not qty > 0 or day is None:
                     continue
-                parts = []
-                for col in ids:
-                    v = t.c[col][i]
-                    parts.append(_number(float(v)) if col == "line_no" else str(v))
-                out[f"{prefix}:{'/'.join(parts)}"] = (max(day, t0), qty)
+                key = "/".join(ref_part(col, t.c[col][i]) for col in ids)
+                out[f"{prefix}:{key}"] = (max(day, t0), qty)
         return out
 
     def coverage(

@@ -49,6 +49,7 @@ __all__ = [
     "DEFAULT_MAX_DEPTH",
     "END_KINDS",
     "MAX_NODES",
+    "RECEIPT_SOURCES",
     "NotInPlan",
     "PegRow",
     "PlanRows",
@@ -59,6 +60,7 @@ __all__ = [
     "net_requirements",
     "pegging_tree",
     "plan_report",
+    "ref_part",
 ]
 
 #: BOM levels a pegging tree goes down (or up) unless told otherwise.
@@ -75,6 +77,26 @@ _REQ_ORDER = {"oh": 0, "ss": 1, "so": 2, "prdl": 3, "tri": 4, "pl": 5, "fc": 6}
 _REC_ORDER = {"oh": 0, "po": 1, "prd": 1, "trr": 1, "pl": 2}
 #: "Never available" in the delay arithmetic (a shortfall below).
 _NEVER = dt.date.max
+
+
+#: The existing receipts of the inputs (SPEC §4 refs), for a receipt's whole
+#: quantity: (table, ref prefix, id columns, warehouse column, date column).
+#: On-hand, summed per SKU, is the other receipt.
+RECEIPT_SOURCES = (
+    ("purchase_lines", "PO", ("order_id", "line_no"), "warehouse_id", "delivery_date"),
+    ("production_orders", "PRD", ("order_id",), "warehouse_id", "end_date"),
+    ("transfer_lines", "TRR", ("order_id", "line_no"), "to_warehouse_id", "receive_date"),
+    ("firmed_planned_orders", "PL", ("planned_order_id",), "warehouse_id", "due_date"),
+)
+
+
+def ref_part(column: str, value: Any) -> str:
+    """One id of a ref as SPEC §4 prints it: a line number as an integer
+    (``1``, not ``1.0``), anything else as text."""
+    if column != "line_no":
+        return str(value)
+    number = float(value)
+    return str(int(number)) if number.is_integer() else repr(number)
 
 
 class NotInPlan(LookupError):

@@ -171,9 +171,13 @@ class PeggingIndex:
 
     def demand_prefix_rows(self, prefix: str) -> np.ndarray:
         """Pegging rows whose demand ref starts with ``prefix``."""
+        return self._d_order[self._prefix_range(prefix)]
+
+    def _prefix_range(self, prefix: str) -> slice:
+        """Where the sorted demand refs that start with ``prefix`` lie."""
         lo = np.searchsorted(self._d_sorted, prefix, "left")
         hi = np.searchsorted(self._d_sorted, prefix + "\U0010ffff", "left")
-        return self._d_order[lo:hi]
+        return slice(int(lo), int(hi))
 
     def _demand_rows(self, ref: str) -> np.ndarray:
         lo = np.searchsorted(self._d_sorted, ref, "left")
@@ -197,9 +201,7 @@ class PeggingIndex:
             if len(self._demand_rows(ref)):
                 out.append(ref)
         if prefix is not None:
-            lo = np.searchsorted(self._d_sorted, prefix, "left")
-            hi = np.searchsorted(self._d_sorted, prefix + "\U0010ffff", "left")
-            for ref in dict.fromkeys(self._d_sorted[lo:hi].tolist()):
+            for ref in dict.fromkeys(self._d_sorted[self._prefix_range(prefix)].tolist()):
                 if ref[len(prefix) :].isdigit():  # one more segment, the line
                     out.append(ref)
         return out

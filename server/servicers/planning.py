@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import grpc
 from google.protobuf import empty_pb2
@@ -80,6 +81,23 @@ class DeadlineExceeded(MasterplanError):
 
     code = grpc.StatusCode.DEADLINE_EXCEEDED
     reason = "DEADLINE_EXCEEDED"
+
+
+T = TypeVar("T")
+
+
+def _page(items: list[T], page_size: int, page_token: str) -> tuple[list[T], str]:
+    """One page of a listing and the token of the next (empty after the last):
+    the token is the offset of the page's end; 50 items unless told."""
+    size = page_size if page_size > 0 else 50
+    try:
+        start = int(page_token) if page_token else 0
+    except ValueError:
+        raise InvalidArgument(
+            "page_token is not one this server issued", field="page_token"
+        ) from None
+    end = start + size
+    return items[start:end], (str(end) if end < len(items) else "")
 
 
 def _stop_when_gone(context: grpc.ServicerContext) -> Callable[[], None]:
@@ -294,17 +312,8 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
     ) -> pb.ListRunsResponse:
         tenant, store = self._store()
         plan_id = self._plan(request.parent, tenant)
-        runs = store.runs(plan_id)
-        size = request.page_size if request.page_size > 0 else 50
-        try:
-            start = int(request.page_token) if request.page_token else 0
-        except ValueError:
-            raise InvalidArgument(
-                "page_token is not one this server issued", field="page_token"
-            ) from None
-        page = runs[start : start + size]
-        nxt = str(start + size) if start + size < len(runs) else ""
-        log.debug("runs listed", extra=fields(runs=len(page), offset=start))
+        page, nxt = _page(store.runs(plan_id), request.page_size, request.page_token)
+        log.debug("runs listed", extra=fields(runs=len(page), next_page=nxt))
         return pb.ListRunsResponse(
             runs=[run_to_proto(tenant.name, r) for r in page], next_page_token=nxt
         )
@@ -397,21 +406,13 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
     ) -> pb.ListPlansResponse:
         tenant, store = self._store()
         parse_tenant(request.parent, tenant.name)
-        ids = store.plan_ids()
-        size = request.page_size if request.page_size > 0 else 50
-        try:
-            start = int(request.page_token) if request.page_token else 0
-        except ValueError:
-            raise InvalidArgument(
-                "page_token is not one this server issued", field="page_token"
-            ) from None
+        ids, nxt = _page(store.plan_ids(), request.page_size, request.page_token)
         infos = []
-        for plan_id in ids[start : start + size]:
+        for plan_id in ids:
             try:
                 infos.append(store.plan_info(plan_id))
             except NotFound:
                 continue  # deleted while listing
-        nxt = str(start + size) if start + size < len(ids) else ""
         return pb.ListPlansResponse(
             plans=[plan_to_proto(tenant.name, i) for i in infos], next_page_token=nxt
         )

@@ -16,9 +16,6 @@ from typing import Any
 
 __all__ = ["add_resource_commands", "plan_json", "run_json"]
 
-_STATES = {0: "STATE_UNSPECIFIED", 1: "RUNNING", 2: "SUCCEEDED", 3: "FAILED", 4: "CANCELLED"}
-_MODES = {0: "unspecified", 1: "regeneration", 2: "net_change"}
-
 
 def _when(ts: Any) -> str | None:
     if not ts.seconds and not ts.nanos:
@@ -28,11 +25,14 @@ def _when(ts: Any) -> str | None:
 
 def run_json(run: Any) -> dict[str, Any]:
     """A PlanRun resource as JSON values."""
+    from masterplan.v1 import planning_pb2
+    from masterplan.viewcodec import mode_name
+
     return {
         "name": run.name,
         "run_id": run.run_id,
-        "state": _STATES.get(run.state, str(run.state)),
-        "mode": _MODES.get(run.mode, str(run.mode)),
+        "state": planning_pb2.PlanRun.State.Name(run.state),
+        "mode": mode_name(run.mode),
         "plan_date": run.plan_date,
         "create_time": _when(run.create_time),
         "end_time": _when(run.end_time),

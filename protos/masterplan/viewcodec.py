@@ -31,6 +31,7 @@ from masterplan.v1 import planning_pb2 as pb
 __all__ = [
     "delay_path_from_proto",
     "delay_path_to_proto",
+    "mode_name",
     "net_requirements_from_proto",
     "net_requirements_to_proto",
     "peg_tree_from_nodes",
@@ -41,6 +42,12 @@ __all__ = [
 ]
 
 _MODES = {pb.RUN_MODE_REGENERATION: "regeneration", pb.RUN_MODE_NET_CHANGE: "net_change"}
+
+
+def mode_name(mode: int) -> str:
+    """A RunMode as the contract names it (``regeneration``, ``net_change``);
+    an unset mode is a regeneration, as the server plans it."""
+    return _MODES.get(mode, "regeneration")  # type: ignore[call-overload]
 
 
 def _iso(day: dt.date | None) -> str | None:
@@ -73,7 +80,7 @@ def run_info_from_proto(run: pb.PlanRun) -> RunInfo:
     return RunInfo(
         plan_id=plan_id,
         run_id=run.run_id,
-        mode=_MODES.get(run.mode, "regeneration"),
+        mode=mode_name(run.mode),
         base_run_id=run.base_run_id or None,
         plan_date=_day(run.plan_date),
         started_at=when(run.create_time),

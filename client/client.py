@@ -355,6 +355,14 @@ class MasterplanClient:
         )
         return list(resp.runs)
 
+    def newest_succeeded_run(self, parent: str) -> planning_pb2.PlanRun | None:
+        """The newest succeeded run of plan ``parent`` (the one a server keeps
+        results of), or None."""
+        for run in self.list_runs(parent):  # newest first
+            if run.state == planning_pb2.PlanRun.SUCCEEDED:
+                return run
+        return None
+
     def list_plans(self, parent: str) -> list[planning_pb2.Plan]:
         """Every plan of tenant ``parent`` (``tenants/{tenant}``), page by page."""
         plans: list[planning_pb2.Plan] = []

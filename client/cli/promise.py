@@ -230,13 +230,6 @@ def _sales_line(order_id: str, item: str, warehouse: str, qty: float, date: dt.d
 
 
 # -- the server side (--server) ---------------------------------------------------------
-def _newest_succeeded(client: MasterplanClient, parent: str) -> planning_pb2.PlanRun | None:
-    for run in client.list_runs(parent):  # newest first
-        if run.state == planning_pb2.PlanRun.SUCCEEDED:
-            return run
-    return None
-
-
 def _taken_on_server(client: MasterplanClient, run: planning_pb2.PlanRun | None) -> set[str]:
     """The candidate refs that are demands of the server's newest plan.
 
@@ -277,7 +270,7 @@ def _on_server(options: PromiseOptions, stack: ExitStack) -> _Target:
     assert options.server is not None
     client = stack.enter_context(MasterplanClient(options.server, options.api_key, tls=options.tls))
     parent = f"tenants/{options.tenant or '-'}/plans/{options.plan}"
-    base = _newest_succeeded(client, parent)
+    base = client.newest_succeeded_run(parent)
     plan_date = options.plan_date or (
         dt.date.fromisoformat(base.plan_date) if base is not None else dt.date.today()
     )

@@ -52,7 +52,6 @@ def _kept_run(args: argparse.Namespace, read: Callable[[Any, str], Any]) -> Any:
     command line's handler of client errors)."""
     from masterplan.client.cli.main import _client_tls
     from masterplan.client.client import MasterplanClient
-    from masterplan.v1 import planning_pb2
 
     server = _server(args)
     assert server is not None
@@ -64,12 +63,10 @@ def _kept_run(args: argparse.Namespace, read: Callable[[Any, str], Any]) -> Any:
         if args.run:
             name = f"{parent}/runs/{args.run}"
         else:
-            kept = [
-                r for r in client.list_runs(parent) if r.state == planning_pb2.PlanRun.SUCCEEDED
-            ]
-            if not kept:
+            kept = client.newest_succeeded_run(parent)
+            if kept is None:
                 raise SystemExit(f"masterplan: the server holds no succeeded run of {parent}")
-            name = kept[0].name  # newest first
+            name = kept.name
         return read(client, name)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ import grpc
 from google.protobuf import empty_pb2
 from google.protobuf.message import Message
 
+from masterplan.client import errors
 from masterplan.client.errors import from_rpc_error
 from masterplan.codec import DEFAULT_CHUNK_ROWS, concat, decode_chunk, encode_table
 from masterplan.contract.columns import Table
@@ -60,6 +62,10 @@ def _expect(response: object, response_type: type[R]) -> R:
     if not isinstance(response, response_type):
         raise TypeError(f"expected {response_type.__name__}, got {type(response).__name__}")
     return response
+
+
+#: How often :meth:`MasterplanClient.kept_results_after_drop` asks again.
+_RECOVER_POLL_SECONDS = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,12 +315,103 @@ class MasterplanClient:
             run_id=run_id,
             base_run_id=base_run_id,
         )
+        return self._collect(self.run_plan_events(request), on_progress, on_chunk)
+
+    def read_run_results(
+        self,
+        name: str,
+        *,
+        base_run_id: str = "",
+        on_chunk: Callable[[str, int], None] | None = None,
+    ) -> RunOutcome:
+        """A kept run's results again, as :meth:`run_plan` collected them.
+
+        For a run whose RunPlan stream was lost after the run succeeded: the
+        server keeps the newest succeeded run of each plan
+        (``PlanRun.results_kept``).
+
+        Args:
+            name: ``tenants/{tenant}/plans/{plan}/runs/{run}``.
+            base_run_id: As for :meth:`run_plan`: the stream is the difference
+                to that run when the server holds its result too.
+
+        Raises:
+            errors.FailedPrecondition: The server no longer holds the results.
+        """
+        request = planning_pb2.ReadRunResultsRequest(name=name, base_run_id=base_run_id)
+        call = self._planning.ReadRunResults(
+            request, timeout=self.stream_timeout, metadata=self._metadata
+        )
+
+        def events() -> Iterator[planning_pb2.RunPlanResponse]:
+            try:
+                yield from call
+            except grpc.RpcError as err:
+                raise from_rpc_error(err) from None
+            finally:
+                call.cancel()
+
+        return self._collect(events(), None, on_chunk)
+
+    def kept_results_after_drop(
+        self,
+        name: str,
+        *,
+        base_run_id: str = "",
+        wait_seconds: float = 30.0,
+        on_chunk: Callable[[str, int], None] | None = None,
+    ) -> RunOutcome | None:
+        """The results of run ``name`` after its RunPlan stream was lost, if the server kept them.
+
+        A dropped connection, a proxy's reset or a restarted load balancer
+        ends the stream, not the run: once the engine has finished, the
+        server keeps the run's results before it sends the first chunk. This
+        asks for the run (waiting up to ``wait_seconds`` for the server to
+        answer again and for a run still working to end) and reads its
+        results again when it succeeded.
+
+        Returns:
+            The run's outcome, as :meth:`run_plan` returns it; None when the
+            run did not succeed, or the server no longer holds its results
+            (it restarted, or a newer run of the plan succeeded since).
+        """
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                run = self.get_run(name)
+            except (errors.Unavailable, errors.DeadlineExceeded):
+                run = None
+            except errors.NotFound:
+                return None
+            if run is not None and run.state != planning_pb2.PlanRun.RUNNING:
+                break
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(_RECOVER_POLL_SECONDS)
+        if run.state != planning_pb2.PlanRun.SUCCEEDED or not run.results_kept:
+            return None
+        try:
+            return self.read_run_results(name, base_run_id=base_run_id, on_chunk=on_chunk)
+        except errors.FailedPrecondition:  # a newer run succeeded meanwhile
+            return None
+
+    @staticmethod
+    def _collect(
+        events: Iterator[planning_pb2.RunPlanResponse],
+        on_progress: Callable[[str, float], None] | None,
+        on_chunk: Callable[[str, int], None] | None,
+    ) -> RunOutcome:
+        """The result tables and run of a RunPlan or ReadRunResults stream.
+
+        Raises:
+            ConnectionError: The stream ended without its summary.
+        """
         parts: dict[str, list[Table]] = {name: [] for name in PLAN_OUTPUT_TABLES}
         gone: dict[str, list[Table]] = {name: [] for name in PLAN_OUTPUT_TABLES}
         rows = dict.fromkeys(PLAN_OUTPUT_TABLES, 0)
         rows_gone = dict.fromkeys(PLAN_OUTPUT_TABLES, 0)
         outcome: RunOutcome | None = None
-        for event in self.run_plan_events(request):
+        for event in events:
             kind = event.WhichOneof("event")
             if kind == "progress" and on_progress is not None:
                 on_progress(event.progress.phase, event.progress.fraction)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from masterplan.client import errors
 from masterplan.client.cli.progress import CycleProgress
 from masterplan.client.cli.syncing import SyncReport, sync_dataset, sync_store
 from masterplan.client.client import ClientTls, MasterplanClient
@@ -57,6 +58,8 @@ class CycleOptions:
         full: Send a snapshot even for a net change (``--full``).
         state_dir: Where the delta sync keeps its state (with ``server``);
             None for :func:`connector.sync.default_state_dir`.
+        recover_seconds: After a lost RunPlan stream, how long to wait for
+            the server to answer again before giving the run up.
     """
 
     db_url: str
@@ -71,6 +74,7 @@ class CycleOptions:
     keep_runs: int = 0
     full: bool = False
     state_dir: Path | None = None
+    recover_seconds: float = 30.0
 
 
 @dataclass(slots=True)
@@ -98,6 +102,8 @@ class CycleReport:
     engine_seconds: dict[str, float] = field(default_factory=dict)
     #: The written plan's plan messages by severity (``error``, ``warning``).
     messages: dict[str, int] = field(default_factory=dict)
+    #: Whether the run's stream was lost and its kept results were read again.
+    read_again: bool = False
 
 
 def plan_message_counts(engine: sa.Engine, plan: str) -> dict[str, int]:
@@ -121,6 +127,7 @@ def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> C
     times: dict[str, float] = {}
     plan_date = options.plan_date or dt.date.today()
     run_id = uuid.uuid4().hex
+    read_again = False
     started_at = dt.datetime.now(dt.UTC)
     try:
         # The result tables first: a database in an old layout fails here,
@@ -178,16 +185,34 @@ def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> C
             t = time.perf_counter()
             show.begin("plan")
             show.begin("stream back")
-            outcome = client.run_plan(
-                parent,
-                plan_date=plan_date,
-                mode=options.mode,
-                default_group=options.default_group,
-                run_id=run_id,
-                base_run_id=base_run_id or "",
-                on_progress=lambda phase, frac: show.fraction("plan", frac, phase),
-                on_chunk=lambda name, n: show.advance("stream back", n),
-            )
+
+            def on_chunk(name: str, n: int) -> None:
+                show.advance("stream back", n)
+
+            try:
+                outcome = client.run_plan(
+                    parent,
+                    plan_date=plan_date,
+                    mode=options.mode,
+                    default_group=options.default_group,
+                    run_id=run_id,
+                    base_run_id=base_run_id or "",
+                    on_progress=lambda phase, frac: show.fraction("plan", frac, phase),
+                    on_chunk=on_chunk,
+                )
+            except (errors.Unavailable, errors.Internal, errors.Unknown, ConnectionError):
+                # The stream was lost, not necessarily the run: a run that
+                # succeeded is kept by the server, and its results are read
+                # again instead of planning again.
+                kept = client.kept_results_after_drop(
+                    f"{parent}/runs/{run_id}",
+                    base_run_id=base_run_id or "",
+                    wait_seconds=options.recover_seconds,
+                    on_chunk=on_chunk,
+                )
+                if kept is None:
+                    raise
+                outcome, read_again = kept, True
             show.end("plan")
             show.end("stream back")
             times["plan_and_stream"] = time.perf_counter() - t
@@ -245,6 +270,7 @@ def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> C
             phase_seconds=times,
             engine_seconds=dict(run.phase_seconds),
             messages=plan_message_counts(engine, options.plan),
+            read_again=read_again,
         )
     finally:
         show.close()

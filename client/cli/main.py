@@ -135,6 +135,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "seconds": {k: round(v, 4) for k, v in report.phase_seconds.items()},
         "engine_seconds": {k: round(v, 4) for k, v in report.engine_seconds.items()},
         "messages": report.messages,
+        "read_again": report.read_again,
     }
     if args.json:
         print(json.dumps(summary))
@@ -185,6 +186,8 @@ def _write_line(report: CycleReport) -> str:
     planned += f"{report.skus_total} SKUs"
     if report.fallback_reason:
         planned += f" (as a regeneration: {report.fallback_reason})"
+    if report.read_again:
+        planned += "; its stream was lost, and its results were read again from the server"
     if not report.written:
         return f"{planned}; already written before, nothing changed"
     how = (

@@ -62,6 +62,7 @@ def run_to_proto(tenant: str, r: RunRecord) -> planning_pb2.PlanRun:
         fallback_reason=r.fallback_reason,
         skus_planned=r.skus_planned,
         skus_total=r.skus_total,
+        results_kept=r.results is not None,
     )
 
 

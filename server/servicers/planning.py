@@ -1,4 +1,4 @@
-"""Planning: RunPlan (streamed), GetRun, ListRuns, CancelRun, GetPegging, the
+"""Planning: RunPlan and ReadRunResults (streamed), GetRun, ListRuns, CancelRun, GetPegging, the
 planner's views (GetNetRequirements, ExplainDelay, GetPlanReport) and Simulate."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TypeVar
 
 import grpc
@@ -28,7 +28,7 @@ from masterplan.server.logs import bind, current_context, error_fields, fields, 
 from masterplan.server.names import check_run_id, parse_plan, parse_run, parse_tenant
 from masterplan.server.netchange import engine_job
 from masterplan.server.pegging import DEFAULT_MAX_NODES, MAX_NODES_CAP
-from masterplan.server.results_stream import result_stream
+from masterplan.server.results_stream import ResultStream, result_stream
 from masterplan.server.runs import Compute, regenerate_job, run_engine
 from masterplan.server.servicers._convert import (
     MODES,
@@ -117,6 +117,38 @@ def _stop_when_gone(context: grpc.ServicerContext) -> Callable[[], None]:
     return check
 
 
+def _send_results(
+    stream: ResultStream,
+    chunk_rows: int,
+    cancel: threading.Event | None,
+    run: pb.PlanRun,
+    context: Mapping[str, object],
+) -> Iterator[pb.RunPlanResponse]:
+    """A succeeded run's result chunks, then its summary.
+
+    The run is kept before this starts, so nothing here changes it: a
+    ``cancel`` (CancelRun, uninstall, shutdown) ends the stream with
+    CANCELLED, and a stream closed by the client or the network is only
+    logged. Either way ReadRunResults can send the results again.
+    """
+    sent = 0
+    try:
+        for chunk in stream.chunks(chunk_rows):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("the result stream was cancelled (the run's results are kept)")
+            yield pb.RunPlanResponse(result_chunk=chunk)
+            sent += chunk.row_count
+    except GeneratorExit:
+        # Closed from gRPC's thread: the line names the call as its own lines do.
+        with log_context(**context):
+            log.info(
+                "result stream closed before its end; the run's results are kept",
+                extra=fields(rows_sent=sent),
+            )
+        raise
+    yield pb.RunPlanResponse(summary=pb.RunSummary(run=run))
+
+
 class PlanningServicer(planning_pb2_grpc.PlanningServicer):
     """Runs, their results and pegging, each resolved from the calling tenant."""
 
@@ -129,6 +161,12 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
         tenant = _caller()
         bind(tenant=tenant.name)
         return tenant, self._stores.get(tenant.tenant_id)
+
+    def _chunk_rows_of(self, asked: int) -> int:
+        """Rows per result chunk: what the call asked, or the server's default."""
+        if asked > MAX_CHUNK_ROWS:
+            raise InvalidArgument(f"chunk_rows may be at most {MAX_CHUNK_ROWS}", field="chunk_rows")
+        return asked or self._chunk_rows
 
     @staticmethod
     def _plan(parent: str, tenant: Tenant, field: str = "parent") -> str:
@@ -165,11 +203,7 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
             plan_id = self._plan(request.parent, tenant)
             plan_date = _plan_date(request.plan_date)
             run_id = check_run_id(request.run_id) if request.run_id else ""
-            chunk_rows = request.chunk_rows or self._chunk_rows
-            if chunk_rows > MAX_CHUNK_ROWS:
-                raise InvalidArgument(
-                    f"chunk_rows may be at most {MAX_CHUNK_ROWS}", field="chunk_rows"
-                )
+            chunk_rows = self._chunk_rows_of(request.chunk_rows)
             dataset = self._dataset(store, plan_id)
             with self._ledger.acquire_run(tenant.tenant_id):
                 mode = MODES[request.mode]
@@ -247,10 +281,6 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
             if outcome.before is not None and outcome.after is not None:
                 parts = (reused_run_id, outcome.before, outcome.after)
             stream = result_stream(store, rec.plan_id, base_run_id, result.tables, parts)
-            for chunk in stream.chunks(chunk_rows):
-                if rec.cancel.is_set():
-                    raise Cancelled("the run was cancelled")
-                yield pb.RunPlanResponse(result_chunk=chunk)
             rec.base_run_id = stream.base_run_id
             rec.rows_added, rec.rows_removed = stream.rows_added, stream.rows_removed
             rec.skus_planned, rec.skus_total = outcome.skus_planned, result.sku_count
@@ -264,6 +294,9 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
             self._ledger.set_memory(tenant.tenant_id, held)
             rec.results = result.tables
             rec.basis = outcome.basis
+            # Succeeded before the first chunk: from here on the run is kept
+            # whatever becomes of its stream, and ReadRunResults sends its
+            # results again.
             store.finish_run(rec, "SUCCEEDED")
         except (Cancelled, GeneratorExit):
             # GeneratorExit: gRPC closed the stream (client cancel, deadline,
@@ -295,7 +328,40 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
                 seconds=round(time.monotonic() - started, 3),
             ),
         )
-        yield pb.RunPlanResponse(summary=pb.RunSummary(run=run_to_proto(tenant.name, rec)))
+        yield from _send_results(
+            stream, chunk_rows, rec.cancel, run_to_proto(tenant.name, rec), context
+        )
+
+    @scoped
+    @funnel
+    def ReadRunResults(
+        self, request: pb.ReadRunResultsRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.RunPlanResponse]:
+        """A kept run's result chunks and summary again, as its RunPlan stream sent them."""
+        tenant, store = self._store()
+        rec = self._run(store, request.name, tenant)
+        chunk_rows = self._chunk_rows_of(request.chunk_rows)
+        results = rec.results
+        if results is None:
+            raise FailedPrecondition(
+                f"run {rec.run_id!r} holds no results ({rec.state.lower()}, or not the newest"
+                " succeeded run of its plan)",
+                reason="NO_RESULTS",
+            )
+        stream = result_stream(store, rec.plan_id, request.base_run_id, results)
+        run = run_to_proto(tenant.name, rec)
+        # The summary says what this stream carried, as RunPlan's does.
+        run.base_run_id = stream.base_run_id
+        run.rows_added, run.rows_removed = stream.rows_added, stream.rows_removed
+        log.info(
+            "run results sent again",
+            extra=fields(
+                base_run=stream.base_run_id,
+                rows_added=stream.rows_added,
+                rows_removed=stream.rows_removed,
+            ),
+        )
+        yield from _send_results(stream, chunk_rows, None, run, current_context())
 
     @scoped
     @funnel

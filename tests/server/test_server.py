@@ -215,6 +215,12 @@ def test_every_method_without_a_key_is_unauthenticated(live) -> None:  # type: i
                 planning_pb2.RunPlanRequest(parent="tenants/acme/plans/main"), timeout=5
             )
         ),
+        lambda: list(
+            planning.ReadRunResults(
+                planning_pb2.ReadRunResultsRequest(name="tenants/acme/plans/main/runs/r"),
+                timeout=5,
+            )
+        ),
         lambda: planning.GetRun(
             planning_pb2.GetRunRequest(name="tenants/acme/plans/main/runs/r"), timeout=5
         ),

@@ -173,6 +173,7 @@ class PlanRun(_message.Message):
     FALLBACK_REASON_FIELD_NUMBER: _builtins.int
     SKUS_PLANNED_FIELD_NUMBER: _builtins.int
     SKUS_TOTAL_FIELD_NUMBER: _builtins.int
+    RESULTS_KEPT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`tenants/{tenant}/plans/{plan}/runs/{run}`."""
     run_id: _builtins.str
@@ -201,6 +202,11 @@ class PlanRun(_message.Message):
     regeneration, fewer for a net change that reused the previous run.
     """
     skus_total: _builtins.int
+    results_kept: _builtins.bool
+    """Whether the server still holds the run's results (ReadRunResults,
+    GetPegging and the other views can read them): true for the newest
+    succeeded run of its plan.
+    """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -233,10 +239,11 @@ class PlanRun(_message.Message):
         fallback_reason: _builtins.str = ...,
         skus_planned: _builtins.int = ...,
         skus_total: _builtins.int = ...,
+        results_kept: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_run_id", b"base_run_id", "create_time", b"create_time", "dataset_version", b"dataset_version", "end_time", b"end_time", "error", b"error", "fallback_reason", b"fallback_reason", "mode", b"mode", "name", b"name", "phase_seconds", b"phase_seconds", "plan_date", b"plan_date", "row_counts", b"row_counts", "rows_added", b"rows_added", "rows_removed", b"rows_removed", "run_id", b"run_id", "skus_planned", b"skus_planned", "skus_total", b"skus_total", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_run_id", b"base_run_id", "create_time", b"create_time", "dataset_version", b"dataset_version", "end_time", b"end_time", "error", b"error", "fallback_reason", b"fallback_reason", "mode", b"mode", "name", b"name", "phase_seconds", b"phase_seconds", "plan_date", b"plan_date", "results_kept", b"results_kept", "row_counts", b"row_counts", "rows_added", b"rows_added", "rows_removed", b"rows_removed", "run_id", b"run_id", "skus_planned", b"skus_planned", "skus_total", b"skus_total", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -326,6 +333,34 @@ class RunPlanResponse(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
 Global___RunPlanResponse: _TypeAlias = RunPlanResponse  # noqa: Y015
+
+@_typing.final
+class ReadRunResultsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    BASE_RUN_ID_FIELD_NUMBER: _builtins.int
+    CHUNK_ROWS_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`tenants/{tenant}/plans/{plan}/runs/{run}`."""
+    base_run_id: _builtins.str
+    """The run whose result the client holds, as in RunPlanRequest."""
+    chunk_rows: _builtins.int
+    """Maximum rows per result chunk; 0 for the server's default."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        base_run_id: _builtins.str = ...,
+        chunk_rows: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_run_id", b"base_run_id", "chunk_rows", b"chunk_rows", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReadRunResultsRequest: _TypeAlias = ReadRunResultsRequest  # noqa: Y015
 
 @_typing.final
 class GetRunRequest(_message.Message):

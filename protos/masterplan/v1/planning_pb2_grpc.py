@@ -40,6 +40,11 @@ class PlanningStub:
                 request_serializer=masterplan_dot_v1_dot_planning__pb2.RunPlanRequest.SerializeToString,
                 response_deserializer=masterplan_dot_v1_dot_planning__pb2.RunPlanResponse.FromString,
                 _registered_method=True)
+        self.ReadRunResults = channel.unary_stream(
+                '/masterplan.v1.Planning/ReadRunResults',
+                request_serializer=masterplan_dot_v1_dot_planning__pb2.ReadRunResultsRequest.SerializeToString,
+                response_deserializer=masterplan_dot_v1_dot_planning__pb2.RunPlanResponse.FromString,
+                _registered_method=True)
         self.GetRun = channel.unary_unary(
                 '/masterplan.v1.Planning/GetRun',
                 request_serializer=masterplan_dot_v1_dot_planning__pb2.GetRunRequest.SerializeToString,
@@ -104,7 +109,23 @@ class PlanningServicer:
         """Runs the planning engine. The stream starts with the run resource, goes
         on with progress events and result chunks (planned_orders, pegging,
         action_messages, delay_messages, plan_messages) and ends with a summary.
-        Cancelling the call cancels the run.
+        Cancelling the call while the engine works cancels the run. Once the
+        engine has finished, the run has succeeded and its results are kept
+        before the first result chunk is sent: a stream that drops or is
+        cancelled after that point loses no run, and ReadRunResults sends the
+        results again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReadRunResults(self, request, context):
+        """Sends a kept run's results again, as its RunPlan stream would: result
+        chunks (the difference to `base_run_id` when the server holds that run's
+        result too, the whole result otherwise) and a summary whose run says
+        which one was sent. No `started` or progress events. The server keeps
+        the results of each plan's newest succeeded run (PlanRun.results_kept);
+        any other run is FAILED_PRECONDITION.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -203,6 +224,11 @@ def add_PlanningServicer_to_server(servicer, server):
                     request_deserializer=masterplan_dot_v1_dot_planning__pb2.RunPlanRequest.FromString,
                     response_serializer=masterplan_dot_v1_dot_planning__pb2.RunPlanResponse.SerializeToString,
             ),
+            'ReadRunResults': grpc.unary_stream_rpc_method_handler(
+                    servicer.ReadRunResults,
+                    request_deserializer=masterplan_dot_v1_dot_planning__pb2.ReadRunResultsRequest.FromString,
+                    response_serializer=masterplan_dot_v1_dot_planning__pb2.RunPlanResponse.SerializeToString,
+            ),
             'GetRun': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRun,
                     request_deserializer=masterplan_dot_v1_dot_planning__pb2.GetRunRequest.FromString,
@@ -285,6 +311,33 @@ class Planning:
             target,
             '/masterplan.v1.Planning/RunPlan',
             masterplan_dot_v1_dot_planning__pb2.RunPlanRequest.SerializeToString,
+            masterplan_dot_v1_dot_planning__pb2.RunPlanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadRunResults(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/masterplan.v1.Planning/ReadRunResults',
+            masterplan_dot_v1_dot_planning__pb2.ReadRunResultsRequest.SerializeToString,
             masterplan_dot_v1_dot_planning__pb2.RunPlanResponse.FromString,
             options,
             channel_credentials,

@@ -36,7 +36,19 @@ class PlanningStub:
     """Runs the planning engine. The stream starts with the run resource, goes
     on with progress events and result chunks (planned_orders, pegging,
     action_messages, delay_messages, plan_messages) and ends with a summary.
-    Cancelling the call cancels the run.
+    Cancelling the call while the engine works cancels the run. Once the
+    engine has finished, the run has succeeded and its results are kept
+    before the first result chunk is sent: a stream that drops or is
+    cancelled after that point loses no run, and ReadRunResults sends the
+    results again.
+    """
+    ReadRunResults: _grpc.UnaryStreamMultiCallable[_planning_pb2.ReadRunResultsRequest, _planning_pb2.RunPlanResponse]
+    """Sends a kept run's results again, as its RunPlan stream would: result
+    chunks (the difference to `base_run_id` when the server holds that run's
+    result too, the whole result otherwise) and a summary whose run says
+    which one was sent. No `started` or progress events. The server keeps
+    the results of each plan's newest succeeded run (PlanRun.results_kept);
+    any other run is FAILED_PRECONDITION.
     """
     GetRun: _grpc.UnaryUnaryMultiCallable[_planning_pb2.GetRunRequest, _planning_pb2.PlanRun]
     ListRuns: _grpc.UnaryUnaryMultiCallable[_planning_pb2.ListRunsRequest, _planning_pb2.ListRunsResponse]
@@ -83,7 +95,19 @@ class PlanningAsyncStub(PlanningStub):
     """Runs the planning engine. The stream starts with the run resource, goes
     on with progress events and result chunks (planned_orders, pegging,
     action_messages, delay_messages, plan_messages) and ends with a summary.
-    Cancelling the call cancels the run.
+    Cancelling the call while the engine works cancels the run. Once the
+    engine has finished, the run has succeeded and its results are kept
+    before the first result chunk is sent: a stream that drops or is
+    cancelled after that point loses no run, and ReadRunResults sends the
+    results again.
+    """
+    ReadRunResults: _aio.UnaryStreamMultiCallable[_planning_pb2.ReadRunResultsRequest, _planning_pb2.RunPlanResponse]  # type: ignore[assignment]
+    """Sends a kept run's results again, as its RunPlan stream would: result
+    chunks (the difference to `base_run_id` when the server holds that run's
+    result too, the whole result otherwise) and a summary whose run says
+    which one was sent. No `started` or progress events. The server keeps
+    the results of each plan's newest succeeded run (PlanRun.results_kept);
+    any other run is FAILED_PRECONDITION.
     """
     GetRun: _aio.UnaryUnaryMultiCallable[_planning_pb2.GetRunRequest, _planning_pb2.PlanRun]  # type: ignore[assignment]
     ListRuns: _aio.UnaryUnaryMultiCallable[_planning_pb2.ListRunsRequest, _planning_pb2.ListRunsResponse]  # type: ignore[assignment]
@@ -133,7 +157,25 @@ class PlanningServicer(metaclass=_abc_1.ABCMeta):
         """Runs the planning engine. The stream starts with the run resource, goes
         on with progress events and result chunks (planned_orders, pegging,
         action_messages, delay_messages, plan_messages) and ends with a summary.
-        Cancelling the call cancels the run.
+        Cancelling the call while the engine works cancels the run. Once the
+        engine has finished, the run has succeeded and its results are kept
+        before the first result chunk is sent: a stream that drops or is
+        cancelled after that point loses no run, and ReadRunResults sends the
+        results again.
+        """
+
+    @_abc_1.abstractmethod
+    def ReadRunResults(
+        self,
+        request: _planning_pb2.ReadRunResultsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_planning_pb2.RunPlanResponse], _abc.AsyncIterator[_planning_pb2.RunPlanResponse]]:
+        """Sends a kept run's results again, as its RunPlan stream would: result
+        chunks (the difference to `base_run_id` when the server holds that run's
+        result too, the whole result otherwise) and a summary whose run says
+        which one was sent. No `started` or progress events. The server keeps
+        the results of each plan's newest succeeded run (PlanRun.results_kept);
+        any other run is FAILED_PRECONDITION.
         """
 
     @_abc_1.abstractmethod

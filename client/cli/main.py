@@ -41,6 +41,17 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {text!r}") from None
 
 
+def _plan_date(text: str) -> dt.date:
+    """A ``--plan-date``, refused before any work when a plan could not be dated there."""
+    from masterplan.contract.dates import plan_date_problem
+
+    day = _date(text)
+    problem = plan_date_problem(day)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return day
+
+
 def _count(text: str) -> int:
     """A whole number of 0 or more, refused up front (before any work) otherwise."""
     try:
@@ -414,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--api-key", help="tenant API key (or MASTERPLAN_API_KEY)")
     p.add_argument("--tenant", help="tenant id in resource names (default: the key's own)")
-    p.add_argument("--plan-date", type=_date, help="T0, YYYY-MM-DD (default: today)")
+    p.add_argument("--plan-date", type=_plan_date, help="T0, YYYY-MM-DD (default: today)")
     p.add_argument("--mode", choices=("regeneration", "net_change"), default="regeneration")
     p.add_argument("--plan", default="main", help="plan id (default: main)")
     p.add_argument("--default-group", help="coverage group of SKUs that name none")
@@ -455,7 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plan", default="main", help="plan id (default: main)")
     p.add_argument(
         "--plan-date",
-        type=_date,
+        type=_plan_date,
         help="T0, YYYY-MM-DD (default: that of the plan's last run with --server, else today)",
     )
     p.add_argument("--default-group", help="coverage group of SKUs that name none")
@@ -568,7 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("scm", help="manage and check an SCM database")
     p.add_argument("action", choices=("init", "check"))
     p.add_argument("--db", required=True)
-    p.add_argument("--plan-date", type=_date)
+    p.add_argument("--plan-date", type=_plan_date)
     p.add_argument("--default-group")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_scm)

@@ -14,6 +14,7 @@ import grpc
 from google.protobuf import empty_pb2
 
 from masterplan.contract.columns import TableMap
+from masterplan.contract.dates import plan_date_problem
 from masterplan.server import explain as explained
 from masterplan.server.engine import NetChange, PlanParams
 from masterplan.server.errors import (
@@ -63,11 +64,15 @@ def _plan_date(text: str) -> dt.date:
     if not text:
         return dt.date.today()
     try:
-        return dt.date.fromisoformat(text)
+        day = dt.date.fromisoformat(text)
     except ValueError:
         raise InvalidArgument(
             f"plan_date {text!r} is not an ISO date YYYY-MM-DD", field="plan_date"
         ) from None
+    problem = plan_date_problem(day)
+    if problem is not None:
+        raise InvalidArgument(problem, field="plan_date")
+    return day
 
 
 #: BOM levels of GetPegging's deprecated nested ``root``: two messages per

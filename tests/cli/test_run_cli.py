@@ -17,6 +17,7 @@ coverage, calendar-day lead times):
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sqlite3
@@ -245,6 +246,37 @@ def test_a_missing_column_is_named(tmp_path: Path) -> None:
 def test_a_bad_plan_date_is_a_usage_error(tmp_path: Path) -> None:
     done = masterplan("run", "--db", make_db(tmp_path / "scm.db"), "--plan-date", "2026-13-01")
     assert done.returncode == 2 and "2026-13-01" in done.stderr
+
+
+@pytest.mark.parametrize("day", ["9999-12-31", "9900-01-01", "1899-12-31"])
+def test_a_plan_date_no_database_can_hold_the_plan_of_is_refused_up_front(
+    tmp_path: Path, day: str
+) -> None:
+    """9999-12-31 wrote integers into SQLite's DATE columns and overflowed
+    PostgreSQL after planning; now it is refused before anything is read."""
+    db = tmp_path / "scm.db"
+    done = masterplan("run", "--db", make_db(db), "--plan-date", day)
+    assert done.returncode == 2
+    assert f"plan date {day} is outside 1900-01-01..9899-12-31" in done.stderr
+    written = query(db, "SELECT name FROM sqlite_master WHERE name = 'plan_runs'")
+    assert not written or query(db, "SELECT COUNT(*) FROM plan_runs") == [(0,)]
+
+
+def test_the_latest_plan_date_writes_every_date_as_a_date(tmp_path: Path) -> None:
+    """At the bound, every date the plan derives still fits a DATE column."""
+    db = tmp_path / "scm.db"
+    done = masterplan("run", "--db", make_db(db), "--plan-date", "9899-12-31")
+    assert done.returncode == 0, done.stderr
+    dates = query(
+        db,
+        "SELECT order_date, due_date FROM planned_orders"
+        " UNION ALL SELECT requirement_date, futures_date FROM delay_messages",
+    )
+    assert dates
+    for row in dates:
+        for value in row:
+            # Stored as ISO text, not a number of days.
+            assert value is None or dt.date.fromisoformat(value).year >= 9899, row
 
 
 def test_a_negative_keep_runs_is_a_usage_error_before_anything_runs(tmp_path: Path) -> None:

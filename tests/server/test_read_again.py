@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 import pytest
@@ -106,3 +107,16 @@ def test_a_lost_stream_is_recovered_by_the_client(live) -> None:  # type: ignore
         assert kept.run.state == planning_pb2.PlanRun.SUCCEEDED
         # A run the server does not hold is no outcome, not an error.
         assert c.kept_results_after_drop(f"{MAIN}/runs/nope", wait_seconds=1) is None
+
+
+@pytest.mark.parametrize("day", ["9999-12-31", "1800-06-01"])
+def test_a_plan_date_whose_plan_no_database_holds_is_refused_before_the_run(  # type: ignore[no-untyped-def]
+    live, day: str
+) -> None:
+    data, _ = scm()
+    with live.client("acme") as c:
+        c.upload(MAIN, tables(data))
+        with pytest.raises(errors.InvalidArgument) as err:
+            c.run_plan(MAIN, plan_date=dt.date.fromisoformat(day), run_id="r1")
+        assert "plan date" in str(err.value) and "9899-12-31" in str(err.value)
+        assert c.list_runs(MAIN) == []

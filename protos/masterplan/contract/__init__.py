@@ -6,5 +6,6 @@
   dtypes;
 - :mod:`~masterplan.contract.coded` — dictionary-coded text columns;
 - :mod:`~masterplan.contract.rows` — tables to and from rows of Python values;
-- :mod:`~masterplan.contract.names` — resource names, run modes and states.
+- :mod:`~masterplan.contract.names` — resource names, run modes and states;
+- :mod:`~masterplan.contract.dates` — the plan dates a run accepts.
 """

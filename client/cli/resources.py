@@ -45,6 +45,7 @@ def run_json(run: Any) -> dict[str, Any]:
         "skus_total": run.skus_total,
         "fallback_reason": run.fallback_reason or None,
         "error": run.error or None,
+        "results_kept": run.results_kept,
     }
 
 
@@ -84,7 +85,7 @@ def _run_line(run: dict[str, Any]) -> str:
     rows = sum(run["rows"].values())
     what = f"{run['run_id']}  {run['state']:<9}  {run['mode']:<12}  plan date {run['plan_date']}"
     if run["state"] == "SUCCEEDED":
-        what += f"  {rows} rows"
+        what += f"  {rows} rows" + ("  (results kept)" if run["results_kept"] else "")
     if run["error"]:
         what += f"  ({run['error']})"
     return what

@@ -31,6 +31,9 @@ def test_runs_and_plans(tmp_path: Path, served) -> None:  # type: ignore[no-unty
     assert all(r["state"] == "SUCCEEDED" and r["plan_date"] == "2026-01-05" for r in runs)
     listed = masterplan("runs", "list", env=env).stdout.splitlines()
     assert listed[0].startswith(f"{newest}  SUCCEEDED")
+    # Only the newest succeeded run's results can be read again.
+    assert [r["results_kept"] for r in runs] == [True, False]
+    assert listed[0].endswith("(results kept)") and "kept" not in listed[1]
     got = json.loads(masterplan("runs", "get", newest, "--json", env=env).stdout)
     assert got["name"] == f"tenants/acme/plans/main/runs/{newest}"
     assert got["rows"]["planned_orders"] == 4

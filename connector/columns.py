@@ -12,6 +12,8 @@ Python loop per row that touches every column.
 
 from __future__ import annotations
 
+import datetime as dt
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -19,7 +21,13 @@ from typing import Any
 import numpy as np
 
 from masterplan.connector.errors import ColumnDataError
-from masterplan.contract.columns import Table, dtype_of, empty_table, table_length
+from masterplan.contract.columns import (
+    UNREADABLE_DATE,
+    Table,
+    dtype_of,
+    empty_table,
+    table_length,
+)
 from masterplan.contract.tables import ColumnKind, ColumnSpec, TableSpec
 
 __all__ = [
@@ -30,6 +38,7 @@ __all__ = [
     "dtype_of",
     "empty_table",
     "null_mask",
+    "readable_days",
     "table_length",
 ]
 
@@ -65,7 +74,10 @@ def column_from_values(table: str, column: ColumnSpec, values: Sequence[Any]) ->
 
     Drivers hand back what the database holds: ``Decimal`` for ``NUMERIC``,
     ``date`` or ``datetime`` for date columns, and on SQLite, which has no date
-    type, ISO strings. All of them end up in the dtype of the conventions.
+    type, ISO strings. All of them end up in the dtype of the conventions. A
+    date value that names no day becomes :data:`UNREADABLE_DATE` (see
+    :func:`_date_column`): one bad cell leaves its row out of the plan, not
+    the whole run.
 
     Args:
         table: Table name, for error messages.
@@ -76,14 +88,15 @@ def column_from_values(table: str, column: ColumnSpec, values: Sequence[Any]) ->
         A 1-D array of ``len(values)`` elements.
 
     Raises:
-        ColumnDataError: A value cannot be converted (e.g. text in a quantity
+        ColumnDataError: A number cannot be converted (e.g. text in a quantity
             column on SQLite); the message names table and column.
     """
     try:
         if column.kind is ColumnKind.STR:
             return _str_column(values)
-        # numpy turns None into NaN / NaT, converts Decimal and int through
-        # float(), and parses ISO date strings (with or without a time part).
+        if column.kind is ColumnKind.DATE:
+            return _date_column(values)
+        # numpy turns None into NaN and converts Decimal and int through float().
         return np.array(values, dtype=dtype_of(column.kind))
     except (TypeError, ValueError) as exc:
         bad = _first_bad_value(column.kind, values)
@@ -93,6 +106,97 @@ def column_from_values(table: str, column: ColumnSpec, values: Sequence[Any]) ->
             f"table {table!r}, column {column.name!r}: cannot read {bad!r} as "
             f"{column.kind.value} ({exc})",
         ) from exc
+
+
+_DAY = np.dtype("datetime64[D]")
+#: The days a Python ``date`` can be, which every driver and writer needs.
+_FIRST_DAY = np.datetime64("0001-01-01", "D")
+_LAST_DAY = np.datetime64("9999-12-31", "D")
+#: What drivers return for a date column that need no second look.
+_DATE_TYPES = frozenset({dt.date, dt.datetime, type(None)})
+_NONE = np.array(None, dtype=object)
+
+
+def _date_column(values: Sequence[Any]) -> np.ndarray:
+    """``datetime64[D]`` of one batch of a date column, :data:`UNREADABLE_DATE`
+    where a value names no day.
+
+    numpy converts the batch at once. But it is lenient in ways that would
+    hide a bad cell: it reads ``''`` and ``'NaT'`` as NULL, ``'today'`` and
+    ``'now'`` as today, ``'2026'`` as New Year's Day, an integer as days
+    since 1970, and years past 9999. So unless the driver gave ``date``
+    objects (exact by construction), the batch is checked, vectorised, by
+    :func:`_faithful`. Only a batch that numpy refuses (a value it cannot
+    parse at all) is converted value by value, each distinct value once.
+    """
+    with warnings.catch_warnings():
+        # Text with a time zone parses with a warning (or fails, for "BC");
+        # either way :func:`_faithful` has the last word.
+        warnings.filterwarnings("ignore", "no explicit representation of timezones")
+        try:
+            days = np.array(values, dtype=_DAY)
+        except (TypeError, ValueError, OverflowError):
+            days = _days_one_by_one(values)
+    if not set(map(type, values)) <= _DATE_TYPES:
+        days[~_faithful(values, days)] = UNREADABLE_DATE
+    return days
+
+
+def _faithful(values: Sequence[Any], days: np.ndarray) -> np.ndarray:
+    """Where ``days`` says what ``values`` say: NULL for NULL, else a day of
+    the years 1 to 9999 whose ISO text the value's text begins with (after
+    blanks; ``'2024-01-06 13:45:00'`` is 2024-01-06)."""
+    objects = np.empty(len(values), dtype=object)
+    objects[:] = values
+    # Formatting is the slow step: a batch holds few distinct days.
+    distinct, which = np.unique(days, return_inverse=True)
+    iso = np.datetime_as_string(distinct, unit="D")[which]
+    in_range = (days >= _FIRST_DAY) & (days <= _LAST_DAY)
+    ok = np.equal(objects, _NONE) | ((objects.astype("U10") == iso) & in_range)
+    if not ok.all():  # rare: leading blanks, or a bad value
+        doubt = ~ok
+        text = np.strings.lstrip(objects[doubt].astype(str)).astype("U10")
+        ok[doubt] = (text == iso[doubt]) & in_range[doubt]
+    return ok
+
+
+def _days_one_by_one(values: Sequence[Any]) -> np.ndarray:
+    """Each value's day as numpy reads it alone, :data:`UNREADABLE_DATE` where
+    it cannot; every distinct value is converted once."""
+    known: dict[Any, np.datetime64] = {}
+
+    def day(value: Any) -> np.datetime64:
+        try:
+            return known[value]
+        except KeyError:
+            pass
+        except TypeError:  # unhashable: convert it every time
+            return _day_alone(value)
+        known[value] = found = _day_alone(value)
+        return found
+
+    return np.array([day(v) for v in values], dtype=_DAY)
+
+
+def _day_alone(value: Any) -> np.datetime64:
+    try:
+        return np.array([value], dtype=_DAY)[0]
+    except (TypeError, ValueError, OverflowError):
+        return UNREADABLE_DATE
+
+
+def readable_days(days: np.ndarray) -> np.ndarray:
+    """``days`` with every day outside the years 1 to 9999 made
+    :data:`UNREADABLE_DATE` (a copy when any is; NULL stays NULL).
+
+    For date columns read as day numbers (PostgreSQL's ``COPY``), which
+    hold what no Python date, hence no driver or plan, can: ``infinity``,
+    years before 1 or after 9999.
+    """
+    outside = (days < _FIRST_DAY) | (days > _LAST_DAY)
+    if not outside.any():
+        return days
+    return np.where(outside, UNREADABLE_DATE, days)
 
 
 def _str_column(values: Sequence[Any]) -> np.ndarray:
@@ -132,6 +236,8 @@ def _first_bad_value(kind: ColumnKind, values: Sequence[Any]) -> Any:
 
 # --- arrays -> database values -------------------------------------------------------
 
+_TEXT_TYPES = frozenset({str, type(None)})
+
 
 def null_mask(kind: ColumnKind, array: np.ndarray) -> np.ndarray:
     """Return a boolean array, ``True`` where ``array`` holds NULL for its kind."""
@@ -159,7 +265,10 @@ def column_to_values(kind: ColumnKind, array: np.ndarray) -> list[Any]:
         A list of ``len(array)`` Python values.
     """
     if kind is ColumnKind.STR:
-        return [None if v is None else str(v) for v in np.asarray(array, dtype=object)]
+        texts: list[Any] = np.asarray(array, dtype=object).tolist()
+        if set(map(type, texts)) <= _TEXT_TYPES:  # the usual case, checked in C
+            return texts
+        return [None if v is None else str(v) for v in texts]
     if kind is ColumnKind.DATE:
         # datetime64[D] -> object gives datetime.date, and NaT gives None.
         dates: list[Any] = np.asarray(array, dtype="datetime64[D]").astype(object).tolist()

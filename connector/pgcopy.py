@@ -128,8 +128,7 @@ def copy_chunks(conn: Connection, spec: TableSpec, chunk_rows: int) -> Iterator[
     empty table.
 
     Raises:
-        ColumnDataError: A date is ``infinity`` or text is not in the
-            connection's encoding.
+        ColumnDataError: Text is not in the connection's encoding.
         CopyFormatError: The stream is not one row per message (see the
             module docstring).
     """
@@ -232,14 +231,9 @@ def decode_rows(spec: TableSpec, rows: list[Any], encoding: str) -> Table:
                 f"table {spec.name!r}, column {c.name!r}: a value of another width"
             )
         if c.kind is ColumnKind.DATE:
+            # (An infinite date stays a day no date can be: the reader marks
+            # it unreadable, as it does a year past 9999.)
             days = head[f"value{j}"].astype(np.int64)
-            if (days == _INFINITE_DAY).any():
-                raise ColumnDataError(
-                    spec.name,
-                    c.name,
-                    f"table {spec.name!r}, column {c.name!r}: cannot read an infinite date "
-                    "(infinity or -infinity) as date",
-                )
             days[days == _NULL_DAY] = np.iinfo(np.int64).min  # NaT
             out[c.name] = days.view("datetime64[D]")
         else:

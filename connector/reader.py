@@ -14,10 +14,17 @@ SQLAlchemy then hands back the driver's raw values instead of processing them
 by *our* column types, and the conversion in :mod:`connector.columns` copes
 with whatever types the integrator's tables have (``NUMERIC`` -> ``Decimal``,
 SQLite dates as strings, ...).
+
+A date cell that names no day (``'2026-02-30'`` or ``'soon'`` in SQLite, a
+MariaDB zero date, PostgreSQL's ``infinity`` or a year past 9999) is read as
+:data:`~masterplan.contract.columns.UNREADABLE_DATE`, never as an error: the
+engine leaves that row out with an ``INVALID_ROW`` message and plans the
+rest (SPEC §5.9).
 """
 
 from __future__ import annotations
 
+import functools
 import gc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -27,11 +34,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.expression import Executable
 
-from masterplan.connector.columns import Table, column_from_values, concat_chunks, table_length
+from masterplan.connector.columns import (
+    Table,
+    column_from_values,
+    concat_chunks,
+    readable_days,
+    table_length,
+)
 from masterplan.connector.errors import ColumnDataError
 from masterplan.connector.pgcopy import CopyFormatError, copy_chunks, copy_eligible
 from masterplan.connector.schema import table_spec, verify_schema
-from masterplan.contract.tables import INPUT_TABLES, TableSpec
+from masterplan.contract.tables import INPUT_TABLES, ColumnKind, TableSpec
 
 __all__ = ["DEFAULT_CHUNK_ROWS", "iter_table_chunks", "read_input", "read_table"]
 
@@ -132,7 +145,7 @@ def _table_chunks(
         try:
             for chunk in copy_chunks(conn, spec, chunk_rows):
                 yielded = True
-                yield chunk
+                yield _readable_dates(spec, chunk)
         except (CopyFormatError, dbapi_error) as exc:
             savepoint.rollback()
             if yielded:  # rows already handed out: reading again would repeat them
@@ -143,8 +156,69 @@ def _table_chunks(
     yield from _generic_chunks(conn, spec, chunk_rows)
 
 
+def _readable_dates(spec: TableSpec, chunk: Table) -> Table:
+    """``chunk`` with the days no date can be marked unreadable.
+
+    ``COPY`` sends day numbers, which hold what a Python date cannot
+    (``infinity``, years before 1 or past 9999).
+    """
+    for column in spec.columns:
+        if column.kind is ColumnKind.DATE:
+            chunk[column.name] = readable_days(chunk[column.name])
+    return chunk
+
+
+def _tolerate_bad_dates(conn: Connection) -> None:
+    """On psycopg, fetch a date or timestamp that Python cannot hold as text.
+
+    psycopg fails the whole fetch on ``infinity`` or a year past 9999; as
+    text, the value becomes one unreadable cell instead (see
+    :func:`~connector.columns.column_from_values`). Values Python can hold
+    load as before. The loaders stay registered on the connection, where
+    they change nothing but that.
+    """
+    if conn.dialect.name != "postgresql" or conn.dialect.driver != "psycopg":
+        return
+    from psycopg.pq import Format
+
+    driver: Any = conn.connection.driver_connection
+    adapters = driver.adapters
+    for name in ("date", "timestamp", "timestamptz"):
+        info = adapters.types.get(name)
+        if info is None:  # pragma: no cover - psycopg knows all three
+            continue
+        loader = adapters.get_loader(info.oid, Format.TEXT)
+        if loader is not None and not getattr(loader, "tolerant", False):
+            adapters.register_loader(info.oid, _tolerant_loader(loader))
+
+
+@functools.cache
+def _tolerant_loader(base: type) -> type:
+    """A psycopg loader that loads as ``base`` does, or returns the text
+    where ``base`` raises ``DataError`` (psycopg's C loaders cannot be
+    subclassed, hence the wrapper)."""
+    from psycopg import DataError
+    from psycopg.adapt import Loader
+
+    class Tolerant(Loader):
+        tolerant = True
+
+        def __init__(self, oid: int, context: Any = None) -> None:
+            super().__init__(oid, context)
+            self._base = base(oid, context)
+
+        def load(self, data: Any) -> Any:
+            try:
+                return self._base.load(data)
+            except DataError:
+                return bytes(data).decode()
+
+    return Tolerant
+
+
 def _generic_chunks(conn: Connection, spec: TableSpec, chunk_rows: int) -> Iterator[Table]:
     """Chunks of one table through a server-side cursor and driver rows."""
+    _tolerate_bad_dates(conn)
     # stream_results: a server-side cursor (psycopg named cursor, PyMySQL
     # SSCursor); yield_per: fetch and buffer chunk_rows rows at a time.
     # (Options of this statement only: ``Connection.execution_options`` would

@@ -157,14 +157,15 @@ def sql_table(name: str) -> sa.Table:
 def create_engine(url: str) -> Engine:
     """The SQLAlchemy engine the connector uses for an SCM database URL.
 
-    On MariaDB/MySQL through PyMySQL it allows ``LOAD DATA LOCAL INFILE``,
-    the writer's fast path (the server must have ``local_infile`` on).
+    On MariaDB/MySQL, connections never ask for ``LOAD DATA LOCAL INFILE``
+    unless the URL does (``?local_infile=1``, which SQLAlchemy hands to
+    PyMySQL): the capability lets the server read any file the client
+    process can read, and a server with ``local_infile`` off (MySQL 8's
+    default) refuses it anyway. Without it the writer sends multi-row
+    INSERTs; with it the writer loads files, and falls back to INSERTs when
+    the server refuses (see :mod:`connector.writer`).
     """
-    parsed = sa.engine.make_url(url)
-    connect_args: dict[str, object] = {}
-    if parsed.get_backend_name() in ("mysql", "mariadb") and parsed.get_driver_name() == "pymysql":
-        connect_args["local_infile"] = True
-    return sa.create_engine(parsed, connect_args=connect_args)
+    return sa.create_engine(sa.engine.make_url(url))
 
 
 def create_all(engine: Engine) -> list[str]:

@@ -5,13 +5,19 @@ go in one transaction (SPEC §4, §7): readers see either the previous complete
 plan or the new complete plan, never a part of one, and a failure anywhere —
 an exception, a killed process, a lost connection — leaves the previous plan
 current. Rows are sent in bounded batches; on PostgreSQL with psycopg 3 they
-stream through ``COPY``, elsewhere through ``executemany``.
+stream through ``COPY``; on MariaDB/MySQL through PyMySQL as multi-row
+``INSERT`` statements built column by column (or ``LOAD DATA LOCAL INFILE``
+where the URL opts in, see :func:`connector.schema.create_engine`);
+elsewhere through ``executemany``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import re
 import tempfile
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -67,6 +73,24 @@ _COUNT_COLUMNS: dict[str, str] = {
 # Bind parameters per DELETE ... IN (...) statement, well under every
 # backend's limit (SQLite's is the lowest).
 _DELETE_BATCH = 500
+
+#: Most bytes of one multi-row INSERT on MariaDB/MySQL (less where the
+#: server's ``max_allowed_packet`` is smaller): a few MB amortise the round
+#: trips, larger statements gain nothing and cost the server memory.
+_INSERT_STATEMENT_BYTES = 4 << 20
+
+#: MariaDB/MySQL errors that mean "LOAD DATA LOCAL INFILE is not allowed":
+#: ER_NOT_ALLOWED_COMMAND (1148), MySQL 8's ER_CLIENT_LOCAL_FILES_DISABLED
+#: (3948) and MariaDB's ER_LOAD_INFILE_CAPABILITY_DISABLED (4166). They
+#: refuse the statement before it reads anything, and leave the transaction
+#: open.
+_LOCAL_INFILE_REFUSED = frozenset({1148, 3948, 4166})
+
+#: Engines whose server refused ``LOAD DATA LOCAL INFILE``: their writes go
+#: through INSERTs from then on, without asking again.
+_infile_refused: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,6 +452,9 @@ def _iter_batches(
         yield names, values
 
 
+BatchWriter = Callable[[sa.Table, Sequence[str], Sequence[list[Any]]], None]
+
+
 def _insert_rows(
     conn: Connection,
     spec: TableSpec,
@@ -448,18 +475,17 @@ def _insert_rows(
             f"CREATE TEMPORARY TABLE {stage} "
             f"(LIKE {preparer.format_table(target)} INCLUDING DEFAULTS) ON COMMIT DROP"
         )
-    load = _load_data_writer(conn) if copy is None else None
+    write = _mysql_writer(conn) if copy is None else None
     names: Sequence[str] = ()
     for names, values in _iter_batches(spec, run, table, batch_rows):
         if copy is not None:
             copy(stage, names, values)
-        elif load is not None:
-            load(target, names, values)
+        elif write is not None:
+            write(target, names, values)
         else:
             # Positional tuples straight to the driver's executemany: no dict
             # per row and no per-row parameter processing (2-3x faster than
-            # Core's insert() with dicts; PyMySQL turns it into multi-row
-            # INSERTs).
+            # Core's insert() with dicts).
             conn.exec_driver_sql(_insert_sql(conn, target, names), list(zip(*values, strict=True)))
         if on_rows is not None:
             on_rows(spec.name, len(values[0]) if values else 0)
@@ -473,6 +499,188 @@ def _insert_rows(
         conn.exec_driver_sql(f"DROP TABLE {stage}")
 
 
+def _mysql_writer(conn: Connection) -> BatchWriter | None:
+    """The batch writer of MariaDB/MySQL through PyMySQL, else ``None``.
+
+    Multi-row INSERTs by default (:func:`_values_writer`). Where the URL opted
+    in to ``LOAD DATA LOCAL INFILE`` (``local_infile=1``), batches are loaded
+    from a temporary file instead; a server that refuses it (``local_infile``
+    off, MySQL 8's default) gets the INSERTs for that batch and every later
+    one on the engine, with one warning: the opt-in is a speed-up, never a
+    reason for a run to fail. The refused statement read nothing and the
+    transaction goes on, so the write stays whole.
+    """
+    if conn.dialect.name not in ("mysql", "mariadb") or conn.dialect.driver != "pymysql":
+        return None
+    insert = _values_writer(conn)
+    load = _load_data_writer(conn)
+    if load is None:
+        return insert
+
+    def write(target: sa.Table, names: Sequence[str], values: Sequence[list[Any]]) -> None:
+        nonlocal load
+        if load is not None:
+            try:
+                load(target, names, values)
+                return
+            except sa.exc.DBAPIError as exc:
+                if _error_code(exc) not in _LOCAL_INFILE_REFUSED:
+                    raise
+                _note_infile_refused(conn.engine, exc)
+                load = None
+        insert(target, names, values)
+
+    return write
+
+
+def _error_code(exc: sa.exc.DBAPIError) -> int | None:
+    """The server's error number of a MariaDB/MySQL driver error."""
+    args = getattr(exc.orig, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+def _note_infile_refused(engine: Engine, exc: sa.exc.DBAPIError) -> None:
+    """Remember that ``engine``'s server refuses LOCAL INFILE; warn once."""
+    if engine in _infile_refused:
+        return
+    _infile_refused.add(engine)
+    _log.warning(
+        "the database server refuses LOAD DATA LOCAL INFILE (%s); writing with "
+        "INSERT statements instead (turn local_infile on in the server, or drop "
+        "local_infile=1 from the database URL)",
+        exc.orig,
+    )
+
+
+def _values_writer(conn: Connection) -> BatchWriter:
+    """A multi-row ``INSERT`` batch writer for MariaDB/MySQL through PyMySQL.
+
+    PyMySQL's ``executemany`` escapes every value with a Python call per
+    value (about 50k rows/s). Here each column is turned into SQL literals
+    once per distinct value (ids, dates and flags repeat a lot), rows are
+    joined in C (``str.join``), and a batch goes out as few statements as
+    ``max_allowed_packet`` allows. Strings are escaped as the session's
+    ``sql_mode`` reads them (``NO_BACKSLASH_ESCAPES`` or not). That is about
+    as fast as ``LOAD DATA LOCAL INFILE``, without its risks.
+    """
+    driver_conn: Any = conn.connection.driver_connection
+    dbapi_error: type[Exception] = conn.dialect.loaded_dbapi.Error
+    preparer = conn.dialect.identifier_preparer
+    packet = conn.exec_driver_sql("SELECT @@SESSION.max_allowed_packet").scalar_one()
+    limit = min(int(packet), _INSERT_STATEMENT_BYTES)
+
+    def insert(target: sa.Table, names: Sequence[str], values: Sequence[list[Any]]) -> None:
+        n = len(values[0]) if values else 0
+        if n == 0:
+            return
+        head = (
+            f"INSERT INTO {preparer.format_table(target)} "
+            f"({', '.join(preparer.quote(name) for name in names)}) VALUES "
+        ).encode()
+        escape = _string_escaper(driver_conn)
+        columns = [_sql_literals(column, escape) for column in values]
+        rows = [row.encode() for row in map(",".join, zip(*columns, strict=True))]
+        for statement, sent in _statements(head, rows, limit):
+            try:
+                with driver_conn.cursor() as cursor:
+                    stored = cursor.execute(statement)
+                    warning = None
+                    if cursor.warning_count:
+                        cursor.execute("SHOW WARNINGS LIMIT 1")
+                        warning = cursor.fetchone()
+            except dbapi_error as exc:
+                # Same exception types as the other paths (IntegrityError, ...).
+                raise sa.exc.DBAPIError.instance(
+                    head.decode(), None, exc, dbapi_error, dialect=conn.dialect
+                ) from exc
+            # A server in a non-strict mode stores a value it cannot hold as
+            # something else, with a warning: that fails the write too.
+            if stored != sent or warning is not None:
+                detail = warning[2] if warning is not None else "rows were refused"
+                raise sa.exc.DatabaseError(
+                    head.decode(),
+                    None,
+                    RuntimeError(f"{target.name}: stored {stored} of {sent} rows: {detail}"),
+                )
+
+    return insert
+
+
+def _statements(head: bytes, rows: list[bytes], limit: int) -> Iterator[tuple[bytes, int]]:
+    """``INSERT … VALUES (row),(row)…`` statements of at most ``limit`` bytes
+    (a row longer than that goes alone), with the number of rows in each."""
+    sizes = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows)) + 3
+    ends = np.cumsum(sizes)
+    start, base = 0, 0
+    while start < len(rows):
+        # The last row that still fits, and at least one row.
+        stop = max(int(np.searchsorted(ends, base + limit - len(head), side="right")), start + 1)
+        yield head + b"(" + b"),(".join(rows[start:stop]) + b")", stop - start
+        base = int(ends[stop - 1])
+        start = stop
+
+
+def _sql_literals(values: list[Any], escape: Callable[[str], str]) -> list[str]:
+    """SQL literals of one column's values, each distinct value formatted once.
+
+    The values are those of :func:`~connector.columns.column_to_values`:
+    ``None`` and one of ``str``, ``float``, ``int`` or ``datetime.date``.
+    Floats are written as ``repr`` writes them, the shortest text that reads
+    back as the same double (the server converts such a decimal literal with
+    correct rounding); NaN never comes here (it is ``None``).
+    """
+    distinct = dict.fromkeys(values)
+    distinct.pop(None, None)
+    sample = next(iter(distinct), None)
+    literals: dict[Any, str]
+    if isinstance(sample, str):
+        # Ids and refs almost never hold a character to escape: one search
+        # over them all spares a translation per value.
+        if _NEEDS_ESCAPE.search("".join(distinct)):
+            literals = {v: f"'{escape(v)}'" for v in distinct}
+        else:
+            literals = {v: f"'{v}'" for v in distinct}
+    elif isinstance(sample, float):
+        literals = {v: repr(v) for v in distinct}
+    elif isinstance(sample, dt.date):
+        literals = {v: f"'{v.isoformat()}'" for v in distinct}
+    else:
+        literals = {v: str(v) for v in distinct}
+    literals[None] = "NULL"
+    return list(map(literals.__getitem__, values))
+
+
+#: The escapes of a MariaDB/MySQL string literal, unless the server's mode is
+#: ``NO_BACKSLASH_ESCAPES`` (then ``'`` alone is escaped, as ``''``).
+_ESCAPES = {
+    "\0": "\\0",
+    "\\": "\\\\",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\x1a": "\\Z",
+    "'": "\\'",
+    '"': '\\"',
+}
+_NEEDS_ESCAPE = re.compile(f"[{re.escape(''.join(_ESCAPES))}]")
+#: As a list, which keeps ``str.translate`` on its fast path for ASCII text.
+_BACKSLASH_ESCAPES = [_ESCAPES.get(chr(code), chr(code)) for code in range(128)]
+
+
+def _string_escaper(driver_conn: Any) -> Callable[[str], str]:
+    """How to escape text in a string literal for the server's current mode."""
+    if _no_backslash_escapes(driver_conn):
+        return lambda text: text.replace("'", "''")
+    return lambda text: text.translate(_BACKSLASH_ESCAPES)
+
+
+def _no_backslash_escapes(driver_conn: Any) -> bool:
+    """Whether the session's ``sql_mode`` has ``NO_BACKSLASH_ESCAPES`` (PyMySQL
+    keeps the server's status flags of the last reply)."""
+    from pymysql.constants import SERVER_STATUS
+
+    return bool(driver_conn.server_status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES)
+
+
 def _tsv_field(value: Any) -> str:
     """One field of MySQL's default ``LOAD DATA`` text format (``\\N`` is NULL)."""
     if value is None:
@@ -484,22 +692,22 @@ def _tsv_field(value: Any) -> str:
     return str(value)  # int, date (ISO)
 
 
-def _load_data_writer(
-    conn: Connection,
-) -> Callable[[sa.Table, Sequence[str], Sequence[list[Any]]], None] | None:
+def _load_data_writer(conn: Connection) -> BatchWriter | None:
     """A ``LOAD DATA LOCAL INFILE`` batch writer on MariaDB/MySQL, else ``None``.
 
-    PyMySQL escapes every parameter in Python, which held writes to about 50k
-    rows/s; loading a temporary text file is several times faster, and on
-    InnoDB it is part of the open transaction like any insert. It needs the
-    connection opened with ``local_infile`` (see
-    :func:`connector.schema.create_engine`) and the server's ``local_infile``
-    on; otherwise the ``executemany`` path is used.
+    Loading a temporary text file spares the server parsing INSERTs, and on
+    InnoDB it is part of the open transaction like any insert. But the
+    capability lets the server ask the client for any file it can read, so
+    it is used only where the database URL opted in (``local_infile=1``, see
+    :func:`connector.schema.create_engine`), and not on an engine whose
+    server refused it before (:func:`_mysql_writer`).
     """
-    if conn.dialect.name not in ("mysql", "mariadb"):
+    if conn.dialect.name not in ("mysql", "mariadb") or conn.engine in _infile_refused:
         return None
-    driver_conn = conn.connection.driver_connection
-    if not getattr(driver_conn, "_local_infile", False):
+    driver_conn: Any = conn.connection.driver_connection
+    if not getattr(driver_conn, "_local_infile", False) or _no_backslash_escapes(driver_conn):
+        # The file's NULLs and escapes are backslash escapes: a server in
+        # NO_BACKSLASH_ESCAPES mode would read them as text.
         return None
     preparer = conn.dialect.identifier_preparer
 

@@ -4,8 +4,9 @@ Every check is vectorised over a table's rows. A row is left out with at most
 one message, the first that applies in the order ``INVALID_ROW`` (a row that
 cannot name what it is: a NULL or empty key or naming column, a ``line_no``
 that is not a whole number up to :data:`MAX_LINE_NO`, a NULL date the plan
-reads, a code outside its list, a bad ``working_weekdays``, a number of days
-beyond :data:`MAX_DAYS`), ``DUPLICATE_KEY``, ``UNKNOWN_BOM``,
+reads, a date the database holds but that names no day, a code outside its
+list, a bad ``working_weekdays``, a number of days beyond
+:data:`MAX_DAYS`), ``DUPLICATE_KEY``, ``UNKNOWN_BOM``,
 ``UNKNOWN_ITEM``, ``UNKNOWN_WAREHOUSE``, ``INVALID_QTY`` (a negative or NULL
 quantity, or one beyond :data:`MAX_QTY`); rows share a key with every other
 row of it, also one left out as ``INVALID_ROW``. Quantities within
@@ -28,8 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from masterplan.contract.columns import empty_table, table_length, take
-from masterplan.contract.tables import INPUT_TABLES
+from masterplan.contract.columns import UNREADABLE_DATE, empty_table, table_length, take
+from masterplan.contract.tables import INPUT_TABLES, ColumnKind
 from masterplan.server.engine.arrays import (
     first_rows,
     gather,
@@ -213,6 +214,14 @@ REQUIRED_DATE_COLUMNS = {
     "firmed_planned_orders": ("order_date", "due_date"),
 }
 
+#: Every date column, nullable or not: a value the connector could not read
+#: as a date (:data:`~masterplan.contract.columns.UNREADABLE_DATE`) leaves
+#: the row out (``INVALID_ROW``) rather than pass for NULL.
+DATE_COLUMNS = {
+    name: tuple(c.name for c in spec.columns if c.kind is ColumnKind.DATE)
+    for name, spec in INPUT_TABLES.items()
+}
+
 _ORDER_TYPES = ("purchase", "production", "transfer")
 
 #: Code columns and their lists: a value outside it leaves the row out
@@ -331,6 +340,8 @@ def _row_texts(table_name: str, table: Table, rows: np.ndarray, reason: str) -> 
 def _show(value: object) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "NULL"
+    if isinstance(value, np.datetime64) and value == UNREADABLE_DATE:
+        return "(unreadable)"
     if isinstance(value, float) and math.isfinite(value) and value == int(value):
         return str(int(value))
     return repr(value) if isinstance(value, str) else str(value)
@@ -449,6 +460,10 @@ def _check(name: str, table: Table, ctx: _Context) -> _Checked:
     for col in REQUIRED_DATE_COLUMNS.get(name, ()):
         bad = keep & np.isnat(table[col])
         report(bad, "INVALID_ROW", f"{col} is NULL")
+        keep &= ~bad
+    for col in DATE_COLUMNS[name]:
+        bad = keep & (table[col] == UNREADABLE_DATE)
+        report(bad, "INVALID_ROW", f"{col} is not a readable date")
         keep &= ~bad
     for col, allowed, nullable in CODE_COLUMNS.get(name, ()):
         values = table[col]

@@ -23,6 +23,7 @@ from masterplan.connector.columns import concat_chunks
 from masterplan.connector.errors import ColumnDataError
 from masterplan.connector.pgcopy import CopyFormatError, decode_rows
 from masterplan.connector.reader import iter_table_chunks, read_input, read_table
+from masterplan.contract.columns import UNREADABLE_DATE
 from masterplan.contract.tables import INPUT_TABLES
 
 CreatePlain = Callable[..., None]
@@ -169,16 +170,24 @@ def test_a_number_past_float8_reads_as_the_generic_reader_reads_it(
 
 
 @on_postgres
-def test_an_infinite_date_names_its_table_and_column(
+def test_a_date_no_python_date_can_be_is_read_as_unreadable(
     engine: Engine, create_plain_tables: CreatePlain
 ) -> None:
+    """``infinity`` and years outside 1 to 9999 are days to ``COPY``: they
+    read as ``UNREADABLE_DATE``, as the generic reader reads them, so that
+    the engine leaves their rows out instead of the run failing."""
     create_plain_tables(["forecasts"])
     with engine.begin() as conn:
-        conn.exec_driver_sql("INSERT INTO forecasts VALUES ('A', 'W', 'infinity', 1)")
-    with pytest.raises(ColumnDataError) as info:
-        read_table(engine, "forecasts")
-    assert (info.value.table, info.value.column) == ("forecasts", "forecast_date")
-    assert "infinite" in str(info.value)
+        conn.exec_driver_sql(
+            "INSERT INTO forecasts VALUES ('A', 'W', 'infinity', 1), ('B', 'W', '-infinity', 2), "
+            "('C', 'W', '10000-01-01', 3), ('D', 'W', '0001-01-01 BC', 4), "
+            "('E', 'W', '9999-12-31', 5), ('F', 'W', NULL, 6)"
+        )
+    table = read_table(engine, "forecasts")
+    days = dict(zip(table["item_id"].tolist(), table["forecast_date"], strict=True))
+    assert [days[k] == UNREADABLE_DATE for k in "ABCDEF"] == [True] * 4 + [False] * 2
+    assert days["E"] == np.datetime64("9999-12-31") and np.isnat(days["F"])
+    _assert_same(table, _generic(engine, "forecasts"))
 
 
 # --- the decoder on hand-made streams --------------------------------------------------

@@ -12,10 +12,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from masterplan.connector.columns import concat_chunks, empty_table
+from masterplan.connector.columns import column_from_values, concat_chunks, empty_table
 from masterplan.connector.errors import ColumnDataError, SchemaMismatch
 from masterplan.connector.reader import iter_table_chunks, read_input, read_table
 from masterplan.connector.schema import create_all
+from masterplan.contract.columns import UNREADABLE_DATE
 from masterplan.contract.tables import INPUT_TABLES, ColumnKind
 
 CreatePlain = Callable[..., None]
@@ -244,6 +245,91 @@ def test_dates_from_datetime_columns(
         [{"item_id": "A", "warehouse_id": "W", "forecast_date": "2024-02-29 23:59:00", "qty": 1}],
     )
     assert read_table(engine, "forecasts")["forecast_date"].tolist() == [dt.date(2024, 2, 29)]
+
+
+#: Dates each backend can hold that name no day Python (or a plan) can have.
+BAD_DATES: dict[str, list[str]] = {
+    "sqlite": ["2026-02-30", "soon", "", "NaT", "today", "2026", "12000-01-01", "0000-01-01"],
+    "postgresql": ["infinity", "-infinity", "10000-01-01", "0044-03-15 BC"],
+    "mysql": ["0000-00-00", "2026-00-10", "2026-02-00"],
+}
+
+
+@pytest.mark.parametrize("column_type", ["DATE", "TIMESTAMP"])
+def test_a_date_that_names_no_day_is_read_as_unreadable_not_null(
+    engine: Engine, create_plain_tables: CreatePlain, column_type: str
+) -> None:
+    """In a nullable column too (``boms.valid_to``): an unreadable value must
+    not pass for NULL. On PostgreSQL, ``DATE`` is read through ``COPY`` and
+    ``TIMESTAMP`` through psycopg's rows."""
+    dialect = engine.dialect.name
+    sql_type = "DATETIME" if column_type == "TIMESTAMP" and dialect == "mysql" else column_type
+    create_plain_tables(["boms"], types={"boms": {"valid_to": sql_type}})
+    bad = BAD_DATES[dialect]
+    values = ["2026-01-05", None, *bad]
+    if dialect == "sqlite":
+        values.append(20260105)  # an integer is no date either (numpy would read days)
+    with engine.begin() as conn:
+        if dialect == "mysql":  # a server mode that lets zero dates in
+            conn.exec_driver_sql("SET SESSION sql_mode = ''")
+        conn.execute(
+            sa.text("INSERT INTO boms (bom_id, item_id, valid_to) VALUES (:b, 'A', :d)"),
+            [{"b": f"B{k:02d}", "d": v} for k, v in enumerate(values)],
+        )
+    table = read_table(engine, "boms")
+    got = dict(zip(table["bom_id"].tolist(), table["valid_to"], strict=True))
+    assert got["B00"] == np.datetime64("2026-01-05")
+    assert np.isnat(got["B01"])
+    for k in range(2, len(values)):
+        assert got[f"B{k:02d}"] == UNREADABLE_DATE, values[k]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-02-30",
+        "soon",
+        "",
+        "NaT",
+        "nat",
+        "today",
+        "now",
+        "2026",
+        "2026-03",
+        "10000-01-01",
+        "0000-01-01",
+        "-0001-01-01",
+        "2026-01-05 junk",
+        20260105,
+        45000,
+        2460000.5,
+    ],
+)
+def test_numpy_leniencies_are_no_dates(value: Any) -> None:
+    column = INPUT_TABLES["sales_lines"].column("requested_date")
+    got = column_from_values("sales_lines", column, ["2026-01-05", value, None, "2026-01-06"])
+    assert got.tolist()[0] == dt.date(2026, 1, 5)
+    assert got[1] == UNREADABLE_DATE
+    assert np.isnat(got[2])
+    assert got.tolist()[3] == dt.date(2026, 1, 6)
+
+
+@pytest.mark.parametrize(
+    ("value", "day"),
+    [
+        ("2024-01-06 13:45:00", "2024-01-06"),
+        ("2024-01-06T13:45", "2024-01-06"),
+        ("  2024-01-06", "2024-01-06"),
+        ("0001-01-01", "0001-01-01"),
+        ("9999-12-31", "9999-12-31"),
+        (dt.datetime(2024, 1, 6, 23, 59), "2024-01-06"),
+        (dt.date(2024, 1, 6), "2024-01-06"),
+    ],
+)
+def test_dates_read_as_before(value: Any, day: str) -> None:
+    column = INPUT_TABLES["sales_lines"].column("requested_date")
+    for values in ([value], [value, "soon"]):  # the fast path, and the one by one
+        assert column_from_values("sales_lines", column, values)[0] == np.datetime64(day)
 
 
 def test_unreadable_value_names_table_and_column(tmp_path: Any) -> None:

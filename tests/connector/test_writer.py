@@ -377,11 +377,12 @@ def test_postgres_writes_through_copy(scm: Engine) -> None:
         assert writer._copy_writer(conn) is not None
 
 
-def test_mariadb_writes_through_load_data(scm: Engine) -> None:
+def test_mariadb_writes_through_inserts_unless_the_url_opts_in(scm: Engine) -> None:
     if scm.dialect.name not in ("mysql", "mariadb"):
-        pytest.skip("LOAD DATA is the MariaDB path")
+        pytest.skip("multi-row INSERTs and LOAD DATA are the MariaDB paths")
     with scm.connect() as conn:
-        assert writer._load_data_writer(conn) is not None
+        assert writer._load_data_writer(conn) is None
+        assert writer._mysql_writer(conn) is not None
 
 
 def test_awkward_text_survives_every_write_path(scm: Engine) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from masterplan.contract.columns import UNREADABLE_DATE
 from masterplan.contract.rows import from_rows
 from masterplan.contract.tables import INPUT_TABLES
 from masterplan.server.engine import PlanParams, plan
@@ -177,3 +178,31 @@ def test_an_open_quantity_within_the_tolerance_of_zero_is_no_receipt() -> None:
     result = _plan({"purchase_lines": [line]})
     assert len(result["action_messages"]["action"]) == 0
     assert _messages(result) == []
+
+
+def test_an_unreadable_date_leaves_its_row_out_once_nullable_or_not() -> None:
+    """A date cell the connector could not read (``UNREADABLE_DATE``) is an
+    ``INVALID_ROW``, one message per row, and its row still shares its key."""
+    bad = UNREADABLE_DATE
+    rows: Rows = {
+        "sales_lines": [
+            _sales(requested_date=bad),
+            _sales(order_id=None, requested_date=bad),  # one message, the first that applies
+            _sales(order_id="S3", requested_date=bad),
+            _sales(order_id="S3"),  # shares its key with the row left out
+        ],
+        "boms": [{"bom_id": "B", "item_id": "A", "valid_to": bad, "batch_qty": 1}],
+        "calendars": [{"calendar_id": "C", "working_weekdays": "1111100"}],
+        "calendar_exceptions": [{"calendar_id": "C", "day": bad, "is_working": 0}],
+    }
+    texts = _plan(rows)["plan_messages"]["text"].tolist()
+    assert texts == [
+        "calendar exception (calendar_exceptions: calendar_id='C', day=(unreadable)): "
+        "day is not a readable date",
+        "BOM (boms: bom_id='B'): valid_to is not a readable date",
+        "sales line (sales_lines: order_id=NULL, line_no=1): order_id is NULL or empty",
+        "sales line (sales_lines: order_id='S1', line_no=1): requested_date is not a readable date",
+        "sales line (sales_lines: order_id='S3', line_no=1): requested_date is not a readable date",
+        "sales line (sales_lines: order_id='S3', line_no=1): shares its key (order_id, line_no) "
+        "with another row",
+    ]

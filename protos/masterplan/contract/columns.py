@@ -4,7 +4,8 @@ A table is a ``dict`` from column name to a one-dimensional numpy array, all
 of one length. The dtype of a column follows its :class:`ColumnKind`: ids and
 other text are ``object`` arrays of ``str`` (``None`` for NULL), numbers
 ``float64`` (``NaN`` for NULL; ``line_no``, ``priority`` and the 0/1 flags
-included), dates ``datetime64[D]`` (``NaT`` for NULL).
+included), dates ``datetime64[D]`` (``NaT`` for NULL; :data:`UNREADABLE_DATE`
+for a value the SCM database holds that names no day).
 """
 
 from __future__ import annotations
@@ -15,12 +16,29 @@ import numpy as np
 
 from masterplan.contract.tables import ColumnKind, TableSpec
 
-__all__ = ["Table", "TableMap", "dtype_of", "empty_table", "table_length", "take"]
+__all__ = [
+    "UNREADABLE_DATE",
+    "Table",
+    "TableMap",
+    "dtype_of",
+    "empty_table",
+    "table_length",
+    "take",
+]
 
 #: One table as struct-of-arrays.
 Table = dict[str, np.ndarray]
 #: Tables by name.
 TableMap = Mapping[str, Table]
+
+#: The day a date column holds where the SCM database holds a value that
+#: names no day: text such as ``'2026-02-30'`` or ``'soon'``, a MariaDB zero
+#: date, PostgreSQL's ``infinity``, a year outside 1 to 9999. The connector
+#: reads such a cell as this day, so that the row travels like any other
+#: (the wire's 32-bit day numbers hold it: it is the one after NULL's, long
+#: before any day a database holds), and the engine leaves the row out with
+#: an ``INVALID_ROW`` message (SPEC §5.9), nullable column or not.
+UNREADABLE_DATE = np.datetime64(-(2**31) + 1, "D")
 
 _DTYPES = {
     ColumnKind.STR: np.dtype(object),

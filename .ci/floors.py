@@ -1,8 +1,8 @@
 """Print pip constraints that pin every declared lower bound to itself.
 
 A floor such as ``numpy>=2.0`` is a promise that the project works on numpy
-2.0, yet the ordinary install only ever tests the newest releases, so a floor
-can go stale without anyone noticing. CI therefore installs the project a
+2.0, yet the main job tests the lock's versions (constraints.txt, usually
+the newest releases), so a floor can go stale without anyone noticing. CI therefore installs the project a
 second time with each floor pinned exactly and runs the tests on that:
 
     python .ci/floors.py > /tmp/floors.txt

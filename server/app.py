@@ -6,8 +6,9 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -15,10 +16,11 @@ from grpc_reflection.v1alpha import reflection
 
 from masterplan.server.config import ServerConfig
 from masterplan.server.departures import TenantDepartures
-from masterplan.server.engine import warm_up
+from masterplan.server.engine import warm_up as load_kernels
 from masterplan.server.logs import configure as configure_logging
 from masterplan.server.logs import fields
 from masterplan.server.memory import keep_freed_memory
+from masterplan.server.metrics import MetricsEndpoint, ServerMetrics, serve_metrics
 from masterplan.server.servicers.admin import TenantAdminServicer
 from masterplan.server.servicers.data import PlanningDataServicer
 from masterplan.server.servicers.data import add_to_server as add_data_servicer
@@ -61,11 +63,26 @@ class RunningServer:
     config: ServerConfig
     streams: OpenStreams
     departures: TenantDepartures
+    #: Set once the engine's warm-up has ended; health is SERVING from then on
+    #: (unless the warm-up failed, or a shutdown began first).
+    warmed_up: threading.Event = field(default_factory=threading.Event)
+    #: The server's metrics (its own registry), served or not.
+    metrics: ServerMetrics = field(kw_only=True)
+    #: The HTTP endpoint serving them; None without ``config.metrics_port``.
+    metrics_endpoint: MetricsEndpoint | None = field(default=None, kw_only=True)
+    #: Set when :meth:`stop` begins: runs ended from then on were cancelled
+    #: by the shutdown.
+    stopping: threading.Event = field(default_factory=threading.Event, kw_only=True)
 
     @property
     def address(self) -> str:
         """``host:port`` as a client dials it."""
         return f"{self.config.host}:{self.port}"
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The port of the metrics endpoint (the one picked for port 0); None when off."""
+        return self.metrics_endpoint.port if self.metrics_endpoint is not None else None
 
     def stop(self, grace: float | None = None, drain: float = 0.0) -> None:
         """Drain and stop.
@@ -75,20 +92,41 @@ class RunningServer:
         and health probes see it); then new calls are refused and in-flight
         ones get ``grace`` seconds to finish before they are cancelled.
         """
+        self.stopping.set()
         self.health.enter_graceful_shutdown()
         if drain > 0:
             time.sleep(drain)
         self.server.stop(self.config.grace_seconds if grace is None else grace).wait()
+        if self.metrics_endpoint is not None:
+            # After the calls: the drain and the last runs are still scraped.
+            self.metrics_endpoint.stop()
         self.departures.stop()
         self.streams.stop()
         self.registry.close()
 
 
-def start_server(config: ServerConfig, admin: AdminCredential) -> RunningServer:
+def start_server(
+    config: ServerConfig,
+    admin: AdminCredential,
+    *,
+    warm_up: Callable[[], object] = load_kernels,
+) -> RunningServer:
     """Build and start the server; returns once it listens.
+
+    Calls are served at once, but health reports ``NOT_SERVING`` (for ``""``
+    and each service) until ``warm_up`` has returned in a background thread,
+    so that a load balancer or an orchestrator sends no traffic to a server
+    still compiling its kernels. A run that comes meanwhile waits for the
+    compilation, as it would without the warm-up.
 
     Leaves the process's logging alone: tests and the embedded server run
     inside programs that configure it themselves (see :func:`serve_forever`).
+
+    Args:
+        config: The server's settings.
+        admin: The admin credential.
+        warm_up: Compiles (or loads from numba's cache) the engine's kernels;
+            the engine's :func:`~masterplan.server.engine.warm_up` by default.
     """
     if config.keep_freed_memory:
         # Before the server's threads exist: they must share the one arena.
@@ -103,6 +141,8 @@ def start_server(config: ServerConfig, admin: AdminCredential) -> RunningServer:
         max_seconds=config.stream_max_seconds,
     )
     departures = TenantDepartures(registry, stores, ledger, streams, config.tenant_sweep_seconds)
+    metrics = ServerMetrics(stores, streams)
+    stopping = threading.Event()
     options = [
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.max_send_message_length", config.max_message_bytes),
@@ -115,7 +155,11 @@ def start_server(config: ServerConfig, admin: AdminCredential) -> RunningServer:
         futures.ThreadPoolExecutor(
             max_workers=config.max_workers, thread_name_prefix="masterplan-rpc"
         ),
-        interceptors=[AuthInterceptor(registry, admin, streams=streams, departures=departures)],
+        interceptors=[
+            AuthInterceptor(
+                registry, admin, streams=streams, departures=departures, refusals=metrics
+            )
+        ],
         options=options,
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,
     )
@@ -123,11 +167,17 @@ def start_server(config: ServerConfig, admin: AdminCredential) -> RunningServer:
         TenantAdminServicer(registry, departures), server
     )
     # Its own deserializer: a message that does not parse is INVALID_ARGUMENT.
-    add_data_servicer(PlanningDataServicer(stores, ledger, config.quotas), server)
+    add_data_servicer(PlanningDataServicer(stores, ledger, config.quotas, metrics=metrics), server)
     planning_pb2_grpc.add_PlanningServicer_to_server(
-        PlanningServicer(stores, ledger, config.result_chunk_rows), server
+        PlanningServicer(
+            stores, ledger, config.result_chunk_rows, metrics=metrics, stopping=stopping
+        ),
+        server,
     )
     health_servicer = health.HealthServicer()
+    # Known, and NOT_SERVING, before the first call can ask (not NOT_FOUND).
+    for name in ("", *SERVICE_NAMES):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -144,19 +194,69 @@ def start_server(config: ServerConfig, admin: AdminCredential) -> RunningServer:
         port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot listen on {address}")
+    endpoint = None
+    if config.metrics_port is not None:
+        # Before the server starts: a port that cannot be bound stops the start.
+        endpoint = serve_metrics(metrics, config.host, config.metrics_port)
+        log.info(
+            "metrics endpoint listening",
+            extra=fields(address=f"{config.host}:{endpoint.port}", path="/metrics"),
+        )
     server.start()
     streams.start()
     departures.start()
+    warmed_up = threading.Event()
     # Load the compiled netting kernels now, not in a tenant's first run.
-    threading.Thread(target=warm_up, name="masterplan-warm-up", daemon=True).start()
-    for name in ("", *SERVICE_NAMES):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    threading.Thread(
+        target=_warm_up_then_serve,
+        args=(warm_up, health_servicer, warmed_up),
+        name="masterplan-warm-up",
+        daemon=True,
+    ).start()
     log.info(
         "masterplan server listening",
         extra=fields(address=f"{config.host}:{port}", tls=config.tls is not None),
     )
     return RunningServer(
-        server, port, health_servicer, stores, registry, ledger, config, streams, departures
+        server,
+        port,
+        health_servicer,
+        stores,
+        registry,
+        ledger,
+        config,
+        streams,
+        departures,
+        warmed_up=warmed_up,
+        metrics=metrics,
+        metrics_endpoint=endpoint,
+        stopping=stopping,
+    )
+
+
+def _warm_up_then_serve(
+    warm_up: Callable[[], object], health_servicer: health.HealthServicer, done: threading.Event
+) -> None:
+    """Run the warm-up, then turn health to SERVING; ``done`` is set either way.
+
+    A warm-up that fails leaves health NOT_SERVING: the engine cannot plan,
+    and the log says why. A shutdown that began first wins too: after
+    ``enter_graceful_shutdown`` the health servicer ignores every ``set``, so
+    a warm-up that ends during the drain cannot turn it back to SERVING.
+    """
+    start = time.perf_counter()
+    try:
+        warm_up()
+    except Exception:
+        log.exception("engine warm-up failed: health stays NOT_SERVING")
+        done.set()
+        return
+    for name in ("", *SERVICE_NAMES):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    done.set()
+    log.info(
+        "engine warmed up",
+        extra=fields(seconds=round(time.perf_counter() - start, 3)),
     )
 
 

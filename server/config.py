@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from dataclasses import dataclass, field
 
 from masterplan.server.logs import LogFormat
 from masterplan.tenancy.quotas import Quotas
 
-__all__ = ["ServerConfig", "TlsConfig"]
+__all__ = ["ServerConfig", "TlsConfig", "is_loopback"]
 
 MiB = 1024 * 1024
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names only this machine: ``localhost``, 127.0.0.0/8 or ::1.
+
+    Names are not resolved: a host name other than ``localhost`` counts as
+    reachable from elsewhere, whatever it resolves to today. ``0.0.0.0``,
+    ``::`` and the empty host listen on every interface, so they are not
+    loopback either.
+    """
+    name = host.strip()
+    if name.startswith("[") and name.endswith("]"):
+        name = name[1:-1]
+    if name.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +79,11 @@ class ServerConfig:
         result_chunk_rows: Default rows per result chunk.
         quotas: Per-tenant limits.
         tls: TLS material, or None for plaintext (loopback use).
+        insecure: Allow plaintext on a host that is not loopback
+            (:func:`is_loopback`). Without TLS and without this, such a
+            ``host`` is refused when the config is built, so that keys never
+            cross a network in the clear by mistake. Set it only where TLS
+            ends in front of the server (a load balancer, a service mesh).
         grace_seconds: How long SIGTERM lets in-flight calls finish.
         drain_seconds: How long health reports NOT_SERVING, with new calls
             still accepted, before the server stops taking calls.
@@ -76,6 +101,10 @@ class ServerConfig:
         log_level: Level of the service's own log lines (``"DEBUG"`` adds
             plan reads such as GetPegging); other libraries log warnings and
             errors only.
+        metrics_port: TCP port of the Prometheus metrics endpoint
+            (``http://host:port/metrics``, plain HTTP on :attr:`host`); None
+            (the default) serves none, 0 picks a free port (tests). The
+            metrics are kept either way (:mod:`server.metrics`).
     """
 
     host: str = "127.0.0.1"
@@ -91,14 +120,27 @@ class ServerConfig:
     result_chunk_rows: int = 32_768
     quotas: Quotas = field(default_factory=Quotas)
     tls: TlsConfig | None = None
+    insecure: bool = False
     grace_seconds: float = 30.0
     drain_seconds: float = 2.0
     keepalive_seconds: int = 60
     keep_freed_memory: bool = True
     log_format: LogFormat = "text"
     log_level: str = "INFO"
+    metrics_port: int | None = None
 
     def __post_init__(self) -> None:
+        if self.tls is None and not self.insecure and not is_loopback(self.host):
+            # API keys travel in call metadata: in plaintext off the machine
+            # anyone on the path could read them.
+            name = self.host.strip("[]")
+            host = f"[{name}]" if ":" in name else name
+            raise ValueError(
+                f"refusing plaintext on {host}:{self.port}, which is not a loopback "
+                "address: give TLS with --tls-cert and --tls-key (MASTERPLAN_TLS_CERT, "
+                "MASTERPLAN_TLS_KEY), or --insecure (MASTERPLAN_INSECURE=1) where TLS "
+                "ends in front of the server"
+            )
         # A typo in a deployment's settings should stop the start, not fall
         # back silently to another format a log collector cannot parse.
         if self.log_format not in ("text", "json"):
@@ -116,6 +158,8 @@ class ServerConfig:
                 f"max_concurrent_rpcs must exceed the {self.max_streams} streams that "
                 f"max_workers - reserved_workers allows, got {self.max_concurrent_rpcs}"
             )
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ValueError(f"metrics_port must be 0 to 65535, got {self.metrics_port}")
         for name in ("stream_idle_seconds", "stream_max_seconds", "tenant_sweep_seconds"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")

@@ -64,8 +64,10 @@ class TenantDepartures:
 
         Idempotent; returns the bytes of data sets and results freed.
         """
-        self._streams.end_tenant(tenant_id, "the tenant was uninstalled")
+        # Runs first: a run cancelled by the uninstall says so, not that its
+        # stream ended under it.
         freed = self._stores.drop(tenant_id)
+        self._streams.end_tenant(tenant_id, "the tenant was uninstalled")
         self._ledger.release(tenant_id)
         return freed
 

@@ -20,7 +20,7 @@ import functools
 import inspect
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import grpc
 from google.rpc import status_pb2
@@ -28,6 +28,7 @@ from google.rpc import status_pb2
 from masterplan.codec import CodecError
 from masterplan.contract.names import ResourceNameError
 from masterplan.server.engine import InvalidPlanInput
+from masterplan.server.logs import current_context
 from masterplan.status import DOMAIN, Reason, build_status
 from masterplan.status import abort as abort_with
 from masterplan.tenancy.errors import (
@@ -213,12 +214,30 @@ def abort(context: grpc.ServicerContext, exc: BaseException) -> NoReturn:
     abort_with(context, to_status(exc))
 
 
+class QuotaRefusals(Protocol):
+    """Told of each call a quota refused (the server's metrics, which log it too)."""
+
+    def quota_refused(self, tenant: str, exc: QuotaExceeded, method: str = "") -> None: ...
+
+
+def _tell_refusal(servicer: Any, exc: Exception) -> None:
+    """Tell the servicer's ``refusals`` (a :class:`QuotaRefusals`) of a quota refusal."""
+    refusals: QuotaRefusals | None = getattr(servicer, "refusals", None)
+    if refusals is not None and isinstance(exc, QuotaExceeded):
+        # The servicers bind the calling tenant's name first thing.
+        tenant = current_context().get("tenant", "")
+        refusals.quota_refused(str(tenant), exc)
+
+
 def funnel(method: F) -> F:
     """Decorate a servicer method so that every exception leaves as a proper status.
 
     Decorated methods raise domain exceptions and never call ``context.abort``
     themselves: gRPC's abort raises a bare ``Exception``, which the funnel
     would catch and report as ``INTERNAL`` over the status already set.
+
+    A servicer with a ``refusals`` attribute (:class:`QuotaRefusals`) is told
+    of every call a quota refused, whichever method and limit it was.
     """
     if inspect.isgeneratorfunction(method):
 
@@ -227,6 +246,7 @@ def funnel(method: F) -> F:
             try:
                 yield from method(self, request, context)
             except Exception as exc:  # the funnel: every error leaves through here
+                _tell_refusal(self, exc)
                 if context.is_active() or not isinstance(exc, Cancelled):
                     abort(context, exc)
 
@@ -237,6 +257,7 @@ def funnel(method: F) -> F:
         try:
             return method(self, request, context)
         except Exception as exc:  # the funnel: every error leaves through here
+            _tell_refusal(self, exc)
             abort(context, exc)
 
     return unary  # type: ignore[return-value]

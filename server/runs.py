@@ -29,6 +29,7 @@ from masterplan.contract.columns import TableMap
 from masterplan.server.engine import NetChange, PlanParams, PlanTooLarge, regeneration
 from masterplan.server.errors import Cancelled
 from masterplan.server.logs import fields
+from masterplan.server.store import RunRecord
 from masterplan.tenancy.errors import QuotaExceeded
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "RESULT_ROWS",
     "Compute",
     "Progress",
+    "cancel_when_ended",
     "regenerate_job",
     "run_engine",
 ]
@@ -65,6 +67,39 @@ class Progress:
 
 
 _DONE = object()
+
+#: Seconds before the server's deadline of a call within which its end counts
+#: as the deadline's. The client's deadline passes first (the server's runs
+#: from when the call arrived), and the client then cancels the call: the
+#: server sees a cancel a few milliseconds before its own deadline.
+DEADLINE_SLACK = 1.0
+
+
+def cancel_when_ended(
+    rec: RunRecord, time_remaining: Callable[[], float | None], stopping: threading.Event
+) -> Callable[[], None]:
+    """The callback that cancels ``rec`` when its call ends, naming who ended it.
+
+    gRPC calls it when the call ends for any reason; a run still going then
+    was cancelled by the server's shutdown (``stopping`` is set), by the
+    call's deadline (less than :data:`DEADLINE_SLACK` remains), or by its
+    client.
+
+    Args:
+        rec: The run.
+        time_remaining: The call's ``ServicerContext.time_remaining``.
+        stopping: Set when the server begins to stop.
+    """
+
+    def ended() -> None:
+        if stopping.is_set():
+            by = "shutdown"
+        else:
+            remaining = time_remaining()
+            by = "deadline" if remaining is not None and remaining < DEADLINE_SLACK else "client"
+        rec.request_cancel(by)
+
+    return ended
 
 
 #: An engine call: data, parameters and progress hook in, a result out.

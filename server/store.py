@@ -214,10 +214,23 @@ class RunRecord:
     skus_planned: int = 0
     skus_total: int = 0
     cancel: threading.Event = field(default_factory=threading.Event)
+    #: Who asked the run to stop first (:meth:`request_cancel`): ``cancel_run``,
+    #: ``client``, ``deadline``, ``shutdown`` or ``uninstall``; empty if nobody.
+    cancelled_by: str = ""
     #: Built on the first GetPegging of the run, dropped with the results.
     pegging_index: PeggingIndex | None = None
     #: What the engine kept for a net change to reuse, dropped with the results.
     basis: PlanBasis | None = None
+
+    def request_cancel(self, by: str) -> None:
+        """Ask the run to stop at its next phase or netting level, saying who asks.
+
+        The first asker is kept (a CancelRun ends the call, whose end asks
+        again); the log line of the cancelled run names it.
+        """
+        if not self.cancelled_by:
+            self.cancelled_by = by
+        self.cancel.set()
 
     def pegging(self) -> PeggingIndex | None:
         """The run's pegging index (built once), or None without results."""
@@ -264,9 +277,15 @@ class TenantStore:
     """Everything the service holds for one tenant."""
 
     def __init__(
-        self, tenant_id: str, keep_runs: int = 20, keep_run_ids: int = KEEP_RUN_IDS
+        self,
+        tenant_id: str,
+        keep_runs: int = 20,
+        keep_run_ids: int = KEEP_RUN_IDS,
+        name: str = "",
     ) -> None:
         self.tenant_id = tenant_id
+        #: The tenant's name, for metrics (its id where none was given).
+        self.name = name or tenant_id
         self._lock = threading.RLock()
         self._datasets: dict[str, Dataset] = {}
         self._runs: dict[str, dict[str, RunRecord]] = {}
@@ -600,11 +619,12 @@ class TenantStore:
                 del trimmed[next(iter(trimmed))]
         return info.bytes_held
 
-    def cancel_all(self) -> None:
+    def cancel_all(self, by: str = "uninstall") -> None:
+        """Ask every run of the tenant to stop (see :meth:`RunRecord.request_cancel`)."""
         with self._lock:
             for runs in self._runs.values():
                 for r in runs.values():
-                    r.cancel.set()
+                    r.request_cancel(by)
 
 
 class Stores:
@@ -620,8 +640,12 @@ class Stores:
         self._stores: dict[str, TenantStore] = {}
         self._dropped: set[str] = set()
 
-    def get(self, tenant_id: str) -> TenantStore:
+    def get(self, tenant_id: str, name: str = "") -> TenantStore:
         """The tenant's store, created on first use.
+
+        Args:
+            tenant_id: The tenant's id.
+            name: The tenant's name, kept with a new store for metrics.
 
         Raises:
             Unauthenticated: The tenant was uninstalled (its key is revoked).
@@ -631,7 +655,7 @@ class Stores:
                 raise Unauthenticated("the tenant was uninstalled")
             store = self._stores.get(tenant_id)
             if store is None:
-                store = self._stores[tenant_id] = TenantStore(tenant_id)
+                store = self._stores[tenant_id] = TenantStore(tenant_id, name=name)
             return store
 
     def drop(self, tenant_id: str) -> int:
@@ -652,6 +676,17 @@ class Stores:
         """Whether the tenant was dropped (uninstalled) in this process."""
         with self._lock:
             return tenant_id in self._dropped
+
+    def held(self) -> dict[str, int]:
+        """Bytes each tenant's store holds (:meth:`TenantStore.nbytes`), by tenant name."""
+        with self._lock:
+            stores = list(self._stores.values())
+        held: dict[str, int] = {}
+        for store in stores:
+            # Summed: a tenant uninstalled through another process and
+            # installed again under its name holds two stores until the sweep.
+            held[store.name] = held.get(store.name, 0) + store.nbytes()
+        return held
 
     def tenant_ids(self) -> set[str]:
         """The tenants holding a store here."""

@@ -49,7 +49,7 @@ from masterplan.tenancy.keys import AdminCredential
 from masterplan.tenancy.registry import Tenant, TenantRegistry
 from masterplan.tenancy.streams import OpenStreams, Stream
 
-__all__ = ["AuthInterceptor", "Departures", "Principal", "current_principal"]
+__all__ = ["AuthInterceptor", "Departures", "Principal", "Refusals", "current_principal"]
 
 ADMIN_SERVICE_PREFIX = "/masterplan.v1.TenantAdmin/"
 #: The only service callable without a key: probes must work before provisioning.
@@ -78,6 +78,21 @@ class Departures(Protocol):
 
     def evict(self, tenant_id: str) -> object:
         """Drop whatever the server still holds of an uninstalled tenant."""
+        ...
+
+
+class Refusals(Protocol):
+    """Told of every call the interceptor refuses; the server counts and logs them.
+
+    Neither method is ever given the presented key or any part of it.
+    """
+
+    def call_denied(self, method: str, code: str, reason: str) -> None:
+        """A call refused by authentication (``code`` and ``reason`` as the client sees them)."""
+        ...
+
+    def quota_refused(self, tenant: str, exc: QuotaExceeded, method: str = "") -> None:
+        """A streaming call of ``tenant`` refused by the stream limits."""
         ...
 
 
@@ -170,6 +185,7 @@ def _wrap(
     deny: _Denial | None,
     streams: OpenStreams | None,
     departures: Departures | None,
+    refusals: Refusals | None = None,
 ) -> grpc.RpcMethodHandler:
     """Rebuild ``handler``: run as ``principal`` (or denied), its streams admitted and watched."""
     tenant = principal.tenant if principal is not None else None
@@ -208,6 +224,10 @@ def _wrap(
         try:
             stream = streams.open(holder[0], holder[1], method, context, upload)
         except QuotaExceeded as exc:
+            if refusals is not None:
+                refusals.quota_refused(
+                    holder[0] if holder[0].startswith("-") else holder[1], exc, method
+                )
             _refuse_stream(context, exc, method)
         try:
             yield stream
@@ -287,6 +307,8 @@ class AuthInterceptor(grpc.ServerInterceptor):
             (unit tests of authentication alone).
         departures: Tells uninstalled tenants, whose calls are refused even
             while a cached authentication still vouches for their key.
+        refusals: Told of each refused call (metrics and log lines); None
+            tells nobody.
     """
 
     def __init__(
@@ -296,11 +318,13 @@ class AuthInterceptor(grpc.ServerInterceptor):
         *,
         streams: OpenStreams | None = None,
         departures: Departures | None = None,
+        refusals: Refusals | None = None,
     ) -> None:
         self._registry = registry
         self._admin = admin
         self._streams = streams
         self._departures = departures
+        self._refusals = refusals
 
     def _authenticate(
         self, method: str, key: str | _NoKey
@@ -374,7 +398,11 @@ class AuthInterceptor(grpc.ServerInterceptor):
         if method.startswith(OPEN_PREFIXES):
             if method != HEALTH_WATCH or self._streams is None:
                 return handler
-            return _wrap(handler, method, None, None, self._streams, None)
+            return _wrap(handler, method, None, None, self._streams, None, self._refusals)
         key = _bearer(handler_call_details.invocation_metadata)
         principal, deny = self._authenticate(method, key)
-        return _wrap(handler, method, principal, deny, self._streams, self._departures)
+        if deny is not None and self._refusals is not None:
+            self._refusals.call_denied(method, deny.code.name, str(deny.reason))
+        return _wrap(
+            handler, method, principal, deny, self._streams, self._departures, self._refusals
+        )

@@ -177,6 +177,11 @@ class OpenStreams:
                 return self._count
             return len(self._open.get(tenant_id, ()))
 
+    def counts(self) -> dict[tuple[str, str], int]:
+        """Streams open per holder, keyed by the holder's id and name (for metrics)."""
+        with self._lock:
+            return {(mine[0].tenant_id, mine[0].tenant): len(mine) for mine in self._open.values()}
+
     def tenant_ids(self) -> set[str]:
         """Tenants holding at least one open stream."""
         with self._lock:

@@ -8,6 +8,7 @@ after the cut pass again, as a client's reconnect would find them.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import threading
@@ -67,10 +68,8 @@ class CuttingProxy:
         except OSError:
             pass
         for s in (src, dst):
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def _count(self, n: int) -> bool:
         """Count bytes from the server; True when this crossing is the cut."""

@@ -6,13 +6,30 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from masterplan.client.client import MasterplanClient
 
 ROOT = Path(__file__).parents[1]
 CLI = [sys.executable, "-m", "masterplan.client.cli"]
 ADMIN = "an-admin-key-of-enough-length-123"
+
+
+def wait_serving(address: str, timeout: float = 60.0) -> None:
+    """Wait until the server's health says SERVING: its kernels are loaded."""
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            status = stub.Check(health_pb2.HealthCheckRequest(), timeout=5).status
+            if status == health_pb2.HealthCheckResponse.SERVING:
+                return
+            assert time.monotonic() < deadline, f"{address} still {status} after {timeout} s"
+            time.sleep(0.05)
 
 
 def free_port() -> int:
@@ -55,6 +72,7 @@ class Served:
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         assert "listening" in line, self.log.read_text()
+        wait_serving(self.address)
 
     def admin(self) -> MasterplanClient:
         return MasterplanClient(self.address, ADMIN)

@@ -28,6 +28,8 @@ from masterplan.client.errors import MasterplanClientError
 if TYPE_CHECKING:
     from masterplan.client.cli.cycle import CycleReport
     from masterplan.client.cli.syncing import SyncReport
+    from masterplan.server.config import ServerConfig, TlsConfig
+    from masterplan.tenancy.quotas import Quotas
 
 __all__ = ["main"]
 
@@ -258,8 +260,9 @@ def cmd_promise(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from masterplan.client.cli.settings import apply_serve_settings
     from masterplan.server.app import serve_forever
-    from masterplan.server.config import ServerConfig, TlsConfig
+    from masterplan.server.config import TlsConfig
     from masterplan.tenancy.keys import AdminCredential
     from masterplan.tenancy.quotas import Quotas
 
@@ -267,7 +270,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # Planning clusters on Dask distributed (SPEC §2) is not built yet; a
         # flag that silently did nothing would mislead an operator.
         raise SystemExit("masterplan: --dask is not supported yet: the server plans in-process")
-    admin = AdminCredential.from_key(_admin_key(args))
+    # Host, port, registry and TLS may come from MASTERPLAN_* variables, which
+    # `masterplan health` reads too (client/cli/settings.py).
+    apply_serve_settings(args, os.environ)
     tls = None
     if args.tls_cert or args.tls_key:
         if not (args.tls_cert and args.tls_key):
@@ -276,11 +281,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
             Path(args.tls_cert).read_bytes(), Path(args.tls_key).read_bytes(), _read(args.client_ca)
         )
     quotas = Quotas(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Quotas)})
-    config = ServerConfig(
+    try:
+        config = _server_config(args, tls, quotas)
+    except ValueError as exc:  # the config's own checks, e.g. plaintext off loopback
+        raise SystemExit(f"masterplan: {exc}") from None
+    admin = AdminCredential.from_key(_admin_key(args))
+    serve_forever(config, admin)
+    return 0
+
+
+def _server_config(args: argparse.Namespace, tls: TlsConfig | None, quotas: Quotas) -> ServerConfig:
+    from masterplan.server.config import ServerConfig
+
+    return ServerConfig(
         host=args.host,
         port=args.port,
         registry_url=args.registry,
         tls=tls,
+        insecure=args.insecure,
         quotas=quotas,
         max_message_bytes=args.max_message_bytes,
         max_concurrent_rpcs=args.max_concurrent_rpcs,
@@ -294,9 +312,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         keep_freed_memory=not args.release_memory,
         log_format=args.log_format,
         log_level=args.log_level.upper(),
+        metrics_port=args.metrics_port,
     )
-    serve_forever(config, admin)
-    return 0
 
 
 def cmd_tenant(args: argparse.Namespace) -> int:
@@ -488,17 +505,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_resource_commands(sub)
 
+    from masterplan.client.cli.health import add_health_command
+
+    add_health_command(sub)
+
+    # The defaults of host, port, registry, TLS and --insecure are None here:
+    # cmd_serve fills them from MASTERPLAN_* variables, else the defaults the
+    # help names (client/cli/settings.py).
     p = sub.add_parser("serve", help="run the planning server")
-    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback)")
-    p.add_argument("--port", type=int, default=50151)
     p.add_argument(
-        "--registry", default="sqlite:///masterplan-registry.db", help="tenant registry URL"
+        "--host", help="interface to listen on (or MASTERPLAN_HOST; default: loopback, 127.0.0.1)"
+    )
+    p.add_argument("--port", type=int, help="TCP port (or MASTERPLAN_PORT; default 50151)")
+    p.add_argument(
+        "--registry",
+        help="tenant registry URL (or MASTERPLAN_REGISTRY; default "
+        "sqlite:///masterplan-registry.db)",
     )
     p.add_argument("--dask", help="Dask scheduler address (not supported yet: refused)")
     p.add_argument("--admin-key-file", help="file holding the admin key (or MASTERPLAN_ADMIN_KEY)")
-    p.add_argument("--tls-cert", help="PEM server certificate chain")
-    p.add_argument("--tls-key", help="PEM server private key")
-    p.add_argument("--client-ca", help="PEM CA for client certificates (mutual TLS)")
+    p.add_argument("--tls-cert", help="PEM server certificate chain (or MASTERPLAN_TLS_CERT)")
+    p.add_argument("--tls-key", help="PEM server private key (or MASTERPLAN_TLS_KEY)")
+    p.add_argument(
+        "--client-ca",
+        help="PEM CA for client certificates, for mutual TLS (or MASTERPLAN_TLS_CLIENT_CA)",
+    )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        default=None,
+        help="allow plaintext on a host that is not loopback, where TLS ends in front of "
+        "the server (or MASTERPLAN_INSECURE=1); without it such a host needs --tls-cert/--tls-key",
+    )
     # One flag per quota, named and explained by the Quotas dataclass itself,
     # so that a new quota cannot be forgotten on the command line.
     for f in dataclasses.fields(Quotas):
@@ -563,6 +601,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="info",
         type=str.lower,
         help="level of the server's own log lines (debug adds plan reads)",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus metrics at http://HOST:PORT/metrics, plain HTTP on --host "
+        "(or MASTERPLAN_METRICS_PORT; default: none)",
     )
     p.set_defaults(func=cmd_serve)
 

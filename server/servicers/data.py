@@ -18,6 +18,7 @@ from masterplan.server.errors import (
     funnel,
 )
 from masterplan.server.logs import bind, error_fields, fields, scoped
+from masterplan.server.metrics import ServerMetrics
 from masterplan.server.names import parse_plan
 from masterplan.server.store import Dataset, Stores, TenantStore, UploadReceipt
 from masterplan.server.uploads import Assembly
@@ -180,10 +181,15 @@ def _check_delta_base(store: TenantStore, plan: str, header: pb.UploadHeader) ->
 class PlanningDataServicer(planning_data_pb2_grpc.PlanningDataServicer):
     """Receives uploads; a data set replaces the plan's only once its trailer proved it whole."""
 
-    def __init__(self, stores: Stores, ledger: QuotaLedger, quotas: Quotas) -> None:
+    def __init__(
+        self, stores: Stores, ledger: QuotaLedger, quotas: Quotas, *, metrics: ServerMetrics
+    ) -> None:
         self._stores = stores
         self._ledger = ledger
         self._quotas = quotas
+        self._metrics = metrics
+        #: Told of quota refusals by the error funnel.
+        self.refusals = metrics
 
     def _held_version(self, tenant_id: str, plan: str | None) -> int | None:
         """The version a failed upload left in force (None: the plan has none)."""
@@ -204,13 +210,15 @@ class PlanningDataServicer(planning_data_pb2_grpc.PlanningDataServicer):
         bind(tenant=tenant.name)
         started = time.monotonic()
         plan: str | None = None
+        mode = "unknown"  # until the header says
         requests = _received(request_iterator)
         try:
             header = _header(requests)
+            mode = _MODES[header.mode]
             plan = parse_plan(header.parent, tenant.name, "header.parent")
             bind(plan=plan, request=header.request_id)
-            log.info("upload started", extra=fields(mode=_MODES.get(header.mode, header.mode)))
-            store = self._stores.get(tenant.tenant_id)
+            log.info("upload started", extra=fields(mode=mode))
+            store = self._stores.get(tenant.tenant_id, tenant.name)
             if header.mode == pb.UPLOAD_MODE_DELTA:
                 _check_delta_base(store, plan, header)
             elif not store.has_plan(plan):  # before the data arrives, not after
@@ -219,17 +227,23 @@ class PlanningDataServicer(planning_data_pb2_grpc.PlanningDataServicer):
                 store.uploading(plan),
                 self._ledger.reserve_memory(tenant.tenant_id) as reservation,
             ):
-                receipt, retried = self._apply(store, plan, header, requests, reservation)
+                receipt, retried, received = self._apply(store, plan, header, requests, reservation)
         except Exception as exc:
             # The version that stays in force: what the plan's next run will use.
             bind(version=self._held_version(tenant.tenant_id, plan))
             seconds = round(time.monotonic() - started, 3)
-            log.warning("upload failed", extra=error_fields(exc, seconds=seconds))
+            self._metrics.upload_ended(tenant.name, mode, "failed")
+            log.warning("upload failed", extra=error_fields(exc, mode=mode, seconds=seconds))
             raise
         bind(version=receipt.version)
+        self._metrics.upload_ended(
+            tenant.name, mode, "repeated" if retried else "applied", received
+        )
         log.info(
             "upload repeated: answered, not applied again" if retried else "upload finished",
             extra=fields(
+                mode=mode,
+                received=received,
                 rows=receipt.rows,
                 upserted=receipt.rows_upserted,
                 deleted=receipt.rows_deleted,
@@ -247,12 +261,13 @@ class PlanningDataServicer(planning_data_pb2_grpc.PlanningDataServicer):
         header: pb.UploadHeader,
         requests: Iterator[pb.UploadDatasetRequest],
         reservation: MemoryReservation,
-    ) -> tuple[UploadReceipt, bool]:
+    ) -> tuple[UploadReceipt, bool, int]:
         """Receive the whole stream, then replace or change the plan's data set, or answer a retry.
 
         Returns:
-            The applied upload's receipt, and whether it was a retry of an
-            upload applied before (then nothing was applied now).
+            The applied upload's receipt, whether it was a retry of an
+            upload applied before (then nothing was applied now), and the
+            rows the stream carried (a delta's upserts and deletes).
         """
         assembly = Assembly(
             self._quotas.max_rows,
@@ -271,7 +286,7 @@ class PlanningDataServicer(planning_data_pb2_grpc.PlanningDataServicer):
                         "with other content; use a new request_id for new data",
                         field="header.request_id",
                     )
-                return earlier, True
+                return earlier, True, assembly.total_rows
         if assembly.delta:
             ds = self._apply_delta(store, plan, header, assembly, reservation)
         else:
@@ -286,7 +301,7 @@ class PlanningDataServicer(planning_data_pb2_grpc.PlanningDataServicer):
                 digest=assembly.digest,
             )
         reservation.commit(store.nbytes())
-        return UploadReceipt.of(ds, header.request_id, assembly.digest), False
+        return UploadReceipt.of(ds, header.request_id, assembly.digest), False, assembly.total_rows
 
     def _apply_delta(
         self,

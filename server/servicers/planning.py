@@ -26,11 +26,12 @@ from masterplan.server.errors import (
     funnel,
 )
 from masterplan.server.logs import bind, current_context, error_fields, fields, log_context, scoped
+from masterplan.server.metrics import ServerMetrics
 from masterplan.server.names import check_run_id, parse_plan, parse_run, parse_tenant
 from masterplan.server.netchange import engine_job
 from masterplan.server.pegging import DEFAULT_MAX_NODES, MAX_NODES_CAP
 from masterplan.server.results_stream import ResultStream, result_stream
-from masterplan.server.runs import Compute, regenerate_job, run_engine
+from masterplan.server.runs import Compute, cancel_when_ended, regenerate_job, run_engine
 from masterplan.server.servicers._convert import (
     MODES,
     pegging_to_proto,
@@ -157,15 +158,29 @@ def _send_results(
 class PlanningServicer(planning_pb2_grpc.PlanningServicer):
     """Runs, their results and pegging, each resolved from the calling tenant."""
 
-    def __init__(self, stores: Stores, ledger: QuotaLedger, default_chunk_rows: int) -> None:
+    def __init__(
+        self,
+        stores: Stores,
+        ledger: QuotaLedger,
+        default_chunk_rows: int,
+        *,
+        metrics: ServerMetrics,
+        stopping: threading.Event | None = None,
+    ) -> None:
         self._stores = stores
         self._ledger = ledger
         self._chunk_rows = default_chunk_rows
+        self._metrics = metrics
+        #: Told of quota refusals by the error funnel.
+        self.refusals = metrics
+        #: Set when the server begins to stop: a run its call loses then was
+        #: cancelled by the shutdown.
+        self._stopping = stopping if stopping is not None else threading.Event()
 
     def _store(self) -> tuple[Tenant, TenantStore]:
         tenant = _caller()
         bind(tenant=tenant.name)
-        return tenant, self._stores.get(tenant.tenant_id)
+        return tenant, self._stores.get(tenant.tenant_id, tenant.name)
 
     def _chunk_rows_of(self, asked: int) -> int:
         """Rows per result chunk: what the call asked, or the server's default."""
@@ -219,7 +234,8 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
                 )
                 bind(run=rec.run_id)
                 log.info("run started", extra=fields(mode=mode, plan_date=plan_date.isoformat()))
-                context.add_callback(rec.cancel.set)  # client cancel or deadline
+                # Client cancel, deadline or shutdown.
+                context.add_callback(cancel_when_ended(rec, context.time_remaining, self._stopping))
                 params = self._params(plan_date, request.default_group or None)
                 yield from self._execute(
                     tenant,
@@ -260,6 +276,7 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
         # gRPC may close this generator from another thread, whose context is
         # not the call's: the lines about how the run ended restore it.
         context = current_context()
+        self._metrics.run_started(tenant.name)
         try:
             yield pb.RunPlanResponse(started=run_to_proto(tenant.name, rec))
             outcome: NetChange | None = None
@@ -306,23 +323,31 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
         except (Cancelled, GeneratorExit):
             # GeneratorExit: gRPC closed the stream (client cancel, deadline,
             # server shutdown) while it waited at a yield.
-            rec.cancel.set()
+            rec.request_cancel("client")  # unless someone asked before
             store.finish_run(rec, "CANCELLED", "cancelled")
+            seconds = round(time.monotonic() - started, 3)
+            self._metrics.run_ended(tenant.name, rec.mode, rec.state, seconds)
             with log_context(**context):
                 log.info(
-                    "run cancelled", extra=fields(seconds=round(time.monotonic() - started, 3))
+                    "run cancelled",
+                    extra=fields(mode=rec.mode, by=rec.cancelled_by, seconds=seconds),
                 )
             raise
         except BaseException as exc:
             known = isinstance(exc, ValueError | QuotaExceeded)
             store.finish_run(rec, "FAILED", str(exc) if known else "internal error")
+            seconds = round(time.monotonic() - started, 3)
+            self._metrics.run_ended(tenant.name, rec.mode, rec.state, seconds)
             with log_context(**context):
-                seconds = round(time.monotonic() - started, 3)
-                log.warning("run failed", extra=error_fields(exc, seconds=seconds))
+                log.warning("run failed", extra=error_fields(exc, mode=rec.mode, seconds=seconds))
             raise
+        seconds = round(time.monotonic() - started, 3)
+        self._metrics.run_ended(tenant.name, rec.mode, rec.state, seconds, rec.phase_seconds)
         log.info(
             "run finished",
             extra=fields(
+                mode=rec.mode,
+                state=rec.state,
                 rows=rec.row_counts,
                 base_run=rec.base_run_id,
                 rows_added=rec.rows_added,
@@ -330,7 +355,7 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
                 skus=result.sku_count,
                 skus_planned=rec.skus_planned,
                 fallback=rec.fallback_reason,
-                seconds=round(time.monotonic() - started, 3),
+                seconds=seconds,
             ),
         )
         yield from _send_results(
@@ -394,7 +419,7 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
     def CancelRun(self, request: pb.CancelRunRequest, context: grpc.ServicerContext) -> pb.PlanRun:
         tenant, store = self._store()
         rec = self._run(store, request.name, tenant)
-        rec.cancel.set()
+        rec.request_cancel("cancel_run")
         log.info("run cancel requested", extra=fields(state=rec.state))
         return run_to_proto(tenant.name, rec)
 

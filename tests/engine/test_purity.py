@@ -17,7 +17,7 @@ def test_engine_imports_no_grpc_protobuf_or_sql() -> None:
     bad = _loaded(
         "import sys, masterplan.server.engine, masterplan.server.engine.plan\n"
         "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('grpc', 'google', 'sqlalchemy', 'psycopg', 'pymysql') "
+        "('grpc', 'google', 'sqlalchemy', 'psycopg', 'pymysql', 'prometheus_client') "
         "or m.startswith(('masterplan.v1', 'masterplan.codec', 'masterplan.tenancy', "
         "'masterplan.connector', 'masterplan.client'))"
         " or (m.startswith('masterplan.server.') and not m.startswith('masterplan.server.engine')))))\n"

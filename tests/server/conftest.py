@@ -37,6 +37,7 @@ def live(tmp_path) -> Iterator[Live]:  # type: ignore[no-untyped-def]
         port=0, registry_url=f"sqlite:///{tmp_path / 'registry.db'}", grace_seconds=1
     )
     running = start_server(config, AdminCredential.from_key(admin_key))
+    assert running.warmed_up.wait(60)  # health SERVING from here on
     keys = {}
     with MasterplanClient(running.address, admin_key) as admin:
         for name in ("acme", "globex"):

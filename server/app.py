@@ -14,7 +14,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from masterplan.server.config import ServerConfig
+from masterplan.server.config import ServerConfig, host_port
 from masterplan.server.departures import TenantDepartures
 from masterplan.server.engine import warm_up as load_kernels
 from masterplan.server.logs import configure as configure_logging
@@ -77,7 +77,7 @@ class RunningServer:
     @property
     def address(self) -> str:
         """``host:port`` as a client dials it."""
-        return f"{self.config.host}:{self.port}"
+        return host_port(self.config.host, self.port)
 
     @property
     def metrics_port(self) -> int | None:
@@ -182,7 +182,7 @@ def start_server(
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    address = f"{config.host}:{config.port}"
+    address = host_port(config.host, config.port)
     if config.tls is not None:
         creds = grpc.ssl_server_credentials(
             [(config.tls.private_key, config.tls.cert_chain)],
@@ -200,7 +200,7 @@ def start_server(
         endpoint = serve_metrics(metrics, config.host, config.metrics_port)
         log.info(
             "metrics endpoint listening",
-            extra=fields(address=f"{config.host}:{endpoint.port}", path="/metrics"),
+            extra=fields(address=host_port(config.host, endpoint.port), path="/metrics"),
         )
     server.start()
     streams.start()
@@ -215,7 +215,7 @@ def start_server(
     ).start()
     log.info(
         "masterplan server listening",
-        extra=fields(address=f"{config.host}:{port}", tls=config.tls is not None),
+        extra=fields(address=host_port(config.host, port), tls=config.tls is not None),
     )
     return RunningServer(
         server,

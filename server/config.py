@@ -9,9 +9,17 @@ from dataclasses import dataclass, field
 from masterplan.server.logs import LogFormat
 from masterplan.tenancy.quotas import Quotas
 
-__all__ = ["ServerConfig", "TlsConfig", "is_loopback"]
+__all__ = ["ServerConfig", "TlsConfig", "host_port", "is_loopback"]
 
 MiB = 1024 * 1024
+
+
+def host_port(host: str, port: int) -> str:
+    """``host:port`` as gRPC parses it: an IPv6 literal such as ``::`` in brackets."""
+    name = host.strip()
+    if ":" in name and not name.startswith("["):
+        name = f"[{name}]"
+    return f"{name}:{port}"
 
 
 def is_loopback(host: str) -> bool:

@@ -43,6 +43,7 @@ from masterplan.connector.columns import (
 )
 from masterplan.connector.errors import ColumnDataError
 from masterplan.connector.pgcopy import CopyFormatError, copy_chunks, copy_eligible
+from masterplan.connector.profile import SourceProfile, source_from, verify_source
 from masterplan.connector.schema import table_spec, verify_schema
 from masterplan.contract.tables import INPUT_TABLES, ColumnKind, TableSpec
 
@@ -58,11 +59,11 @@ DEFAULT_CHUNK_ROWS = 65536
 _SNAPSHOT_DIALECTS = ("postgresql", "mysql", "mariadb")
 
 
-def _select(spec: TableSpec) -> Executable:
-    """Select exactly ``spec``'s columns in canonical order, untyped."""
-    return sa.select(*(sa.column(name) for name in spec.column_names)).select_from(
-        sa.table(spec.name)
-    )
+def _select(spec: TableSpec, source: SourceProfile | None = None) -> Executable:
+    """Select exactly ``spec``'s columns in canonical order, untyped: from the
+    table (or view) of that name, or through ``source``'s query for it."""
+    origin = sa.table(spec.name) if source is None else source_from(source, spec)
+    return sa.select(*(sa.column(name) for name in spec.column_names)).select_from(origin)
 
 
 def _chunk_from_rows(spec: TableSpec, rows: Sequence[Sequence[Any]]) -> Table:
@@ -132,13 +133,17 @@ def _table_types(conn: Connection, spec: TableSpec) -> dict[str, Any] | None:
 
 
 def _table_chunks(
-    conn: Connection, spec: TableSpec, chunk_rows: int, types: dict[str, Any] | None
+    conn: Connection,
+    spec: TableSpec,
+    chunk_rows: int,
+    types: dict[str, Any] | None,
+    source: SourceProfile | None = None,
 ) -> Iterator[Table]:
     """Chunks of one table: through ``COPY`` where ``types`` allow it, else
     (or when the server refuses a cast, e.g. a ``NUMERIC`` past ``float8``'s
     range) the generic way, from a savepoint so that the transaction's
     snapshot lives on."""
-    if types is not None and _copies(conn) and copy_eligible(spec, types):
+    if source is None and types is not None and _copies(conn) and copy_eligible(spec, types):
         dbapi_error = conn.dialect.loaded_dbapi.Error
         savepoint = conn.begin_nested()
         yielded = False
@@ -153,7 +158,9 @@ def _table_chunks(
         else:
             savepoint.commit()
             return
-    yield from _generic_chunks(conn, spec, chunk_rows)
+    if source is not None and source.tables[spec.name].query is None:
+        return  # the ERP has no equivalent: an empty table
+    yield from _generic_chunks(conn, spec, chunk_rows, source)
 
 
 def _readable_dates(spec: TableSpec, chunk: Table) -> Table:
@@ -216,7 +223,9 @@ def _tolerant_loader(base: type) -> type:
     return Tolerant
 
 
-def _generic_chunks(conn: Connection, spec: TableSpec, chunk_rows: int) -> Iterator[Table]:
+def _generic_chunks(
+    conn: Connection, spec: TableSpec, chunk_rows: int, source: SourceProfile | None = None
+) -> Iterator[Table]:
     """Chunks of one table through a server-side cursor and driver rows."""
     _tolerate_bad_dates(conn)
     # stream_results: a server-side cursor (psycopg named cursor, PyMySQL
@@ -224,7 +233,7 @@ def _generic_chunks(conn: Connection, spec: TableSpec, chunk_rows: int) -> Itera
     # (Options of this statement only: ``Connection.execution_options`` would
     # set them on the connection, for the savepoints that follow too.)
     result = conn.execute(
-        _select(spec), execution_options={"stream_results": True, "yield_per": chunk_rows}
+        _select(spec, source), execution_options={"stream_results": True, "yield_per": chunk_rows}
     )
     with result:
         for rows in result.partitions(chunk_rows):
@@ -246,6 +255,7 @@ def read_input(
     engine: Engine | Connection,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     on_chunk: Callable[[str, int], None] | None = None,
+    source: SourceProfile | None = None,
 ) -> dict[str, Table]:
     """Read every input table of §4, after checking that they all exist.
 
@@ -260,6 +270,9 @@ def read_input(
         chunk_rows: Rows fetched per batch (see :func:`iter_table_chunks`).
         on_chunk: Called with the table name and row count of every chunk
             read, for progress displays.
+        source: Read through this source profile's queries instead of the
+            reference tables (:mod:`connector.profile`); they are checked
+            first as the tables are, naming a missing or mistyped column.
 
     Returns:
         Table name -> table of column arrays, for every input table.
@@ -267,15 +280,15 @@ def read_input(
     Raises:
         SchemaMismatch: An input table or column is missing.
         ColumnDataError: A value cannot be converted to its column's kind.
+        ProfileError: ``source`` is written for another kind of database.
     """
-    types = verify_schema(engine, INPUT_TABLES)
     if isinstance(engine, Connection):
-        return _read_all(engine, chunk_rows, on_chunk, types)
+        return _read_all(engine, chunk_rows, on_chunk, source)
     with engine.connect() as conn:
         if conn.dialect.name in _SNAPSHOT_DIALECTS:
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
         with conn.begin():
-            return _read_all(conn, chunk_rows, on_chunk, types)
+            return _read_all(conn, chunk_rows, on_chunk, source)
 
 
 @contextmanager
@@ -300,10 +313,17 @@ def _read_all(
     conn: Connection,
     chunk_rows: int,
     on_chunk: Callable[[str, int], None] | None,
-    types: dict[str, dict[str, Any]],
+    source: SourceProfile | None,
 ) -> dict[str, Table]:
+    types: dict[str, dict[str, Any] | None]
+    if source is None:
+        types = dict(verify_schema(conn, INPUT_TABLES))
+    else:
+        verify_source(conn, source)
+        types = dict.fromkeys(INPUT_TABLES)
+
     def chunks(name: str) -> Iterator[Table]:
-        for chunk in _table_chunks(conn, table_spec(name), chunk_rows, types[name]):
+        for chunk in _table_chunks(conn, table_spec(name), chunk_rows, types[name], source):
             if on_chunk is not None:
                 on_chunk(name, table_length(chunk))
             yield chunk

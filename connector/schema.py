@@ -346,7 +346,7 @@ def verify_schema(
 ) -> dict[str, dict[str, Any]]:
     """Check that the database has every table and column the connector uses.
 
-    Only names are checked, not types: integrators create these tables
+    Tables and views count alike. Only names are checked, not types: integrators create these tables
     themselves, with ``NUMERIC`` or ``FLOAT`` quantities, and the reader
     converts whatever the driver returns. A run must fail naming what is
     missing (SPEC §4) rather than with a driver's SQL error.
@@ -370,7 +370,10 @@ def verify_schema(
     specs = [table_spec(name) for name in tables]
     inspector = sa.inspect(engine)
     fold_table, fold_column = _folders(inspector.dialect.name)
-    existing = {fold_table(t): t for t in inspector.get_table_names()}
+    # A view is read exactly as a table is (SPEC §4): an integrator may map
+    # the ERP's own tables onto these names with views.
+    names = [*inspector.get_table_names(), *inspector.get_view_names()]
+    existing = {fold_table(t): t for t in names}
     types: dict[str, dict[str, Any]] = {}
     for spec in specs:
         actual = existing.get(fold_table(spec.name))
@@ -379,7 +382,8 @@ def verify_schema(
                 spec.name,
                 None,
                 f"table {spec.name!r} is missing from the SCM database "
-                "(`masterplan scm init` creates every table)",
+                "(`masterplan scm init` creates every table; a view of that name "
+                "does as well, and `--source PROFILE` reads through an ERP's own tables)",
             )
         have = {fold_column(c["name"]): c["type"] for c in inspector.get_columns(actual)}
         for column in spec.column_names:

@@ -7,19 +7,25 @@ view needs, with indexed queries, and :mod:`masterplan.contract.explain`
 turns them into the view (the server does the same from a kept run). Each
 view reads in one transaction, so that it sees one plan even while a run
 writes the next one.
+
+The few input rows a view shows beside the plan (on-hand and open receipts,
+BOM and production lines, coverage) are read where the run read them: the
+same database, or the ERP's through a source profile when the plan was
+written into a results database of its own (:class:`Inputs`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from masterplan.connector.errors import ConnectorError
+from masterplan.connector.profile import SourceProfile, check_dialect, source_from
 from masterplan.connector.schema import sql_table
 from masterplan.contract import explain
 from masterplan.contract.explain import (
@@ -29,6 +35,7 @@ from masterplan.contract.explain import (
     PegRow,
     ref_part,
 )
+from masterplan.contract.tables import INPUT_TABLES
 from masterplan.contract.views import (
     ActionMessageRow,
     DelayMessageRow,
@@ -44,6 +51,8 @@ from masterplan.contract.views import (
 __all__ = [
     "DEFAULT_MAX_DEPTH",
     "MAX_NODES",
+    "InputSource",
+    "Inputs",
     "NotInPlan",
     "SqlPlanRows",
     "ViewError",
@@ -73,6 +82,27 @@ def _reading(bind: Engine | Connection) -> Iterator[Connection]:
         return
     with bind.connect() as conn, conn.begin():
         yield conn
+
+
+class Inputs:
+    """Where a view reads input rows: a connection, and the reference tables
+    or a source profile's queries over an ERP's tables."""
+
+    def __init__(self, conn: Connection, source: SourceProfile | None = None) -> None:
+        if source is not None:
+            check_dialect(source, conn)
+        self.conn, self.source = conn, source
+
+    def table(self, name: str) -> sa.FromClause:
+        """Input table ``name``, with its §4 columns under ``.c``."""
+        if self.source is None:
+            return sql_table(name)
+        return source_from(self.source, INPUT_TABLES[name])
+
+
+#: A database holding the inputs, and the profile to read them through
+#: (None for the reference tables), when they are not where the plan is.
+InputSource = tuple[Engine, SourceProfile | None]
 
 
 def _date(value: Any) -> dt.date:
@@ -161,8 +191,11 @@ class SqlPlanRows:
     """:class:`~masterplan.contract.explain.PlanRows` of one plan in the SCM
     database, read on ``conn`` (one transaction for one view)."""
 
-    def __init__(self, conn: Connection, plan_id: str, plan_date: dt.date) -> None:
+    def __init__(
+        self, conn: Connection, plan_id: str, plan_date: dt.date, inputs: Inputs | None = None
+    ) -> None:
         self.conn, self.plan_id, self._t0 = conn, plan_id, plan_date
+        self.inputs = inputs or Inputs(conn)
         self._orders: dict[str, PlannedOrderRow | None] = {}
         self._firmed: set[str] = set()  # ids found among the inputs' firmed orders
 
@@ -238,13 +271,13 @@ class SqlPlanRows:
                 # The run's own order without a valid BOM draws on nothing; a
                 # firmed order of the inputs has its BOM chosen by the run.
                 return None if head[3:] in self._firmed else []
-            bl = sql_table("bom_lines")
-            numbers = self.conn.execute(
+            bl = self.inputs.table("bom_lines")
+            numbers = self.inputs.conn.execute(
                 sa.select(bl.c.line_no).where(bl.c.bom_id == order.bom_id)
             ).scalars()
         elif prefix.startswith("PRDL:"):
-            pl = sql_table("production_lines")
-            numbers = self.conn.execute(
+            pl = self.inputs.table("production_lines")
+            numbers = self.inputs.conn.execute(
                 sa.select(pl.c.line_no).where(pl.c.order_id == head[len("PRDL:") :])
             ).scalars()
         else:
@@ -307,9 +340,9 @@ class SqlPlanRows:
                 po.c.planned_order_id == planned_order_id,
             )
             if not found:
-                fp = sql_table("firmed_planned_orders")
+                fp = self.inputs.table("firmed_planned_orders")
                 row = (
-                    self.conn.execute(
+                    self.inputs.conn.execute(
                         sa.select(fp).where(fp.c.planned_order_id == planned_order_id)
                     )
                     .mappings()
@@ -407,8 +440,8 @@ class SqlPlanRows:
     ) -> dict[str, tuple[dt.date, float]]:
         out: dict[str, tuple[dt.date, float]] = {}
         t0 = self._t0
-        oh = sql_table("on_hand")
-        total = self.conn.execute(
+        oh = self.inputs.table("on_hand")
+        total = self.inputs.conn.execute(
             sa.select(sa.func.sum(oh.c.qty)).where(
                 oh.c.item_id == item_id, oh.c.warehouse_id == warehouse_id
             )
@@ -416,8 +449,8 @@ class SqlPlanRows:
         if total is not None and float(total) > 0:
             out[f"OH:{item_id}/{warehouse_id}"] = (t0, float(total))
         for name, prefix, ids, wh_col, date_col in RECEIPT_SOURCES:
-            t = sql_table(name)
-            rows = self.conn.execute(
+            t = self.inputs.table(name)
+            rows = self.inputs.conn.execute(
                 sa.select(*(t.c[c] for c in (*ids, "qty", date_col))).where(
                     t.c.item_id == item_id, t.c[wh_col] == warehouse_id
                 )
@@ -434,8 +467,8 @@ class SqlPlanRows:
     def coverage(
         self, item_id: str, warehouse_id: str
     ) -> tuple[float | None, float | None, float | None]:
-        ic = sql_table("item_coverage")
-        row = self.conn.execute(
+        ic = self.inputs.table("item_coverage")
+        row = self.inputs.conn.execute(
             sa.select(ic.c.safety_stock_qty, ic.c.min_qty, ic.c.max_qty).where(
                 ic.c.item_id == item_id, ic.c.warehouse_id == warehouse_id
             )
@@ -446,13 +479,20 @@ class SqlPlanRows:
 
 
 @contextmanager
-def _plan(bind: Engine | Connection, plan_id: str) -> Iterator[tuple[SqlPlanRows, RunInfo]]:
-    """The plan's rows and current run, in one transaction; the contract's
-    NotInPlan becomes the connector's, naming the plan."""
-    with _reading(bind) as conn:
+def _plan(
+    bind: Engine | Connection, plan_id: str, inputs: InputSource | None = None
+) -> Iterator[tuple[SqlPlanRows, RunInfo]]:
+    """The plan's rows and current run, in one transaction (and the inputs
+    in one of their own where they are elsewhere); the contract's NotInPlan
+    becomes the connector's, naming the plan."""
+    with _reading(bind) as conn, ExitStack() as stack:
         run = current_run(conn, plan_id)
+        if inputs is None:
+            reader = Inputs(conn)
+        else:
+            reader = Inputs(stack.enter_context(_reading(inputs[0])), inputs[1])
         try:
-            yield SqlPlanRows(conn, plan_id, run.plan_date), run
+            yield SqlPlanRows(conn, plan_id, run.plan_date, reader), run
         except explain.NotInPlan as exc:
             raise NotInPlan(
                 str(exc).replace("the plan", f"the current plan of {plan_id!r}", 1)
@@ -460,7 +500,11 @@ def _plan(bind: Engine | Connection, plan_id: str) -> Iterator[tuple[SqlPlanRows
 
 
 def net_requirements(
-    bind: Engine | Connection, item_id: str, warehouse_id: str, plan_id: str = "main"
+    bind: Engine | Connection,
+    item_id: str,
+    warehouse_id: str,
+    plan_id: str = "main",
+    inputs: InputSource | None = None,
 ) -> NetRequirements:
     """One SKU of the current plan (:func:`masterplan.contract.explain.net_requirements`).
 
@@ -468,7 +512,7 @@ def net_requirements(
         ViewError: The plan has no written run.
         NotInPlan: The plan has nothing for this SKU.
     """
-    with _plan(bind, plan_id) as (rows, run):
+    with _plan(bind, plan_id, inputs) as (rows, run):
         return explain.net_requirements(rows, run, item_id, warehouse_id)
 
 
@@ -479,6 +523,7 @@ def pegging_tree(
     plan_id: str = "main",
     max_depth: int = DEFAULT_MAX_DEPTH,
     max_nodes: int = MAX_NODES,
+    inputs: InputSource | None = None,
 ) -> PegNode:
     """The pegging tree of a demand, or with ``up`` of a supply
     (:func:`masterplan.contract.explain.pegging_tree`).
@@ -487,28 +532,37 @@ def pegging_tree(
         ViewError: The plan has no written run.
         NotInPlan: No pegging row (or delay message) names ``ref``.
     """
-    with _plan(bind, plan_id) as (rows, _run):
+    with _plan(bind, plan_id, inputs) as (rows, _run):
         return explain.pegging_tree(rows, ref, up, max_depth, max_nodes)
 
 
-def delay_path(bind: Engine | Connection, ref: str, plan_id: str = "main") -> DelayPath:
+def delay_path(
+    bind: Engine | Connection,
+    ref: str,
+    plan_id: str = "main",
+    inputs: InputSource | None = None,
+) -> DelayPath:
     """Why demand ``ref`` is late (:func:`masterplan.contract.explain.delay_path`).
 
     Raises:
         ViewError: The plan has no written run.
         NotInPlan: ``ref`` is no late demand of the plan (no delay message).
     """
-    with _plan(bind, plan_id) as (rows, _run):
+    with _plan(bind, plan_id, inputs) as (rows, _run):
         return explain.delay_path(rows, ref)
 
 
 def plan_report(
-    bind: Engine | Connection, plan_id: str = "main", top: int = 10, charts: int = 6
+    bind: Engine | Connection,
+    plan_id: str = "main",
+    top: int = 10,
+    charts: int = 6,
+    inputs: InputSource | None = None,
 ) -> PlanReport:
     """What ``masterplan report`` draws (:func:`masterplan.contract.explain.plan_report`).
 
     Raises:
         ViewError: The plan has no written run.
     """
-    with _plan(bind, plan_id) as (rows, run):
+    with _plan(bind, plan_id, inputs) as (rows, run):
         return explain.plan_report(rows, run, top, charts)

@@ -20,6 +20,7 @@ from masterplan.client import errors
 from masterplan.client.cli.progress import CycleProgress
 from masterplan.client.cli.syncing import SyncReport, sync_dataset, sync_store
 from masterplan.client.client import ClientTls, MasterplanClient
+from masterplan.connector.profile import SourceProfile
 from masterplan.connector.reader import read_input
 from masterplan.connector.schema import create_engine, create_result_tables
 from masterplan.connector.sync import default_state_dir
@@ -43,7 +44,8 @@ class CycleOptions:
     """What ``masterplan run`` was asked to do.
 
     Attributes:
-        db_url: SQLAlchemy URL of the SCM database.
+        db_url: SQLAlchemy URL of the SCM database (the source: nothing is
+            written into it when ``results_db_url`` names another).
         server: ``host:port`` of a running server, or None for an embedded one.
         api_key: The tenant key (with ``server``).
         tenant: The tenant id in the plan's resource name; None uses ``-``,
@@ -60,6 +62,10 @@ class CycleOptions:
             None for :func:`connector.sync.default_state_dir`.
         recover_seconds: After a lost RunPlan stream, how long to wait for
             the server to answer again before giving the run up.
+        source: Read through this source profile instead of the reference
+            tables (SPEC §4).
+        results_db_url: Where the result tables are (``--results-db``);
+            None for the source database.
     """
 
     db_url: str
@@ -75,6 +81,8 @@ class CycleOptions:
     full: bool = False
     state_dir: Path | None = None
     recover_seconds: float = 30.0
+    source: SourceProfile | None = None
+    results_db_url: str | None = None
 
 
 @dataclass(slots=True)
@@ -123,7 +131,10 @@ def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> C
         client.errors.MasterplanClientError: the server refused or failed.
     """
     show = progress or CycleProgress()
-    engine = create_engine(options.db_url)
+    source_engine = create_engine(options.db_url)
+    # The source is only read: with a results database of its own, a
+    # read-only role is enough for it.
+    engine = create_engine(options.results_db_url) if options.results_db_url else source_engine
     times: dict[str, float] = {}
     plan_date = options.plan_date or dt.date.today()
     run_id = uuid.uuid4().hex
@@ -152,7 +163,11 @@ def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> C
                 client.list_runs(parent)
             t = time.perf_counter()
             show.begin("read")
-            tables = read_input(engine, on_chunk=lambda name, n: show.advance("read", n))
+            tables = read_input(
+                source_engine,
+                on_chunk=lambda name, n: show.advance("read", n),
+                source=options.source,
+            )
             show.end("read")
             times["read"] = time.perf_counter() - t
             input_rows = sum(table_length(v) for v in tables.values())
@@ -275,3 +290,4 @@ def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> C
     finally:
         show.close()
         engine.dispose()
+        source_engine.dispose()

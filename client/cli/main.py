@@ -94,6 +94,33 @@ def _add_tls_client(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tls-client-key", help="PEM client key, for mutual TLS")
 
 
+def _add_source(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--source",
+        metavar="PROFILE",
+        help="read the SCM data through a source profile: a shipped one "
+        "(odoo17, odoo18) or a .toml file (SPEC §4)",
+    )
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a parameter of the source profile (repeatable)",
+    )
+
+
+def _source(args: argparse.Namespace) -> Any:
+    """The source profile ``--source`` names, its ``--param`` values applied."""
+    from masterplan.connector.profile import load_profile, parse_params
+
+    if not args.source:
+        if args.param:
+            raise SystemExit("masterplan: --param needs --source PROFILE")
+        return None
+    return load_profile(args.source, parse_params(args.param))
+
+
 def _progress(enabled: bool) -> Any:
     """Progress bars on a terminal, nothing otherwise."""
     from masterplan.client.cli.progress import CycleProgress, TerminalProgress
@@ -115,8 +142,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if server and not api_key:
         raise SystemExit("masterplan: --server needs --api-key KEY or MASTERPLAN_API_KEY")
     _existing_sqlite(db_url)
+    # The results database may be new: SQLite then creates the file.
+    results_db_url = args.results_db or os.environ.get("MASTERPLAN_RESULTS_DB_URL")
     options = CycleOptions(
         db_url=db_url,
+        results_db_url=results_db_url,
+        source=_source(args),
         server=server,
         api_key=api_key,
         tenant=args.tenant,
@@ -250,6 +281,7 @@ def cmd_promise(args: argparse.Namespace) -> int:
         api_key=api_key,
         tenant=args.tenant,
         tls=_client_tls(args),
+        source=_source(args) if db_url else None,
     )
     try:
         report = promise(options)
@@ -366,13 +398,22 @@ def cmd_tenant(args: argparse.Namespace) -> int:
 
 
 def cmd_scm(args: argparse.Namespace) -> int:
-    import sqlalchemy as sa
+    from masterplan.connector.schema import create_all, create_engine
 
-    from masterplan.connector.schema import create_all
-
+    db_url = args.db or os.environ.get("MASTERPLAN_DB_URL")
+    if not db_url:
+        raise SystemExit(
+            f"masterplan scm {args.action}: --db URL (or MASTERPLAN_DB_URL) is required"
+        )
     if args.action != "init":
-        _existing_sqlite(args.db)
-    engine = sa.create_engine(args.db)
+        _existing_sqlite(db_url)
+    source = _source(args)
+    if source is not None and args.action == "init":
+        raise SystemExit(
+            "masterplan scm init: a source profile reads the ERP's own tables, which "
+            "init never creates; `masterplan run --results-db URL` creates the result tables"
+        )
+    engine = create_engine(db_url)
     try:
         if args.action == "init":
             create_all(engine)
@@ -388,8 +429,11 @@ def cmd_scm(args: argparse.Namespace) -> int:
         from masterplan.connector.reader import read_input
         from masterplan.server.engine import PlanParams, check
 
+        if source is not None:
+            _check_source(engine, source, args.json)
         messages = check(
-            read_input(engine), PlanParams(args.plan_date or dt.date.today(), args.default_group)
+            read_input(engine, source=source),
+            PlanParams(args.plan_date or dt.date.today(), args.default_group),
         )
     finally:
         engine.dispose()
@@ -406,6 +450,25 @@ def cmd_scm(args: argparse.Namespace) -> int:
             )
         print(f"{len(rows)} message(s)")
     return 1 if any(r["severity"] == "error" for r in rows) else 0
+
+
+def _check_source(engine: Any, source: Any, as_json: bool) -> None:
+    """Every query of the profile run once: each problem on a line of its
+    own (table and column named), then exit 1; nothing is planned."""
+    from masterplan.connector.profile import source_problems
+
+    with engine.connect() as conn, conn.begin():
+        problems = source_problems(conn, source)
+    if not problems:
+        return
+    if as_json:
+        rows = [{"table": p.table, "column": p.column, "text": p.message} for p in problems]
+        print(json.dumps({"source": source.name, "problems": rows}))
+    else:
+        for p in problems:
+            print(p.message)
+        print(f"{len(problems)} problem(s) in {source.describe()}")
+    raise SystemExit(1)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -468,6 +531,12 @@ def build_parser() -> argparse.ArgumentParser:
         "else $XDG_STATE_HOME/masterplan, else ~/.local/state/masterplan)",
     )
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    _add_source(p)
+    p.add_argument(
+        "--results-db",
+        help="SQLAlchemy URL of the database the plan is written into "
+        "(or MASTERPLAN_RESULTS_DB_URL; default: --db)",
+    )
     _add_tls_client(p)
     p.set_defaults(func=cmd_run)
 
@@ -488,6 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--default-group", help="coverage group of SKUs that name none")
     p.add_argument("--db", help="SCM database to plan on an embedded server (or MASTERPLAN_DB_URL)")
+    _add_source(p)
     p.add_argument(
         "--server", help="host:port of a server holding the plan's data (or MASTERPLAN_SERVER)"
     )
@@ -622,7 +692,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("scm", help="manage and check an SCM database")
     p.add_argument("action", choices=("init", "check"))
-    p.add_argument("--db", required=True)
+    p.add_argument("--db", help="SQLAlchemy URL of the SCM database (or MASTERPLAN_DB_URL)")
+    _add_source(p)
     p.add_argument("--plan-date", type=_plan_date)
     p.add_argument("--default-group")
     p.add_argument("--json", action="store_true")

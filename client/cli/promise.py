@@ -29,6 +29,7 @@ import numpy as np
 
 from masterplan.client import errors
 from masterplan.client.client import ClientTls, MasterplanClient
+from masterplan.connector.profile import SourceProfile
 from masterplan.connector.reader import read_input
 from masterplan.connector.schema import create_engine
 from masterplan.contract.columns import Table
@@ -90,6 +91,7 @@ class PromiseOptions:
             run (``--server``) or today.
         default_group: Coverage group of SKUs that name none.
         db_url: The SCM database, planned on an embedded server.
+        source: Read ``db_url`` through this source profile (SPEC §4).
         server: A server that holds the plan's data set.
         api_key: The tenant key (with ``server``).
         tenant: The tenant in resource names; None for the key's own.
@@ -108,6 +110,7 @@ class PromiseOptions:
     api_key: str | None = None
     tenant: str | None = None
     tls: ClientTls | None = None
+    source: SourceProfile | None = None
 
 
 @dataclass(slots=True)
@@ -280,7 +283,7 @@ def _on_server(options: PromiseOptions, stack: ExitStack) -> _Target:
 def _embedded(options: PromiseOptions, stack: ExitStack) -> _Target:
     """An embedded server holding the database's data, planned once as it is."""
     assert options.db_url is not None
-    tables = _read(options.db_url)
+    tables = _read(options.db_url, options.source)
     warehouse = choose_warehouse(tables, options.item, options.warehouse)
     plan_date = options.plan_date or dt.date.today()
     emb = stack.enter_context(embedded_server())
@@ -348,11 +351,11 @@ def _report(
     )
 
 
-def _read(url: str) -> dict[str, Table]:
+def _read(url: str, source: SourceProfile | None) -> dict[str, Table]:
     """Every input table of the SCM database; reading writes nothing."""
     engine = create_engine(url)
     try:
-        return read_input(engine)
+        return read_input(engine, source=source)
     finally:
         engine.dispose()
 

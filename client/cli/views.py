@@ -84,17 +84,29 @@ def _db(args: argparse.Namespace) -> Any:
     return create_engine(url)
 
 
-def _answer(args: argparse.Namespace, read: Callable[[Any], Any]) -> Any:
-    """Run a view on the database; a view that cannot answer is one line and exit 1."""
+def _answer(args: argparse.Namespace, read: Callable[[Any, Any], Any]) -> Any:
+    """Run a view on the database; a view that cannot answer is one line and exit 1.
+
+    The plan is read from ``--results-db`` where the run wrote it there, and
+    the inputs the view shows beside it from ``--db``, through ``--source``
+    when the run read through a profile; otherwise both from ``--db``.
+    """
+    from masterplan.client.cli.main import _source
+    from masterplan.connector.schema import create_engine
     from masterplan.connector.views import ViewError
 
     engine = _db(args)
+    source = _source(args)
+    results_url = args.results_db or os.environ.get("MASTERPLAN_RESULTS_DB_URL")
+    plan_engine = create_engine(results_url) if results_url else engine
+    inputs = (engine, source) if results_url or source is not None else None
     try:
-        return read(engine)
+        return read(plan_engine, inputs)
     except ViewError as exc:
         raise SystemExit(f"masterplan: {exc}") from None
     finally:
         engine.dispose()
+        plan_engine.dispose()
 
 
 # -- show ---------------------------------------------------------------------
@@ -197,7 +209,7 @@ def _show_one(console: Console, view: NetRequirements) -> None:
 def cmd_show(args: argparse.Namespace) -> int:
     from masterplan.connector import views
 
-    def read(engine: Any) -> list[NetRequirements]:
+    def read(engine: Any, inputs: Any) -> list[NetRequirements]:
         warehouses = [args.warehouse] if args.warehouse else None
         if warehouses is None:
             warehouses = views.sku_warehouses(engine, args.item, args.plan)
@@ -206,7 +218,9 @@ def cmd_show(args: argparse.Namespace) -> int:
                 raise views.NotInPlan(
                     f"nothing for item {args.item!r} in the current plan of {args.plan!r}"
                 )
-        return [views.net_requirements(engine, args.item, wh, args.plan) for wh in warehouses]
+        return [
+            views.net_requirements(engine, args.item, wh, args.plan, inputs) for wh in warehouses
+        ]
 
     if _server(args):
         if not args.warehouse:
@@ -269,8 +283,13 @@ def cmd_peg(args: argparse.Namespace) -> int:
     else:
         tree = _answer(
             args,
-            lambda engine: views.pegging_tree(
-                engine, args.ref, up=args.up, plan_id=args.plan, max_depth=args.depth
+            lambda engine, inputs: views.pegging_tree(
+                engine,
+                args.ref,
+                up=args.up,
+                plan_id=args.plan,
+                max_depth=args.depth,
+                inputs=inputs,
             ),
         )
     if args.json:
@@ -315,7 +334,9 @@ def cmd_why(args: argparse.Namespace) -> int:
     if _server(args):
         path = _kept_run(args, lambda client, name: client.explain_delay(name, args.ref))
     else:
-        path = _answer(args, lambda engine: views.delay_path(engine, args.ref, args.plan))
+        path = _answer(
+            args, lambda engine, inputs: views.delay_path(engine, args.ref, args.plan, inputs)
+        )
     if args.json:
         print(json.dumps(as_json(path)))
         return 0
@@ -336,7 +357,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         )
     else:
         report = _answer(
-            args, lambda engine: views.plan_report(engine, args.plan, args.top, args.charts)
+            args,
+            lambda engine, inputs: views.plan_report(
+                engine, args.plan, args.top, args.charts, inputs
+            ),
         )
     out = Path(args.out)
     out.write_text(render_report(report), encoding="utf-8")
@@ -363,9 +387,15 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    from masterplan.client.cli.main import _add_tls_client
+    from masterplan.client.cli.main import _add_source, _add_tls_client
 
     p.add_argument("--db", help="SQLAlchemy URL of the SCM database (or MASTERPLAN_DB_URL)")
+    p.add_argument(
+        "--results-db",
+        help="where `run --results-db` wrote the plan (or MASTERPLAN_RESULTS_DB_URL; "
+        "default: --db)",
+    )
+    _add_source(p)
     p.add_argument(
         "--server", help="host:port of a server to ask about a kept run (or MASTERPLAN_SERVER)"
     )

@@ -389,13 +389,7 @@ def run_rows(store: TenantStore, rec: RunRecord) -> RunPlanRows:
         FailedPrecondition: The run holds no results (not succeeded, or
             trimmed).
     """
-    index = rec.pegging()
-    results = rec.results
-    if index is None or results is None:
-        raise FailedPrecondition(
-            f"run {rec.run_id!r} holds no results (not succeeded, or not kept)",
-            reason="NO_RESULTS",
-        )
+    results, index = rec.kept_results()
     try:
         dataset = store.dataset(rec.plan_id)
     except FailedPrecondition:

@@ -232,6 +232,23 @@ class RunRecord:
             self.cancelled_by = by
         self.cancel.set()
 
+    def kept_results(self) -> tuple[Mapping[str, ResultTable], PeggingIndex]:
+        """The run's results and pegging index, for the calls that read them.
+
+        Raises:
+            FailedPrecondition: ``NO_RESULTS``: the run did not succeed, or
+                is no longer its plan's newest succeeded run (only that one
+                keeps its results).
+        """
+        results, index = self.results, self.pegging()
+        if results is None or index is None:
+            raise FailedPrecondition(
+                f"run {self.run_id!r} holds no results ({self.state.lower()}, or not the "
+                "newest succeeded run of its plan)",
+                reason="NO_RESULTS",
+            )
+        return results, index
+
     def pegging(self) -> PeggingIndex | None:
         """The run's pegging index (built once), or None without results."""
         results = self.results

@@ -19,7 +19,6 @@ from masterplan.server import explain as explained
 from masterplan.server.engine import NetChange, PlanParams
 from masterplan.server.errors import (
     Cancelled,
-    FailedPrecondition,
     InvalidArgument,
     MasterplanError,
     NotFound,
@@ -371,13 +370,7 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
         tenant, store = self._store()
         rec = self._run(store, request.name, tenant)
         chunk_rows = self._chunk_rows_of(request.chunk_rows)
-        results = rec.results
-        if results is None:
-            raise FailedPrecondition(
-                f"run {rec.run_id!r} holds no results ({rec.state.lower()}, or not the newest"
-                " succeeded run of its plan)",
-                reason="NO_RESULTS",
-            )
+        results, _ = rec.kept_results()
         stream = result_stream(store, rec.plan_id, request.base_run_id, results)
         run = run_to_proto(tenant.name, rec)
         # The summary says what this stream carried, as RunPlan's does.
@@ -430,15 +423,9 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
     ) -> pb.GetPeggingResponse:
         tenant, store = self._store()
         rec = self._run(store, request.name, tenant)
-        run_id = rec.run_id
         if not request.ref and not request.continuation:
             raise InvalidArgument("ref is required", field="ref")
-        index = rec.pegging()
-        if index is None:
-            raise FailedPrecondition(
-                f"run {run_id!r} holds no results (not succeeded, or not the newest)",
-                reason="NO_RESULTS",
-            )
+        _, index = rec.kept_results()
         max_nodes = min(request.max_nodes or DEFAULT_MAX_NODES, MAX_NODES_CAP)
         depth = request.max_depth
         if not request.flat:  # the nested form repeats shared subtrees and nests

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import grpc
 from google.protobuf import empty_pb2
@@ -278,12 +278,7 @@ class MasterplanClient:
     ) -> Iterator[planning_pb2.RunPlanResponse]:
         """The raw event stream of RunPlan (cancel it by closing the iterator)."""
         call = self._planning.RunPlan(request, timeout=self.stream_timeout, metadata=self._metadata)
-        try:
-            yield from call
-        except grpc.RpcError as err:
-            raise from_rpc_error(err) from None
-        finally:
-            call.cancel()
+        yield from _events(call)
 
     def run_plan(
         self,
@@ -342,16 +337,7 @@ class MasterplanClient:
         call = self._planning.ReadRunResults(
             request, timeout=self.stream_timeout, metadata=self._metadata
         )
-
-        def events() -> Iterator[planning_pb2.RunPlanResponse]:
-            try:
-                yield from call
-            except grpc.RpcError as err:
-                raise from_rpc_error(err) from None
-            finally:
-                call.cancel()
-
-        return self._collect(events(), None, on_chunk)
+        return self._collect(_events(call), None, on_chunk)
 
     def kept_results_after_drop(
         self,
@@ -610,3 +596,14 @@ class MasterplanClient:
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
         return _expect(response, planning_pb2.SimulateResponse)
+
+
+def _events(call: Any) -> Iterator[planning_pb2.RunPlanResponse]:
+    """A server stream's messages, its failure as the typed exception; the
+    call is cancelled when the iterator is closed early."""
+    try:
+        yield from call
+    except grpc.RpcError as err:
+        raise from_rpc_error(err) from None
+    finally:
+        call.cancel()

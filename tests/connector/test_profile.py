@@ -132,3 +132,11 @@ def test_profiles_load_by_path_and_shipped_ones_by_name(tmp_path: Path) -> None:
         assert load_profile(name).name == name
     with pytest.raises(ProfileError, match=r"'nosuch' is neither a file nor a shipped profile"):
         load_profile("nosuch")
+
+
+def test_the_odoo_pack_ships_with_the_package() -> None:
+    assert {"odoo17", "odoo18"} <= set(shipped_profiles())
+    for name in ("odoo17", "odoo18"):
+        profile = load_profile(name)
+        assert profile.dialects == ("postgresql",)
+        assert profile.tables["items"].query is not None

@@ -3,8 +3,8 @@
 The SCM database needs no change-tracking column: the connector keeps, per
 server, tenant, plan and database, a 128-bit content hash of every row it
 last sent (:class:`SyncState`, one file in a state directory), reads every
-input table again, hashes it, and sends only the difference
-(:func:`compute_delta`).
+input table again (or, where it has a change column, less: see below),
+hashes it, and sends only the difference (:func:`compute_delta`).
 
 Identity of a row (§6): in a table with a key (``TableSpec.key``, the primary
 or unique key of §4) a row is named by its key columns, and a row whose key
@@ -28,9 +28,13 @@ those rows changed, the delta is not sendable and says why
 (:attr:`Delta.fallback`), and the caller sends a snapshot instead.
 
 The hash depends on the content of every column of the §4 table and on
-nothing else: where a table has an ``updated_at``-style column, reading only
-the rows changed since the last sync (SPEC §6 allows it) is not done yet,
-and would change which rows are read, never how a row hashes.
+nothing else. Where a keyed table has an ``updated_at``-style column (a
+source profile's ``change_column``), the connector may read only its keys
+and the rows changed since the last sync (:mod:`connector.changes`);
+:func:`merge_changes` turns that into the same delta and the same state a
+full read gives, taking the unchanged rows' hashes from the state. Which
+rows are read changes, never how a row hashes. The state keeps, per such
+table, the largest change value read (:class:`Watermark`).
 
 Hashing is vectorised over whole columns (no Python loop per row): 1M rows of
 ``sales_lines`` (three text columns, four others) hash, rows and keys
@@ -57,16 +61,20 @@ from masterplan.contract.columns import Table, dtype_of, empty_table, table_leng
 from masterplan.contract.tables import INPUT_TABLES, ColumnKind, ColumnSpec, TableSpec
 
 __all__ = [
+    "ChangedTable",
     "Delta",
     "StateUnavailable",
     "SyncState",
     "SyncStore",
     "TableDelta",
     "TableState",
+    "UnusableChanges",
+    "Watermark",
     "compute_delta",
     "default_state_dir",
     "key_columns",
     "key_hashes",
+    "merge_changes",
     "row_hashes",
     "snapshot_state",
 ]
@@ -372,6 +380,25 @@ def key_hashes(spec: TableSpec, table: Mapping[str, np.ndarray]) -> np.ndarray:
     return _hashes(spec, table)[1]
 
 
+def _key_column_hashes(spec: TableSpec, keys: Mapping[str, np.ndarray]) -> np.ndarray:
+    """:func:`key_hashes` of rows of which only the key columns were read.
+
+    The same words folded in the same order as :func:`_hashes` folds them,
+    so the result is bit for bit the key hash of the whole rows.
+    """
+    lengths = set()
+    for name in spec.key:
+        if name not in keys:
+            raise ValueError(f"table {spec.name!r}: no key column {name!r}")
+        lengths.add(len(keys[name]))
+    if len(lengths) > 1:
+        raise ValueError(f"table {spec.name!r}: key columns of different lengths {sorted(lengths)}")
+    n = lengths.pop() if lengths else 0
+    return _fold(
+        _KEY_SEEDS, (_named_column_words(spec, spec.column(c), keys[c]) for c in spec.key), n
+    )
+
+
 # --- grouping equal hashes ----------------------------------------------------------
 
 
@@ -439,6 +466,23 @@ class TableState:
         return len(self.row_hashes)
 
 
+@dataclass(frozen=True, slots=True)
+class Watermark:
+    """The largest change value one table's read saw (SPEC §6: a table read
+    by its ``updated_at``-style column).
+
+    Attributes:
+        source: A digest of what was read (the query, its parameters, the
+            change column): a watermark of another query says nothing.
+        value: The value as the database gave it, in the text form of
+            :mod:`connector.changes` (``datetime:2026-01-05T10:00:00``); no
+            clock or time zone is involved.
+    """
+
+    source: str
+    value: str
+
+
 @dataclass(frozen=True, eq=False)
 class SyncState:
     """The data set the server holds, as far as computing the next delta needs.
@@ -447,11 +491,15 @@ class SyncState:
         etag: The server's etag of that data set: a delta's ``base_etag``.
         version: The server's version number of that data set.
         tables: Table name -> :class:`TableState`, for every input table.
+        watermarks: Table name -> :class:`Watermark`, for the tables read
+            through a change column (none in a state file of an older
+            version: those tables are then read whole once).
     """
 
     etag: str
     version: int
     tables: Mapping[str, TableState]
+    watermarks: Mapping[str, Watermark] = field(default_factory=dict)
 
 
 def _table_state(spec: TableSpec, table: Mapping[str, np.ndarray]) -> TableState:
@@ -479,19 +527,26 @@ def _input_tables(tables: Mapping[str, Table]) -> dict[str, Table]:
     return {name: tables.get(name) or empty_table(spec) for name, spec in INPUT_TABLES.items()}
 
 
-def snapshot_state(tables: Mapping[str, Table], etag: str, version: int) -> SyncState:
+def snapshot_state(
+    tables: Mapping[str, Table],
+    etag: str,
+    version: int,
+    watermarks: Mapping[str, Watermark] | None = None,
+) -> SyncState:
     """The state after the server applied a snapshot of ``tables``.
 
     Args:
         tables: The tables sent (absent input tables count as empty).
         etag: ``UploadDatasetResponse.etag``.
         version: ``UploadDatasetResponse.version``.
+        watermarks: The change values the read of ``tables`` saw.
     """
     tables = _input_tables(tables)
     return SyncState(
         etag,
         version,
         {name: _table_state(INPUT_TABLES[name], t) for name, t in tables.items()},
+        dict(watermarks or {}),
     )
 
 
@@ -535,11 +590,13 @@ class Delta:
             share a key). Then ``tables`` is not to be sent.
         after: Table name -> :class:`TableState` of the tables the delta
             leads to, for :meth:`new_state` (hashed once, here).
+        watermarks: The change values the read saw, for :meth:`new_state`.
     """
 
     tables: Mapping[str, TableDelta]
     fallback: str | None = None
     after: Mapping[str, TableState] = field(default_factory=dict, repr=False)
+    watermarks: Mapping[str, Watermark] = field(default_factory=dict, repr=False)
 
     @property
     def upserted(self) -> int:
@@ -558,17 +615,26 @@ class Delta:
 
     def new_state(self, etag: str, version: int) -> SyncState:
         """The state once the server applied this delta (or a snapshot of the same tables)."""
-        return SyncState(etag, version, dict(self.after))
+        return SyncState(etag, version, dict(self.after), dict(self.watermarks))
 
 
-def compute_delta(state: SyncState | None, tables: Mapping[str, Table]) -> Delta:
+def compute_delta(
+    state: SyncState | None,
+    tables: Mapping[str, Table],
+    changed: Mapping[str, ChangedTable] | None = None,
+    watermarks: Mapping[str, Watermark] | None = None,
+) -> Delta:
     """The delta from the data set of ``state`` to ``tables``.
 
     Args:
         state: What was last synced, or ``None`` when nothing is known; then
             the delta upserts every row and its :attr:`Delta.fallback` says
             that a snapshot is needed.
-        tables: Every input table as read now (an absent one counts as empty).
+        tables: Every input table as read now (an absent one counts as
+            empty), except those in ``changed``.
+        changed: Tables read by their change column, merged with ``state``
+            (:func:`merge_changes`); their delta is already known.
+        watermarks: The change values the read saw, kept in the new state.
 
     Returns:
         The delta; applying it (deletes, then upserts) to the rows of
@@ -576,13 +642,22 @@ def compute_delta(state: SyncState | None, tables: Mapping[str, Table]) -> Delta
 
     Raises:
         ValueError: A table is no input table, lacks a column of §4, or holds
-            a value not of its column's kind.
+            a value not of its column's kind; or ``changed`` without a state.
     """
-    tables = _input_tables(tables)
+    changed = dict(changed or {})
+    if changed and state is None:
+        raise ValueError(f"tables read by change column need a sync state: {sorted(changed)}")
+    both = sorted(set(changed) & set(tables))
+    if both:
+        raise ValueError(f"tables given both whole and by change column: {both}")
+    tables = _input_tables(tables)  # (a changed table's entry is an unused empty one)
     deltas: dict[str, TableDelta] = {}
     following: dict[str, TableState] = {}
     reasons: list[str] = [] if state is not None else ["no sync state"]
     for name, table in tables.items():
+        if name in changed:
+            deltas[name], following[name] = changed[name].delta, changed[name].after
+            continue
         spec = INPUT_TABLES[name]
         new = _table_state(spec, table)
         following[name] = new
@@ -592,7 +667,7 @@ def compute_delta(state: SyncState | None, tables: Mapping[str, Table]) -> Delta
         deltas[name] = delta
         if reason is not None:
             reasons.append(reason)
-    return Delta(deltas, "; ".join(reasons) if reasons else None, following)
+    return Delta(deltas, "; ".join(reasons) if reasons else None, following, dict(watermarks or {}))
 
 
 def _table_delta(
@@ -718,6 +793,117 @@ def _describe_key(spec: TableSpec, table: Mapping[str, np.ndarray], position: in
             value = None if number != number else int(number) if number.is_integer() else number
         parts.append(f"{name}={value!r}")
     return "(" + ", ".join(parts) + ")"
+
+
+# --- tables read by their change column ---------------------------------------------
+
+
+class UnusableChanges(Exception):
+    """A table's change column cannot say what changed this time; the message
+    says why (the table is then read whole)."""
+
+
+@dataclass(frozen=True, eq=False)
+class ChangedTable:
+    """A keyed table read by its change column, merged with the last sync's state.
+
+    Attributes:
+        delta: What changed: the changed rows that are new or differ from the
+            state's row of their key, and the keys the query no longer returns.
+        after: The table's state now, equal to the state of a full read (up
+            to the order of rows): every key the query returns, with the new
+            row hash of a changed row and the state's for any other.
+        rows_read: Full rows read (the changed ones).
+        keys_read: Keys read (every row of the table).
+    """
+
+    delta: TableDelta
+    after: TableState
+    rows_read: int
+    keys_read: int
+
+
+def merge_changes(
+    spec: TableSpec,
+    old: TableState,
+    keys: Mapping[str, np.ndarray],
+    changed: Mapping[str, np.ndarray],
+) -> ChangedTable:
+    """The delta and new state of a keyed table of which only the keys of all
+    rows and the full rows changed since the last sync were read.
+
+    Both reads must come from one snapshot of the database, and ``changed``
+    must hold every row whose content may differ from the state's: that is
+    what the change column promises, and what is checked where it can be. A
+    row whose key is new must be among the changed rows; where one is not
+    (a row that entered the query's result through a change elsewhere, say
+    its order was confirmed), the change column does not tell everything.
+
+    Args:
+        spec: A table with a key.
+        old: The table as last synced.
+        keys: The key columns of every row the table holds now.
+        changed: Every column of the rows changed since the last sync.
+
+    Raises:
+        UnusableChanges: The reads cannot stand for a full read: a new key
+            is not among the changed rows, a changed row's key is not among
+            the keys, or a key is held by several rows (which only a full
+            read handles).
+        ValueError: ``spec`` has no key, or a column is missing or of a wrong kind.
+    """
+    if not spec.key:
+        raise ValueError(f"table {spec.name!r} has no key: it is read whole")
+    present = _key_column_hashes(spec, keys)
+    rows_c, keys_c = _hashes(spec, changed)
+    n_old, n_now, n_chg = old.rows, len(present), len(rows_c)
+    group, groups = _group(np.concatenate([old.key_hashes, present, keys_c]))
+    g_old, g_now, g_chg = np.split(group, [n_old, n_old + n_now])
+    c_old = np.bincount(g_old, minlength=groups)
+    c_now = np.bincount(g_now, minlength=groups)
+    c_chg = np.bincount(g_chg, minlength=groups)
+
+    def refuse(count: int, what: str) -> UnusableChanges:
+        return UnusableChanges(f"table {spec.name!r}: {count} {what}")
+
+    if (c_old > 1).any():
+        raise refuse(int((c_old > 1).sum()), "keys held by several rows at the last sync")
+    if (c_now > 1).any() or (c_chg > 1).any():
+        raise refuse(int(((c_now > 1) | (c_chg > 1)).sum()), "keys held by several rows")
+    lost = (c_chg > 0) & (c_now == 0)
+    if lost.any():
+        raise refuse(int(lost.sum()), "changed rows whose keys the query does not return")
+    entered = (c_now > 0) & (c_old == 0) & (c_chg == 0)
+    if entered.any():
+        first = int(np.flatnonzero(entered[g_now])[0])
+        raise refuse(
+            int(entered.sum()),
+            "rows entered the query's result without a change of their change column "
+            f"(such as {_describe_key(spec, keys, first)})",
+        )
+
+    old_at = np.full(groups, -1, dtype=np.int64)
+    old_at[g_old] = np.arange(n_old)
+    chg_at = np.full(groups, -1, dtype=np.int64)
+    chg_at[g_chg] = np.arange(n_chg)
+
+    # The state now: each key the query returns, in its order, with its row hash.
+    from_changed = c_chg[g_now] > 0
+    row_hashes = np.empty((n_now, 2), dtype=_U64)
+    row_hashes[from_changed] = rows_c[chg_at[g_now[from_changed]]]
+    row_hashes[~from_changed] = old.row_hashes[old_at[g_now[~from_changed]]]
+    after = TableState(row_hashes, present, _key_values(spec, keys))
+
+    # Upsert a changed row that is new or differs; delete a key that is gone.
+    has_old = c_old[g_chg] > 0
+    differs = np.ones(n_chg, dtype=bool)
+    differs[has_old] = (old.row_hashes[old_at[g_chg[has_old]]] != rows_c[has_old]).any(axis=1)
+    gone = (c_old > 0) & (c_now == 0)
+    delta = TableDelta(
+        upserts=_rows(spec, changed, np.flatnonzero(differs)),
+        deletes=take(old.keys, np.sort(old_at[gone])),
+    )
+    return ChangedTable(delta, after, rows_read=n_chg, keys_read=n_now)
 
 
 # --- the state file ------------------------------------------------------------------
@@ -863,6 +1049,8 @@ def _fsync_directory(directory: Path) -> None:
 #   identity          uint8         UTF-8 JSON [server, tenant, plan, url without password]
 #   etag              uint8         UTF-8
 #   version           int64 (1,)
+#   watermarks        uint8         UTF-8 JSON {table: [source, value]} (absent in older
+#                                   files: no watermarks)
 #   {table}/columns   uint8         UTF-8 JSON of the stored columns' names
 #   {table}/rows      uint64 (n, 2) row hashes
 #   {table}/keys      uint64 (n, 2) key hashes
@@ -886,6 +1074,9 @@ def _encode(state: SyncState, identity: str) -> dict[str, np.ndarray]:
         "identity": _utf8(identity),
         "etag": _utf8(state.etag),
         "version": np.array([state.version], dtype="<i8"),
+        "watermarks": _utf8(
+            json.dumps({name: [w.source, w.value] for name, w in state.watermarks.items()})
+        ),
     }
     for name, ts in state.tables.items():
         spec = INPUT_TABLES[name]
@@ -949,7 +1140,25 @@ def _decode(npz: Any, identity: str) -> SyncState:
     if _text(npz["identity"]) != identity:
         raise ValueError("it belongs to another server, tenant, plan or database")
     tables = {name: _decode_table(npz, spec) for name, spec in INPUT_TABLES.items()}
-    return SyncState(_text(npz["etag"]), int(npz["version"][0]), tables)
+    watermarks = _decode_watermarks(npz) if "watermarks" in npz.files else {}
+    return SyncState(_text(npz["etag"]), int(npz["version"][0]), tables, watermarks)
+
+
+def _decode_watermarks(npz: Any) -> dict[str, Watermark]:
+    stored = json.loads(_text(npz["watermarks"]))
+    if not isinstance(stored, dict):
+        raise ValueError("watermarks are no mapping")
+    out = {}
+    for name, pair in stored.items():
+        if (
+            name not in INPUT_TABLES
+            or not isinstance(pair, list)
+            or len(pair) != 2
+            or not all(isinstance(v, str) for v in pair)
+        ):
+            raise ValueError(f"watermark of {name!r} is not [source, value]")
+        out[name] = Watermark(pair[0], pair[1])
+    return out
 
 
 def _decode_table(npz: Any, spec: TableSpec) -> TableState:

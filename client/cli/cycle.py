@@ -18,12 +18,12 @@ import sqlalchemy as sa
 
 from masterplan.client import errors
 from masterplan.client.cli.progress import CycleProgress
-from masterplan.client.cli.syncing import SyncReport, sync_dataset, sync_store
+from masterplan.client.cli.syncing import SyncReport, load_prior, sync_dataset, sync_store
 from masterplan.client.client import ClientTls, MasterplanClient
+from masterplan.connector.changes import SourceRead, read_source
 from masterplan.connector.profile import SourceProfile
-from masterplan.connector.reader import read_input
 from masterplan.connector.schema import create_engine, create_result_tables
-from masterplan.connector.sync import default_state_dir
+from masterplan.connector.sync import SyncState, default_state_dir
 from masterplan.connector.writer import (
     RunMode,
     RunRecord,
@@ -161,20 +161,8 @@ def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> C
                 # database is read: a wrong key is refused in milliseconds,
                 # not after reading every table.
                 client.list_runs(parent)
-            t = time.perf_counter()
-            show.begin("read")
-            tables = read_input(
-                source_engine,
-                on_chunk=lambda name, n: show.advance("read", n),
-                source=options.source,
-            )
-            show.end("read")
-            times["read"] = time.perf_counter() - t
-            input_rows = sum(table_length(v) for v in tables.values())
-            t = time.perf_counter()
-            show.begin("upload", input_rows)
             # An embedded server starts empty: no state to keep for it.
-            state = (
+            store = (
                 sync_store(
                     options.state_dir or default_state_dir(),
                     address,
@@ -186,12 +174,35 @@ def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> C
                 if options.server
                 else None
             )
+            want_delta = options.mode == "net_change" and not options.full
+            # Loaded before the read: tables with a change column are read
+            # against it, only their keys and changed rows.
+            prior = load_prior(store, want_delta=want_delta)
+
+            def read(state: SyncState | None) -> SourceRead:
+                return read_source(
+                    source_engine,
+                    options.source,
+                    state,
+                    on_chunk=lambda name, n: show.advance("read", n),
+                )
+
+            t = time.perf_counter()
+            show.begin("read")
+            got = read(prior.state)
+            show.end("read")
+            times["read"] = time.perf_counter() - t
+            input_rows = got.table_rows
+            t = time.perf_counter()
+            show.begin("upload", sum(input_rows.values()))
             synced = sync_dataset(
                 client,
                 parent,
-                tables,
-                state,
-                want_delta=options.mode == "net_change" and not options.full,
+                got,
+                store,
+                prior=prior,
+                want_delta=want_delta,
+                read_whole=lambda: read(None),
                 on_chunk=lambda name, n: show.advance("upload", n),
             )
             show.end("upload")
@@ -280,7 +291,7 @@ def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> C
             sync=synced,
             skus_planned=run.skus_planned,
             skus_total=run.skus_total,
-            input_rows={k: table_length(v) for k, v in tables.items()},
+            input_rows=input_rows,
             output_rows=plan_rows,
             phase_seconds=times,
             engine_seconds=dict(run.phase_seconds),

@@ -7,18 +7,25 @@ set than it holds, in which case the connector sends a snapshot and says so.
 What the last sync sent is kept in a state file (:mod:`connector.sync`),
 written only after the server applied the upload, so that the state always
 describes a data set the server held.
+
+The state is loaded before the database is read (:func:`load_prior`): a
+source profile's tables with a change column are then read by it, only their
+keys and changed rows (:mod:`connector.changes`). A snapshot cannot be made
+of such a read, so where the delta cannot be sent the tables are read again,
+whole, before the snapshot goes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from masterplan.client.client import MasterplanClient
 from masterplan.client.errors import DatasetChanged
+from masterplan.connector.changes import SourceRead
 from masterplan.connector.sync import (
     Delta,
     StateUnavailable,
@@ -27,9 +34,9 @@ from masterplan.connector.sync import (
     compute_delta,
     snapshot_state,
 )
-from masterplan.contract.columns import Table, table_length
+from masterplan.contract.columns import table_length
 
-__all__ = ["SyncReport", "sync_dataset", "sync_store"]
+__all__ = ["PriorSync", "SyncReport", "load_prior", "sync_dataset", "sync_store"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +51,15 @@ class SyncReport:
         rows_deleted: Rows sent to remove (a delta only).
         detect_seconds: Time spent finding the changes (hashing the rows).
         dataset_version: The server's data set version after the upload.
+        rows_read: Full rows read from the SCM database, all tables together
+            (both reads, where a snapshot had to read every table again).
+        rows_read_per_table: The same per input table.
+        keys_read: Keys read of the tables read by change column, every row
+            of them (narrow reads: the key columns only).
+        read_by_change: The tables whose delta came from a read by change
+            column: their keys and only the rows changed since the last sync.
+        read_whole: Tables with a change column that were read whole
+            although a delta was asked for, and why.
     """
 
     kind: str
@@ -52,6 +68,25 @@ class SyncReport:
     rows_deleted: int
     detect_seconds: float
     dataset_version: int
+    rows_read: int = 0
+    rows_read_per_table: dict[str, int] = field(default_factory=dict)
+    keys_read: int = 0
+    read_by_change: list[str] = field(default_factory=list)
+    read_whole: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PriorSync:
+    """The last sync as far as the next one needs it.
+
+    Attributes:
+        state: Its state, or None where a snapshot is sent anyway.
+        reason: Why there is no state although a delta was asked for; empty
+            otherwise.
+    """
+
+    state: SyncState | None
+    reason: str = ""
 
 
 def sync_store(
@@ -67,52 +102,80 @@ def sync_store(
     return SyncStore(directory, server, tenant, plan, db_url)
 
 
+def load_prior(store: SyncStore | None, *, want_delta: bool) -> PriorSync:
+    """The last sync's state where a delta is asked for (``--mode net_change``
+    without ``--full``) and one is usable; load it before reading, since a
+    read by change column reads against it."""
+    if store is None or not want_delta:
+        return PriorSync(None)
+    try:
+        return PriorSync(store.load())
+    except StateUnavailable as exc:
+        return PriorSync(None, str(exc))
+
+
 def sync_dataset(
     client: MasterplanClient,
     parent: str,
-    tables: Mapping[str, Table],
+    read: SourceRead,
     store: SyncStore | None,
     *,
+    prior: PriorSync,
     want_delta: bool,
+    read_whole: Callable[[], SourceRead] | None = None,
     on_chunk: Callable[[str, int], None] | None = None,
 ) -> SyncReport:
-    """Upload ``tables`` as a delta (``want_delta``, a usable state) or a snapshot.
+    """Upload what ``read`` gave as a delta (``want_delta``, a usable state) or a snapshot.
 
     Args:
+        read: The tables as read against ``prior.state`` (some of them by
+            change column only where it is given).
         store: Where the last sync's state lives; None keeps no state (an
             embedded server, which holds nothing before this upload).
+        prior: The state ``read`` was read against (:func:`load_prior`).
         want_delta: Try a delta (``--mode net_change`` without ``--full``).
+        read_whole: Reads every table whole: a snapshot cannot be made of a
+            read by change column, so where the delta cannot be sent after
+            one, the tables are read again.
+
+    Raises:
+        ValueError: ``read`` holds tables read by change column but there is
+            no state or no ``read_whole`` to fall back on.
     """
     t = time.perf_counter()
-    state: SyncState | None = None
-    reason = ""
-    if store is not None and want_delta:
-        try:
-            state = store.load()
-        except StateUnavailable as exc:
-            reason = str(exc)
+    state = prior.state if want_delta else None
+    reason = prior.reason
+    if not read.complete and (state is None or read_whole is None):
+        raise ValueError("tables read by change column need the state they were read against")
     delta: Delta | None = None
     if store is not None:
-        delta = compute_delta(state, tables)
+        delta = compute_delta(state, read.tables, read.changed, read.watermarks)
         if state is not None and delta.fallback:
             reason = delta.fallback
     detect = time.perf_counter() - t
     if want_delta and state is not None and delta is not None and not delta.fallback:
         try:
-            return _send_delta(client, parent, state, delta, store, detect, on_chunk)
+            return _send_delta(client, parent, state, delta, store, detect, read, on_chunk)
         except DatasetChanged as exc:
             reason = f"the server holds another data set than the last sync ({exc.message})"
-    response = client.upload(parent, tables.items(), on_chunk=on_chunk)
+    reads = [read]
+    if not read.complete:
+        assert read_whole is not None  # (checked above)
+        read = read_whole()
+        reads.append(read)
+        delta = None
+        reason += "; every table was read again, whole, for the snapshot"
+    response = client.upload(parent, read.tables.items(), on_chunk=on_chunk)
     if store is not None:
         new_state = (
             delta.new_state(response.etag, response.version)
             if delta is not None
-            else snapshot_state(tables, response.etag, response.version)
+            else snapshot_state(read.tables, response.etag, response.version, read.watermarks)
         )
         store.save(new_state)
-    rows = sum(table_length(t) for t in tables.values())
-    return SyncReport(
-        "snapshot", reason if want_delta else "", rows, 0, detect, int(response.version)
+    rows = sum(table_length(t) for t in read.tables.values())
+    return _report(
+        "snapshot", reason if want_delta else "", rows, 0, detect, int(response.version), reads
     )
 
 
@@ -123,6 +186,7 @@ def _send_delta(
     delta: Delta,
     store: SyncStore | None,
     detect: float,
+    read: SourceRead,
     on_chunk: Callable[[str, int], None] | None,
 ) -> SyncReport:
     upserts = [(n, d.upserts) for n, d in delta.tables.items() if d.upserted]
@@ -132,4 +196,35 @@ def _send_delta(
     )
     if store is not None:
         store.save(delta.new_state(response.etag, response.version))
-    return SyncReport("delta", "", delta.upserted, delta.deleted, detect, int(response.version))
+    return _report(
+        "delta", "", delta.upserted, delta.deleted, detect, int(response.version), [read]
+    )
+
+
+def _report(
+    kind: str,
+    reason: str,
+    upserted: int,
+    deleted: int,
+    detect: float,
+    version: int,
+    reads: list[SourceRead],
+) -> SyncReport:
+    """The report, with what the reads read (the last read's tables were sent)."""
+    per_table: dict[str, int] = {}
+    for r in reads:
+        for name, n in r.rows_read.items():
+            per_table[name] = per_table.get(name, 0) + n
+    return SyncReport(
+        kind,
+        reason,
+        upserted,
+        deleted,
+        detect,
+        version,
+        rows_read=sum(per_table.values()),
+        rows_read_per_table=per_table,
+        keys_read=sum(sum(r.keys_read.values()) for r in reads),
+        read_by_change=sorted(reads[-1].changed),
+        read_whole=dict(reads[0].read_whole),
+    )

@@ -62,12 +62,12 @@ from masterplan.connector.columns import (
 )
 from masterplan.connector.profile import SourceProfile, TableSource, verify_source
 from masterplan.connector.reader import (
-    _SNAPSHOT_DIALECTS,
     DEFAULT_CHUNK_ROWS,
-    _collector_paused,
-    _table_chunks,
-    _tolerate_bad_dates,
+    SNAPSHOT_DIALECTS,
+    collector_paused,
     read_input,
+    table_chunks,
+    tolerate_bad_dates,
 )
 from masterplan.connector.sync import (
     ChangedTable,
@@ -175,9 +175,9 @@ def read_source(
     ):
         return SourceRead(read_input(engine, chunk_rows, on_chunk, source))
     with engine.connect() as conn:
-        if conn.dialect.name in _SNAPSHOT_DIALECTS:
+        if conn.dialect.name in SNAPSHOT_DIALECTS:
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
-        with conn.begin(), _collector_paused():
+        with conn.begin(), collector_paused():
             verify_source(conn, source)
             return _read_all(conn, source, state, chunk_rows, on_chunk)
 
@@ -194,7 +194,7 @@ def _read_all(
     for name, spec in INPUT_TABLES.items():
         table_source = source.tables[name]
         if table_source.query is None or table_source.change_column is None:
-            chunks = _table_chunks(conn, spec, chunk_rows, None, source)
+            chunks = table_chunks(conn, spec, chunk_rows, None, source)
             out.tables[name] = concat_chunks(spec, _counted(name, chunks, on_chunk))
             continue
         digest = source_digest(table_source)
@@ -382,7 +382,7 @@ def _read_rows(
 def _partitions(
     conn: Connection, query: sa.Select[Any], chunk_rows: int
 ) -> Iterator[Sequence[Any]]:
-    _tolerate_bad_dates(conn)
+    tolerate_bad_dates(conn)
     result = conn.execute(
         query, execution_options={"stream_results": True, "yield_per": chunk_rows}
     )

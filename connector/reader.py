@@ -47,7 +47,16 @@ from masterplan.connector.profile import SourceProfile, source_from, verify_sour
 from masterplan.connector.schema import table_spec, verify_schema
 from masterplan.contract.tables import INPUT_TABLES, ColumnKind, TableSpec
 
-__all__ = ["DEFAULT_CHUNK_ROWS", "iter_table_chunks", "read_input", "read_table"]
+__all__ = [
+    "DEFAULT_CHUNK_ROWS",
+    "SNAPSHOT_DIALECTS",
+    "collector_paused",
+    "iter_table_chunks",
+    "read_input",
+    "read_table",
+    "table_chunks",
+    "tolerate_bad_dates",
+]
 
 #: Rows per chunk: large enough to amortise driver round trips, small enough
 #: that one batch of Python row tuples stays a few tens of MB.
@@ -56,7 +65,7 @@ DEFAULT_CHUNK_ROWS = 65536
 # Backends on which a multi-statement read gets one consistent snapshot at
 # REPEATABLE READ (PostgreSQL's default READ COMMITTED would give each table
 # its own snapshot, mixing states of a database that changes during the read).
-_SNAPSHOT_DIALECTS = ("postgresql", "mysql", "mariadb")
+SNAPSHOT_DIALECTS = ("postgresql", "mysql", "mariadb")
 
 
 def _select(spec: TableSpec, source: SourceProfile | None = None) -> Executable:
@@ -112,7 +121,7 @@ def iter_table_chunks(
     spec = table_spec(table_name)
     with _connection(engine) as conn:
         types = _table_types(conn, spec) if _copies(conn) else None
-        yield from _table_chunks(conn, spec, chunk_rows, types)
+        yield from table_chunks(conn, spec, chunk_rows, types)
 
 
 def _copies(conn: Connection) -> bool:
@@ -132,7 +141,7 @@ def _table_types(conn: Connection, spec: TableSpec) -> dict[str, Any] | None:
     return {name: have[name] for name in spec.column_names}
 
 
-def _table_chunks(
+def table_chunks(
     conn: Connection,
     spec: TableSpec,
     chunk_rows: int,
@@ -175,7 +184,7 @@ def _readable_dates(spec: TableSpec, chunk: Table) -> Table:
     return chunk
 
 
-def _tolerate_bad_dates(conn: Connection) -> None:
+def tolerate_bad_dates(conn: Connection) -> None:
     """On psycopg, fetch a date or timestamp that Python cannot hold as text.
 
     psycopg fails the whole fetch on ``infinity`` or a year past 9999; as
@@ -227,7 +236,7 @@ def _generic_chunks(
     conn: Connection, spec: TableSpec, chunk_rows: int, source: SourceProfile | None = None
 ) -> Iterator[Table]:
     """Chunks of one table through a server-side cursor and driver rows."""
-    _tolerate_bad_dates(conn)
+    tolerate_bad_dates(conn)
     # stream_results: a server-side cursor (psycopg named cursor, PyMySQL
     # SSCursor); yield_per: fetch and buffer chunk_rows rows at a time.
     # (Options of this statement only: ``Connection.execution_options`` would
@@ -285,14 +294,14 @@ def read_input(
     if isinstance(engine, Connection):
         return _read_all(engine, chunk_rows, on_chunk, source)
     with engine.connect() as conn:
-        if conn.dialect.name in _SNAPSHOT_DIALECTS:
+        if conn.dialect.name in SNAPSHOT_DIALECTS:
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
         with conn.begin():
             return _read_all(conn, chunk_rows, on_chunk, source)
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """Python's cyclic garbage collector off for a while.
 
     A driver makes a tuple per row and Python objects per value: millions
@@ -323,10 +332,10 @@ def _read_all(
         types = dict.fromkeys(INPUT_TABLES)
 
     def chunks(name: str) -> Iterator[Table]:
-        for chunk in _table_chunks(conn, table_spec(name), chunk_rows, types[name], source):
+        for chunk in table_chunks(conn, table_spec(name), chunk_rows, types[name], source):
             if on_chunk is not None:
                 on_chunk(name, table_length(chunk))
             yield chunk
 
-    with _collector_paused():
+    with collector_paused():
         return {name: concat_chunks(table_spec(name), chunks(name)) for name in INPUT_TABLES}

@@ -14,6 +14,7 @@ A profile is text an integrator reads and adapts, so the format is small::
     name = "odoo17"
     description = "Odoo 17.0, PostgreSQL"
     dialects = ["postgresql"]      # backends its SQL is written for
+    change_margin_minutes = 60     # how far back a read by change column looks
 
     [parameters]                   # used in queries as :name
     company_id = 1                 # the default; --param company_id=2

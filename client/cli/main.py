@@ -216,9 +216,15 @@ def _fail_on(level: str | None, messages: dict[str, int]) -> int:
 def _sync_line(sync: SyncReport) -> str:
     """How the data reached the server, in one line."""
     if sync.kind == "delta":
+        read = (
+            f"; read {sync.rows_read} rows and the keys of {len(sync.read_by_change)} "
+            "table(s) by change column"
+            if sync.read_by_change
+            else ""
+        )
         return (
             f"synced a delta: {sync.rows_upserted} rows added or changed, "
-            f"{sync.rows_deleted} removed (data set version {sync.dataset_version})"
+            f"{sync.rows_deleted} removed (data set version {sync.dataset_version}){read}"
         )
     why = f", because {sync.reason}" if sync.reason else ""
     return f"sent a snapshot of {sync.rows_upserted} rows{why}"

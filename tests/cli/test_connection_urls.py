@@ -85,3 +85,18 @@ def test_no_command_prints_a_password(tmp_path: Path) -> None:
     assert "***" in outputs[0].stdout  # the URL is shown, its password masked
     for done in outputs:
         assert SECRET not in done.stdout + done.stderr
+
+
+def test_the_summary_line_says_a_delta_read_less() -> None:
+    from masterplan.client.cli.main import _sync_line
+    from masterplan.client.cli.syncing import SyncReport
+
+    by_change = SyncReport(
+        "delta", "", 3, 1, 0.01, 7, rows_read=5, keys_read=900, read_by_change=["items", "boms"]
+    )
+    assert _sync_line(by_change) == (
+        "synced a delta: 3 rows added or changed, 1 removed (data set version 7); "
+        "read 5 rows and the keys of 2 table(s) by change column"
+    )
+    whole = SyncReport("delta", "", 3, 1, 0.01, 7, rows_read=4000)
+    assert _sync_line(whole).endswith("(data set version 7)")

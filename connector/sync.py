@@ -327,15 +327,21 @@ def key_columns(spec: TableSpec) -> tuple[str, ...]:
     return spec.key or spec.column_names
 
 
-def _check_table(spec: TableSpec, table: Mapping[str, np.ndarray]) -> int:
-    """Number of rows; raises ``ValueError`` naming a missing or ragged column."""
+def _check_table(
+    spec: TableSpec,
+    table: Mapping[str, np.ndarray],
+    names: tuple[str, ...] | None = None,
+    what: str = "column",
+) -> int:
+    """Number of rows; raises ``ValueError`` naming a missing or ragged column
+    (of ``names``, by default every column of the spec)."""
     lengths = set()
-    for name in spec.column_names:
+    for name in spec.column_names if names is None else names:
         if name not in table:
-            raise ValueError(f"table {spec.name!r} has no column {name!r}")
+            raise ValueError(f"table {spec.name!r} has no {what} {name!r}")
         lengths.add(len(table[name]))
     if len(lengths) > 1:
-        raise ValueError(f"table {spec.name!r}: columns of different lengths {sorted(lengths)}")
+        raise ValueError(f"table {spec.name!r}: {what}s of different lengths {sorted(lengths)}")
     return lengths.pop() if lengths else 0
 
 
@@ -386,14 +392,7 @@ def _key_column_hashes(spec: TableSpec, keys: Mapping[str, np.ndarray]) -> np.nd
     The same words folded in the same order as :func:`_hashes` folds them,
     so the result is bit for bit the key hash of the whole rows.
     """
-    lengths = set()
-    for name in spec.key:
-        if name not in keys:
-            raise ValueError(f"table {spec.name!r}: no key column {name!r}")
-        lengths.add(len(keys[name]))
-    if len(lengths) > 1:
-        raise ValueError(f"table {spec.name!r}: key columns of different lengths {sorted(lengths)}")
-    n = lengths.pop() if lengths else 0
+    n = _check_table(spec, keys, spec.key, what="key column")
     return _fold(
         _KEY_SEEDS, (_named_column_words(spec, spec.column(c), keys[c]) for c in spec.key), n
     )

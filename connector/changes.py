@@ -60,7 +60,12 @@ from masterplan.connector.columns import (
     dtype_of,
     table_length,
 )
-from masterplan.connector.profile import SourceProfile, TableSource, verify_source
+from masterplan.connector.profile import (
+    SourceProfile,
+    SourceTypes,
+    TableSource,
+    verify_source,
+)
 from masterplan.connector.reader import (
     DEFAULT_CHUNK_ROWS,
     SNAPSHOT_DIALECTS,
@@ -178,8 +183,8 @@ def read_source(
         if conn.dialect.name in SNAPSHOT_DIALECTS:
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
         with conn.begin(), collector_paused():
-            verify_source(conn, source)
-            return _read_all(conn, source, state, chunk_rows, on_chunk)
+            types = verify_source(conn, source)
+            return _read_all(conn, source, state, chunk_rows, on_chunk, types)
 
 
 def _read_all(
@@ -188,13 +193,14 @@ def _read_all(
     state: SyncState | None,
     chunk_rows: int,
     on_chunk: Callable[[str, int], None] | None,
+    types: SourceTypes,
 ) -> SourceRead:
     margin = dt.timedelta(minutes=source.change_margin_minutes)
     out = SourceRead({})
     for name, spec in INPUT_TABLES.items():
         table_source = source.tables[name]
         if table_source.query is None or table_source.change_column is None:
-            chunks = table_chunks(conn, spec, chunk_rows, None, source)
+            chunks = table_chunks(conn, spec, chunk_rows, types[name], source)
             out.tables[name] = concat_chunks(spec, _counted(name, chunks, on_chunk))
             continue
         digest = source_digest(table_source)

@@ -103,8 +103,10 @@ def _day_number(column: str) -> str:
     )
 
 
-def copy_statement(conn: Connection, spec: TableSpec) -> str:
-    """``COPY (SELECT …) TO STDOUT (FORMAT binary)`` of ``spec``'s columns.
+def copy_statement(conn: Connection, spec: TableSpec, origin: str | None = None) -> str:
+    """``COPY (SELECT …) TO STDOUT (FORMAT binary)`` of ``spec``'s columns,
+    from the table of that name or from ``origin`` (a source profile's query
+    as a subquery, see :func:`~connector.profile.copy_origin`).
 
     Numbers come as ``float8`` with NULL as NaN and dates as ``int4`` days
     since 1970-01-01 with NULL and the infinite dates as sentinels no date
@@ -119,13 +121,21 @@ def copy_statement(conn: Connection, spec: TableSpec) -> str:
         else f"coalesce({quote(c.name)}::float8, 'NaN')"
         for c in fixed
     ] + [f"{quote(c.name)}::text" for c in text]
-    return f"COPY (SELECT {', '.join(columns)} FROM {quote(spec.name)}) TO STDOUT (FORMAT binary)"
+    source = quote(spec.name) if origin is None else origin
+    return f"COPY (SELECT {', '.join(columns)} FROM {source}) TO STDOUT (FORMAT binary)"
 
 
-def copy_chunks(conn: Connection, spec: TableSpec, chunk_rows: int) -> Iterator[Table]:
+def copy_chunks(
+    conn: Connection,
+    spec: TableSpec,
+    chunk_rows: int,
+    origin: str | None = None,
+    params: dict[str, Any] | None = None,
+) -> Iterator[Table]:
     """Stream ``spec``'s table through binary ``COPY`` as chunks of at most
     ``chunk_rows`` rows, in the dtypes of the conventions; nothing for an
-    empty table.
+    empty table. ``origin`` and ``params``: read a source profile's query
+    instead of the table (:func:`copy_statement`).
 
     Raises:
         ColumnDataError: Text is not in the connection's encoding.
@@ -134,7 +144,8 @@ def copy_chunks(conn: Connection, spec: TableSpec, chunk_rows: int) -> Iterator[
     """
     driver: Any = conn.connection.driver_connection
     encoding = driver.info.encoding
-    with driver.cursor() as cursor, cursor.copy(copy_statement(conn, spec)):
+    statement = copy_statement(conn, spec, origin)
+    with driver.cursor() as cursor, cursor.copy(statement, params):
         messages = _messages(driver.pgconn, type(driver).Error)
         head = next(messages, b"")
         rows: list[Any] = [_after_header(spec, head)] if len(head) else []

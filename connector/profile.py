@@ -56,8 +56,10 @@ from masterplan.contract.tables import INPUT_TABLES, ColumnKind, TableSpec
 __all__ = [
     "ProfileError",
     "SourceProfile",
+    "SourceTypes",
     "TableSource",
     "check_dialect",
+    "copy_origin",
     "load_profile",
     "parse_params",
     "parse_profile",
@@ -417,21 +419,44 @@ _MYSQL_KINDS = {
 }
 
 
-def _column_kinds(conn: Connection, description: Any) -> list[tuple[str, str]]:
-    """Each result column's name and coarse kind, as far as the driver says."""
+def _column_kinds(conn: Connection, description: Any) -> list[tuple[str, str, str]]:
+    """Each result column's name, coarse kind and (on PostgreSQL) type name,
+    as far as the driver says."""
     out = []
     dialect = conn.dialect.name
     for col in description:
-        name, code = str(col[0]), col[1]
+        name, code, type_name = str(col[0]), col[1], ""
         if dialect == "postgresql" and conn.dialect.driver == "psycopg":
             info = conn.connection.driver_connection.adapters.types.get(code)  # type: ignore[union-attr]
-            kind = _PG_KINDS.get(info.name, _OTHER) if info is not None else _UNKNOWN
+            type_name = info.name if info is not None else ""
+            kind = _PG_KINDS.get(type_name, _OTHER) if info is not None else _UNKNOWN
         elif dialect in ("mysql", "mariadb") and isinstance(code, int):
             kind = _MYSQL_KINDS.get(code, _OTHER)
         else:  # SQLite and other drivers give no types: the values are checked as read
             kind = _UNKNOWN
-        out.append((name, kind))
+        out.append((name, kind, type_name))
     return out
+
+
+#: PostgreSQL result types as the SQLAlchemy types the ``COPY`` reader judges
+#: (:func:`~connector.pgcopy.copy_eligible`); any other type keeps its table
+#: on the generic reader.
+_PG_COPY_TYPES: dict[str, Any] = {
+    "text": sa.Text(),
+    "varchar": sa.String(),
+    "numeric": sa.Numeric(),
+    "float4": sa.Float(),
+    "float8": sa.Double(),
+    "int2": sa.SmallInteger(),
+    "int4": sa.Integer(),
+    "int8": sa.BigInteger(),
+    "date": sa.Date(),
+}
+
+
+#: Per input table, the result column types of its query by §4 column name
+#: (None where they are not all known, or the ERP has no such table).
+SourceTypes = dict[str, dict[str, Any] | None]
 
 
 def _fold(dialect_name: str) -> Any:
@@ -441,6 +466,12 @@ def _fold(dialect_name: str) -> Any:
 
 
 def source_problems(conn: Connection, profile: SourceProfile) -> list[SchemaMismatch]:
+    """Run every query of the profile and report what does not fit §4 (see
+    :func:`_probe`)."""
+    return _probe(conn, profile)[0]
+
+
+def _probe(conn: Connection, profile: SourceProfile) -> tuple[list[SchemaMismatch], SourceTypes]:
     """Run every query of the profile (returning no rows) and report what does
     not fit §4: a query that fails, a column that is missing or of a type the
     column cannot be read as. Each problem names the table and column.
@@ -450,6 +481,7 @@ def source_problems(conn: Connection, profile: SourceProfile) -> list[SchemaMism
     """
     check_dialect(profile, conn)
     problems: list[SchemaMismatch] = []
+    types: SourceTypes = dict.fromkeys(INPUT_TABLES)
     fold = _fold(conn.dialect.name)
     for name, spec in INPUT_TABLES.items():
         source = profile.tables[name]
@@ -474,8 +506,12 @@ def source_problems(conn: Connection, profile: SourceProfile) -> list[SchemaMism
             problems.append(SchemaMismatch(name, None, f"{where}: the query fails: {first}"))
             continue
         savepoint.commit()
-        have = {fold(n): kind for n, kind in kinds}
-        returned = ", ".join(n for n, _ in kinds)
+        have = {fold(n): kind for n, kind, _ in kinds}
+        returned = ", ".join(n for n, _, _ in kinds)
+        copy_types = {fold(n): _PG_COPY_TYPES.get(t) for n, _, t in kinds}
+        found = {c: copy_types.get(fold(c)) for c in spec.column_names}
+        if all(t is not None for t in found.values()):
+            types[name] = found
         for column in spec.columns:
             kind = have.get(fold(column.name))
             if kind is None:
@@ -507,7 +543,7 @@ def source_problems(conn: Connection, profile: SourceProfile) -> list[SchemaMism
                     "expected a timestamp",
                 )
             )
-    return problems
+    return problems, types
 
 
 _EXPECTED = {
@@ -518,13 +554,34 @@ _EXPECTED = {
 }
 
 
-def verify_source(conn: Connection, profile: SourceProfile) -> None:
+def verify_source(conn: Connection, profile: SourceProfile) -> SourceTypes:
     """Fail on the first problem :func:`source_problems` finds.
+
+    Returns:
+        Per input table, its query's column types where PostgreSQL named them
+        all (the reader reads those tables with ``COPY`` where it can).
 
     Raises:
         ProfileError: The profile is not written for this database.
         SchemaMismatch: A query fails, or a column is missing or of a wrong type.
     """
-    problems = source_problems(conn, profile)
+    problems, types = _probe(conn, profile)
     if problems:
         raise problems[0]
+    return types
+
+
+def copy_origin(conn: Connection, source: TableSource) -> tuple[str, dict[str, Any] | None]:
+    """A profile query as the FROM of a ``COPY (SELECT …)`` statement on
+    psycopg, and its parameters.
+
+    ``COPY`` takes no server-side parameters; psycopg binds them on the
+    client, in its ``%(name)s`` style, in which a literal ``%`` is doubled.
+    A query without parameters is sent as written (psycopg then reads no
+    placeholders, and a doubled ``%`` would stay doubled).
+    """
+    assert source.query is not None
+    if not source.params:
+        return f"({source.query}) AS src", None
+    compiled = sa.text(source.query).bindparams(**source.params).compile(dialect=conn.dialect)
+    return f"({compiled}) AS src", dict(compiled.params)

@@ -43,7 +43,7 @@ from masterplan.connector.columns import (
 )
 from masterplan.connector.errors import ColumnDataError
 from masterplan.connector.pgcopy import CopyFormatError, copy_chunks, copy_eligible
-from masterplan.connector.profile import SourceProfile, source_from, verify_source
+from masterplan.connector.profile import SourceProfile, copy_origin, source_from, verify_source
 from masterplan.connector.schema import table_spec, verify_schema
 from masterplan.contract.tables import INPUT_TABLES, ColumnKind, TableSpec
 
@@ -152,12 +152,17 @@ def table_chunks(
     (or when the server refuses a cast, e.g. a ``NUMERIC`` past ``float8``'s
     range) the generic way, from a savepoint so that the transaction's
     snapshot lives on."""
-    if source is None and types is not None and _copies(conn) and copy_eligible(spec, types):
+    if source is not None and source.tables[spec.name].query is None:
+        return  # the ERP has no equivalent: an empty table
+    if types is not None and _copies(conn) and copy_eligible(spec, types):
+        origin, params = (
+            (None, None) if source is None else copy_origin(conn, source.tables[spec.name])
+        )
         dbapi_error = conn.dialect.loaded_dbapi.Error
         savepoint = conn.begin_nested()
         yielded = False
         try:
-            for chunk in copy_chunks(conn, spec, chunk_rows):
+            for chunk in copy_chunks(conn, spec, chunk_rows, origin, params):
                 yielded = True
                 yield _readable_dates(spec, chunk)
         except (CopyFormatError, dbapi_error) as exc:
@@ -167,8 +172,6 @@ def table_chunks(
         else:
             savepoint.commit()
             return
-    if source is not None and source.tables[spec.name].query is None:
-        return  # the ERP has no equivalent: an empty table
     yield from _generic_chunks(conn, spec, chunk_rows, source)
 
 
@@ -328,8 +331,8 @@ def _read_all(
     if source is None:
         types = dict(verify_schema(conn, INPUT_TABLES))
     else:
-        verify_source(conn, source)
-        types = dict.fromkeys(INPUT_TABLES)
+        # Queries whose result types PostgreSQL names are read with COPY too.
+        types = verify_source(conn, source)
 
     def chunks(name: str) -> Iterator[Table]:
         for chunk in table_chunks(conn, table_spec(name), chunk_rows, types[name], source):

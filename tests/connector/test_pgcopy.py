@@ -65,9 +65,9 @@ def copy_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     copied: list[str] = []
     copy_chunks = reader.copy_chunks
 
-    def spy(conn: Any, spec: Any, chunk_rows: int) -> Any:
+    def spy(conn: Any, spec: Any, chunk_rows: int, *origin: Any) -> Any:
         copied.append(spec.name)
-        return copy_chunks(conn, spec, chunk_rows)
+        return copy_chunks(conn, spec, chunk_rows, *origin)
 
     def refuse(*args: Any) -> Any:
         raise AssertionError("read the generic way")
@@ -251,3 +251,40 @@ def test_the_column_types_that_copy_reads_exactly() -> None:
     dates.update(qty=sa.FLOAT(), forecast_date=sa.DATE())
     assert copy_eligible(INPUT_TABLES["forecasts"], dates)
     assert not copy_eligible(INPUT_TABLES["forecasts"], {**dates, "forecast_date": sa.DATETIME()})
+
+
+@on_postgres
+def test_a_source_profile_is_read_with_copy_too(
+    engine: Engine, db_url: str, copy_only: list[str]
+) -> None:
+    """Profile queries whose result types PostgreSQL names (text, numbers,
+    dates) are read with COPY, their parameters bound on the client and a
+    literal ``%`` kept, and give what the reference tables held."""
+    from masterplan.connector.demo import build_demo_database
+    from masterplan.connector.profile import parse_profile
+    from tests.e2e.test_source_profiles import erp_profile, move_into_erp_tables
+
+    build_demo_database(db_url, dt.date(2026, 12, 7))
+    with engine.connect() as conn:
+        want = {
+            name: concat_chunks(spec, GENERIC_CHUNKS(conn, spec, 1000))
+            for name, spec in INPUT_TABLES.items()
+        }
+    move_into_erp_tables(db_url)
+    text = erp_profile(
+        {
+            # A parameter, and a % that psycopg must not take for a placeholder.
+            "sales_lines": "WHERE warehouse_id <> :skip AND order_id NOT LIKE '%-none'",
+            "items": "WHERE item_id LIKE '%'",
+        },
+        params='skip = "none"\n',
+    )
+    got = read_input(engine, source=parse_profile(text, "erp.toml"))
+    assert sorted(copied for copied in copy_only) == sorted(INPUT_TABLES)
+
+    def sorted_rows(table: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        order = np.lexsort([np.asarray(v).astype(str) for v in table.values()])
+        return {c: v[order] for c, v in table.items()}
+
+    for name in INPUT_TABLES:
+        _assert_same(sorted_rows(got[name]), sorted_rows(want[name]))

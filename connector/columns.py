@@ -242,13 +242,42 @@ _TEXT_TYPES = frozenset({str, type(None)})
 def null_mask(kind: ColumnKind, array: np.ndarray) -> np.ndarray:
     """Return a boolean array, ``True`` where ``array`` holds NULL for its kind."""
     if kind is ColumnKind.STR:
-        return np.fromiter((v is None for v in array), dtype=bool, count=len(array))
+        # Element-wise ``== None`` in C; for text and None it is ``is None``
+        # (a str never equals None), at a third of a generator's time.
+        return np.equal(np.asarray(array, dtype=object), None)
     if kind is ColumnKind.DATE:
         return np.isnat(np.asarray(array, dtype="datetime64[D]"))
     return np.isnan(np.asarray(array, dtype=np.float64))
 
 
-def column_to_values(kind: ColumnKind, array: np.ndarray) -> list[Any]:
+#: Widest span of days whose every ISO text :func:`_iso_days` makes once.
+_DAY_TABLE_SPAN = 1 << 16
+
+
+def _iso_days(days: np.ndarray) -> np.ndarray:
+    """``days`` (datetime64[D]) as an object array of ISO text, NaT as None.
+
+    A plan's dates lie within a few years, so each day's text is made once,
+    over the span of days, and gathered (formatting every value is ten
+    times slower); a wider span formats the distinct days.
+    """
+    out = np.full(len(days), None, dtype=object)
+    known = ~np.isnat(days)
+    if not known.any():
+        return out
+    numbers = days[known].astype(np.int64)
+    low, high = int(numbers.min()), int(numbers.max())
+    if high - low < _DAY_TABLE_SPAN:
+        span = np.arange(low, high + 1).astype("datetime64[D]")
+        out[known] = np.datetime_as_string(span).astype(object)[numbers - low]
+    else:
+        distinct, where = np.unique(numbers, return_inverse=True)
+        text = np.datetime_as_string(distinct.astype("datetime64[D]")).astype(object)
+        out[known] = text[where]
+    return out
+
+
+def column_to_values(kind: ColumnKind, array: np.ndarray, dates_as_text: bool = False) -> list[Any]:
     """Convert an in-memory column to plain Python values for a DB driver.
 
     Drivers do not know numpy scalars, so every value becomes ``str``,
@@ -260,6 +289,10 @@ def column_to_values(kind: ColumnKind, array: np.ndarray) -> list[Any]:
         kind: The column's kind.
         array: A 1-D array in the conventions (other numeric or datetime
             dtypes are accepted and converted).
+        dates_as_text: Dates as ISO text (``2026-01-05``), made for the whole
+            column at once: what SQLite stores for a date, without a
+            ``date`` object per value and the driver's adapter turning each
+            back into text (a fifth of a large write).
 
     Returns:
         A list of ``len(array)`` Python values.
@@ -270,8 +303,12 @@ def column_to_values(kind: ColumnKind, array: np.ndarray) -> list[Any]:
             return texts
         return [None if v is None else str(v) for v in texts]
     if kind is ColumnKind.DATE:
+        days = np.asarray(array, dtype="datetime64[D]")
+        if dates_as_text:
+            as_text: list[Any] = _iso_days(days).tolist()
+            return as_text
         # datetime64[D] -> object gives datetime.date, and NaT gives None.
-        dates: list[Any] = np.asarray(array, dtype="datetime64[D]").astype(object).tolist()
+        dates: list[Any] = days.astype(object).tolist()
         return dates
     floats = np.asarray(array, dtype=np.float64)
     mask = np.isnan(floats)

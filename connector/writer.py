@@ -432,7 +432,11 @@ def _plan_run_row(
 
 
 def _iter_batches(
-    spec: TableSpec, run: RunRecord, table: Mapping[str, np.ndarray], batch_rows: int
+    spec: TableSpec,
+    run: RunRecord,
+    table: Mapping[str, np.ndarray],
+    batch_rows: int,
+    dates_as_text: bool = False,
 ) -> Iterator[tuple[list[str], list[list[Any]]]]:
     """Yield ``(column names, column value lists)`` per batch, ``plan_id`` and
     ``run_id`` first.
@@ -447,7 +451,8 @@ def _iter_batches(
         stop = min(start + batch_rows, n)
         values = [[run.plan_id] * (stop - start), [run.run_id] * (stop - start)]
         values.extend(
-            column_to_values(c.kind, np.asarray(table[c.name])[start:stop]) for c in columns
+            column_to_values(c.kind, np.asarray(table[c.name])[start:stop], dates_as_text)
+            for c in columns
         )
         yield names, values
 
@@ -477,7 +482,9 @@ def _insert_rows(
         )
     write = _mysql_writer(conn) if copy is None else None
     names: Sequence[str] = ()
-    for names, values in _iter_batches(spec, run, table, batch_rows):
+    # SQLite keeps a date as ISO text: hand it the text, made per column.
+    as_text = copy is None and write is None and conn.dialect.name == "sqlite"
+    for names, values in _iter_batches(spec, run, table, batch_rows, as_text):
         if copy is not None:
             copy(stage, names, values)
         elif write is not None:

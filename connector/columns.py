@@ -244,7 +244,8 @@ def null_mask(kind: ColumnKind, array: np.ndarray) -> np.ndarray:
     if kind is ColumnKind.STR:
         # Element-wise ``== None`` in C; for text and None it is ``is None``
         # (a str never equals None), at a third of a generator's time.
-        return np.equal(np.asarray(array, dtype=object), None)
+        nulls: np.ndarray = np.asarray(array, dtype=object) == None  # noqa: E711
+        return nulls
     if kind is ColumnKind.DATE:
         return np.isnat(np.asarray(array, dtype="datetime64[D]"))
     return np.isnan(np.asarray(array, dtype=np.float64))

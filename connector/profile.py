@@ -51,6 +51,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from masterplan.connector.errors import ConnectorError, SchemaMismatch
+from masterplan.connector.schema import name_folders
 from masterplan.contract.tables import INPUT_TABLES, ColumnKind, TableSpec
 
 __all__ = [
@@ -459,12 +460,6 @@ _PG_COPY_TYPES: dict[str, Any] = {
 SourceTypes = dict[str, dict[str, Any] | None]
 
 
-def _fold(dialect_name: str) -> Any:
-    """How result column names compare: as written on PostgreSQL, regardless of
-    case on SQLite and MariaDB (which match column names so)."""
-    return (lambda n: n) if dialect_name == "postgresql" else str.lower
-
-
 def source_problems(conn: Connection, profile: SourceProfile) -> list[SchemaMismatch]:
     """Run every query of the profile and report what does not fit §4 (see
     :func:`_probe`)."""
@@ -482,7 +477,8 @@ def _probe(conn: Connection, profile: SourceProfile) -> tuple[list[SchemaMismatc
     check_dialect(profile, conn)
     problems: list[SchemaMismatch] = []
     types: SourceTypes = dict.fromkeys(INPUT_TABLES)
-    fold = _fold(conn.dialect.name)
+    # Result column names compare as the backend compares column names.
+    fold = name_folders(conn.dialect.name)[1]
     for name, spec in INPUT_TABLES.items():
         source = profile.tables[name]
         if source.query is None:

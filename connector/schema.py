@@ -35,6 +35,7 @@ __all__ = [
     "SchemaMismatch",
     "create_all",
     "migrate_results",
+    "name_folders",
     "old_layout_tables",
     "sql_table",
     "table_spec",
@@ -244,7 +245,7 @@ OLD_LAYOUT_HINT = (
 def old_layout_tables(engine: Engine | Connection) -> list[str]:
     """Result tables that exist in the layout of masterplan 0.1 (no ``plan_id``)."""
     inspector = sa.inspect(engine)
-    fold_table, fold_column = _folders(inspector.dialect.name)
+    fold_table, fold_column = name_folders(inspector.dialect.name)
     existing = {fold_table(t): t for t in inspector.get_table_names()}
     old = []
     for name, added in _LAYOUT_COLUMNS.items():
@@ -369,7 +370,7 @@ def verify_schema(
     """
     specs = [table_spec(name) for name in tables]
     inspector = sa.inspect(engine)
-    fold_table, fold_column = _folders(inspector.dialect.name)
+    fold_table, fold_column = name_folders(inspector.dialect.name)
     # A view is read exactly as a table is (SPEC §4): an integrator may map
     # the ERP's own tables onto these names with views.
     names = [*inspector.get_table_names(), *inspector.get_view_names()]
@@ -397,7 +398,7 @@ def verify_schema(
     return types
 
 
-def _folders(dialect_name: str) -> tuple[Callable[[str], str], Callable[[str], str]]:
+def name_folders(dialect_name: str) -> tuple[Callable[[str], str], Callable[[str], str]]:
     """Return how to compare table names and column names on this backend.
 
     SQLite matches table and column names case-insensitively and MariaDB

@@ -71,8 +71,8 @@ from masterplan.connector.reader import (
     SNAPSHOT_DIALECTS,
     collector_paused,
     read_input,
+    stream_rows,
     table_chunks,
-    tolerate_bad_dates,
 )
 from masterplan.connector.sync import (
     ChangedTable,
@@ -320,7 +320,7 @@ def _read_keys(conn: Connection, spec: TableSpec, source: TableSource, chunk_row
     """The key columns of every row the query returns."""
     query = sa.select(*_columns(spec.key)).select_from(_origin(spec, source))
     parts: dict[str, list[np.ndarray]] = {k: [] for k in spec.key}
-    for rows in _partitions(conn, query, chunk_rows):
+    for rows in stream_rows(conn, query, chunk_rows):
         columns = list(zip(*rows, strict=True))
         for k, values in zip(spec.key, columns, strict=True):
             parts[k].append(column_from_values(spec.name, spec.column(k), values))
@@ -360,7 +360,7 @@ def _read_rows(
 
     def chunks() -> Iterator[Table]:
         nonlocal markable
-        for rows in _partitions(conn, query, chunk_rows):
+        for rows in stream_rows(conn, query, chunk_rows):
             if not rows:
                 continue
             columns = list(zip(*rows, strict=True))
@@ -383,17 +383,6 @@ def _read_rows(
     if not markable:
         return table, None
     return table, functools.reduce(_later, tops) if tops else _NO_VALUE
-
-
-def _partitions(
-    conn: Connection, query: sa.Select[Any], chunk_rows: int
-) -> Iterator[Sequence[Any]]:
-    tolerate_bad_dates(conn)
-    result = conn.execute(
-        query, execution_options={"stream_results": True, "yield_per": chunk_rows}
-    )
-    with result:
-        yield from result.partitions(chunk_rows)
 
 
 # --- change values and watermarks ---------------------------------------------------------

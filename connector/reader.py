@@ -54,6 +54,7 @@ __all__ = [
     "iter_table_chunks",
     "read_input",
     "read_table",
+    "stream_rows",
     "table_chunks",
     "tolerate_bad_dates",
 ]
@@ -239,17 +240,23 @@ def _generic_chunks(
     conn: Connection, spec: TableSpec, chunk_rows: int, source: SourceProfile | None = None
 ) -> Iterator[Table]:
     """Chunks of one table through a server-side cursor and driver rows."""
+    for rows in stream_rows(conn, _select(spec, source), chunk_rows):
+        yield _chunk_from_rows(spec, rows)
+
+
+def stream_rows(conn: Connection, query: Executable, chunk_rows: int) -> Iterator[Sequence[Any]]:
+    """``query``'s driver rows in batches of at most ``chunk_rows``, through
+    a server-side cursor, dates Python cannot hold tolerated as text."""
     tolerate_bad_dates(conn)
     # stream_results: a server-side cursor (psycopg named cursor, PyMySQL
     # SSCursor); yield_per: fetch and buffer chunk_rows rows at a time.
     # (Options of this statement only: ``Connection.execution_options`` would
     # set them on the connection, for the savepoints that follow too.)
     result = conn.execute(
-        _select(spec, source), execution_options={"stream_results": True, "yield_per": chunk_rows}
+        query, execution_options={"stream_results": True, "yield_per": chunk_rows}
     )
     with result:
-        for rows in result.partitions(chunk_rows):
-            yield _chunk_from_rows(spec, rows)
+        yield from result.partitions(chunk_rows)
 
 
 def read_table(

@@ -32,8 +32,10 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
+from bench.floors import read_floor, write_floor
 from bench.generate import DEFAULT_PLAN_DATE, generate_tables, write_database
 from masterplan.connector.schema import create_engine
+from masterplan.contract.tables import PLAN_OUTPUT_TABLES
 
 __all__ = ["backend_engine", "main", "run_engine_only", "run_full"]
 
@@ -51,6 +53,11 @@ BENCH_SCHEMA = "bench"
 
 def _rows(tables: dict[str, dict[str, Any]]) -> dict[str, int]:
     return {name: len(next(iter(t.values()))) if t else 0 for name, t in tables.items()}
+
+
+def _ratio(seconds: float, floor: float) -> float | None:
+    """How many times its floor a phase took."""
+    return round(seconds / floor, 2) if floor > 0 else None
 
 
 def _rate(rows: int, seconds: float) -> float:
@@ -256,10 +263,10 @@ def run_full(
     n_skus: int, seed: int, plan_date: dt.date, backend: str, workdir: Path
 ) -> dict[str, Any]:
     """The product path: SCM database -> connector -> server process -> SCM database."""
+    from masterplan.client.cli.writing import WriteAsItArrives
     from masterplan.client.client import MasterplanClient
     from masterplan.connector.reader import read_input
     from masterplan.connector.schema import create_result_tables
-    from masterplan.connector.writer import RunRecord, write_run
 
     engine = backend_engine(backend, workdir)
     url, connect_args = _engine_url(engine)
@@ -299,24 +306,30 @@ def run_full(
             bytes_held = int(resp.bytes_held)
             del tables
 
-            # Plan ends with the first result chunk (or the summary of an
-            # empty plan); streaming back is the rest of the call.
-            first_chunk: list[float] = []
-
-            def on_chunk(table: str, rows: int) -> None:
-                if not first_chunk:
-                    first_chunk.append(time.perf_counter())
-
+            # As ``masterplan run`` does: the result is written as it streams
+            # back, in one transaction. Planning ends when the server
+            # announces the finished run, before its first chunk.
+            create_result_tables(engine)
             run_id = uuid.uuid4().hex
-            started_at = dt.datetime.now(dt.UTC)
             t = time.perf_counter()
-            outcome = client.run_plan(parent, plan_date=plan_date, run_id=run_id, on_chunk=on_chunk)
+            with WriteAsItArrives(
+                engine,
+                run_id=run_id,
+                plan_id="main",
+                mode="regeneration",
+                plan_date=plan_date,
+                started_at=dt.datetime.now(dt.UTC),
+            ) as sink:
+                outcome = client.run_plan(parent, plan_date=plan_date, run_id=run_id, sink=sink)
+                written = sink.commit()
             end = time.perf_counter()
-            split = first_chunk[0] if first_chunk else end
-            out_rows = {k: len(next(iter(v.values()))) for k, v in outcome.tables.items()}
+            split = sink.begun_at if sink.begun_at is not None else end
+            if not written:
+                raise RuntimeError(f"run {run_id} was not written")
+            out_rows = {k: int(outcome.run.row_counts.get(k, 0)) for k in PLAN_OUTPUT_TABLES}
             total_out = sum(out_rows.values())
             phases["plan"] = {"seconds": round(split - t, 3), "rows": total_out}
-            phases["stream_back"] = {
+            phases["stream_and_write"] = {
                 "seconds": round(end - split, 3),
                 "rows": total_out,
                 "rows_per_second": _rate(total_out, end - split),
@@ -324,22 +337,20 @@ def run_full(
         server_peak = _vm_hwm_bytes(proc.pid)
     finally:
         _stop(proc)
+    connector_peak = _maxrss_bytes()
 
-    t = time.perf_counter()
-    create_result_tables(engine)
-    record = RunRecord(
-        run_id, "main", "regeneration", plan_date, started_at, dt.datetime.now(dt.UTC)
-    )
-    written = write_run(engine, record, outcome.tables)
-    write_s = time.perf_counter() - t
+    # The plain driver on the same rows, beside the phases that use it.
+    floor_read, floor_read_rows = read_floor(engine)
+    floor_write, floor_write_rows = write_floor(engine, workdir)
+    if (floor_read_rows, floor_write_rows) != (in_rows, total_out):
+        raise RuntimeError("the floors did not read and write the phases' rows")
     engine.dispose()
-    if not written:
-        raise RuntimeError(f"run {run_id} was not written")
-    phases["write"] = {
-        "seconds": round(write_s, 3),
-        "rows": total_out,
-        "rows_per_second": _rate(total_out, write_s),
-    }
+    phases["read"].update(
+        floor_seconds=round(floor_read, 3), floor_ratio=_ratio(read_s, floor_read)
+    )
+    phases["stream_and_write"].update(
+        floor_seconds=round(floor_write, 3), floor_ratio=_ratio(end - split, floor_write)
+    )
 
     skus = 2 * ((n_skus + 1) // 2)
     report.update(
@@ -350,7 +361,10 @@ def run_full(
         engine_phase_seconds={k: round(v, 3) for k, v in outcome.run.phase_seconds.items()},
         memory={
             "server_peak_rss_bytes": server_peak,
-            "connector_peak_rss_bytes": _maxrss_bytes(),
+            "server_peak_bytes_per_sku": round(server_peak / skus, 1)
+            if server_peak and skus
+            else None,
+            "connector_peak_rss_bytes": connector_peak,
             "bytes_held": bytes_held,
             "bytes_held_per_sku": round(bytes_held / skus, 1) if skus else None,
         },

@@ -12,8 +12,9 @@ import itertools
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import grpc
 from google.protobuf import empty_pb2
@@ -41,7 +42,7 @@ from masterplan.viewcodec import (
     run_info_from_proto,
 )
 
-__all__ = ["ClientTls", "MasterplanClient", "RunOutcome"]
+__all__ = ["ClientTls", "MasterplanClient", "ResultSink", "RunOutcome"]
 
 MiB = 1024 * 1024
 R = TypeVar("R", bound=Message)
@@ -101,6 +102,24 @@ class RunOutcome:
         the base run; only the summary says which one arrived.
         """
         return bool(self.run.base_run_id)
+
+
+class ResultSink(Protocol):
+    """Takes a run's result chunks as they arrive, instead of the outcome holding them.
+
+    :meth:`begin` comes first, with the finished run (its ``base_run_id``
+    says whether the chunks are a difference to that run or the whole
+    result, its ``row_counts``, ``rows_added`` and ``rows_removed`` what
+    they amount to); then, table by table, a table's removed rows before
+    its added rows. A server too old to announce the run first is collected
+    as before and handed over at the end, in the same order.
+    """
+
+    def begin(self, run: planning_pb2.PlanRun) -> None: ...
+
+    def removed(self, table: str, rows: Table) -> None: ...
+
+    def added(self, table: str, rows: Table) -> None: ...
 
 
 class MasterplanClient:
@@ -291,6 +310,8 @@ class MasterplanClient:
         on_progress: Callable[[str, float], None] | None = None,
         on_chunk: Callable[[str, int], None] | None = None,
         base_run_id: str = "",
+        sink: ResultSink | None = None,
+        chunk_rows: int = 0,
     ) -> RunOutcome:
         """Run a plan and collect its result tables.
 
@@ -299,6 +320,10 @@ class MasterplanClient:
                 server still holds it too, the stream carries only the
                 difference (``removed`` and ``tables`` of the outcome, and
                 ``is_difference``); otherwise the whole result.
+            sink: Takes the result chunks as they arrive (see
+                :class:`ResultSink`); the outcome then holds the run only.
+                An exception the sink raises cancels the run's stream.
+            chunk_rows: Rows per result chunk; 0 for the server's default.
         """
         request = planning_pb2.RunPlanRequest(
             parent=parent,
@@ -309,8 +334,9 @@ class MasterplanClient:
             default_group=default_group or "",
             run_id=run_id,
             base_run_id=base_run_id,
+            chunk_rows=chunk_rows,
         )
-        return self._collect(self.run_plan_events(request), on_progress, on_chunk)
+        return self._collect(self.run_plan_events(request), on_progress, on_chunk, sink)
 
     def read_run_results(
         self,
@@ -318,6 +344,7 @@ class MasterplanClient:
         *,
         base_run_id: str = "",
         on_chunk: Callable[[str, int], None] | None = None,
+        sink: ResultSink | None = None,
     ) -> RunOutcome:
         """A kept run's results again, as :meth:`run_plan` collected them.
 
@@ -329,6 +356,7 @@ class MasterplanClient:
             name: ``tenants/{tenant}/plans/{plan}/runs/{run}``.
             base_run_id: As for :meth:`run_plan`: the stream is the difference
                 to that run when the server holds its result too.
+            sink: As for :meth:`run_plan`.
 
         Raises:
             errors.FailedPrecondition: The server no longer holds the results.
@@ -337,7 +365,7 @@ class MasterplanClient:
         call = self._planning.ReadRunResults(
             request, timeout=self.stream_timeout, metadata=self._metadata
         )
-        return self._collect(_events(call), None, on_chunk)
+        return self._collect(_events(call), None, on_chunk, sink)
 
     def kept_results_after_drop(
         self,
@@ -346,6 +374,7 @@ class MasterplanClient:
         base_run_id: str = "",
         wait_seconds: float = 30.0,
         on_chunk: Callable[[str, int], None] | None = None,
+        sink: ResultSink | None = None,
     ) -> RunOutcome | None:
         """The results of run ``name`` after its RunPlan stream was lost, if the server kept them.
 
@@ -354,7 +383,8 @@ class MasterplanClient:
         server keeps the run's results before it sends the first chunk. This
         asks for the run (waiting up to ``wait_seconds`` for the server to
         answer again and for a run still working to end) and reads its
-        results again when it succeeded.
+        results again when it succeeded (into ``sink``, when given, as
+        :meth:`run_plan` would).
 
         Returns:
             The run's outcome, as :meth:`run_plan` returns it; None when the
@@ -377,7 +407,9 @@ class MasterplanClient:
         if run.state != planning_pb2.PlanRun.SUCCEEDED or not run.results_kept:
             return None
         try:
-            return self.read_run_results(name, base_run_id=base_run_id, on_chunk=on_chunk)
+            return self.read_run_results(
+                name, base_run_id=base_run_id, on_chunk=on_chunk, sink=sink
+            )
         except errors.FailedPrecondition:  # a newer run succeeded meanwhile
             return None
 
@@ -386,8 +418,12 @@ class MasterplanClient:
         events: Iterator[planning_pb2.RunPlanResponse],
         on_progress: Callable[[str, float], None] | None,
         on_chunk: Callable[[str, int], None] | None,
+        sink: ResultSink | None = None,
     ) -> RunOutcome:
         """The result tables and run of a RunPlan or ReadRunResults stream.
+
+        With a ``sink``, the chunks go to it as they arrive (once the results
+        header came) and the outcome's tables stay empty.
 
         Raises:
             ConnectionError: The stream ended without its summary.
@@ -397,26 +433,44 @@ class MasterplanClient:
         rows = dict.fromkeys(PLAN_OUTPUT_TABLES, 0)
         rows_gone = dict.fromkeys(PLAN_OUTPUT_TABLES, 0)
         outcome: RunOutcome | None = None
-        for event in events:
-            kind = event.WhichOneof("event")
-            if kind == "progress" and on_progress is not None:
-                on_progress(event.progress.phase, event.progress.fraction)
-            elif kind == "result_chunk":
-                chunk = event.result_chunk
-                spec = RESULT_OUTPUT_SPECS[chunk.table]
-                into, seen = (
-                    (gone, rows_gone)
-                    if chunk.change == columnar_pb2.CHANGE_KIND_DELETE
-                    else (parts, rows)
-                )
-                into[chunk.table].append(decode_chunk(chunk, spec, seen[chunk.table]))
-                seen[chunk.table] += chunk.row_count
-                if on_chunk is not None:
-                    on_chunk(chunk.table, chunk.row_count)
-            elif kind == "summary":
-                outcome = RunOutcome(event.summary.run)
+        streaming = False
+        with _closing(events):  # an exception here (the sink's) cancels the call
+            for event in events:
+                kind = event.WhichOneof("event")
+                if kind == "progress" and on_progress is not None:
+                    on_progress(event.progress.phase, event.progress.fraction)
+                elif kind == "results_header" and sink is not None:
+                    sink.begin(event.results_header.run)
+                    streaming = True
+                elif kind == "result_chunk":
+                    chunk = event.result_chunk
+                    spec = RESULT_OUTPUT_SPECS[chunk.table]
+                    delete = chunk.change == columnar_pb2.CHANGE_KIND_DELETE
+                    seen = rows_gone if delete else rows
+                    table = decode_chunk(chunk, spec, seen[chunk.table])
+                    seen[chunk.table] += chunk.row_count
+                    if streaming:
+                        assert sink is not None
+                        if delete:
+                            sink.removed(chunk.table, table)
+                        else:
+                            sink.added(chunk.table, table)
+                    else:
+                        (gone if delete else parts)[chunk.table].append(table)
+                    if on_chunk is not None:
+                        on_chunk(chunk.table, chunk.row_count)
+                elif kind == "summary":
+                    outcome = RunOutcome(event.summary.run)
         if outcome is None:
             raise ConnectionError("the run's stream ended without a summary")
+        if sink is not None and not streaming:
+            sink.begin(outcome.run)
+            for name in PLAN_OUTPUT_TABLES:
+                if gone[name]:
+                    sink.removed(name, concat(RESULT_OUTPUT_SPECS[name], gone[name]))
+                sink.added(name, concat(RESULT_OUTPUT_SPECS[name], parts[name]))
+        if sink is not None:
+            return outcome
         outcome.tables = {
             name: concat(RESULT_OUTPUT_SPECS[name], parts[name]) for name in PLAN_OUTPUT_TABLES
         }
@@ -596,6 +650,17 @@ class MasterplanClient:
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
         return _expect(response, planning_pb2.SimulateResponse)
+
+
+@contextmanager
+def _closing(events: Iterator[Any]) -> Iterator[None]:
+    """Close ``events`` (a generator: its call is cancelled) when the block ends."""
+    try:
+        yield
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
 
 
 def _events(call: Any) -> Iterator[planning_pb2.RunPlanResponse]:

@@ -61,7 +61,8 @@ class ColumnDataError(TableError):
 class InvalidResult(TableError):
     """Plan results handed to the writer do not match the §4 result tables.
 
-    Raised before the database is touched, so that nothing is written.
+    Raised before the database is touched, or, for a result written as it
+    arrives, before the commit: either way nothing is written.
     """
 
 

@@ -46,6 +46,7 @@ from masterplan.contract.tables import (
 __all__ = [
     "DEFAULT_BATCH_ROWS",
     "RUN_MODES",
+    "ResultWrite",
     "RunRecord",
     "WriteReport",
     "check_result_layout",
@@ -172,7 +173,8 @@ def write_run(
 
     In one transaction (SPEC §4): the ``plan_runs`` row, the plan's rows of
     the five output tables, and ``plans.current_run_id = run.run_id``.
-    Readers see the previous plan or the new one, never a mix.
+    Readers see the previous plan or the new one, never a mix. A result that
+    arrives in pieces is written by :class:`ResultWrite`, which this uses.
 
     Two ways to get there:
 
@@ -210,47 +212,224 @@ def write_run(
         sqlalchemy.exc.SQLAlchemyError: The database refused the write; the
             transaction is rolled back and the previous plan stays current.
     """
-    if batch_rows <= 0:
-        raise ValueError(f"batch_rows must be positive, got {batch_rows}")
     counts = _validate_results(results)
     removed_counts = _validate_results(removed) if removed is not None else {}
     if base_run_id is not None and (removed is None or plan_counts is None):
         raise ValueError("a difference needs removed and plan_counts")
-    if plan_counts is not None and set(plan_counts) != set(PLAN_OUTPUT_TABLES):
-        raise ValueError(f"plan_counts must count each of {PLAN_OUTPUT_TABLES}")
-    check_result_layout(engine)
-    if _run_exists(engine, run.run_id):
-        return WriteReport(False)
-    totals = dict(plan_counts) if plan_counts is not None else counts
-    added = sum(counts.values())
-    try:
-        with engine.begin() as conn:
-            # plan_runs first: its primary key makes a concurrent writer of the
-            # same run wait here (PostgreSQL, InnoDB) and then fail, instead of
-            # both writing all result rows.
-            conn.execute(
-                sql_table("plan_runs").insert(),
-                [_plan_run_row(run, totals, base_run_id, added, sum(removed_counts.values()))],
-            )
-            current = _lock_plan(conn, run.plan_id)
-            if base_run_id is not None:
-                if current != base_run_id:
-                    raise BaseRunChanged(run.plan_id, base_run_id, current)
-                assert removed is not None
-                gone = 0
-                for name in PLAN_OUTPUT_TABLES:
-                    gone += _delete_rows(conn, table_spec(name), run.plan_id, removed[name])
-            else:
-                gone = _delete_plan(conn, run.plan_id)
-                _set_removed(conn, run.run_id, gone)
+    with ResultWrite(
+        engine,
+        run,
+        plan_counts=plan_counts if plan_counts is not None else counts,
+        rows_added=sum(counts.values()),
+        base_run_id=base_run_id,
+        rows_removed=sum(removed_counts.values()),
+        batch_rows=batch_rows,
+        on_rows=on_rows,
+    ) as write:
+        if removed is not None and base_run_id is not None:
             for name in PLAN_OUTPUT_TABLES:
-                _insert_rows(conn, table_spec(name), run, results[name], batch_rows, on_rows)
-            _set_current_run(conn, run.plan_id, run.run_id)
-    except sa.exc.IntegrityError:
-        if _run_exists(engine, run.run_id):
-            return WriteReport(False)  # lost the race against a replay of the same run
-        raise
-    return WriteReport(True, base_run_id is not None, added, gone)
+                write.remove(name, removed[name])
+        for name in PLAN_OUTPUT_TABLES:
+            write.add(name, results[name])
+        return write.commit()
+
+
+class ResultWrite:
+    """One run's result written as it arrives, in one transaction (SPEC §4).
+
+    A connector that streams a run's result from the server writes each
+    chunk as it comes (:meth:`remove`, :meth:`add`) and commits (:meth:`commit`)
+    after the last one, so that it never holds the whole result: its memory
+    is a chunk's, whatever the plan's size. Until the commit nothing is
+    visible; leaving the ``with`` block without committing (an exception, a
+    stream that broke off) rolls everything back and the previous plan
+    stays current.
+
+    Opening it (``with``) starts the transaction as :func:`write_run` does:
+    the ``plan_runs`` row first, with the counts the run declares, then the
+    plan's ``plans`` row locked; for a difference, the database must still
+    hold the plan of ``base_run_id`` (else :class:`BaseRunChanged`), for a
+    whole result the plan's rows are deleted. A run already written (a
+    replay) opens as :attr:`written` False: then the chunks are ignored and
+    :meth:`commit` changes nothing.
+
+    Args:
+        engine: Engine of the SCM database.
+        run: The run's record.
+        plan_counts: Rows per output table of the whole plan after the run
+            (``plan_runs`` counts); for a whole result, also what the added
+            rows must amount to.
+        rows_added: Rows the run adds, all tables together.
+        base_run_id: The run whose plan the chunks change; None for a whole result.
+        rows_removed: Rows the difference removes, all tables together.
+        batch_rows: Rows per insert batch (memory bound).
+        on_rows: Called with the table name and row count of every batch
+            written or deleted, for progress displays.
+
+    Raises:
+        InvalidResult: A chunk does not match its result table, a removed
+            chunk follows added rows of its table, or the chunks do not
+            amount to what the run declared (checked at the commit).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        run: RunRecord,
+        *,
+        plan_counts: Mapping[str, int],
+        rows_added: int,
+        base_run_id: str | None = None,
+        rows_removed: int = 0,
+        batch_rows: int = DEFAULT_BATCH_ROWS,
+        on_rows: Callable[[str, int], None] | None = None,
+    ) -> None:
+        if batch_rows <= 0:
+            raise ValueError(f"batch_rows must be positive, got {batch_rows}")
+        if set(plan_counts) != set(PLAN_OUTPUT_TABLES):
+            raise ValueError(f"plan_counts must count each of {PLAN_OUTPUT_TABLES}")
+        self.engine = engine
+        self.run = run
+        self.base_run_id = base_run_id
+        self.plan_counts = {name: int(n) for name, n in plan_counts.items()}
+        self.rows_added = rows_added
+        self.rows_removed = rows_removed if base_run_id is not None else 0
+        self.batch_rows = batch_rows
+        self.on_rows = on_rows
+        #: False for a replay of a run already written (known once open).
+        self.written = True
+        self._conn: Connection | None = None
+        self._tx: sa.RootTransaction | None = None
+        self._inserter: _Inserter | None = None
+        self._added = dict.fromkeys(PLAN_OUTPUT_TABLES, 0)
+        self._removed = 0
+        self._gone = 0
+
+    def __enter__(self) -> ResultWrite:
+        check_result_layout(self.engine)
+        if _run_exists(self.engine, self.run.run_id):
+            self.written = False
+            return self
+        conn = self.engine.connect()
+        tx = conn.begin()
+        self._conn, self._tx = conn, tx
+        try:
+            self._start(conn)
+        except BaseException as exc:
+            self._rollback()
+            if isinstance(exc, sa.exc.IntegrityError) and _run_exists(self.engine, self.run.run_id):
+                self.written = False  # lost the race against a replay of the same run
+                return self
+            raise
+        return self
+
+    def _start(self, conn: Connection) -> None:
+        # plan_runs first: its primary key makes a concurrent writer of the
+        # same run wait here (PostgreSQL, InnoDB) and then fail, instead of
+        # both writing all result rows.
+        run = self.run
+        row = _plan_run_row(
+            run, self.plan_counts, self.base_run_id, self.rows_added, self.rows_removed
+        )
+        conn.execute(sql_table("plan_runs").insert(), [row])
+        current = _lock_plan(conn, run.plan_id)
+        if self.base_run_id is not None:
+            if current != self.base_run_id:
+                raise BaseRunChanged(run.plan_id, self.base_run_id, current)
+        else:
+            self._gone = _delete_plan(conn, run.plan_id)
+            _set_removed(conn, run.run_id, self._gone)
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._rollback()
+
+    def _rollback(self) -> None:
+        """End the transaction unless committed: nothing of it stays."""
+        tx, conn = self._tx, self._conn
+        self._tx = self._conn = self._inserter = None
+        if conn is None:
+            return
+        try:
+            if tx is not None and tx.is_active:
+                tx.rollback()
+        finally:
+            conn.close()
+
+    def _open(self) -> Connection:
+        if self._conn is None:
+            raise RuntimeError("the write is not open (use it in a with block)")
+        return self._conn
+
+    def remove(self, name: str, rows: Mapping[str, np.ndarray]) -> None:
+        """Delete every copy of each of ``rows`` (whole rows of table
+        ``name``) from the plan: a difference's removed rows, before the
+        table's added rows."""
+        n = _validate_table(name, rows)
+        if not self.written or n == 0:
+            return
+        if self.base_run_id is None:
+            raise InvalidResult(name, None, f"table {name!r}: removed rows in a whole result")
+        if self._added[name]:
+            raise InvalidResult(
+                name, None, f"table {name!r}: removed rows after the table's added rows"
+            )
+        conn = self._open()
+        self._finish_inserter()
+        self._gone += _delete_rows(conn, table_spec(name), self.run.plan_id, rows)
+        self._removed += n
+        if self.on_rows is not None:
+            self.on_rows(name, n)
+
+    def add(self, name: str, rows: Mapping[str, np.ndarray]) -> None:
+        """Insert ``rows`` (of table ``name``) into the plan."""
+        n = _validate_table(name, rows)
+        if not self.written or n == 0:
+            return
+        conn = self._open()
+        inserter = self._inserter
+        if inserter is None or inserter.spec.name != name:
+            self._finish_inserter()
+            inserter = self._inserter = _Inserter(conn, table_spec(name), self.run, self.on_rows)
+        inserter.write(rows, self.batch_rows)
+        self._added[name] += n
+
+    def _finish_inserter(self) -> None:
+        if self._inserter is not None:
+            self._inserter.finish()
+            self._inserter = None
+
+    def commit(self) -> WriteReport:
+        """Make the run the plan's current one, once every chunk is written.
+
+        Raises:
+            InvalidResult: The chunks do not amount to the rows the run
+                declared (a stream that lost some); nothing is written.
+        """
+        if not self.written:
+            return WriteReport(False)
+        conn = self._open()
+        added = sum(self._added.values())
+        if added != self.rows_added or self._removed != self.rows_removed:
+            raise InvalidResult(
+                "plan_runs",
+                None,
+                f"the result holds {added} added and {self._removed} removed rows, "
+                f"the run declared {self.rows_added} and {self.rows_removed}",
+            )
+        if self.base_run_id is None:
+            for name, n in self._added.items():
+                if n != self.plan_counts[name]:
+                    raise InvalidResult(
+                        name,
+                        None,
+                        f"table {name!r}: {n} rows, the run declared {self.plan_counts[name]}",
+                    )
+        self._finish_inserter()
+        _set_current_run(conn, self.run.plan_id, self.run.run_id)
+        assert self._tx is not None
+        self._tx.commit()
+        self._rollback()  # closes the connection; the transaction is done
+        return WriteReport(True, self.base_run_id is not None, added, self._gone)
 
 
 def current_run_id(engine: Engine, plan_id: str) -> str | None:
@@ -370,37 +549,40 @@ def _validate_results(results: Mapping[str, Mapping[str, np.ndarray]]) -> dict[s
     Validation happens before any SQL so that a malformed result fails with a
     message naming table and column and leaves the database untouched.
     """
-    counts: dict[str, int] = {}
     for name in PLAN_OUTPUT_TABLES:
         if name not in results:
             raise InvalidResult(name, None, f"results lack table {name!r}")
-        spec, table = RESULT_TABLES[name], results[name]
-        expected = [c for c in spec.columns if c.name not in BOOKKEEPING_COLUMNS]
-        unknown = sorted(set(table) - {c.name for c in expected})
-        if unknown:
-            hint = " (the writer adds it)" if unknown[0] in BOOKKEEPING_COLUMNS else ""
+    return {name: _validate_table(name, results[name]) for name in PLAN_OUTPUT_TABLES}
+
+
+def _validate_table(name: str, table: Mapping[str, np.ndarray]) -> int:
+    """Check rows of output table ``name`` against its spec; return their count."""
+    if name not in PLAN_OUTPUT_TABLES:
+        raise InvalidResult(name, None, f"{name!r} is not a result table of a plan")
+    spec = RESULT_TABLES[name]
+    expected = [c for c in spec.columns if c.name not in BOOKKEEPING_COLUMNS]
+    unknown = sorted(set(table) - {c.name for c in expected})
+    if unknown:
+        hint = " (the writer adds it)" if unknown[0] in BOOKKEEPING_COLUMNS else ""
+        raise InvalidResult(
+            name, unknown[0], f"table {name!r}: unexpected column {unknown[0]!r}{hint}"
+        )
+    n = table_length(table)
+    for column in expected:
+        if column.name not in table:
+            raise InvalidResult(name, column.name, f"table {name!r} lacks column {column.name!r}")
+        array = np.asarray(table[column.name])
+        if array.ndim != 1 or len(array) != n:
             raise InvalidResult(
-                name, unknown[0], f"table {name!r}: unexpected column {unknown[0]!r}{hint}"
+                name,
+                column.name,
+                f"table {name!r}, column {column.name!r}: shape {array.shape}, expected ({n},)",
             )
-        n = table_length(table)
-        for column in expected:
-            if column.name not in table:
-                raise InvalidResult(
-                    name, column.name, f"table {name!r} lacks column {column.name!r}"
-                )
-            array = np.asarray(table[column.name])
-            if array.ndim != 1 or len(array) != n:
-                raise InvalidResult(
-                    name,
-                    column.name,
-                    f"table {name!r}, column {column.name!r}: shape {array.shape}, expected ({n},)",
-                )
-            if not column.nullable and n and null_mask(column.kind, array).any():
-                raise InvalidResult(
-                    name, column.name, f"table {name!r}, column {column.name!r}: NULL not allowed"
-                )
-        counts[name] = n
-    return counts
+        if not column.nullable and n and null_mask(column.kind, array).any():
+            raise InvalidResult(
+                name, column.name, f"table {name!r}, column {column.name!r}: NULL not allowed"
+            )
+    return n
 
 
 def _run_exists(bind: Engine | Connection, run_id: str) -> bool:
@@ -460,50 +642,65 @@ def _iter_batches(
 BatchWriter = Callable[[sa.Table, Sequence[str], Sequence[list[Any]]], None]
 
 
-def _insert_rows(
-    conn: Connection,
-    spec: TableSpec,
-    run: RunRecord,
-    table: Mapping[str, np.ndarray],
-    batch_rows: int,
-    on_rows: Callable[[str, int], None] | None = None,
-) -> None:
-    """Insert one output table's rows for ``run`` inside the open transaction."""
-    copy = _copy_writer(conn)
-    target = sql_table(spec.name)
-    preparer = conn.dialect.identifier_preparer
-    stage = preparer.quote(f"mp_stage_{spec.name}")
-    if copy is not None:
-        # COPY into a staging table that lives until the commit, then one
-        # set-based INSERT: the result table is written in one statement.
-        conn.exec_driver_sql(
-            f"CREATE TEMPORARY TABLE {stage} "
-            f"(LIKE {preparer.format_table(target)} INCLUDING DEFAULTS) ON COMMIT DROP"
-        )
-    write = _mysql_writer(conn) if copy is None else None
-    names: Sequence[str] = ()
-    # SQLite keeps a date as ISO text: hand it the text, made per column.
-    as_text = copy is None and write is None and conn.dialect.name == "sqlite"
-    for names, values in _iter_batches(spec, run, table, batch_rows, as_text):
-        if copy is not None:
-            copy(stage, names, values)
-        elif write is not None:
-            write(target, names, values)
-        else:
-            # Positional tuples straight to the driver's executemany: no dict
-            # per row and no per-row parameter processing (2-3x faster than
-            # Core's insert() with dicts).
-            conn.exec_driver_sql(_insert_sql(conn, target, names), list(zip(*values, strict=True)))
-        if on_rows is not None:
-            on_rows(spec.name, len(values[0]) if values else 0)
-    if copy is not None:
-        columns = ", ".join(preparer.quote(name) for name in names)
-        if columns:
+class _Inserter:
+    """Inserts one output table's rows for a run inside the open transaction,
+    a chunk at a time, then finishes the table (:meth:`finish`)."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        spec: TableSpec,
+        run: RunRecord,
+        on_rows: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self.conn, self.spec, self.run, self.on_rows = conn, spec, run, on_rows
+        self.copy = _copy_writer(conn)
+        self.target = sql_table(spec.name)
+        preparer = conn.dialect.identifier_preparer
+        self.stage = preparer.quote(f"mp_stage_{spec.name}")
+        if self.copy is not None:
+            # COPY into a staging table that lives until the commit, then one
+            # set-based INSERT: the result table is written in one statement.
             conn.exec_driver_sql(
-                f"INSERT INTO {preparer.format_table(target)} ({columns}) "
-                f"SELECT {columns} FROM {stage}"
+                f"CREATE TEMPORARY TABLE {self.stage} "
+                f"(LIKE {preparer.format_table(self.target)} INCLUDING DEFAULTS) ON COMMIT DROP"
             )
-        conn.exec_driver_sql(f"DROP TABLE {stage}")
+        self.mysql = _mysql_writer(conn) if self.copy is None else None
+        # SQLite keeps a date as ISO text: hand it the text, made per column.
+        self.as_text = self.copy is None and self.mysql is None and conn.dialect.name == "sqlite"
+        self.names: Sequence[str] = ()
+
+    def write(self, table: Mapping[str, np.ndarray], batch_rows: int) -> None:
+        """Insert ``table``'s rows, ``batch_rows`` at a time."""
+        conn, target = self.conn, self.target
+        for names, values in _iter_batches(self.spec, self.run, table, batch_rows, self.as_text):
+            self.names = names
+            if self.copy is not None:
+                self.copy(self.stage, names, values)
+            elif self.mysql is not None:
+                self.mysql(target, names, values)
+            else:
+                # Positional tuples straight to the driver's executemany: no
+                # dict per row and no per-row parameter processing (2-3x
+                # faster than Core's insert() with dicts).
+                conn.exec_driver_sql(
+                    _insert_sql(conn, target, names), list(zip(*values, strict=True))
+                )
+            if self.on_rows is not None:
+                self.on_rows(self.spec.name, len(values[0]) if values else 0)
+
+    def finish(self) -> None:
+        """Move the staged rows into the table (PostgreSQL); nothing elsewhere."""
+        if self.copy is None:
+            return
+        preparer = self.conn.dialect.identifier_preparer
+        columns = ", ".join(preparer.quote(name) for name in self.names)
+        if columns:
+            self.conn.exec_driver_sql(
+                f"INSERT INTO {preparer.format_table(self.target)} ({columns}) "
+                f"SELECT {columns} FROM {self.stage}"
+            )
+        self.conn.exec_driver_sql(f"DROP TABLE {self.stage}")
 
 
 def _mysql_writer(conn: Connection) -> BatchWriter | None:

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from masterplan.client import errors
 from masterplan.client.cli.progress import CycleProgress
 from masterplan.client.cli.syncing import SyncReport, load_prior, sync_dataset, sync_store
+from masterplan.client.cli.writing import WriteAsItArrives
 from masterplan.client.client import ClientTls, MasterplanClient
 from masterplan.connector.changes import SourceRead, read_source
 from masterplan.connector.profile import SourceProfile
@@ -26,13 +27,10 @@ from masterplan.connector.schema import create_engine, create_result_tables
 from masterplan.connector.sync import SyncState, default_state_dir
 from masterplan.connector.writer import (
     RunMode,
-    RunRecord,
     check_result_layout,
     current_run_id,
     prune_runs,
-    write_run,
 )
-from masterplan.contract.columns import table_length
 from masterplan.contract.tables import PLAN_OUTPUT_TABLES
 from masterplan.server.embedded import embedded_server
 
@@ -215,6 +213,31 @@ def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> C
             def on_chunk(name: str, n: int) -> None:
                 show.advance("stream back", n)
 
+            announced: list[int] = []
+
+            def on_announced(rows: int) -> None:
+                if not announced:  # once, also when a lost stream is read again
+                    announced.append(rows)
+                    show.end("plan")
+                    show.begin("write", rows)
+
+            def write_sink() -> WriteAsItArrives:
+                return stack.enter_context(
+                    WriteAsItArrives(
+                        engine,
+                        run_id=run_id,
+                        plan_id=options.plan,
+                        mode=options.mode,
+                        plan_date=plan_date,
+                        started_at=started_at,
+                        on_begin=on_announced,
+                        on_rows=lambda name, n: show.advance("write", n),
+                    )
+                )
+
+            # The result is written as it streams back, in one transaction
+            # that commits once the stream ended with its summary.
+            sink = write_sink()
             try:
                 outcome = client.run_plan(
                     parent,
@@ -225,59 +248,37 @@ def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> C
                     base_run_id=base_run_id or "",
                     on_progress=lambda phase, frac: show.fraction("plan", frac, phase),
                     on_chunk=on_chunk,
+                    sink=sink,
                 )
             except (errors.Unavailable, errors.Internal, errors.Unknown, ConnectionError):
                 # The stream was lost, not necessarily the run: a run that
                 # succeeded is kept by the server, and its results are read
-                # again instead of planning again.
+                # again (and written from the start) instead of planning again.
+                sink.close()
+                sink = write_sink()
                 kept = client.kept_results_after_drop(
                     f"{parent}/runs/{run_id}",
                     base_run_id=base_run_id or "",
                     wait_seconds=options.recover_seconds,
                     on_chunk=on_chunk,
+                    sink=sink,
                 )
                 if kept is None:
                     raise
                 outcome, read_again = kept, True
-            show.end("plan")
+            report = sink.commit()
+            end = time.perf_counter()
             show.end("stream back")
-            times["plan_and_stream"] = time.perf_counter() - t
+            show.end("write")
+            begun = sink.begun_at if sink.begun_at is not None else end
+            times["plan"] = begun - t
+            times["stream_and_write"] = end - begun
         t = time.perf_counter()
         run = outcome.run
         plan_rows = {name: int(run.row_counts.get(name, 0)) for name in PLAN_OUTPUT_TABLES}
-        streamed = sum(table_length(v) for v in outcome.tables.values())
-        streamed += sum(table_length(v) for v in outcome.removed.values())
-        show.begin("write", streamed)
-        record = RunRecord(
-            run_id=run_id,
-            plan_id=options.plan,
-            mode=options.mode,
-            plan_date=plan_date,
-            started_at=started_at,
-            finished_at=dt.datetime.now(dt.UTC),
-        )
-
-        def on_rows(name: str, n: int) -> None:
-            show.advance("write", n)
-
-        if outcome.is_difference:
-            report = write_run(
-                engine,
-                record,
-                outcome.tables,
-                removed=outcome.removed,
-                base_run_id=run.base_run_id,
-                plan_counts=plan_rows,
-                on_rows=on_rows,
-            )
-            # Deleted rows count as written too, for the progress display.
-            show.advance("write", sum(table_length(v) for v in outcome.removed.values()))
-        else:
-            report = write_run(engine, record, outcome.tables, on_rows=on_rows)
         if options.keep_runs:
             prune_runs(engine, options.plan, options.keep_runs)
-        show.end("write")
-        times["write"] = time.perf_counter() - t
+        times["prune"] = time.perf_counter() - t
         return CycleReport(
             run_id=run_id,
             plan=options.plan,

@@ -129,14 +129,18 @@ def _send_results(
     run: pb.PlanRun,
     context: Mapping[str, object],
 ) -> Iterator[pb.RunPlanResponse]:
-    """A succeeded run's result chunks, then its summary.
+    """A succeeded run's results header, result chunks, then its summary.
 
-    The run is kept before this starts, so nothing here changes it: a
+    The header is the summary sent first, so that a client can write the
+    chunks as they arrive instead of holding the whole result until the
+    summary says what it was. The run is kept before this starts, so
+    nothing here changes it: a
     ``cancel`` (CancelRun, uninstall, shutdown) ends the stream with
     CANCELLED, and a stream closed by the client or the network is only
     logged. Either way ReadRunResults can send the results again.
     """
     sent = 0
+    yield pb.RunPlanResponse(results_header=pb.ResultsHeader(run=run))
     try:
         for chunk in stream.chunks(chunk_rows):
             if cancel is not None and cancel.is_set():

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-PHASES = ("read", "upload", "plan", "stream_back", "write")
+PHASES = ("read", "upload", "plan", "stream_and_write")
 
 
 def _bench(out: Path, *args: str) -> dict:
@@ -46,6 +46,15 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert report["output_rows"]["planned_orders"] == report["planned_orders"]
     assert report["engine_phase_seconds"]
     assert report["memory"]["server_peak_rss_bytes"] > 0
+    assert report["memory"]["connector_peak_rss_bytes"] > 0
+    # The plain driver's floor beside the phases that read and write the database.
+    for phase in ("read", "stream_and_write"):
+        figures = report["phases"][phase]
+        assert figures["floor_seconds"] > 0, phase
+        # The ratio of the unrounded times, within the rounding of both.
+        low = max(figures["seconds"] - 0.0005, 0) / (figures["floor_seconds"] + 0.0005)
+        high = (figures["seconds"] + 0.0005) / (figures["floor_seconds"] - 0.0005)
+        assert low - 0.005 <= figures["floor_ratio"] <= high + 0.005, phase
 
 
 def test_bench_engine_only_repeats_runs_like_a_serving_process(tmp_path: Path) -> None:

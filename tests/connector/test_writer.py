@@ -232,16 +232,16 @@ def test_replay_is_a_no_op(scm: Engine) -> None:
 
 def _fail_on_third_table(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Make the writer fail right after it inserted the rows of its 3rd table."""
-    real = writer._insert_rows
+    real = writer._Inserter.write
     done: list[str] = []
 
-    def insert_then_fail(conn: Any, spec: Any, *args: Any, **kwargs: Any) -> None:
-        real(conn, spec, *args, **kwargs)
-        done.append(spec.name)
+    def insert_then_fail(self: Any, *args: Any, **kwargs: Any) -> None:
+        real(self, *args, **kwargs)
+        done.append(self.spec.name)
         if len(done) == 3:
-            raise RuntimeError(f"injected failure after {spec.name}")
+            raise RuntimeError(f"injected failure after {self.spec.name}")
 
-    monkeypatch.setattr(writer, "_insert_rows", insert_then_fail)
+    monkeypatch.setattr(writer._Inserter, "write", insert_then_fail)
     return done
 
 

@@ -297,6 +297,34 @@ class RunSummary(_message.Message):
 Global___RunSummary: _TypeAlias = RunSummary  # noqa: Y015
 
 @_typing.final
+class ResultsHeader(_message.Message):
+    """Sent once, just before a finished run's first result chunk: the run as
+    the summary will give it, so that a client can write the chunks as they
+    arrive. `run.base_run_id` says whether they are a difference to that run
+    or the whole result, and `run.row_counts`, `run.rows_added` and
+    `run.rows_removed` what they will amount to. A client that ignores it
+    collects the chunks and reads the summary, as before.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def run(self) -> Global___PlanRun: ...
+    def __init__(
+        self,
+        *,
+        run: Global___PlanRun | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["run", b"run"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["run", b"run"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResultsHeader: _TypeAlias = ResultsHeader  # noqa: Y015
+
+@_typing.final
 class RunPlanResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -304,6 +332,7 @@ class RunPlanResponse(_message.Message):
     PROGRESS_FIELD_NUMBER: _builtins.int
     RESULT_CHUNK_FIELD_NUMBER: _builtins.int
     SUMMARY_FIELD_NUMBER: _builtins.int
+    RESULTS_HEADER_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def started(self) -> Global___PlanRun:
         """First event: the run was accepted and has started."""
@@ -316,6 +345,10 @@ class RunPlanResponse(_message.Message):
     def summary(self) -> Global___RunSummary:
         """Last event: every result chunk has been sent."""
 
+    @_builtins.property
+    def results_header(self) -> Global___ResultsHeader:
+        """Before the first result chunk (see ResultsHeader)."""
+
     def __init__(
         self,
         *,
@@ -323,12 +356,13 @@ class RunPlanResponse(_message.Message):
         progress: Global___RunProgress | None = ...,
         result_chunk: _columnar_pb2.ColumnarChunk | None = ...,
         summary: Global___RunSummary | None = ...,
+        results_header: Global___ResultsHeader | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "progress", b"progress", "result_chunk", b"result_chunk", "started", b"started", "summary", b"summary"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "progress", b"progress", "result_chunk", b"result_chunk", "results_header", b"results_header", "started", b"started", "summary", b"summary"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "progress", b"progress", "result_chunk", b"result_chunk", "started", b"started", "summary", b"summary"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "progress", b"progress", "result_chunk", b"result_chunk", "results_header", b"results_header", "started", b"started", "summary", b"summary"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["started", "progress", "result_chunk", "summary"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["started", "progress", "result_chunk", "summary", "results_header"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 

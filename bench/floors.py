@@ -1,0 +1,148 @@
+"""The database's floor: the same rows read and written by the plain driver.
+
+A phase of the connector is only as slow as it needs to be when it is close
+to what the driver alone takes for the same rows, so the benchmark measures
+that beside each phase, in the same run, on the same database and tables:
+
+* **read**: every input table's §4 columns, with ``fetchall`` of the raw
+  DBAPI cursor (SQLite, MariaDB) or ``COPY (SELECT ...) TO STDOUT`` in binary
+  (PostgreSQL), the rows or bytes dropped as they come. Python's cyclic
+  collector is paused, as the connector's reader pauses it.
+* **write**: the plan's rows of the result tables, as ready tuples in the
+  order the connector wrote them, inserted into the project's own result
+  tables in one transaction: ``executemany`` (SQLite, MariaDB) or
+  ``COPY ... FROM STDIN`` row by row (PostgreSQL), straight into the tables.
+  The rows are read back first, a batch at a time, untimed; only the inserts
+  count. The transaction is rolled back; on SQLite
+  the rows go to a fresh file with the same tables (a second connection
+  cannot write the file the first one reads).
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from masterplan.connector.schema import create_result_tables
+from masterplan.contract.tables import INPUT_TABLES, PLAN_OUTPUT_TABLES, RESULT_TABLES
+
+__all__ = ["read_floor", "write_floor"]
+
+#: Rows per batch read back for the write floor (bounds its memory).
+_BATCH = 100_000
+
+
+def _quoted(engine: sa.Engine, names: list[str]) -> str:
+    preparer = engine.dialect.identifier_preparer
+    return ", ".join(preparer.quote(n) for n in names)
+
+
+def read_floor(engine: sa.Engine) -> tuple[float, int]:
+    """Seconds the plain driver takes to read every input table's §4
+    columns, and the rows it read."""
+    raw = engine.raw_connection()
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        driver: Any = raw.driver_connection
+        rows = 0
+        t = time.perf_counter()
+        for name, spec in INPUT_TABLES.items():
+            select = f"SELECT {_quoted(engine, list(spec.column_names))} FROM {name}"
+            if engine.dialect.name == "postgresql":
+                with (
+                    driver.cursor() as cur,
+                    cur.copy(f"COPY ({select}) TO STDOUT (FORMAT BINARY)") as copy,
+                ):
+                    for _ in copy:
+                        pass
+                rows += cur.rowcount  # from the server's "COPY n"
+            else:
+                cur = driver.cursor()
+                cur.execute(select)
+                rows += len(cur.fetchall())
+                cur.close()
+        seconds = time.perf_counter() - t
+        raw.rollback()
+    finally:
+        if was_on:
+            gc.enable()
+        raw.close()
+    return seconds, rows
+
+
+def _result_batches(engine: sa.Engine, name: str) -> Iterator[list[tuple[Any, ...]]]:
+    """Every row of result table ``name`` as driver tuples, a batch at a time,
+    in the order they were written, with the plan id ``floor`` (so that they
+    do not collide with the rows themselves in the same table).
+
+    The order matters: rows that arrive sorted by an index's key are
+    cheaper to index, so the floor writes them in the order the connector
+    wrote them, not in the order an index would hand them back.
+    """
+    preparer = engine.dialect.identifier_preparer
+    listed = ", ".join(
+        "'floor'" if c == "plan_id" else preparer.quote(c) for c in RESULT_TABLES[name].column_names
+    )
+    # A table written once in one transaction: its rowids (SQLite), heap
+    # (PostgreSQL) and hidden clustered row ids (InnoDB, no primary key)
+    # are in the order of the inserts.
+    order = " ORDER BY rowid" if engine.dialect.name == "sqlite" else ""
+    raw = engine.raw_connection()
+    try:
+        cur = raw.driver_connection.cursor()  # type: ignore[union-attr]
+        cur.execute(f"SELECT {listed} FROM {name}{order}")
+        while rows := cur.fetchmany(_BATCH):
+            yield rows
+        cur.close()
+    finally:
+        raw.close()
+
+
+def write_floor(engine: sa.Engine, scratch: Path) -> tuple[float, int]:
+    """Seconds the plain driver takes to insert the result tables' rows
+    again, and the rows it inserted.
+
+    Args:
+        engine: The database one plan was written to (its only plan).
+        scratch: A directory for SQLite's fresh file.
+    """
+    target = engine
+    if engine.dialect.name == "sqlite":
+        target = sa.create_engine(f"sqlite:///{scratch / 'floor.db'}")
+        create_result_tables(target)
+    raw = target.raw_connection()
+    seconds = 0.0
+    written = 0
+    try:
+        driver: Any = raw.driver_connection
+        cur = driver.cursor()
+        if target.dialect.name == "sqlite":
+            cur.execute("BEGIN")
+        for name in PLAN_OUTPUT_TABLES:
+            columns = list(RESULT_TABLES[name].column_names)
+            listed = _quoted(target, columns)
+            mark = "?" if target.dialect.paramstyle == "qmark" else "%s"
+            insert = f"INSERT INTO {name} ({listed}) VALUES ({', '.join(mark for _ in columns)})"
+            for rows in _result_batches(engine, name):
+                t = time.perf_counter()
+                if target.dialect.name == "postgresql":
+                    with cur.copy(f"COPY {name} ({listed}) FROM STDIN") as copy:
+                        for row in rows:
+                            copy.write_row(row)
+                else:
+                    cur.executemany(insert, rows)
+                seconds += time.perf_counter() - t
+                written += len(rows)
+        cur.close()
+        raw.rollback()
+    finally:
+        raw.close()
+        if target is not engine:
+            target.dispose()
+    return seconds, written

@@ -1,0 +1,47 @@
+"""The benchmark's floors read and write the product's rows, and change nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from bench.floors import read_floor, write_floor
+from bench.generate import generate_tables, write_database
+from masterplan.client.cli.cycle import CycleOptions, run_cycle
+from masterplan.contract.tables import PLAN_OUTPUT_TABLES
+
+T0 = dt.date(2026, 1, 5)
+
+
+def _counts(path: Path) -> dict[str, int]:
+    con = sqlite3.connect(path)
+    try:
+        return {
+            n: con.execute(f"SELECT COUNT(*) FROM {n}").fetchone()[0] for n in PLAN_OUTPUT_TABLES
+        }
+    finally:
+        con.close()
+
+
+def test_the_floors_move_the_phases_rows_and_leave_every_table_as_it_was(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "scm.db"
+    inputs = write_database(generate_tables(1_000, seed=3, plan_date=T0), f"sqlite:///{db}")
+    run_cycle(CycleOptions(db_url=f"sqlite:///{db}", plan_date=T0))
+    before = _counts(db)
+    assert sum(before.values()) > 1000
+    engine = sa.create_engine(f"sqlite:///{db}")
+    try:
+        read_s, read_rows = read_floor(engine)
+        write_s, written = write_floor(engine, tmp_path)
+    finally:
+        engine.dispose()
+    assert read_s > 0 and read_rows == sum(inputs.values())
+    assert write_s > 0 and written == sum(before.values())
+    assert _counts(db) == before
+    # Written in a transaction that was rolled back: the scratch tables are empty.
+    assert sum(_counts(tmp_path / "floor.db").values()) == 0

@@ -55,13 +55,11 @@ def read_floor(engine: sa.Engine) -> tuple[float, int]:
         for name, spec in INPUT_TABLES.items():
             select = f"SELECT {_quoted(engine, list(spec.column_names))} FROM {name}"
             if engine.dialect.name == "postgresql":
-                with (
-                    driver.cursor() as cur,
-                    cur.copy(f"COPY ({select}) TO STDOUT (FORMAT BINARY)") as copy,
-                ):
-                    for _ in copy:
-                        pass
-                rows += cur.rowcount  # from the server's "COPY n"
+                with driver.cursor() as cur:
+                    with cur.copy(f"COPY ({select}) TO STDOUT (FORMAT BINARY)") as copy:
+                        for _ in copy:
+                            pass
+                    rows += cur.rowcount  # from the server's "COPY n"
             else:
                 cur = driver.cursor()
                 cur.execute(select)

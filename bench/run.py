@@ -343,7 +343,10 @@ def run_full(
     floor_read, floor_read_rows = read_floor(engine)
     floor_write, floor_write_rows = write_floor(engine, workdir)
     if (floor_read_rows, floor_write_rows) != (in_rows, total_out):
-        raise RuntimeError("the floors did not read and write the phases' rows")
+        raise RuntimeError(
+            f"the floors moved {floor_read_rows} and {floor_write_rows} rows, "
+            f"the phases {in_rows} and {total_out}"
+        )
     engine.dispose()
     phases["read"].update(
         floor_seconds=round(floor_read, 3), floor_ratio=_ratio(read_s, floor_read)

@@ -19,6 +19,7 @@ import re
 import tempfile
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -28,6 +29,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from masterplan.connector.columns import column_to_values, null_mask, table_length
+from masterplan.connector.copytext import copy_text
 from masterplan.connector.errors import BaseRunChanged, InvalidResult, SchemaMismatch
 from masterplan.connector.schema import (
     OLD_LAYOUT_HINT,
@@ -57,6 +59,9 @@ __all__ = [
 
 #: Rows per insert batch: bounds the Python row objects alive at a time.
 DEFAULT_BATCH_ROWS = 10_000
+
+#: Rows per COPY payload on PostgreSQL (a few MB of text).
+_COPY_ROWS = 50_000
 
 RUN_MODES: tuple[str, ...] = ("regeneration", "net_change")
 
@@ -345,10 +350,12 @@ class ResultWrite:
 
     def _rollback(self) -> None:
         """End the transaction unless committed: nothing of it stays."""
-        tx, conn = self._tx, self._conn
+        tx, conn, inserter = self._tx, self._conn, self._inserter
         self._tx = self._conn = self._inserter = None
         if conn is None:
             return
+        if inserter is not None:
+            inserter.abandon()
         try:
             if tx is not None and tx.is_active:
                 tx.rollback()
@@ -394,9 +401,9 @@ class ResultWrite:
         self._added[name] += n
 
     def _finish_inserter(self) -> None:
-        if self._inserter is not None:
-            self._inserter.finish()
-            self._inserter = None
+        inserter, self._inserter = self._inserter, None
+        if inserter is not None:
+            inserter.finish()
 
     def commit(self) -> WriteReport:
         """Make the run the plan's current one, once every chunk is written.
@@ -644,7 +651,7 @@ BatchWriter = Callable[[sa.Table, Sequence[str], Sequence[list[Any]]], None]
 
 class _Inserter:
     """Inserts one output table's rows for a run inside the open transaction,
-    a chunk at a time, then finishes the table (:meth:`finish`)."""
+    a chunk at a time, then :meth:`finish` ends the table's writing."""
 
     def __init__(
         self,
@@ -654,30 +661,27 @@ class _Inserter:
         on_rows: Callable[[str, int], None] | None = None,
     ) -> None:
         self.conn, self.spec, self.run, self.on_rows = conn, spec, run, on_rows
-        self.copy = _copy_writer(conn)
         self.target = sql_table(spec.name)
-        preparer = conn.dialect.identifier_preparer
-        self.stage = preparer.quote(f"mp_stage_{spec.name}")
-        if self.copy is not None:
-            # COPY into a staging table that lives until the commit, then one
-            # set-based INSERT: the result table is written in one statement.
-            conn.exec_driver_sql(
-                f"CREATE TEMPORARY TABLE {self.stage} "
-                f"(LIKE {preparer.format_table(self.target)} INCLUDING DEFAULTS) ON COMMIT DROP"
-            )
-        self.mysql = _mysql_writer(conn) if self.copy is None else None
+        self.columns = [c for c in spec.columns if c.name not in BOOKKEEPING_COLUMNS]
+        # PostgreSQL: one COPY straight into the result table, open until the
+        # table is done, so that the server stores a chunk while the next one
+        # arrives and is made into text. It is part of the transaction like
+        # any insert; a staging table would make the server write every row
+        # twice.
+        self.pipe: _CopyPipe | None = None
+        self.copies = _copies(conn)
+        self.mysql = _mysql_writer(conn) if not self.copies else None
         # SQLite keeps a date as ISO text: hand it the text, made per column.
-        self.as_text = self.copy is None and self.mysql is None and conn.dialect.name == "sqlite"
-        self.names: Sequence[str] = ()
+        self.as_text = not self.copies and self.mysql is None and conn.dialect.name == "sqlite"
 
     def write(self, table: Mapping[str, np.ndarray], batch_rows: int) -> None:
         """Insert ``table``'s rows, ``batch_rows`` at a time."""
         conn, target = self.conn, self.target
+        if self.copies:
+            self._copy(table)
+            return
         for names, values in _iter_batches(self.spec, self.run, table, batch_rows, self.as_text):
-            self.names = names
-            if self.copy is not None:
-                self.copy(self.stage, names, values)
-            elif self.mysql is not None:
+            if self.mysql is not None:
                 self.mysql(target, names, values)
             else:
                 # Positional tuples straight to the driver's executemany: no
@@ -689,18 +693,34 @@ class _Inserter:
             if self.on_rows is not None:
                 self.on_rows(self.spec.name, len(values[0]) if values else 0)
 
+    def _copy(self, table: Mapping[str, np.ndarray]) -> None:
+        """Send ``table``'s rows down the table's COPY, a text payload of at
+        most :data:`_COPY_ROWS` rows at a time."""
+        if self.pipe is None:
+            names = ["plan_id", "run_id", *(c.name for c in self.columns)]
+            self.pipe = _CopyPipe(self.conn, self.target, names)
+        constants = {"plan_id": self.run.plan_id, "run_id": self.run.run_id}
+        n = table_length(table)
+        for start in range(0, n, _COPY_ROWS):
+            part = {
+                c.name: np.asarray(table[c.name])[start : start + _COPY_ROWS] for c in self.columns
+            }
+            self.pipe.write(copy_text(self.columns, part, constants))
+            if self.on_rows is not None:
+                self.on_rows(self.spec.name, min(n - start, _COPY_ROWS))
+
     def finish(self) -> None:
-        """Move the staged rows into the table (PostgreSQL); nothing elsewhere."""
-        if self.copy is None:
-            return
-        preparer = self.conn.dialect.identifier_preparer
-        columns = ", ".join(preparer.quote(name) for name in self.names)
-        if columns:
-            self.conn.exec_driver_sql(
-                f"INSERT INTO {preparer.format_table(self.target)} ({columns}) "
-                f"SELECT {columns} FROM {self.stage}"
-            )
-        self.conn.exec_driver_sql(f"DROP TABLE {self.stage}")
+        """End the table's writing (its COPY: the server checks and stores
+        the last rows); the connection can take other statements again."""
+        pipe, self.pipe = self.pipe, None
+        if pipe is not None:
+            pipe.close()
+
+    def abandon(self) -> None:
+        """End an open COPY as failed (the transaction is being rolled back)."""
+        pipe, self.pipe = self.pipe, None
+        if pipe is not None:
+            pipe.close(failed=True)
 
 
 def _mysql_writer(conn: Connection) -> BatchWriter | None:
@@ -953,37 +973,62 @@ def _insert_sql(conn: Connection, target: sa.Table, names: Sequence[str]) -> str
     return f"INSERT INTO {preparer.format_table(target)} ({columns}) VALUES ({marks})"
 
 
-def _copy_writer(
-    conn: Connection,
-) -> Callable[[str, Sequence[str], Sequence[list[Any]]], None] | None:
-    """Return a COPY-based batch writer on PostgreSQL with psycopg 3, else ``None``.
+def _copies(conn: Connection) -> bool:
+    """Whether ``conn`` writes with ``COPY`` (PostgreSQL with psycopg 3).
 
     ``COPY FROM STDIN`` is several times faster than multi-row ``INSERT`` for
     large result tables, and it runs on the same DBAPI connection, hence in
     the same transaction as everything else the writer does.
     """
-    if conn.dialect.name != "postgresql" or conn.dialect.driver != "psycopg":
-        return None
-    preparer = conn.dialect.identifier_preparer
-    dbapi_error: type[Exception] = conn.dialect.loaded_dbapi.Error
-    driver_conn = conn.connection.driver_connection
-    if driver_conn is None:  # pragma: no cover - only for detached connections
-        return None
+    return (
+        conn.dialect.name == "postgresql"
+        and conn.dialect.driver == "psycopg"
+        and conn.connection.driver_connection is not None
+    )
 
-    def copy(table: str, names: Sequence[str], values: Sequence[list[Any]]) -> None:
+
+class _CopyPipe:
+    """One open ``COPY table (names) FROM STDIN`` in text format, fed text
+    payloads (:mod:`connector.copytext`), not rows one by one."""
+
+    def __init__(self, conn: Connection, target: sa.Table, names: Sequence[str]) -> None:
+        preparer = conn.dialect.identifier_preparer
         columns = ", ".join(preparer.quote(name) for name in names)
-        statement = f"COPY {table} ({columns}) FROM STDIN"
+        self.statement = f"COPY {preparer.format_table(target)} ({columns}) FROM STDIN"
+        self.dialect = conn.dialect
+        self.error: type[Exception] = conn.dialect.loaded_dbapi.Error
+        driver_conn: Any = conn.connection.driver_connection
+        self._stack = ExitStack()
+        with self._errors():
+            cursor = self._stack.enter_context(driver_conn.cursor())
+            self._pipe = self._stack.enter_context(cursor.copy(self.statement))
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """The driver's errors as SQLAlchemy's, as the other write paths raise them
+        (IntegrityError, DataError, ...)."""
         try:
-            with driver_conn.cursor() as cursor, cursor.copy(statement) as pipe:
-                for row in zip(*values, strict=True):
-                    pipe.write_row(row)
-        except dbapi_error as exc:
-            # Same exception types as the executemany path (IntegrityError, ...).
+            yield
+        except self.error as exc:
             raise sa.exc.DBAPIError.instance(
-                statement, None, exc, dbapi_error, dialect=conn.dialect
+                self.statement, None, exc, self.error, dialect=self.dialect
             ) from exc
 
-    return copy
+    def write(self, payload: str) -> None:
+        with self._errors():
+            self._pipe.write(payload.encode("utf-8"))
+
+    def close(self, failed: bool = False) -> None:
+        """End the COPY: the server stores the rest, or (``failed``) drops it all."""
+        if failed:
+            abort = RuntimeError("the write was abandoned")
+            try:
+                self._stack.__exit__(RuntimeError, abort, None)
+            except Exception:  # the transaction is rolled back anyway
+                _log.debug("ending an abandoned COPY failed", exc_info=True)
+            return
+        with self._errors():
+            self._stack.close()
 
 
 def _set_current_run(conn: Connection, plan_id: str, run_id: str) -> None:

@@ -370,11 +370,37 @@ def test_prune_keeps_newest_and_current(scm: Engine) -> None:
         prune_runs(scm, "main", keep=-1)
 
 
-def test_postgres_writes_through_copy(scm: Engine) -> None:
+def test_postgres_writes_through_copy(scm: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     if scm.dialect.name != "postgresql":
         pytest.skip("COPY is the PostgreSQL path")
-    with scm.connect() as conn:
-        assert writer._copy_writer(conn) is not None
+    sent: list[int] = []
+    real = writer._CopyPipe.write
+
+    def counting(self: Any, payload: str) -> None:
+        sent.append(payload.count("\n"))
+        real(self, payload)
+
+    monkeypatch.setattr(writer._CopyPipe, "write", counting)
+    results = make_results(57)
+    assert write_run(scm, run_record("run-1"), results).written
+    assert sum(sent) == 57 * len(PLAN_OUTPUT_TABLES)
+
+
+def test_a_copy_the_server_refuses_leaves_the_previous_plan(scm: Engine) -> None:
+    """PostgreSQL checks a COPY's rows as they arrive and at its end; a value
+    it refuses there fails the write like a refused INSERT does."""
+    if scm.dialect.name != "postgresql":
+        pytest.skip("COPY is the PostgreSQL path")
+    assert write_run(scm, run_record("run-1"), make_results(3, "a")).written
+    results = make_results(40, "b")
+    too_long = np.array(["X" * (ID_LENGTH + 1)] * 40, dtype=object)
+    results["delay_messages"]["item_id"] = too_long
+    with pytest.raises(sa.exc.DataError, match="too long"):
+        write_run(scm, run_record("run-2", minute=5), results)
+    assert current_run(scm) == "run-1"
+    for name in PLAN_OUTPUT_TABLES:
+        assert rows_of_run(scm, name, "run-2") == 0, name
+        assert rows_of_run(scm, name, "run-1") == 3, name
 
 
 def test_mariadb_writes_through_inserts_unless_the_url_opts_in(scm: Engine) -> None:

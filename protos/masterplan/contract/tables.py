@@ -290,6 +290,11 @@ INPUT_TABLES: dict[str, TableSpec] = _tables(
     ),
 )
 
+# The plan's output tables have one index each: the plan and the ref (or id)
+# that readers look a row up by, which the difference write uses too to find
+# the rows it deletes. Nothing reads them by ``run_id``, and every index is
+# paid for by every row a run writes (a third of a large write on SQLite and
+# PostgreSQL), so there is none on it.
 RESULT_TABLES: dict[str, TableSpec] = _tables(
     TableSpec(
         "plans",
@@ -336,7 +341,7 @@ RESULT_TABLES: dict[str, TableSpec] = _tables(
             _c("bom_id", S, True),
             _c("firmed", I),
         ),
-        indexes=(("plan_id", "planned_order_id"), ("run_id",)),
+        indexes=(("plan_id", "planned_order_id"),),
     ),
     TableSpec(
         "pegging",
@@ -353,7 +358,7 @@ RESULT_TABLES: dict[str, TableSpec] = _tables(
             _c("demand_date", D),
             _c("qty", F),
         ),
-        indexes=(("plan_id", "demand_ref"), ("run_id",)),
+        indexes=(("plan_id", "demand_ref"),),
     ),
     TableSpec(
         "action_messages",
@@ -370,7 +375,7 @@ RESULT_TABLES: dict[str, TableSpec] = _tables(
             _c("suggested_date", D, True),
             _c("suggested_qty", F, True),
         ),
-        indexes=(("plan_id", "supply_ref"), ("run_id",)),
+        indexes=(("plan_id", "supply_ref"),),
     ),
     TableSpec(
         "delay_messages",
@@ -385,7 +390,7 @@ RESULT_TABLES: dict[str, TableSpec] = _tables(
             _c("futures_date", D, True),
             _c("delay_days", I, True),
         ),
-        indexes=(("plan_id", "demand_ref"), ("run_id",)),
+        indexes=(("plan_id", "demand_ref"),),
     ),
     TableSpec(
         "plan_messages",
@@ -398,7 +403,7 @@ RESULT_TABLES: dict[str, TableSpec] = _tables(
             _c("warehouse_id", S, True),
             _c("text", S),
         ),
-        indexes=(("plan_id", "code"), ("run_id",)),
+        indexes=(("plan_id", "code"),),
     ),
 )
 

@@ -9,13 +9,14 @@ that beside each phase, in the same run, on the same database and tables:
   (PostgreSQL), the rows or bytes dropped as they come. Python's cyclic
   collector is paused, as the connector's reader pauses it.
 * **write**: the plan's rows of the result tables, as ready tuples in the
-  order the connector wrote them, inserted into the project's own result
-  tables in one transaction: ``executemany`` (SQLite, MariaDB) or
-  ``COPY ... FROM STDIN`` row by row (PostgreSQL), straight into the tables.
-  The rows are read back first, a batch at a time, untimed; only the inserts
-  count. The transaction is rolled back; on SQLite
-  the rows go to a fresh file with the same tables (a second connection
-  cannot write the file the first one reads).
+  order the connector wrote them, inserted in one transaction into empty
+  tables of the project's own DDL, as the connector's write found them (a
+  fresh SQLite file, PostgreSQL schema or MariaDB database, dropped
+  afterwards): ``executemany`` (SQLite, MariaDB) or ``COPY ... FROM STDIN``
+  row by row (PostgreSQL). The rows are read back first, a batch at a time,
+  untimed; only the inserts count. On PostgreSQL a second, lower floor
+  (:func:`copy_text_floor`): the rows as ready COPY text, what the server
+  alone takes (the writer sends such text, made column by column).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ import sqlalchemy as sa
 from masterplan.connector.schema import create_result_tables
 from masterplan.contract.tables import INPUT_TABLES, PLAN_OUTPUT_TABLES, RESULT_TABLES
 
-__all__ = ["read_floor", "write_floor"]
+__all__ = ["copy_text_floor", "read_floor", "write_floor"]
 
 #: Rows per batch read back for the write floor (bounds its memory).
 _BATCH = 100_000
@@ -102,6 +104,42 @@ def _result_batches(engine: sa.Engine, name: str) -> Iterator[list[tuple[Any, ..
         raw.close()
 
 
+@contextmanager
+def _empty_tables(engine: sa.Engine, scratch: Path, tag: str) -> Iterator[sa.Engine]:
+    """An engine on empty result tables beside ``engine``'s, as the product
+    wrote into: a fresh SQLite file in ``scratch``, a fresh PostgreSQL schema
+    or MariaDB database (dropped afterwards). Writing the floor into the
+    tables that hold the plan would index every row beside a million others
+    (and, once rolled back, beside dead ones)."""
+    name = f"masterplan_floor_{tag}"
+    if engine.dialect.name == "sqlite":
+        target = sa.create_engine(f"sqlite:///{scratch / f'{name}.db'}")
+    else:
+        with engine.connect() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+                conn.exec_driver_sql(f"CREATE SCHEMA {name}")
+            else:
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+                conn.exec_driver_sql(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
+            conn.commit()
+        if engine.dialect.name == "postgresql":
+            target = sa.create_engine(engine.url, connect_args={"options": f"-csearch_path={name}"})
+        else:
+            target = sa.create_engine(engine.url.set(database=name))
+    try:
+        create_result_tables(target)
+        yield target
+    finally:
+        target.dispose()
+        if engine.dialect.name != "sqlite":
+            with engine.connect() as conn:
+                kind = "SCHEMA" if engine.dialect.name == "postgresql" else "DATABASE"
+                extra = " CASCADE" if engine.dialect.name == "postgresql" else ""
+                conn.exec_driver_sql(f"DROP {kind} IF EXISTS {name}{extra}")
+                conn.commit()
+
+
 def write_floor(engine: sa.Engine, scratch: Path) -> tuple[float, int]:
     """Seconds the plain driver takes to insert the result tables' rows
     again, and the rows it inserted.
@@ -110,10 +148,11 @@ def write_floor(engine: sa.Engine, scratch: Path) -> tuple[float, int]:
         engine: The database one plan was written to (its only plan).
         scratch: A directory for SQLite's fresh file.
     """
-    target = engine
-    if engine.dialect.name == "sqlite":
-        target = sa.create_engine(f"sqlite:///{scratch / 'floor.db'}")
-        create_result_tables(target)
+    with _empty_tables(engine, scratch, "rows") as target:
+        return _write_rows(engine, target)
+
+
+def _write_rows(engine: sa.Engine, target: sa.Engine) -> tuple[float, int]:
     raw = target.raw_connection()
     seconds = 0.0
     written = 0
@@ -141,6 +180,49 @@ def write_floor(engine: sa.Engine, scratch: Path) -> tuple[float, int]:
         raw.rollback()
     finally:
         raw.close()
-        if target is not engine:
-            target.dispose()
+    return seconds, written
+
+
+def copy_text_floor(engine: sa.Engine, scratch: Path) -> tuple[float, int]:
+    """PostgreSQL only: seconds the server takes to ``COPY ... FROM STDIN``
+    the result tables' rows given as ready text, and the rows.
+
+    Below :func:`write_floor` there, since no Python runs per row: the
+    payload of each table is read first with ``COPY (SELECT ...) TO STDOUT``
+    (untimed, whole, so that the server does not work on one while the next
+    one is read), then sent back and stored, timed to the end of the COPY.
+    In the order the rows were written, with the plan id ``floor``, in one
+    rolled-back transaction.
+    """
+    with _empty_tables(engine, scratch, "text") as target:
+        return _copy_text(engine, target)
+
+
+def _copy_text(engine: sa.Engine, target_engine: sa.Engine) -> tuple[float, int]:
+    preparer = engine.dialect.identifier_preparer
+    reader, writer = engine.raw_connection(), target_engine.raw_connection()
+    seconds = 0.0
+    written = 0
+    try:
+        source: Any = reader.driver_connection
+        target: Any = writer.driver_connection
+        for name in PLAN_OUTPUT_TABLES:
+            columns = list(RESULT_TABLES[name].column_names)
+            listed = ", ".join("'floor'" if c == "plan_id" else preparer.quote(c) for c in columns)
+            with source.cursor() as cur:
+                with cur.copy(f"COPY (SELECT {listed} FROM {name}) TO STDOUT") as copy:
+                    payload = [bytes(block) for block in copy]
+                rows = cur.rowcount
+            with target.cursor() as cur:
+                t = time.perf_counter()
+                with cur.copy(f"COPY {name} ({_quoted(engine, columns)}) FROM STDIN") as copy:
+                    for block in payload:
+                        copy.write(block)
+                seconds += time.perf_counter() - t
+            written += rows
+            del payload
+        writer.rollback()
+    finally:
+        reader.close()
+        writer.close()
     return seconds, written

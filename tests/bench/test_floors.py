@@ -44,4 +44,4 @@ def test_the_floors_move_the_phases_rows_and_leave_every_table_as_it_was(
     assert write_s > 0 and written == sum(before.values())
     assert _counts(db) == before
     # Written in a transaction that was rolled back: the scratch tables are empty.
-    assert sum(_counts(tmp_path / "floor.db").values()) == 0
+    assert sum(_counts(tmp_path / "masterplan_floor_rows.db").values()) == 0

@@ -76,6 +76,15 @@ def read_floor(engine: sa.Engine) -> tuple[float, int]:
     return seconds, rows
 
 
+def _floor_columns(engine: sa.Engine, name: str) -> str:
+    """Result table ``name``'s columns for a SELECT, with the plan id
+    ``floor`` (so that the rows do not collide with the plan's own)."""
+    preparer = engine.dialect.identifier_preparer
+    return ", ".join(
+        "'floor'" if c == "plan_id" else preparer.quote(c) for c in RESULT_TABLES[name].column_names
+    )
+
+
 def _result_batches(engine: sa.Engine, name: str) -> Iterator[list[tuple[Any, ...]]]:
     """Every row of result table ``name`` as driver tuples, a batch at a time,
     in the order they were written, with the plan id ``floor`` (so that they
@@ -85,10 +94,7 @@ def _result_batches(engine: sa.Engine, name: str) -> Iterator[list[tuple[Any, ..
     cheaper to index, so the floor writes them in the order the connector
     wrote them, not in the order an index would hand them back.
     """
-    preparer = engine.dialect.identifier_preparer
-    listed = ", ".join(
-        "'floor'" if c == "plan_id" else preparer.quote(c) for c in RESULT_TABLES[name].column_names
-    )
+    listed = _floor_columns(engine, name)
     # A table written once in one transaction: its rowids (SQLite), heap
     # (PostgreSQL) and hidden clustered row ids (InnoDB, no primary key)
     # are in the order of the inserts.
@@ -199,7 +205,6 @@ def copy_text_floor(engine: sa.Engine, scratch: Path) -> tuple[float, int]:
 
 
 def _copy_text(engine: sa.Engine, target_engine: sa.Engine) -> tuple[float, int]:
-    preparer = engine.dialect.identifier_preparer
     reader, writer = engine.raw_connection(), target_engine.raw_connection()
     seconds = 0.0
     written = 0
@@ -208,9 +213,9 @@ def _copy_text(engine: sa.Engine, target_engine: sa.Engine) -> tuple[float, int]
         target: Any = writer.driver_connection
         for name in PLAN_OUTPUT_TABLES:
             columns = list(RESULT_TABLES[name].column_names)
-            listed = ", ".join("'floor'" if c == "plan_id" else preparer.quote(c) for c in columns)
+            select = f"SELECT {_floor_columns(engine, name)} FROM {name}"
             with source.cursor() as cur:
-                with cur.copy(f"COPY (SELECT {listed} FROM {name}) TO STDOUT") as copy:
+                with cur.copy(f"COPY ({select}) TO STDOUT") as copy:
                     payload = [bytes(block) for block in copy]
                 rows = cur.rowcount
             with target.cursor() as cur:

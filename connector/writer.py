@@ -231,11 +231,12 @@ def write_run(
         batch_rows=batch_rows,
         on_rows=on_rows,
     ) as write:
+        # Checked above, before the database was touched: not again.
         if removed is not None and base_run_id is not None:
             for name in PLAN_OUTPUT_TABLES:
-                write.remove(name, removed[name])
+                write._remove(name, removed[name], removed_counts[name])
         for name in PLAN_OUTPUT_TABLES:
-            write.add(name, results[name])
+            write._add(name, results[name], counts[name])
         return write.commit()
 
 
@@ -371,7 +372,10 @@ class ResultWrite:
         """Delete every copy of each of ``rows`` (whole rows of table
         ``name``) from the plan: a difference's removed rows, before the
         table's added rows."""
-        n = _validate_table(name, rows)
+        self._remove(name, rows, _validate_table(name, rows))
+
+    def _remove(self, name: str, rows: Mapping[str, np.ndarray], n: int) -> None:
+        """:meth:`remove` of ``n`` rows already checked against their table."""
         if not self.written or n == 0:
             return
         if self.base_run_id is None:
@@ -389,7 +393,10 @@ class ResultWrite:
 
     def add(self, name: str, rows: Mapping[str, np.ndarray]) -> None:
         """Insert ``rows`` (of table ``name``) into the plan."""
-        n = _validate_table(name, rows)
+        self._add(name, rows, _validate_table(name, rows))
+
+    def _add(self, name: str, rows: Mapping[str, np.ndarray], n: int) -> None:
+        """:meth:`add` of ``n`` rows already checked against their table."""
         if not self.written or n == 0:
             return
         conn = self._open()

@@ -20,7 +20,13 @@ import sqlalchemy as sa
 from masterplan.connector.schema import create_all, sql_table
 from masterplan.contract.tables import INPUT_TABLES, ColumnKind
 
-__all__ = ["DEFAULT_PLAN_DATE", "generate_tables", "sku_count", "write_database"]
+__all__ = [
+    "DEFAULT_PLAN_DATE",
+    "generate_clusters",
+    "generate_tables",
+    "sku_count",
+    "write_database",
+]
 
 Table = dict[str, np.ndarray]
 
@@ -314,6 +320,29 @@ def generate_tables(
 
 
 # -- loading into a database ------------------------------------------------------
+def generate_clusters(
+    n_skus: int, copies: int, seed: int = 42, plan_date: dt.date = DEFAULT_PLAN_DATE
+) -> dict[str, Table]:
+    """``copies`` independent copies of :func:`generate_tables` (``n_skus``
+    in all), item, order and BOM ids prefixed ``K{k}-`` from the second copy
+    on, warehouses, calendars and groups shared: a business of several
+    product families that share no component, which a partitioned plan cuts
+    into that many clusters."""
+    from masterplan.server.engine.validate import ITEM_COLUMN
+
+    base = generate_tables(max(n_skus // max(copies, 1), 1), seed, plan_date)
+    out: dict[str, Table] = {name: dict(table) for name, table in base.items()}
+    for k in range(1, copies):
+        for name in ITEM_COLUMN:
+            copy = dict(base[name])
+            for col, values in copy.items():
+                if col.endswith(("item_id", "order_id", "bom_id")) and values.dtype == object:
+                    prefixed = np.strings.add(f"K{k}-", values.astype(np.dtypes.StringDType()))
+                    copy[col] = np.where(values == None, None, prefixed.astype(object))  # noqa: E711
+            out[name] = {c: np.concatenate([out[name][c], copy[c]]) for c in copy}
+    return out
+
+
 def _python_columns(
     name: str, table: Mapping[str, np.ndarray], *, iso_dates: bool
 ) -> list[list[Any]]:

@@ -28,6 +28,9 @@ SPEC §5 section                               module
                                               ``NO_REFILL_WAREHOUSE`` in :mod:`.skus` and
                                               :mod:`.orders`
 The result tables                             :mod:`.output`
+2 Scale-out                                   :mod:`.partition` (independent clusters,
+                                              balanced partitions), :mod:`.partitioned`
+                                              (the partitions on an executor, joined)
 The run: phases, timing, progress             :mod:`.plan`
 6 Net change                                  :mod:`.incremental` (the run),
                                               :mod:`.basis` (what a run keeps),

@@ -38,6 +38,7 @@ from masterplan.server.engine.messages import Messages
 from masterplan.server.engine.netting import net_levels
 from masterplan.server.engine.orderrefs import OrderRefs
 from masterplan.server.engine.output import output_tables
+from masterplan.server.engine.partition import SHARED_TABLES
 from masterplan.server.engine.requirements import requirements_and_receipts
 from masterplan.server.engine.types import (
     InvalidPlanInput,
@@ -48,6 +49,7 @@ from masterplan.server.engine.types import (
     Table,
     TableMap,
 )
+from masterplan.server.engine.validate import CHECK_ORDER
 
 __all__ = [
     "Clock",
@@ -59,6 +61,7 @@ __all__ = [
     "input_row_count",
     "plan",
     "plan_front",
+    "plan_part",
     "regenerate",
     "warm_up",
 ]
@@ -143,8 +146,22 @@ def regenerate(
     return result, basis
 
 
+def plan_part(data: TableMap, params: PlanParams, report_shared: bool) -> PlanResult:
+    """:func:`plan` of one partition of a data set (:mod:`.partition`).
+
+    Every partition holds the shared tables (warehouses, calendars, groups)
+    whole; only the one that ``report_shared`` reports their input checks, so
+    that the joined plan has each message once.
+    """
+    return _run(data, params, Clock(None), keep_basis=False, report_shared=report_shared)[0]
+
+
 def _run(
-    data: TableMap, params: PlanParams, clock: Clock, keep_basis: bool
+    data: TableMap,
+    params: PlanParams,
+    clock: Clock,
+    keep_basis: bool,
+    report_shared: bool = True,
 ) -> tuple[PlanResult, PlanBasis | None]:
     t0 = plan_day(params.plan_date)
     front = plan_front(data, params, clock)
@@ -171,7 +188,8 @@ def _run(
         late = compute_delays(net, s, lv)
     with clock.phase("messages"):
         actions = action_messages(net.receipts, net.requirements, net.pegging, s, t0)
-        messages = Messages.concat([front_messages(front, given.messages), net.messages])
+        checks = None if report_shared else _own_checks(front)
+        messages = Messages.concat([front_messages(front, given.messages, checks), net.messages])
         # The tables' rows but the delay messages', known before they are built.
         rows = len(net.orders) + len(net.pegging) + len(actions) + len(messages)
         if rows > params.max_result_rows:
@@ -192,11 +210,19 @@ def _run(
     return result, basis
 
 
-def front_messages(front: Front, firmed: Messages) -> Messages:
+def front_messages(front: Front, firmed: Messages, checks: Messages | None = None) -> Messages:
     """The plan messages of the phases before the netting, in phase order:
-    input checks, SKU settings, cycles, and ``firmed`` (the firmed orders')."""
+    input checks (``checks`` in place of all of them, where given), SKU
+    settings, cycles, and ``firmed`` (the firmed orders')."""
+    first = front.validated.messages if checks is None else checks
+    return Messages.concat([first, front.graph.messages, front.levels.messages, firmed])
+
+
+def _own_checks(front: Front) -> Messages:
+    """The input checks' messages of the tables that name items only."""
+    by_table = front.validated.table_messages
     return Messages.concat(
-        [front.validated.messages, front.graph.messages, front.levels.messages, firmed]
+        by_table[n] for n in CHECK_ORDER if n in by_table and n not in SHARED_TABLES
     )
 
 

@@ -33,9 +33,10 @@ import numpy as np
 import sqlalchemy as sa
 
 from bench.floors import copy_text_floor, read_floor, write_floor
-from bench.generate import DEFAULT_PLAN_DATE, generate_tables, write_database
+from bench.generate import DEFAULT_PLAN_DATE, generate_clusters, generate_tables, write_database
 from masterplan.connector.schema import create_engine
 from masterplan.contract.tables import PLAN_OUTPUT_TABLES
+from masterplan.server.executors import ExecutorConfig, open_executor
 
 __all__ = ["backend_engine", "main", "run_engine_only", "run_full"]
 
@@ -203,7 +204,13 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 # -- modes ------------------------------------------------------------------------------
 def run_engine_only(
-    n_skus: int, seed: int, plan_date: dt.date, runs: int = 5, keep_memory: bool = True
+    n_skus: int,
+    seed: int,
+    plan_date: dt.date,
+    runs: int = 5,
+    keep_memory: bool = True,
+    clusters: int = 1,
+    executor: ExecutorConfig | None = None,
 ) -> dict[str, Any]:
     """Generate in memory and time :func:`server.engine.plan` alone, ``runs`` times.
 
@@ -214,6 +221,11 @@ def run_engine_only(
     from the third on, runs show what a serving process that has planned
     before takes. ``phases.plan`` is the median of those warm runs,
     ``first_plan_seconds`` the first run; every run is listed.
+
+    ``clusters`` > 1 plans that many independent copies of the model
+    (:func:`~bench.generate.generate_clusters`). With ``executor``, the same
+    runs are then made partitioned on it, and ``scale_out`` compares them
+    with the inline runs (:func:`_scale_out`).
     """
     from masterplan.server.engine import PlanParams, plan, warm_up
     from masterplan.server.memory import keep_freed_memory
@@ -221,7 +233,10 @@ def run_engine_only(
     kept = keep_freed_memory() if keep_memory else False
     warm_s = warm_up()
     t = time.perf_counter()
-    tables = generate_tables(n_skus, seed, plan_date)
+    if clusters > 1:
+        tables = generate_clusters(n_skus, clusters, seed, plan_date)
+    else:
+        tables = generate_tables(n_skus, seed, plan_date)
     gen_s = time.perf_counter() - t
     timings: list[dict[str, Any]] = []
     for _ in range(max(runs, 1)):
@@ -241,9 +256,14 @@ def run_engine_only(
     # previous run's results, as in a serving process.
     warm = timings[2:] or timings[1:] or timings
     warm_plan_s = float(np.median([t["seconds"] for t in warm]))
+    scale_out = None
+    if executor is not None:
+        scale_out = _scale_out(tables, plan_date, runs, executor, timings, result.sku_count)
     return {
         "mode": "engine-only",
         "skus": result.sku_count,
+        "clusters_generated": clusters,
+        "scale_out": scale_out,
         "kernel_warm_up_seconds": round(warm_s, 3),
         "freed_memory_kept": kept,
         "generate": {"seconds": round(gen_s, 3), "rows": sum(_rows(tables).values())},
@@ -256,6 +276,80 @@ def run_engine_only(
         "planned_orders": out_rows["planned_orders"],
         "engine_phase_seconds": timings[-1]["engine_phase_seconds"],
         "memory": {"peak_rss_bytes": _maxrss_bytes()},
+    }
+
+
+def _warm_median(timings: list[dict[str, Any]], key: str | None = None) -> Any:
+    """The median over the warm runs (from the third on) of each run's
+    seconds, or with ``key`` of each phase of ``key``."""
+    warm = timings[2:] or timings[1:] or timings
+    if key is None:
+        return float(np.median([t["seconds"] for t in warm]))
+    phases = warm[-1][key]
+    return {p: float(np.median([t[key].get(p, 0.0) for t in warm])) for p in phases}
+
+
+def _scale_out(
+    tables: dict[str, Any],
+    plan_date: dt.date,
+    runs: int,
+    config: ExecutorConfig,
+    inline: list[dict[str, Any]],
+    skus: int,
+) -> dict[str, Any]:
+    """The runs of :func:`run_engine_only` again, partitioned on ``config``'s
+    executor: the speed-up over the inline runs and the efficiency (speed-up
+    per worker), in all and per engine phase (inline against the slowest
+    partition's), with the cut's clusters and the memory per SKU."""
+    from masterplan.server.engine import PlanParams
+    from masterplan.server.engine.partition import split
+    from masterplan.server.engine.partitioned import plan_partitioned
+
+    timings: list[dict[str, Any]] = []
+    with open_executor(config) as (pool, workers):
+        cut = split(tables, workers)
+        for _ in range(max(runs, 1)):
+            t = time.perf_counter()
+            result = plan_partitioned(tables, PlanParams(plan_date), pool, workers)
+            timings.append(
+                {
+                    "seconds": round(time.perf_counter() - t, 3),
+                    "engine_phase_seconds": {
+                        k: round(v, 3) for k, v in result.phase_seconds.items()
+                    },
+                }
+            )
+    one, many = _warm_median(inline), _warm_median(timings)
+    one_phases = _warm_median(inline, "engine_phase_seconds")
+    many_phases = _warm_median(timings, "engine_phase_seconds")
+    speedup = one / many if many else None
+    per_phase = {
+        phase: {
+            "inline_seconds": round(seconds, 3),
+            "partitioned_seconds": round(many_phases.get(phase, 0.0), 3),
+            "speedup": round(seconds / many_phases[phase], 2) if many_phases.get(phase) else None,
+        }
+        for phase, seconds in one_phases.items()
+    }
+    for phase in ("split", "partitions", "join"):
+        if phase in many_phases:
+            per_phase[phase] = {"partitioned_seconds": round(many_phases[phase], 3)}
+    peak = _maxrss_bytes()
+    return {
+        "executor": config.kind,
+        "address": config.address,
+        "workers": workers,
+        "clusters": cut.clusters,
+        "partitions": len(cut.parts),
+        "largest_cluster_share": round(cut.largest, 4),
+        "partition_rows": cut.rows.tolist(),
+        "inline_seconds": round(one, 3),
+        "partitioned_seconds": round(many, 3),
+        "speedup": round(speedup, 2) if speedup else None,
+        "efficiency": round(speedup / workers, 2) if speedup else None,
+        "phases": per_phase,
+        "runs": timings,
+        "peak_rss_bytes_per_sku": round(peak / max(skus, 1)),
     }
 
 
@@ -405,6 +499,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="engine-only: glibc's default allocator policy (as serve --release-memory)",
     )
     p.add_argument(
+        "--clusters",
+        type=int,
+        default=1,
+        help="engine-only: that many independent copies of the model (product families)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="engine-only: also plan partitioned on this many workers, and compare",
+    )
+    p.add_argument(
+        "--executor",
+        choices=("threads", "processes"),
+        default="threads",
+        help="with --workers: a thread pool (default) or a process pool",
+    )
+    p.add_argument(
+        "--dask",
+        metavar="ADDR",
+        help="engine-only: also plan partitioned on the Dask cluster at ADDR, and compare",
+    )
+    p.add_argument(
         "--net-change",
         action="store_true",
         help="a regeneration, one changed sales line, a net change, and promise latency",
@@ -422,8 +538,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.skus, args.seed, args.plan_date, args.backend, Path(tmp), args.promise_calls
             )
     elif args.engine_only:
+        config = None
+        if args.dask:
+            config = ExecutorConfig("dask", address=args.dask)
+        elif args.workers:
+            config = ExecutorConfig(args.executor, args.workers)
         report = run_engine_only(
-            args.skus, args.seed, args.plan_date, args.runs, not args.release_memory
+            args.skus,
+            args.seed,
+            args.plan_date,
+            args.runs,
+            not args.release_memory,
+            args.clusters,
+            config,
         )
     else:
         with tempfile.TemporaryDirectory(prefix="masterplan-bench-") as tmp:

@@ -84,7 +84,14 @@ from masterplan.connector.sync import (
 )
 from masterplan.contract.tables import INPUT_TABLES, TableSpec
 
-__all__ = ["ALL_ROWS", "SourceRead", "read_source", "since_value", "source_digest"]
+__all__ = [
+    "ALL_ROWS",
+    "SourceRead",
+    "read_source",
+    "reads_by_change",
+    "since_value",
+    "source_digest",
+]
 
 #: The label of the change column in the reads (no §4 column is named so).
 _CHANGE = "mp_change_value"
@@ -149,6 +156,14 @@ class SourceRead:
         }
 
 
+def reads_by_change(source: SourceProfile | None) -> bool:
+    """Whether ``source`` has a table read by a change column (a delta can
+    then read less than every row); the reference tables have none."""
+    return source is not None and any(
+        t.query is not None and t.change_column for t in source.tables.values()
+    )
+
+
 def read_source(
     engine: Engine,
     source: SourceProfile | None,
@@ -175,9 +190,7 @@ def read_source(
         ColumnDataError: A value cannot be converted to its column's kind.
         ProfileError: The profile is written for another kind of database.
     """
-    if source is None or not any(
-        t.query is not None and t.change_column for t in source.tables.values()
-    ):
+    if source is None or not reads_by_change(source):
         return SourceRead(read_input(engine, chunk_rows, on_chunk, source))
     with engine.connect() as conn:
         if conn.dialect.name in SNAPSHOT_DIALECTS:

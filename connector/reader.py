@@ -54,6 +54,7 @@ __all__ = [
     "iter_table_chunks",
     "read_input",
     "read_table",
+    "stream_input",
     "stream_rows",
     "table_chunks",
     "tolerate_bad_dates",
@@ -310,6 +311,50 @@ def read_input(
             return _read_all(conn, chunk_rows, on_chunk, source)
 
 
+def stream_input(
+    engine: Engine,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    source: SourceProfile | None = None,
+) -> Iterator[tuple[str, Table]]:
+    """Every input table of §4 in pieces of at most ``chunk_rows`` rows, as read.
+
+    What :func:`read_input` reads, in the same one transaction (opened, and
+    the schema verified, before the first piece), but handed on piece by
+    piece: a caller that sends each piece on and drops it holds a few chunks,
+    not the data set (a snapshot upload, SPEC §3: pieces of one table are
+    rows of it). Tables come whole and in :data:`INPUT_TABLES` order; a table
+    without rows comes as one empty piece, so that every table is named.
+    The transaction ends when the generator is exhausted or closed.
+
+    Raises:
+        SchemaMismatch: An input table or column is missing (at the first piece).
+        ColumnDataError: A value cannot be converted to its column's kind.
+        ProfileError: ``source`` is written for another kind of database.
+    """
+    with engine.connect() as conn:
+        if conn.dialect.name in SNAPSHOT_DIALECTS:
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            types = _verified_types(conn, source)
+            for name in INPUT_TABLES:
+                spec = table_spec(name)
+                sent = False
+                # Paused while the driver makes each piece's objects, not
+                # while the caller (an upload, a progress display) runs.
+                pieces = table_chunks(conn, spec, chunk_rows, types[name], source)
+                while True:
+                    with collector_paused():
+                        piece = next(pieces, None)
+                    if piece is None:
+                        break
+                    if table_length(piece) or not sent:
+                        sent = True
+                        # The column dtypes a whole read has (concat_chunks).
+                        yield name, concat_chunks(spec, (piece,))
+                if not sent:
+                    yield name, concat_chunks(spec, ())
+
+
 @contextmanager
 def collector_paused() -> Iterator[None]:
     """Python's cyclic garbage collector off for a while.
@@ -328,18 +373,24 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _verified_types(
+    conn: Connection, source: SourceProfile | None
+) -> dict[str, dict[str, Any] | None]:
+    """Each input table's column types as the database names them, after
+    checking that every table and column the read needs exists."""
+    if source is None:
+        return dict(verify_schema(conn, INPUT_TABLES))
+    # Queries whose result types PostgreSQL names are read with COPY too.
+    return dict(verify_source(conn, source))
+
+
 def _read_all(
     conn: Connection,
     chunk_rows: int,
     on_chunk: Callable[[str, int], None] | None,
     source: SourceProfile | None,
 ) -> dict[str, Table]:
-    types: dict[str, dict[str, Any] | None]
-    if source is None:
-        types = dict(verify_schema(conn, INPUT_TABLES))
-    else:
-        # Queries whose result types PostgreSQL names are read with COPY too.
-        types = verify_source(conn, source)
+    types = _verified_types(conn, source)
 
     def chunks(name: str) -> Iterator[Table]:
         for chunk in table_chunks(conn, table_spec(name), chunk_rows, types[name], source):

@@ -63,6 +63,7 @@ from masterplan.contract.tables import INPUT_TABLES, ColumnKind, ColumnSpec, Tab
 __all__ = [
     "ChangedTable",
     "Delta",
+    "SnapshotStates",
     "StateUnavailable",
     "SyncState",
     "SyncStore",
@@ -547,6 +548,39 @@ def snapshot_state(
         {name: _table_state(INPUT_TABLES[name], t) for name, t in tables.items()},
         dict(watermarks or {}),
     )
+
+
+class SnapshotStates:
+    """The state of a snapshot sent in pieces (:func:`connector.reader.stream_input`),
+    built piece by piece: hashes are row by row, so a table's state is its
+    pieces' states end to end, and no piece need be kept once hashed."""
+
+    def __init__(self) -> None:
+        self._parts: dict[str, list[TableState]] = {}
+
+    def add(self, name: str, piece: Mapping[str, np.ndarray]) -> None:
+        """Hash the rows of one piece of input table ``name``."""
+        spec = INPUT_TABLES[name]
+        self._parts.setdefault(name, []).append(_table_state(spec, piece))
+
+    def state(
+        self, etag: str, version: int, watermarks: Mapping[str, Watermark] | None = None
+    ) -> SyncState:
+        """What :func:`snapshot_state` gives for the pieces' tables joined."""
+        tables: dict[str, TableState] = {}
+        for name, spec in INPUT_TABLES.items():
+            parts = self._parts.get(name) or [_table_state(spec, empty_table(spec))]
+            if len(parts) == 1:
+                tables[name] = parts[0]
+                continue
+            rows = np.concatenate([p.row_hashes for p in parts])
+            keys = rows if not spec.key else np.concatenate([p.key_hashes for p in parts])
+            tables[name] = TableState(
+                rows,
+                keys,
+                {c: np.concatenate([p.keys[c] for p in parts]) for c in key_columns(spec)},
+            )
+        return SyncState(etag, version, tables, dict(watermarks or {}))
 
 
 # --- delta ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,11 +19,18 @@ import sqlalchemy as sa
 
 from masterplan.client import errors
 from masterplan.client.cli.progress import CycleProgress
-from masterplan.client.cli.syncing import SyncReport, load_prior, sync_dataset, sync_store
+from masterplan.client.cli.syncing import (
+    SyncReport,
+    load_prior,
+    stream_snapshot,
+    sync_dataset,
+    sync_store,
+)
 from masterplan.client.cli.writing import WriteAsItArrives
 from masterplan.client.client import ClientTls, MasterplanClient
-from masterplan.connector.changes import SourceRead, read_source
+from masterplan.connector.changes import SourceRead, read_source, reads_by_change
 from masterplan.connector.profile import SourceProfile
+from masterplan.connector.reader import stream_input
 from masterplan.connector.schema import create_engine, create_result_tables
 from masterplan.connector.sync import SyncState, default_state_dir
 from masterplan.connector.writer import (
@@ -31,6 +39,7 @@ from masterplan.connector.writer import (
     current_run_id,
     prune_runs,
 )
+from masterplan.contract.columns import Table, table_length
 from masterplan.contract.tables import PLAN_OUTPUT_TABLES
 from masterplan.server.embedded import embedded_server
 
@@ -121,6 +130,13 @@ def plan_message_counts(engine: sa.Engine, plan: str) -> dict[str, int]:
         return {str(sev): int(n) for sev, n in conn.execute(query, {"plan": plan})}
 
 
+def _shown(pieces: Iterator[tuple[str, Table]], show: CycleProgress) -> Iterator[tuple[str, Table]]:
+    """``pieces``, each counted on the read bar as it comes."""
+    for name, piece in pieces:
+        show.advance("read", table_length(piece))
+        yield name, piece
+
+
 def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> CycleReport:
     """Read, upload, plan and write back; returns the report.
 
@@ -186,26 +202,51 @@ def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> C
                 )
 
             t = time.perf_counter()
-            show.begin("read")
-            got = read(prior.state)
-            show.end("read")
-            times["read"] = time.perf_counter() - t
-            input_rows = got.table_rows
-            t = time.perf_counter()
-            show.begin("upload", sum(input_rows.values()))
-            synced = sync_dataset(
-                client,
-                parent,
-                got,
-                store,
-                prior=prior,
-                want_delta=want_delta,
-                read_whole=lambda: read(None),
-                on_chunk=lambda name, n: show.advance("upload", n),
-            )
-            show.end("upload")
-            times["detect"] = synced.detect_seconds
-            times["upload"] = time.perf_counter() - t - synced.detect_seconds
+            if prior.state is None and not reads_by_change(options.source):
+                # A snapshot: each piece goes to the server while the next
+                # is read, and the connector never holds the data set.
+                show.begin("read")
+                show.begin("upload")
+                streamed = stream_snapshot(
+                    client,
+                    parent,
+                    _shown(stream_input(source_engine, source=options.source), show),
+                    store,
+                    reason=prior.reason if want_delta else "",
+                    on_chunk=lambda name, n: show.advance("upload", n),
+                )
+                show.end("read")
+                show.end("upload")
+                synced = streamed.report
+                input_rows = streamed.table_rows
+                times["read"] = streamed.read_seconds
+                times["detect"] = synced.detect_seconds
+                times["upload"] = (
+                    time.perf_counter() - t - streamed.read_seconds - synced.detect_seconds
+                )
+            else:
+                show.begin("read")
+                got = read(prior.state)
+                show.end("read")
+                times["read"] = time.perf_counter() - t
+                input_rows = got.table_rows
+                t = time.perf_counter()
+                show.begin("upload", sum(input_rows.values()))
+                synced = sync_dataset(
+                    client,
+                    parent,
+                    got,
+                    store,
+                    prior=prior,
+                    want_delta=want_delta,
+                    read_whole=lambda: read(None),
+                    on_chunk=lambda name, n: show.advance("upload", n),
+                )
+                # The tables are on the server now: not held while it plans.
+                del got
+                show.end("upload")
+                times["detect"] = synced.detect_seconds
+                times["upload"] = time.perf_counter() - t - synced.detect_seconds
             t = time.perf_counter()
             show.begin("plan")
             show.begin("stream back")

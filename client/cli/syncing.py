@@ -17,9 +17,10 @@ whole, before the snapshot goes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,15 +29,25 @@ from masterplan.client.errors import DatasetChanged
 from masterplan.connector.changes import SourceRead
 from masterplan.connector.sync import (
     Delta,
+    SnapshotStates,
     StateUnavailable,
     SyncState,
     SyncStore,
     compute_delta,
     snapshot_state,
 )
-from masterplan.contract.columns import table_length
+from masterplan.contract.columns import Table, table_length
+from masterplan.contract.tables import INPUT_TABLES
 
-__all__ = ["PriorSync", "SyncReport", "load_prior", "sync_dataset", "sync_store"]
+__all__ = [
+    "PriorSync",
+    "StreamedSnapshot",
+    "SyncReport",
+    "load_prior",
+    "stream_snapshot",
+    "sync_dataset",
+    "sync_store",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,3 +239,106 @@ def _report(
         read_by_change=sorted(reads[-1].changed),
         read_whole=dict(reads[0].read_whole),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class StreamedSnapshot:
+    """A snapshot read and sent piece by piece (:func:`stream_snapshot`).
+
+    Attributes:
+        report: How the data reached the server.
+        table_rows: Rows sent per input table.
+        read_seconds: Time spent waiting for the database's pieces; the rest
+            of the upload's time was hashing and sending.
+        bytes_held: What the server holds of the data set (its answer's
+            ``bytes_held``).
+    """
+
+    report: SyncReport
+    table_rows: dict[str, int]
+    read_seconds: float
+    bytes_held: int = 0
+
+
+def stream_snapshot(
+    client: MasterplanClient,
+    parent: str,
+    pieces: Iterable[tuple[str, Table]],
+    store: SyncStore | None,
+    *,
+    reason: str = "",
+    on_chunk: Callable[[str, int], None] | None = None,
+) -> StreamedSnapshot:
+    """Send ``pieces`` (:func:`connector.reader.stream_input`) as one snapshot,
+    each piece on its way while the next is read.
+
+    The connector then holds a few pieces, not the data set: each is hashed
+    for the sync state (with a ``store``) and encoded, then dropped. The
+    state is saved only after the server applied the whole upload, as
+    :func:`sync_dataset` saves it. A read that fails part way (a missing
+    column, a value that does not convert) stops the upload before its
+    trailer, so the server applies nothing, and its error is raised here.
+    """
+    states = SnapshotStates() if store is not None else None
+    rows = dict.fromkeys(INPUT_TABLES, 0)
+    waited = 0.0
+    detect = 0.0
+
+    failure: list[BaseException] = []
+    source = iter(pieces)
+
+    def sent() -> Iterator[tuple[str, Table]]:
+        # Runs in the upload's request thread: what it raises there ends the
+        # stream without a trailer and reaches the caller as another error.
+        nonlocal waited, detect
+        while True:
+            t = time.perf_counter()
+            try:
+                item = next(source, None)
+            except BaseException as exc:
+                failure.append(exc)
+                raise
+            waited += time.perf_counter() - t
+            if item is None:
+                return
+            name, piece = item
+            rows[name] += table_length(piece)
+            if states is not None:
+                t = time.perf_counter()
+                states.add(name, piece)
+                detect += time.perf_counter() - t
+            yield name, piece
+            del item, piece
+
+    try:
+        response = client.upload(parent, sent(), on_chunk=on_chunk)
+    except BaseException:
+        if failure:
+            raise failure[0] from None
+        raise
+    finally:
+        _close(source)
+    if store is not None and states is not None:
+        store.save(states.state(response.etag, response.version))
+    total = sum(rows.values())
+    report = SyncReport(
+        "snapshot",
+        reason,
+        total,
+        0,
+        detect,
+        int(response.version),
+        rows_read=total,
+        rows_read_per_table=dict(rows),
+    )
+    return StreamedSnapshot(report, rows, waited, int(response.bytes_held))
+
+
+def _close(source: Iterator[tuple[str, Table]]) -> None:
+    """End a read left part way (its transaction rolls back now, not when
+    collected); one still running in the request thread ends with it."""
+    close = getattr(source, "close", None)
+    if close is None:
+        return
+    with contextlib.suppress(ValueError):  # still executing in the request thread
+        close()

@@ -43,6 +43,11 @@ def test_bench_smoke(tmp_path: Path) -> None:
     for phase in PHASES:
         assert report["phases"][phase]["rows"] > 0, phase
     assert report["planned_orders"] > 0
+    # The snapshot goes as it is read: the two phases share one wall time.
+    both = report["phases"]["read_and_upload"]
+    assert both["rows"] == report["phases"]["read"]["rows"] == report["phases"]["upload"]["rows"]
+    parts = report["phases"]["read"]["seconds"] + report["phases"]["upload"]["seconds"]
+    assert abs(parts - both["seconds"]) <= 0.002
     assert report["output_rows"]["planned_orders"] == report["planned_orders"]
     assert report["engine_phase_seconds"]
     assert report["memory"]["server_peak_rss_bytes"] > 0
@@ -70,6 +75,32 @@ def test_bench_engine_only_repeats_runs_like_a_serving_process(tmp_path: Path) -
     assert report["first_plan_seconds"] == runs[0]["seconds"]
     assert report["phases"]["plan"]["rows"] == sum(report["output_rows"].values()) > 0
     assert report["freed_memory_kept"] is True
+
+
+def test_bench_scale_out_compares_partitioned_runs_with_inline_ones(tmp_path: Path) -> None:
+    """``--clusters 2 --workers 2``: two product families, cut into two
+    partitions and planned on two threads; the speed-up is inline's warm time
+    over the partitioned one's, per phase too."""
+    report = _bench(
+        tmp_path / "report.json",
+        "--engine-only",
+        "--runs",
+        "3",
+        "--clusters",
+        "2",
+        "--workers",
+        "2",
+    )
+    scale = report["scale_out"]
+    assert scale["executor"] == "threads" and scale["workers"] == 2
+    assert scale["clusters"] >= 2 and scale["partitions"] == 2
+    assert len(scale["partition_rows"]) == 2 and min(scale["partition_rows"]) > 0
+    assert len(scale["runs"]) == 3
+    warm = scale["runs"][2]["seconds"]
+    assert scale["partitioned_seconds"] == warm
+    assert abs(scale["speedup"] - report["phases"]["plan"]["seconds"] / warm) < 0.02
+    assert scale["phases"]["netting"]["partitioned_seconds"] > 0
+    assert {"split", "partitions", "join"} <= set(scale["phases"])
 
 
 def test_bench_net_change_reports_every_cycle_and_the_median(tmp_path: Path) -> None:

@@ -36,6 +36,10 @@ PLANT, DC = "PLANT", "DC"
 CALENDAR = "CAL5"
 #: Share of items per BOM level (level 0 = finished goods, 6 = the deepest).
 LEVEL_SHARES = np.array([0.15, 0.12, 0.12, 0.12, 0.12, 0.12, 0.25])
+#: The dense model's levels: six, fewer finished goods, more at the bottom.
+DENSE_LEVEL_SHARES = np.array([0.05, 0.15, 0.15, 0.15, 0.15, 0.35])
+#: The dense model's sales lines per finished-good SKU (low, high exclusive).
+DENSE_SALES_LINES = (10, 31)
 #: Share of items of the middle levels (1-5) that are bought, not made.
 MID_PURCHASED = 0.3
 N_VENDORS = 50
@@ -51,6 +55,8 @@ _GROUPS: tuple[tuple[str, str, int, int], ...] = (
 )
 #: Probability of each group for an item (min_max is assigned per SKU below).
 _ITEM_GROUP_P = np.array([0.45, 0.15, 0.15, 0.15, 0.10])
+#: The dense model's: period groups only (one order per period, not per requirement).
+_DENSE_GROUP_P = np.array([0.5, 0.2, 0.3, 0.0, 0.0])
 #: Share of SKUs that are planned min/max (item_coverage override).
 MIN_MAX_SHARE = 0.08
 
@@ -119,13 +125,18 @@ def sku_count(n_skus: int) -> int:
 
 
 def generate_tables(
-    n_skus: int, seed: int = 42, plan_date: dt.date = DEFAULT_PLAN_DATE
+    n_skus: int, seed: int = 42, plan_date: dt.date = DEFAULT_PLAN_DATE, dense: bool = False
 ) -> dict[str, Table]:
     """A seeded synthetic data set of about ``n_skus`` SKUs in the §4 input tables.
 
     Every input table is present (empty ones with the right dtypes), so the
     result can go straight to ``server.engine.plan`` or to a database.
     Same ``n_skus`` and ``seed`` give the same tables.
+
+    ``dense``: six BOM levels and 10-30 sales lines per finished-good SKU,
+    no forecasts: more input rows per SKU and fewer result rows (about 4-5
+    per SKU against the standard model's 13), the shape of a make-to-order
+    business with many order lines per product.
     """
     if n_skus < 2:
         raise ValueError(f"n_skus must be at least 2, got {n_skus}")
@@ -136,13 +147,14 @@ def generate_tables(
     item_ids = _ids("IT-", np.arange(n_items), width)
 
     # -- levels: a random permutation so that id order is not level order ----
-    bounds = np.round(np.cumsum(LEVEL_SHARES) * n_items).astype(np.int64)
+    shares = DENSE_LEVEL_SHARES if dense else LEVEL_SHARES
+    bounds = np.round(np.cumsum(shares) * n_items).astype(np.int64)
     bounds[-1] = n_items
     starts = np.concatenate(([0], bounds))  # level l holds by_level[starts[l]:starts[l+1]]
     by_level = rng.permutation(n_items)
     level = np.empty(n_items, dtype=np.int64)
-    level[by_level] = np.repeat(np.arange(len(LEVEL_SHARES)), np.diff(starts))
-    deepest = len(LEVEL_SHARES) - 1
+    level[by_level] = np.repeat(np.arange(len(shares)), np.diff(starts))
+    deepest = len(shares) - 1
     made = (level == 0) | (rng.random(n_items) >= MID_PURCHASED)
     # A made item needs a non-empty next level to draw its first component
     # from (only tiny data sets have empty levels); the deepest level is bought.
@@ -185,7 +197,8 @@ def generate_tables(
 
     # -- items -------------------------------------------------------------------
     group_names = np.array([x[0] for x in _GROUPS[:-1]], dtype=object)
-    item_group = group_names[rng.choice(len(group_names), n_items, p=_ITEM_GROUP_P)]
+    group_p = _DENSE_GROUP_P if dense else _ITEM_GROUP_P
+    item_group = group_names[rng.choice(len(group_names), n_items, p=group_p)]
     vendors = _ids("V-", np.arange(1, N_VENDORS + 1), 3)
     r = rng.random((3, n_items))
     tables["items"] = _table(
@@ -232,7 +245,7 @@ def generate_tables(
     n_bom = len(parents)
     bom_ids = np.strings.add("B-", item_ids[parents].astype(np.dtypes.StringDType())).astype(object)
     tables["boms"] = _table("boms", n_bom, bom_id=bom_ids, item_id=item_ids[parents], batch_qty=1.0)
-    n_lines = rng.integers(1, 5, n_bom)
+    n_lines = rng.integers(1, 4 if dense else 5, n_bom)
     line_bom = np.repeat(np.arange(n_bom), n_lines)
     first = np.concatenate(([0], np.cumsum(n_lines)[:-1]))
     line_no = np.arange(len(line_bom)) - np.repeat(first, n_lines) + 1
@@ -266,7 +279,7 @@ def generate_tables(
 
     # -- sales: 1-5 lines per finished-good SKU over 90 days ---------------------
     fg_sku = np.flatnonzero(fg[sku_item])
-    per = rng.integers(1, 6, len(fg_sku))
+    per = rng.integers(*(DENSE_SALES_LINES if dense else (1, 6)), len(fg_sku))
     so_sku = np.repeat(fg_sku, per)
     n_so = len(so_sku)
     tables["sales_lines"] = _table(
@@ -283,7 +296,7 @@ def generate_tables(
 
     # -- forecasts: 12 weekly lines per finished good at the DC ------------------
     fc_sku = np.flatnonzero(fg[sku_item] & at_dc)
-    weeks = 12
+    weeks = 0 if dense else 12
     fc_rows = np.repeat(fc_sku, weeks)
     week = np.tile(np.arange(weeks), len(fc_sku))
     tables["forecasts"] = _table(

@@ -33,7 +33,13 @@ import numpy as np
 import sqlalchemy as sa
 
 from bench.floors import copy_text_floor, read_floor, write_floor
-from bench.generate import DEFAULT_PLAN_DATE, generate_clusters, generate_tables, write_database
+from bench.generate import (
+    DEFAULT_PLAN_DATE,
+    generate_clusters,
+    generate_tables,
+    sku_count,
+    write_database,
+)
 from masterplan.connector.schema import create_engine
 from masterplan.contract.tables import PLAN_OUTPUT_TABLES
 from masterplan.server.executors import ExecutorConfig, open_executor
@@ -119,11 +125,16 @@ def _engine_url(engine: sa.Engine) -> tuple[str, dict[str, Any]]:
 
 
 def _prepare_database(
-    n_skus: int, seed: int, plan_date: dt.date, url: str, connect_args: dict[str, Any]
+    n_skus: int,
+    seed: int,
+    plan_date: dt.date,
+    url: str,
+    connect_args: dict[str, Any],
+    dense: bool = False,
 ) -> dict[str, Any]:
     """Child process: generate and write the SCM database; returns timings."""
     t = time.perf_counter()
-    tables = generate_tables(n_skus, seed, plan_date)
+    tables = generate_tables(n_skus, seed, plan_date, dense)
     gen_s = time.perf_counter() - t
     engine = sa.create_engine(url, connect_args=connect_args)
     try:
@@ -211,6 +222,7 @@ def run_engine_only(
     keep_memory: bool = True,
     clusters: int = 1,
     executor: ExecutorConfig | None = None,
+    dense: bool = False,
 ) -> dict[str, Any]:
     """Generate in memory and time :func:`server.engine.plan` alone, ``runs`` times.
 
@@ -236,7 +248,7 @@ def run_engine_only(
     if clusters > 1:
         tables = generate_clusters(n_skus, clusters, seed, plan_date)
     else:
-        tables = generate_tables(n_skus, seed, plan_date)
+        tables = generate_tables(n_skus, seed, plan_date, dense)
     gen_s = time.perf_counter() - t
     timings: list[dict[str, Any]] = []
     for _ in range(max(runs, 1)):
@@ -354,7 +366,7 @@ def _scale_out(
 
 
 def run_full(
-    n_skus: int, seed: int, plan_date: dt.date, backend: str, workdir: Path
+    n_skus: int, seed: int, plan_date: dt.date, backend: str, workdir: Path, dense: bool = False
 ) -> dict[str, Any]:
     """The product path: SCM database -> connector -> server process -> SCM database."""
     from masterplan.client.cli.syncing import stream_snapshot
@@ -368,7 +380,7 @@ def run_full(
     # spawn: a clean child, so the generator's memory is not this process's.
     with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
         report: dict[str, Any] = pool.submit(
-            _prepare_database, n_skus, seed, plan_date, url, connect_args
+            _prepare_database, n_skus, seed, plan_date, url, connect_args, dense
         ).result()
     report = {"mode": "full", "backend": backend, **report}
 
@@ -479,6 +491,61 @@ def run_full(
     return report
 
 
+def run_embedded(
+    n_skus: int, seed: int, plan_date: dt.date, workdir: Path, dense: bool = False
+) -> dict[str, Any]:
+    """``masterplan run`` as a user runs it on a SQLite database: one process,
+    the embedded server beside the connector; its peak memory per SKU and
+    per result row, from the kernel's record of the child (``wait4``)."""
+    db = workdir / "scm.db"
+    url = f"sqlite:///{db}"
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+        prepared: dict[str, Any] = pool.submit(
+            _prepare_database, n_skus, seed, plan_date, url, {}, dense
+        ).result()
+    cmd = [
+        sys.executable,
+        "-m",
+        "masterplan.client.cli",
+        "run",
+        "--db",
+        url,
+        "--plan-date",
+        plan_date.isoformat(),
+        "--json",
+    ]
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"masterplan run failed ({proc.returncode}): {err.decode()[-2000:]}")
+    summary = json.loads(out)
+    peak = usage.ru_maxrss * 1024
+    skus = sku_count(n_skus)
+    out_rows = sum(int(v) for v in summary["output_rows"].values())
+    in_rows = int(summary["input_rows"])
+    return {
+        "mode": "embedded",
+        "model": "dense" if dense else "standard",
+        **prepared,
+        "skus": skus,
+        "command": " ".join(["masterplan", *cmd[3:]]),
+        "seconds": round(seconds, 3),
+        "phase_seconds": summary.get("seconds"),
+        "input_rows": in_rows,
+        "output_rows": summary["output_rows"],
+        "result_rows_per_sku": round(out_rows / skus, 2),
+        "memory": {
+            "peak_rss_bytes": peak,
+            "peak_bytes_per_sku": round(peak / skus, 1),
+            "peak_bytes_per_result_row": round(peak / max(out_rows, 1), 1),
+        },
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m bench``: run one benchmark and print its JSON report."""
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
@@ -499,6 +566,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--release-memory",
         action="store_true",
         help="engine-only: glibc's default allocator policy (as serve --release-memory)",
+    )
+    p.add_argument(
+        "--dense",
+        action="store_true",
+        help="the dense model: six levels, 10-30 sales lines per finished good (bench/README.md)",
+    )
+    p.add_argument(
+        "--embedded",
+        action="store_true",
+        help="masterplan run on a SQLite database, its embedded server in the same process",
     )
     p.add_argument(
         "--clusters",
@@ -539,6 +616,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             report = run_net_change(
                 args.skus, args.seed, args.plan_date, args.backend, Path(tmp), args.promise_calls
             )
+    elif args.embedded:
+        with tempfile.TemporaryDirectory(prefix="masterplan-bench-") as tmp:
+            report = run_embedded(args.skus, args.seed, args.plan_date, Path(tmp), args.dense)
     elif args.engine_only:
         config = None
         if args.dask:
@@ -553,10 +633,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             not args.release_memory,
             args.clusters,
             config,
+            args.dense,
         )
     else:
         with tempfile.TemporaryDirectory(prefix="masterplan-bench-") as tmp:
-            report = run_full(args.skus, args.seed, args.plan_date, args.backend, Path(tmp))
+            report = run_full(
+                args.skus, args.seed, args.plan_date, args.backend, Path(tmp), args.dense
+            )
     report = {
         "requested_skus": args.skus,
         "seed": args.seed,

@@ -253,6 +253,18 @@ def stream_rows(conn: Connection, query: Executable, chunk_rows: int) -> Iterato
     # SSCursor); yield_per: fetch and buffer chunk_rows rows at a time.
     # (Options of this statement only: ``Connection.execution_options`` would
     # set them on the connection, for the savepoints that follow too.)
+    if conn.dialect.name == "sqlite":
+        # SQLite's cursor is lazy without asking, and the driver's own batches
+        # of plain tuples skip SQLAlchemy's Row objects and buffering, a sixth
+        # of a read (the columns are untyped: no result processing is lost).
+        # Not with stream_results: its buffering strategy takes a first row
+        # from the driver's cursor when the statement runs.
+        result = conn.execute(query)
+        with result:
+            cursor = result.cursor
+            while rows := cursor.fetchmany(chunk_rows):
+                yield rows
+        return
     result = conn.execute(
         query, execution_options={"stream_results": True, "yield_per": chunk_rows}
     )

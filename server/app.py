@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent import futures
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import grpc
@@ -17,10 +18,12 @@ from grpc_reflection.v1alpha import reflection
 from masterplan.server.config import ServerConfig, host_port
 from masterplan.server.departures import TenantDepartures
 from masterplan.server.engine import warm_up as load_kernels
+from masterplan.server.executors import ExecutorConfig, open_executor
 from masterplan.server.logs import configure as configure_logging
 from masterplan.server.logs import fields
 from masterplan.server.memory import keep_freed_memory
 from masterplan.server.metrics import MetricsEndpoint, ServerMetrics, serve_metrics
+from masterplan.server.runs import Compute, partitioned_job, regenerate_job
 from masterplan.server.servicers.admin import TenantAdminServicer
 from masterplan.server.servicers.data import PlanningDataServicer
 from masterplan.server.servicers.data import add_to_server as add_data_servicer
@@ -73,6 +76,8 @@ class RunningServer:
     #: Set when :meth:`stop` begins: runs ended from then on were cancelled
     #: by the shutdown.
     stopping: threading.Event = field(default_factory=threading.Event, kw_only=True)
+    #: Closes what planning over partitions opened (a pool, a Dask client).
+    partitions: ExitStack = field(default_factory=ExitStack, kw_only=True)
 
     @property
     def address(self) -> str:
@@ -103,6 +108,8 @@ class RunningServer:
         self.departures.stop()
         self.streams.stop()
         self.registry.close()
+        # After the calls: no run is left to plan on the pool or the cluster.
+        self.partitions.close()
 
 
 def start_server(
@@ -143,6 +150,8 @@ def start_server(
     departures = TenantDepartures(registry, stores, ledger, streams, config.tenant_sweep_seconds)
     metrics = ServerMetrics(stores, streams)
     stopping = threading.Event()
+    partitions = ExitStack()
+    regenerate = _regeneration(config, partitions)
     options = [
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.max_send_message_length", config.max_message_bytes),
@@ -170,7 +179,12 @@ def start_server(
     add_data_servicer(PlanningDataServicer(stores, ledger, config.quotas, metrics=metrics), server)
     planning_pb2_grpc.add_PlanningServicer_to_server(
         PlanningServicer(
-            stores, ledger, config.result_chunk_rows, metrics=metrics, stopping=stopping
+            stores,
+            ledger,
+            config.result_chunk_rows,
+            metrics=metrics,
+            stopping=stopping,
+            regenerate=regenerate,
         ),
         server,
     )
@@ -231,7 +245,26 @@ def start_server(
         metrics=metrics,
         metrics_endpoint=endpoint,
         stopping=stopping,
+        partitions=partitions,
     )
+
+
+def _regeneration(config: ServerConfig, closing: ExitStack) -> Compute:
+    """The server's regeneration: inline, or over partitions on the executor
+    ``config`` names, opened now (a Dask scheduler that cannot be reached
+    stops the start) and closed by ``closing``."""
+    if config.dask_address:
+        kind = ExecutorConfig("dask", address=config.dask_address)
+    elif config.plan_workers > 1:
+        kind = ExecutorConfig(config.plan_executor, config.plan_workers)
+    else:
+        return regenerate_job
+    executor, workers = closing.enter_context(open_executor(kind))
+    log.info(
+        "planning over partitions",
+        extra=fields(executor=kind.kind, workers=workers, address=kind.address or ""),
+    )
+    return partitioned_job(executor, workers)
 
 
 def _warm_up_then_serve(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from dataclasses import dataclass, field
+from typing import Literal
 
 from masterplan.server.logs import LogFormat
 from masterplan.tenancy.quotas import Quotas
@@ -109,6 +110,15 @@ class ServerConfig:
         log_level: Level of the service's own log lines (``"DEBUG"`` adds
             plan reads such as GetPegging); other libraries log warnings and
             errors only.
+        plan_workers: Workers a regeneration is planned over (SPEC §2): with
+            more than 1, a data set that cuts into balanced partitions of
+            independent clusters is planned over them, one task each, on
+            :attr:`plan_executor`; 1 (the default) plans inline.
+        plan_executor: ``threads`` (in the server process) or ``processes``
+            (a pool of spawned processes) for :attr:`plan_workers`.
+        dask_address: A Dask scheduler's address (``tcp://host:8786``): the
+            partitions are planned on its cluster's workers instead, as many
+            partitions as the cluster has worker threads.
         metrics_port: TCP port of the Prometheus metrics endpoint
             (``http://host:port/metrics``, plain HTTP on :attr:`host`); None
             (the default) serves none, 0 picks a free port (tests). The
@@ -136,6 +146,9 @@ class ServerConfig:
     log_format: LogFormat = "text"
     log_level: str = "INFO"
     metrics_port: int | None = None
+    plan_workers: int = 1
+    plan_executor: Literal["threads", "processes"] = "threads"
+    dask_address: str | None = None
 
     def __post_init__(self) -> None:
         if self.tls is None and not self.insecure and not is_loopback(self.host):
@@ -155,6 +168,12 @@ class ServerConfig:
             raise ValueError(f"log_format must be 'text' or 'json', got {self.log_format!r}")
         if self.log_level.upper() not in logging.getLevelNamesMapping():
             raise ValueError(f"log_level must be a logging level name, got {self.log_level!r}")
+        if self.plan_workers < 1:
+            raise ValueError(f"plan_workers must be at least 1, got {self.plan_workers}")
+        if self.plan_executor not in ("threads", "processes"):
+            raise ValueError(
+                f"plan_executor must be 'threads' or 'processes', got {self.plan_executor!r}"
+            )
         if not 1 <= self.reserved_workers < self.max_workers:
             # No reserve would let streams take every thread from health checks.
             raise ValueError(

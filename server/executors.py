@@ -20,6 +20,7 @@ dependency (``pip install 'masterplan[dask]'``).
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -61,7 +62,9 @@ def open_executor(config: ExecutorConfig) -> Iterator[tuple[Executor, int]]:
     workers = config.workers or os.cpu_count() or 1
     pool: Executor
     if config.kind == "processes":
-        pool = ProcessPoolExecutor(workers)
+        # Spawned, not forked: a fork of a process with gRPC's (or any
+        # other library's) threads running can deadlock in the child.
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
     elif config.kind == "threads":
         pool = ThreadPoolExecutor(workers, thread_name_prefix="masterplan-partition")
     else:

@@ -23,10 +23,14 @@ from masterplan.server.engine import NetChange, PlanParams, net_change
 from masterplan.server.runs import Compute, regenerate_job
 from masterplan.server.store import Dataset, RunRecord, TenantStore
 
-__all__ = ["NO_PREVIOUS_RUN", "engine_job", "previous_run"]
+__all__ = ["NO_PREVIOUS_RUN", "PARTITIONED_RUN", "engine_job", "previous_run"]
 
 #: The reason a net change without a reusable previous run gives.
 NO_PREVIOUS_RUN = "no previous run of this plan is held by the server"
+PARTITIONED_RUN = (
+    "the previous run of this plan was planned over partitions, "
+    "which keeps nothing a net change can reuse"
+)
 
 
 def previous_run(store: TenantStore, plan_id: str, exclude: str = "") -> RunRecord | None:
@@ -38,19 +42,27 @@ def previous_run(store: TenantStore, plan_id: str, exclude: str = "") -> RunReco
 
 
 def engine_job(
-    mode: str, store: TenantStore, plan_id: str, dataset: Dataset, exclude: str = ""
+    mode: str,
+    store: TenantStore,
+    plan_id: str,
+    dataset: Dataset,
+    exclude: str = "",
+    regenerate: Compute = regenerate_job,
 ) -> tuple[Compute, RunRecord | None, str]:
     """The engine call of a run of ``mode`` on ``dataset``.
 
     Returns the call, the previous run it reuses (None for a regeneration)
-    and, for a net change that cannot reuse one, why.
+    and, for a net change that cannot reuse one, why. ``regenerate`` is the
+    server's regeneration (inline, or over partitions).
     """
     if mode != "net_change":
-        return regenerate_job, None, ""
+        return regenerate, None, ""
     previous = previous_run(store, plan_id, exclude)
     basis = previous.basis if previous is not None else None
+    if previous is not None and basis is None and previous.partitions:
+        return regenerate, None, PARTITIONED_RUN
     if previous is None or basis is None:
-        return regenerate_job, None, NO_PREVIOUS_RUN
+        return regenerate, None, NO_PREVIOUS_RUN
     delta = dataset.delta
     # What the delta changed is what changed since the previous run only when
     # the delta was made on the data set that run planned.

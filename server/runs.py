@@ -21,12 +21,15 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
 
 from masterplan.contract.columns import TableMap
 from masterplan.server.engine import NetChange, PlanParams, PlanTooLarge, regeneration
+from masterplan.server.engine.partition import split
+from masterplan.server.engine.partitioned import balanced, plan_cut
 from masterplan.server.errors import Cancelled
 from masterplan.server.logs import fields
 from masterplan.server.store import RunRecord
@@ -39,6 +42,7 @@ __all__ = [
     "Compute",
     "Progress",
     "cancel_when_ended",
+    "partitioned_job",
     "regenerate_job",
     "run_engine",
 ]
@@ -111,6 +115,25 @@ def regenerate_job(
 ) -> NetChange:
     """The default engine call: a regeneration, with the basis a later net change reuses."""
     return regeneration(data, params, hook)
+
+
+def partitioned_job(executor: Executor, partitions: int) -> Compute:
+    """A regeneration over up to ``partitions`` partitions on ``executor``
+    (SPEC §2), where the data set cuts into balanced ones; else the inline
+    regeneration, with the basis a later net change reuses.
+
+    A plan made over partitions keeps no basis: the next net change of the
+    plan is then planned as a regeneration, and says why.
+    """
+
+    def job(data: TableMap, params: PlanParams, hook: Callable[[str, float], None]) -> NetChange:
+        cut = split(data, partitions)
+        if not balanced(cut):
+            return regeneration(data, params, hook)
+        result = plan_cut(cut, params, executor, hook)
+        return NetChange(result, None, result.sku_count, partitions=len(cut.parts))
+
+    return job
 
 
 def run_engine(

@@ -221,6 +221,8 @@ class RunRecord:
     pegging_index: PeggingIndex | None = None
     #: What the engine kept for a net change to reuse, dropped with the results.
     basis: PlanBasis | None = None
+    #: The partitions the run was planned over (0: inline), which keep no basis.
+    partitions: int = 0
 
     def request_cancel(self, by: str) -> None:
         """Ask the run to stop at its next phase or netting level, saying who asks.

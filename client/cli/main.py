@@ -304,10 +304,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from masterplan.tenancy.keys import AdminCredential
     from masterplan.tenancy.quotas import Quotas
 
-    if args.dask:
-        # Planning clusters on Dask distributed (SPEC §2) is not built yet; a
-        # flag that silently did nothing would mislead an operator.
-        raise SystemExit("masterplan: --dask is not supported yet: the server plans in-process")
     # Host, port, registry and TLS may come from MASTERPLAN_* variables, which
     # `masterplan health` reads too (client/cli/settings.py).
     apply_serve_settings(args, os.environ)
@@ -351,6 +347,9 @@ def _server_config(args: argparse.Namespace, tls: TlsConfig | None, quotas: Quot
         log_format=args.log_format,
         log_level=args.log_level.upper(),
         metrics_port=args.metrics_port,
+        plan_workers=args.workers,
+        plan_executor=args.executor,
+        dask_address=args.dask,
     )
 
 
@@ -598,7 +597,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="tenant registry URL (or MASTERPLAN_REGISTRY; default "
         "sqlite:///masterplan-registry.db)",
     )
-    p.add_argument("--dask", help="Dask scheduler address (not supported yet: refused)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="plan a regeneration whose data set cuts into balanced partitions of "
+        "independent clusters over this many workers (or MASTERPLAN_WORKERS; default 1: "
+        "inline; docs/scaling.md)",
+    )
+    p.add_argument(
+        "--executor",
+        choices=("threads", "processes"),
+        help="the workers of --workers: threads in the server (default) or spawned "
+        "processes (or MASTERPLAN_EXECUTOR)",
+    )
+    p.add_argument(
+        "--dask",
+        metavar="ADDR",
+        help="plan the partitions on the Dask cluster of this scheduler (tcp://HOST:PORT; "
+        "or MASTERPLAN_DASK); needs pip install 'masterplan[dask]'",
+    )
     p.add_argument("--admin-key-file", help="file holding the admin key (or MASTERPLAN_ADMIN_KEY)")
     p.add_argument("--tls-cert", help="PEM server certificate chain (or MASTERPLAN_TLS_CERT)")
     p.add_argument("--tls-key", help="PEM server private key (or MASTERPLAN_TLS_KEY)")

@@ -16,6 +16,9 @@ variable counts as unset.
 | ``--client-ca`` | ``MASTERPLAN_TLS_CLIENT_CA`` | none (no client certificates) |
 | ``--insecure`` | ``MASTERPLAN_INSECURE`` (``1``/``true``/``yes``) | off |
 | ``--metrics-port`` | ``MASTERPLAN_METRICS_PORT`` | none (no metrics endpoint) |
+| ``--workers`` | ``MASTERPLAN_WORKERS`` | ``1`` (plans inline) |
+| ``--executor`` | ``MASTERPLAN_EXECUTOR`` | ``threads`` |
+| ``--dask`` | ``MASTERPLAN_DASK`` | none (no Dask cluster) |
 """
 
 from __future__ import annotations
@@ -53,6 +56,22 @@ def _text(text: str, source: str) -> str:
     return text
 
 
+def _workers(text: str, source: str) -> int:
+    try:
+        workers = int(text)
+    except ValueError:
+        workers = 0
+    if workers < 1:
+        raise SystemExit(f"masterplan: {source} must be a whole number of at least 1, got {text!r}")
+    return workers
+
+
+def _executor(text: str, source: str) -> str:
+    if text not in ("threads", "processes"):
+        raise SystemExit(f"masterplan: {source} must be threads or processes, got {text!r}")
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     """One setting of ``serve``: its argparse ``dest``, variable and default."""
@@ -72,6 +91,9 @@ SERVE_SETTINGS = (
     Setting("client_ca", "MASTERPLAN_TLS_CLIENT_CA", None),
     Setting("insecure", "MASTERPLAN_INSECURE", False, _switch),
     Setting("metrics_port", "MASTERPLAN_METRICS_PORT", None, parse_port),
+    Setting("workers", "MASTERPLAN_WORKERS", 1, _workers),
+    Setting("executor", "MASTERPLAN_EXECUTOR", "threads", _executor),
+    Setting("dask", "MASTERPLAN_DASK", None),
 )
 
 

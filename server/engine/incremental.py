@@ -92,8 +92,9 @@ class NetChange:
     ----------
     result : PlanResult
         The plan: exactly a regeneration's.
-    basis : PlanBasis
-        What the next net change of the plan reuses.
+    basis : PlanBasis or None
+        What the next net change of the plan reuses; None for a plan made
+        over partitions (:mod:`.partitioned`), which keeps none.
     skus_planned : int
         SKUs the engine netted (all of them for a regeneration).
     fallback_reason : str
@@ -107,15 +108,18 @@ class NetChange:
     whole : bool
         Whether ``result.tables`` is the whole plan; False for a net change
         asked not to keep its plan (then it is ``after``).
+    partitions : int
+        The partitions the plan was made over; 0 for one made inline.
     """
 
     result: PlanResult
-    basis: PlanBasis
+    basis: PlanBasis | None
     skus_planned: int
     fallback_reason: str = ""
     before: dict[str, ResultTable] | None = None
     after: dict[str, ResultTable] | None = None
     whole: bool = True
+    partitions: int = 0
 
 
 def net_change(

@@ -37,7 +37,7 @@ from masterplan.server.engine.types import (
     TableMap,
 )
 
-__all__ = ["plan_partitioned"]
+__all__ = ["INLINE_SHARE", "balanced", "plan_cut", "plan_partitioned"]
 
 #: A cut whose largest partition holds more than this share of the rows is
 #: planned inline: the partitions could at best save what the others hold,
@@ -66,15 +66,35 @@ def plan_partitioned(
     (one cluster, or one partition above ``inline_share`` of the rows) is
     planned inline, with no task and no join.
     """
-    report = progress or (lambda phase, fraction: None)
-    report("validate", 0.0)
     start = time.perf_counter()
     cut = split(data, partitions)
     split_seconds = time.perf_counter() - start
-    if len(cut.parts) == 1 or cut.rows.max() > inline_share * cut.rows.sum():
+    if not balanced(cut, inline_share):
         result = plan(data, params, progress)
-        result.phase_seconds["split"] = split_seconds
-        return result
+    else:
+        result = plan_cut(cut, params, executor, progress)
+    result.phase_seconds["split"] = split_seconds
+    return result
+
+
+def balanced(cut: Split, inline_share: float = INLINE_SHARE) -> bool:
+    """Whether ``cut`` is worth planning over its partitions: more than one,
+    none above ``inline_share`` of the rows."""
+    return len(cut.parts) > 1 and cut.rows.max() <= inline_share * cut.rows.sum()
+
+
+def plan_cut(
+    cut: Split,
+    params: PlanParams,
+    executor: Executor,
+    progress: Progress | None = None,
+) -> PlanResult:
+    """The plan of ``cut``'s partitions, each a task on ``executor``, joined.
+
+    ``phase_seconds`` as :func:`plan_partitioned` gives them, less ``split``.
+    """
+    report = progress or (lambda phase, fraction: None)
+    report("validate", 0.0)
     start = time.perf_counter()
     results = _run_tasks(cut, params, executor, report)
     parallel_seconds = time.perf_counter() - start
@@ -82,9 +102,7 @@ def plan_partitioned(
     start = time.perf_counter()
     tables = {name: _join([r.tables[name] for r in results]) for name in results[0].tables}
     seconds = _slowest(results)
-    seconds.update(
-        split=split_seconds, partitions=parallel_seconds, join=time.perf_counter() - start
-    )
+    seconds.update(partitions=parallel_seconds, join=time.perf_counter() - start)
     result = PlanResult(tables, seconds, sum(r.sku_count for r in results))
     _check_size(result, params)
     return result

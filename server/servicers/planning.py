@@ -169,8 +169,11 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
         *,
         metrics: ServerMetrics,
         stopping: threading.Event | None = None,
+        regenerate: Compute = regenerate_job,
     ) -> None:
         self._stores = stores
+        #: The server's regeneration: inline, or over partitions (SPEC §2).
+        self._regenerate = regenerate
         self._ledger = ledger
         self._chunk_rows = default_chunk_rows
         self._metrics = metrics
@@ -233,7 +236,7 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
                 rec = store.start_run(plan_id, run_id, mode, plan_date, dataset.version)
                 rec.default_group = request.default_group or None
                 job, previous, rec.fallback_reason = engine_job(
-                    mode, store, plan_id, dataset, exclude=rec.run_id
+                    mode, store, plan_id, dataset, exclude=rec.run_id, regenerate=self._regenerate
                 )
                 bind(run=rec.run_id)
                 log.info("run started", extra=fields(mode=mode, plan_date=plan_date.isoformat()))
@@ -319,6 +322,7 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
             self._ledger.set_memory(tenant.tenant_id, held)
             rec.results = result.tables
             rec.basis = outcome.basis
+            rec.partitions = outcome.partitions
             # Succeeded before the first chunk: from here on the run is kept
             # whatever becomes of its stream, and ReadRunResults sends its
             # results again.

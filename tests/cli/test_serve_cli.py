@@ -141,3 +141,38 @@ def test_a_bad_port_in_the_environment_is_one_line(tmp_path: Path) -> None:
     )
     assert done.returncode != 0
     assert done.stderr.strip() == "masterplan: MASTERPLAN_PORT must be a port number, got 'http'"
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "said"),
+    [
+        ([], {"MASTERPLAN_WORKERS": "two"}, "MASTERPLAN_WORKERS must be a whole number"),
+        (["--workers", "0"], {}, "plan_workers must be at least 1"),
+        ([], {"MASTERPLAN_EXECUTOR": "fibers"}, "MASTERPLAN_EXECUTOR must be threads or processes"),
+    ],
+    ids=["workers-environment", "workers-flag", "executor-environment"],
+)
+def test_bad_partition_settings_are_one_line(
+    tmp_path: Path, args: list[str], env: dict[str, str], said: str
+) -> None:
+    done = subprocess.run(
+        [*CLI, "serve", "--port", "0", "--registry", f"sqlite:///{tmp_path / 'r.db'}", *args],
+        cwd=ROOT,
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert said in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_serve_plans_over_workers_from_the_environment(tmp_path: Path) -> None:
+    """``MASTERPLAN_WORKERS`` reaches the server: its log says it plans over partitions."""
+    env = clean_env(MASTERPLAN_PORT=str(free_port()), MASTERPLAN_WORKERS="2")
+    log = tmp_path / "serve.log"
+    with serving(["--registry", f"sqlite:///{tmp_path / 'r.db'}"], env, log):
+        done = health_until_serving(env)
+        assert done.returncode == 0, done.stderr
+    text = log.read_text()
+    assert "planning over partitions" in text and "workers=2" in text and "threads" in text

@@ -1,0 +1,130 @@
+"""A server that plans over partitions (``masterplan serve --workers N``,
+``--executor processes``, ``--dask ADDR``; SPEC §2): a regeneration of a data
+set of several product families is planned over them and streams exactly
+the inline server's plan; the next net change, which has no basis to reuse,
+is planned as a regeneration and says why; a data set of one cluster is
+planned inline, with its basis."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.generate import DEFAULT_PLAN_DATE, generate_clusters, generate_tables
+from masterplan.client.client import MasterplanClient
+from masterplan.contract.columns import Table
+from masterplan.server.app import start_server
+from masterplan.server.config import ServerConfig
+from masterplan.server.netchange import PARTITIONED_RUN
+from masterplan.tenancy.keys import AdminCredential
+from tests.engine.test_partitioned import _canonical
+
+PARENT = "tenants/acme/plans/main"
+
+
+@contextmanager
+def _server(tmp_path: Path, **config: Any) -> Iterator[MasterplanClient]:
+    admin_key = secrets.token_urlsafe(24)
+    running = start_server(
+        ServerConfig(
+            port=0,
+            registry_url=f"sqlite:///{tmp_path / secrets.token_hex(4)}.db",
+            grace_seconds=1,
+            **config,
+        ),
+        AdminCredential.from_key(admin_key),
+    )
+    try:
+        assert running.warmed_up.wait(60)
+        with MasterplanClient(running.address, admin_key) as admin:
+            key = admin.install_tenant("acme").api_key
+        with MasterplanClient(running.address, key) as client:
+            yield client
+    finally:
+        running.stop(grace=1)
+
+
+def _plan(client: MasterplanClient, data: dict[str, Table], mode: str = "regeneration") -> Any:
+    client.upload(PARENT, data.items())
+    return client.run_plan(PARENT, plan_date=DEFAULT_PLAN_DATE, mode=mode)
+
+
+@pytest.fixture(scope="module")
+def families() -> dict[str, Table]:
+    return generate_clusters(6000, 3, seed=11)
+
+
+@pytest.fixture(scope="module")
+def inline_plan(families: dict[str, Table], tmp_path_factory: pytest.TempPathFactory) -> Any:
+    with _server(tmp_path_factory.mktemp("inline")) as client:
+        outcome = _plan(client, families)
+    assert "partitions" not in outcome.run.phase_seconds
+    return _canonical(outcome.tables)
+
+
+@pytest.mark.parametrize("executor", ["threads", "processes"])
+def test_workers_plan_the_families_apart_and_stream_the_inline_plan(
+    tmp_path: Path, families: dict[str, Table], inline_plan: Any, executor: str
+) -> None:
+    with _server(tmp_path, plan_workers=3, plan_executor=executor) as client:
+        first = _plan(client, families)
+        assert first.run.phase_seconds["partitions"] > 0
+        assert _canonical(first.tables) == inline_plan
+        # Nothing kept to reuse: the net change regenerates, over partitions again.
+        again = client.run_plan(PARENT, plan_date=DEFAULT_PLAN_DATE, mode="net_change")
+    assert again.run.fallback_reason == PARTITIONED_RUN
+    assert again.run.phase_seconds["partitions"] > 0
+    assert _canonical(again.tables) == inline_plan
+
+
+def test_one_cluster_is_planned_inline_and_keeps_its_basis(tmp_path: Path) -> None:
+    data = generate_tables(2000, seed=3)  # one cluster holds most rows
+    with _server(tmp_path, plan_workers=2) as client:
+        first = _plan(client, data)
+        assert "partitions" not in first.run.phase_seconds
+        changed = client.run_plan(PARENT, plan_date=DEFAULT_PLAN_DATE, mode="net_change")
+    assert changed.run.fallback_reason == ""
+
+
+def test_a_dask_cluster_plans_the_partitions(
+    tmp_path: Path, families: dict[str, Table], inline_plan: Any
+) -> None:
+    distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        _server(tmp_path, dask_address=cluster.scheduler_address) as client,
+    ):
+        outcome = _plan(client, families)
+    assert outcome.run.phase_seconds["partitions"] > 0
+    assert _canonical(outcome.tables) == inline_plan
+
+
+def test_an_unreachable_dask_scheduler_stops_the_start(tmp_path: Path) -> None:
+    with pytest.raises(OSError), _server(tmp_path, dask_address="tcp://127.0.0.1:9"):
+        pass
+
+
+def test_a_failed_run_on_partitions_leaves_the_previous_plan(tmp_path: Path) -> None:
+    """Every partition refuses an unknown default group: the run fails with
+    the engine's error, and the previous run stays the plan's newest."""
+    from masterplan.client import errors
+    from masterplan.v1 import planning_pb2
+
+    data = generate_clusters(3000, 3, seed=2)
+    with _server(tmp_path, plan_workers=3) as client:
+        ok = _plan(client, data)
+        assert ok.run.phase_seconds["partitions"] > 0
+        with pytest.raises(errors.MasterplanClientError, match="NOSUCH"):
+            client.run_plan(PARENT, plan_date=DEFAULT_PLAN_DATE, default_group="NOSUCH")
+        runs = {r.name: r for r in client.list_runs(PARENT)}
+        newest = client.newest_succeeded_run(PARENT)
+    failed = [r for r in runs.values() if r.state == planning_pb2.PlanRun.FAILED]
+    assert len(failed) == 1 and "NOSUCH" in failed[0].error
+    assert newest is not None and newest.name == ok.run.name

@@ -53,6 +53,21 @@ def serving(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
             proc.wait(30)
 
 
+def refused_start(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``masterplan serve ARGS`` with ``env``, expected to refuse to start."""
+    done = subprocess.run(
+        [*CLI, "serve", *args],
+        cwd=ROOT,
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "listening" not in done.stdout
+    return done
+
+
 def health_until_serving(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """``masterplan health`` until it exits 0 (the kernels load first), or its last answer."""
     deadline = time.monotonic() + 60
@@ -79,16 +94,7 @@ def test_serve_refuses_plaintext_on_a_host_that_is_not_loopback(
 ) -> None:
     port = free_port()
     registry = tmp_path / "reg.db"
-    done = subprocess.run(
-        [*CLI, "serve", "--port", str(port), "--registry", f"sqlite:///{registry}", *args],
-        cwd=ROOT,
-        env=clean_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode != 0
-    assert "listening" not in done.stdout
+    done = refused_start(["--port", str(port), "--registry", f"sqlite:///{registry}", *args], env)
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     host = "[::]" if "::" in args else "0.0.0.0"
@@ -131,15 +137,7 @@ def test_serve_and_health_read_port_and_registry_from_the_environment(tmp_path: 
 
 
 def test_a_bad_port_in_the_environment_is_one_line(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [*CLI, "serve"],
-        cwd=ROOT,
-        env=clean_env(MASTERPLAN_PORT="http"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode != 0
+    done = refused_start([], {"MASTERPLAN_PORT": "http"})
     assert done.stderr.strip() == "masterplan: MASTERPLAN_PORT must be a port number, got 'http'"
 
 
@@ -155,15 +153,9 @@ def test_a_bad_port_in_the_environment_is_one_line(tmp_path: Path) -> None:
 def test_bad_partition_settings_are_one_line(
     tmp_path: Path, args: list[str], env: dict[str, str], said: str
 ) -> None:
-    done = subprocess.run(
-        [*CLI, "serve", "--port", "0", "--registry", f"sqlite:///{tmp_path / 'r.db'}", *args],
-        cwd=ROOT,
-        env=clean_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=60,
+    done = refused_start(
+        ["--port", "0", "--registry", f"sqlite:///{tmp_path / 'r.db'}", *args], env
     )
-    assert done.returncode != 0
     assert said in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 

@@ -100,7 +100,8 @@ def plan_cut(
     parallel_seconds = time.perf_counter() - start
     report("messages", 0.9)
     start = time.perf_counter()
-    tables = {name: _join([r.tables[name] for r in results]) for name in results[0].tables}
+    joined: dict[tuple[int, ...], np.ndarray] = {}
+    tables = {name: _join([r.tables[name] for r in results], joined) for name in results[0].tables}
     seconds = _slowest(results)
     seconds.update(partitions=parallel_seconds, join=time.perf_counter() - start)
     result = PlanResult(tables, seconds, sum(r.sku_count for r in results))
@@ -157,30 +158,41 @@ def _check_size(result: PlanResult, params: PlanParams) -> None:
         raise PlanTooLarge("result_rows", params.max_result_rows, rows)
 
 
-def _join(tables: Sequence[ResultTable]) -> ResultTable:
-    """The rows of ``tables`` (one result table of each partition), in order."""
-    return {col: _join_column([t[col] for t in tables]) for col in tables[0]}
+def _join(tables: Sequence[ResultTable], joined: dict[tuple[int, ...], np.ndarray]) -> ResultTable:
+    """The rows of ``tables`` (one result table of each partition), in order;
+    ``joined`` holds the dictionaries joined so far (see :func:`_join_column`)."""
+    return {col: _join_column([t[col] for t in tables], joined) for col in tables[0]}
 
 
-def _join_column(columns: Sequence[np.ndarray | Coded]) -> np.ndarray | Coded:
+def _join_column(
+    columns: Sequence[np.ndarray | Coded], joined: dict[tuple[int, ...], np.ndarray]
+) -> np.ndarray | Coded:
     """One column of several partitions' rows.
 
     Coded columns stay coded: each partition's codes are moved past the
     dictionaries before it (partitions planned in other processes have
-    dictionaries of their own, even for the same values).
+    dictionaries of their own, even for the same values). Columns that
+    shared a dictionary in every partition (a run's requirement refs, in
+    pegging and delay messages) share the joined one: it is joined once.
     """
     if all(isinstance(c, Coded) for c in columns):
         coded = [c for c in columns if isinstance(c, Coded)]
         first = coded[0].values
         if all(c.values is first for c in coded):
             return Coded(np.concatenate([c.codes for c in coded]), first)
-        values = [c.values if c.values.dtype == object else c.values.astype(object) for c in coded]
-        offsets = np.cumsum([0] + [len(v) for v in values[:-1]])
+        key = tuple(id(c.values) for c in coded)
+        values = joined.get(key)
+        if values is None:
+            parts = [c.values for c in coded]
+            if len({v.dtype for v in parts}) > 1:
+                parts = [v.astype(object) for v in parts]
+            values = joined[key] = np.concatenate(parts)
+        offsets = np.cumsum([0] + [len(c.values) for c in coded[:-1]])
         codes = [
             np.where(c.codes >= 0, c.codes + off, -1).astype(np.int64)
             for c, off in zip(coded, offsets.tolist(), strict=True)
         ]
-        return Coded(np.concatenate(codes), np.concatenate(values))
+        return Coded(np.concatenate(codes), values)
     arrays = [c.to_array() if isinstance(c, Coded) else c for c in columns]
     if len({a.dtype for a in arrays}) > 1:
         arrays = [a.astype(object) for a in arrays]

@@ -251,8 +251,16 @@ def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> C
             show.begin("plan")
             show.begin("stream back")
 
+            # Rows the bars count for the stream now read: a lost stream's
+            # are taken back off them when the kept run is read again.
+            counted = {"stream back": 0, "write": 0}
+
+            def count(bar: str, n: int) -> None:
+                counted[bar] += n
+                show.advance(bar, n)
+
             def on_chunk(name: str, n: int) -> None:
-                show.advance("stream back", n)
+                count("stream back", n)
 
             announced: list[int] = []
 
@@ -272,7 +280,7 @@ def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> C
                         plan_date=plan_date,
                         started_at=started_at,
                         on_begin=on_announced,
-                        on_rows=lambda name, n: show.advance("write", n),
+                        on_rows=lambda name, n: count("write", n),
                     )
                 )
 
@@ -296,6 +304,8 @@ def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> C
                 # succeeded is kept by the server, and its results are read
                 # again (and written from the start) instead of planning again.
                 sink.close()
+                for bar, n in counted.items():
+                    count(bar, -n)
                 sink = write_sink()
                 kept = client.kept_results_after_drop(
                     f"{parent}/runs/{run_id}",

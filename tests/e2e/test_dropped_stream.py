@@ -8,6 +8,7 @@ equals the plan of an uncut run of the same data.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import subprocess
@@ -71,3 +72,36 @@ def test_a_stream_cut_halfway_through_the_results_is_read_again_and_written(
         runs = c.list_runs("tenants/acme/plans/main")
     assert [r.run_id for r in runs] == [summary["run_id"]]
     assert runs[0].state == runs[0].SUCCEEDED
+
+
+def test_the_bars_count_each_row_once_when_a_cut_stream_is_read_again(
+    served: Served, tmp_path: Path
+) -> None:
+    """The rows of the lost stream are taken back off the stream-back and
+    write bars: after the kept run is read again, each counts the plan's rows."""
+    from masterplan.client.cli.cycle import CycleOptions, run_cycle
+    from tests.cli.test_cycle_progress import Recorder
+
+    url = f"sqlite:///{tmp_path / 'scm.db'}"
+    write_database(generate_tables(2_000, seed=7, plan_date=T0), url)
+    key = served.install("acme")
+    proxy = CuttingProxy(served.address)
+    options = CycleOptions(
+        db_url=url,
+        server=proxy.address,
+        api_key=key,
+        plan_date=T0,
+        state_dir=tmp_path / "state",
+    )
+    try:
+        before = proxy.sent
+        run_cycle(dataclasses.replace(options, plan="probe"))
+        proxy.cut_in((proxy.sent - before) // 2)
+        rec = Recorder()
+        report = run_cycle(options, rec)
+        assert proxy.cuts == 1, "the proxy never cut the stream"
+    finally:
+        proxy.close()
+    assert report.read_again and report.written
+    outputs = sum(report.output_rows.values())
+    assert rec.rows["stream back"] == outputs == rec.rows["write"] == rec.totals["write"]

@@ -68,9 +68,9 @@ from masterplan.connector.profile import (
 )
 from masterplan.connector.reader import (
     DEFAULT_CHUNK_ROWS,
-    SNAPSHOT_DIALECTS,
     collector_paused,
     read_input,
+    read_transaction,
     stream_rows,
     table_chunks,
 )
@@ -192,12 +192,9 @@ def read_source(
     """
     if source is None or not reads_by_change(source):
         return SourceRead(read_input(engine, chunk_rows, on_chunk, source))
-    with engine.connect() as conn:
-        if conn.dialect.name in SNAPSHOT_DIALECTS:
-            conn = conn.execution_options(isolation_level="REPEATABLE READ")
-        with conn.begin(), collector_paused():
-            types = verify_source(conn, source)
-            return _read_all(conn, source, state, chunk_rows, on_chunk, types)
+    with read_transaction(engine) as conn, collector_paused():
+        types = verify_source(conn, source)
+        return _read_all(conn, source, state, chunk_rows, on_chunk, types)
 
 
 def _read_all(

@@ -54,6 +54,7 @@ __all__ = [
     "iter_table_chunks",
     "read_input",
     "read_table",
+    "read_transaction",
     "stream_input",
     "stream_rows",
     "table_chunks",
@@ -316,11 +317,20 @@ def read_input(
     """
     if isinstance(engine, Connection):
         return _read_all(engine, chunk_rows, on_chunk, source)
+    with read_transaction(engine) as conn:
+        return _read_all(conn, chunk_rows, on_chunk, source)
+
+
+@contextmanager
+def read_transaction(engine: Engine) -> Iterator[Connection]:
+    """A connection in one transaction for a read of several tables: at
+    ``REPEATABLE READ`` on :data:`SNAPSHOT_DIALECTS`, so that every table is
+    read from one consistent state of a database the ERP may be changing."""
     with engine.connect() as conn:
         if conn.dialect.name in SNAPSHOT_DIALECTS:
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
         with conn.begin():
-            return _read_all(conn, chunk_rows, on_chunk, source)
+            yield conn
 
 
 def stream_input(
@@ -343,28 +353,25 @@ def stream_input(
         ColumnDataError: A value cannot be converted to its column's kind.
         ProfileError: ``source`` is written for another kind of database.
     """
-    with engine.connect() as conn:
-        if conn.dialect.name in SNAPSHOT_DIALECTS:
-            conn = conn.execution_options(isolation_level="REPEATABLE READ")
-        with conn.begin():
-            types = _verified_types(conn, source)
-            for name in INPUT_TABLES:
-                spec = table_spec(name)
-                sent = False
-                # Paused while the driver makes each piece's objects, not
-                # while the caller (an upload, a progress display) runs.
-                pieces = table_chunks(conn, spec, chunk_rows, types[name], source)
-                while True:
-                    with collector_paused():
-                        piece = next(pieces, None)
-                    if piece is None:
-                        break
-                    if table_length(piece) or not sent:
-                        sent = True
-                        # The column dtypes a whole read has (concat_chunks).
-                        yield name, concat_chunks(spec, (piece,))
-                if not sent:
-                    yield name, concat_chunks(spec, ())
+    with read_transaction(engine) as conn:
+        types = _verified_types(conn, source)
+        for name in INPUT_TABLES:
+            spec = table_spec(name)
+            sent = False
+            # Paused while the driver makes each piece's objects, not
+            # while the caller (an upload, a progress display) runs.
+            pieces = table_chunks(conn, spec, chunk_rows, types[name], source)
+            while True:
+                with collector_paused():
+                    piece = next(pieces, None)
+                if piece is None:
+                    break
+                if table_length(piece) or not sent:
+                    sent = True
+                    # The column dtypes a whole read has (concat_chunks).
+                    yield name, concat_chunks(spec, (piece,))
+            if not sent:
+                yield name, concat_chunks(spec, ())
 
 
 @contextmanager

@@ -334,7 +334,11 @@ def generate_tables(
 
 # -- loading into a database ------------------------------------------------------
 def generate_clusters(
-    n_skus: int, copies: int, seed: int = 42, plan_date: dt.date = DEFAULT_PLAN_DATE
+    n_skus: int,
+    copies: int,
+    seed: int = 42,
+    plan_date: dt.date = DEFAULT_PLAN_DATE,
+    dense: bool = False,
 ) -> dict[str, Table]:
     """``copies`` independent copies of :func:`generate_tables` (``n_skus``
     in all), item, order and BOM ids prefixed ``K{k}-`` from the second copy
@@ -343,7 +347,7 @@ def generate_clusters(
     into that many clusters."""
     from masterplan.server.engine.validate import ITEM_COLUMN
 
-    base = generate_tables(max(n_skus // max(copies, 1), 1), seed, plan_date)
+    base = generate_tables(max(n_skus // max(copies, 1), 1), seed, plan_date, dense)
     out: dict[str, Table] = {name: dict(table) for name, table in base.items()}
     for k in range(1, copies):
         for name in ITEM_COLUMN:

@@ -246,7 +246,7 @@ def run_engine_only(
     warm_s = warm_up()
     t = time.perf_counter()
     if clusters > 1:
-        tables = generate_clusters(n_skus, clusters, seed, plan_date)
+        tables = generate_clusters(n_skus, clusters, seed, plan_date, dense)
     else:
         tables = generate_tables(n_skus, seed, plan_date, dense)
     gen_s = time.perf_counter() - t
@@ -264,10 +264,8 @@ def run_engine_only(
             }
         )
     out_rows = result.row_counts()
-    # Runs after the first two: the heap has grown to hold a run next to the
-    # previous run's results, as in a serving process.
-    warm = timings[2:] or timings[1:] or timings
-    warm_plan_s = float(np.median([t["seconds"] for t in warm]))
+    warm = _warm_runs(timings)
+    warm_plan_s = _warm_median(timings)
     scale_out = None
     if executor is not None:
         scale_out = _scale_out(tables, plan_date, runs, executor, timings, result.sku_count)
@@ -291,10 +289,16 @@ def run_engine_only(
     }
 
 
+def _warm_runs(timings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The runs after the first two: the heap has grown to hold a run next
+    to the previous run's results, as in a serving process."""
+    return timings[2:] or timings[1:] or timings
+
+
 def _warm_median(timings: list[dict[str, Any]], key: str | None = None) -> Any:
-    """The median over the warm runs (from the third on) of each run's
+    """The median over the warm runs (:func:`_warm_runs`) of each run's
     seconds, or with ``key`` of each phase of ``key``."""
-    warm = timings[2:] or timings[1:] or timings
+    warm = _warm_runs(timings)
     if key is None:
         return float(np.median([t["seconds"] for t in warm]))
     phases = warm[-1][key]

@@ -202,10 +202,10 @@ def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> C
                 )
 
             t = time.perf_counter()
+            show.begin("read")
             if prior.state is None and not reads_by_change(options.source):
                 # A snapshot: each piece goes to the server while the next
                 # is read, and the connector never holds the data set.
-                show.begin("read")
                 show.begin("upload")
                 streamed = stream_snapshot(
                     client,
@@ -225,7 +225,6 @@ def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> C
                     time.perf_counter() - t - streamed.read_seconds - synced.detect_seconds
                 )
             else:
-                show.begin("read")
                 got = read(prior.state)
                 show.end("read")
                 times["read"] = time.perf_counter() - t

@@ -16,17 +16,20 @@ a set.
 
 A failed partition fails the run with its error; the other partitions'
 tasks are cancelled and their results dropped, so no partial plan leaves.
+
+A result that crosses a process boundary travels packed (:mod:`.packing`).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Executor, Future, wait
+from concurrent.futures import FIRST_EXCEPTION, Executor, Future, ThreadPoolExecutor, wait
 
 import numpy as np
 
 from masterplan.contract.coded import Coded
+from masterplan.server.engine.packing import pack, unpack
 from masterplan.server.engine.partition import Split, split
 from masterplan.server.engine.plan import plan, plan_part
 from masterplan.server.engine.types import (
@@ -113,8 +116,10 @@ def _run_tasks(
     cut: Split, params: PlanParams, executor: Executor, report: Progress
 ) -> list[PlanResult]:
     """Each partition's plan, in partition order; the first failure raised."""
+    packed = not isinstance(executor, ThreadPoolExecutor)
     tasks: list[Future[PlanResult]] = [
-        executor.submit(plan_part, part, params, i == 0) for i, part in enumerate(cut.parts)
+        executor.submit(_plan_task, part, params, i == 0, packed)
+        for i, part in enumerate(cut.parts)
     ]
     pending: set[Future[PlanResult]] = set(tasks)
     try:
@@ -134,7 +139,13 @@ def _run_tasks(
         if params.stop is not None:
             params.stop[0] = 1
         raise
-    return [task.result() for task in tasks]
+    return [unpack(task.result()) for task in tasks]
+
+
+def _plan_task(data: TableMap, params: PlanParams, report_shared: bool, packed: bool) -> PlanResult:
+    """One partition's task: its plan, :func:`pack`-ed where it is to be pickled."""
+    result = plan_part(data, params, report_shared)
+    return pack(result) if packed else result
 
 
 def _slowest(results: Sequence[PlanResult]) -> dict[str, float]:

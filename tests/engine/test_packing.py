@@ -1,0 +1,104 @@
+"""A result packed for another process (:mod:`server.engine.packing`) comes
+back exactly as it left, through pickle, whatever its text holds.
+
+The property test of ``test_partitioned`` sends every random model's
+partitions through pickle packed; these cases pin the text that cannot be
+packed and what packing must keep: shared dictionaries, NULL codes.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+from numpy.dtypes import StringDType
+
+from masterplan.contract.coded import Coded
+from masterplan.server.engine.packing import pack, unpack
+from masterplan.server.engine.types import PlanResult
+
+_STR = StringDType()
+
+
+def _trip(result: PlanResult) -> PlanResult:
+    return unpack(pickle.loads(pickle.dumps(pack(result))))
+
+
+def _result() -> PlanResult:
+    refs = np.array(["SO-1/1", "SO-2/1", "FC-W-2026-01-05"], dtype=_STR)
+    shared = Coded(np.array([2, 0, -1, 1]), refs)
+    return PlanResult(
+        {
+            "planned_orders": {
+                "planned_order_id": np.array(["A|W|1", "B|W|1", ""], dtype=_STR),
+                "warehouse_id": Coded(np.array([0, 1, -1]), np.array(["W", None], dtype=object)),
+                "qty": np.array([1.5, np.nan, 3.0]),
+                "due_date": np.array(["2026-01-05", "NaT", "2026-02-01"], dtype="datetime64[D]"),
+            },
+            "pegging": {"demand_ref": shared, "supply_ref": Coded(np.arange(300) % 3, refs)},
+            "delay_messages": {"demand_ref": Coded(np.array([1, 1]), refs)},
+            "plan_messages": {
+                "text": np.array(["Müller's BOM", "ok"], dtype=_STR),
+                "ref": np.array(["ends in NUL\x00", "x"], dtype=_STR),
+            },
+        },
+        {"netting": 0.5},
+        7,
+    )
+
+
+def _assert_same(got: PlanResult, want: PlanResult) -> None:
+    assert got.sku_count == want.sku_count and got.phase_seconds == want.phase_seconds
+    assert got.tables.keys() == want.tables.keys()
+    for name, table in want.tables.items():
+        for col, column in table.items():
+            back = got.tables[name][col]
+            if isinstance(column, Coded):
+                assert isinstance(back, Coded)
+                assert back.codes.dtype == np.int64, (name, col)
+                assert back.codes.tolist() == column.codes.tolist(), (name, col)
+                assert back.values.dtype == column.values.dtype, (name, col)
+                assert back.values.tolist() == column.values.tolist(), (name, col)
+            else:
+                assert back.dtype == column.dtype, (name, col)
+                assert np.array_equal(back, column, equal_nan=column.dtype.kind in "fmM")
+
+
+def test_a_packed_result_comes_back_exactly() -> None:
+    result = _result()
+    _assert_same(_trip(result), result)
+
+
+def test_non_ascii_and_trailing_nul_text_come_back_unchanged() -> None:
+    text = _trip(_result()).tables["plan_messages"]
+    assert text["text"].tolist() == ["Müller's BOM", "ok"]
+    # Fixed-width bytes would have dropped the NUL: such text is sent as it is.
+    assert text["ref"].tolist() == ["ends in NUL\x00", "x"]
+
+
+def test_dictionaries_shared_by_columns_stay_shared() -> None:
+    """The join joins a dictionary that several columns share once, by identity."""
+    back = _trip(_result()).tables
+    demand = back["pegging"]["demand_ref"]
+    assert isinstance(demand, Coded)
+    for other in (back["pegging"]["supply_ref"], back["delay_messages"]["demand_ref"]):
+        assert isinstance(other, Coded) and other.values is demand.values
+
+
+def test_packing_shrinks_what_crosses() -> None:
+    """Small dictionaries' codes travel narrow, ASCII refs as one buffer."""
+    rows = 200_000
+    refs = np.array([f"SO-{i:07d}/1" for i in range(rows)], dtype=_STR)
+    result = PlanResult(
+        {
+            "pegging": {
+                "warehouse_id": Coded(np.arange(rows) % 2, np.array(["W1", "W2"], dtype=object)),
+                "demand_ref": Coded(np.arange(rows), refs),
+            }
+        }
+    )
+    packed = pack(result).tables["pegging"]
+    assert isinstance(packed["warehouse_id"], Coded)
+    assert packed["warehouse_id"].codes.itemsize == 1
+    assert len(pickle.dumps(pack(result))) < 0.6 * len(pickle.dumps(result))
+    _assert_same(_trip(result), result)

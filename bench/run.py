@@ -24,8 +24,9 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -221,7 +222,7 @@ def run_engine_only(
     runs: int = 5,
     keep_memory: bool = True,
     clusters: int = 1,
-    executor: ExecutorConfig | None = None,
+    executors: Sequence[ExecutorConfig] = (),
     dense: bool = False,
 ) -> dict[str, Any]:
     """Generate in memory and time :func:`server.engine.plan` alone, ``runs`` times.
@@ -235,9 +236,9 @@ def run_engine_only(
     ``first_plan_seconds`` the first run; every run is listed.
 
     ``clusters`` > 1 plans that many independent copies of the model
-    (:func:`~bench.generate.generate_clusters`). With ``executor``, the same
-    runs are then made partitioned on it, and ``scale_out`` compares them
-    with the inline runs (:func:`_scale_out`).
+    (:func:`~bench.generate.generate_clusters`). For each of ``executors``,
+    the same runs are then made partitioned on it, and ``scale_out`` lists
+    their comparisons with the inline runs (:func:`_scale_out`).
     """
     from masterplan.server.engine import PlanParams, plan, warm_up
     from masterplan.server.memory import keep_freed_memory
@@ -266,9 +267,10 @@ def run_engine_only(
     out_rows = result.row_counts()
     warm = _warm_runs(timings)
     warm_plan_s = _warm_median(timings)
-    scale_out = None
-    if executor is not None:
-        scale_out = _scale_out(tables, plan_date, runs, executor, timings, result.sku_count)
+    scale_out = [
+        _scale_out(tables, plan_date, runs, config, timings, result.sku_count)
+        for config in executors
+    ]
     return {
         "mode": "engine-only",
         "skus": result.sku_count,
@@ -322,7 +324,7 @@ def _scale_out(
     from masterplan.server.engine.partitioned import plan_partitioned
 
     timings: list[dict[str, Any]] = []
-    with open_executor(config) as (pool, workers):
+    with _opened(config) as (pool, workers, address):
         cut = split(tables, workers)
         for _ in range(max(runs, 1)):
             t = time.perf_counter()
@@ -353,7 +355,7 @@ def _scale_out(
     peak = _maxrss_bytes()
     return {
         "executor": config.kind,
-        "address": config.address,
+        "address": address,
         "workers": workers,
         "clusters": cut.clusters,
         "partitions": len(cut.parts),
@@ -367,6 +369,24 @@ def _scale_out(
         "runs": timings,
         "peak_rss_bytes_per_sku": round(peak / max(skus, 1)),
     }
+
+
+@contextmanager
+def _opened(config: ExecutorConfig) -> Iterator[tuple[Executor, int, str | None]]:
+    """``config``'s executor, its partitions and its Dask address; for the
+    address ``local``, on a ``distributed.LocalCluster`` of ``config.workers``
+    one-thread worker processes started here (and stopped after)."""
+    if config.kind != "dask" or config.address != "local":
+        with open_executor(config) as (pool, workers):
+            yield pool, workers, config.address
+        return
+    from distributed import LocalCluster
+
+    n = config.workers or os.cpu_count() or 1
+    with LocalCluster(n_workers=n, threads_per_worker=1, dashboard_address=None) as cluster:
+        address = cluster.scheduler_address
+        with open_executor(ExecutorConfig("dask", address=address)) as (pool, workers):
+            yield pool, workers, address
 
 
 def run_full(
@@ -550,6 +570,15 @@ def run_embedded(
     }
 
 
+def _executors(text: str) -> tuple[str, ...]:
+    """``--executor``: a comma-separated list of ``threads`` and ``processes``."""
+    kinds = tuple(k.strip() for k in text.split(","))
+    unknown = [k for k in kinds if k not in ("threads", "processes")]
+    if unknown or not kinds:
+        raise argparse.ArgumentTypeError(f"not threads or processes: {', '.join(unknown)}")
+    return kinds
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m bench``: run one benchmark and print its JSON report."""
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
@@ -594,14 +623,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument(
         "--executor",
-        choices=("threads", "processes"),
-        default="threads",
-        help="with --workers: a thread pool (default) or a process pool",
+        type=_executors,
+        default=("threads",),
+        help="with --workers: threads (default), processes, or both as "
+        "threads,processes: a thread pool, a process pool, each compared in turn",
     )
     p.add_argument(
         "--dask",
         metavar="ADDR",
-        help="engine-only: also plan partitioned on the Dask cluster at ADDR, and compare",
+        help="engine-only: also plan partitioned on the Dask cluster at ADDR, and compare; "
+        "'local' starts a LocalCluster of --workers one-thread processes",
     )
     p.add_argument(
         "--net-change",
@@ -624,11 +655,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="masterplan-bench-") as tmp:
             report = run_embedded(args.skus, args.seed, args.plan_date, Path(tmp), args.dense)
     elif args.engine_only:
-        config = None
+        configs = [ExecutorConfig(kind, args.workers) for kind in args.executor if args.workers]
         if args.dask:
-            config = ExecutorConfig("dask", address=args.dask)
-        elif args.workers:
-            config = ExecutorConfig(args.executor, args.workers)
+            configs.append(ExecutorConfig("dask", args.workers or 0, args.dask))
         report = run_engine_only(
             args.skus,
             args.seed,
@@ -636,7 +665,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.runs,
             not args.release_memory,
             args.clusters,
-            config,
+            configs,
             args.dense,
         )
     else:

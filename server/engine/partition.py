@@ -39,6 +39,7 @@ from scipy.sparse.csgraph import connected_components
 
 from masterplan.contract.columns import Table, TableMap, table_length, take
 from masterplan.contract.tables import INPUT_TABLES
+from masterplan.server.engine.kernels import factorize
 from masterplan.server.engine.validate import ITEM_COLUMN, key_hashes
 
 __all__ = ["SHARED_TABLES", "Split", "split"]
@@ -82,13 +83,15 @@ class Split:
 
 
 def _node_codes(columns: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """int64 codes of the values of ``columns``, equal values equal codes."""
-    index = dict.fromkeys(itertools.chain.from_iterable(c.tolist() for c in columns))
-    codes = dict(zip(index, range(len(index)), strict=True))
-    return [
-        np.fromiter(map(codes.__getitem__, c.tolist()), dtype=np.int64, count=len(c))
-        for c in columns
-    ]
+    """int64 codes of the values of ``columns`` (item ids): equal values equal
+    codes, by hash. Two ids whose hashes collide share a code, which can only
+    join two clusters that could have stayed apart."""
+    hashes = np.concatenate(
+        [np.fromiter(map(hash, c.tolist()), dtype=np.int64, count=len(c)) for c in columns]
+    )
+    codes = factorize(hashes, len(columns[0]))
+    ends = np.cumsum([len(c) for c in columns])[:-1]
+    return np.split(codes, ends)
 
 
 def _duplicate_edges(table: Table, key: tuple[str, ...], node: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Executor, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -122,13 +122,16 @@ def _run_tasks(
         for i, part in enumerate(cut.parts)
     ]
     pending: set[Future[PlanResult]] = set(tasks)
+    results: dict[Future[PlanResult], PlanResult] = {}
     try:
         while pending:
-            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for task in done:
                 error = task.exception()
                 if error is not None:
                     raise error
+                # Unpacked as it comes, while other partitions still plan.
+                results[task] = unpack(task.result())
             report("netting", 0.1 + 0.8 * (len(tasks) - len(pending)) / len(tasks))
     except BaseException:
         # A cancellation (raised by ``report``) or a failed partition: stop
@@ -139,7 +142,7 @@ def _run_tasks(
         if params.stop is not None:
             params.stop[0] = 1
         raise
-    return [unpack(task.result()) for task in tasks]
+    return [results[task] for task in tasks]
 
 
 def _plan_task(data: TableMap, params: PlanParams, report_shared: bool, packed: bool) -> PlanResult:

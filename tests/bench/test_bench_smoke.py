@@ -78,9 +78,10 @@ def test_bench_engine_only_repeats_runs_like_a_serving_process(tmp_path: Path) -
 
 
 def test_bench_scale_out_compares_partitioned_runs_with_inline_ones(tmp_path: Path) -> None:
-    """``--clusters 2 --workers 2``: two product families, cut into two
-    partitions and planned on two threads; the speed-up is inline's warm time
-    over the partitioned one's, per phase too."""
+    """``--clusters 2 --workers 2 --executor threads,processes --dask local``:
+    two product families, cut into two partitions and planned on two threads,
+    two processes and a two-worker LocalCluster the benchmark starts; each
+    speed-up is inline's warm time over that executor's."""
     report = _bench(
         tmp_path / "report.json",
         "--engine-only",
@@ -90,17 +91,47 @@ def test_bench_scale_out_compares_partitioned_runs_with_inline_ones(tmp_path: Pa
         "2",
         "--workers",
         "2",
+        "--executor",
+        "threads,processes",
+        "--dask",
+        "local",
     )
-    scale = report["scale_out"]
-    assert scale["executor"] == "threads" and scale["workers"] == 2
-    assert scale["clusters"] >= 2 and scale["partitions"] == 2
-    assert len(scale["partition_rows"]) == 2 and min(scale["partition_rows"]) > 0
-    assert len(scale["runs"]) == 3
-    warm = scale["runs"][2]["seconds"]
-    assert scale["partitioned_seconds"] == warm
-    assert abs(scale["speedup"] - report["phases"]["plan"]["seconds"] / warm) < 0.02
-    assert scale["phases"]["netting"]["partitioned_seconds"] > 0
-    assert {"split", "partitions", "join"} <= set(scale["phases"])
+    entries = report["scale_out"]
+    assert [e["executor"] for e in entries] == ["threads", "processes", "dask"]
+    assert entries[2]["address"].startswith("tcp://")
+    for scale in entries:
+        assert scale["workers"] == 2
+        assert scale["clusters"] >= 2 and scale["partitions"] == 2
+        assert len(scale["partition_rows"]) == 2 and min(scale["partition_rows"]) > 0
+        assert len(scale["runs"]) == 3
+        warm = scale["runs"][2]["seconds"]
+        assert scale["partitioned_seconds"] == warm
+        assert abs(scale["speedup"] - report["phases"]["plan"]["seconds"] / warm) < 0.02
+        assert scale["phases"]["netting"]["partitioned_seconds"] > 0
+        assert {"split", "partitions", "join"} <= set(scale["phases"])
+
+
+def test_bench_rejects_an_unknown_executor(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--skus",
+            "10",
+            "--engine-only",
+            "--workers",
+            "2",
+            "--executor",
+            "threads,gpu",
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "not threads or processes: gpu" in proc.stderr
 
 
 def test_bench_net_change_reports_every_cycle_and_the_median(tmp_path: Path) -> None:

@@ -15,12 +15,23 @@ pickles in 0.05 s:
 
 Arrays shared by several columns (a run's demand refs, in pegging and delay
 messages) stay shared, which the join relies on.
+
+A process on the same machine (a process pool's worker) goes further: it
+:func:`spill`-s the packed result's arrays into one file in shared memory
+(``/dev/shm``) and sends only the file's name and layout; the coordinator
+reads the file in one call and views the arrays in it (:func:`load`). Through
+the pool's pipe, a 500k-SKU partition's result took 3.4 s from the worker's
+return to the coordinator's hands, most of it copies and pipe writes of
+about 500 MB.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 from numpy.dtypes import StringDType
@@ -28,7 +39,7 @@ from numpy.dtypes import StringDType
 from masterplan.contract.coded import Coded
 from masterplan.server.engine.types import PlanResult
 
-__all__ = ["pack", "unpack"]
+__all__ = ["Spilled", "discard", "load", "pack", "spill", "spill_directory", "unpack"]
 
 _STR = StringDType()
 
@@ -116,3 +127,109 @@ def _map(
         for name, table in result.tables.items()
     }
     return replace(result, tables=tables)  # type: ignore[arg-type]
+
+
+#: Arrays smaller than this travel inside the pickle; a file read per
+#: kilobyte array would cost more than it saves.
+_SPILL_BYTES = 1 << 16
+
+
+@dataclass(frozen=True, slots=True)
+class _Slot:
+    """An array held in a spill file: where it starts, its dtype and length."""
+
+    offset: int
+    dtype: str
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class Spilled:
+    """A packed result whose large arrays are :class:`_Slot`-s of the file at ``path``."""
+
+    result: PlanResult
+    path: str
+
+
+def spill_directory() -> str:
+    """Where spill files go: ``/dev/shm`` (memory, not disk) where the
+    machine has it, else the temporary directory."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK):
+        return str(shm)
+    return tempfile.gettempdir()
+
+
+def spill(result: PlanResult, directory: str) -> Spilled:
+    """``result`` (packed or not) with its large arrays written to a new file
+    in ``directory``; the file is removed again if writing fails."""
+    fd, path = tempfile.mkstemp(prefix="masterplan-partition-", dir=directory)
+    memo: dict[int, object] = {}
+    try:
+        with os.fdopen(fd, "wb") as out:
+            offset = 0
+
+            def one(values: np.ndarray) -> object:
+                nonlocal offset
+                if values.dtype.hasobject or values.dtype.kind == "T":
+                    return values
+                if values.nbytes < _SPILL_BYTES:
+                    return values
+                key = id(values)
+                if key not in memo:
+                    pad = -offset % 64
+                    out.write(b"\0" * pad)
+                    offset += pad
+                    out.write(np.ascontiguousarray(values).view(np.uint8).data)
+                    memo[key] = _Slot(offset, values.dtype.str, len(values))
+                    offset += values.nbytes
+                return memo[key]
+
+            moved = _each_array(result, one)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return Spilled(moved, path)
+
+
+def load(spilled: Spilled) -> PlanResult:
+    """The result of :func:`spill`, its arrays views of the file's bytes read
+    in one call; the file is removed."""
+    try:
+        buffer = np.fromfile(spilled.path, dtype=np.uint8)
+    finally:
+        os.unlink(spilled.path)
+    memo: dict[int, np.ndarray] = {}
+
+    def one(values: object) -> object:
+        if not isinstance(values, _Slot):
+            return values
+        key = id(values)
+        if key not in memo:
+            memo[key] = np.frombuffer(
+                buffer, np.dtype(values.dtype), count=values.length, offset=values.offset
+            )
+        return memo[key]
+
+    return _each_array(spilled.result, one)
+
+
+def discard(spilled: object) -> None:
+    """Remove the file of a :class:`Spilled` result that will not be loaded
+    (a failed or cancelled run's); anything else is left alone."""
+    if isinstance(spilled, Spilled):
+        Path(spilled.path).unlink(missing_ok=True)
+
+
+def _each_array(result: PlanResult, one: Callable[[np.ndarray], object]) -> PlanResult:
+    """``result`` with ``one`` applied to every array in it: columns, coded
+    columns' codes and values, packed text's bytes."""
+
+    def any_array(values: object) -> object:
+        if isinstance(values, _Ascii):
+            return _Ascii(any_array(values.data))  # type: ignore[arg-type]
+        if isinstance(values, np.ndarray | _Slot):
+            return one(values)  # type: ignore[arg-type]
+        return values
+
+    return _map(result, any_array, any_array)  # type: ignore[arg-type]

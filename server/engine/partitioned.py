@@ -24,12 +24,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 
 import numpy as np
 
 from masterplan.contract.coded import Coded
-from masterplan.server.engine.packing import pack, unpack
+from masterplan.server.engine.packing import (
+    Spilled,
+    discard,
+    load,
+    pack,
+    spill,
+    spill_directory,
+    unpack,
+)
 from masterplan.server.engine.partition import Split, split
 from masterplan.server.engine.plan import plan, plan_part
 from masterplan.server.engine.types import (
@@ -116,13 +131,16 @@ def _run_tasks(
     cut: Split, params: PlanParams, executor: Executor, report: Progress
 ) -> list[PlanResult]:
     """Each partition's plan, in partition order; the first failure raised."""
+    # A thread's result is handed over as it is; another process's is packed,
+    # and one on this machine (a process pool's) comes through a spill file.
     packed = not isinstance(executor, ThreadPoolExecutor)
-    tasks: list[Future[PlanResult]] = [
-        executor.submit(_plan_task, part, params, i == 0, packed)
+    directory = spill_directory() if isinstance(executor, ProcessPoolExecutor) else None
+    tasks: list[Future[PlanResult | Spilled]] = [
+        executor.submit(_plan_task, part, params, i == 0, packed, directory)
         for i, part in enumerate(cut.parts)
     ]
-    pending: set[Future[PlanResult]] = set(tasks)
-    results: dict[Future[PlanResult], PlanResult] = {}
+    pending: set[Future[PlanResult | Spilled]] = set(tasks)
+    results: dict[Future[PlanResult | Spilled], PlanResult] = {}
     try:
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -131,24 +149,44 @@ def _run_tasks(
                 if error is not None:
                     raise error
                 # Unpacked as it comes, while other partitions still plan.
-                results[task] = unpack(task.result())
+                results[task] = _received(task.result())
             report("netting", 0.1 + 0.8 * (len(tasks) - len(pending)) / len(tasks))
     except BaseException:
         # A cancellation (raised by ``report``) or a failed partition: stop
         # the others. A thread's task sees ``params.stop``; a task that has
-        # started elsewhere runs out, and its result is dropped.
-        for task in pending:
-            task.cancel()
+        # started elsewhere runs out, and its result is dropped (its spill
+        # file removed).
+        for task in tasks:
+            if task not in results:
+                task.cancel()
+                task.add_done_callback(_drop)
         if params.stop is not None:
             params.stop[0] = 1
         raise
     return [results[task] for task in tasks]
 
 
-def _plan_task(data: TableMap, params: PlanParams, report_shared: bool, packed: bool) -> PlanResult:
-    """One partition's task: its plan, :func:`pack`-ed where it is to be pickled."""
+def _plan_task(
+    data: TableMap, params: PlanParams, report_shared: bool, packed: bool, directory: str | None
+) -> PlanResult | Spilled:
+    """One partition's task: its plan, :func:`pack`-ed where it is to be
+    pickled, and spilled into ``directory`` where that is given."""
     result = plan_part(data, params, report_shared)
-    return pack(result) if packed else result
+    if not packed:
+        return result
+    result = pack(result)
+    return spill(result, directory) if directory is not None else result
+
+
+def _received(result: PlanResult | Spilled) -> PlanResult:
+    """A task's result as the join takes it."""
+    return unpack(load(result) if isinstance(result, Spilled) else result)
+
+
+def _drop(task: Future[PlanResult | Spilled]) -> None:
+    """Done callback of a task whose result is not wanted: remove its spill file."""
+    if not task.cancelled() and task.exception() is None:
+        discard(task.result())
 
 
 def _slowest(results: Sequence[PlanResult]) -> dict[str, float]:

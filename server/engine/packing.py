@@ -225,10 +225,16 @@ def _each_array(result: PlanResult, one: Callable[[np.ndarray], object]) -> Plan
     """``result`` with ``one`` applied to every array in it: columns, coded
     columns' codes and values, packed text's bytes."""
 
+    wrapped: dict[int, _Ascii] = {}
+
     def any_array(values: object) -> object:
         if isinstance(values, _Ascii):
-            return _Ascii(any_array(values.data))  # type: ignore[arg-type]
-        if isinstance(values, np.ndarray | _Slot):
+            # One wrapper for one wrapped array: unpacking keeps sharing by it.
+            key = id(values)
+            if key not in wrapped:
+                wrapped[key] = _Ascii(any_array(values.data))  # type: ignore[arg-type]
+            return wrapped[key]
+        if isinstance(values, (np.ndarray, _Slot)):
             return one(values)  # type: ignore[arg-type]
         return values
 

@@ -1,5 +1,6 @@
 """A result packed for another process (:mod:`server.engine.packing`) comes
-back exactly as it left, through pickle, whatever its text holds.
+back exactly as it left, through pickle or a spill file, whatever its text
+holds; a spill file never outlives its result.
 
 The property test of ``test_partitioned`` sends every random model's
 partitions through pickle packed; these cases pin the text that cannot be
@@ -9,12 +10,14 @@ packed and what packing must keep: shared dictionaries, NULL codes.
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import numpy as np
+import pytest
 from numpy.dtypes import StringDType
 
 from masterplan.contract.coded import Coded
-from masterplan.server.engine.packing import pack, unpack
+from masterplan.server.engine.packing import discard, load, pack, spill, unpack
 from masterplan.server.engine.types import PlanResult
 
 _STR = StringDType()
@@ -102,3 +105,54 @@ def test_packing_shrinks_what_crosses() -> None:
     assert packed["warehouse_id"].codes.itemsize == 1
     assert len(pickle.dumps(pack(result))) < 0.6 * len(pickle.dumps(result))
     _assert_same(_trip(result), result)
+
+
+def _large() -> PlanResult:
+    rows = 200_000
+    refs = np.array([f"SO-{i:07d}/1" for i in range(rows)], dtype=_STR)
+    return PlanResult(
+        {
+            "pegging": {
+                "demand_ref": Coded(np.arange(rows)[::-1].copy(), refs),
+                "qty": np.linspace(0.0, 1.0, rows),
+                "demand_date": np.arange(rows).astype("datetime64[D]"),
+            },
+            "delay_messages": {"demand_ref": Coded(np.arange(rows), refs)},
+        },
+        {"netting": 1.0},
+        rows,
+    )
+
+
+def test_a_spilled_result_comes_back_and_its_file_is_removed(tmp_path: Path) -> None:
+    """What crosses the pipe is the file's name and layout; the arrays come
+    back from the file, which is removed once read."""
+    result = _large()
+    spilled = spill(pack(result), str(tmp_path))
+    [file] = tmp_path.iterdir()
+    assert file.stat().st_size > 4_000_000
+    assert len(pickle.dumps(spilled)) < 10_000
+    back = unpack(load(pickle.loads(pickle.dumps(spilled))))
+    assert not list(tmp_path.iterdir())
+    _assert_same(back, result)
+    demand = back.tables["pegging"]["demand_ref"]
+    other = back.tables["delay_messages"]["demand_ref"]
+    assert isinstance(demand, Coded) and isinstance(other, Coded)
+    assert demand.values is other.values
+
+
+def test_a_dropped_or_failed_spill_leaves_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    discard(spill(pack(_large()), str(tmp_path)))
+    assert not list(tmp_path.iterdir())
+    discard(_large())  # not spilled: nothing to remove
+    from masterplan.server.engine import packing
+
+    def broken(*args: object) -> None:
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(packing.np, "ascontiguousarray", broken)
+    with pytest.raises(OSError, match="no space"):
+        spill(pack(_large()), str(tmp_path))
+    assert not list(tmp_path.iterdir())

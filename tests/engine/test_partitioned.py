@@ -266,8 +266,35 @@ def test_a_lopsided_cut_is_planned_inline(threads: Executor) -> None:
     )
 
 
-def test_process_pool_gives_the_inline_plan() -> None:
+def test_process_pool_gives_the_inline_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Results come back through spill files, each removed once read."""
+    from masterplan.server.engine import partitioned
+
+    monkeypatch.setattr(partitioned, "spill_directory", lambda: str(tmp_path))
     data = _data(_model())
     params = PlanParams(dt.date(2026, 1, 5))
     with ProcessPoolExecutor(2) as pool:
         _same_plan(data, params, pool, 2)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_cancelled_process_pool_run_leaves_no_spill_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The partitions still planning when a run is cancelled write their
+    results out; those are dropped, and their files removed."""
+    from masterplan.server.engine import partitioned
+
+    monkeypatch.setattr(partitioned, "spill_directory", lambda: str(tmp_path))
+    rows = _model()
+    data = _data(rows)
+
+    def cancel(phase: str, fraction: float) -> None:
+        if phase == "netting":
+            raise KeyboardInterrupt
+
+    with ProcessPoolExecutor(3) as pool, pytest.raises(KeyboardInterrupt):
+        plan_partitioned(data, PlanParams(dt.date(2026, 1, 5)), pool, 3, cancel, 1.0)
+    assert not list(tmp_path.iterdir())

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -39,7 +39,18 @@ from numpy.dtypes import StringDType
 from masterplan.contract.coded import Coded
 from masterplan.server.engine.types import PlanResult
 
-__all__ = ["Spilled", "discard", "load", "pack", "spill", "spill_directory", "unpack"]
+__all__ = [
+    "Spilled",
+    "discard",
+    "is_packed",
+    "join_text",
+    "load",
+    "pack",
+    "spill",
+    "spill_directory",
+    "unpack",
+    "unpack_codes",
+]
 
 _STR = StringDType()
 
@@ -49,6 +60,9 @@ class _Ascii:
     """A ``StringDType`` array of ASCII text held as fixed-width bytes."""
 
     data: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.data)
 
 
 def pack(result: PlanResult) -> PlanResult:
@@ -77,10 +91,38 @@ def unpack(result: PlanResult) -> PlanResult:
             memo[key] = values.data.astype(_STR)
         return memo[key]
 
-    def codes(values: np.ndarray) -> np.ndarray:
-        return values.astype(np.int64, copy=False)
+    return _map(result, text, _widen)
 
-    return _map(result, text, codes)
+
+def unpack_codes(result: PlanResult) -> PlanResult:
+    """:func:`unpack` but for the text, which stays packed for :func:`join_text`."""
+    return _map(result, lambda values: values, _widen)
+
+
+def is_packed(values: object) -> bool:
+    """Whether ``values`` is text :func:`pack` left packed."""
+    return isinstance(values, _Ascii)
+
+
+def join_text(parts: Sequence[object]) -> np.ndarray:
+    """The text arrays ``parts``, packed or not, end to end.
+
+    Packed parts are joined as bytes and cast once: joining ``StringDType``
+    arrays costs about 80 ns a string, which made it most of a 16-partition
+    join; bytes join at the speed of a copy.
+    """
+    if all(isinstance(p, _Ascii) for p in parts):
+        return np.concatenate([p.data for p in parts if isinstance(p, _Ascii)]).astype(_STR)
+    arrays = [p.data.astype(_STR) if isinstance(p, _Ascii) else np.asarray(p) for p in parts]
+    if len({a.dtype for a in arrays}) > 1:
+        arrays = [a.astype(object) for a in arrays]
+    return np.concatenate(arrays)
+
+
+def _widen(codes: np.ndarray) -> np.ndarray:
+    """Codes back in ``int64``, the engine's type (a narrow code plus an
+    offset would overflow)."""
+    return codes.astype(np.int64, copy=False)
 
 
 def _to_ascii(values: np.ndarray) -> object:

@@ -39,11 +39,13 @@ from masterplan.contract.coded import Coded
 from masterplan.server.engine.packing import (
     Spilled,
     discard,
+    is_packed,
+    join_text,
     load,
     pack,
     spill,
     spill_directory,
-    unpack,
+    unpack_codes,
 )
 from masterplan.server.engine.partition import Split, split
 from masterplan.server.engine.plan import plan, plan_part
@@ -179,8 +181,8 @@ def _plan_task(
 
 
 def _received(result: PlanResult | Spilled) -> PlanResult:
-    """A task's result as the join takes it."""
-    return unpack(load(result) if isinstance(result, Spilled) else result)
+    """A task's result as the join takes it: its text still packed."""
+    return unpack_codes(load(result) if isinstance(result, Spilled) else result)
 
 
 def _drop(task: Future[PlanResult | Spilled]) -> None:
@@ -226,26 +228,48 @@ def _join_column(
     dictionaries of their own, even for the same values). Columns that
     shared a dictionary in every partition (a run's requirement refs, in
     pegging and delay messages) share the joined one: it is joined once.
+    Text that another process sent packed is joined packed and cast once
+    (:func:`~.packing.join_text`).
     """
     if all(isinstance(c, Coded) for c in columns):
         coded = [c for c in columns if isinstance(c, Coded)]
         first = coded[0].values
-        if all(c.values is first for c in coded):
+        same = all(c.values is first for c in coded)
+        if same and not is_packed(first):
             return Coded(np.concatenate([c.codes for c in coded]), first)
-        key = tuple(id(c.values) for c in coded)
+        key = (id(first),) if same else tuple(id(c.values) for c in coded)
         values = joined.get(key)
         if values is None:
-            parts = [c.values for c in coded]
-            if len({v.dtype for v in parts}) > 1:
-                parts = [v.astype(object) for v in parts]
-            values = joined[key] = np.concatenate(parts)
+            values = joined[key] = _join_values([first] if same else [c.values for c in coded])
+        if same:
+            return Coded(np.concatenate([c.codes for c in coded]), values)
         offsets = np.cumsum([0] + [len(c.values) for c in coded[:-1]])
         codes = [
             np.where(c.codes >= 0, c.codes + off, -1).astype(np.int64)
             for c, off in zip(coded, offsets.tolist(), strict=True)
         ]
         return Coded(np.concatenate(codes), values)
-    arrays = [c.to_array() if isinstance(c, Coded) else c for c in columns]
+    arrays = [_plain(c) for c in columns]
+    if any(is_packed(a) for a in arrays):
+        return join_text(arrays)
     if len({a.dtype for a in arrays}) > 1:
         arrays = [a.astype(object) for a in arrays]
     return np.concatenate(arrays)
+
+
+def _join_values(parts: Sequence[np.ndarray]) -> np.ndarray:
+    """Dictionaries end to end (packed text among them)."""
+    if any(is_packed(v) for v in parts):
+        return join_text(parts)
+    if len({v.dtype for v in parts}) > 1:
+        parts = [v.astype(object) for v in parts]
+    return np.concatenate(parts)
+
+
+def _plain(column: np.ndarray | Coded) -> np.ndarray:
+    """``column`` uncoded (text that travelled packed may stay packed)."""
+    if not isinstance(column, Coded):
+        return column
+    if is_packed(column.values):
+        return Coded(column.codes, join_text([column.values])).to_array()
+    return column.to_array()

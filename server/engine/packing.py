@@ -8,7 +8,8 @@ sends its result back pickled. Pickled as they are, the result's
 pickles in 0.05 s:
 
 - a ``StringDType`` array of ASCII text travels as fixed-width bytes, one
-  buffer, and is cast back on arrival (about 15 ms per 300k refs);
+  buffer, and is cast back once the partitions' text is joined
+  (:func:`join_text`);
 - a coded column's codes travel in the narrowest integer type that holds
   its dictionary (a warehouse or kind column in one byte a row) and are
   widened back to ``int64``.

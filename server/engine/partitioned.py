@@ -150,7 +150,7 @@ def _run_tasks(
                 error = task.exception()
                 if error is not None:
                     raise error
-                # Unpacked as it comes, while other partitions still plan.
+                # Received as it comes, while other partitions still plan.
                 results[task] = _received(task.result())
             report("netting", 0.1 + 0.8 * (len(tasks) - len(pending)) / len(tasks))
     except BaseException:

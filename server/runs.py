@@ -127,10 +127,17 @@ def partitioned_job(executor: Executor, partitions: int) -> Compute:
     """
 
     def job(data: TableMap, params: PlanParams, hook: Callable[[str, float], None]) -> NetChange:
+        # The cut, then the choice plan_partitioned makes, here so that an
+        # inline run keeps its basis.
+        start = time.perf_counter()
         cut = split(data, partitions)
+        split_seconds = time.perf_counter() - start
         if not balanced(cut):
-            return regeneration(data, params, hook)
+            change = regeneration(data, params, hook)
+            change.result.phase_seconds["split"] = split_seconds
+            return change
         result = plan_cut(cut, params, executor, hook)
+        result.phase_seconds["split"] = split_seconds
         return NetChange(result, None, result.sku_count, partitions=len(cut.parts))
 
     return job

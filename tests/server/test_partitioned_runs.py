@@ -74,6 +74,8 @@ def test_workers_plan_the_families_apart_and_stream_the_inline_plan(
     with _server(tmp_path, plan_workers=3, plan_executor=executor) as client:
         first = _plan(client, families)
         assert first.run.phase_seconds["partitions"] > 0
+        # The cut is part of the run's time, and reported with it.
+        assert first.run.phase_seconds["split"] > 0
         assert _canonical(first.tables) == inline_plan
         # Nothing kept to reuse: the net change regenerates, over partitions again.
         again = client.run_plan(PARENT, plan_date=DEFAULT_PLAN_DATE, mode="net_change")
@@ -87,6 +89,7 @@ def test_one_cluster_is_planned_inline_and_keeps_its_basis(tmp_path: Path) -> No
     with _server(tmp_path, plan_workers=2) as client:
         first = _plan(client, data)
         assert "partitions" not in first.run.phase_seconds
+        assert first.run.phase_seconds["split"] > 0  # the cut that found it lopsided
         changed = client.run_plan(PARENT, plan_date=DEFAULT_PLAN_DATE, mode="net_change")
     assert changed.run.fallback_reason == ""
 

@@ -680,6 +680,7 @@ class _Inserter:
         self.mysql = _mysql_writer(conn) if not self.copies else None
         # SQLite keeps a date as ISO text: hand it the text, made per column.
         self.as_text = not self.copies and self.mysql is None and conn.dialect.name == "sqlite"
+        self.sqlite = _sqlite_writer(conn) if self.as_text else None
 
     def write(self, table: Mapping[str, np.ndarray], batch_rows: int) -> None:
         """Insert ``table``'s rows, ``batch_rows`` at a time."""
@@ -690,6 +691,8 @@ class _Inserter:
         for names, values in _iter_batches(self.spec, self.run, table, batch_rows, self.as_text):
             if self.mysql is not None:
                 self.mysql(target, names, values)
+            elif self.sqlite is not None:
+                self.sqlite(target, names, values)
             else:
                 # Positional tuples straight to the driver's executemany: no
                 # dict per row and no per-row parameter processing (2-3x
@@ -728,6 +731,34 @@ class _Inserter:
         pipe, self.pipe = self.pipe, None
         if pipe is not None:
             pipe.close(failed=True)
+
+
+def _sqlite_writer(conn: Connection) -> BatchWriter:
+    """The batch writer of SQLite: the driver's ``executemany`` fed the rows
+    as they are zipped from the columns, in the connection's transaction.
+
+    Handing it an iterator instead of a list of tuples (what Core's
+    ``exec_driver_sql`` needs) saves building the list: about 10 % of the
+    insert's time, measured on 300k rows of six columns.
+    """
+    driver_conn = conn.connection.driver_connection
+    assert driver_conn is not None
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+
+    def insert(target: sa.Table, names: Sequence[str], values: Sequence[list[Any]]) -> None:
+        sql = _insert_sql(conn, target, names)
+        cursor = driver_conn.cursor()
+        try:
+            cursor.executemany(sql, zip(*values, strict=True))
+        except dbapi_error as exc:
+            # Same exception types as the other paths (IntegrityError, ...).
+            raise sa.exc.DBAPIError.instance(
+                sql, None, exc, dbapi_error, dialect=conn.dialect
+            ) from exc
+        finally:
+            cursor.close()
+
+    return insert
 
 
 def _mysql_writer(conn: Connection) -> BatchWriter | None:

@@ -177,7 +177,14 @@ def _plan_task(
     if not packed:
         return result
     result = pack(result)
-    return spill(result, directory) if directory is not None else result
+    if directory is None:
+        return result
+    try:
+        return spill(result, directory)
+    except OSError:
+        # No room in the directory (a container's /dev/shm is 64 MB unless
+        # it is given more): the result goes through the pipe instead.
+        return result
 
 
 def _received(result: PlanResult | Spilled) -> PlanResult:

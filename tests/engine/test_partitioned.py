@@ -280,6 +280,18 @@ def test_process_pool_gives_the_inline_plan(
     assert not list(tmp_path.iterdir())
 
 
+def test_a_result_that_cannot_be_spilled_comes_through_the_pipe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A spill directory that cannot take the file (full, or gone) costs
+    speed, not the run."""
+    from masterplan.server.engine import partitioned
+
+    monkeypatch.setattr(partitioned, "spill_directory", lambda: str(tmp_path / "missing"))
+    with ProcessPoolExecutor(2) as pool:
+        _same_plan(_data(_model()), PlanParams(dt.date(2026, 1, 5)), pool, 2)
+
+
 def test_a_cancelled_process_pool_run_leaves_no_spill_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -9,7 +9,7 @@ pickles in 0.05 s:
 
 - a ``StringDType`` array of ASCII text travels as fixed-width bytes, one
   buffer, and is cast back once the partitions' text is joined
-  (:func:`join_text`);
+  (:func:`join_arrays`);
 - a coded column's codes travel in the narrowest integer type that holds
   its dictionary (a warehouse or kind column in one byte a row) and are
   widened back to ``int64``.
@@ -44,7 +44,7 @@ __all__ = [
     "Spilled",
     "discard",
     "is_packed",
-    "join_text",
+    "join_arrays",
     "load",
     "pack",
     "spill",
@@ -96,7 +96,7 @@ def unpack(result: PlanResult) -> PlanResult:
 
 
 def unpack_codes(result: PlanResult) -> PlanResult:
-    """:func:`unpack` but for the text, which stays packed for :func:`join_text`."""
+    """:func:`unpack` but for the text, which stays packed for :func:`join_arrays`."""
     return _map(result, lambda values: values, _widen)
 
 
@@ -105,8 +105,9 @@ def is_packed(values: object) -> bool:
     return isinstance(values, _Ascii)
 
 
-def join_text(parts: Sequence[object]) -> np.ndarray:
-    """The text arrays ``parts``, packed or not, end to end.
+def join_arrays(parts: Sequence[object]) -> np.ndarray:
+    """The arrays ``parts`` end to end, packed text among them; arrays of
+    several dtypes are joined as objects.
 
     Packed parts are joined as bytes and cast once: joining ``StringDType``
     arrays costs about 80 ns a string, which made it most of a 16-partition

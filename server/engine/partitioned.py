@@ -40,7 +40,7 @@ from masterplan.server.engine.packing import (
     Spilled,
     discard,
     is_packed,
-    join_text,
+    join_arrays,
     load,
     pack,
     spill,
@@ -236,7 +236,7 @@ def _join_column(
     shared a dictionary in every partition (a run's requirement refs, in
     pegging and delay messages) share the joined one: it is joined once.
     Text that another process sent packed is joined packed and cast once
-    (:func:`~.packing.join_text`).
+    (:func:`~.packing.join_arrays`).
     """
     if all(isinstance(c, Coded) for c in columns):
         coded = [c for c in columns if isinstance(c, Coded)]
@@ -247,7 +247,7 @@ def _join_column(
         key = (id(first),) if same else tuple(id(c.values) for c in coded)
         values = joined.get(key)
         if values is None:
-            values = joined[key] = _join_values([first] if same else [c.values for c in coded])
+            values = joined[key] = join_arrays([first] if same else [c.values for c in coded])
         if same:
             return Coded(np.concatenate([c.codes for c in coded]), values)
         offsets = np.cumsum([0] + [len(c.values) for c in coded[:-1]])
@@ -256,21 +256,7 @@ def _join_column(
             for c, off in zip(coded, offsets.tolist(), strict=True)
         ]
         return Coded(np.concatenate(codes), values)
-    arrays = [_plain(c) for c in columns]
-    if any(is_packed(a) for a in arrays):
-        return join_text(arrays)
-    if len({a.dtype for a in arrays}) > 1:
-        arrays = [a.astype(object) for a in arrays]
-    return np.concatenate(arrays)
-
-
-def _join_values(parts: Sequence[np.ndarray]) -> np.ndarray:
-    """Dictionaries end to end (packed text among them)."""
-    if any(is_packed(v) for v in parts):
-        return join_text(parts)
-    if len({v.dtype for v in parts}) > 1:
-        parts = [v.astype(object) for v in parts]
-    return np.concatenate(parts)
+    return join_arrays([_plain(c) for c in columns])
 
 
 def _plain(column: np.ndarray | Coded) -> np.ndarray:
@@ -278,5 +264,5 @@ def _plain(column: np.ndarray | Coded) -> np.ndarray:
     if not isinstance(column, Coded):
         return column
     if is_packed(column.values):
-        return Coded(column.codes, join_text([column.values])).to_array()
+        return Coded(column.codes, join_arrays([column.values])).to_array()
     return column.to_array()

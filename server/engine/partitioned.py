@@ -17,7 +17,8 @@ a set.
 A failed partition fails the run with its error; the other partitions'
 tasks are cancelled and their results dropped, so no partial plan leaves.
 
-A result that crosses a process boundary travels packed (:mod:`.packing`).
+A partition's input and result that cross a process boundary travel packed
+(:mod:`.packing`).
 """
 
 from __future__ import annotations
@@ -37,15 +38,18 @@ import numpy as np
 
 from masterplan.contract.coded import Coded
 from masterplan.server.engine.packing import (
+    PackedColumn,
     Spilled,
     discard,
     is_packed,
     join_arrays,
     load,
     pack,
+    pack_tables,
     spill,
     spill_directory,
     unpack_codes,
+    unpack_tables,
 )
 from masterplan.server.engine.partition import Split, split
 from masterplan.server.engine.plan import plan, plan_part
@@ -133,12 +137,16 @@ def _run_tasks(
     cut: Split, params: PlanParams, executor: Executor, report: Progress
 ) -> list[PlanResult]:
     """Each partition's plan, in partition order; the first failure raised."""
-    # A thread's result is handed over as it is; another process's is packed,
-    # and one on this machine (a process pool's) comes through a spill file.
+    # A thread's input and result are handed over as they are; another
+    # process's are packed, and a result on this machine (a process pool's)
+    # comes through a spill file. Each partition is packed just before it is
+    # submitted, so that the first ones travel while the next are packed.
     packed = not isinstance(executor, ThreadPoolExecutor)
     directory = spill_directory() if isinstance(executor, ProcessPoolExecutor) else None
     tasks: list[Future[PlanResult | Spilled]] = [
-        executor.submit(_plan_task, part, params, i == 0, packed, directory)
+        executor.submit(
+            _plan_task, pack_tables(part) if packed else part, params, i == 0, packed, directory
+        )
         for i, part in enumerate(cut.parts)
     ]
     pending: set[Future[PlanResult | Spilled]] = set(tasks)
@@ -169,11 +177,15 @@ def _run_tasks(
 
 
 def _plan_task(
-    data: TableMap, params: PlanParams, report_shared: bool, packed: bool, directory: str | None
+    data: TableMap | dict[str, dict[str, PackedColumn]],
+    params: PlanParams,
+    report_shared: bool,
+    packed: bool,
+    directory: str | None,
 ) -> PlanResult | Spilled:
-    """One partition's task: its plan, :func:`pack`-ed where it is to be
-    pickled, and spilled into ``directory`` where that is given."""
-    result = plan_part(data, params, report_shared)
+    """One partition's task: its plan (of ``data``, packed or not), :func:`pack`-ed
+    where it is to be pickled, and spilled into ``directory`` where that is given."""
+    result = plan_part(unpack_tables(data), params, report_shared)
     if not packed:
         return result
     result = pack(result)

@@ -184,12 +184,16 @@ def _run(
             params.max_result_rows,
             params.stop,
         )
+    # The netting holds what the later phases need of the given requirements
+    # and receipts; dropping them lowers the run's peak (0.1 KB per SKU).
+    firmed_messages = given.messages
+    del given
     with clock.phase("delays"):
         late = compute_delays(net, s, lv)
     with clock.phase("messages"):
         actions = action_messages(net.receipts, net.requirements, net.pegging, s, t0)
         checks = None if report_shared else _own_checks(front)
-        messages = Messages.concat([front_messages(front, given.messages, checks), net.messages])
+        messages = Messages.concat([front_messages(front, firmed_messages, checks), net.messages])
         # The tables' rows but the delay messages', known before they are built.
         rows = len(net.orders) + len(net.pegging) + len(actions) + len(messages)
         if rows > params.max_result_rows:

@@ -34,6 +34,8 @@ The result tables                             :mod:`.output`
 The run: phases, timing, progress             :mod:`.plan`
 6 Net change                                  :mod:`.incremental` (the run),
                                               :mod:`.basis` (what a run keeps),
+                                              :mod:`.partbasis` (what a run over
+                                              partitions keeps),
                                               :mod:`.front` (the phases before the
                                               netting, reused where unchanged),
                                               :mod:`.rowdiff` (changed rows),
@@ -48,6 +50,7 @@ output), :mod:`.types` (parameters and result), :mod:`._jit` (optional numba).
 
 from masterplan.server.engine.basis import PlanBasis
 from masterplan.server.engine.incremental import NetChange, net_change, regeneration
+from masterplan.server.engine.partbasis import PartitionedBasis, RunBasis
 from masterplan.server.engine.plan import check, plan, regenerate, warm_up
 from masterplan.server.engine.types import (
     InvalidPlanInput,
@@ -62,10 +65,12 @@ from masterplan.server.engine.validate import validate
 __all__ = [
     "InvalidPlanInput",
     "NetChange",
+    "PartitionedBasis",
     "PlanBasis",
     "PlanParams",
     "PlanResult",
     "PlanTooLarge",
+    "RunBasis",
     "Table",
     "TableMap",
     "check",

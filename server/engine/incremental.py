@@ -51,6 +51,7 @@ from masterplan.server.engine.front import plan_front
 from masterplan.server.engine.layers import LayeredTables, PatchedTable, patched_tables
 from masterplan.server.engine.messages import Messages
 from masterplan.server.engine.orders import firmed_messages, firmed_sources
+from masterplan.server.engine.partbasis import PartitionedBasis, RunBasis
 from masterplan.server.engine.plan import Clock, Progress, front_messages, regenerate
 from masterplan.server.engine.rowdiff import (
     MASTER_TABLES,
@@ -92,9 +93,9 @@ class NetChange:
     ----------
     result : PlanResult
         The plan: exactly a regeneration's.
-    basis : PlanBasis or None
-        What the next net change of the plan reuses; None for a plan made
-        over partitions (:mod:`.partitioned`), which keeps none.
+    basis : PlanBasis, PartitionedBasis or None
+        What the next net change of the plan reuses: for a plan made over
+        partitions (:mod:`.partitioned`), what its basis is made from.
     skus_planned : int
         SKUs the engine netted (all of them for a regeneration).
     fallback_reason : str
@@ -113,7 +114,7 @@ class NetChange:
     """
 
     result: PlanResult
-    basis: PlanBasis | None
+    basis: RunBasis | None
     skus_planned: int
     fallback_reason: str = ""
     before: dict[str, ResultTable] | None = None
@@ -123,7 +124,7 @@ class NetChange:
 
 
 def net_change(
-    basis: PlanBasis,
+    basis: RunBasis,
     data: TableMap,
     params: PlanParams,
     progress: Progress | None = None,
@@ -137,7 +138,8 @@ def net_change(
     Parameters
     ----------
     basis
-        The previous run of the plan.
+        The previous run of the plan (for one made over partitions, its
+        basis is made first, once, timed in this run's front phases).
     data, params, progress
         As for :func:`~masterplan.server.engine.plan.plan`.
     max_share
@@ -167,6 +169,8 @@ def net_change(
     reason = _refusal(basis, params, changed)
     if reason:
         return regeneration(data, params, progress, reason)
+    if isinstance(basis, PartitionedBasis):
+        basis = basis.plan_basis(clock)
     unchanged = [name for name in INPUT_TABLES if name not in changed]
     front = plan_front(data, params, clock, basis.front, unchanged, sources)
     m, s = front.index.masters, front.graph.settings
@@ -278,7 +282,7 @@ def net_change(
     return NetChange(result, new_basis, len(reach), before=before, after=after)
 
 
-def _refusal(basis: PlanBasis, params: PlanParams, changed: list[str]) -> str:
+def _refusal(basis: RunBasis, params: PlanParams, changed: list[str]) -> str:
     """Why the previous run cannot be reused at all; empty when it can."""
     if basis.plan_date != params.plan_date:
         return f"the plan date changed from {basis.plan_date} to {params.plan_date}"

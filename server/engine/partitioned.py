@@ -51,6 +51,7 @@ from masterplan.server.engine.packing import (
     unpack_codes,
     unpack_tables,
 )
+from masterplan.server.engine.partbasis import PartitionedBasis, take_pieces
 from masterplan.server.engine.partition import Split, split
 from masterplan.server.engine.plan import plan, plan_part
 from masterplan.server.engine.types import (
@@ -61,7 +62,7 @@ from masterplan.server.engine.types import (
     TableMap,
 )
 
-__all__ = ["INLINE_SHARE", "balanced", "plan_cut", "plan_partitioned"]
+__all__ = ["INLINE_SHARE", "balanced", "plan_cut", "plan_partitioned", "regenerate_cut"]
 
 #: A cut whose largest partition holds more than this share of the rows is
 #: planned inline: the partitions could at best save what the others hold,
@@ -117,24 +118,51 @@ def plan_cut(
 
     ``phase_seconds`` as :func:`plan_partitioned` gives them, less ``split``.
     """
+    return _plan_cut(cut, params, executor, progress, pieces=False)[0]
+
+
+def regenerate_cut(
+    cut: Split,
+    data: TableMap,
+    params: PlanParams,
+    executor: Executor,
+    progress: Progress | None = None,
+) -> tuple[PlanResult, PartitionedBasis]:
+    """:func:`plan_cut` of ``cut`` (made from ``data``), and the basis a later
+    net change of the plan reuses (:mod:`.partbasis`)."""
+    result, pieces = _plan_cut(cut, params, executor, progress, pieces=True)
+    basis = PartitionedBasis(data, params.plan_date, params.default_group, result.tables, pieces)
+    return result, basis
+
+
+def _plan_cut(
+    cut: Split,
+    params: PlanParams,
+    executor: Executor,
+    progress: Progress | None,
+    pieces: bool,
+) -> tuple[PlanResult, dict[str, ResultTable]]:
     report = progress or (lambda phase, fraction: None)
     report("validate", 0.0)
     start = time.perf_counter()
-    results = _run_tasks(cut, params, executor, report)
+    results = _run_tasks(cut, params, executor, report, pieces)
     parallel_seconds = time.perf_counter() - start
     report("messages", 0.9)
     start = time.perf_counter()
     joined: dict[tuple[int, ...], np.ndarray] = {}
     tables = {name: _join([r.tables[name] for r in results], joined) for name in results[0].tables}
+    taken: dict[str, ResultTable] = {}
+    if pieces:
+        tables, taken = take_pieces(tables)
     seconds = _slowest(results)
     seconds.update(partitions=parallel_seconds, join=time.perf_counter() - start)
     result = PlanResult(tables, seconds, sum(r.sku_count for r in results))
     _check_size(result, params)
-    return result
+    return result, taken
 
 
 def _run_tasks(
-    cut: Split, params: PlanParams, executor: Executor, report: Progress
+    cut: Split, params: PlanParams, executor: Executor, report: Progress, pieces: bool = False
 ) -> list[PlanResult]:
     """Each partition's plan, in partition order; the first failure raised."""
     # A thread's input and result are handed over as they are; another
@@ -145,7 +173,13 @@ def _run_tasks(
     directory = spill_directory() if isinstance(executor, ProcessPoolExecutor) else None
     tasks: list[Future[PlanResult | Spilled]] = [
         executor.submit(
-            _plan_task, pack_tables(part) if packed else part, params, i == 0, packed, directory
+            _plan_task,
+            pack_tables(part) if packed else part,
+            params,
+            i == 0,
+            pieces,
+            packed,
+            directory,
         )
         for i, part in enumerate(cut.parts)
     ]
@@ -180,12 +214,14 @@ def _plan_task(
     data: TableMap | dict[str, dict[str, PackedColumn]],
     params: PlanParams,
     report_shared: bool,
+    pieces: bool,
     packed: bool,
     directory: str | None,
 ) -> PlanResult | Spilled:
-    """One partition's task: its plan (of ``data``, packed or not), :func:`pack`-ed
-    where it is to be pickled, and spilled into ``directory`` where that is given."""
-    result = plan_part(unpack_tables(data), params, report_shared)
+    """One partition's task: its plan (of ``data``, packed or not, with the
+    basis's ``pieces`` where asked), :func:`pack`-ed where it is to be
+    pickled, and spilled into ``directory`` where that is given."""
+    result = plan_part(unpack_tables(data), params, report_shared, pieces)
     if not packed:
         return result
     result = pack(result)

@@ -21,6 +21,7 @@ The phase names are the keys of :attr:`PlanResult.phase_seconds
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from collections.abc import Callable, Iterator
@@ -38,6 +39,7 @@ from masterplan.server.engine.messages import Messages
 from masterplan.server.engine.netting import net_levels
 from masterplan.server.engine.orderrefs import OrderRefs
 from masterplan.server.engine.output import output_tables
+from masterplan.server.engine.partbasis import part_pieces
 from masterplan.server.engine.partition import SHARED_TABLES
 from masterplan.server.engine.requirements import requirements_and_receipts
 from masterplan.server.engine.types import (
@@ -146,14 +148,21 @@ def regenerate(
     return result, basis
 
 
-def plan_part(data: TableMap, params: PlanParams, report_shared: bool) -> PlanResult:
+def plan_part(
+    data: TableMap, params: PlanParams, report_shared: bool, pieces: bool = False
+) -> PlanResult:
     """:func:`plan` of one partition of a data set (:mod:`.partition`).
 
     Every partition holds the shared tables (warehouses, calendars, groups)
     whole; only the one that ``report_shared`` reports their input checks, so
-    that the joined plan has each message once.
+    that the joined plan has each message once. With ``pieces``, the result
+    also holds the tables the basis of the joined plan is made from
+    (:func:`~.partbasis.part_pieces`).
     """
-    return _run(data, params, Clock(None), keep_basis=False, report_shared=report_shared)[0]
+    result, basis = _run(data, params, Clock(None), pieces, report_shared=report_shared)
+    if basis is None:
+        return result
+    return dataclasses.replace(result, tables={**result.tables, **part_pieces(basis)})
 
 
 def _run(

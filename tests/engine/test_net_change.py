@@ -5,7 +5,9 @@ transaction table deleted, added and replaced under the same key, now and
 then a master table or the plan date too — as net changes, each reusing the
 previous step's basis, and compares every output table with a regeneration
 of the same data. Half the steps tell the engine which rows changed (as the
-server does after a delta), the others let it compare the data sets.
+server does after a delta), the others let it compare the data sets. The
+same runs again from a first plan made over partitions, whose basis the
+first net change makes from the partitions' pieces.
 
 The examples below it pin what the property cannot see: that a net change
 re-plans only what a change reaches, that a change which moves a shared
@@ -18,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 from unittest import mock
 
@@ -34,15 +37,20 @@ from masterplan.server.engine import (
     InvalidPlanInput,
     NetChange,
     PlanParams,
+    PlanResult,
     PlanTooLarge,
+    RunBasis,
     layers,
     net_change,
     plan,
     regenerate,
 )
 from masterplan.server.engine.layers import LayeredTables
+from masterplan.server.engine.partition import split
+from masterplan.server.engine.partitioned import regenerate_cut
 from masterplan.server.engine.rowdiff import MASTER_TABLES
 from tests.differential.strategies import INPUT_TABLE_NAMES, models
+from tests.engine.test_partitioned import _Pickling
 
 Rows = dict[str, list[dict[str, Any]]]
 Step = tuple[Rows, str, str | None, bool]
@@ -163,11 +171,22 @@ def change_sequences(draw: st.DrawFn) -> list[Step]:
     return steps
 
 
-def _check(steps: list[Step]) -> list[NetChange]:
+#: The first run of a sequence: a data set and parameters in, the plan and its basis out.
+Start = Callable[[dict[str, Table], PlanParams], tuple[PlanResult, RunBasis]]
+
+
+def _over_partitions(data: dict[str, Table], params: PlanParams) -> tuple[PlanResult, RunBasis]:
+    """A regeneration over three partitions, every task and result pickled
+    as a process pool's are."""
+    return regenerate_cut(split(data, 3), data, params, _Pickling())
+
+
+def _check(steps: list[Step], start: Start = regenerate) -> list[NetChange]:
     rows, plan_date, group, _ = steps[0]
     params = PlanParams(dt.date.fromisoformat(plan_date), group)
+    basis: RunBasis | None
     try:
-        first, basis = regenerate(_data(rows), params)
+        first, basis = start(_data(rows), params)
     except InvalidPlanInput:
         return []
     previous = _canonical(first.tables)
@@ -212,6 +231,7 @@ def _check(steps: list[Step]) -> list[NetChange]:
                     f"step {i} {name}: the difference does not make the plan"
                 )
         done.append(got)
+        assert got.basis is not None
         basis, rows, previous = got.basis, new_rows, have
     return done
 
@@ -223,6 +243,16 @@ _HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large]
 @given(change_sequences())
 def test_every_net_change_equals_a_regeneration(steps: list[Step]) -> None:
     _check(steps)
+
+
+@settings(suppress_health_check=_HEALTH, max_examples=max(EXAMPLES // 2, 10), deadline=None)
+@given(change_sequences())
+def test_net_changes_after_a_plan_made_over_partitions_equal_regenerations(
+    steps: list[Step],
+) -> None:
+    """The first plan made over partitions (SPEC §2): the first net change
+    makes its basis from the partitions' pieces, and builds on it."""
+    _check(steps, _over_partitions)
 
 
 @settings(suppress_health_check=_HEALTH, max_examples=max(EXAMPLES // 4, 10), deadline=None)

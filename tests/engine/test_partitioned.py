@@ -231,10 +231,10 @@ def test_a_failed_partition_fails_the_run(
 
     real = partitioned.plan_part
 
-    def second_fails(data: Any, params: PlanParams, report_shared: bool) -> Any:
+    def second_fails(data: Any, params: PlanParams, report_shared: bool, pieces: bool) -> Any:
         if not report_shared:
             raise InvalidPlanInput("the second partition cannot be planned")
-        return real(data, params, report_shared)
+        return real(data, params, report_shared, pieces)
 
     monkeypatch.setattr(partitioned, "plan_part", second_fails)
     with pytest.raises(InvalidPlanInput, match="second partition"):

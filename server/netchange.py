@@ -23,14 +23,10 @@ from masterplan.server.engine import NetChange, PlanParams, net_change
 from masterplan.server.runs import Compute, regenerate_job
 from masterplan.server.store import Dataset, RunRecord, TenantStore
 
-__all__ = ["NO_PREVIOUS_RUN", "PARTITIONED_RUN", "engine_job", "previous_run"]
+__all__ = ["NO_PREVIOUS_RUN", "engine_job", "previous_run"]
 
 #: The reason a net change without a reusable previous run gives.
 NO_PREVIOUS_RUN = "no previous run of this plan is held by the server"
-PARTITIONED_RUN = (
-    "the previous run of this plan was planned over partitions, "
-    "which keeps nothing a net change can reuse"
-)
 
 
 def previous_run(store: TenantStore, plan_id: str, exclude: str = "") -> RunRecord | None:
@@ -59,8 +55,6 @@ def engine_job(
         return regenerate, None, ""
     previous = previous_run(store, plan_id, exclude)
     basis = previous.basis if previous is not None else None
-    if previous is not None and basis is None and previous.partitions:
-        return regenerate, None, PARTITIONED_RUN
     if previous is None or basis is None:
         return regenerate, None, NO_PREVIOUS_RUN
     delta = dataset.delta

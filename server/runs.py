@@ -29,7 +29,7 @@ import numpy as np
 from masterplan.contract.columns import TableMap
 from masterplan.server.engine import NetChange, PlanParams, PlanTooLarge, regeneration
 from masterplan.server.engine.partition import split
-from masterplan.server.engine.partitioned import balanced, plan_cut
+from masterplan.server.engine.partitioned import balanced, regenerate_cut
 from masterplan.server.errors import Cancelled
 from masterplan.server.logs import fields
 from masterplan.server.store import RunRecord
@@ -120,10 +120,9 @@ def regenerate_job(
 def partitioned_job(executor: Executor, partitions: int) -> Compute:
     """A regeneration over up to ``partitions`` partitions on ``executor``
     (SPEC §2), where the data set cuts into balanced ones; else the inline
-    regeneration, with the basis a later net change reuses.
-
-    A plan made over partitions keeps no basis: the next net change of the
-    plan is then planned as a regeneration, and says why.
+    regeneration. Either keeps the basis a later net change reuses (for a
+    plan made over partitions, what the first net change makes it from:
+    :mod:`~masterplan.server.engine.partbasis`).
     """
 
     def job(data: TableMap, params: PlanParams, hook: Callable[[str, float], None]) -> NetChange:
@@ -136,9 +135,9 @@ def partitioned_job(executor: Executor, partitions: int) -> Compute:
             change = regeneration(data, params, hook)
             change.result.phase_seconds["split"] = split_seconds
             return change
-        result = plan_cut(cut, params, executor, hook)
+        result, basis = regenerate_cut(cut, data, params, executor, hook)
         result.phase_seconds["split"] = split_seconds
-        return NetChange(result, None, result.sku_count, partitions=len(cut.parts))
+        return NetChange(result, basis, result.sku_count, partitions=len(cut.parts))
 
     return job
 

@@ -29,7 +29,7 @@ from masterplan.contract.columns import Table, TableMap, table_length
 from masterplan.contract.difference import Difference, difference
 from masterplan.contract.tables import PLAN_OUTPUT_TABLES
 from masterplan.server.delta import apply_delta
-from masterplan.server.engine import NetChange, PlanBasis, PlanParams, PlanResult, net_change
+from masterplan.server.engine import NetChange, PlanParams, PlanResult, RunBasis, net_change
 from masterplan.server.engine.arrays import number_text
 from masterplan.server.engine.types import ResultTable
 from masterplan.server.runs import Compute, regenerate_job, run_engine
@@ -74,7 +74,7 @@ class Baseline:
     plan_date: dt.date | None = None
     default_group: str | None = None
     tables: Mapping[str, ResultTable] | None = None
-    basis: PlanBasis | None = None
+    basis: RunBasis | None = None
     dataset_version: int | None = None
 
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from masterplan.codec import table_nbytes
 from masterplan.contract.columns import Table, table_length
 from masterplan.server import delta as deltas
-from masterplan.server.engine.basis import PlanBasis
 from masterplan.server.engine.layers import LayeredTables
+from masterplan.server.engine.partbasis import RunBasis
 from masterplan.server.engine.types import ResultTable
 from masterplan.server.errors import AlreadyExists, FailedPrecondition, NotFound, PlanBusy
 from masterplan.server.pegging import PeggingIndex
@@ -220,8 +220,8 @@ class RunRecord:
     #: Built on the first GetPegging of the run, dropped with the results.
     pegging_index: PeggingIndex | None = None
     #: What the engine kept for a net change to reuse, dropped with the results.
-    basis: PlanBasis | None = None
-    #: The partitions the run was planned over (0: inline), which keep no basis.
+    basis: RunBasis | None = None
+    #: The partitions the run was planned over (0: inline).
     partitions: int = 0
 
     def request_cancel(self, by: str) -> None:
@@ -524,7 +524,7 @@ class TenantStore:
             del trimmed[next(iter(trimmed))]
 
     def results_nbytes_if_kept(
-        self, rec: RunRecord, tables: Mapping[str, ResultTable], basis: PlanBasis | None = None
+        self, rec: RunRecord, tables: Mapping[str, ResultTable], basis: RunBasis | None = None
     ) -> int:
         """Bytes held once ``rec`` succeeds with ``tables`` (and ``basis``): the
         plan's older results are dropped then, so they do not count."""
@@ -542,7 +542,7 @@ class TenantStore:
         held = results_nbytes(r.results) if r.results else 0
         return held + self._basis_nbytes(r.plan_id, r.basis)
 
-    def _basis_nbytes(self, plan_id: str, basis: PlanBasis | None) -> int:
+    def _basis_nbytes(self, plan_id: str, basis: RunBasis | None) -> int:
         """Bytes a basis holds beyond its result tables: its arrays, and the
         tables of the data it planned that the plan's data set no longer holds."""
         if basis is None:

@@ -1,9 +1,9 @@
 """A server that plans over partitions (``masterplan serve --workers N``,
 ``--executor processes``, ``--dask ADDR``; SPEC §2): a regeneration of a data
 set of several product families is planned over them and streams exactly
-the inline server's plan; the next net change, which has no basis to reuse,
-is planned as a regeneration and says why; a data set of one cluster is
-planned inline, with its basis."""
+the inline server's plan; the next net change reuses it, re-planning only
+what its change reaches; a data set of one cluster is planned inline, with
+its basis."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from bench.generate import DEFAULT_PLAN_DATE, generate_clusters, generate_tables
@@ -20,7 +21,7 @@ from masterplan.client.client import MasterplanClient
 from masterplan.contract.columns import Table
 from masterplan.server.app import start_server
 from masterplan.server.config import ServerConfig
-from masterplan.server.netchange import PARTITIONED_RUN
+from masterplan.server.engine import PlanParams, plan
 from masterplan.tenancy.keys import AdminCredential
 from tests.engine.test_partitioned import _canonical
 
@@ -77,11 +78,25 @@ def test_workers_plan_the_families_apart_and_stream_the_inline_plan(
         # The cut is part of the run's time, and reported with it.
         assert first.run.phase_seconds["split"] > 0
         assert _canonical(first.tables) == inline_plan
-        # Nothing kept to reuse: the net change regenerates, over partitions again.
-        again = client.run_plan(PARENT, plan_date=DEFAULT_PLAN_DATE, mode="net_change")
-    assert again.run.fallback_reason == PARTITIONED_RUN
-    assert again.run.phase_seconds["partitions"] > 0
-    assert _canonical(again.tables) == inline_plan
+        # One sales line more: the net change reuses the plan made over the
+        # partitions, and re-plans only what the line reaches.
+        changed = _one_more_sales_line(families)
+        again = _plan(client, changed, mode="net_change")
+    assert again.run.fallback_reason == ""
+    assert "partitions" not in again.run.phase_seconds
+    assert 0 < again.run.skus_planned < first.run.skus_planned // 10
+    assert _canonical(again.tables) == _canonical(
+        plan(changed, PlanParams(DEFAULT_PLAN_DATE)).tables
+    )
+
+
+def _one_more_sales_line(data: dict[str, Table]) -> dict[str, Table]:
+    """``data`` with its first sales line repeated under a new order id and a large quantity."""
+    lines = data["sales_lines"]
+    extra = {col: values[:1].copy() for col, values in lines.items()}
+    extra["order_id"][0] = "SO-NEW"
+    extra["qty"][0] = 5000.0
+    return {**data, "sales_lines": {c: np.concatenate([v, extra[c]]) for c, v in lines.items()}}
 
 
 def test_one_cluster_is_planned_inline_and_keeps_its_basis(tmp_path: Path) -> None:

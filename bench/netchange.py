@@ -17,6 +17,7 @@ import multiprocessing as mp
 import secrets
 import statistics
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -128,9 +129,18 @@ def _promise_latency(
 
 
 def run_net_change(
-    n_skus: int, seed: int, plan_date: dt.date, backend: str, workdir: Path, promise_calls: int
+    n_skus: int,
+    seed: int,
+    plan_date: dt.date,
+    backend: str,
+    workdir: Path,
+    promise_calls: int,
+    clusters: int = 1,
+    serve: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Regeneration, one changed sales line, net change, promise latency."""
+    """Regeneration, one changed sales line, net change, promise latency;
+    ``clusters`` copies of the model, on a server started with ``serve``
+    options (``--workers N``: the regeneration is planned over partitions)."""
     from bench.run import (
         BENCH_SCHEMA,
         _engine_url,
@@ -147,10 +157,10 @@ def run_net_change(
     url, connect_args = _engine_url(engine)
     with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
         prepared: dict[str, Any] = pool.submit(
-            _prepare_database, n_skus, seed, plan_date, url, connect_args
+            _prepare_database, n_skus, seed, plan_date, url, connect_args, False, clusters
         ).result()
     admin_key = secrets.token_urlsafe(32)
-    proc, address = _start_server(workdir, admin_key)
+    proc, address = _start_server(workdir, admin_key, serve)
     try:
         api_key = _install_tenant(address, admin_key, proc)
         db_url = engine.url
@@ -187,6 +197,8 @@ def run_net_change(
     return {
         "mode": "net_change",
         "backend": backend,
+        "clusters_generated": clusters,
+        "serve_options": list(serve),
         **prepared,
         "skus": regeneration.skus_total,
         "changed": changed,

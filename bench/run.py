@@ -132,10 +132,15 @@ def _prepare_database(
     url: str,
     connect_args: dict[str, Any],
     dense: bool = False,
+    clusters: int = 1,
 ) -> dict[str, Any]:
-    """Child process: generate and write the SCM database; returns timings."""
+    """Child process: generate and write the SCM database (``clusters``
+    independent copies of the model); returns timings."""
     t = time.perf_counter()
-    tables = generate_tables(n_skus, seed, plan_date, dense)
+    if clusters > 1:
+        tables = generate_clusters(n_skus, clusters, seed, plan_date, dense)
+    else:
+        tables = generate_tables(n_skus, seed, plan_date, dense)
     gen_s = time.perf_counter() - t
     engine = sa.create_engine(url, connect_args=connect_args)
     try:
@@ -164,7 +169,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _start_server(workdir: Path, admin_key: str) -> tuple[subprocess.Popen[bytes], str]:
+def _start_server(
+    workdir: Path, admin_key: str, options: Sequence[str] = ()
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``masterplan serve`` on a free port, with ``options`` (``--workers N``, say)."""
     port = _free_port()
     env = {**os.environ, "MASTERPLAN_ADMIN_KEY": admin_key}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
@@ -179,6 +187,7 @@ def _start_server(workdir: Path, admin_key: str) -> tuple[subprocess.Popen[bytes
             str(port),
             "--registry",
             f"sqlite:///{workdir / 'registry.db'}",
+            *options,
         ],
         cwd=REPO,
         env=env,
@@ -614,12 +623,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--clusters",
         type=int,
         default=1,
-        help="engine-only: that many independent copies of the model (product families)",
+        help="engine-only and net-change: that many independent copies of the model "
+        "(product families)",
     )
     p.add_argument(
         "--workers",
         type=int,
-        help="engine-only: also plan partitioned on this many workers, and compare",
+        help="engine-only: also plan partitioned on this many workers, and compare; "
+        "net-change: the server plans over this many partitions",
     )
     p.add_argument(
         "--executor",
@@ -648,8 +659,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bench.netchange import run_net_change
 
         with tempfile.TemporaryDirectory(prefix="masterplan-bench-") as tmp:
+            serve = []
+            if args.workers:
+                serve = ["--workers", str(args.workers), "--executor", args.executor[0]]
             report = run_net_change(
-                args.skus, args.seed, args.plan_date, args.backend, Path(tmp), args.promise_calls
+                args.skus,
+                args.seed,
+                args.plan_date,
+                args.backend,
+                Path(tmp),
+                args.promise_calls,
+                args.clusters,
+                serve,
             )
     elif args.embedded:
         with tempfile.TemporaryDirectory(prefix="masterplan-bench-") as tmp:

@@ -152,3 +152,24 @@ def test_bench_net_change_reports_every_cycle_and_the_median(tmp_path: Path) -> 
     assert report["engine_speedup"] == round(report["regeneration"]["engine_seconds"] / median, 2)
     assert report["net_change"] in changes
     assert report["promise"]["calls"] == 3
+
+
+def test_bench_net_change_after_a_plan_made_over_partitions(tmp_path: Path) -> None:
+    """``--net-change --clusters 2 --workers 2``: the server plans the
+    regeneration over partitions, and every net change reuses it."""
+    report = _bench(
+        tmp_path / "report.json",
+        "--net-change",
+        "--promise-calls",
+        "1",
+        "--clusters",
+        "2",
+        "--workers",
+        "2",
+    )
+    assert report["serve_options"] == ["--workers", "2", "--executor", "threads"]
+    assert report["regeneration"]["engine_phase_seconds"]["partitions"] > 0
+    for change in report["net_changes"]:
+        assert change["fallback_reason"] == ""
+        assert 0 < change["skus_planned"] < change["skus_total"]
+        assert "partitions" not in change["engine_phase_seconds"]

@@ -11,14 +11,16 @@ So each partition sends, beside its result, the pieces only it knows, with
 ids instead of its SKU numbers (:func:`part_pieces`): its delayed dependent
 requirements and its netting's plan messages. They travel as two more
 tables of its result (:data:`LATE`, :data:`NET_MESSAGES`), joined with the
-others, and are taken out of the joined result (:func:`take_pieces`). The
-rest is made when a net change first asks for it (:meth:`PartitionedBasis.
-plan_basis`): the front of the whole data set, about a third of a
-regeneration's time, then the pieces numbered and the result's item and
-warehouse columns coded by the whole data set's masters, as a run of the
-whole data set codes them. The partitioned run itself does not compute the
-front: at 10M SKUs on 16 cores it took longer than the partitions' plans,
-and a plan that is never changed would pay it for nothing.
+others, and are taken out of the joined result (:func:`take_pieces`).
+
+The rest is made when a net change first asks for it
+(:meth:`PartitionedBasis.plan_basis`): the front of the whole data set,
+about a quarter of an inline regeneration's time, then the pieces numbered
+and the result's item and warehouse columns coded by the whole data set's
+masters, as a run of the whole data set codes them. The partitioned run
+itself does not compute the front: at 10M SKUs on 16 cores it takes longer
+than the partitions' tasks, and a plan that is never changed would pay it
+for nothing.
 """
 
 from __future__ import annotations

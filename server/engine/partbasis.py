@@ -31,7 +31,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from masterplan.contract.coded import Coded
+from masterplan.contract.coded import Coded, as_array
 from masterplan.server.engine.arrays import gather, lookup
 from masterplan.server.engine.basis import PlanBasis, message_skus, sorted_edges
 from masterplan.server.engine.front import Phases, plan_front
@@ -132,7 +132,7 @@ class PartitionedBasis:
             held = 0
             for table in self._pieces.values():
                 for column in table.values():
-                    values = column.to_array() if isinstance(column, Coded) else column
+                    values = as_array(column)
                     # Object text: the pointer and a short Python string each.
                     held += values.nbytes + (80 * len(values) if values.dtype.hasobject else 0)
             return held
@@ -193,19 +193,20 @@ class PartitionedBasis:
 
 def _text(column: np.ndarray | Coded) -> np.ndarray:
     """``column`` as an object array of ``str`` (``None`` for NULL)."""
-    values = column.to_array() if isinstance(column, Coded) else column
-    return np.asarray(values, dtype=object)
+    return np.asarray(as_array(column), dtype=object)
 
 
 def _coded_by(m: Masters, table: ResultTable) -> ResultTable:
     """``table`` with ``item_id`` and ``warehouse_id`` coded by positions among
     ``m``'s ids, which a net change reads as SKU numbers (:func:`~.stitch.row_skus`)."""
     out = dict(table)
-    for col, ids in (("item_id", m.item_ids), ("warehouse_id", m.warehouse_ids)):
+    for col, ids, position in (
+        ("item_id", m.item_ids, m.item_pos),
+        ("warehouse_id", m.warehouse_ids, m.wh_pos),
+    ):
         column = table[col]
         if not isinstance(column, Coded):
             continue
-        position = m.item_pos if col == "item_id" else m.wh_pos
         where = lookup(_text(column.values), position)
         out[col] = Coded(gather(where, column.codes, -1), ids)
     return out

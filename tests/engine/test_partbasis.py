@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from bench.generate import DEFAULT_PLAN_DATE, generate_clusters
-from masterplan.contract.coded import Coded
+from masterplan.contract.coded import Coded, as_array
 from masterplan.contract.columns import Table
 from masterplan.server.engine import PartitionedBasis, PlanParams, net_change, plan, regenerate
 from masterplan.server.engine.partition import split
@@ -39,15 +39,11 @@ def _partitioned(data: dict[str, Table]) -> PartitionedBasis:
     return basis
 
 
-def _ids(column: np.ndarray | Coded) -> np.ndarray:
-    return column.to_array() if isinstance(column, Coded) else np.asarray(column)
-
-
 def _sku_rows(tables: dict[str, dict[str, np.ndarray | Coded]]) -> dict[str, Counter[tuple]]:
     """Per table, how many rows name each (item, warehouse)."""
     return {
         name: Counter(
-            zip(_ids(t["item_id"]).tolist(), _ids(t["warehouse_id"]).tolist(), strict=True)
+            zip(as_array(t["item_id"]).tolist(), as_array(t["warehouse_id"]).tolist(), strict=True)
         )
         for name, t in tables.items()
         if "item_id" in t
@@ -70,7 +66,7 @@ def test_the_basis_is_an_inline_runs_basis(families: dict[str, Table]) -> None:
         got, want = made.tables[name], inline.tables[name]
         assert Counter(row_skus(m, got).tolist()) == Counter(row_skus(m, want).tolist()), name
         # The codes say the same SKUs as the ids they decode to.
-        ids = m.known_sku(_ids(got["item_id"]), _ids(got["warehouse_id"]))
+        ids = m.known_sku(as_array(got["item_id"]), as_array(got["warehouse_id"]))
         np.testing.assert_array_equal(row_skus(m, got), ids)
     assert _sku_rows(dict(made.tables)) == _sku_rows(dict(inline.tables))
     late, want_late = made.late.table(), inline.late.table()

@@ -64,6 +64,7 @@ __all__ = [
     "load_profile",
     "parse_params",
     "parse_profile",
+    "probe_source",
     "shipped_profiles",
     "source_from",
     "source_problems",
@@ -462,17 +463,23 @@ SourceTypes = dict[str, dict[str, Any] | None]
 
 def source_problems(conn: Connection, profile: SourceProfile) -> list[SchemaMismatch]:
     """Run every query of the profile and report what does not fit §4 (see
-    :func:`_probe`)."""
-    return _probe(conn, profile)[0]
+    :func:`probe_source`)."""
+    return probe_source(conn, profile)[0]
 
 
-def _probe(conn: Connection, profile: SourceProfile) -> tuple[list[SchemaMismatch], SourceTypes]:
+def probe_source(
+    conn: Connection, profile: SourceProfile
+) -> tuple[list[SchemaMismatch], SourceTypes]:
     """Run every query of the profile (returning no rows) and report what does
     not fit §4: a query that fails, a column that is missing or of a type the
     column cannot be read as. Each problem names the table and column.
 
     Queries run inside savepoints so that, on PostgreSQL, one failing query
     does not abort the transaction the others run in.
+
+    Returns:
+        Every problem found, and per input table its query's column types
+        where PostgreSQL named them all (see :func:`verify_source`).
     """
     check_dialect(profile, conn)
     problems: list[SchemaMismatch] = []
@@ -561,7 +568,7 @@ def verify_source(conn: Connection, profile: SourceProfile) -> SourceTypes:
         ProfileError: The profile is not written for this database.
         SchemaMismatch: A query fails, or a column is missing or of a wrong type.
     """
-    problems, types = _probe(conn, profile)
+    problems, types = probe_source(conn, profile)
     if problems:
         raise problems[0]
     return types

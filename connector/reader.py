@@ -41,9 +41,16 @@ from masterplan.connector.columns import (
     readable_days,
     table_length,
 )
-from masterplan.connector.errors import ColumnDataError
+from masterplan.connector.errors import ColumnDataError, SchemaMismatch
 from masterplan.connector.pgcopy import CopyFormatError, copy_chunks, copy_eligible
-from masterplan.connector.profile import SourceProfile, copy_origin, source_from, verify_source
+from masterplan.connector.profile import (
+    SourceProfile,
+    SourceTypes,
+    copy_origin,
+    probe_source,
+    source_from,
+    verify_source,
+)
 from masterplan.connector.schema import table_spec, verify_schema
 from masterplan.contract.tables import INPUT_TABLES, ColumnKind, TableSpec
 
@@ -52,6 +59,7 @@ __all__ = [
     "SNAPSHOT_DIALECTS",
     "collector_paused",
     "iter_table_chunks",
+    "read_checked_source",
     "read_input",
     "read_table",
     "read_transaction",
@@ -403,13 +411,41 @@ def _verified_types(
     return dict(verify_source(conn, source))
 
 
+def read_checked_source(
+    engine: Engine, source: SourceProfile, chunk_rows: int = DEFAULT_CHUNK_ROWS
+) -> tuple[list[SchemaMismatch], dict[str, Table]]:
+    """Every query of ``source`` probed once, and the input read through them
+    when none has a problem (:func:`read_input` would probe them again).
+
+    Where :func:`read_input` stops at the first problem, this lists them all
+    (``scm check --source`` shows each one), and reads nothing then. The
+    probes and the read share one transaction, as in :func:`read_input`.
+
+    Returns:
+        The problems found, each naming its table and column, and the input
+        tables (empty when there are problems).
+
+    Raises:
+        ColumnDataError: A value cannot be converted to its column's kind.
+        ProfileError: ``source`` is written for another kind of database.
+    """
+    with read_transaction(engine) as conn:
+        problems, types = probe_source(conn, source)
+        if problems:
+            return problems, {}
+        return [], _read_all(conn, chunk_rows, None, source, types)
+
+
 def _read_all(
     conn: Connection,
     chunk_rows: int,
     on_chunk: Callable[[str, int], None] | None,
     source: SourceProfile | None,
+    probed: SourceTypes | None = None,
 ) -> dict[str, Table]:
-    types = _verified_types(conn, source)
+    """Every input table read on ``conn``; ``probed``: the types a probe of
+    ``source`` already found (else the schema or source is verified here)."""
+    types = _verified_types(conn, source) if probed is None else dict(probed)
 
     def chunks(name: str) -> Iterator[Table]:
         for chunk in table_chunks(conn, table_spec(name), chunk_rows, types[name], source):

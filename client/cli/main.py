@@ -435,11 +435,10 @@ def cmd_scm(args: argparse.Namespace) -> int:
         from masterplan.server.engine import PlanParams, check
 
         if source is not None:
-            _check_source(engine, source, args.json)
-        messages = check(
-            read_input(engine, source=source),
-            PlanParams(args.plan_date or dt.date.today(), args.default_group),
-        )
+            data = _checked_source_input(engine, source, args.json)
+        else:
+            data = read_input(engine)
+        messages = check(data, PlanParams(args.plan_date or dt.date.today(), args.default_group))
     finally:
         engine.dispose()
     rows = [
@@ -457,15 +456,15 @@ def cmd_scm(args: argparse.Namespace) -> int:
     return 1 if any(r["severity"] == "error" for r in rows) else 0
 
 
-def _check_source(engine: Any, source: Any, as_json: bool) -> None:
-    """Every query of the profile run once: each problem on a line of its
-    own (table and column named), then exit 1; nothing is planned."""
-    from masterplan.connector.profile import source_problems
+def _checked_source_input(engine: Any, source: Any, as_json: bool) -> dict[str, Any]:
+    """The input read through the profile, each of its queries probed once;
+    where any does not fit: each problem on a line of its own (table and
+    column named), then exit 1, nothing read or checked."""
+    from masterplan.connector.reader import read_checked_source
 
-    with engine.connect() as conn, conn.begin():
-        problems = source_problems(conn, source)
+    problems, data = read_checked_source(engine, source)
     if not problems:
-        return
+        return data
     if as_json:
         rows = [{"table": p.table, "column": p.column, "text": p.message} for p in problems]
         print(json.dumps({"source": source.name, "problems": rows}))

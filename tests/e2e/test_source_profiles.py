@@ -233,6 +233,33 @@ def test_a_profile_that_does_not_fit_is_reported_by_table_and_column(
     engine.dispose()
 
 
+def test_check_runs_each_query_once_and_checks_what_it_read(
+    backend_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``scm check --source`` probes every query once (a probe of an ERP's
+    view can cost as much as a read) and checks the data read through them."""
+    build_demo_database(backend_url, T0)
+    move_into_erp_tables(backend_url)
+    path = tmp_path / "erp.toml"
+    path.write_text(erp_profile(), encoding="utf-8")
+    probes: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        if "AS src WHERE 1 = 0" in statement:
+            probes.append(statement)
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", count)
+    try:
+        code = main(
+            ["scm", "check", "--source", str(path), "--db", backend_url, "--plan-date", str(T0)]
+        )
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", count)
+    assert code == 0
+    assert len(probes) == len(INPUT_TABLES)
+    assert capsys.readouterr().out.strip().endswith("message(s)")
+
+
 def test_a_profile_for_another_database_is_refused(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'erp.db'}"
     build_demo_database(url, T0)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
 
 import grpc
 import pytest
@@ -38,8 +37,8 @@ from masterplan.status import (
     FieldViolation,
     Reason,
     build_status,
-    to_grpc_status,
 )
+from tests.failed_call import FailedCall, failed_call
 
 EXPECTED = {
     grpc.StatusCode.CANCELLED: Cancelled,
@@ -61,43 +60,6 @@ EXPECTED = {
 }
 
 
-class FailedCall(grpc.RpcError, grpc.Call):
-    """What a stub raises for a failed call: an RpcError that is also a Call."""
-
-    def __init__(
-        self,
-        code: grpc.StatusCode,
-        details: str,
-        trailers: Sequence[tuple[str, str | bytes]] = (),
-    ) -> None:
-        super().__init__(details)
-        self._code, self._details, self._trailers = code, details, tuple(trailers)
-
-    def code(self) -> grpc.StatusCode:
-        return self._code
-
-    def details(self) -> str:
-        return self._details
-
-    def trailing_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
-        return self._trailers
-
-    def initial_metadata(self) -> tuple[()]:
-        return ()
-
-    def is_active(self) -> bool:
-        return False
-
-    def time_remaining(self) -> None:
-        return None
-
-    def cancel(self) -> bool:
-        return False
-
-    def add_callback(self, callback: object) -> bool:
-        return False
-
-
 def aborted_with(
     code: grpc.StatusCode,
     message: str,
@@ -106,8 +68,7 @@ def aborted_with(
     field: str = "",
 ) -> FailedCall:
     """The error a client sees once a servicer aborts through masterplan.status."""
-    wire = to_grpc_status(build_status(code, message, reason, metadata, field=field))
-    return FailedCall(wire.code, wire.details, wire.trailing_metadata)
+    return failed_call(build_status(code, message, reason, metadata, field=field))
 
 
 def test_every_error_code_has_its_own_class() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import re
 import urllib.parse
-from collections.abc import Sequence
 from typing import Any
 
 import grpc
@@ -28,54 +27,11 @@ from masterplan.status import (
     clip,
     from_status,
     parse_rpc_error,
-    to_grpc_status,
 )
+from tests.failed_call import FailedCall, failed_call
 
 #: gRPC's default soft limit on metadata (headers or trailers) per call.
 GRPC_METADATA_LIMIT = 8 * 1024
-
-
-class FakeCall(grpc.RpcError, grpc.Call):
-    """What a stub raises for a failed call: an RpcError that is also a Call."""
-
-    def __init__(
-        self,
-        code: grpc.StatusCode,
-        details: str,
-        trailers: Sequence[tuple[str, str | bytes]] = (),
-    ) -> None:
-        super().__init__(details)
-        self._code, self._details, self._trailers = code, details, tuple(trailers)
-
-    def code(self) -> grpc.StatusCode:
-        return self._code
-
-    def details(self) -> str:
-        return self._details
-
-    def trailing_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
-        return self._trailers
-
-    def initial_metadata(self) -> tuple[()]:
-        return ()
-
-    def is_active(self) -> bool:
-        return False
-
-    def time_remaining(self) -> None:
-        return None
-
-    def cancel(self) -> bool:
-        return False
-
-    def add_callback(self, callback: object) -> bool:
-        return False
-
-
-def as_failed_call(status: status_pb2.Status) -> FakeCall:
-    """The error a client sees after the server aborted with ``status``."""
-    wire = to_grpc_status(status)
-    return FakeCall(wire.code, wire.details, wire.trailing_metadata)
 
 
 def trailer_bytes(status: status_pb2.Status) -> int:
@@ -203,7 +159,7 @@ def test_a_status_round_trips_through_the_trailers() -> None:
         {"table": "items", "column": "item_id", "row": 3},
         field="items.item_id",
     )
-    details = parse_rpc_error(as_failed_call(status))
+    details = parse_rpc_error(failed_call(status))
     assert details == StatusDetails(
         code=grpc.StatusCode.INVALID_ARGUMENT,
         message="items.item_id: row 3 is empty",
@@ -228,7 +184,7 @@ def test_from_status_skips_detail_types_it_does_not_know() -> None:
 
 
 def test_an_error_without_details_gives_code_and_message_only() -> None:
-    details = parse_rpc_error(FakeCall(grpc.StatusCode.UNAVAILABLE, "connection refused"))
+    details = parse_rpc_error(FailedCall(grpc.StatusCode.UNAVAILABLE, "connection refused"))
     assert details == StatusDetails(grpc.StatusCode.UNAVAILABLE, "connection refused")
 
 
@@ -242,7 +198,7 @@ def test_an_error_without_details_gives_code_and_message_only() -> None:
     ids=["garbled", "other-code", "other-message"],
 )
 def test_a_trailer_that_disagrees_with_the_call_is_ignored(trailer: bytes) -> None:
-    err = FakeCall(grpc.StatusCode.INVALID_ARGUMENT, "x", [(DETAILS_METADATA_KEY, trailer)])
+    err = FailedCall(grpc.StatusCode.INVALID_ARGUMENT, "x", [(DETAILS_METADATA_KEY, trailer)])
     details = parse_rpc_error(err)
     assert details == StatusDetails(grpc.StatusCode.INVALID_ARGUMENT, "x")
 

@@ -127,18 +127,24 @@ def _check_messages(
     return sorted((m["code"], m["item_id"], m["warehouse_id"], m["text"]) for m in report)
 
 
-def test_run_and_check_leave_out_the_rows_of_unreadable_sqlite_dates(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    path = tmp_path / "scm.db"
+def _sqlite_scm(path: Path, statements: list[str]) -> str:
+    """A SQLite SCM database at ``path``: the input tables and ``statements``."""
     con = sqlite3.connect(path)
     for ddl in INPUT_DDL:
         con.execute(ddl)
-    for statement in GOOD_ROWS + _bad_rows(["'2026-02-30'", "'soon'", "''"], "'someday'"):
+    for statement in statements:
         con.execute(statement)
     con.commit()
     con.close()
-    url = f"sqlite:///{path}"
+    return f"sqlite:///{path}"
+
+
+def test_run_and_check_leave_out_the_rows_of_unreadable_sqlite_dates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = _sqlite_scm(
+        tmp_path / "scm.db", GOOD_ROWS + _bad_rows(["'2026-02-30'", "'soon'", "''"], "'someday'")
+    )
 
     done = subprocess.run(
         [*MASTERPLAN, "run", "--db", url, "--plan-date", T0, "--json"],
@@ -226,19 +232,15 @@ def test_mariadb_zero_dates_leave_their_rows_out(
 def test_a_good_date_keeps_planning_as_before(tmp_path: Path) -> None:
     """The dates that read as before: a time of day, blanks before, NULL in
     a nullable column."""
-    path = tmp_path / "scm.db"
-    con = sqlite3.connect(path)
-    for ddl in INPUT_DDL:
-        con.execute(ddl)
-    for statement in GOOD_ROWS:
-        con.execute(
-            statement.replace("'2026-01-20'", "'2026-01-20 13:45:00'").replace(
+    url = _sqlite_scm(
+        tmp_path / "scm.db",
+        [
+            s.replace("'2026-01-20'", "'2026-01-20 13:45:00'").replace(
                 "'2026-01-22'", "' 2026-01-22'"
             )
-        )
-    con.commit()
-    con.close()
-    url = f"sqlite:///{path}"
+            for s in GOOD_ROWS
+        ],
+    )
     assert main(["run", "--db", url, "--plan-date", T0, "--json"]) == 0
     assert _planned(url) == GOOD_PLAN
     assert _messages(url) == []
@@ -249,13 +251,8 @@ def test_net_change_sees_a_date_become_readable_and_unreadable(tmp_path: Path) -
     travels as a row like any other, so fixing it (or breaking another)
     changes the plan and its messages as a regeneration would."""
     path = tmp_path / "scm.db"
+    url = _sqlite_scm(path, GOOD_ROWS + _bad_rows(["'2026-02-30'"]))
     con = sqlite3.connect(path)
-    for ddl in INPUT_DDL:
-        con.execute(ddl)
-    for statement in GOOD_ROWS + _bad_rows(["'2026-02-30'"]):
-        con.execute(statement)
-    con.commit()
-    url = f"sqlite:///{path}"
     with embedded_server() as server:
         options = CycleOptions(
             db_url=url,

@@ -12,7 +12,7 @@ pickles in 0.05 s:
   (:func:`join_arrays`);
 - a coded column's codes travel in the narrowest integer type that holds
   its dictionary (a warehouse or kind column in one byte a row) and are
-  widened back to ``int64``.
+  widened back to :data:`~masterplan.contract.coded.CODE_DTYPE`.
 
 Arrays shared by several columns (a run's demand refs, in pegging and delay
 messages) stay shared, which the join relies on.
@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 from numpy.dtypes import StringDType
 
-from masterplan.contract.coded import Coded
+from masterplan.contract.coded import CODE_DTYPE, Coded
 from masterplan.server.engine.types import PlanResult, TableMap
 
 __all__ = [
@@ -133,9 +133,9 @@ def join_arrays(parts: Sequence[object]) -> np.ndarray:
 
 
 def _widen(codes: np.ndarray) -> np.ndarray:
-    """Codes back in ``int64``, the engine's type (a narrow code plus an
+    """Codes back in the type of every coded column (a narrow code plus an
     offset would overflow)."""
-    return codes.astype(np.int64, copy=False)
+    return codes.astype(CODE_DTYPE, copy=False)
 
 
 def _to_ascii(values: np.ndarray) -> object:

@@ -36,7 +36,7 @@ from concurrent.futures import (
 
 import numpy as np
 
-from masterplan.contract.coded import Coded
+from masterplan.contract.coded import CODE_DTYPE, Coded
 from masterplan.server.engine.packing import (
     PackedColumn,
     Spilled,
@@ -300,7 +300,7 @@ def _join_column(
             return Coded(np.concatenate([c.codes for c in coded]), values)
         offsets = np.cumsum([0] + [len(c.values) for c in coded[:-1]])
         codes = [
-            np.where(c.codes >= 0, c.codes + off, -1).astype(np.int64)
+            np.where(c.codes >= 0, c.codes.astype(np.int64) + off, -1).astype(CODE_DTYPE)
             for c, off in zip(coded, offsets.tolist(), strict=True)
         ]
         return Coded(np.concatenate(codes), values)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from masterplan.contract.coded import Coded
+from masterplan.contract.coded import CODE_DTYPE, Coded
 from masterplan.server.engine.messages import Messages
 from masterplan.server.engine.skus import Masters
 from masterplan.server.engine.types import ResultTable
@@ -41,7 +41,7 @@ def _compact(column: Coded) -> Coded:
         return column
     valid = codes >= 0
     used, local = np.unique(codes[valid], return_inverse=True)
-    out = np.full(len(codes), -1, dtype=np.int64)
+    out = np.full(len(codes), -1, dtype=CODE_DTYPE)
     out[valid] = local.reshape(-1)
     return Coded(out, column.values[used])
 
@@ -72,7 +72,7 @@ def join_columns(
         a, b = first.values, second.values
         a = a if a.dtype == object else a.astype(object)
         b = b if b.dtype == object else b.astype(object)
-        offset = np.where(second.codes >= 0, second.codes + len(a), -1).astype(first.codes.dtype)
+        offset = np.where(second.codes >= 0, second.codes.astype(np.int64) + len(a), -1)
         joined = Coded(_kept_then(first.codes, keep, offset), np.concatenate([a, b]))
         return _compact(joined)
     a = first.to_array() if isinstance(first, Coded) else first

@@ -18,7 +18,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Coded", "as_array", "coded_nbytes"]
+__all__ = ["CODE_DTYPE", "Coded", "as_array", "coded_nbytes"]
+
+#: The dtype of a :class:`Coded` column's codes (the widest; narrower
+#: signed integers are kept as they are).
+CODE_DTYPE = np.dtype(np.int32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +34,20 @@ class Coded:
 
     codes: np.ndarray
     values: np.ndarray
+
+    def __post_init__(self) -> None:
+        # Codes are int32 (or a narrower signed type, as a packed result's):
+        # a dictionary never holds 2**31 values, and a plan holds millions of
+        # coded cells, kept while it is current (half the bytes of int64).
+        # Arithmetic on codes (an offset past another dictionary) is done in
+        # int64 and cast back.
+        # (A spilled result's coded columns hold the codes' place in a file
+        # for a while, not an array.)
+        if not isinstance(self.codes, np.ndarray):
+            return
+        dtype = self.codes.dtype
+        if dtype.kind != "i" or dtype.itemsize > CODE_DTYPE.itemsize:
+            object.__setattr__(self, "codes", self.codes.astype(CODE_DTYPE))
 
     def __len__(self) -> int:
         return len(self.codes)

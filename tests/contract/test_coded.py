@@ -1,0 +1,32 @@
+"""Coded text columns hold their codes in four bytes a row at most: a plan's
+id and ref columns are millions of cells, kept while the plan is current."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from masterplan.contract.coded import CODE_DTYPE, Coded
+
+VALUES = np.array(["W1", "W2", None], dtype=object)
+
+
+def test_wide_codes_are_held_as_int32_and_say_the_same_text() -> None:
+    column = Coded(np.array([1, -1, 0, 2], dtype=np.int64), VALUES)
+    assert column.codes.dtype == CODE_DTYPE == np.int32
+    assert column.to_array().tolist() == ["W2", None, "W1", None]
+    # Rows taken from it stay int32 without a copy of the dictionary.
+    part = column[1:3]
+    assert part.codes.dtype == np.int32 and part.values is VALUES
+
+
+def test_narrower_codes_stay_narrow() -> None:
+    """A packed result's one-byte codes are not widened until it is unpacked."""
+    column = Coded(np.array([0, 1, -1], dtype=np.int8), VALUES)
+    assert column.codes.dtype == np.int8
+    assert column.to_array().tolist() == ["W1", "W2", None]
+
+
+def test_unsigned_codes_become_signed() -> None:
+    """-1 is NULL: codes must be signed."""
+    column = Coded(np.array([0, 1], dtype=np.uint64), VALUES)
+    assert column.codes.dtype == np.int32

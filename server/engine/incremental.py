@@ -424,13 +424,14 @@ def _small_data(
         )
     )
     n_wh = m.n_wh
+    parent_items, parent_whs = m.ids(parents)
     neutral_rows = {
         **{
             c.name: _nulls(c.name, "item_coverage", len(parents))
             for c in INPUT_TABLES["item_coverage"].columns
         },
-        "item_id": m.item_ids[parents // n_wh].astype(object),
-        "warehouse_id": m.warehouse_ids[parents % n_wh].astype(object),
+        "item_id": parent_items.astype(object),
+        "warehouse_id": parent_whs.astype(object),
         "coverage_group_id": np.full(len(parents), neutral, dtype=object),
         "order_type": np.full(len(parents), "purchase", dtype=object),
         "refill_warehouse_id": np.array([refill_of.get(p) for p in parents.tolist()], dtype=object),

@@ -63,8 +63,8 @@ def part_pieces(basis: PlanBasis) -> dict[str, ResultTable]:
     own basis: SKU numbers spelled as item and warehouse ids."""
     m = basis.front.index.masters
     late = basis.late.table()
-    parent_item, parent_wh = _ids(m, np.asarray(late["parent"]))
-    item, wh = _ids(m, np.asarray(late["sku"]))
+    parent_item, parent_wh = m.ids(np.asarray(late["parent"]))
+    item, wh = m.ids(np.asarray(late["sku"]))
     return {
         LATE: {
             "parent_item_id": parent_item,
@@ -76,10 +76,6 @@ def part_pieces(basis: PlanBasis) -> dict[str, ResultTable]:
         },
         NET_MESSAGES: dict(basis.net_messages.table()),
     }
-
-
-def _ids(m: Masters, sku: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return m.item_ids[sku // m.n_wh], m.warehouse_ids[sku % m.n_wh]
 
 
 def take_pieces(

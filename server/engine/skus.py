@@ -143,6 +143,11 @@ class Masters:
         """int64 (N,): SKU numbers of id pairs (all known: validation ran first)."""
         return lookup(item_ids, self.item_pos) * self.n_wh + lookup(warehouse_ids, self.wh_pos)
 
+    def ids(self, sku: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """object (N,) twice: the item and warehouse ids of SKU numbers
+        ``sku`` (the inverse of :meth:`sku`)."""
+        return self.item_ids[sku // self.n_wh], self.warehouse_ids[sku % self.n_wh]
+
     def known_sku(self, item_ids: np.ndarray, warehouse_ids: np.ndarray) -> np.ndarray:
         """int64 (N,): SKU numbers of id pairs, -1 where either is unknown or NULL."""
         item, wh = lookup(item_ids, self.item_pos), lookup(warehouse_ids, self.wh_pos)

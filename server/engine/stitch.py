@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from masterplan.contract.coded import CODE_DTYPE, Coded
+from masterplan.contract.coded import CODE_DTYPE, Coded, values_at
 from masterplan.server.engine.messages import Messages
 from masterplan.server.engine.skus import Masters
 from masterplan.server.engine.types import ResultTable
@@ -43,7 +43,7 @@ def _compact(column: Coded) -> Coded:
     used, local = np.unique(codes[valid], return_inverse=True)
     out = np.full(len(codes), -1, dtype=CODE_DTYPE)
     out[valid] = local.reshape(-1)
-    return Coded(out, column.values[used])
+    return Coded(out, values_at(column.values, used))
 
 
 def _kept_then(first: np.ndarray, keep: np.ndarray, second: np.ndarray) -> np.ndarray:
@@ -90,7 +90,7 @@ def decoded(column: np.ndarray | Coded) -> np.ndarray:
     codes = column.codes
     out = np.full(len(codes), None, dtype=object)
     valid = codes >= 0
-    out[valid] = column.values[codes[valid]].astype(object)
+    out[valid] = values_at(column.values, codes[valid]).astype(object)
     return out
 
 

@@ -4,8 +4,9 @@ id and ref columns are millions of cells, kept while the plan is current."""
 from __future__ import annotations
 
 import numpy as np
+from numpy.dtypes import StringDType
 
-from masterplan.contract.coded import CODE_DTYPE, Coded
+from masterplan.contract.coded import CODE_DTYPE, Coded, values_at
 
 VALUES = np.array(["W1", "W2", None], dtype=object)
 
@@ -30,3 +31,16 @@ def test_unsigned_codes_become_signed() -> None:
     """-1 is NULL: codes must be signed."""
     column = Coded(np.array([0, 1], dtype=np.uint64), VALUES)
     assert column.codes.dtype == np.int32
+
+
+def test_long_text_is_gathered_by_int32_codes() -> None:
+    """Refs past 15 bytes live outside a ``StringDType`` array's slots, where
+    NumPy 2.1 cannot gather them by an ``int32`` index; ``values_at`` can."""
+    refs = np.array([f"SO-{i:020d}/1" for i in range(5001)], dtype=StringDType())
+    # Codes far apart: a chunk's dictionary is then made by sorting them.
+    column = Coded(np.array([5000, -1, 0], dtype=np.int64), refs)
+    valid = column.codes >= 0
+    assert values_at(column.values, column.codes[valid]).tolist() == [refs[5000], refs[0]]
+    assert column.to_array().tolist() == [refs[5000], None, refs[0]]
+    codes, words = column.chunk_dictionary(0, 3)
+    assert [None if c < 0 else words[c] for c in codes.tolist()] == column.to_array().tolist()

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CODE_DTYPE", "Coded", "as_array", "coded_nbytes"]
+__all__ = ["CODE_DTYPE", "Coded", "as_array", "coded_nbytes", "values_at"]
 
 #: The dtype of a :class:`Coded` column's codes (the widest; narrower
 #: signed integers are kept as they are).
@@ -88,7 +88,7 @@ class Coded:
             local = renumber[used - lo]
         else:
             uniques, local = np.unique(used, return_inverse=True)
-        words = self.values[uniques].tolist()
+        words = values_at(self.values, uniques).tolist()
         out = np.full(len(codes), -1, dtype=np.int64)
         out[valid] = local
         if any(w is None for w in words):
@@ -99,6 +99,17 @@ class Coded:
             out[valid] = mapped[local]
             words = [w for w in words if w is not None]
         return out.astype(np.int32), words
+
+
+def values_at(values: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """``values[codes]`` for valid (non-negative) codes of any integer type.
+
+    The index is taken as ``intp``: NumPy 2.1 fails to gather a
+    ``StringDType`` array by an ``int32`` index ("Failed to load string in
+    StringDType getitem", numpy/numpy#27710), and a plan's refs are such
+    arrays while its codes are ``int32``.
+    """
+    return values[codes.astype(np.intp, copy=False)]
 
 
 def as_array(column: np.ndarray | Coded) -> np.ndarray:

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from masterplan.contract.coded import Coded
+from masterplan.contract.coded import Coded, values_at
 from masterplan.contract.columns import Table, empty_table, table_length
 from masterplan.contract.tables import PLAN_OUTPUT_TABLES, RESULT_OUTPUT_SPECS
 
@@ -579,7 +579,7 @@ def _take(column: Column, index: np.ndarray) -> np.ndarray:
     out = np.full(len(codes), None, dtype=object)
     valid = codes >= 0
     if valid.any():
-        out[valid] = column.values[codes[valid]].tolist()
+        out[valid] = values_at(column.values, codes[valid]).tolist()
     return out
 
 

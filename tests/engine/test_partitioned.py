@@ -104,10 +104,17 @@ def test_partitioned_plan_is_the_inline_plan(threads: Executor, model: Any) -> N
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_worked_examples_partitioned(threads: Executor, path: Path) -> None:
+    data, params = example_input(path)
+    _same_plan(data, params, threads, 4)
+
+
+def example_input(path: Path) -> tuple[dict[str, Table], PlanParams]:
+    """A worked example's data set and run parameters."""
     example = json.loads(path.read_text())
     data = _data(example["input"])
-    params = PlanParams(dt.date.fromisoformat(example["plan_date"]), example.get("default_group"))
-    _same_plan(data, params, threads, 4)
+    return data, PlanParams(
+        dt.date.fromisoformat(example["plan_date"]), example.get("default_group")
+    )
 
 
 def _model() -> Rows:

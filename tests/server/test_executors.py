@@ -1,19 +1,25 @@
 """Partitioned plans on every executor (SPEC §2): a thread pool, a process
 pool and a Dask ``LocalCluster`` of two worker processes give the inline
-plan, table by table; a Dask worker killed while it plans a partition costs
+plan, table by table, for the benchmark's model, the worked examples and
+random models (``tests/engine/test_partitioned.py`` plans those on threads
+and through pickle); a Dask worker killed while it plans a partition costs
 the run a retry elsewhere, not a row; a cluster that loses more workers than
 Dask allows fails the run with no plan."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Executor
+from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from bench.generate import DEFAULT_PLAN_DATE, generate_clusters
 from masterplan.contract.columns import Table
@@ -21,7 +27,8 @@ from masterplan.server.engine import PlanParams, plan
 from masterplan.server.engine.partition import split
 from masterplan.server.engine.partitioned import plan_partitioned
 from masterplan.server.executors import ExecutorConfig, open_executor
-from tests.engine.test_partitioned import _canonical
+from tests.differential.strategies import models
+from tests.engine.test_partitioned import EXAMPLES, _canonical, _data, _same_plan, example_input
 
 distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
 
@@ -42,6 +49,18 @@ def cluster() -> Iterator[Any]:
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def processes() -> Iterator[Executor]:
+    with open_executor(ExecutorConfig("processes", 2)) as (pool, _):
+        yield pool
+
+
+@pytest.fixture(scope="module")
+def dask_pool(cluster: Any) -> Iterator[Executor]:
+    with open_executor(ExecutorConfig("dask", address=cluster.scheduler_address)) as (pool, _):
+        yield pool
 
 
 def test_the_data_set_has_several_clusters(data: dict[str, Table]) -> None:
@@ -112,3 +131,37 @@ def test_a_run_that_loses_more_workers_than_allowed_fails(data: dict[str, Table]
                 plan_partitioned(data, PlanParams(DEFAULT_PLAN_DATE), pool, 3)
         killer.join()
     assert killed
+
+
+@pytest.mark.parametrize("kind", ["processes", "dask_pool"])
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_worked_examples_on_other_processes(
+    request: pytest.FixtureRequest, kind: str, path: Path
+) -> None:
+    """Each worked example, cut into every cluster it holds, planned in
+    other processes: their input goes packed and their result comes back
+    packed (through a spill file from a process pool, through Dask's
+    transfer from its workers)."""
+    pool: Executor = request.getfixturevalue(kind)
+    data, params = example_input(path)
+    _same_plan(data, params, pool, 4)
+
+
+@settings(
+    max_examples=max(10, settings.default.max_examples // 10),
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,
+    ],
+    deadline=None,
+)
+@given(models())
+def test_random_models_on_other_processes(
+    processes: Executor, dask_pool: Executor, model: Any
+) -> None:
+    rows, plan_date, group = model
+    data = _data(rows)
+    params = PlanParams(dt.date.fromisoformat(plan_date), group)
+    _same_plan(data, params, processes, 2)
+    _same_plan(data, params, dask_pool, 3)

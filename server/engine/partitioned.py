@@ -299,6 +299,8 @@ def _join_column(
         if same:
             return Coded(np.concatenate([c.codes for c in coded]), values)
         offsets = np.cumsum([0] + [len(c.values) for c in coded[:-1]])
+        # Added in int64 and narrowed piece by piece: narrowed once joined
+        # (as ``Coded`` would), the join would hold every piece twice as wide.
         codes = [
             np.where(c.codes >= 0, c.codes.astype(np.int64) + off, -1).astype(CODE_DTYPE)
             for c, off in zip(coded, offsets.tolist(), strict=True)

@@ -89,7 +89,7 @@ class Coded:
         else:
             uniques, local = np.unique(used, return_inverse=True)
         words = values_at(self.values, uniques).tolist()
-        out = np.full(len(codes), -1, dtype=np.int64)
+        out = np.full(len(codes), -1, dtype=np.int32)
         out[valid] = local
         if any(w is None for w in words):
             # A None value is NULL: drop it from the dictionary.
@@ -98,7 +98,7 @@ class Coded:
             mapped = np.where(keep, shift, -1)
             out[valid] = mapped[local]
             words = [w for w in words if w is not None]
-        return out.astype(np.int32), words
+        return out, words
 
 
 def values_at(values: np.ndarray, codes: np.ndarray) -> np.ndarray:

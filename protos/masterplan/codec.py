@@ -104,21 +104,27 @@ def encode_table(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     *,
     change: pb.ChangeKind.ValueType = pb.CHANGE_KIND_UNSPECIFIED,
+    order: np.ndarray | None = None,
 ) -> Iterator[pb.ColumnarChunk]:
     """Split a table into chunks of at most ``chunk_rows`` rows (none for an empty table).
 
     ``change`` marks every chunk (``CHANGE_KIND_DELETE`` for the rows a
     difference removes); unspecified means upsert, the default on the wire.
+    ``order``, when given, is a permutation of the rows: they are sent in
+    that order, each chunk's taken as it is encoded.
     """
     if chunk_rows <= 0:
         raise ValueError("chunk_rows must be positive")
     n = table_length(table)
+    if order is not None and len(order) != n:
+        raise ValueError(f"order has {len(order)} positions for {n} rows")
     for start in range(0, n, chunk_rows):
         stop = min(start + chunk_rows, n)
+        rows = slice(start, stop) if order is None else order[start:stop]
         yield pb.ColumnarChunk(
             table=table_name,
             row_count=stop - start,
-            columns=[_encode_column(k, v[start:stop]) for k, v in table.items()],
+            columns=[_encode_column(k, v[rows]) for k, v in table.items()],
             change=change,
         )
 

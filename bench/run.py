@@ -407,6 +407,7 @@ def run_full(
     from masterplan.client.client import MasterplanClient
     from masterplan.connector.reader import stream_input
     from masterplan.connector.schema import create_result_tables
+    from masterplan.connector.writer import writes_in_index_order
 
     engine = backend_engine(backend, workdir)
     url, connect_args = _engine_url(engine)
@@ -461,7 +462,13 @@ def run_full(
                 plan_date=plan_date,
                 started_at=dt.datetime.now(dt.UTC),
             ) as sink:
-                outcome = client.run_plan(parent, plan_date=plan_date, run_id=run_id, sink=sink)
+                outcome = client.run_plan(
+                    parent,
+                    plan_date=plan_date,
+                    run_id=run_id,
+                    sink=sink,
+                    index_order=writes_in_index_order(engine),
+                )
                 written = sink.commit()
             end = time.perf_counter()
             split = sink.begun_at if sink.begun_at is not None else end

@@ -312,6 +312,7 @@ class MasterplanClient:
         base_run_id: str = "",
         sink: ResultSink | None = None,
         chunk_rows: int = 0,
+        index_order: bool = False,
     ) -> RunOutcome:
         """Run a plan and collect its result tables.
 
@@ -324,6 +325,10 @@ class MasterplanClient:
                 :class:`ResultSink`); the outcome then holds the run only.
                 An exception the sink raises cancels the run's stream.
             chunk_rows: Rows per result chunk; 0 for the server's default.
+            index_order: Each table's rows in the order of its index in the
+                SCM schema, for a writer that stores them as they arrive
+                (:func:`masterplan.connector.writer.writes_in_index_order`
+                says which databases gain); the server sorts them first.
         """
         request = planning_pb2.RunPlanRequest(
             parent=parent,
@@ -335,6 +340,7 @@ class MasterplanClient:
             run_id=run_id,
             base_run_id=base_run_id,
             chunk_rows=chunk_rows,
+            index_order=index_order,
         )
         return self._collect(self.run_plan_events(request), on_progress, on_chunk, sink)
 
@@ -345,6 +351,7 @@ class MasterplanClient:
         base_run_id: str = "",
         on_chunk: Callable[[str, int], None] | None = None,
         sink: ResultSink | None = None,
+        index_order: bool = False,
     ) -> RunOutcome:
         """A kept run's results again, as :meth:`run_plan` collected them.
 
@@ -356,12 +363,14 @@ class MasterplanClient:
             name: ``tenants/{tenant}/plans/{plan}/runs/{run}``.
             base_run_id: As for :meth:`run_plan`: the stream is the difference
                 to that run when the server holds its result too.
-            sink: As for :meth:`run_plan`.
+            sink, index_order: As for :meth:`run_plan`.
 
         Raises:
             errors.FailedPrecondition: The server no longer holds the results.
         """
-        request = planning_pb2.ReadRunResultsRequest(name=name, base_run_id=base_run_id)
+        request = planning_pb2.ReadRunResultsRequest(
+            name=name, base_run_id=base_run_id, index_order=index_order
+        )
         call = self._planning.ReadRunResults(
             request, timeout=self.stream_timeout, metadata=self._metadata
         )
@@ -375,6 +384,7 @@ class MasterplanClient:
         wait_seconds: float = 30.0,
         on_chunk: Callable[[str, int], None] | None = None,
         sink: ResultSink | None = None,
+        index_order: bool = False,
     ) -> RunOutcome | None:
         """The results of run ``name`` after its RunPlan stream was lost, if the server kept them.
 
@@ -408,7 +418,11 @@ class MasterplanClient:
             return None
         try:
             return self.read_run_results(
-                name, base_run_id=base_run_id, on_chunk=on_chunk, sink=sink
+                name,
+                base_run_id=base_run_id,
+                on_chunk=on_chunk,
+                sink=sink,
+                index_order=index_order,
             )
         except errors.FailedPrecondition:  # a newer run succeeded meanwhile
             return None

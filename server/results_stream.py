@@ -8,14 +8,15 @@ base named, an unknown run, a run of another plan, a run whose results were
 dropped) streams the whole result, and the run's ``base_run_id`` stays empty
 so that the client knows which one it got.
 
-Each table's rows are streamed in the order of the index its result table
-has in the database (``TableSpec.indexes``: ``demand_ref`` for pegging,
-``planned_order_id`` for planned orders, ...), so that a writer that
-stores them as they arrive adds each index entry beside the one before,
-not at a random place in the index. On PostgreSQL, 100k SKUs' 1.25M rows
-took 3.5 s to ``COPY`` in that order against 5.0–5.5 s in the engine's
-(``docs/performance.md``); the order costs the server a sort of each
-table's key, about 0.15 s there.
+Where the client asks (``index_order``), each table's rows are streamed in
+the order of the index its result table has in the database
+(``TableSpec.indexes``: ``demand_ref`` for pegging, ``planned_order_id``
+for planned orders, ...), so that a writer that stores them as they arrive
+adds each index entry beside the one before, not at a random place in the
+index. On PostgreSQL, 100k SKUs' 1.25M rows took 3.5 s to ``COPY`` in that
+order against 5.0–5.5 s in the engine's (``docs/performance.md``). SQLite
+and MariaDB stored them in the same time either way, so the sort (of each
+table's key, 0.15 s at 100k SKUs, about 5 s at 1M) is not paid unasked.
 """
 
 from __future__ import annotations
@@ -58,11 +59,13 @@ class ResultStream:
         added: Per table, the rows added (a difference) or every row (whole).
         removed: Per table, the rows removed; empty for a whole result.
         base_run_id: The run the difference is against; empty for a whole result.
+        ordered: Each table's rows in the order of its index (:func:`index_order`).
     """
 
     added: Mapping[str, StreamTable]
     removed: Mapping[str, StreamTable] = field(default_factory=dict)
     base_run_id: str = ""
+    ordered: bool = False
 
     @property
     def rows_added(self) -> int:
@@ -77,13 +80,15 @@ class ResultStream:
 
         A whole result's chunks leave the change kind unset (upsert), as
         before differences existed; a difference marks its added rows
-        ``CHANGE_KIND_UPSERT``.
+        ``CHANGE_KIND_UPSERT``. Each table's order is sorted out (where
+        :attr:`ordered`) just before its first chunk.
         """
         upsert = (
             columnar_pb2.CHANGE_KIND_UPSERT
             if self.base_run_id
             else columnar_pb2.CHANGE_KIND_UNSPECIFIED
         )
+        ranked: dict[int, np.ndarray] = {}
         for name in PLAN_OUTPUT_TABLES:
             spec = RESULT_TABLES[name]
             if name in self.removed:
@@ -93,15 +98,16 @@ class ResultStream:
                     gone,
                     chunk_rows,
                     change=columnar_pb2.CHANGE_KIND_DELETE,
-                    order=index_order(spec, gone),
+                    order=index_order(spec, gone, ranked) if self.ordered else None,
                 )
             added = self.added[name]
-            yield from encode_table(
-                name, added, chunk_rows, change=upsert, order=index_order(spec, added)
-            )
+            order = index_order(spec, added, ranked) if self.ordered else None
+            yield from encode_table(name, added, chunk_rows, change=upsert, order=order)
 
 
-def index_order(spec: TableSpec, table: StreamTable) -> np.ndarray | None:
+def index_order(
+    spec: TableSpec, table: StreamTable, ranked: dict[int, np.ndarray] | None = None
+) -> np.ndarray | None:
     """Positions of ``table``'s rows sorted by the columns of ``spec``'s first
     index, but ``plan_id`` and ``run_id`` (one value per write); ``None``
     where ``spec`` has no index or ``table`` lacks one of its columns.
@@ -109,25 +115,46 @@ def index_order(spec: TableSpec, table: StreamTable) -> np.ndarray | None:
     Text sorts by code point, as PostgreSQL's ``C`` collation and SQLite's
     ``BINARY`` do; NULL first. In another collation the rows still come
     grouped by their key's text, most of the locality an index gains from.
+    ``ranked`` keeps the ranks of whole dictionaries by ``id``, for the
+    tables after this one that share them (a plan's pegging and delay
+    messages share its requirement refs); the caller keeps those
+    dictionaries alive as long as it keeps ``ranked``.
     """
     if not spec.indexes or table_length(table) == 0:
         return None
     columns = [c for c in spec.indexes[0] if c not in BOOKKEEPING_COLUMNS]
     if not columns or any(c not in table for c in columns):
         return None
+    cache: dict[int, np.ndarray] = {} if ranked is None else ranked
     # lexsort's last key is the primary one.
-    keys = [_ranks(table[c]) for c in reversed(columns)]
+    keys = [_column_ranks(table[c], cache) for c in reversed(columns)]
     return np.lexsort(keys) if len(keys) > 1 else np.argsort(keys[0], kind="stable")
 
 
-def _ranks(column: np.ndarray | Coded) -> np.ndarray:
+def _column_ranks(column: np.ndarray | Coded, ranked: dict[int, np.ndarray]) -> np.ndarray:
     """int64: each row's rank in its column's order, equal values equal
     ranks, NULL -1 (first)."""
-    if isinstance(column, Coded):
-        # The dictionary is ranked once; the rows by their codes.
-        of_values = np.append(_ranks(column.values), -1)
-        return of_values[np.where(column.codes >= 0, column.codes, -1)]
-    values = np.asarray(column)
+    if not isinstance(column, Coded):
+        return _ranks(np.asarray(column))
+    codes, values = column.codes, column.values
+    of_values = ranked.get(id(values))
+    if of_values is None:
+        used = np.zeros(len(values), dtype=bool)
+        used[codes[codes >= 0]] = True
+        if 2 * np.count_nonzero(used) >= len(values):
+            # Most of the dictionary: ranked whole, once for every table.
+            of_values = ranked[id(values)] = np.append(_ranks(values), -1)
+        else:
+            # A few of its values (a difference's rows): those only.
+            of_values = np.full(len(values) + 1, -1, dtype=np.int64)
+            where = np.flatnonzero(used)
+            of_values[where] = _ranks(values[where])
+    return of_values[np.where(codes >= 0, codes, -1)]
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """int64: each value's rank among ``values``, equal values equal ranks,
+    NULL -1."""
     ranks = np.full(len(values), -1, dtype=np.int64)
     if values.dtype == object:
         known = np.flatnonzero(values != None)  # noqa: E711 (element-wise)
@@ -179,6 +206,7 @@ def result_stream(
     base_run_id: str,
     result: Mapping[str, StreamTable],
     parts: Parts | None = None,
+    index_order: bool = False,
 ) -> ResultStream:
     """What to stream for ``result``: its difference to ``base_run_id`` where possible.
 
@@ -191,14 +219,17 @@ def result_stream(
             row is the same in both, so the difference to that run is the
             difference between ``parts[1]`` and ``parts[2]``, computed on
             the few rows the change reached instead of the whole plan.
+        index_order: Stream each table's rows in the order of its index.
     """
     base = base_results(store, plan_id, base_run_id)
     if base is None:
         if base_run_id:
             log.info("base run not held: whole result", extra=fields(base_run=base_run_id))
-        return ResultStream(added=result)
+        return ResultStream(added=result, ordered=index_order)
     if parts is not None and parts[0] == base_run_id:
         diff = difference(parts[1], parts[2])
     else:
         diff = difference(base, result)
-    return ResultStream(added=diff.added, removed=diff.removed, base_run_id=base_run_id)
+    return ResultStream(
+        added=diff.added, removed=diff.removed, base_run_id=base_run_id, ordered=index_order
+    )

@@ -38,6 +38,7 @@ from masterplan.connector.writer import (
     check_result_layout,
     current_run_id,
     prune_runs,
+    writes_in_index_order,
 )
 from masterplan.contract.columns import Table, table_length
 from masterplan.contract.tables import PLAN_OUTPUT_TABLES
@@ -286,6 +287,7 @@ def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> C
             # The result is written as it streams back, in one transaction
             # that commits once the stream ended with its summary.
             sink = write_sink()
+            ordered = writes_in_index_order(engine)
             try:
                 outcome = client.run_plan(
                     parent,
@@ -297,6 +299,7 @@ def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> C
                     on_progress=lambda phase, frac: show.fraction("plan", frac, phase),
                     on_chunk=on_chunk,
                     sink=sink,
+                    index_order=ordered,
                 )
             except (errors.Unavailable, errors.Internal, errors.Unknown, ConnectionError):
                 # The stream was lost, not necessarily the run: a run that
@@ -312,6 +315,7 @@ def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> C
                     wait_seconds=options.recover_seconds,
                     on_chunk=on_chunk,
                     sink=sink,
+                    index_order=ordered,
                 )
                 if kept is None:
                     raise

@@ -253,6 +253,7 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
                     request.base_run_id,
                     job,
                     previous.run_id if previous is not None else "",
+                    index_order=request.index_order,
                 )
         except Exception as exc:
             if rec is None:  # refused before it started: the run's own lines say the rest
@@ -270,6 +271,8 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
         base_run_id: str = "",
         job: Compute = regenerate_job,
         reused_run_id: str = "",
+        *,
+        index_order: bool = False,
     ) -> Iterator[pb.RunPlanResponse]:
         """Stream one started run: progress, result chunks, summary; record how it ended.
 
@@ -277,6 +280,7 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
         store still holds that run's result, the whole result otherwise.
         ``job`` is the engine call; ``reused_run_id`` the run a net change
         reuses (its rows outside the re-planned SKUs are the same).
+        ``index_order``: each table's rows in the order of its index.
         """
         started = time.monotonic()
         # gRPC may close this generator from another thread, whose context is
@@ -308,7 +312,9 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
             parts = None
             if outcome.before is not None and outcome.after is not None:
                 parts = (reused_run_id, outcome.before, outcome.after)
-            stream = result_stream(store, rec.plan_id, base_run_id, result.tables, parts)
+            stream = result_stream(
+                store, rec.plan_id, base_run_id, result.tables, parts, index_order
+            )
             rec.base_run_id = stream.base_run_id
             rec.rows_added, rec.rows_removed = stream.rows_added, stream.rows_removed
             rec.skus_planned, rec.skus_total = outcome.skus_planned, result.sku_count
@@ -379,7 +385,9 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
         rec = self._run(store, request.name, tenant)
         chunk_rows = self._chunk_rows_of(request.chunk_rows)
         results, _ = rec.kept_results()
-        stream = result_stream(store, rec.plan_id, request.base_run_id, results)
+        stream = result_stream(
+            store, rec.plan_id, request.base_run_id, results, index_order=request.index_order
+        )
         run = run_to_proto(tenant.name, rec)
         # The summary says what this stream carried, as RunPlan's does.
         run.base_run_id = stream.base_run_id

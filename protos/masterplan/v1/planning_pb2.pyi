@@ -49,6 +49,7 @@ class RunPlanRequest(_message.Message):
     RUN_ID_FIELD_NUMBER: _builtins.int
     CHUNK_ROWS_FIELD_NUMBER: _builtins.int
     BASE_RUN_ID_FIELD_NUMBER: _builtins.int
+    INDEX_ORDER_FIELD_NUMBER: _builtins.int
     parent: _builtins.str
     """`tenants/{tenant}/plans/{plan}`."""
     mode: Global___RunMode.ValueType
@@ -74,6 +75,15 @@ class RunPlanRequest(_message.Message):
     added (CHANGE_KIND_UPSERT); the summary's `base_run_id` says so.
     Otherwise, or when empty, the stream carries the whole result.
     """
+    index_order: _builtins.bool
+    """Stream each table's rows (removed and added alike) sorted by the key of
+    its result table's index in the SCM schema (`demand_ref` for pegging,
+    `planned_order_id` for planned orders, ...; text by code point, NULL
+    first), for a writer that stores rows as they arrive: its index then
+    grows in order, which PostgreSQL stores in two thirds of the time. It
+    costs the server a sort of each table's key before the table's first
+    chunk. Off: the rows come in the engine's order.
+    """
     def __init__(
         self,
         *,
@@ -84,10 +94,11 @@ class RunPlanRequest(_message.Message):
         run_id: _builtins.str = ...,
         chunk_rows: _builtins.int = ...,
         base_run_id: _builtins.str = ...,
+        index_order: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_run_id", b"base_run_id", "chunk_rows", b"chunk_rows", "default_group", b"default_group", "mode", b"mode", "parent", b"parent", "plan_date", b"plan_date", "run_id", b"run_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_run_id", b"base_run_id", "chunk_rows", b"chunk_rows", "default_group", b"default_group", "index_order", b"index_order", "mode", b"mode", "parent", b"parent", "plan_date", b"plan_date", "run_id", b"run_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -375,22 +386,26 @@ class ReadRunResultsRequest(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     BASE_RUN_ID_FIELD_NUMBER: _builtins.int
     CHUNK_ROWS_FIELD_NUMBER: _builtins.int
+    INDEX_ORDER_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`tenants/{tenant}/plans/{plan}/runs/{run}`."""
     base_run_id: _builtins.str
     """The run whose result the client holds, as in RunPlanRequest."""
     chunk_rows: _builtins.int
     """Maximum rows per result chunk; 0 for the server's default."""
+    index_order: _builtins.bool
+    """As in RunPlanRequest."""
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         base_run_id: _builtins.str = ...,
         chunk_rows: _builtins.int = ...,
+        index_order: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_run_id", b"base_run_id", "chunk_rows", b"chunk_rows", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_run_id", b"base_run_id", "chunk_rows", b"chunk_rows", "index_order", b"index_order", "name", b"name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -37,6 +37,7 @@ __all__ = [
     "concat_chunks",
     "dtype_of",
     "empty_table",
+    "iso_days",
     "null_mask",
     "readable_days",
     "table_length",
@@ -257,11 +258,11 @@ def null_mask(kind: ColumnKind, array: np.ndarray) -> np.ndarray:
     return np.isnan(np.asarray(array, dtype=np.float64))
 
 
-#: Widest span of days whose every ISO text :func:`_iso_days` makes once.
+#: Widest span of days whose every ISO text :func:`iso_days` makes once.
 _DAY_TABLE_SPAN = 1 << 16
 
 
-def _iso_days(days: np.ndarray) -> np.ndarray:
+def iso_days(days: np.ndarray) -> np.ndarray:
     """``days`` (datetime64[D]) as an object array of ISO text, NaT as None.
 
     A plan's dates lie within a few years, so each day's text is made once,
@@ -312,7 +313,7 @@ def column_to_values(kind: ColumnKind, array: np.ndarray, dates_as_text: bool = 
     if kind is ColumnKind.DATE:
         days = np.asarray(array, dtype="datetime64[D]")
         if dates_as_text:
-            as_text: list[Any] = _iso_days(days).tolist()
+            as_text: list[Any] = iso_days(days).tolist()
             return as_text
         # datetime64[D] -> object gives datetime.date, and NaT gives None.
         dates: list[Any] = days.astype(object).tolist()

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from masterplan.connector.columns import iso_days
 from masterplan.contract.tables import ColumnKind, ColumnSpec
 
 __all__ = ["copy_text", "escape"]
@@ -36,41 +37,45 @@ def escape(text: str) -> str:
 def _text_column(values: np.ndarray) -> list[str]:
     objects = np.asarray(values, dtype=object)
     nulls = objects == None  # noqa: E711 - element-wise, in C
-    texts = objects[~nulls] if nulls.any() else objects
-    if not set(map(type, texts.tolist())) <= {str}:  # ids declared as numbers
-        texts = np.array([str(v) for v in texts.tolist()], dtype=object)
-    joined = "".join(texts.tolist())
+    texts = (objects[~nulls] if nulls.any() else objects).tolist()
+    # Not all text where ids are declared as numbers.
+    words: list[str] = texts if set(map(type, texts)) <= {str} else [str(v) for v in texts]
+    joined = "".join(words)
     if any(c in joined for c in _SPECIAL):  # rare: escape value by value
-        texts = np.array([escape(t) for t in texts.tolist()], dtype=object)
+        words = [escape(t) for t in words]
     if nulls.any():
         out = np.full(len(objects), NULL, dtype=object)
-        out[~nulls] = texts
+        out[~nulls] = words
         return list(out.tolist())
-    return list(texts.tolist())
+    return words
 
 
 def _number_column(values: np.ndarray, integer: bool) -> list[str]:
     numbers = np.asarray(values, dtype=np.float64)
     nulls = np.isnan(numbers)
-    # numpy writes the shortest text that reads back as the same float.
-    text = (np.rint(np.where(nulls, 0, numbers)).astype(np.int64) if integer else numbers).astype(
-        str
-    )
-    out = text.astype(object)
+    known = numbers[~nulls] if nulls.any() else numbers
+    if integer:
+        known = np.rint(known).astype(np.int64)
+    # A plan's quantities repeat: each distinct value is formatted once
+    # (numpy writes the shortest text that reads back as the same float).
+    # Distinct by bits, so that -0.0 keeps its sign.
+    _, first, where = np.unique(known.view(np.int64), return_index=True, return_inverse=True)
+    text = known[first].astype(str).astype(object)[where]
     if nulls.any():
-        out[nulls] = NULL
-    return list(out.tolist())
+        out = np.full(len(numbers), NULL, dtype=object)
+        out[~nulls] = text
+        return list(out.tolist())
+    return list(text.tolist())
 
 
 def _date_column(values: np.ndarray) -> list[str]:
     days = np.asarray(values, dtype="datetime64[D]")
+    # Each day of the column's span is formatted once (a plan's dates span
+    # a few years); NULL is NaT.
+    out = iso_days(days)
     nulls = np.isnat(days)
-    out = np.full(len(days), NULL, dtype=object)
-    known = ~nulls
-    if known.any():
-        # A plan's dates span a few years: each distinct day is formatted once.
-        distinct, where = np.unique(days[known], return_inverse=True)
-        out[known] = np.datetime_as_string(distinct, unit="D").astype(object)[where]
+    if nulls.any():
+        out[nulls] = NULL
     return list(out.tolist())
 
 
@@ -98,6 +103,11 @@ def copy_text(
     n = len(next(iter(table.values()))) if table else 0
     if n == 0:
         return ""
-    parts = [[escape(value)] * n for value in (constants or {}).values()]
-    parts.extend(_column(c, np.asarray(table[c.name])) for c in columns)
-    return "\n".join(map("\t".join, zip(*parts, strict=True))) + "\n"
+    parts = [_column(c, np.asarray(table[c.name])) for c in columns]
+    # The constant columns open every row: joined once, they go into the
+    # rows' separator instead of into every row's join.
+    head = "".join(escape(value) + "\t" for value in (constants or {}).values())
+    if not parts:
+        return (head[:-1] + "\n") * n
+    rows = map("\t".join, zip(*parts, strict=True))
+    return head + ("\n" + head).join(rows) + "\n"

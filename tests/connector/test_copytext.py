@@ -8,6 +8,7 @@ any day must survive.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 
 import numpy as np
@@ -78,3 +79,29 @@ def test_every_row_reads_back_as_it_was(given_rows: list[tuple]) -> None:
 def test_no_rows_make_no_payload() -> None:
     empty = {c.name: np.empty(0) for c in COLUMNS}
     assert copy_text(COLUMNS, empty) == ""
+
+
+@given(
+    st.lists(
+        st.sampled_from([0.0, -0.0, 1.0, 2.5, 0.1, 1e16, 2.0**60, np.nan]), min_size=1, max_size=40
+    )
+)
+def test_repeated_quantities_read_back_each_as_it_was(qty: list[float]) -> None:
+    """Each distinct value is formatted once and shared by its rows: every
+    row still reads back as its own value, the sign of a zero included."""
+    table = {
+        "ref": np.array(["r"] * len(qty), dtype=object),
+        "qty": np.array(qty, dtype=np.float64),
+        "flag": np.array(qty, dtype=np.float64),
+        "day": np.full(len(qty), np.datetime64("2026-01-05"), dtype="datetime64[D]"),
+    }
+    back = _read(copy_text(COLUMNS, table, {"plan_id": "main", "run_id": "r1"}))
+    for fields, q in zip(back, qty, strict=True):
+        assert fields[:2] == ["main", "r1"]
+        if np.isnan(q):
+            assert fields[3] is None and fields[4] is None
+            continue
+        assert fields[3] is not None and fields[4] is not None
+        read = float(fields[3])
+        assert read == q and math.copysign(1.0, read) == math.copysign(1.0, q)
+        assert int(fields[4]) == round(q)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -80,29 +81,43 @@ class ResultStream:
 
         A whole result's chunks leave the change kind unset (upsert), as
         before differences existed; a difference marks its added rows
-        ``CHANGE_KIND_UPSERT``. Each table's order is sorted out (where
-        :attr:`ordered`) just before its first chunk.
+        ``CHANGE_KIND_UPSERT``.
+
+        Where :attr:`ordered`, each table's order is sorted out on a thread
+        of its own, table after table, while the tables before it stream: a
+        large plan's sorts (about 5 s at 1M SKUs, most of it pegging's) then
+        hold up the stream only for the first table's. A stream closed early
+        leaves the sorts not yet begun undone.
         """
         upsert = (
             columnar_pb2.CHANGE_KIND_UPSERT
             if self.base_run_id
             else columnar_pb2.CHANGE_KIND_UNSPECIFIED
         )
-        ranked: dict[int, np.ndarray] = {}
+        parts: list[tuple[str, StreamTable, columnar_pb2.ChangeKind.ValueType]] = []
         for name in PLAN_OUTPUT_TABLES:
-            spec = RESULT_TABLES[name]
             if name in self.removed:
-                gone = self.removed[name]
+                parts.append((name, self.removed[name], columnar_pb2.CHANGE_KIND_DELETE))
+            parts.append((name, self.added[name], upsert))
+        if not self.ordered:
+            for name, table, change in parts:
+                yield from encode_table(name, table, chunk_rows, change=change)
+            return
+        # One worker: the sorts run in the order submitted, and only it
+        # touches ``ranked``.
+        ranked: dict[int, np.ndarray] = {}
+        sorter = ThreadPoolExecutor(1, thread_name_prefix="result-order")
+        try:
+            orders = [
+                sorter.submit(index_order, RESULT_TABLES[name], table, ranked)
+                for name, table, _ in parts
+            ]
+            for (name, table, change), order in zip(parts, orders, strict=True):
                 yield from encode_table(
-                    name,
-                    gone,
-                    chunk_rows,
-                    change=columnar_pb2.CHANGE_KIND_DELETE,
-                    order=index_order(spec, gone, ranked) if self.ordered else None,
+                    name, table, chunk_rows, change=change, order=order.result()
                 )
-            added = self.added[name]
-            order = index_order(spec, added, ranked) if self.ordered else None
-            yield from encode_table(name, added, chunk_rows, change=upsert, order=order)
+        finally:
+            sorter.shutdown(wait=False, cancel_futures=True)
 
 
 def index_order(

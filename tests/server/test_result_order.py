@@ -9,6 +9,8 @@ the rows come in the engine's order, with no sort.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -198,3 +200,30 @@ def test_postgresql_writers_ask_for_index_order_and_the_others_do_not() -> None:
     }
     for url, ordered in urls.items():
         assert writes_in_index_order(sa.create_engine(url)) is ordered, url
+
+
+def test_a_stream_closed_early_sorts_no_more_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tables' orders are sorted out on a thread while the stream runs;
+    a client gone after the first chunk leaves the sorts not yet begun undone."""
+    from masterplan.server import results_stream
+
+    result = plan(generate_tables(3000, seed=5), PlanParams(DEFAULT_PLAN_DATE))
+    sorted_tables: list[str] = []
+    release = threading.Event()
+
+    def slow_order(spec: TableSpec, table: Any, ranked: Any = None) -> Any:
+        sorted_tables.append(spec.name)
+        if spec.name == "pegging":
+            assert release.wait(10)
+        return index_order(spec, table, ranked)
+
+    monkeypatch.setattr(results_stream, "index_order", slow_order)
+    chunks = ResultStream(added=result.tables, ordered=True).chunks(chunk_rows=10)
+    assert next(chunks).table == "planned_orders"
+    chunks.close()
+    release.set()
+    deadline = time.monotonic() + 10
+    while any(t.name.startswith("result-order") for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "the sorting thread outlived its stream"
+        time.sleep(0.01)
+    assert sorted_tables == ["planned_orders", "pegging"]

@@ -158,7 +158,12 @@ def copy_chunks(
             if rows and not len(rows[0]):
                 rows.pop(0)  # the header came alone
             if rows:
-                yield decode_rows(spec, rows, encoding)
+                table = decode_rows(spec, rows, encoding)
+                # The messages go before the piece is handed on: the
+                # collector, paused while they were read, would otherwise
+                # walk them all when it resumes (0.6 s of a 1M-SKU read).
+                rows = []
+                yield table
             if done:
                 # Read on to the end of the stream, where psycopg takes the
                 # statement's result; the connection is free again after it.

@@ -251,7 +251,14 @@ def _generic_chunks(
 ) -> Iterator[Table]:
     """Chunks of one table through a server-side cursor and driver rows."""
     for rows in stream_rows(conn, _select(spec, source), chunk_rows):
-        yield _chunk_from_rows(spec, rows)
+        chunk = _chunk_from_rows(spec, rows)
+        # The driver's rows go before the piece is handed on, so that the
+        # collector does not walk them all when it resumes (see
+        # collector_paused). Each batch is a list of its own, and the
+        # generator that fetched it still holds it while this one yields.
+        if isinstance(rows, list):
+            rows.clear()
+        yield chunk
 
 
 def stream_rows(conn: Connection, query: Executable, chunk_rows: int) -> Iterator[Sequence[Any]]:

@@ -4,6 +4,7 @@ piece equal to the state of the whole tables."""
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
 
 import numpy as np
@@ -69,3 +70,31 @@ def test_a_missing_table_fails_before_the_first_piece(filled: Engine) -> None:
     pieces = stream_input(filled)
     with pytest.raises(SchemaMismatch, match="forecasts"):
         next(pieces)
+
+
+_ROW_TYPES = frozenset({"tuple", "Row", "memoryview"})
+
+
+def test_a_piece_comes_without_the_driver_rows_it_was_made_of(engine: Engine) -> None:
+    """The collector is paused while the driver makes a piece's objects (a
+    tuple or message per row); those are gone by the time the piece is
+    handed on, so that the collector, resumed, does not walk them (it took
+    0.6 s of a 1M-SKU read from PostgreSQL). Counted with the collector
+    off, among the objects it tracks made since the read began: a row is a
+    tuple (SQLite), a ``Row`` (SQLAlchemy) or a message (``COPY``)."""
+    create_all(engine)
+    write_database(generate_tables(3000, seed=3), engine)
+    # Counted as the pieces come, judged once the read is over (a read left
+    # open would hold its transaction, and its locks, past the test).
+    alive: list[tuple[str, int, int]] = []
+    gc.collect()
+    gc.disable()
+    try:
+        for name, piece in stream_input(engine, chunk_rows=4000):
+            if table_length(piece) >= 1000:
+                rows = sum(1 for o in gc.get_objects(0) if type(o).__name__ in _ROW_TYPES)
+                alive.append((name, rows, table_length(piece)))
+    finally:
+        gc.enable()
+    assert len(alive) >= 3
+    assert [(name, rows) for name, rows, n in alive if rows >= n // 2] == []

@@ -27,7 +27,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
-from numpy.dtypes import StringDType
 
 from masterplan.codec import encode_table
 from masterplan.contract.coded import Coded
@@ -39,6 +38,7 @@ from masterplan.contract.tables import (
     RESULT_TABLES,
     TableSpec,
 )
+from masterplan.server.engine.arrays import unique_strings
 from masterplan.server.errors import NotFound
 from masterplan.server.logs import fields
 from masterplan.server.store import TenantStore
@@ -170,19 +170,16 @@ def _column_ranks(column: np.ndarray | Coded, ranked: dict[int, np.ndarray]) -> 
 def _ranks(values: np.ndarray) -> np.ndarray:
     """int64: each value's rank among ``values``, equal values equal ranks,
     NULL -1."""
+    if values.dtype.kind == "T":  # numpy strings: no NULL
+        return unique_strings(values)[1]
     ranks = np.full(len(values), -1, dtype=np.int64)
     if values.dtype == object:
-        known = np.flatnonzero(values != None)  # noqa: E711 (element-wise)
-        # numpy strings sort in C; str objects compare through Python.
-        values = values[known].astype(StringDType())
+        known = values != None  # noqa: E711 (element-wise)
+        # As numpy strings, which sort in C; str objects compare through Python.
+        ranks[known] = unique_strings(values[known])[1]
     else:
-        known = np.flatnonzero(~_is_null(values))
-        values = values[known]
-    order = np.argsort(values, kind="stable")
-    ordered = values[order]
-    new = np.ones(len(ordered), dtype=bool)
-    new[1:] = ordered[1:] != ordered[:-1]
-    ranks[known[order]] = np.cumsum(new) - 1
+        known = ~_is_null(values)
+        ranks[known] = np.unique(values[known], return_inverse=True)[1].reshape(-1)
     return ranks
 
 

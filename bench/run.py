@@ -489,10 +489,10 @@ def run_full(
 
     # The plain driver on the same rows, beside the phases that use it.
     floor_read, floor_read_rows = read_floor(engine)
-    floor_write, floor_write_rows = write_floor(engine, workdir)
-    if (floor_read_rows, floor_write_rows) != (in_rows, total_out):
+    floor = write_floor(engine, workdir)
+    if (floor_read_rows, floor.rows) != (in_rows, total_out):
         raise RuntimeError(
-            f"the floors moved {floor_read_rows} and {floor_write_rows} rows, "
+            f"the floors moved {floor_read_rows} and {floor.rows} rows, "
             f"the phases {in_rows} and {total_out}"
         )
     phases["read"].update(
@@ -501,13 +501,17 @@ def run_full(
     if engine.dialect.name == "postgresql":
         # The writer sends COPY text made column by column: the floor is
         # the server storing ready text; row-by-row COPY is quoted beside it.
-        rows_floor = floor_write
-        floor_write, floor_text_rows = copy_text_floor(engine, workdir)
-        if floor_text_rows != total_out:
-            raise RuntimeError(f"the text floor moved {floor_text_rows} rows, not {total_out}")
-        phases["stream_and_write"]["floor_rows_seconds"] = round(rows_floor, 3)
+        phases["stream_and_write"]["floor_rows_seconds"] = round(floor.seconds, 3)
+        floor = copy_text_floor(engine, workdir)
+        if floor.rows != total_out:
+            raise RuntimeError(f"the text floor moved {floor.rows} rows, not {total_out}")
+    write_s = end - split
     phases["stream_and_write"].update(
-        floor_seconds=round(floor_write, 3), floor_ratio=_ratio(end - split, floor_write)
+        floor_seconds=round(floor.seconds, 3),
+        floor_ratio=_ratio(write_s, floor.seconds),
+        # Both floors commit, as the write does; without the commit:
+        floor_commit_seconds=round(floor.commit_seconds, 3),
+        floor_ratio_uncommitted=_ratio(write_s, floor.seconds - floor.commit_seconds),
     )
     engine.dispose()
 

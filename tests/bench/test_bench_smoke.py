@@ -62,6 +62,10 @@ def test_bench_smoke(tmp_path: Path) -> None:
         low = max(figures["seconds"] - 0.0005, 0) / (figures["floor_seconds"] + 0.0005)
         high = (figures["seconds"] + 0.0005) / (figures["floor_seconds"] - 0.0005)
         assert low - 0.005 <= figures["floor_ratio"] <= high + 0.005, phase
+    # The write floor commits, as the write does, and says what its commit took.
+    write = report["phases"]["stream_and_write"]
+    assert 0 < write["floor_commit_seconds"] < write["floor_seconds"]
+    assert write["floor_ratio_uncommitted"] >= write["floor_ratio"]
 
 
 def test_bench_engine_only_repeats_runs_like_a_serving_process(tmp_path: Path) -> None:

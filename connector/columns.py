@@ -13,6 +13,7 @@ Python loop per row that touches every column.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
@@ -96,7 +97,7 @@ def column_from_values(table: str, column: ColumnSpec, values: Sequence[Any]) ->
         if column.kind is ColumnKind.STR:
             return _str_column(values)
         if column.kind is ColumnKind.DATE:
-            return _date_column(values)
+            return _distinct_dates(values)
         # numpy turns None into NaN and converts Decimal and int through float().
         return np.array(values, dtype=dtype_of(column.kind))
     except (TypeError, ValueError) as exc:
@@ -116,6 +117,28 @@ _LAST_DAY = np.datetime64("9999-12-31", "D")
 #: What drivers return for a date column that need no second look.
 _DATE_TYPES = frozenset({dt.date, dt.datetime, type(None)})
 _NONE = np.array(None, dtype=object)
+
+
+def _distinct_dates(values: Sequence[Any]) -> np.ndarray:
+    """:func:`_date_column` of ``values``, each distinct value converted once.
+
+    A batch of a date column holds few distinct days (a batch of 65,536
+    rows of the benchmark's model about 400), and converting one is the
+    slow step: text is parsed, then checked (:func:`_faithful`). Found
+    distinct by a dict in C, the batch took 4.3 ms instead of 15.5 ms.
+    """
+    first: dict[Any, int] = {}
+    try:
+        # Each value's position where it first appears: the counter moves
+        # on every value, and setdefault keeps the first one it was given.
+        where = np.fromiter(map(first.setdefault, values, itertools.count()), np.int64, len(values))
+    except TypeError:  # an unhashable value: convert the batch as it is
+        return _date_column(values)
+    if len(first) == len(values):
+        return _date_column(values)
+    days = np.empty(len(values), dtype=_DAY)
+    days[np.fromiter(first.values(), np.int64, len(first))] = _date_column(list(first))
+    return days[where]
 
 
 def _date_column(values: Sequence[Any]) -> np.ndarray:
@@ -211,13 +234,23 @@ def _str_column(values: Sequence[Any]) -> np.ndarray:
     integer column; its values then become their decimal text.
     """
     array = np.empty(len(values), dtype=object)
-    # The types are collected in C (``map``, ``set``): a generator testing
-    # each value took a third of a large read.
-    if set(map(type, values)) <= _TEXT_TYPES:
+    # Joined, the values prove to be text four times faster than their types
+    # are collected (``map``, ``set``: a generator testing each value took a
+    # third of a large read). A NULL or another type makes the join fail.
+    if _all_text(values) or set(map(type, values)) <= _TEXT_TYPES:
         array[:] = values
     else:
         array[:] = [_to_str(v) for v in values]
     return array
+
+
+def _all_text(values: Sequence[Any]) -> bool:
+    """Whether every value is a ``str``."""
+    try:
+        "".join(values)
+    except TypeError:
+        return False
+    return True
 
 
 def _to_str(value: Any) -> str | None:

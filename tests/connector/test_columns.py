@@ -1,14 +1,18 @@
-"""Column arrays to driver values (connector.columns): dates written as text
-on SQLite must be exactly the text SQLite's date adapter would have stored."""
+"""Conversions of connector.columns: dates written as text on SQLite must be
+exactly the text SQLite's date adapter would have stored, and a batch read
+must convert each value as that value alone would be converted."""
 
 from __future__ import annotations
+
+import datetime as dt
+from typing import Any
 
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from masterplan.connector.columns import column_to_values
-from masterplan.contract.tables import ColumnKind
+from masterplan.connector.columns import column_from_values, column_to_values
+from masterplan.contract.tables import INPUT_TABLES, ColumnKind
 
 #: Day numbers of 0001-01-01 and 9999-12-31, the days a Python date can be.
 FIRST, LAST = -719162, 2932896
@@ -31,3 +35,63 @@ def test_dates_as_text_are_the_iso_text_of_each_date(days: list[int | None], nea
     as_dates = column_to_values(ColumnKind.DATE, array)
     assert as_text == [None if d is None else d.isoformat() for d in as_dates]
     assert all(v is None or type(v) is str for v in as_text)
+
+
+#: What drivers hand back for a date column: ISO text (SQLite), dates and
+#: datetimes, NULL, and what names no day (numpy would read some of it as a
+#: day: an integer as days since 1970, "today", "2026" as New Year's Day).
+DATE_CELLS: list[Any] = [
+    "2026-01-05",
+    "2026-01-06",
+    "2024-02-29",
+    "  2026-01-05",
+    "2026-01-05 13:45:00",
+    "2026-02-30",
+    "soon",
+    "",
+    "NaT",
+    "today",
+    "2026",
+    "10000-01-01",
+    None,
+    dt.date(2026, 1, 5),
+    dt.datetime(2026, 1, 5, 23, 59),
+    20260105,
+    20260105.0,
+    True,
+    b"2026-01-05",
+]
+
+
+class _Unhashable:
+    """A cell no dict can hold (no driver is known to return one)."""
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __str__(self) -> str:
+        return "2026-01-05"
+
+
+@given(st.lists(st.sampled_from(DATE_CELLS), max_size=40), st.booleans())
+def test_a_batch_of_dates_reads_each_value_as_it_reads_alone(
+    values: list[Any], unhashable: bool
+) -> None:
+    """Each distinct value of a batch is converted once and spread to its
+    repeats (and a batch with an unhashable value, converted as it is):
+    the result is what each value gives read alone."""
+    if unhashable and values:
+        values[0] = _Unhashable()
+    column = INPUT_TABLES["sales_lines"].column("requested_date")
+    got = column_from_values("sales_lines", column, values)
+    alone = [column_from_values("sales_lines", column, [v])[0] for v in values]
+    assert got.dtype == np.dtype("datetime64[D]")
+    assert got.tolist() == np.array(alone, dtype="datetime64[D]").tolist()
+
+
+@given(st.lists(st.sampled_from(["A", "", "B\x00", None, 7, 7.0, 2.5, b"C"]), max_size=30))
+def test_a_batch_of_ids_reads_each_value_as_it_reads_alone(values: list[Any]) -> None:
+    column = INPUT_TABLES["sales_lines"].column("item_id")
+    got = column_from_values("sales_lines", column, values)
+    alone = [column_from_values("sales_lines", column, [v])[0] for v in values]
+    assert got.dtype == object and got.tolist() == alone
+    assert all(v is None or type(v) is str for v in got)

@@ -149,11 +149,7 @@ def test_worked_examples_on_other_processes(
 
 @settings(
     max_examples=max(10, settings.default.max_examples // 10),
-    suppress_health_check=[
-        HealthCheck.too_slow,
-        HealthCheck.data_too_large,
-        HealthCheck.function_scoped_fixture,
-    ],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     deadline=None,
 )
 @given(models())

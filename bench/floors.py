@@ -15,9 +15,10 @@ that beside each phase, in the same run, on the same database and tables:
   afterwards): ``executemany`` (SQLite, MariaDB) or ``COPY ... FROM STDIN``
   row by row (PostgreSQL), then the commit. The rows are read back first, a
   batch at a time, untimed; the inserts and the commit count. On PostgreSQL
-  a second, lower floor (:func:`copy_text_floor`): the rows as ready COPY
-  text, what the server alone takes (the writer sends such text, made
-  column by column).
+  two lower floors: the rows as ready COPY payloads, text
+  (:func:`copy_text_floor`) and binary (:func:`copy_binary_floor`), what
+  the server alone takes (the writer sends such payloads, made column by
+  column: binary where the tables' column types take it).
 
 The write floors commit, as the connector's write does: a write is done
 when it is durable, and SQLite's commit of a 100k-SKU plan (its journal
@@ -41,7 +42,7 @@ import sqlalchemy as sa
 from masterplan.connector.schema import create_result_tables
 from masterplan.contract.tables import INPUT_TABLES, PLAN_OUTPUT_TABLES, RESULT_TABLES
 
-__all__ = ["WriteFloor", "copy_text_floor", "read_floor", "write_floor"]
+__all__ = ["WriteFloor", "copy_binary_floor", "copy_text_floor", "read_floor", "write_floor"]
 
 #: Rows per batch read back for the write floor (bounds its memory).
 _BATCH = 100_000
@@ -235,13 +236,22 @@ def copy_text_floor(engine: sa.Engine, scratch: Path) -> WriteFloor:
     transaction.
     """
     with _empty_tables(engine, scratch, "text") as target:
-        return _copy_text(engine, target)
+        return _copy_payloads(engine, target, binary=False)
 
 
-def _copy_text(engine: sa.Engine, target_engine: sa.Engine) -> WriteFloor:
+def copy_binary_floor(engine: sa.Engine, scratch: Path) -> WriteFloor:
+    """PostgreSQL only: :func:`copy_text_floor` with the payloads in binary
+    format, which the writer sends where the result tables' column types
+    take it (the server parses no number or date)."""
+    with _empty_tables(engine, scratch, "binary") as target:
+        return _copy_payloads(engine, target, binary=True)
+
+
+def _copy_payloads(engine: sa.Engine, target_engine: sa.Engine, binary: bool) -> WriteFloor:
     reader, writer = engine.raw_connection(), target_engine.raw_connection()
     seconds = 0.0
     written = 0
+    form = " (FORMAT binary)" if binary else ""
     try:
         source: Any = reader.driver_connection
         target: Any = writer.driver_connection
@@ -249,12 +259,13 @@ def _copy_text(engine: sa.Engine, target_engine: sa.Engine) -> WriteFloor:
             columns = list(RESULT_TABLES[name].column_names)
             select = f"SELECT {_floor_columns(engine, name)} FROM {name}"
             with source.cursor() as cur:
-                with cur.copy(f"COPY ({select}) TO STDOUT") as copy:
+                with cur.copy(f"COPY ({select}) TO STDOUT{form}") as copy:
                     payload = [bytes(block) for block in copy]
                 rows = cur.rowcount
+            statement = f"COPY {name} ({_quoted(engine, columns)}) FROM STDIN{form}"
             with target.cursor() as cur:
                 t = time.perf_counter()
-                with cur.copy(f"COPY {name} ({_quoted(engine, columns)}) FROM STDIN") as copy:
+                with cur.copy(statement) as copy:
                     for block in payload:
                         copy.write(block)
                 seconds += time.perf_counter() - t

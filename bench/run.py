@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from bench.floors import copy_text_floor, read_floor, write_floor
+from bench.floors import copy_binary_floor, copy_text_floor, read_floor, write_floor
 from bench.generate import (
     DEFAULT_PLAN_DATE,
     generate_clusters,
@@ -42,7 +42,7 @@ from bench.generate import (
     write_database,
 )
 from masterplan.connector.schema import create_engine
-from masterplan.contract.tables import PLAN_OUTPUT_TABLES
+from masterplan.contract.tables import PLAN_OUTPUT_TABLES, RESULT_TABLES
 from masterplan.server.executors import ExecutorConfig, open_executor
 
 __all__ = ["backend_engine", "main", "run_engine_only", "run_full"]
@@ -499,12 +499,19 @@ def run_full(
         floor_seconds=round(floor_read, 3), floor_ratio=_ratio(read_s, floor_read)
     )
     if engine.dialect.name == "postgresql":
-        # The writer sends COPY text made column by column: the floor is
-        # the server storing ready text; row-by-row COPY is quoted beside it.
+        # The writer sends COPY payloads made column by column, binary where
+        # the tables' types take it (the project's own tables do): the floor
+        # is the server storing ready payloads of the form the writer sent;
+        # the other form and row-by-row COPY are quoted beside it.
         phases["stream_and_write"]["floor_rows_seconds"] = round(floor.seconds, 3)
-        floor = copy_text_floor(engine, workdir)
-        if floor.rows != total_out:
-            raise RuntimeError(f"the text floor moved {floor.rows} rows, not {total_out}")
+        text_floor = copy_text_floor(engine, workdir)
+        binary_floor = copy_binary_floor(engine, workdir)
+        for other in (text_floor, binary_floor):
+            if other.rows != total_out:
+                raise RuntimeError(f"a COPY floor moved {other.rows} rows, not {total_out}")
+        phases["stream_and_write"]["floor_text_seconds"] = round(text_floor.seconds, 3)
+        phases["stream_and_write"]["floor_binary_seconds"] = round(binary_floor.seconds, 3)
+        floor = binary_floor if _writes_binary(engine) else text_floor
     write_s = end - split
     phases["stream_and_write"].update(
         floor_seconds=round(floor.seconds, 3),
@@ -533,6 +540,18 @@ def run_full(
         },
     )
     return report
+
+
+def _writes_binary(engine: sa.Engine) -> bool:
+    """Whether the writer sends binary COPY into ``engine``'s result tables."""
+    from masterplan.connector.copybinary import wire_types
+    from masterplan.connector.schema import sql_table
+
+    with engine.connect() as conn:
+        return all(
+            wire_types(conn, sql_table(name), RESULT_TABLES[name].columns) is not None
+            for name in PLAN_OUTPUT_TABLES
+        )
 
 
 def run_embedded(

@@ -29,6 +29,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from masterplan.connector.columns import column_to_values, null_mask, table_length
+from masterplan.connector.copybinary import HEADER, TRAILER, Wire, copy_binary, wire_types
 from masterplan.connector.copytext import copy_text
 from masterplan.connector.errors import BaseRunChanged, InvalidResult, SchemaMismatch
 from masterplan.connector.schema import (
@@ -691,6 +692,8 @@ class _Inserter:
         # any insert; a staging table would make the server write every row
         # twice.
         self.pipe: _CopyPipe | None = None
+        #: The columns' binary wire forms once the COPY is open; None: text.
+        self.wires: list[Wire] | None = None
         self.copies = _copies(conn)
         self.mysql = _mysql_writer(conn) if not self.copies else None
         # SQLite keeps a date as ISO text: hand it the text, made per column.
@@ -719,18 +722,35 @@ class _Inserter:
                 self.on_rows(self.spec.name, len(values[0]) if values else 0)
 
     def _copy(self, table: Mapping[str, np.ndarray]) -> None:
-        """Send ``table``'s rows down the table's COPY, a text payload of at
-        most :data:`_COPY_ROWS` rows at a time."""
+        """Send ``table``'s rows down the table's COPY, a payload of at most
+        :data:`_COPY_ROWS` rows at a time: binary where every column's type
+        takes it (:func:`~connector.copybinary.wire_types`), else text."""
         if self.pipe is None:
             names = ["plan_id", "run_id", *(c.name for c in self.columns)]
-            self.pipe = _CopyPipe(self.conn, self.target, names)
+            keys = [self.spec.column(name) for name in ("plan_id", "run_id")]
+            wires = wire_types(self.conn, self.target, [*keys, *self.columns])
+            ids_as_text = wires is not None and wires[:2] == [Wire.TEXT, Wire.TEXT]
+            self.wires = wires[2:] if wires is not None and ids_as_text else None
+            self.pipe = _CopyPipe(self.conn, self.target, names, binary=self.wires is not None)
         constants = {"plan_id": self.run.plan_id, "run_id": self.run.run_id}
         n = table_length(table)
         for start in range(0, n, _COPY_ROWS):
             part = {
                 c.name: np.asarray(table[c.name])[start : start + _COPY_ROWS] for c in self.columns
             }
-            self.pipe.write(copy_text(self.columns, part, constants))
+            if self.wires is None:
+                self.pipe.write(copy_text(self.columns, part, constants).encode("utf-8"))
+            else:
+                self.pipe.write(
+                    copy_binary(
+                        self.columns,
+                        self.wires,
+                        part,
+                        list(constants.values()),
+                        self.pipe.encoding,
+                        f"{self.spec.name}.",
+                    )
+                )
             if self.on_rows is not None:
                 self.on_rows(self.spec.name, min(n - start, _COPY_ROWS))
 
@@ -1042,16 +1062,26 @@ def _copies(conn: Connection) -> bool:
 
 
 class _CopyPipe:
-    """One open ``COPY table (names) FROM STDIN`` in text format, fed text
-    payloads (:mod:`connector.copytext`), not rows one by one."""
+    """One open ``COPY table (names) FROM STDIN``, fed whole payloads, not
+    rows one by one: text (:mod:`connector.copytext`) or, with ``binary``,
+    binary rows (:mod:`connector.copybinary`), whose header and trailer the
+    pipe adds."""
 
-    def __init__(self, conn: Connection, target: sa.Table, names: Sequence[str]) -> None:
+    def __init__(
+        self, conn: Connection, target: sa.Table, names: Sequence[str], binary: bool = False
+    ) -> None:
         preparer = conn.dialect.identifier_preparer
         columns = ", ".join(preparer.quote(name) for name in names)
-        self.statement = f"COPY {preparer.format_table(target)} ({columns}) FROM STDIN"
+        self.statement = f"COPY {preparer.format_table(target)} ({columns}) FROM STDIN" + (
+            " (FORMAT binary)" if binary else ""
+        )
         self.dialect = conn.dialect
         self.error: type[Exception] = conn.dialect.loaded_dbapi.Error
         driver_conn: Any = conn.connection.driver_connection
+        #: The Python codec of the connection's client encoding.
+        self.encoding: str = driver_conn.info.encoding
+        self.binary = binary
+        self._started = False
         self._stack = ExitStack()
         with self._errors():
             cursor = self._stack.enter_context(driver_conn.cursor())
@@ -1068,9 +1098,14 @@ class _CopyPipe:
                 self.statement, None, exc, self.error, dialect=self.dialect
             ) from exc
 
-    def write(self, payload: str) -> None:
+    def write(self, payload: bytes) -> None:
+        if not payload:
+            return
+        if self.binary and not self._started:
+            payload = HEADER + payload
+        self._started = True
         with self._errors():
-            self._pipe.write(payload.encode("utf-8"))
+            self._pipe.write(payload)
 
     def close(self, failed: bool = False) -> None:
         """End the COPY: the server stores the rest, or (``failed``) drops it all."""
@@ -1082,6 +1117,8 @@ class _CopyPipe:
                 _log.debug("ending an abandoned COPY failed", exc_info=True)
             return
         with self._errors():
+            if self.binary and self._started:
+                self._pipe.write(TRAILER)  # (with no rows, psycopg sends both ends)
             self._stack.close()
 
 

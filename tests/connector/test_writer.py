@@ -370,20 +370,29 @@ def test_prune_keeps_newest_and_current(scm: Engine) -> None:
         prune_runs(scm, "main", keep=-1)
 
 
-def test_postgres_writes_through_copy(scm: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_postgres_writes_through_binary_copy(scm: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The project's own result tables take every value in binary: each
+    table's rows go down its COPY as binary payloads, none as text."""
     if scm.dialect.name != "postgresql":
         pytest.skip("COPY is the PostgreSQL path")
-    sent: list[int] = []
-    real = writer._CopyPipe.write
+    sent = {"binary": 0, "text": 0}
+    binary, text = writer.copy_binary, writer.copy_text
 
-    def counting(self: Any, payload: str) -> None:
-        sent.append(payload.count("\n"))
-        real(self, payload)
+    def counting_binary(columns: Any, wires: Any, table: Any, *args: Any) -> bytes:
+        sent["binary"] += len(table[columns[0].name])
+        return binary(columns, wires, table, *args)
 
-    monkeypatch.setattr(writer._CopyPipe, "write", counting)
+    def counting_text(columns: Any, table: Any, *args: Any) -> str:
+        sent["text"] += len(table[columns[0].name])
+        return text(columns, table, *args)
+
+    monkeypatch.setattr(writer, "copy_binary", counting_binary)
+    monkeypatch.setattr(writer, "copy_text", counting_text)
     results = make_results(57)
     assert write_run(scm, run_record("run-1"), results).written
-    assert sum(sent) == 57 * len(PLAN_OUTPUT_TABLES)
+    assert sent == {"binary": 57 * len(PLAN_OUTPUT_TABLES), "text": 0}
+    for name in PLAN_OUTPUT_TABLES:
+        assert rows_of_run(scm, name, "run-1") == 57, name
 
 
 def test_a_copy_the_server_refuses_leaves_the_previous_plan(scm: Engine) -> None:

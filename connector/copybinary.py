@@ -127,9 +127,13 @@ def copy_binary(
     ends = np.cumsum(sizes)
     starts = ends - sizes
     buf = np.empty(int(ends[-1]), dtype=np.uint8)
-    _scatter(buf, starts, np.frombuffer(prefix, np.uint8)[None, :].repeat(n, axis=0))
-    pos = starts + len(prefix)
-    for head, data, lengths in fields:
+    # The row's start and its leading fixed-width fields are one block per
+    # row, put in place at once; each later field on its own.
+    lead = 0
+    while lead < len(fields) and fields[lead][1].ndim == 2:
+        lead += 1
+    pos = _lead_blocks(buf, starts, np.frombuffer(prefix, np.uint8), fields[:lead])
+    for head, data, lengths in fields[lead:]:
         _scatter(buf, pos, head.astype(">i4").view(np.uint8).reshape(n, 4))
         pos += 4
         if data.ndim == 2:  # fixed width: the rows that are not NULL
@@ -142,6 +146,51 @@ def copy_binary(
             buf[index] = data
         pos += lengths
     return buf.tobytes()
+
+
+def _lead_blocks(
+    buf: np.ndarray,
+    starts: np.ndarray,
+    prefix: np.ndarray,
+    fields: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+) -> np.ndarray:
+    """Write each row's ``prefix`` and fixed-width ``fields`` at ``starts``;
+    the offsets where the rows' next fields go.
+
+    Rows whose fields are NULL in the same columns have the same layout
+    (a NULL is a length word and no bytes): each such group, one in a
+    table without NULL there, is made as a (rows, width) block of whole
+    column slices and scattered once, where a scatter per field and per
+    length word took three times as long.
+    """
+    pattern = np.zeros(len(starts), dtype=np.int64)
+    for f, (_head, _data, lengths) in enumerate(fields):
+        pattern |= (lengths == 0).astype(np.int64) << f
+    groups = np.unique(pattern)
+    pos = starts + len(prefix)
+    for group in groups:
+        rows = np.flatnonzero(pattern == group) if len(groups) > 1 else slice(None)
+        nulls = [bool(group >> f & 1) for f in range(len(fields))]
+        width = len(prefix) + sum(
+            4 + (0 if null else data.shape[1])
+            for null, (_h, data, _l) in zip(nulls, fields, strict=True)
+        )
+        at = starts[rows]
+        block = np.empty((len(at), width), dtype=np.uint8)
+        block[:, : len(prefix)] = prefix
+        offset = len(prefix)
+        for null, (_head, data, _lengths) in zip(nulls, fields, strict=True):
+            size = 0 if null else data.shape[1]
+            word = -1 if null else size
+            block[:, offset : offset + 4] = np.frombuffer(
+                word.to_bytes(4, "big", signed=True), np.uint8
+            )
+            if not null:
+                block[:, offset + 4 : offset + 4 + size] = data[rows]
+            offset += 4 + size
+        _scatter(buf, at, block)
+        pos[rows] += width - len(prefix)
+    return pos
 
 
 def _field(value: bytes) -> bytes:

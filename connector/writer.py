@@ -43,6 +43,7 @@ from masterplan.contract.tables import (
     BOOKKEEPING_COLUMNS,
     PLAN_OUTPUT_TABLES,
     RESULT_TABLES,
+    ColumnSpec,
     TableSpec,
 )
 
@@ -694,6 +695,8 @@ class _Inserter:
         self.pipe: _CopyPipe | None = None
         #: The columns' binary wire forms once the COPY is open; None: text.
         self.wires: list[Wire] | None = None
+        #: The columns in the order the COPY lists them.
+        self.sent: list[ColumnSpec] = self.columns
         self.copies = _copies(conn)
         self.mysql = _mysql_writer(conn) if not self.copies else None
         # SQLite keeps a date as ISO text: hand it the text, made per column.
@@ -726,11 +729,15 @@ class _Inserter:
         :data:`_COPY_ROWS` rows at a time: binary where every column's type
         takes it (:func:`~connector.copybinary.wire_types`), else text."""
         if self.pipe is None:
-            names = ["plan_id", "run_id", *(c.name for c in self.columns)]
             keys = [self.spec.column(name) for name in ("plan_id", "run_id")]
             wires = wire_types(self.conn, self.target, [*keys, *self.columns])
-            ids_as_text = wires is not None and wires[:2] == [Wire.TEXT, Wire.TEXT]
-            self.wires = wires[2:] if wires is not None and ids_as_text else None
+            if wires is not None and wires[:2] == [Wire.TEXT, Wire.TEXT]:
+                # Fixed-width columns first: copy_binary makes a row's start
+                # and its leading fixed-width fields in one block.
+                pairs = sorted(zip(self.columns, wires[2:], strict=True), key=_text_last)
+                self.sent = [column for column, _ in pairs]
+                self.wires = [wire for _, wire in pairs]
+            names = ["plan_id", "run_id", *(c.name for c in self.sent)]
             self.pipe = _CopyPipe(self.conn, self.target, names, binary=self.wires is not None)
         constants = {"plan_id": self.run.plan_id, "run_id": self.run.run_id}
         n = table_length(table)
@@ -739,11 +746,11 @@ class _Inserter:
                 c.name: np.asarray(table[c.name])[start : start + _COPY_ROWS] for c in self.columns
             }
             if self.wires is None:
-                self.pipe.write(copy_text(self.columns, part, constants).encode("utf-8"))
+                self.pipe.write(copy_text(self.sent, part, constants).encode("utf-8"))
             else:
                 self.pipe.write(
                     copy_binary(
-                        self.columns,
+                        self.sent,
                         self.wires,
                         part,
                         list(constants.values()),
@@ -766,6 +773,10 @@ class _Inserter:
         pipe, self.pipe = self.pipe, None
         if pipe is not None:
             pipe.close(failed=True)
+
+
+def _text_last(pair: tuple[ColumnSpec, Wire]) -> bool:
+    return pair[1] is Wire.TEXT
 
 
 def _sqlite_writer(conn: Connection) -> BatchWriter:

@@ -68,10 +68,16 @@ ints4 = st.one_of(st.just(np.nan), st.integers(-(2**31), 2**31 - 1).map(float))
 ints8 = st.one_of(st.just(np.nan), st.integers(-(2**53), 2**53).map(float))
 
 
-@given(st.lists(st.tuples(texts, floats, days, ints4, ints8), max_size=30), st.text(max_size=5))
+@given(
+    st.lists(st.tuples(texts, floats, days, ints4, ints8), max_size=30),
+    st.text(max_size=5),
+    st.permutations(range(len(COLUMNS))),
+)
 def test_each_row_holds_the_constants_then_every_value_in_its_wire_form(
-    rows: list[tuple[Any, ...]], run: str
+    rows: list[tuple[Any, ...]], run: str, order: list[int]
 ) -> None:
+    """In any column order: with fixed-width columns first, a row's start
+    and those fields are made as one block per pattern of NULLs."""
     ref, qty, day, n4, n8 = (list(c) for c in zip(*rows, strict=True)) if rows else ([],) * 5
     table = {
         "ref": np.array(ref, dtype=object),
@@ -80,21 +86,22 @@ def test_each_row_holds_the_constants_then_every_value_in_its_wire_form(
         "n4": np.array(n4, dtype=np.float64),
         "n8": np.array(n8, dtype=np.float64),
     }
-    payload = copy_binary(COLUMNS, WIRES, table, ["main", run], "utf-8")
+    columns, wires = [COLUMNS[k] for k in order], [WIRES[k] for k in order]
+    payload = copy_binary(columns, wires, table, ["main", run], "utf-8")
     parsed = _parse(payload, 2 + len(COLUMNS))
     assert len(parsed) == len(rows)
-    for got, (r, q, d, i4, i8) in zip(parsed, rows, strict=True):
-        assert got[:2] == [b"main", run.encode()]
-        assert got[2] == (None if r is None else r.encode())
+    for fields, (r, q, d, i4, i8) in zip(parsed, rows, strict=True):
+        assert fields[:2] == [b"main", run.encode()]
+        got = dict(zip((c.name for c in columns), fields[2:], strict=True))
+        assert got["ref"] == (None if r is None else r.encode())
         if np.isnan(q):
-            assert got[3] is None
+            assert got["qty"] is None
         else:
-            assert got[3] is not None and struct.unpack(">d", got[3])[0] == q
-            assert np.signbit(struct.unpack(">d", got[3])[0]) == np.signbit(q)
-        want_day = None if d is None else struct.pack(">i", (d - PG_EPOCH).days)
-        assert got[4] == want_day
-        assert got[5] == (None if np.isnan(i4) else struct.pack(">i", int(i4)))
-        assert got[6] == (None if np.isnan(i8) else struct.pack(">q", int(i8)))
+            assert got["qty"] is not None and struct.unpack(">d", got["qty"])[0] == q
+            assert np.signbit(struct.unpack(">d", got["qty"])[0]) == np.signbit(q)
+        assert got["day"] == (None if d is None else struct.pack(">i", (d - PG_EPOCH).days))
+        assert got["n4"] == (None if np.isnan(i4) else struct.pack(">i", int(i4)))
+        assert got["n8"] == (None if np.isnan(i8) else struct.pack(">q", int(i8)))
 
 
 def test_text_goes_in_the_connections_encoding() -> None:

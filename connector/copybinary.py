@@ -219,6 +219,8 @@ def _encode(
     numbers = np.asarray(values, dtype=np.float64)
     nulls = np.isnan(numbers)
     if wire is Wire.FLOAT8:
+        if column.kind is ColumnKind.INT:  # whole, as the text path writes it
+            numbers = np.rint(numbers)
         return _fixed(numbers.astype(">f8"), nulls, 8)
     whole = np.rint(np.where(nulls, 0.0, numbers))
     limit = _RANGE[wire]

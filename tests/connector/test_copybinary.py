@@ -104,6 +104,13 @@ def test_each_row_holds_the_constants_then_every_value_in_its_wire_form(
         assert got["n8"] == (None if np.isnan(i8) else struct.pack(">q", int(i8)))
 
 
+def test_an_integer_column_of_doubles_gets_whole_numbers_as_text_would() -> None:
+    table = {"n": np.array([1.4, 2.5, -0.6, np.nan])}
+    payload = copy_binary([ColumnSpec("n", ColumnKind.INT)], [Wire.FLOAT8], table, [], "utf-8")
+    got = [None if f[0] is None else struct.unpack(">d", f[0])[0] for f in _parse(payload, 1)]
+    assert got == [1.0, 2.0, -1.0, None]
+
+
 def test_text_goes_in_the_connections_encoding() -> None:
     table = {"ref": np.array(["é", "ok", None], dtype=object)}
     payload = copy_binary(COLUMNS[:1], WIRES[:1], table, [], "latin-1")

@@ -27,6 +27,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from masterplan.connector.copytext import text_words
 from masterplan.contract.tables import ColumnKind, ColumnSpec
 
 __all__ = ["HEADER", "TRAILER", "Wire", "copy_binary", "wire_types"]
@@ -242,14 +243,7 @@ def _fixed(
 def _text(
     column: ColumnSpec, values: np.ndarray, encoding: str, where: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    objects = np.asarray(values, dtype=object)
-    nulls = objects == None  # noqa: E711 - element-wise, in C
-    words = (objects[~nulls] if nulls.any() else objects).tolist()
-    try:
-        joined = "\x00".join(words)
-    except TypeError:  # not all text where ids are declared as numbers
-        words = [str(v) for v in words]
-        joined = "\x00".join(words)
+    words, nulls, joined = text_words(values, "\x00")
     # Joined with a zero byte, which text cannot hold: the values' byte
     # counts are the gaps between the zeros, found by numpy rather than a
     # len() per value.
@@ -263,7 +257,7 @@ def _text(
         raise ValueError(f"{where}{column.name}: text holds a zero byte")
     bounds = np.concatenate([[-1], zeros, [len(data)]]) if words else np.array([-1])
     counts = np.diff(bounds) - 1
-    lengths = np.zeros(len(objects), dtype=np.int64)
+    lengths = np.zeros(len(nulls), dtype=np.int64)
     lengths[~nulls] = counts
     head = np.where(nulls, -1, lengths)
     return head, data[data != 0] if len(zeros) else data, lengths

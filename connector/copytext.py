@@ -21,7 +21,7 @@ import numpy as np
 from masterplan.connector.columns import iso_days
 from masterplan.contract.tables import ColumnKind, ColumnSpec
 
-__all__ = ["copy_text", "escape"]
+__all__ = ["copy_text", "escape", "text_words"]
 
 NULL = "\\N"
 #: What the text format escapes, and how.
@@ -34,17 +34,31 @@ def escape(text: str) -> str:
     return text.translate(_ESCAPES)
 
 
-def _text_column(values: np.ndarray) -> list[str]:
+def text_words(values: np.ndarray, sep: str) -> tuple[list[str], np.ndarray, str]:
+    """A text column's non-NULL values as ``str``, its NULL mask, and the
+    values joined with ``sep``: what both COPY formats build their text from.
+
+    The join proves the values are all ``str`` (it fails on anything else)
+    at C speed; where ids are declared as numbers they are spelled with
+    ``str``.
+    """
     objects = np.asarray(values, dtype=object)
     nulls = objects == None  # noqa: E711 - element-wise, in C
-    texts = (objects[~nulls] if nulls.any() else objects).tolist()
-    # Not all text where ids are declared as numbers.
-    words: list[str] = texts if set(map(type, texts)) <= {str} else [str(v) for v in texts]
-    joined = "".join(words)
+    words = (objects[~nulls] if nulls.any() else objects).tolist()
+    try:
+        joined = sep.join(words)
+    except TypeError:
+        words = [str(v) for v in words]
+        joined = sep.join(words)
+    return words, nulls, joined
+
+
+def _text_column(values: np.ndarray) -> list[str]:
+    words, nulls, joined = text_words(values, "")
     if any(c in joined for c in _SPECIAL):  # rare: escape value by value
         words = [escape(t) for t in words]
     if nulls.any():
-        out = np.full(len(objects), NULL, dtype=object)
+        out = np.full(len(nulls), NULL, dtype=object)
         out[~nulls] = words
         return list(out.tolist())
     return words

@@ -731,7 +731,8 @@ class _Inserter:
         if self.pipe is None:
             keys = [self.spec.column(name) for name in ("plan_id", "run_id")]
             wires = wire_types(self.conn, self.target, [*keys, *self.columns])
-            if wires is not None and wires[:2] == [Wire.TEXT, Wire.TEXT]:
+            if wires is not None:
+                # The keys are text columns, whose only form is text.
                 # Fixed-width columns first: copy_binary makes a row's start
                 # and its leading fixed-width fields in one block.
                 pairs = sorted(zip(self.columns, wires[2:], strict=True), key=_text_last)

@@ -9,6 +9,8 @@ them where plain arrays are wanted.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from masterplan.contract.coded import Coded
@@ -30,18 +32,37 @@ from masterplan.server.engine.kinds import (
 from masterplan.server.engine.messages import Messages
 from masterplan.server.engine.netting import Netting
 from masterplan.server.engine.orderrefs import OrderRefs
+from masterplan.server.engine.orders import PlannedOrders
+from masterplan.server.engine.requirements import Receipts
 from masterplan.server.engine.skus import Masters, SkuSettings, sku_ids
 from masterplan.server.engine.types import ResultTable
 
-__all__ = ["output_tables"]
+__all__ = ["Handed", "output_tables"]
+
+#: The output tables in the order a run lists them.
+_TABLES = ("planned_orders", "pegging", "action_messages", "delay_messages", "plan_messages")
+
+
+@dataclass(slots=True)
+class Handed:
+    """The netting and delays a run's output is made from, handed over.
+
+    :func:`output_tables` takes them out of here and drops each array once
+    the columns that read it are made: the output is the run's peak, and
+    the netting's arrays are most of what the run holds beside the tables
+    it builds. A caller that keeps its own references (a run that keeps its
+    basis) frees nothing early and gets the same tables.
+    """
+
+    net: Netting | None
+    late: Delays | None
 
 
 def output_tables(
     m: Masters,
     s: SkuSettings,
     refs: OrderRefs,
-    net: Netting,
-    late: Delays,
+    handed: Handed,
     actions: ActionMessages,
     messages: Messages,
 ) -> dict[str, ResultTable]:
@@ -53,28 +74,56 @@ def output_tables(
         The run's masters and SKUs.
     refs : OrderRefs
         Spells planned order ids and requirement refs.
-    net : Netting
-        Receipts, requirements, planned orders and pegging.
-    late : Delays
-        Futures of the requirements.
+    handed : Handed
+        The netting (receipts, requirements, planned orders and pegging) and
+        the requirements' futures; emptied.
     actions : ActionMessages
         Action messages of existing receipts.
     messages : Messages
         Every plan message of the run, in phase order.
     """
-    rec, po, req = net.receipts, net.orders, net.requirements
+    net, late = handed.net, handed.late
+    if net is None or late is None:
+        raise ValueError("the netting and delays were already handed to an output")
+    handed.net = handed.late = None
+    rec, po, req, peg, book = net.receipts, net.orders, net.requirements, net.pegging, net.book
+    del net
     tables: dict[str, ResultTable] = {}
-    po_sidx = po.sidx
-    otype = po.otype
     # Planned order ids and refs are spelled once, here. ``PL:{id}`` is
     # spelled into the supply refs' dictionary, and the requirement refs
     # read it there: a copy of its own would be held to the end of the
     # output, the run's peak (0.17 KB per SKU).
-    ids = refs.ids(po_sidx, po.num)
+    ids = refs.ids(po.sidx, po.num)
     n_rec = len(rec.ref)
     supply_refs = np.concatenate([as_text(rec.ref), text("PL:", ids)])
-    req_refs = refs.values(net.book, supply_refs[n_rec:])
-    tables["planned_orders"] = {
+    req_refs = refs.values(book, supply_refs[n_rec:])
+    del book
+    tables["action_messages"] = _action_table(m, s, rec, actions)
+    # The requirements' columns that the delay messages and the pegging read.
+    pool = {"sidx": req.sidx, "kind": req.kind, "ref": req.ref, "date": req.date}
+    del req
+    tables["delay_messages"] = _delay_table(m, s, pool, late, req_refs)
+    del late
+    tables["planned_orders"] = _order_table(m, s, po, ids)
+    pool.update(
+        peg_req=peg.req,
+        peg_src=peg.src,
+        peg_qty=peg.qty,
+        po_netting=po.netting,
+        rec_kind=rec.kind,
+        rec_date=rec.date,
+    )
+    del po, peg, rec
+    tables["pegging"] = _pegging_table(m, s, pool, supply_refs, req_refs)
+    tables["plan_messages"] = {**messages.table()}
+    return {name: tables[name] for name in _TABLES}
+
+
+def _order_table(m: Masters, s: SkuSettings, po: PlannedOrders, ids: np.ndarray) -> ResultTable:
+    """The ``planned_orders`` columns."""
+    po_sidx = po.sidx
+    otype = po.otype
+    return {
         "planned_order_id": ids,
         "item_id": Coded(s.item[po_sidx], m.item_ids),
         "warehouse_id": Coded(s.wh[po_sidx], m.warehouse_ids),
@@ -91,64 +140,74 @@ def output_tables(
         "bom_id": Coded(po.bom, m.boms["bom_id"]),
         "firmed": po.firmed.astype(np.float64),
     }
-    tables["pegging"] = _pegging_table(m, s, net, supply_refs, req_refs)
-    tables["action_messages"] = _action_table(m, s, net, actions)
-    # Delay messages for delayed so, fc, tri and ss requirements.
-    dm = np.flatnonzero(late.delayed & np.isin(req.kind, [K_SO, K_FC, K_TRI, K_SS]))
+
+
+def _delay_table(
+    m: Masters, s: SkuSettings, req: dict[str, np.ndarray], late: Delays, req_refs: np.ndarray
+) -> ResultTable:
+    """The ``delay_messages`` columns: delayed so, fc, tri and ss requirements.
+    ``req`` holds the requirements' ``sidx``, ``kind``, ``ref`` and ``date``."""
+    kind, date = req["kind"], req["date"]
+    dm = np.flatnonzero(late.delayed & np.isin(kind, [K_SO, K_FC, K_TRI, K_SS]))
     fut = late.futures[dm]
     never = fut >= NO_DATE
-    d_sidx = req.sidx[dm]
-    tables["delay_messages"] = {
-        "demand_kind": Coded(req.kind[dm], REQ_KIND_NAMES),
-        "demand_ref": Coded(req.ref[dm], req_refs),
+    d_sidx = req["sidx"][dm]
+    return {
+        "demand_kind": Coded(kind[dm], REQ_KIND_NAMES),
+        "demand_ref": Coded(req["ref"][dm], req_refs),
         "item_id": Coded(s.item[d_sidx], m.item_ids),
         "warehouse_id": Coded(s.wh[d_sidx], m.warehouse_ids),
-        "requirement_date": to_datetime(req.date[dm]),
+        "requirement_date": to_datetime(date[dm]),
         "futures_date": to_datetime(np.where(never, NO_DATE, fut)),
-        "delay_days": np.where(never, np.nan, (fut - req.date[dm]).astype(np.float64)),
+        "delay_days": np.where(never, np.nan, (fut - date[dm]).astype(np.float64)),
     }
-    tables["plan_messages"] = {**messages.table()}
-    return tables
 
 
 def _pegging_table(
-    m: Masters, s: SkuSettings, net: Netting, supply_refs: np.ndarray, req_refs: np.ndarray
+    m: Masters,
+    s: SkuSettings,
+    pool: dict[str, np.ndarray],
+    supply_refs: np.ndarray,
+    req_refs: np.ndarray,
 ) -> ResultTable:
     """The ``pegging`` columns. A supply is a receipt (``src >= 0``) or
     planned order ``-1 - src``, whose ref is ``supply_refs[n_rec + k]``.
 
-    The table has a row per take, the most rows of the run; each row-sized
-    index is dropped as soon as the columns that read it are made, so that
-    no more than one is held beside the table (the output is the run's
-    peak).
+    ``pool`` holds the arrays the table reads (the requirements', the
+    pegging's, the planned orders' netting dates and the receipts' kinds and
+    dates) and is emptied: the table has a row per take, the most rows of
+    the run, and each array and row-sized index is dropped as soon as the
+    columns that read it are made.
     """
-    rec, po, req, peg = net.receipts, net.orders, net.requirements, net.pegging
-    src, rq = peg.src, peg.req
+    src, rq = pool.pop("peg_src"), pool.pop("peg_req")
     is_rec = src >= 0
     table: ResultTable = {}
-    r_sidx = req.sidx[rq]
+    r_sidx = pool.pop("sidx")[rq]
     table["item_id"] = Coded(s.item[r_sidx], m.item_ids)
     table["warehouse_id"] = Coded(s.wh[r_sidx], m.warehouse_ids)
     del r_sidx
     ri = np.where(is_rec, src, -1)
+    rec_kind, rec_date = pool.pop("rec_kind"), pool.pop("rec_date")
     # A planned order's supply kind is "pl", the name of firmed receipts.
-    table["supply_kind"] = Coded(np.where(is_rec, gather(rec.kind, ri, 0), R_FIRM), REC_KIND_NAMES)
-    day = gather(rec.date, ri, 0)
+    table["supply_kind"] = Coded(np.where(is_rec, gather(rec_kind, ri, 0), R_FIRM), REC_KIND_NAMES)
+    day = gather(rec_date, ri, 0)
     del ri
-    table["supply_ref"] = Coded(np.where(is_rec, src, len(rec.ref) - 1 - src), supply_refs)
+    table["supply_ref"] = Coded(np.where(is_rec, src, len(rec_kind) - 1 - src), supply_refs)
     pk = np.where(is_rec, -1, -1 - src)
-    table["supply_date"] = to_datetime(np.where(is_rec, day, gather(po.netting, pk, 0)))
+    del src, is_rec
+    table["supply_date"] = to_datetime(np.where(pk < 0, day, gather(pool.pop("po_netting"), pk, 0)))
     del pk, day
-    table["demand_kind"] = Coded(req.kind[rq], REQ_KIND_NAMES)
-    table["demand_ref"] = Coded(req.ref[rq], req_refs)
-    table["demand_date"] = to_datetime(req.date[rq])
-    table["qty"] = peg.qty
+    table["demand_kind"] = Coded(pool.pop("kind")[rq], REQ_KIND_NAMES)
+    table["demand_ref"] = Coded(pool.pop("ref")[rq], req_refs)
+    table["demand_date"] = to_datetime(pool.pop("date")[rq])
+    table["qty"] = pool.pop("peg_qty")
     return table
 
 
-def _action_table(m: Masters, s: SkuSettings, net: Netting, actions: ActionMessages) -> ResultTable:
+def _action_table(
+    m: Masters, s: SkuSettings, rec: Receipts, actions: ActionMessages
+) -> ResultTable:
     """The ``action_messages`` columns: the receipt's kind, ref, SKU, date and quantity."""
-    rec = net.receipts
     i = actions.receipt
     item, wh = sku_ids(m, s, rec.sidx[i])
     return {

@@ -12,7 +12,7 @@ import pytest
 from masterplan.contract.coded import as_array
 from masterplan.server.engine.actions import action_messages
 from masterplan.server.engine.messages import Messages
-from masterplan.server.engine.output import output_tables
+from masterplan.server.engine.output import Handed, output_tables
 from tests.engine.phases import T0, Input, iso, run, sales
 
 MODEL: Input = {
@@ -60,7 +60,7 @@ def out() -> dict[str, list[dict[str, Any]]]:
         np.array(["W1"], dtype=object),
         np.array(["x"], dtype=object),
     )
-    tables = output_tables(r.masters, r.settings, r.refs, r.net, r.late, actions, msgs)
+    tables = output_tables(r.masters, r.settings, r.refs, Handed(r.net, r.late), actions, msgs)
     rows: dict[str, list[dict[str, Any]]] = {}
     for name, table in tables.items():
         cols = {k: as_array(v).tolist() for k, v in table.items()}

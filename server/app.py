@@ -21,7 +21,7 @@ from masterplan.server.engine import warm_up as load_kernels
 from masterplan.server.executors import ExecutorConfig, open_executor
 from masterplan.server.logs import configure as configure_logging
 from masterplan.server.logs import fields
-from masterplan.server.memory import keep_freed_memory
+from masterplan.server.memory import keep_freed_memory, release_freed_memory
 from masterplan.server.metrics import MetricsEndpoint, ServerMetrics, serve_metrics
 from masterplan.server.runs import Compute, partitioned_job, regenerate_job
 from masterplan.server.servicers.admin import TenantAdminServicer
@@ -138,6 +138,8 @@ def start_server(
     if config.keep_freed_memory:
         # Before the server's threads exist: they must share the one arena.
         keep_freed_memory()
+    else:
+        release_freed_memory()
     registry = TenantRegistry(config.registry_url)
     stores = Stores()
     ledger = QuotaLedger(config.quotas)

@@ -1,4 +1,4 @@
-"""The server keeps memory a run frees for the next run (server.memory).
+"""The server keeps memory a run frees for the next run, or gives it back (server.memory).
 
 Each case runs in its own interpreter: allocator settings are process-wide.
 """
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(_glibc() is None, reason="glibc's mallopt is nee
 _PROBE = """
 import sys, threading
 import numpy as np
-from masterplan.server.memory import keep_freed_memory
+from masterplan.server.memory import keep_freed_memory, release_freed_memory
 
 def rss_mb():
     with open("/proc/self/status") as f:
@@ -29,11 +29,23 @@ def rss_mb():
 
 if sys.argv[1] == "keep":
     assert keep_freed_memory()
+if sys.argv[1] == "release":
+    assert release_freed_memory()
 before = rss_mb()
 
 def work():
-    a = np.ones(50_000_000)  # 400 MB, touched
-    del a
+    if sys.argv[2] == "one":
+        a = np.ones(50_000_000)  # 400 MB, touched
+        del a
+        return
+    # A run's shape: a large block freed (glibc's own threshold then grows
+    # to its size), then many mid-sized arrays with a live one above them.
+    big = np.ones(3_000_000)  # 24 MB
+    del big
+    parts = [np.ones(500_000) for _ in range(100)]  # 4 MB each, 400 MB
+    global pinned
+    pinned = np.ones(30_000)  # lives on, above them
+    del parts
 
 t = threading.Thread(target=work)
 t.start()
@@ -42,9 +54,9 @@ print(rss_mb() - before)
 """
 
 
-def _held_after_free(mode: str) -> int:
+def _held_after_free(mode: str, shape: str = "one") -> int:
     out = subprocess.run(
-        [sys.executable, "-c", _PROBE, mode], capture_output=True, text=True, check=True
+        [sys.executable, "-c", _PROBE, mode, shape], capture_output=True, text=True, check=True
     )
     return int(out.stdout.strip())
 
@@ -56,3 +68,13 @@ def test_freed_memory_stays_in_the_process_for_the_next_run() -> None:
 def test_default_allocator_gives_large_blocks_back() -> None:
     # The contrast that makes the setting matter (and shows the probe measures it).
     assert _held_after_free("default") < 50
+
+
+def test_default_allocator_keeps_freed_mid_sized_arrays() -> None:
+    # What the release setting is for: glibc's defaults keep these.
+    assert _held_after_free("default", "many") >= 350
+
+
+def test_released_memory_goes_back_after_many_mid_sized_arrays() -> None:
+    assert _held_after_free("release", "many") < 50
+    assert _held_after_free("release", "one") < 50

@@ -99,7 +99,8 @@ class ServerConfig:
         keepalive_seconds: Interval of HTTP/2 keepalive pings to clients.
         keep_freed_memory: Keep memory a run frees in the process for the
             next run (:mod:`server.memory`); the resident size then stays at
-            the peak of the largest run.
+            the peak of the largest run. False gives it back to the OS as a
+            run frees it, at the price of fresh pages each run.
         log_format: How the server process writes its log to stderr:
             ``"text"`` (``TIME LEVEL LOGGER MESSAGE key=value ...``, for people)
             or ``"json"`` (one object per line, for log collectors). Either

@@ -679,7 +679,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--release-memory",
         action="store_true",
-        help="give memory back to the OS after each run (default: keep it for the next run)",
+        help="give memory back to the OS as a run frees it (default: keep it for the next run)",
     )
     p.add_argument(
         "--log-format",

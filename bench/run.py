@@ -401,9 +401,18 @@ def _opened(config: ExecutorConfig) -> Iterator[tuple[Executor, int, str | None]
 
 
 def run_full(
-    n_skus: int, seed: int, plan_date: dt.date, backend: str, workdir: Path, dense: bool = False
+    n_skus: int,
+    seed: int,
+    plan_date: dt.date,
+    backend: str,
+    workdir: Path,
+    dense: bool = False,
+    release_memory: bool = False,
 ) -> dict[str, Any]:
-    """The product path: SCM database -> connector -> server process -> SCM database."""
+    """The product path: SCM database -> connector -> server process -> SCM database.
+
+    ``release_memory``: the server runs with ``--release-memory``.
+    """
     from masterplan.client.cli.syncing import stream_snapshot
     from masterplan.client.cli.writing import WriteAsItArrives
     from masterplan.client.client import MasterplanClient
@@ -418,10 +427,10 @@ def run_full(
         report: dict[str, Any] = pool.submit(
             _prepare_database, n_skus, seed, plan_date, url, connect_args, dense
         ).result()
-    report = {"mode": "full", "backend": backend, **report}
+    report = {"mode": "full", "backend": backend, "server_release_memory": release_memory, **report}
 
     admin_key = secrets.token_urlsafe(32)
-    proc, address = _start_server(workdir, admin_key)
+    proc, address = _start_server(workdir, admin_key, ["--release-memory"] * release_memory)
     phases: dict[str, dict[str, Any]] = {}
     try:
         api_key = _install_tenant(address, admin_key, proc)
@@ -639,7 +648,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--release-memory",
         action="store_true",
-        help="engine-only: freed memory given back to the OS (as serve --release-memory)",
+        help="freed memory given back to the OS: engine-only as serve --release-memory does; "
+        "full cycle: the server is started with it",
     )
     p.add_argument(
         "--dense",
@@ -724,7 +734,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         with tempfile.TemporaryDirectory(prefix="masterplan-bench-") as tmp:
             report = run_full(
-                args.skus, args.seed, args.plan_date, args.backend, Path(tmp), args.dense
+                args.skus,
+                args.seed,
+                args.plan_date,
+                args.backend,
+                Path(tmp),
+                args.dense,
+                args.release_memory,
             )
     report = {
         "requested_skus": args.skus,

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from masterplan.server.memory import _glibc
+
 REPO = Path(__file__).resolve().parents[2]
 PHASES = ("read", "upload", "plan", "stream_and_write")
 
@@ -42,6 +44,7 @@ def _bench(out: Path, *args: str) -> dict:
 
 def test_bench_smoke(tmp_path: Path) -> None:
     report = _bench(tmp_path / "report.json")
+    assert report["server_release_memory"] is False
     for phase in PHASES:
         assert report["phases"][phase]["rows"] > 0, phase
     assert report["planned_orders"] > 0
@@ -81,6 +84,19 @@ def test_bench_engine_only_repeats_runs_like_a_serving_process(tmp_path: Path) -
     assert report["first_plan_seconds"] == runs[0]["seconds"]
     assert report["phases"]["plan"]["rows"] == sum(report["output_rows"].values()) > 0
     assert report["freed_memory_kept"] is True
+    assert report["freed_memory_released"] is False
+
+
+def test_bench_release_memory_gives_freed_memory_back_in_both_modes(tmp_path: Path) -> None:
+    """``--release-memory``: the engine-only process sets the allocator as
+    ``masterplan serve --release-memory`` does, and the full cycle starts its
+    server with that option (the cycle still writes the whole plan)."""
+    engine = _bench(tmp_path / "engine.json", "--engine-only", "--runs", "1", "--release-memory")
+    assert engine["freed_memory_kept"] is False
+    assert engine["freed_memory_released"] is (_glibc() is not None)
+    full = _bench(tmp_path / "full.json", "--release-memory")
+    assert full["server_release_memory"] is True
+    assert full["phases"]["stream_and_write"]["rows"] == sum(full["output_rows"].values()) > 0
 
 
 def test_bench_scale_out_compares_partitioned_runs_with_inline_ones(tmp_path: Path) -> None:

@@ -406,7 +406,11 @@ class ResultWrite:
         inserter = self._inserter
         if inserter is None or inserter.spec.name != name:
             self._finish_inserter()
-            inserter = self._inserter = _Inserter(conn, table_spec(name), self.run, self.on_rows)
+            # A whole result's rows are the table's rows of this plan.
+            loading = self.plan_counts[name] if self.base_run_id is None else None
+            inserter = self._inserter = _Inserter(
+                conn, table_spec(name), self.run, self.on_rows, loading
+            )
         inserter.write(rows, self.batch_rows)
         self._added[name] += n
 
@@ -683,6 +687,7 @@ class _Inserter:
         spec: TableSpec,
         run: RunRecord,
         on_rows: Callable[[str, int], None] | None = None,
+        loading: int | None = None,
     ) -> None:
         self.conn, self.spec, self.run, self.on_rows = conn, spec, run, on_rows
         self.target = sql_table(spec.name)
@@ -702,6 +707,13 @@ class _Inserter:
         # SQLite keeps a date as ISO text: hand it the text, made per column.
         self.as_text = not self.copies and self.mysql is None and conn.dialect.name == "sqlite"
         self.sqlite = _sqlite_writer(conn) if self.as_text else None
+        #: SQLite: the table's indexes dropped for the load, made again by
+        #: :meth:`finish` (:func:`_drop_indexes_for_load`).
+        self.rebuild = (
+            _drop_indexes_for_load(conn, self.target, loading)
+            if self.sqlite is not None and loading is not None
+            else []
+        )
 
     def write(self, table: Mapping[str, np.ndarray], batch_rows: int) -> None:
         """Insert ``table``'s rows, ``batch_rows`` at a time."""
@@ -768,12 +780,57 @@ class _Inserter:
         pipe, self.pipe = self.pipe, None
         if pipe is not None:
             pipe.close()
+        rebuild, self.rebuild = self.rebuild, []
+        for statement in rebuild:
+            self.conn.exec_driver_sql(statement)
 
     def abandon(self) -> None:
         """End an open COPY as failed (the transaction is being rolled back)."""
         pipe, self.pipe = self.pipe, None
         if pipe is not None:
             pipe.close(failed=True)
+
+
+#: Fewer rows than this are loaded into the table's indexes as they are.
+_REBUILD_MIN_ROWS = 10_000
+
+
+def _drop_indexes_for_load(conn: Connection, target: sa.Table, loading: int) -> list[str]:
+    """Drop ``target``'s plain indexes before ``loading`` rows are inserted
+    into it, when the table holds no more rows than that; the statements
+    that make them again, for after the load (none where nothing was dropped).
+
+    SQLite puts each inserted row into every index of its table, one B-tree
+    descent at a random place per row; an index made at the end sorts its
+    keys once instead. Loading 1.25M result rows of 100k SKUs that way took
+    about half the time (``docs/performance.md``). The drop is part of the
+    write's transaction: readers keep seeing the table and its indexes as
+    they were until the commit, and a failed write rolls the drop back with
+    the rows. An index made again covers the other plans' rows too, hence
+    the rule that the load be most of the table. Only plain indexes
+    (``CREATE INDEX``, not unique) are dropped, so a unique key an
+    integrator added still refuses a duplicate row as it is inserted; each
+    is made again from the statement SQLite kept for it.
+    """
+    if loading < _REBUILD_MIN_ROWS or target.schema is not None:
+        return []
+    quoted = conn.dialect.identifier_preparer.quote(target.name)
+    held = conn.exec_driver_sql(f"SELECT COUNT(*) FROM {quoted}").scalar_one()
+    if held > loading:
+        return []
+    statements = []
+    # Listed whole first: an index is not dropped while a statement reads its table.
+    listed = conn.exec_driver_sql(f"PRAGMA index_list({quoted})").all()
+    for _, name, unique, origin, *_ in listed:
+        if unique or origin != "c":
+            continue
+        sql = conn.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)
+        ).scalar_one_or_none()
+        if sql:
+            conn.exec_driver_sql(f"DROP INDEX {conn.dialect.identifier_preparer.quote(name)}")
+            statements.append(sql)
+    return statements
 
 
 def _text_last(pair: tuple[ColumnSpec, Wire]) -> bool:

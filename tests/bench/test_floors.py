@@ -8,7 +8,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from bench.floors import read_floor, write_floor
+from bench.floors import load_floor, read_floor, write_floor
 from bench.generate import generate_tables, write_database
 from masterplan.client.cli.cycle import CycleOptions, run_cycle
 from masterplan.contract.tables import PLAN_OUTPUT_TABLES
@@ -38,6 +38,7 @@ def test_the_floors_move_the_phases_rows_and_leave_every_table_as_it_was(
     try:
         read_s, read_rows = read_floor(engine)
         floor = write_floor(engine, tmp_path)
+        load = load_floor(engine, tmp_path)
     finally:
         engine.dispose()
     assert read_s > 0 and read_rows == sum(inputs.values())
@@ -46,3 +47,6 @@ def test_the_floors_move_the_phases_rows_and_leave_every_table_as_it_was(
     assert _counts(db) == before
     # Written into a scratch file of its own, removed afterwards.
     assert not (tmp_path / "masterplan_floor_rows.db").exists()
+    # The load floor moves the same rows, its indexes made after them.
+    assert load.rows == floor.rows and 0 < load.commit_seconds < load.seconds
+    assert not (tmp_path / "masterplan_floor_load.db").exists()

@@ -14,8 +14,9 @@ from masterplan.server.memory import _glibc
 
 pytestmark = pytest.mark.skipif(_glibc() is None, reason="glibc's mallopt is needed")
 
-# Allocates 400 MB in a worker thread (as the engine runs), frees it, and
-# prints how much of it the process still holds.
+# Allocates 400 MB (in a worker thread, as the engine runs, or as many
+# mid-sized arrays), frees it, and prints how much of it the process still
+# holds.
 _PROBE = """
 import sys, threading
 import numpy as np
@@ -39,17 +40,26 @@ def work():
         del a
         return
     # A run's shape: a large block freed (glibc's own threshold then grows
-    # to its size), then many mid-sized arrays with a live one above them.
+    # to its size), then many mid-sized arrays, each with a small one that
+    # lives on allocated after it (so that no free space is at the heap's top).
     big = np.ones(3_000_000)  # 24 MB
     del big
-    parts = [np.ones(500_000) for _ in range(100)]  # 4 MB each, 400 MB
+    parts = []
     global pinned
-    pinned = np.ones(30_000)  # lives on, above them
+    pinned = []
+    for _ in range(100):
+        parts.append(np.ones(500_000))  # 4 MB each, 400 MB
+        pinned.append(np.ones(20_000))  # 160 KB each, 16 MB
     del parts
 
-t = threading.Thread(target=work)
-t.start()
-t.join()
+if sys.argv[2] == "one":
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+else:
+    # On the main thread: its heap, whichever arena a new thread would get
+    # (a thread's own heaps are given back whole once empty).
+    work()
 print(rss_mb() - before)
 """
 

@@ -39,7 +39,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from masterplan.connector.schema import create_result_tables
+from masterplan.connector.schema import create_result_tables, drop_plain_indexes
 from masterplan.contract.tables import INPUT_TABLES, PLAN_OUTPUT_TABLES, RESULT_TABLES
 
 __all__ = ["WriteFloor", "copy_binary_floor", "copy_text_floor", "read_floor", "write_floor"]
@@ -233,15 +233,14 @@ def _write_rows(engine: sa.Engine, target: sa.Engine, rebuild: bool = False) -> 
 
 
 def _drop_indexes(cur: Any, table: str) -> list[str]:
-    """Drop SQLite table ``table``'s plain indexes; the statements that make them."""
-    cur.execute(f"PRAGMA index_list({table})")
-    names = [row[1] for row in cur.fetchall() if not row[2] and row[3] == "c"]
-    statements = []
-    for name in names:
-        cur.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (name,))
-        statements.append(cur.fetchone()[0])
-        cur.execute(f"DROP INDEX {name}")
-    return statements
+    """Drop SQLite table ``table``'s plain indexes, as the writer does; the
+    statements that make them."""
+
+    def run(statement: str, parameters: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        cur.execute(statement, parameters)
+        return list(cur.fetchall()) if cur.description else []
+
+    return drop_plain_indexes(run, table)
 
 
 def _timed_commit(raw: Any) -> float:

@@ -416,3 +416,29 @@ def name_folders(dialect_name: str) -> tuple[Callable[[str], str], Callable[[str
 
 def _identity(name: str) -> str:
     return name
+
+
+#: Runs one SQL statement with its parameters on a SQLite connection; the
+#: rows it returns (none for a statement that returns none).
+Statement = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
+
+
+def drop_plain_indexes(run: Statement, quoted_table: str) -> list[str]:
+    """Drop SQLite table ``quoted_table``'s plain indexes (``CREATE INDEX``,
+    not unique, not made for a constraint); the statements SQLite kept for
+    them, to make them again after a load.
+
+    ``run`` executes a statement, so that the writer's SQLAlchemy connection
+    and the benchmark's plain driver cursor drop the same indexes the same way.
+    """
+    # Listed whole first: an index is not dropped while a statement reads its table.
+    listed = run(f"PRAGMA index_list({quoted_table})", ())
+    statements = []
+    for _, name, unique, origin, *_ in listed:
+        if unique or origin != "c":
+            continue
+        rows = run("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (name,))
+        if rows and rows[0][0]:
+            run(f'DROP INDEX "{name.replace(chr(34), chr(34) * 2)}"', ())
+            statements.append(rows[0][0])
+    return statements

@@ -34,6 +34,7 @@ from masterplan.connector.copytext import copy_text
 from masterplan.connector.errors import BaseRunChanged, InvalidResult, SchemaMismatch
 from masterplan.connector.schema import (
     OLD_LAYOUT_HINT,
+    drop_plain_indexes,
     old_layout_tables,
     sql_table,
     table_spec,
@@ -818,19 +819,12 @@ def _drop_indexes_for_load(conn: Connection, target: sa.Table, loading: int) -> 
     held = conn.exec_driver_sql(f"SELECT COUNT(*) FROM {quoted}").scalar_one()
     if held > loading:
         return []
-    statements = []
-    # Listed whole first: an index is not dropped while a statement reads its table.
-    listed = conn.exec_driver_sql(f"PRAGMA index_list({quoted})").all()
-    for _, name, unique, origin, *_ in listed:
-        if unique or origin != "c":
-            continue
-        sql = conn.exec_driver_sql(
-            "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)
-        ).scalar_one_or_none()
-        if sql:
-            conn.exec_driver_sql(f"DROP INDEX {conn.dialect.identifier_preparer.quote(name)}")
-            statements.append(sql)
-    return statements
+
+    def run(statement: str, parameters: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        result = conn.exec_driver_sql(statement, parameters)
+        return [tuple(row) for row in result] if result.returns_rows else []
+
+    return drop_plain_indexes(run, quoted)
 
 
 def _text_last(pair: tuple[ColumnSpec, Wire]) -> bool:

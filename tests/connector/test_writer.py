@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -410,6 +411,56 @@ def test_a_copy_the_server_refuses_leaves_the_previous_plan(scm: Engine) -> None
     for name in PLAN_OUTPUT_TABLES:
         assert rows_of_run(scm, name, "run-2") == 0, name
         assert rows_of_run(scm, name, "run-1") == 3, name
+
+
+def _copy_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "masterplan-copy"]
+
+
+@pytest.mark.parametrize("where", ["server", "connector"])
+def test_a_copy_failing_after_payloads_were_queued_leaves_the_previous_plan(
+    scm: Engine, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """The payloads go to the server from a thread of the COPY's own: a
+    refusal the server sends while later payloads wait (``server``), or a
+    payload the connector cannot make after earlier ones were queued
+    (``connector``), still fails the write with its own error, rolls it
+    back, and leaves no sending thread behind."""
+    if scm.dialect.name != "postgresql":
+        pytest.skip("COPY is the PostgreSQL path")
+    assert write_run(scm, run_record("run-1"), make_results(3, "a")).written
+    monkeypatch.setattr(writer, "_COPY_ROWS", 7)  # 40 rows: six payloads a table
+    results = make_results(40, "b")
+    if where == "server":
+        # The second payload of delay_messages holds a value the column refuses.
+        too_long = results["delay_messages"]["item_id"].copy()
+        too_long[9] = "X" * (ID_LENGTH + 1)
+        results["delay_messages"]["item_id"] = too_long
+        expected: type[Exception] = sa.exc.DataError
+        match = "too long"
+    else:
+        made = {"n": 0}
+        binary = writer.copy_binary
+
+        def failing_binary(*args: Any) -> bytes:
+            made["n"] += 1
+            if made["n"] == 10:  # the fourth payload of the second table
+                raise ValueError("pegging.qty: cannot be made")
+            return binary(*args)
+
+        monkeypatch.setattr(writer, "copy_binary", failing_binary)
+        expected, match = ValueError, "cannot be made"
+    with pytest.raises(expected, match=match):
+        write_run(scm, run_record("run-2", minute=5), results)
+    assert _copy_threads() == []
+    assert current_run(scm) == "run-1"
+    for name in PLAN_OUTPUT_TABLES:
+        assert rows_of_run(scm, name, "run-2") == 0, name
+        assert rows_of_run(scm, name, "run-1") == 3, name
+    # The connection went back to the pool usable: the next write lands.
+    assert write_run(scm, run_record("run-3", minute=9), make_results(40, "c")).written
+    assert current_run(scm) == "run-3"
+    assert rows_of_run(scm, "pegging", "run-3") == 40
 
 
 def test_mariadb_writes_through_inserts_unless_the_url_opts_in(scm: Engine) -> None:

@@ -85,6 +85,16 @@ def _encode_column(name: str, values: np.ndarray | Coded) -> pb.Column:
     # the rows, no sort (the receiver needs no order).
     rows = values.tolist()
     distinct = dict.fromkeys(rows)
+    if len(distinct) == len(rows) and None not in distinct:
+        # Every value differs (an id column: planned orders, sales lines):
+        # the dictionary is the rows in order and each row's code its
+        # position, with no second pass of lookups (a third of the time).
+        return pb.Column(
+            name=name,
+            type=pb.COLUMN_TYPE_STRING,
+            data=np.arange(len(rows), dtype="<i4").tobytes(),
+            dictionary=rows,
+        )
     distinct.pop(None, None)
     dictionary = list(distinct)
     position: dict[object, int] = dict(zip(dictionary, range(len(dictionary)), strict=True))

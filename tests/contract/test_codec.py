@@ -139,3 +139,32 @@ def test_coded_columns_cross_the_wire_as_their_values(spread: int) -> None:
     ref_col = next(c for c in chunk.columns if c.name == "demand_ref")
     # A chunk's dictionary holds only the values its rows use.
     assert len(ref_col.dictionary) == len(set(codes[:1_000][codes[:1_000] >= 0].tolist()))
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["P3", "P1", "P2", "Ä€"],  # all distinct: the rows are the dictionary
+        ["P3", "P1", "P3", "P2"],  # a repeat
+        ["P3", None, "P1", "P2"],  # a NULL among distinct values
+        [None, None],
+        [],
+    ],
+)
+@pytest.mark.parametrize("dtype", [object, np.dtypes.StringDType(na_object=None)])
+def test_text_columns_are_coded_once_per_distinct_value_in_order(
+    values: list[str | None], dtype: object
+) -> None:
+    """A text column crosses as each distinct value once, in the order of its
+    first row, and per row that value's position (-1 for NULL), whether its
+    values are all distinct (ids, coded without a second pass) or not."""
+    table = {"order_id": np.array(values, dtype=dtype)}
+    chunks = list(encode_table("sales_lines", table, chunk_rows=10))
+    if not values:
+        assert chunks == []
+        return
+    (column,) = chunks[0].columns
+    distinct = list(dict.fromkeys(v for v in values if v is not None))
+    assert list(column.dictionary) == distinct
+    codes = np.frombuffer(column.data, dtype="<i4").tolist()
+    assert codes == [-1 if v is None else distinct.index(v) for v in values]

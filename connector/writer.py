@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import queue
 import re
 import tempfile
-import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -1126,27 +1124,11 @@ def _copies(conn: Connection) -> bool:
     )
 
 
-#: Payloads a COPY may hold queued for its sending thread: with the payload
-#: being made, at most this many plus one are in memory (each at most
-#: :data:`_COPY_ROWS` rows: 2-6 MB).
-_COPY_QUEUE = 3
-
-
 class _CopyPipe:
     """One open ``COPY table (names) FROM STDIN``, fed whole payloads, not
     rows one by one: text (:mod:`connector.copytext`) or, with ``binary``,
     binary rows (:mod:`connector.copybinary`), whose header and trailer the
-    pipe adds.
-
-    A thread of the pipe's own sends the payloads, so that the server stores
-    one while the next is made. Sent from the caller's thread, a payload
-    larger than the socket's buffers held the caller until the server had
-    taken most of it, and the server then waited while the next one was
-    made. The queue between the two is short (:data:`_COPY_QUEUE`), so the
-    connector's memory stays a few payloads whatever the result's size.
-    Nothing else uses the connection until :meth:`close` has joined the
-    thread.
-    """
+    pipe adds."""
 
     def __init__(
         self, conn: Connection, target: sa.Table, names: Sequence[str], binary: bool = False
@@ -1164,10 +1146,6 @@ class _CopyPipe:
         self.binary = binary
         self._started = False
         self._stack = ExitStack()
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_COPY_QUEUE)
-        self._sender: threading.Thread | None = None
-        #: What stopped the sending thread; raised in the caller's thread.
-        self._failure: BaseException | None = None
         with self._errors():
             cursor = self._stack.enter_context(driver_conn.cursor())
             self._pipe = self._stack.enter_context(cursor.copy(self.statement))
@@ -1183,45 +1161,17 @@ class _CopyPipe:
                 self.statement, None, exc, self.error, dialect=self.dialect
             ) from exc
 
-    def _send(self) -> None:
-        """The sending thread: payloads from the queue to the server, until ``None``."""
-        try:
-            while (payload := self._queue.get()) is not None:
-                self._pipe.write(payload)
-        except BaseException as exc:  # raised in the caller's thread
-            self._failure = exc
-            # Take what is queued still, so that the caller never waits on a
-            # full queue; it hears of the failure at its next write or close.
-            while self._queue.get() is not None:
-                pass
-
-    def _raise_failure(self) -> None:
-        if self._failure is not None:
-            with self._errors():
-                raise self._failure
-
     def write(self, payload: bytes) -> None:
         if not payload:
             return
-        self._raise_failure()
         if self.binary and not self._started:
             payload = HEADER + payload
         self._started = True
-        if self._sender is None:
-            self._sender = threading.Thread(target=self._send, name="masterplan-copy", daemon=True)
-            self._sender.start()
-        self._queue.put(payload)
-
-    def _join(self) -> None:
-        """Let the sending thread send what is queued, and end."""
-        sender, self._sender = self._sender, None
-        if sender is not None:
-            self._queue.put(None)
-            sender.join()
+        with self._errors():
+            self._pipe.write(payload)
 
     def close(self, failed: bool = False) -> None:
         """End the COPY: the server stores the rest, or (``failed``) drops it all."""
-        self._join()
         if failed:
             abort = RuntimeError("the write was abandoned")
             try:
@@ -1229,11 +1179,6 @@ class _CopyPipe:
             except Exception:  # the transaction is rolled back anyway
                 _log.debug("ending an abandoned COPY failed", exc_info=True)
             return
-        try:
-            self._raise_failure()
-        except BaseException:
-            self.close(failed=True)
-            raise
         with self._errors():
             if self.binary and self._started:
                 self._pipe.write(TRAILER)  # (with no rows, psycopg sends both ends)

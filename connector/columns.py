@@ -340,9 +340,13 @@ def column_to_values(kind: ColumnKind, array: np.ndarray, dates_as_text: bool = 
     """
     if kind is ColumnKind.STR:
         texts: list[Any] = np.asarray(array, dtype=object).tolist()
-        if set(map(type, texts)) <= _TEXT_TYPES:  # the usual case, checked in C
+        # The usual cases, checked in C: all text (joined, as the reader
+        # checks a column: a third of the time of collecting the types), or
+        # text with NULLs.
+        if _all_text(texts) or set(map(type, texts)) <= _TEXT_TYPES:
             return texts
-        return [None if v is None else str(v) for v in texts]
+        # Ids of other types as the reader makes them text (``_to_str``).
+        return [_to_str(v) for v in texts]
     if kind is ColumnKind.DATE:
         days = np.asarray(array, dtype="datetime64[D]")
         if dates_as_text:

@@ -8,6 +8,7 @@ import datetime as dt
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -95,3 +96,27 @@ def test_a_batch_of_ids_reads_each_value_as_it_reads_alone(values: list[Any]) ->
     alone = [column_from_values("sales_lines", column, [v])[0] for v in values]
     assert got.dtype == object and got.tolist() == alone
     assert all(v is None or type(v) is str for v in got)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (["A", "Ä€", ""], ["A", "Ä€", ""]),  # all text: handed on as it is
+        (["A", None, "B"], ["A", None, "B"]),  # text with NULLs
+        ([None, None], [None, None]),
+        (["A", 7, np.int64(8)], ["A", "7", "8"]),  # ids stored as numbers
+        ([7.0, "A", None], ["7", "A", None]),  # a whole number as an integer
+        ([b"A", "B"], ["A", "B"]),  # bytes as their UTF-8 text
+    ],
+)
+def test_text_columns_become_text_or_none_for_the_driver(
+    values: list[object], expected: list[str | None]
+) -> None:
+    """Whatever a text column holds, the driver gets ``str`` or ``None``:
+    text is handed on as it is, an id of another type as the reader would
+    read it back."""
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    out = column_to_values(ColumnKind.STR, array)
+    assert out == expected
+    assert all(v is None or type(v) is str for v in out)

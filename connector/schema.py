@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from masterplan.connector.errors import SchemaMismatch
@@ -418,6 +419,9 @@ def _identity(name: str) -> str:
     return name
 
 
+#: SQLite's quoting of an identifier, as its dialect writes every other.
+_SQLITE_QUOTE = sqlite.dialect().identifier_preparer.quote
+
 #: Runs one SQL statement with its parameters on a SQLite connection; the
 #: rows it returns (none for a statement that returns none).
 Statement = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
@@ -439,6 +443,6 @@ def drop_plain_indexes(run: Statement, quoted_table: str) -> list[str]:
             continue
         rows = run("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (name,))
         if rows and rows[0][0]:
-            run(f'DROP INDEX "{name.replace(chr(34), chr(34) * 2)}"', ())
+            run(f"DROP INDEX {_SQLITE_QUOTE(name)}", ())
             statements.append(rows[0][0])
     return statements

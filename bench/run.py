@@ -338,7 +338,7 @@ def _scale_out(
     partition's), with the cut's clusters and the memory per SKU."""
     from masterplan.server.engine import PlanParams
     from masterplan.server.engine.partition import split
-    from masterplan.server.engine.partitioned import plan_partitioned
+    from masterplan.server.engine.partitioned import balanced, plan_partitioned
 
     timings: list[dict[str, Any]] = []
     with _opened(config) as (pool, workers, address):
@@ -375,6 +375,9 @@ def _scale_out(
         "address": address,
         "workers": workers,
         "clusters": cut.clusters,
+        # Balanced clusters are planned apart; else the netting's levels
+        # are walked in runs on the executor.
+        "split_by": "clusters" if balanced(cut) else "levels",
         "partitions": len(cut.parts),
         "largest_cluster_share": round(cut.largest, 4),
         "partition_rows": cut.rows.tolist(),

@@ -28,6 +28,7 @@ import numpy as np
 
 from masterplan.contract.columns import TableMap
 from masterplan.server.engine import NetChange, PlanParams, PlanTooLarge, regeneration
+from masterplan.server.engine.levelsplit import LevelSplit
 from masterplan.server.engine.partition import split
 from masterplan.server.engine.partitioned import balanced, regenerate_cut
 from masterplan.server.errors import Cancelled
@@ -119,8 +120,9 @@ def regenerate_job(
 
 def partitioned_job(executor: Executor, partitions: int) -> Compute:
     """A regeneration over up to ``partitions`` partitions on ``executor``
-    (SPEC §2), where the data set cuts into balanced ones; else the inline
-    regeneration. Either keeps the basis a later net change reuses (for a
+    (SPEC §2), where the data set cuts into balanced ones; else the whole
+    data set's regeneration, each netting level's SKUs walked in runs on
+    ``executor`` (:mod:`~masterplan.server.engine.levelsplit`). Either keeps the basis a later net change reuses (for a
     plan made over partitions, what the first net change makes it from:
     :mod:`~masterplan.server.engine.partbasis`).
     """
@@ -132,7 +134,7 @@ def partitioned_job(executor: Executor, partitions: int) -> Compute:
         cut = split(data, partitions)
         split_seconds = time.perf_counter() - start
         if not balanced(cut):
-            change = regeneration(data, params, hook)
+            change = regeneration(data, params, hook, split=LevelSplit(executor, partitions))
             change.result.phase_seconds["split"] = split_seconds
             return change
         result, basis = regenerate_cut(cut, data, params, executor, hook)

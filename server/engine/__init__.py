@@ -30,7 +30,9 @@ SPEC §5 section                               module
 The result tables                             :mod:`.output`
 2 Scale-out                                   :mod:`.partition` (independent clusters,
                                               balanced partitions), :mod:`.partitioned`
-                                              (the partitions on an executor, joined)
+                                              (the partitions on an executor, joined),
+                                              :mod:`.levelsplit` (a netting level's
+                                              SKUs walked in runs on an executor)
 The run: phases, timing, progress             :mod:`.plan`
 6 Net change                                  :mod:`.incremental` (the run),
                                               :mod:`.basis` (what a run keeps),

@@ -49,6 +49,7 @@ from masterplan.server.engine.arrays import find_sorted, lookup, unique_ints
 from masterplan.server.engine.basis import PlanBasis, sorted_edges
 from masterplan.server.engine.front import plan_front
 from masterplan.server.engine.layers import LayeredTables, PatchedTable, patched_tables
+from masterplan.server.engine.levelsplit import LevelSplit
 from masterplan.server.engine.messages import Messages
 from masterplan.server.engine.orders import firmed_messages, firmed_sources
 from masterplan.server.engine.partbasis import PartitionedBasis, RunBasis
@@ -295,10 +296,15 @@ def _refusal(basis: RunBasis, params: PlanParams, changed: list[str]) -> str:
 
 
 def regeneration(
-    data: TableMap, params: PlanParams, progress: Progress | None = None, reason: str = ""
+    data: TableMap,
+    params: PlanParams,
+    progress: Progress | None = None,
+    reason: str = "",
+    split: LevelSplit | None = None,
 ) -> NetChange:
-    """A regeneration, as a :class:`NetChange` that says ``reason``."""
-    result, basis = regenerate(data, params, progress)
+    """A regeneration, as a :class:`NetChange` that says ``reason``; ``split``
+    walks its netting levels in runs on an executor (:mod:`.levelsplit`)."""
+    result, basis = regenerate(data, params, progress, split)
     return NetChange(result, basis, result.sku_count, reason)
 
 

@@ -23,6 +23,7 @@ from masterplan.server.engine.columns import Requirements, select, walk_order
 from masterplan.server.engine.graph import Levels
 from masterplan.server.engine.kernels import WalkSettings, net_level
 from masterplan.server.engine.kinds import REC_CLASS
+from masterplan.server.engine.levelsplit import LevelSplit
 from masterplan.server.engine.messages import Messages
 from masterplan.server.engine.orderrefs import OrderLog, OrderRefs
 from masterplan.server.engine.orders import PlannedOrders, RefMaker, explode, make_orders
@@ -211,6 +212,7 @@ def net_levels(
     max_orders: int = DEFAULT_MAX_PLANNED_ORDERS,
     max_rows: int = DEFAULT_MAX_RESULT_ROWS,
     stop: np.ndarray | None = None,
+    split: LevelSplit | None = None,
 ) -> Netting:
     """Net every SKU, level by level from level 0 (§5.5, §5.6).
 
@@ -236,7 +238,11 @@ def net_levels(
     stop : int8 (1,), optional
         Set by another thread to stop the run inside a level's walk
         (:class:`RunStopped`).
+    split : LevelSplit, optional
+        Walks each level's SKUs in runs on an executor (the same result);
+        without it, each level is one call in this thread.
     """
+    walk = net_level if split is None else split.net_level
     llc = levels.llc
     n_lvl = levels.n_levels
     rec = given.receipts
@@ -293,7 +299,7 @@ def net_levels(
         req_ptr = np.r_[np.searchsorted(r_sidx, skus, "left"), len(r_sidx)]
         rsel = np.flatnonzero(rec_lvl == lvl)
         rec_ptr = np.r_[np.searchsorted(rec.sidx[rsel], skus, "left"), len(rsel)]
-        res = net_level(
+        res = walk(
             t0,
             req_ptr,
             r["date"],

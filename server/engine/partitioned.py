@@ -37,6 +37,7 @@ from concurrent.futures import (
 import numpy as np
 
 from masterplan.contract.coded import CODE_DTYPE, Coded
+from masterplan.server.engine.levelsplit import LevelSplit
 from masterplan.server.engine.packing import (
     PackedColumn,
     Spilled,
@@ -89,13 +90,14 @@ def plan_partitioned(
     wall time of the tasks together (``partitions``), and per engine phase
     the slowest partition's time. A data set that cannot be cut in balance
     (one cluster, or one partition above ``inline_share`` of the rows) is
-    planned inline, with no task and no join.
+    planned whole, each netting level's SKUs walked in runs on ``executor``
+    (:mod:`.levelsplit`), with no cut and no join.
     """
     start = time.perf_counter()
     cut = split(data, partitions)
     split_seconds = time.perf_counter() - start
     if not balanced(cut, inline_share):
-        result = plan(data, params, progress)
+        result = plan(data, params, progress, LevelSplit(executor, partitions))
     else:
         result = plan_cut(cut, params, executor, progress)
     result.phase_seconds["split"] = split_seconds

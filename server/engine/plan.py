@@ -35,6 +35,7 @@ from masterplan.server.engine.basis import PlanBasis, plan_basis
 from masterplan.server.engine.calendar import plan_day
 from masterplan.server.engine.delays import compute_delays
 from masterplan.server.engine.front import Front, plan_front
+from masterplan.server.engine.levelsplit import LevelSplit
 from masterplan.server.engine.messages import Messages
 from masterplan.server.engine.netting import net_levels
 from masterplan.server.engine.orderrefs import OrderRefs
@@ -109,6 +110,7 @@ def plan(
     data: TableMap,
     params: PlanParams,
     progress: Progress | None = None,
+    split: LevelSplit | None = None,
 ) -> PlanResult:
     """Plan a data set: SPEC §5 regeneration.
 
@@ -123,6 +125,9 @@ def plan(
         Called with a phase name and the fraction of the run done at the start
         of each phase and each netting level; an exception it raises (a
         cancellation, say) stops the run there.
+    split
+        Walks each netting level's SKUs in runs on an executor
+        (:mod:`.levelsplit`); the plan is the same.
 
     Returns
     -------
@@ -134,16 +139,17 @@ def plan(
     InvalidPlanInput
         When no meaningful plan can be made (an unknown default group).
     """
-    return _run(data, params, Clock(progress), keep_basis=False)[0]
+    return _run(data, params, Clock(progress), keep_basis=False, split=split)[0]
 
 
 def regenerate(
     data: TableMap,
     params: PlanParams,
     progress: Progress | None = None,
+    split: LevelSplit | None = None,
 ) -> tuple[PlanResult, PlanBasis]:
     """:func:`plan`, and the basis a later net change of the plan can reuse."""
-    result, basis = _run(data, params, Clock(progress), keep_basis=True)
+    result, basis = _run(data, params, Clock(progress), keep_basis=True, split=split)
     assert basis is not None
     return result, basis
 
@@ -171,6 +177,7 @@ def _run(
     clock: Clock,
     keep_basis: bool,
     report_shared: bool = True,
+    split: LevelSplit | None = None,
 ) -> tuple[PlanResult, PlanBasis | None]:
     t0 = plan_day(params.plan_date)
     front = plan_front(data, params, clock)
@@ -192,6 +199,7 @@ def _run(
             params.max_planned_orders,
             params.max_result_rows,
             params.stop,
+            split,
         )
     # The netting holds what the later phases need of the given requirements
     # and receipts; dropping them lowers the run's peak (0.1 KB per SKU).

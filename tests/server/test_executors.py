@@ -2,9 +2,10 @@
 pool and a Dask ``LocalCluster`` of two worker processes give the inline
 plan, table by table, for the benchmark's model, the worked examples and
 random models (``tests/engine/test_partitioned.py`` plans those on threads
-and through pickle); a Dask worker killed while it plans a partition costs
-the run a retry elsewhere, not a row; a cluster that loses more workers than
-Dask allows fails the run with no plan."""
+and through pickle), and a data set of one cluster with its netting levels
+walked in runs on the workers; a Dask worker killed while it plans a
+partition costs the run a retry elsewhere, not a row; a cluster that loses
+more workers than Dask allows fails the run with no plan."""
 
 from __future__ import annotations
 
@@ -21,13 +22,14 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from bench.generate import DEFAULT_PLAN_DATE, generate_clusters
+from bench.generate import DEFAULT_PLAN_DATE, generate_clusters, generate_tables
 from masterplan.contract.columns import Table
-from masterplan.server.engine import PlanParams, plan
+from masterplan.server.engine import PlanParams, levelsplit, plan
 from masterplan.server.engine.partition import split
 from masterplan.server.engine.partitioned import plan_partitioned
 from masterplan.server.executors import ExecutorConfig, open_executor
 from tests.differential.strategies import models
+from tests.engine.test_levelsplit import _Counting, _rows
 from tests.engine.test_partitioned import EXAMPLES, _canonical, _data, _same_plan, example_input
 
 distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
@@ -81,6 +83,24 @@ def test_dask_gives_the_inline_plan(data: dict[str, Table], inline: Any, cluster
         assert n == 2
         result = plan_partitioned(data, PlanParams(DEFAULT_PLAN_DATE), pool, n + 1)
     assert _canonical(result.tables) == inline
+
+
+@pytest.mark.parametrize("kind", ["processes", "dask_pool"])
+def test_one_cluster_walked_in_runs_on_other_processes(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """A data set that is one cluster, its netting levels walked in runs in
+    other processes (each run's slices sent with its task): the inline plan,
+    row for row and in the same order."""
+    monkeypatch.setattr(levelsplit, "MIN_SPLIT_ROWS", 0)
+    pool: Executor = request.getfixturevalue(kind)
+    one = generate_tables(3000, seed=5)
+    params = PlanParams(DEFAULT_PLAN_DATE)
+    counting = _Counting(pool)
+    walked = plan_partitioned(one, params, counting, 2)
+    assert "partitions" not in walked.phase_seconds
+    assert counting.tasks >= 2
+    assert _rows(walked.tables) == _rows(plan(one, params).tables)
 
 
 def _kill_a_busy_worker(client: Any, pids: dict[str, int], killed: list[str]) -> None:

@@ -2,8 +2,8 @@
 ``--executor processes``, ``--dask ADDR``; SPEC §2): a regeneration of a data
 set of several product families is planned over them and streams exactly
 the inline server's plan; the next net change reuses it, re-planning only
-what its change reaches; a data set of one cluster is planned inline, with
-its basis."""
+what its change reaches; a data set of one cluster is planned whole, each
+netting level walked in runs on the workers, with its basis."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from masterplan.client.client import MasterplanClient
 from masterplan.contract.columns import Table
 from masterplan.server.app import start_server
 from masterplan.server.config import ServerConfig
-from masterplan.server.engine import PlanParams, plan
+from masterplan.server.engine import PlanParams, levelsplit, plan
 from masterplan.tenancy.keys import AdminCredential
 from tests.engine.test_partitioned import _canonical
 
@@ -99,14 +99,30 @@ def _one_more_sales_line(data: dict[str, Table]) -> dict[str, Table]:
     return {**data, "sales_lines": {c: np.concatenate([v, extra[c]]) for c, v in lines.items()}}
 
 
-def test_one_cluster_is_planned_inline_and_keeps_its_basis(tmp_path: Path) -> None:
-    data = generate_tables(2000, seed=3)  # one cluster holds most rows
+def test_one_cluster_is_planned_whole_its_levels_in_runs_and_keeps_its_basis(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No cut into partitions (one cluster holds most rows): each netting
+    level's SKUs are walked in runs on the workers, and the plan is the
+    inline plan, with its basis for the next net change."""
+    data = generate_tables(2000, seed=3)
+    monkeypatch.setattr(levelsplit, "MIN_SPLIT_ROWS", 0)  # split however small
+    walked: list[int] = []
+    real = levelsplit.net_level
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        walked.append(len(args[1]) - 1)  # the run's SKUs
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(levelsplit, "net_level", counted)
     with _server(tmp_path, plan_workers=2) as client:
         first = _plan(client, data)
         assert "partitions" not in first.run.phase_seconds
         assert first.run.phase_seconds["split"] > 0  # the cut that found it lopsided
         changed = client.run_plan(PARENT, plan_date=DEFAULT_PLAN_DATE, mode="net_change")
     assert changed.run.fallback_reason == ""
+    assert len(walked) > 2 and sum(walked) > 0
+    assert _canonical(first.tables) == _canonical(plan(data, PlanParams(DEFAULT_PLAN_DATE)).tables)
 
 
 def test_a_dask_cluster_plans_the_partitions(

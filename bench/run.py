@@ -284,8 +284,7 @@ def run_engine_only(
     warm = _warm_runs(timings)
     warm_plan_s = _warm_median(timings)
     scale_out = [
-        _scale_out(tables, plan_date, runs, config, timings, result.sku_count)
-        for config in executors
+        _scale_out(tables, plan_date, runs, config, result.sku_count) for config in executors
     ]
     return {
         "mode": "engine-only",
@@ -329,33 +328,40 @@ def _scale_out(
     plan_date: dt.date,
     runs: int,
     config: ExecutorConfig,
-    inline: list[dict[str, Any]],
     skus: int,
 ) -> dict[str, Any]:
     """The runs of :func:`run_engine_only` again, partitioned on ``config``'s
     executor: the speed-up over the inline runs and the efficiency (speed-up
     per worker), in all and per engine phase (inline against the slowest
-    partition's), with the cut's clusters and the memory per SKU."""
-    from masterplan.server.engine import PlanParams
+    partition's), with the cut's clusters and the memory per SKU.
+
+    Each partitioned run follows an inline run of its own, and the two lists
+    are compared: on a machine whose speed drifts over minutes (a shared
+    VM's), a batch of inline runs followed by a batch of partitioned ones
+    measured the drift as much as the executor.
+    """
+    from masterplan.server.engine import PlanParams, plan
     from masterplan.server.engine.partition import split
     from masterplan.server.engine.partitioned import balanced, plan_partitioned
 
+    def timed(run: Any) -> dict[str, Any]:
+        t = time.perf_counter()
+        result = run()
+        return {
+            "seconds": round(time.perf_counter() - t, 3),
+            "engine_phase_seconds": {k: round(v, 3) for k, v in result.phase_seconds.items()},
+        }
+
     timings: list[dict[str, Any]] = []
+    paired: list[dict[str, Any]] = []
+    params = PlanParams(plan_date)
     with _opened(config) as (pool, workers, address):
         cut = split(tables, workers)
         for _ in range(max(runs, 1)):
-            t = time.perf_counter()
-            result = plan_partitioned(tables, PlanParams(plan_date), pool, workers)
-            timings.append(
-                {
-                    "seconds": round(time.perf_counter() - t, 3),
-                    "engine_phase_seconds": {
-                        k: round(v, 3) for k, v in result.phase_seconds.items()
-                    },
-                }
-            )
-    one, many = _warm_median(inline), _warm_median(timings)
-    one_phases = _warm_median(inline, "engine_phase_seconds")
+            paired.append(timed(lambda: plan(tables, params)))
+            timings.append(timed(lambda: plan_partitioned(tables, params, pool, workers)))
+    one, many = _warm_median(paired), _warm_median(timings)
+    one_phases = _warm_median(paired, "engine_phase_seconds")
     many_phases = _warm_median(timings, "engine_phase_seconds")
     speedup = one / many if many else None
     per_phase = {
@@ -387,6 +393,7 @@ def _scale_out(
         "efficiency": round(speedup / workers, 2) if speedup else None,
         "phases": per_phase,
         "runs": timings,
+        "inline_runs": paired,
         "peak_rss_bytes_per_sku": round(peak / max(skus, 1)),
     }
 

@@ -30,7 +30,7 @@ from masterplan.contract.columns import TableMap
 from masterplan.server.engine import NetChange, PlanParams, PlanTooLarge, regeneration
 from masterplan.server.engine.levelsplit import LevelSplit
 from masterplan.server.engine.partition import split
-from masterplan.server.engine.partitioned import balanced, regenerate_cut
+from masterplan.server.engine.partitioned import INLINE_SHARE, balanced, regenerate_cut
 from masterplan.server.errors import Cancelled
 from masterplan.server.logs import fields
 from masterplan.server.store import RunRecord
@@ -131,7 +131,7 @@ def partitioned_job(executor: Executor, partitions: int) -> Compute:
         # The cut, then the choice plan_partitioned makes, here so that an
         # inline run keeps its basis.
         start = time.perf_counter()
-        cut = split(data, partitions)
+        cut = split(data, partitions, INLINE_SHARE)
         split_seconds = time.perf_counter() - start
         if not balanced(cut):
             change = regeneration(data, params, hook, split=LevelSplit(executor, partitions))

@@ -600,7 +600,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         help="plan a regeneration whose data set cuts into balanced partitions of "
-        "independent clusters over this many workers (or MASTERPLAN_WORKERS; default 1: "
+        "independent clusters over this many workers, or walk each netting level of one "
+        "that does not in this many runs on them (or MASTERPLAN_WORKERS; default 1: "
         "inline; docs/scaling.md)",
     )
     p.add_argument(

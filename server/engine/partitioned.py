@@ -94,7 +94,7 @@ def plan_partitioned(
     (:mod:`.levelsplit`), with no cut and no join.
     """
     start = time.perf_counter()
-    cut = split(data, partitions)
+    cut = split(data, partitions, inline_share)
     split_seconds = time.perf_counter() - start
     if not balanced(cut, inline_share):
         result = plan(data, params, progress, LevelSplit(executor, partitions))

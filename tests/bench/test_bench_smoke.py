@@ -106,7 +106,8 @@ def test_bench_scale_out_compares_partitioned_runs_with_inline_ones(tmp_path: Pa
     """``--clusters 2 --workers 2 --executor threads,processes --dask local``:
     two product families, cut into two partitions and planned on two threads,
     two processes and a two-worker LocalCluster the benchmark starts; each
-    speed-up is inline's warm time over that executor's."""
+    speed-up is the warm time of the inline runs made between that
+    executor's runs over its own."""
     report = _bench(
         tmp_path / "report.json",
         "--engine-only",
@@ -128,12 +129,24 @@ def test_bench_scale_out_compares_partitioned_runs_with_inline_ones(tmp_path: Pa
         assert scale["workers"] == 2
         assert scale["clusters"] >= 2 and scale["partitions"] == 2
         assert len(scale["partition_rows"]) == 2 and min(scale["partition_rows"]) > 0
-        assert len(scale["runs"]) == 3
+        assert len(scale["runs"]) == len(scale["inline_runs"]) == 3
         warm = scale["runs"][2]["seconds"]
         assert scale["partitioned_seconds"] == warm
-        assert abs(scale["speedup"] - report["phases"]["plan"]["seconds"] / warm) < 0.02
+        assert scale["inline_seconds"] == scale["inline_runs"][2]["seconds"]
+        assert abs(scale["speedup"] - scale["inline_seconds"] / warm) < 0.02
+        assert scale["split_by"] == "clusters"
         assert scale["phases"]["netting"]["partitioned_seconds"] > 0
         assert {"split", "partitions", "join"} <= set(scale["phases"])
+
+
+def test_bench_scale_out_of_one_cluster_walks_its_levels(tmp_path: Path) -> None:
+    """The benchmark's own model is one cluster: no cut into partitions is
+    made, and the report says the runs were split by levels."""
+    report = _bench(tmp_path / "report.json", "--engine-only", "--runs", "1", "--workers", "2")
+    (scale,) = report["scale_out"]
+    assert scale["split_by"] == "levels" and scale["largest_cluster_share"] > 0.8
+    assert "partitions" not in scale["phases"] and "split" in scale["phases"]
+    assert scale["inline_seconds"] > 0 and scale["partitioned_seconds"] > 0
 
 
 def test_bench_rejects_an_unknown_executor(tmp_path: Path) -> None:

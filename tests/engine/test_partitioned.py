@@ -273,6 +273,20 @@ def test_a_lopsided_cut_is_planned_inline(threads: Executor) -> None:
     )
 
 
+def test_a_lopsided_cut_is_not_made() -> None:
+    """Given the share above which a run plans whole, the cut that passes it
+    hands back the data set itself, uncopied, with its clusters counted."""
+    data = _data(_model())
+    full = split(data, 2)
+    assert len(full.parts) == 2 and full.rows.max() > 0.5 * full.rows.sum()
+    kept = split(data, 2, inline_share=0.5)
+    assert len(kept.parts) == 1
+    assert all(kept.parts[0][name] is data[name] for name in data)
+    assert kept.clusters == full.clusters and kept.largest == full.largest
+    assert kept.rows.tolist() == [full.rows.sum()]
+    assert len(split(data, 2, inline_share=0.9).parts) == 2
+
+
 def test_process_pool_gives_the_inline_plan(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from masterplan.contract.columns import TableMap
 from masterplan.server.engine import NetChange, PlanParams, net_change
-from masterplan.server.runs import Compute, regenerate_job
+from masterplan.server.runs import Compute, PartitionedJob, regenerate_job
 from masterplan.server.store import Dataset, RunRecord, TenantStore
 
 __all__ = ["NO_PREVIOUS_RUN", "engine_job", "previous_run"]
@@ -64,7 +64,11 @@ def engine_job(
     touched = delta.touched() if known and delta is not None else None
     sources = delta.counts.sources if known and delta is not None else None
 
+    # A server that plans over partitions walks a net change's levels (its
+    # fallback regeneration's, mostly) on the same executor.
+    split = regenerate.split if isinstance(regenerate, PartitionedJob) else None
+
     def job(data: TableMap, params: PlanParams, hook: Callable[[str, float], None]) -> NetChange:
-        return net_change(basis, data, params, hook, touched=touched, sources=sources)
+        return net_change(basis, data, params, hook, touched=touched, sources=sources, split=split)
 
     return job, previous, ""

@@ -118,30 +118,45 @@ def regenerate_job(
     return regeneration(data, params, hook)
 
 
-def partitioned_job(executor: Executor, partitions: int) -> Compute:
+@dataclass(frozen=True, slots=True)
+class PartitionedJob:
     """A regeneration over up to ``partitions`` partitions on ``executor``
     (SPEC §2), where the data set cuts into balanced ones; else the whole
     data set's regeneration, each netting level's SKUs walked in runs on
-    ``executor`` (:mod:`~masterplan.server.engine.levelsplit`). Either keeps the basis a later net change reuses (for a
-    plan made over partitions, what the first net change makes it from:
+    ``executor`` (:mod:`~masterplan.server.engine.levelsplit`). Either keeps
+    the basis a later net change reuses (for a plan made over partitions,
+    what the first net change makes it from:
     :mod:`~masterplan.server.engine.partbasis`).
     """
 
-    def job(data: TableMap, params: PlanParams, hook: Callable[[str, float], None]) -> NetChange:
+    executor: Executor
+    partitions: int
+
+    @property
+    def split(self) -> LevelSplit:
+        """Walks netting levels in runs on the executor (net changes use it too)."""
+        return LevelSplit(self.executor, self.partitions)
+
+    def __call__(
+        self, data: TableMap, params: PlanParams, hook: Callable[[str, float], None]
+    ) -> NetChange:
         # The cut, then the choice plan_partitioned makes, here so that an
         # inline run keeps its basis.
         start = time.perf_counter()
-        cut = split(data, partitions, INLINE_SHARE)
+        cut = split(data, self.partitions, INLINE_SHARE)
         split_seconds = time.perf_counter() - start
         if not balanced(cut):
-            change = regeneration(data, params, hook, split=LevelSplit(executor, partitions))
+            change = regeneration(data, params, hook, split=self.split)
             change.result.phase_seconds["split"] = split_seconds
             return change
-        result, basis = regenerate_cut(cut, data, params, executor, hook)
+        result, basis = regenerate_cut(cut, data, params, self.executor, hook)
         result.phase_seconds["split"] = split_seconds
         return NetChange(result, basis, result.sku_count, partitions=len(cut.parts))
 
-    return job
+
+def partitioned_job(executor: Executor, partitions: int) -> PartitionedJob:
+    """The server's regeneration over ``executor`` (:class:`PartitionedJob`)."""
+    return PartitionedJob(executor, partitions)
 
 
 def run_engine(

@@ -133,6 +133,7 @@ def net_change(
     touched: Mapping[str, tuple[Table, Table]] | None = None,
     keep: bool = True,
     sources: Mapping[str, np.ndarray] | None = None,
+    split: LevelSplit | None = None,
 ) -> NetChange:
     """Plan ``data`` reusing the run ``basis`` was kept from (SPEC §6).
 
@@ -160,6 +161,11 @@ def net_change(
         ``data``): the row of ``basis.data``'s table that each row is,
         unchanged, -1 for a new or replaced row (each earlier row named once
         at most). Then only the other rows are checked again.
+    split
+        Walks the netting levels of the re-planned SKUs, or of a
+        regeneration it falls back to, in runs on an executor
+        (:mod:`.levelsplit`; a level too small to be worth it is walked
+        whole).
     """
     clock = Clock(progress)
     with clock.phase("validate"):  # finding what changed counts as checking it
@@ -169,7 +175,7 @@ def net_change(
             changed = [n for n, (a, b) in touched.items() if table_length(a) or table_length(b)]
     reason = _refusal(basis, params, changed)
     if reason:
-        return regeneration(data, params, progress, reason)
+        return regeneration(data, params, progress, reason, split)
     if isinstance(basis, PartitionedBasis):
         basis = basis.plan_basis(clock)
     unchanged = [name for name in INPUT_TABLES if name not in changed]
@@ -205,9 +211,8 @@ def net_change(
         reach = _downstream(seeds, all_src, all_dst)
         for _ in range(_MAX_ROUNDS):
             if len(reach) > max_share * max(total, 1):
-                return regeneration(
-                    data, params, progress, f"the change reaches {len(reach)} of {total} SKUs"
-                )
+                reason = f"the change reaches {len(reach)} of {total} SKUs"
+                return regeneration(data, params, progress, reason, split)
             # Whether each SKU number is re-planned: a gather per row, where a
             # search in ``reach`` would cost a binary search.
             in_reach = _flags(m, reach)
@@ -227,17 +232,17 @@ def net_change(
                     params,
                     progress,
                     "a firmed planned order has the id of a planned order of the previous run",
+                    split,
                 )
-            small, small_basis = regenerate(sub.tables, params)
+            small, small_basis = regenerate(sub.tables, params, split=split)
             item_map = sub.item_positions
             moved = _moved_parents(m, basis, small_basis, item_map, in_reach)
             if len(moved) == 0:
                 break
             reach = _downstream(unique_ints(np.concatenate([reach, moved])), all_src, all_dst)
         else:
-            return regeneration(
-                data, params, progress, "the change moves delays through too many levels"
-            )
+            reason = "the change moves delays through too many levels"
+            return regeneration(data, params, progress, reason, split)
     with clock.phase("messages"):
         tables, before, after, late, net_messages, net_message_sku = _stitch(
             m,

@@ -46,10 +46,6 @@ CODE_MANUAL = 3
 #: Quantities at or below this count as nothing (SPEC §5: tolerance 1e-9).
 EPS = 1e-9
 
-#: A list the kernels fill with int64 values (numba types it by its first
-#: element; the walk also appends plain loop counters).
-_Ints = list[int | np.int64]
-
 
 @kernel
 def _split(
@@ -80,6 +76,29 @@ def _split(
 
 
 @kernel
+def _more_ints(a: np.ndarray, n: int) -> np.ndarray:
+    """The first ``n`` values of ``a`` in an array twice its size."""
+    grown = np.empty(2 * len(a), dtype=np.int64)
+    grown[:n] = a[:n]
+    return grown
+
+
+@kernel
+def _more_floats(a: np.ndarray, n: int) -> np.ndarray:
+    """The first ``n`` values of ``a`` in an array twice its size."""
+    grown = np.empty(2 * len(a), dtype=np.float64)
+    grown[:n] = a[:n]
+    return grown
+
+
+@kernel
+def _peg_room(n_e: int, eh: int, n_p: int, ph: int) -> int:
+    """The most takes one requirement can make: each but its last uses up
+    a receipt or planned order at or after the heads."""
+    return (n_e - eh) + (n_p - ph) + 1
+
+
+@kernel
 def _take(
     need: float,
     hi: int,
@@ -96,17 +115,20 @@ def _take(
     e_base: int,
     p_base: int,
     record: bool,
-    peg_req: _Ints,
-    peg_src: _Ints,
-    peg_qty: list[float],
-) -> tuple[float, int, int]:
+    peg_req: np.ndarray,
+    peg_src: np.ndarray,
+    peg_qty: np.ndarray,
+    n_peg: int,
+) -> tuple[float, int, int, int]:
     """FIFO takes of one requirement from the SKU's two receipt queues.
 
     ``e_*`` are the existing receipts (sorted by date and class), ``p_*`` the
     planned orders (``n_p`` of them, in creation order, dates non-decreasing).
     Receipts before the heads ``eh``/``ph`` are used up or too early for the
     positive days; since the bounds only rise along the walk they stay so.
-    Returns the quantity still missing and the new heads.
+    With ``record``, each take is written at row ``n_peg`` of the pegging
+    arrays, which the caller has made room in (:func:`_peg_room`). Returns
+    the quantity still missing, the new heads and the pegging's rows.
     """
     ne = len(e_date)
     while need > EPS:
@@ -122,21 +144,23 @@ def _take(
             t = min(need, e_left[eh])
             e_left[eh] -= t
             if record:
-                peg_req.append(k)
-                peg_src.append(e_base + eh)
-                peg_qty.append(t)
+                peg_req[n_peg] = k
+                peg_src[n_peg] = e_base + eh
+                peg_qty[n_peg] = t
+                n_peg += 1
             need -= t
         elif use_p:
             t = min(need, p_left[ph])
             p_left[ph] -= t
             if record:
-                peg_req.append(k)
-                peg_src.append(-1 - (p_base + ph))
-                peg_qty.append(t)
+                peg_req[n_peg] = k
+                peg_src[n_peg] = -1 - (p_base + ph)
+                peg_qty[n_peg] = t
+                n_peg += 1
             need -= t
         else:
             break
-    return need, eh, ph
+    return need, eh, ph, n_peg
 
 
 @kernel
@@ -153,6 +177,248 @@ def _min_max_qty(p: float, shortfall: float, min_qty: float, max_qty: float, m: 
     else:
         q = max(max_qty - p, shortfall)
     return q
+
+
+@kernel
+def _walk_from(
+    s0: int,
+    n_peg: int,
+    n_po: int,
+    peg_req: np.ndarray,
+    peg_src: np.ndarray,
+    peg_qty: np.ndarray,
+    po_sku: np.ndarray,
+    po_date: np.ndarray,
+    po_qty: np.ndarray,
+    shortfall: np.ndarray,
+    t0: int,
+    req_ptr: np.ndarray,
+    req_date: np.ndarray,
+    req_qty: np.ndarray,
+    rec_ptr: np.ndarray,
+    rec_date: np.ndarray,
+    rec_qty: np.ndarray,
+    rec_left: np.ndarray,
+    bound_base: np.ndarray,
+    neg_days: np.ndarray,
+    pos_days: np.ndarray,
+    code: np.ndarray,
+    period: np.ndarray,
+    min_qty: np.ndarray,
+    max_qty: np.ndarray,
+    min_oq: np.ndarray,
+    max_oq: np.ndarray,
+    mult: np.ndarray,
+    room: int,
+    stop: np.ndarray,
+) -> tuple[int, int, int, float]:
+    """The walk of SKUs ``s0``.. (see :func:`_walk`), its takes and planned
+    orders written from rows ``n_peg`` and ``n_po`` of their arrays.
+
+    Returns the SKU it stopped at (``n_sku`` when done, stopped or over
+    ``room``), the rows filled and ``over``. A SKU whose rows would not fit
+    is undone (its receipts' quantities, shortfalls and rows) and returned:
+    the caller grows the arrays and walks on from it. The arrays are never
+    replaced here: a variable that may be rebound inside the loop made each
+    take pay for its reference counting (the walk was 1.6x slower).
+    """
+    # An empty list typed by an element of a comprehension that never runs:
+    # numba needs the element type before the first append.
+    split: list[float] = [np.float64(0.0) for _ in range(0)]
+    cap = 16
+    p_date = np.zeros(cap, dtype=np.int64)
+    p_left = np.zeros(cap, dtype=np.float64)
+    n_sku = len(req_ptr) - 1
+    # Orders wanted beyond ``room``: the walk stops at the first need that
+    # would pass it, before making its orders.
+    over = 0.0
+    for s in range(s0, n_sku):
+        if over > 0.0 or stop[0] != 0:
+            break
+        peg_start = n_peg
+        po_start = n_po
+        e0 = rec_ptr[s]
+        e_date = rec_date[e0 : rec_ptr[s + 1]]
+        e_qty = rec_qty[e0 : rec_ptr[s + 1]]
+        e_left = rec_left[e0 : rec_ptr[s + 1]]
+        eh = 0
+        ph = 0
+        n_p = 0
+        p_base = n_po
+        has_lo = pos_days[s] >= 0
+        # min_max: existing receipts counted so far (netting date <= bound),
+        # planned quantity so far, requirement quantity walked so far.
+        counted = 0
+        in_bound = 0.0
+        planned = 0.0
+        walked = 0.0
+        first = req_ptr[s]
+        last = req_ptr[s + 1]
+        for k in range(first - 1, last):
+            if stop[0] != 0:
+                break
+            if k < first:
+                # The min_max check before the first requirement: r = T0.
+                if code[s] != CODE_MIN_MAX:
+                    continue
+                r = t0
+                need = 0.0
+            else:
+                r = req_date[k]
+                need = req_qty[k]
+            hi = max(r, bound_base[s]) + neg_days[s]
+            lo = r - pos_days[s]
+            if k >= first:
+                if n_peg + _peg_room(len(e_date), eh, n_p, ph) > len(peg_req):
+                    _undo(rec_left, rec_qty, shortfall, e0, rec_ptr[s + 1], first, last)
+                    return s, peg_start, po_start, 0.0
+                need, eh, ph, n_peg = _take(
+                    need,
+                    hi,
+                    has_lo,
+                    lo,
+                    e_date,
+                    e_left,
+                    eh,
+                    p_date,
+                    p_left,
+                    ph,
+                    n_p,
+                    k,
+                    e0,
+                    p_base,
+                    True,
+                    peg_req,
+                    peg_src,
+                    peg_qty,
+                    n_peg,
+                )
+                walked += req_qty[k]
+            q = 0.0
+            if code[s] == CODE_REQUIREMENT:
+                if need > EPS:
+                    q = need
+            elif code[s] == CODE_PERIOD:
+                if need > EPS:
+                    # Shortfalls of the later requirements of the period, on
+                    # copies of the remaining quantities, without a new order.
+                    q = need
+                    sim_e = e_left.copy()
+                    sim_p = p_left[:n_p].copy()
+                    seh = eh
+                    sph = ph
+                    for j in range(k + 1, last):
+                        if stop[0] != 0:
+                            break
+                        rj = req_date[j]
+                        if rj >= r + period[s]:
+                            break
+                        short, seh, sph, _ = _take(
+                            req_qty[j],
+                            max(rj, bound_base[s]) + neg_days[s],
+                            has_lo,
+                            rj - pos_days[s],
+                            e_date,
+                            sim_e,
+                            seh,
+                            p_date,
+                            sim_p,
+                            sph,
+                            n_p,
+                            j,
+                            e0,
+                            p_base,
+                            False,
+                            peg_req,
+                            peg_src,
+                            peg_qty,
+                            n_peg,
+                        )
+                        if short > EPS:
+                            q += short
+            elif code[s] == CODE_MIN_MAX:
+                while counted < len(e_date) and e_date[counted] <= hi:
+                    in_bound += e_qty[counted]
+                    counted += 1
+                q = _min_max_qty(
+                    in_bound + planned - walked,
+                    need if need > EPS else 0.0,
+                    min_qty[s],
+                    max_qty[s],
+                    mult[s],
+                )
+            if q > EPS:
+                split.clear()
+                left = room - n_po
+                wanted = _split(q, min_oq[s], max_oq[s], mult[s], split, left)
+                if wanted == 0.0 and len(split) > left:
+                    wanted = float(len(split))
+                if wanted > 0.0:
+                    over = n_po + wanted
+                    break
+                for x in split:
+                    if n_p == cap:
+                        cap *= 2
+                        grown_d = np.zeros(cap, dtype=np.int64)
+                        grown_l = np.zeros(cap, dtype=np.float64)
+                        grown_d[:n_p] = p_date[:n_p]
+                        grown_l[:n_p] = p_left[:n_p]
+                        p_date = grown_d
+                        p_left = grown_l
+                    p_date[n_p] = r
+                    p_left[n_p] = x
+                    n_p += 1
+                    planned += x
+                    if n_po == len(po_sku):
+                        _undo(rec_left, rec_qty, shortfall, e0, rec_ptr[s + 1], first, last)
+                        return s, peg_start, po_start, 0.0
+                    po_sku[n_po] = s
+                    po_date[n_po] = r
+                    po_qty[n_po] = x
+                    n_po += 1
+                if k >= first and need > EPS:
+                    if n_peg + _peg_room(len(e_date), eh, n_p, ph) > len(peg_req):
+                        _undo(rec_left, rec_qty, shortfall, e0, rec_ptr[s + 1], first, last)
+                        return s, peg_start, po_start, 0.0
+                    need, eh, ph, n_peg = _take(
+                        need,
+                        hi,
+                        has_lo,
+                        lo,
+                        e_date,
+                        e_left,
+                        eh,
+                        p_date,
+                        p_left,
+                        ph,
+                        n_p,
+                        k,
+                        e0,
+                        p_base,
+                        True,
+                        peg_req,
+                        peg_src,
+                        peg_qty,
+                        n_peg,
+                    )
+            if k >= first and need > EPS:
+                shortfall[k] = need
+    return n_sku, n_peg, n_po, over
+
+
+@kernel
+def _undo(
+    rec_left: np.ndarray,
+    rec_qty: np.ndarray,
+    shortfall: np.ndarray,
+    e0: int,
+    e1: int,
+    first: int,
+    last: int,
+) -> None:
+    """A SKU's walk undone: its receipts' quantities and shortfalls as before."""
+    rec_left[e0:e1] = rec_qty[e0:e1]
+    shortfall[first:last] = 0.0
 
 
 @kernel
@@ -180,186 +446,74 @@ def _walk(
 ) -> tuple[
     np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float
 ]:
-    # Empty lists typed by an element of a comprehension that never runs:
-    # numba needs the element type before the first append.
-    peg_req: _Ints = [np.int64(0) for _ in range(0)]
-    peg_src: _Ints = [np.int64(0) for _ in range(0)]
-    peg_qty: list[float] = [np.float64(0.0) for _ in range(0)]
-    po_sku: _Ints = [np.int64(0) for _ in range(0)]
-    po_date: _Ints = [np.int64(0) for _ in range(0)]
-    po_qty: list[float] = [np.float64(0.0) for _ in range(0)]
-    split: list[float] = [np.float64(0.0) for _ in range(0)]
-    shortfall = np.zeros(len(req_date), dtype=np.float64)
-    cap = 16
-    p_date = np.zeros(cap, dtype=np.int64)
-    p_left = np.zeros(cap, dtype=np.float64)
+    # The pegging and the planned orders in arrays sized first for a take
+    # per requirement and receipt, grown twice as large when a SKU's rows do
+    # not fit (:func:`_walk_from` stops there). Lists grew by a quarter at a
+    # time, each growth copying the list inside the allocator's lock, which
+    # the runs of one level walked on threads then waited for.
     n_sku = len(req_ptr) - 1
-    # Orders wanted beyond ``room``: the walk stops at the first need that
-    # would pass it, before making its orders.
+    peg_cap = max(16, len(req_date) + len(rec_date))
+    peg_req = np.empty(peg_cap, dtype=np.int64)
+    peg_src = np.empty(peg_cap, dtype=np.int64)
+    peg_qty = np.empty(peg_cap, dtype=np.float64)
+    po_cap = max(16, len(req_date) // 2)
+    po_sku = np.empty(po_cap, dtype=np.int64)
+    po_date = np.empty(po_cap, dtype=np.int64)
+    po_qty = np.empty(po_cap, dtype=np.float64)
+    shortfall = np.zeros(len(req_date), dtype=np.float64)
+    s = 0
+    n_peg = 0
+    n_po = 0
     over = 0.0
-    for s in range(n_sku):
-        if over > 0.0 or stop[0] != 0:
+    while True:
+        s, n_peg, n_po, over = _walk_from(
+            s,
+            n_peg,
+            n_po,
+            peg_req,
+            peg_src,
+            peg_qty,
+            po_sku,
+            po_date,
+            po_qty,
+            shortfall,
+            t0,
+            req_ptr,
+            req_date,
+            req_qty,
+            rec_ptr,
+            rec_date,
+            rec_qty,
+            rec_left,
+            bound_base,
+            neg_days,
+            pos_days,
+            code,
+            period,
+            min_qty,
+            max_qty,
+            min_oq,
+            max_oq,
+            mult,
+            room,
+            stop,
+        )
+        if s >= n_sku:
             break
-        e0 = rec_ptr[s]
-        e_date = rec_date[e0 : rec_ptr[s + 1]]
-        e_qty = rec_qty[e0 : rec_ptr[s + 1]]
-        e_left = rec_left[e0 : rec_ptr[s + 1]]
-        eh = 0
-        ph = 0
-        n_p = 0
-        p_base = len(po_qty)
-        has_lo = pos_days[s] >= 0
-        # min_max: existing receipts counted so far (netting date <= bound),
-        # planned quantity so far, requirement quantity walked so far.
-        counted = 0
-        in_bound = 0.0
-        planned = 0.0
-        walked = 0.0
-        first = req_ptr[s]
-        last = req_ptr[s + 1]
-        for k in range(first - 1, last):
-            if stop[0] != 0:
-                break
-            if k < first:
-                # The min_max check before the first requirement: r = T0.
-                if code[s] != CODE_MIN_MAX:
-                    continue
-                r = t0
-                need = 0.0
-            else:
-                r = req_date[k]
-                need = req_qty[k]
-            hi = max(r, bound_base[s]) + neg_days[s]
-            lo = r - pos_days[s]
-            if k >= first:
-                need, eh, ph = _take(
-                    need,
-                    hi,
-                    has_lo,
-                    lo,
-                    e_date,
-                    e_left,
-                    eh,
-                    p_date,
-                    p_left,
-                    ph,
-                    n_p,
-                    k,
-                    e0,
-                    p_base,
-                    True,
-                    peg_req,
-                    peg_src,
-                    peg_qty,
-                )
-                walked += req_qty[k]
-            q = 0.0
-            if code[s] == CODE_REQUIREMENT:
-                if need > EPS:
-                    q = need
-            elif code[s] == CODE_PERIOD:
-                if need > EPS:
-                    # Shortfalls of the later requirements of the period, on
-                    # copies of the remaining quantities, without a new order.
-                    q = need
-                    sim_e = e_left.copy()
-                    sim_p = p_left[:n_p].copy()
-                    seh = eh
-                    sph = ph
-                    for j in range(k + 1, last):
-                        if stop[0] != 0:
-                            break
-                        rj = req_date[j]
-                        if rj >= r + period[s]:
-                            break
-                        short, seh, sph = _take(
-                            req_qty[j],
-                            max(rj, bound_base[s]) + neg_days[s],
-                            has_lo,
-                            rj - pos_days[s],
-                            e_date,
-                            sim_e,
-                            seh,
-                            p_date,
-                            sim_p,
-                            sph,
-                            n_p,
-                            j,
-                            e0,
-                            p_base,
-                            False,
-                            peg_req,
-                            peg_src,
-                            peg_qty,
-                        )
-                        if short > EPS:
-                            q += short
-            elif code[s] == CODE_MIN_MAX:
-                while counted < len(e_date) and e_date[counted] <= hi:
-                    in_bound += e_qty[counted]
-                    counted += 1
-                q = _min_max_qty(
-                    in_bound + planned - walked,
-                    need if need > EPS else 0.0,
-                    min_qty[s],
-                    max_qty[s],
-                    mult[s],
-                )
-            if q > EPS:
-                split.clear()
-                left = room - len(po_qty)
-                wanted = _split(q, min_oq[s], max_oq[s], mult[s], split, left)
-                if wanted == 0.0 and len(split) > left:
-                    wanted = float(len(split))
-                if wanted > 0.0:
-                    over = len(po_qty) + wanted
-                    break
-                for x in split:
-                    if n_p == cap:
-                        cap *= 2
-                        grown_d = np.zeros(cap, dtype=np.int64)
-                        grown_l = np.zeros(cap, dtype=np.float64)
-                        grown_d[:n_p] = p_date[:n_p]
-                        grown_l[:n_p] = p_left[:n_p]
-                        p_date = grown_d
-                        p_left = grown_l
-                    p_date[n_p] = r
-                    p_left[n_p] = x
-                    n_p += 1
-                    planned += x
-                    po_sku.append(s)
-                    po_date.append(r)
-                    po_qty.append(x)
-                if k >= first and need > EPS:
-                    need, eh, ph = _take(
-                        need,
-                        hi,
-                        has_lo,
-                        lo,
-                        e_date,
-                        e_left,
-                        eh,
-                        p_date,
-                        p_left,
-                        ph,
-                        n_p,
-                        k,
-                        e0,
-                        p_base,
-                        True,
-                        peg_req,
-                        peg_src,
-                        peg_qty,
-                    )
-            if k >= first and need > EPS:
-                shortfall[k] = need
+        # SKU ``s`` did not fit: both kinds of rows get twice the room.
+        peg_req = _more_ints(peg_req, n_peg)
+        peg_src = _more_ints(peg_src, n_peg)
+        peg_qty = _more_floats(peg_qty, n_peg)
+        po_sku = _more_ints(po_sku, n_po)
+        po_date = _more_ints(po_date, n_po)
+        po_qty = _more_floats(po_qty, n_po)
     return (
-        np.array(peg_req, dtype=np.int64),
-        np.array(peg_src, dtype=np.int64),
-        np.array(peg_qty, dtype=np.float64),
-        np.array(po_sku, dtype=np.int64),
-        np.array(po_date, dtype=np.int64),
-        np.array(po_qty, dtype=np.float64),
+        peg_req[:n_peg].copy(),
+        peg_src[:n_peg].copy(),
+        peg_qty[:n_peg].copy(),
+        po_sku[:n_po].copy(),
+        po_date[:n_po].copy(),
+        po_qty[:n_po].copy(),
         shortfall,
         over,
     )

@@ -180,6 +180,16 @@ def test_walk_leaves_the_receipts_alone() -> None:
     assert qty.tolist() == [5.0]
 
 
+def test_a_walk_with_more_orders_and_takes_than_its_first_arrays_hold() -> None:
+    """One requirement of 1000 with a maximum order of 10: a hundred planned
+    orders and a hundred takes, where the walk's arrays first hold sixteen
+    (they grow, keeping every row), and two receipts taken first."""
+    res = walk([(5, 1003.0)], [(1, 1.0), (2, 2.0)], max_oq=10.0)
+    assert orders(res) == [(5, 10.0)] * 100
+    assert pegs(res) == [(0, 0, 1.0), (0, 1, 2.0)] + [(0, -1 - k, 10.0) for k in range(100)]
+    assert res.shortfall.tolist() == [0.0]
+
+
 def test_several_skus_in_one_batch() -> None:
     res = net_level(
         0,

@@ -119,10 +119,27 @@ def test_one_cluster_is_planned_whole_its_levels_in_runs_and_keeps_its_basis(
         first = _plan(client, data)
         assert "partitions" not in first.run.phase_seconds
         assert first.run.phase_seconds["split"] > 0  # the cut that found it lopsided
+        assert len(walked) > 2 and sum(walked) > 0
         changed = client.run_plan(PARENT, plan_date=DEFAULT_PLAN_DATE, mode="net_change")
-    assert changed.run.fallback_reason == ""
+        assert changed.run.fallback_reason == ""
+        # Master data changed: the net change falls back to a regeneration,
+        # walked in runs on the same workers.
+        walked.clear()
+        longer = _longer_lead_time(data)
+        fallback = _plan(client, longer, mode="net_change")
+    assert "master data" in fallback.run.fallback_reason
     assert len(walked) > 2 and sum(walked) > 0
     assert _canonical(first.tables) == _canonical(plan(data, PlanParams(DEFAULT_PLAN_DATE)).tables)
+    assert _canonical(fallback.tables) == _canonical(
+        plan(longer, PlanParams(DEFAULT_PLAN_DATE)).tables
+    )
+
+
+def _longer_lead_time(data: dict[str, Table]) -> dict[str, Table]:
+    """``data`` with its first item's lead time one day longer."""
+    items = {col: values.copy() for col, values in data["items"].items()}
+    items["lead_time_days"][0] = items["lead_time_days"][0] + 1
+    return {**data, "items": items}
 
 
 def test_a_dask_cluster_plans_the_partitions(

@@ -66,7 +66,7 @@ def engine_job(
 
     # A server that plans over partitions walks a net change's levels (its
     # fallback regeneration's, mostly) on the same executor.
-    split = regenerate.split if isinstance(regenerate, PartitionedJob) else None
+    split = regenerate.level_split if isinstance(regenerate, PartitionedJob) else None
 
     def job(data: TableMap, params: PlanParams, hook: Callable[[str, float], None]) -> NetChange:
         return net_change(basis, data, params, hook, touched=touched, sources=sources, split=split)

@@ -133,7 +133,7 @@ class PartitionedJob:
     partitions: int
 
     @property
-    def split(self) -> LevelSplit:
+    def level_split(self) -> LevelSplit:
         """Walks netting levels in runs on the executor (net changes use it too)."""
         return LevelSplit(self.executor, self.partitions)
 
@@ -146,7 +146,7 @@ class PartitionedJob:
         cut = split(data, self.partitions, INLINE_SHARE)
         split_seconds = time.perf_counter() - start
         if not balanced(cut):
-            change = regeneration(data, params, hook, split=self.split)
+            change = regeneration(data, params, hook, split=self.level_split)
             change.result.phase_seconds["split"] = split_seconds
             return change
         result, basis = regenerate_cut(cut, data, params, self.executor, hook)

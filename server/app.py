@@ -23,7 +23,7 @@ from masterplan.server.logs import configure as configure_logging
 from masterplan.server.logs import fields
 from masterplan.server.memory import keep_freed_memory, release_freed_memory
 from masterplan.server.metrics import MetricsEndpoint, ServerMetrics, serve_metrics
-from masterplan.server.runs import Compute, partitioned_job, regenerate_job
+from masterplan.server.runs import Compute, PartitionedJob, regenerate_job
 from masterplan.server.servicers.admin import TenantAdminServicer
 from masterplan.server.servicers.data import PlanningDataServicer
 from masterplan.server.servicers.data import add_to_server as add_data_servicer
@@ -266,7 +266,7 @@ def _regeneration(config: ServerConfig, closing: ExitStack) -> Compute:
         "planning over partitions",
         extra=fields(executor=kind.kind, workers=workers, address=kind.address or ""),
     )
-    return partitioned_job(executor, workers)
+    return PartitionedJob(executor, workers)
 
 
 def _warm_up_then_serve(

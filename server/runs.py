@@ -41,9 +41,9 @@ __all__ = [
     "PLANNED_ORDERS",
     "RESULT_ROWS",
     "Compute",
+    "PartitionedJob",
     "Progress",
     "cancel_when_ended",
-    "partitioned_job",
     "regenerate_job",
     "run_engine",
 ]
@@ -152,11 +152,6 @@ class PartitionedJob:
         result, basis = regenerate_cut(cut, data, params, self.executor, hook)
         result.phase_seconds["split"] = split_seconds
         return NetChange(result, basis, result.sku_count, partitions=len(cut.parts))
-
-
-def partitioned_job(executor: Executor, partitions: int) -> PartitionedJob:
-    """The server's regeneration over ``executor`` (:class:`PartitionedJob`)."""
-    return PartitionedJob(executor, partitions)
 
 
 def run_engine(

@@ -42,7 +42,7 @@ from masterplan.contract.tables import INPUT_TABLES
 from masterplan.server.engine.kernels import factorize
 from masterplan.server.engine.validate import ITEM_COLUMN, key_hashes
 
-__all__ = ["SHARED_TABLES", "Split", "split"]
+__all__ = ["SHARED_TABLES", "Split", "lopsided", "split"]
 
 #: Input tables that name no item: every partition gets all their rows.
 SHARED_TABLES: tuple[str, ...] = tuple(n for n in INPUT_TABLES if n not in ITEM_COLUMN)
@@ -147,6 +147,13 @@ def _pack(weights: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+def lopsided(rows: np.ndarray, inline_share: float) -> bool:
+    """Whether partitions of ``rows`` rows are not worth planning apart:
+    fewer than two, or one above ``inline_share`` of the rows (the rest would
+    wait on it)."""
+    return len(rows) < 2 or bool(rows.max() > inline_share * rows.sum())
+
+
 def split(data: TableMap, n: int, inline_share: float | None = None) -> Split:
     """``data`` cut into at most ``n`` partitions of whole clusters.
 
@@ -189,7 +196,7 @@ def split(data: TableMap, n: int, inline_share: float | None = None) -> Split:
         rows += np.bincount(parts, minlength=len(rows))
     used = np.flatnonzero(rows)
     largest = float(weights.max() / weights.sum())
-    if inline_share is not None and (len(used) < 2 or rows.max() > inline_share * rows.sum()):
+    if inline_share is not None and lopsided(rows[used], inline_share):
         return Split([dict(data)], n_clusters, largest, rows[used].sum(keepdims=True))
     out: list[TableMap] = []
     for p in used.tolist():

@@ -53,7 +53,7 @@ from masterplan.server.engine.packing import (
     unpack_tables,
 )
 from masterplan.server.engine.partbasis import PartitionedBasis, take_pieces
-from masterplan.server.engine.partition import Split, split
+from masterplan.server.engine.partition import Split, lopsided, split
 from masterplan.server.engine.plan import plan, plan_part
 from masterplan.server.engine.types import (
     PlanParams,
@@ -107,7 +107,7 @@ def plan_partitioned(
 def balanced(cut: Split, inline_share: float = INLINE_SHARE) -> bool:
     """Whether ``cut`` is worth planning over its partitions: more than one,
     none above ``inline_share`` of the rows."""
-    return len(cut.parts) > 1 and cut.rows.max() <= inline_share * cut.rows.sum()
+    return not lopsided(cut.rows, inline_share)
 
 
 def plan_cut(

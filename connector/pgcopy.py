@@ -37,7 +37,17 @@ from masterplan.connector.errors import ColumnDataError
 from masterplan.contract.columns import Table, empty_table
 from masterplan.contract.tables import ColumnKind, ColumnSpec, TableSpec
 
-__all__ = ["CopyFormatError", "copy_chunks", "copy_eligible", "copy_statement"]
+__all__ = [
+    "CopyFormatError",
+    "after_header",
+    "copy_chunks",
+    "copy_eligible",
+    "copy_layout",
+    "copy_messages",
+    "copy_statement",
+    "dates_from_days",
+    "day_number",
+]
 
 #: The binary COPY signature (11 bytes), then a 32-bit flags field and the
 #: 32-bit length of a header extension.
@@ -86,14 +96,14 @@ def copy_eligible(spec: TableSpec, types: Mapping[str, Any]) -> bool:
     return True
 
 
-def _layout(spec: TableSpec) -> tuple[list[ColumnSpec], list[ColumnSpec]]:
+def copy_layout(spec: TableSpec) -> tuple[list[ColumnSpec], list[ColumnSpec]]:
     """``spec``'s columns as the COPY sends them: fixed-width ones (numbers,
     dates), then text."""
     text = [c for c in spec.columns if c.kind is ColumnKind.STR]
     return [c for c in spec.columns if c.kind is not ColumnKind.STR], text
 
 
-def _day_number(column: str) -> str:
+def day_number(column: str) -> str:
     """SQL: a date column as days since 1970-01-01, NULL and the infinite
     dates as their sentinels."""
     return (
@@ -114,9 +124,9 @@ def copy_statement(conn: Connection, spec: TableSpec, origin: str | None = None)
     the same offsets; the text columns follow.
     """
     quote = conn.dialect.identifier_preparer.quote
-    fixed, text = _layout(spec)
+    fixed, text = copy_layout(spec)
     columns = [
-        _day_number(quote(c.name))
+        day_number(quote(c.name))
         if c.kind is ColumnKind.DATE
         else f"coalesce({quote(c.name)}::float8, 'NaN')"
         for c in fixed
@@ -146,9 +156,9 @@ def copy_chunks(
     encoding = driver.info.encoding
     statement = copy_statement(conn, spec, origin)
     with driver.cursor() as cursor, cursor.copy(statement, params):
-        messages = _messages(driver.pgconn, type(driver).Error)
+        messages = copy_messages(driver.pgconn, type(driver).Error)
         head = next(messages, b"")
-        rows: list[Any] = [_after_header(spec, head)] if len(head) else []
+        rows: list[Any] = [after_header(spec, head)] if len(head) else []
         while True:
             rows.extend(islice(messages, chunk_rows - len(rows)))
             done = len(rows) < chunk_rows
@@ -173,7 +183,7 @@ def copy_chunks(
             rows = []
 
 
-def _messages(pgconn: Any, error: type[Exception]) -> Iterator[Any]:
+def copy_messages(pgconn: Any, error: type[Exception]) -> Iterator[Any]:
     """The COPY's data messages, one row each.
 
     They are taken from libpq itself (``Connection.pgconn``, which psycopg
@@ -197,13 +207,20 @@ def _messages(pgconn: Any, error: type[Exception]) -> Iterator[Any]:
         raise error(failure or pgconn.error_message.decode(errors="replace").strip())
 
 
-def _after_header(spec: TableSpec, block: Any) -> Any:
+def after_header(spec: TableSpec, block: Any) -> Any:
     """The first message without the binary header that opens it."""
     head = bytes(block[:19])
     if len(head) < 19 or not head.startswith(_SIGNATURE):
         raise CopyFormatError(f"table {spec.name!r}: the COPY stream has no binary header")
     extension = int.from_bytes(head[15:19], "big")
     return block[19 + extension :]
+
+
+def dates_from_days(days: np.ndarray) -> np.ndarray:
+    """Dates of int64 day numbers as :func:`copy_statement` sends them (NULL
+    as NaT); ``days`` is changed in place."""
+    days[days == _NULL_DAY] = np.iinfo(np.int64).min  # NaT
+    return days.view("datetime64[D]")
 
 
 def _gather(buf: np.ndarray, pos: np.ndarray, width: int) -> np.ndarray:
@@ -226,7 +243,7 @@ def _fixed_dtype(fixed: list[ColumnSpec]) -> np.dtype:
 
 def decode_rows(spec: TableSpec, rows: list[Any], encoding: str) -> Table:
     """Column arrays of the binary COPY rows ``rows`` (one message each)."""
-    fixed, text = _layout(spec)
+    fixed, text = copy_layout(spec)
     n = len(rows)
     sizes = np.fromiter(map(len, rows), np.int64, n)
     # A zero byte after the data: the separator of joined text values.
@@ -249,9 +266,7 @@ def decode_rows(spec: TableSpec, rows: list[Any], encoding: str) -> Table:
         if c.kind is ColumnKind.DATE:
             # (An infinite date stays a day no date can be: the reader marks
             # it unreadable, as it does a year past 9999.)
-            days = head[f"value{j}"].astype(np.int64)
-            days[days == _NULL_DAY] = np.iinfo(np.int64).min  # NaT
-            out[c.name] = days.view("datetime64[D]")
+            out[c.name] = dates_from_days(head[f"value{j}"].astype(np.int64))
         else:
             out[c.name] = head[f"value{j}"].astype(np.float64)
     pos = starts + layout.itemsize

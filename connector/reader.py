@@ -42,6 +42,7 @@ from masterplan.connector.columns import (
     table_length,
 )
 from masterplan.connector.errors import ColumnDataError, SchemaMismatch
+from masterplan.connector.pgblocks import block_chunks, heap_table
 from masterplan.connector.pgcopy import CopyFormatError, copy_chunks, copy_eligible
 from masterplan.connector.profile import (
     SourceProfile,
@@ -169,11 +170,17 @@ def table_chunks(
         origin, params = (
             (None, None) if source is None else copy_origin(conn, source.tables[spec.name])
         )
+        heap = heap_table(conn, spec.name) if source is None else None
+        chunks = (
+            copy_chunks(conn, spec, chunk_rows, origin, params)
+            if heap is None
+            else block_chunks(conn, spec, chunk_rows, *heap)
+        )
         dbapi_error = conn.dialect.loaded_dbapi.Error
         savepoint = conn.begin_nested()
         yielded = False
         try:
-            for chunk in copy_chunks(conn, spec, chunk_rows, origin, params):
+            for chunk in chunks:
                 yielded = True
                 yield _readable_dates(spec, chunk)
         except (CopyFormatError, dbapi_error) as exc:

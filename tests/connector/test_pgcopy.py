@@ -61,18 +61,25 @@ def _assert_same(got: Mapping[str, np.ndarray], want: Mapping[str, np.ndarray]) 
 
 @pytest.fixture
 def copy_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Fail any generic read; yield the tables read through COPY."""
+    """Fail any generic read; yield the tables read through COPY (row by
+    row, or by runs of heap blocks: :mod:`connector.pgblocks`)."""
     copied: list[str] = []
     copy_chunks = reader.copy_chunks
+    block_chunks = reader.block_chunks
 
     def spy(conn: Any, spec: Any, chunk_rows: int, *origin: Any) -> Any:
         copied.append(spec.name)
         return copy_chunks(conn, spec, chunk_rows, *origin)
 
+    def spy_blocks(conn: Any, spec: Any, chunk_rows: int, *heap: Any) -> Any:
+        copied.append(spec.name)
+        return block_chunks(conn, spec, chunk_rows, *heap)
+
     def refuse(*args: Any) -> Any:
         raise AssertionError("read the generic way")
 
     monkeypatch.setattr(reader, "copy_chunks", spy)
+    monkeypatch.setattr(reader, "block_chunks", spy_blocks)
     monkeypatch.setattr(reader, "_generic_chunks", refuse)
     yield copied
 

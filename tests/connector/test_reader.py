@@ -164,7 +164,12 @@ def test_chunks_are_bounded(
         [{"item_id": f"I{i:05d}", "warehouse_id": "W", "qty": float(i)} for i in range(n)],
     )
     chunks = list(iter_table_chunks(engine, "on_hand", chunk_rows=1000))
-    assert [len(c["qty"]) for c in chunks] == [1000, 1000, 500]
+    sizes = [len(c["qty"]) for c in chunks]
+    if engine.dialect.name == "postgresql":
+        # Runs of whole heap blocks (connector.pgblocks), each within the bound.
+        assert len(sizes) >= 3 and max(sizes) <= 1000
+    else:
+        assert sizes == [1000, 1000, 500]
     whole = concat_chunks(INPUT_TABLES["on_hand"], chunks)
     assert sorted(whole["qty"].tolist()) == [float(i) for i in range(n)]
     assert sorted(whole["item_id"].tolist()) == [f"I{i:05d}" for i in range(n)]

@@ -82,19 +82,22 @@ _LEAD_FIELDS = 3
 
 def heap_table(conn: Connection, name: str) -> tuple[int, float] | None:
     """``(pages, tuples)`` of the statistics of ``name`` when it is a plain
-    table on a server with TID range scans (PostgreSQL 14+), else None
-    (a view, a partitioned or foreign table, an older server)."""
+    table without inheritance children on a server with TID range scans
+    (PostgreSQL 14+), else None: a view, a partitioned or foreign table,
+    a table whose children's rows it also reads (their blocks are not
+    its own), an older server."""
     driver: Any = conn.connection.driver_connection
     if driver.info.server_version < 140000:
         return None
     quoted = conn.dialect.identifier_preparer.quote(name)
     row = conn.exec_driver_sql(
-        "SELECT relkind, relpages, reltuples FROM pg_class WHERE oid = to_regclass(%(name)s)",
+        "SELECT relkind, relhassubclass, relpages, reltuples FROM pg_class "
+        "WHERE oid = to_regclass(%(name)s)",
         {"name": quoted},
     ).first()
-    if row is None or row[0] != "r":
+    if row is None or row[0] != "r" or row[1]:
         return None
-    return int(row[1]), float(row[2])
+    return int(row[2]), float(row[3])
 
 
 def blocks_per_run(chunk_rows: int, pages: int, tuples: float) -> int:

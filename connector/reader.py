@@ -5,9 +5,11 @@ batch of ``chunk_rows`` rows becomes one chunk of column arrays at once, so
 memory holds one batch of driver rows at a time whatever the table's size.
 
 On PostgreSQL through psycopg, tables whose column types allow it are read
-with binary ``COPY`` instead (:mod:`connector.pgcopy`), several times faster
-and exactly equal; any other table, and any stream that module does not
-expect, takes the generic path.
+with binary ``COPY`` instead, several times faster and exactly equal: a
+plain table as column arrays per run of heap blocks
+(:mod:`connector.pgblocks`), a view or a source profile's query row by row
+(:mod:`connector.pgcopy`); any other table, and any stream those modules
+do not expect, takes the generic path.
 
 Columns are selected untyped (``sa.column(name)`` without a type) on purpose:
 SQLAlchemy then hands back the driver's raw values instead of processing them

@@ -163,6 +163,29 @@ def test_a_view_is_read_row_by_row(
 
 
 @on_postgres
+def test_a_table_with_inheritance_children_is_read_row_by_row(
+    engine: Engine,
+    create_plain_tables: CreatePlain,
+    insert_rows: InsertRows,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its read holds its children's rows, which live in their own blocks."""
+    create_plain_tables(["on_hand"])
+    insert_rows("on_hand", [{"item_id": "A", "warehouse_id": "W", "qty": 1.0}])
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE on_hand_more () INHERITS (on_hand)")
+        conn.exec_driver_sql(
+            "INSERT INTO on_hand_more SELECT 'B' || i, 'W', i FROM generate_series(1, 3000) i"
+        )
+
+    def refuse(*args: Any) -> Any:
+        raise AssertionError("read by runs of blocks")
+
+    monkeypatch.setattr(reader, "block_chunks", refuse)
+    assert len(read_table(engine, "on_hand")["qty"]) == 3001
+
+
+@on_postgres
 def test_a_cast_the_server_refuses_reads_the_generic_way(
     engine: Engine, create_plain_tables: CreatePlain
 ) -> None:

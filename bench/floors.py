@@ -8,6 +8,9 @@ that beside each phase, in the same run, on the same database and tables:
   DBAPI cursor (SQLite, MariaDB) or ``COPY (SELECT ...) TO STDOUT`` in binary
   (PostgreSQL), the rows or bytes dropped as they come. Python's cyclic
   collector is paused, as the connector's reader pauses it.
+  On PostgreSQL a second read floor: the same tables in runs of heap
+  blocks, as the connector's reader asks for them
+  (:func:`read_blocks_floor`), where the server does the per-row work.
 * **write**: the plan's rows of the result tables, as ready tuples in the
   order the connector wrote them, inserted in one transaction into empty
   tables of the project's own DDL, as the connector's write found them (a
@@ -42,7 +45,14 @@ import sqlalchemy as sa
 from masterplan.connector.schema import create_result_tables, drop_plain_indexes
 from masterplan.contract.tables import INPUT_TABLES, PLAN_OUTPUT_TABLES, RESULT_TABLES
 
-__all__ = ["WriteFloor", "copy_binary_floor", "copy_text_floor", "read_floor", "write_floor"]
+__all__ = [
+    "WriteFloor",
+    "copy_binary_floor",
+    "copy_text_floor",
+    "read_blocks_floor",
+    "read_floor",
+    "write_floor",
+]
 
 #: Rows per batch read back for the write floor (bounds its memory).
 _BATCH = 100_000
@@ -97,6 +107,39 @@ def read_floor(engine: sa.Engine) -> tuple[float, int]:
         if was_on:
             gc.enable()
         raw.close()
+    return seconds, rows
+
+
+def read_blocks_floor(engine: sa.Engine) -> tuple[float, int]:
+    """PostgreSQL only: seconds the plain driver takes to read every input
+    table as the connector's reader now asks for it, in runs of heap blocks
+    (:func:`~masterplan.connector.pgblocks.run_statement`), the bytes
+    dropped as they come, and the rows the runs counted. What the server
+    alone takes to aggregate the runs, and libpq to hand them over."""
+    from masterplan.connector.pgblocks import RUN_ROWS, blocks_per_run, heap_table, run_statement
+    from masterplan.connector.reader import DEFAULT_CHUNK_ROWS
+
+    rows = 0
+    with engine.connect() as conn, conn.begin():
+        driver: Any = conn.connection.driver_connection
+        t = time.perf_counter()
+        conn.exec_driver_sql("SET LOCAL jit = off")
+        for name, spec in INPUT_TABLES.items():
+            heap = heap_table(conn, name)
+            if heap is None:
+                raise RuntimeError(f"table {name!r} is not a plain table")
+            blocks = blocks_per_run(min(DEFAULT_CHUNK_ROWS, RUN_ROWS), *heap)
+            with driver.cursor() as cur, cur.copy(run_statement(conn, spec, blocks)) as copy:
+                first = True
+                for block in copy:
+                    # The header (19 bytes) opens the first message; a run's
+                    # rows are its second field, after the field count and
+                    # the run number.
+                    at = 19 if first else 0
+                    first = False
+                    if len(block) >= at + 26:
+                        rows += int.from_bytes(block[at + 18 : at + 26], "big")
+        seconds = time.perf_counter() - t
     return seconds, rows
 
 

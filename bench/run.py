@@ -37,6 +37,7 @@ from bench.floors import (
     copy_binary_floor,
     copy_text_floor,
     load_floor,
+    read_blocks_floor,
     read_floor,
     write_floor,
 )
@@ -525,6 +526,16 @@ def run_full(
     phases["read"].update(
         floor_seconds=round(floor_read, 3), floor_ratio=_ratio(read_s, floor_read)
     )
+    if engine.dialect.name == "postgresql":
+        # The reader asks for runs of heap blocks: the plain driver on the
+        # same stream is the floor of that path (lower than the rows').
+        floor_blocks, floor_blocks_rows = read_blocks_floor(engine)
+        if floor_blocks_rows != in_rows:
+            raise RuntimeError(f"the blocks floor counted {floor_blocks_rows} rows, not {in_rows}")
+        phases["read"].update(
+            floor_blocks_seconds=round(floor_blocks, 3),
+            floor_blocks_ratio=_ratio(read_s, floor_blocks),
+        )
     if engine.dialect.name == "postgresql":
         # The writer sends COPY payloads made column by column, binary where
         # the tables' types take it (the project's own tables do): the floor

@@ -197,6 +197,21 @@ def test_a_cast_the_server_refuses_reads_the_generic_way(
     assert sorted(read_table(engine, "on_hand")["qty"].tolist()) == [2.0, float("inf")]
 
 
+@on_postgres
+def test_the_benchmarks_floor_of_this_path_reads_every_row(
+    engine: Engine, create_plain_tables: CreatePlain, insert_rows: InsertRows
+) -> None:
+    """The floor the benchmark quotes beside the read counts the rows of
+    the same runs: the rows the reader reads."""
+    from bench.floors import read_blocks_floor
+
+    create_plain_tables()
+    insert_rows("sales_lines", _many_rows(3000))
+    insert_rows("on_hand", [{"item_id": "A", "warehouse_id": "W", "qty": 1}] * 10)
+    seconds, rows = read_blocks_floor(engine)
+    assert rows == 3010 and seconds > 0
+
+
 def test_runs_are_sized_by_the_statistics_or_by_the_fullest_page() -> None:
     assert blocks_per_run(65536, pages=1000, tuples=100_000) == 655
     assert blocks_per_run(65536, pages=0, tuples=-1) == 65536 // 291

@@ -142,47 +142,42 @@ def test_rows_added_after_the_snapshot_in_new_blocks_are_not_read(
 
 
 @on_postgres
-def test_a_view_is_read_row_by_row(
+@pytest.mark.parametrize(
+    ("statements", "rows"),
+    [
+        # A view has no heap blocks.
+        (["ALTER TABLE on_hand RENAME TO stock", "CREATE VIEW on_hand AS SELECT * FROM stock"], 1),
+        # A parent's read holds its children's rows, which live in their own blocks.
+        (
+            [
+                "CREATE TABLE on_hand_more () INHERITS (on_hand)",
+                "INSERT INTO on_hand_more SELECT 'B' || i, 'W', i FROM generate_series(1, 3000) i",
+            ],
+            3001,
+        ),
+    ],
+    ids=["view", "inheritance"],
+)
+def test_a_relation_not_of_its_own_blocks_is_read_row_by_row(
     engine: Engine,
     create_plain_tables: CreatePlain,
     insert_rows: InsertRows,
     monkeypatch: pytest.MonkeyPatch,
+    statements: list[str],
+    rows: int,
 ) -> None:
-    """A view has no heap blocks: it takes the row-by-row COPY."""
     create_plain_tables(["on_hand"])
     insert_rows("on_hand", [{"item_id": "A", "warehouse_id": "W", "qty": 2.5}])
     with engine.begin() as conn:
-        conn.exec_driver_sql("ALTER TABLE on_hand RENAME TO stock")
-        conn.exec_driver_sql("CREATE VIEW on_hand AS SELECT * FROM stock")
+        for statement in statements:
+            conn.exec_driver_sql(statement)
 
     def refuse(*args: Any) -> Any:
         raise AssertionError("read by runs of blocks")
 
     monkeypatch.setattr(reader, "block_chunks", refuse)
-    assert read_table(engine, "on_hand")["qty"].tolist() == [2.5]
-
-
-@on_postgres
-def test_a_table_with_inheritance_children_is_read_row_by_row(
-    engine: Engine,
-    create_plain_tables: CreatePlain,
-    insert_rows: InsertRows,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Its read holds its children's rows, which live in their own blocks."""
-    create_plain_tables(["on_hand"])
-    insert_rows("on_hand", [{"item_id": "A", "warehouse_id": "W", "qty": 1.0}])
-    with engine.begin() as conn:
-        conn.exec_driver_sql("CREATE TABLE on_hand_more () INHERITS (on_hand)")
-        conn.exec_driver_sql(
-            "INSERT INTO on_hand_more SELECT 'B' || i, 'W', i FROM generate_series(1, 3000) i"
-        )
-
-    def refuse(*args: Any) -> Any:
-        raise AssertionError("read by runs of blocks")
-
-    monkeypatch.setattr(reader, "block_chunks", refuse)
-    assert len(read_table(engine, "on_hand")["qty"]) == 3001
+    table = read_table(engine, "on_hand")
+    assert len(table["qty"]) == rows and 2.5 in table["qty"].tolist()
 
 
 @on_postgres

@@ -9,12 +9,15 @@ tested on hand-made rows, on every backend.
 
 from __future__ import annotations
 
+import datetime as dt
 import struct
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
 from masterplan.connector import pgblocks, reader
@@ -99,6 +102,54 @@ def test_runs_of_blocks_read_exactly_what_the_generic_reader_reads(
     assert len(got["qty"]) == 3000
     _assert_same(_sorted(got), _sorted(want))
     assert got["warehouse_id"].tolist().count(None) == want["warehouse_id"].tolist().count(None)
+
+
+_TEXT = st.one_of(
+    st.none(),
+    st.sampled_from(["", "\x1f", "a\x1fb", "A", "W", "Ä/ß–日本", "tab\tand\nnewline\\"]),
+    st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=6),
+)
+_INT = st.none() | st.integers(-(2**31), 2**31 - 1)
+_SALES_ROW = st.fixed_dictionaries(
+    {
+        "order_id": _TEXT,
+        "line_no": _INT,
+        "item_id": _TEXT,
+        "warehouse_id": _TEXT,
+        "qty": st.none() | st.floats(allow_nan=False),
+        "requested_date": st.none()
+        | st.dates(dt.date(1, 1, 1), dt.date(9999, 12, 31)).map(dt.date.isoformat),
+        "priority": _INT,
+    }
+)
+
+
+@on_postgres
+@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(_SALES_ROW, max_size=400), chunk_rows=st.sampled_from([1, 7, 1000]))
+def test_random_tables_read_in_runs_as_the_generic_reader_reads_them(
+    engine: Engine,
+    create_plain_tables: CreatePlain,
+    insert_rows: InsertRows,
+    rows: list[dict[str, Any]],
+    chunk_rows: int,
+) -> None:
+    """Any mix of NULLs, empty strings, separators, text beyond ASCII,
+    extreme numbers and dates, over one block or several."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS sales_lines")
+    create_plain_tables(
+        ["sales_lines"],
+        types={
+            "sales_lines": {"qty": "DOUBLE PRECISION", "line_no": "INTEGER", "priority": "INTEGER"}
+        },
+    )
+    insert_rows("sales_lines", rows)
+    want = _generic(engine, "sales_lines")
+    chunks = list(iter_table_chunks(engine, "sales_lines", chunk_rows))
+    assert all(1 <= len(c["qty"]) <= chunk_rows for c in chunks)
+    got = concat_chunks(SALES, chunks)
+    _assert_same(_sorted(got), _sorted(want))
 
 
 @on_postgres

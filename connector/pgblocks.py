@@ -233,9 +233,9 @@ def _integer(spec: TableSpec, field: bytes | None) -> int:
 
 
 def decode_run(spec: TableSpec, row: bytes, encoding: str) -> tuple[int, Table | None]:
-    """The run number and column arrays of one row of :func:`run_statement`;
-    None for the arrays of a run to read again row by row (an empty string
-    or the separator in its text), and of a run without rows."""
+    """The run number and column arrays of one row of :func:`run_statement`
+    (none for a run of blocks without rows); None for the arrays of a run to
+    read again row by row (an empty string or the separator in its text)."""
     fixed, text = copy_layout(spec)
     fields = _fields(spec, row, _LEAD_FIELDS + len(fixed) + len(text))
     run, n, empty = (_integer(spec, f) for f in fields[:_LEAD_FIELDS])
@@ -244,10 +244,11 @@ def decode_run(spec: TableSpec, row: bytes, encoding: str) -> tuple[int, Table |
     if empty:
         return run, None
     out = empty_table(spec)
-    for c, field in zip(fixed, fields[_LEAD_FIELDS:], strict=False):
+    ends = _LEAD_FIELDS + len(fixed)
+    for c, field in zip(fixed, fields[_LEAD_FIELDS:ends], strict=True):
         values = _array(spec, c, field, n)
         out[c.name] = dates_from_days(values) if c.kind is ColumnKind.DATE else values
-    for c, field in zip(text, fields[_LEAD_FIELDS + len(fixed) :], strict=True):
+    for c, field in zip(text, fields[ends:], strict=True):
         if field is None:
             raise CopyFormatError(f"table {spec.name!r}, column {c.name!r}: a run without text")
         try:

@@ -113,23 +113,22 @@ def read_floor(engine: sa.Engine) -> tuple[float, int]:
 def read_blocks_floor(engine: sa.Engine) -> tuple[float, int]:
     """PostgreSQL only: seconds the plain driver takes to read every input
     table as the connector's reader now asks for it, in runs of heap blocks
-    (:func:`~masterplan.connector.pgblocks.run_statement`), the bytes
+    (:func:`~masterplan.connector.pgblocks.start_block_read`), the bytes
     dropped as they come, and the rows the runs counted. What the server
     alone takes to aggregate the runs, and libpq to hand them over."""
-    from masterplan.connector.pgblocks import RUN_ROWS, blocks_per_run, heap_table, run_statement
+    from masterplan.connector.pgblocks import heap_table, start_block_read
     from masterplan.connector.reader import DEFAULT_CHUNK_ROWS
 
     rows = 0
     with engine.connect() as conn, conn.begin():
         driver: Any = conn.connection.driver_connection
         t = time.perf_counter()
-        conn.exec_driver_sql("SET LOCAL jit = off")
         for name, spec in INPUT_TABLES.items():
             heap = heap_table(conn, name)
             if heap is None:
                 raise RuntimeError(f"table {name!r} is not a plain table")
-            blocks = blocks_per_run(min(DEFAULT_CHUNK_ROWS, RUN_ROWS), *heap)
-            with driver.cursor() as cur, cur.copy(run_statement(conn, spec, blocks)) as copy:
+            _, statement = start_block_read(conn, spec, DEFAULT_CHUNK_ROWS, *heap)
+            with driver.cursor() as cur, cur.copy(statement) as copy:
                 first = True
                 for block in copy:
                     # The header (19 bytes) opens the first message; a run's

@@ -35,10 +35,10 @@ from sqlalchemy.engine import Connection
 from masterplan.connector.errors import ColumnDataError
 from masterplan.connector.pgcopy import (
     CopyFormatError,
-    after_header,
     copy_chunks,
     copy_layout,
     copy_messages,
+    copy_rows,
     dates_from_days,
     day_number,
 )
@@ -52,6 +52,7 @@ __all__ = [
     "decode_run",
     "heap_table",
     "run_statement",
+    "start_block_read",
 ]
 
 #: Joins a run's text values; a value holding it sends its run row by row.
@@ -147,6 +148,20 @@ def run_statement(conn: Connection, spec: TableSpec, blocks: int) -> str:
     )
 
 
+def start_block_read(
+    conn: Connection, spec: TableSpec, chunk_rows: int, pages: int, tuples: float
+) -> tuple[int, str]:
+    """Blocks per run and the :func:`run_statement` of plain table ``spec``
+    (statistics ``pages``, ``tuples``, from :func:`heap_table`) for chunks
+    of at most ``chunk_rows`` rows, with JIT turned off for the rest of the
+    read's transaction (``SET LOCAL``): the planner counts a thousand runs
+    for the series it cannot size, and the cost it then estimates would set
+    off JIT compilation, which takes longer than the scan."""
+    conn.exec_driver_sql("SET LOCAL jit = off")
+    blocks = blocks_per_run(min(chunk_rows, RUN_ROWS), pages, tuples)
+    return blocks, run_statement(conn, spec, blocks)
+
+
 def block_chunks(
     conn: Connection, spec: TableSpec, chunk_rows: int, pages: int, tuples: float
 ) -> Iterator[Table]:
@@ -160,32 +175,16 @@ def block_chunks(
     """
     driver: Any = conn.connection.driver_connection
     encoding = driver.info.encoding
-    blocks = blocks_per_run(min(chunk_rows, RUN_ROWS), pages, tuples)
+    blocks, statement = start_block_read(conn, spec, chunk_rows, pages, tuples)
     again: list[int] = []
-    # SET LOCAL ends with the read's transaction. The planner counts a
-    # thousand runs for the series it cannot size, and the cost it then
-    # estimates would set off JIT compilation, which takes longer than the
-    # scan.
-    conn.exec_driver_sql("SET LOCAL jit = off")
-    with driver.cursor() as cursor, cursor.copy(run_statement(conn, spec, blocks)):
+    with driver.cursor() as cursor, cursor.copy(statement):
         messages = copy_messages(driver.pgconn, type(driver).Error)
-        first = True
-        trailer = False
-        for message in messages:
-            if trailer:
-                raise CopyFormatError(f"table {spec.name!r}: data after the COPY trailer")
-            block = after_header(spec, message) if first else message
-            first = False
-            if bytes(block[:2]) == b"\xff\xff" and len(block) == 2:
-                trailer = True
-                continue
-            if not len(block):
-                continue  # the header came alone
-            run, table = decode_run(spec, bytes(block), encoding)
+        # One run at a time: it is decoded while the server builds the next.
+        for (message,) in copy_rows(spec, messages, 1):
+            run, table = decode_run(spec, bytes(message), encoding)
             if table is None:
                 again.append(run)
-                continue
-            if table_length(table):
+            elif table_length(table):
                 yield from _pieces(table, chunk_rows)
     for run in again:
         origin = f"(SELECT * FROM {conn.dialect.identifier_preparer.quote(spec.name)} WHERE "

@@ -44,6 +44,7 @@ __all__ = [
     "copy_eligible",
     "copy_layout",
     "copy_messages",
+    "copy_rows",
     "copy_statement",
     "dates_from_days",
     "day_number",
@@ -157,30 +158,46 @@ def copy_chunks(
     statement = copy_statement(conn, spec, origin)
     with driver.cursor() as cursor, cursor.copy(statement, params):
         messages = copy_messages(driver.pgconn, type(driver).Error)
-        head = next(messages, b"")
-        rows: list[Any] = [after_header(spec, head)] if len(head) else []
-        while True:
-            rows.extend(islice(messages, chunk_rows - len(rows)))
-            done = len(rows) < chunk_rows
-            if rows and len(rows[-1]) == len(_TRAILER) and bytes(rows[-1]) == _TRAILER:
-                rows.pop()  # the last message (a row is longer): no row
-                done = True
-            if rows and not len(rows[0]):
-                rows.pop(0)  # the header came alone
-            if rows:
-                table = decode_rows(spec, rows, encoding)
-                # The messages go before the piece is handed on: the
-                # collector, paused while they were read, would otherwise
-                # walk them all when it resumes (0.6 s of a 1M-SKU read).
-                rows = []
-                yield table
-            if done:
-                # Read on to the end of the stream, where psycopg takes the
-                # statement's result; the connection is free again after it.
-                for _ in messages:
-                    raise CopyFormatError(f"table {spec.name!r}: data after the COPY trailer")
-                return
-            rows = []
+        for rows in copy_rows(spec, messages, chunk_rows):
+            table = decode_rows(spec, rows, encoding)
+            # The messages go before the piece is handed on: the collector,
+            # paused while they were read, would otherwise walk them all
+            # when it resumes (0.6 s of a 1M-SKU read).
+            rows.clear()
+            yield table
+
+
+def copy_rows(spec: TableSpec, messages: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    """The rows of binary COPY stream ``messages`` (:func:`copy_messages`),
+    in lists of at most ``size``: the header taken off the first, the
+    trailer dropped, and the stream read on to its end, where psycopg takes
+    the statement's result and frees the connection. The caller may clear
+    each list once it is decoded, so that its messages go at once.
+
+    The trailer is looked for only at the end of a list (it is the last
+    message, and a row is longer), so that the messages are taken by
+    ``islice`` with no Python step per row.
+
+    Raises:
+        CopyFormatError: No binary header, or data after the trailer.
+    """
+    head = next(messages, b"")
+    rows: list[Any] = [after_header(spec, head)] if len(head) else []
+    while True:
+        rows.extend(islice(messages, size - len(rows)))
+        done = len(rows) < size
+        if rows and len(rows[-1]) == len(_TRAILER) and bytes(rows[-1]) == _TRAILER:
+            rows.pop()
+            done = True
+        if rows and not len(rows[0]):
+            rows.pop(0)  # the header came alone
+        if rows:
+            yield rows
+        if done:
+            for _ in messages:
+                raise CopyFormatError(f"table {spec.name!r}: data after the COPY trailer")
+            return
+        rows = []
 
 
 def copy_messages(pgconn: Any, error: type[Exception]) -> Iterator[Any]:

@@ -21,7 +21,9 @@ that beside each phase, in the same run, on the same database and tables:
   two lower floors: the rows as ready COPY payloads, text
   (:func:`copy_text_floor`) and binary (:func:`copy_binary_floor`), what
   the server alone takes (the writer sends such payloads, made column by
-  column: binary where the tables' column types take it).
+  column: binary where the tables' column types take it), and the binary
+  payloads loaded the writer's way, each table's indexes dropped before its
+  rows and made again after them (:func:`copy_load_floor`).
 
 The write floors commit, as the connector's write does: a write is done
 when it is durable, and SQLite's commit of a 100k-SKU plan (its journal
@@ -48,6 +50,7 @@ from masterplan.contract.tables import INPUT_TABLES, PLAN_OUTPUT_TABLES, RESULT_
 __all__ = [
     "WriteFloor",
     "copy_binary_floor",
+    "copy_load_floor",
     "copy_text_floor",
     "read_blocks_floor",
     "read_floor",
@@ -274,15 +277,15 @@ def _write_rows(engine: sa.Engine, target: sa.Engine, rebuild: bool = False) -> 
     return WriteFloor(seconds + commit, commit, written)
 
 
-def _drop_indexes(cur: Any, table: str) -> list[str]:
-    """Drop SQLite table ``table``'s plain indexes, as the writer does; the
+def _drop_indexes(cur: Any, table: str, dialect: str = "sqlite") -> list[str]:
+    """Drop table ``table``'s plain indexes, as the writer does; the
     statements that make them."""
 
     def run(statement: str, parameters: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         cur.execute(statement, parameters)
         return list(cur.fetchall()) if cur.description else []
 
-    return drop_plain_indexes(run, table)
+    return drop_plain_indexes(run, table, dialect)
 
 
 def _timed_commit(raw: Any) -> float:
@@ -315,7 +318,18 @@ def copy_binary_floor(engine: sa.Engine, scratch: Path) -> WriteFloor:
         return _copy_payloads(engine, target, binary=True)
 
 
-def _copy_payloads(engine: sa.Engine, target_engine: sa.Engine, binary: bool) -> WriteFloor:
+def copy_load_floor(engine: sa.Engine, scratch: Path) -> WriteFloor:
+    """PostgreSQL only: :func:`copy_binary_floor` with each table's plain
+    indexes dropped before its rows go in and made again after them, as the
+    writer loads a table that holds no other plan's rows (timed with the
+    ``COPY`` and the commit)."""
+    with _empty_tables(engine, scratch, "load") as target:
+        return _copy_payloads(engine, target, binary=True, rebuild=True)
+
+
+def _copy_payloads(
+    engine: sa.Engine, target_engine: sa.Engine, binary: bool, rebuild: bool = False
+) -> WriteFloor:
     reader, writer = engine.raw_connection(), target_engine.raw_connection()
     seconds = 0.0
     written = 0
@@ -333,9 +347,12 @@ def _copy_payloads(engine: sa.Engine, target_engine: sa.Engine, binary: bool) ->
             statement = f"COPY {name} ({_quoted(engine, columns)}) FROM STDIN{form}"
             with target.cursor() as cur:
                 t = time.perf_counter()
+                remake = _drop_indexes(cur, name, "postgresql") if rebuild else []
                 with cur.copy(statement) as copy:
                     for block in payload:
                         copy.write(block)
+                for definition in remake:
+                    cur.execute(definition)
                 seconds += time.perf_counter() - t
             written += rows
             del payload

@@ -35,6 +35,7 @@ import sqlalchemy as sa
 
 from bench.floors import (
     copy_binary_floor,
+    copy_load_floor,
     copy_text_floor,
     load_floor,
     read_blocks_floor,
@@ -538,18 +539,22 @@ def run_full(
         )
     if engine.dialect.name == "postgresql":
         # The writer sends COPY payloads made column by column, binary where
-        # the tables' types take it (the project's own tables do): the floor
-        # is the server storing ready payloads of the form the writer sent;
-        # the other form and row-by-row COPY are quoted beside it.
+        # the tables' types take it (the project's own tables do), and loads
+        # a table holding no other plan's rows (every table here) before its
+        # indexes: the floor is the server storing ready payloads that way;
+        # the payloads into the indexes as they go, text, and row-by-row
+        # COPY are quoted beside it.
         phases["stream_and_write"]["floor_rows_seconds"] = round(floor.seconds, 3)
         text_floor = copy_text_floor(engine, workdir)
         binary_floor = copy_binary_floor(engine, workdir)
-        for other in (text_floor, binary_floor):
+        load = copy_load_floor(engine, workdir)
+        for other in (text_floor, binary_floor, load):
             if other.rows != total_out:
                 raise RuntimeError(f"a COPY floor moved {other.rows} rows, not {total_out}")
         phases["stream_and_write"]["floor_text_seconds"] = round(text_floor.seconds, 3)
         phases["stream_and_write"]["floor_binary_seconds"] = round(binary_floor.seconds, 3)
-        floor = binary_floor if _writes_binary(engine) else text_floor
+        phases["stream_and_write"]["floor_load_seconds"] = round(load.seconds, 3)
+        floor = load if _writes_binary(engine) else text_floor
     elif engine.dialect.name == "sqlite":
         # The writer loads a table that its rows are most of (every table
         # here) with the indexes made after the rows: so does the floor;

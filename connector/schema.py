@@ -422,19 +422,23 @@ def _identity(name: str) -> str:
 #: SQLite's quoting of an identifier, as its dialect writes every other.
 _SQLITE_QUOTE = sqlite.dialect().identifier_preparer.quote
 
-#: Runs one SQL statement with its parameters on a SQLite connection; the
-#: rows it returns (none for a statement that returns none).
+#: Runs one SQL statement with its parameters (``?`` on SQLite, ``%s`` on
+#: PostgreSQL) on a connection; the rows it returns (none for a statement
+#: that returns none).
 Statement = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
 
 
-def drop_plain_indexes(run: Statement, quoted_table: str) -> list[str]:
-    """Drop SQLite table ``quoted_table``'s plain indexes (``CREATE INDEX``,
-    not unique, not made for a constraint); the statements SQLite kept for
-    them, to make them again after a load.
+def drop_plain_indexes(run: Statement, quoted_table: str, dialect: str = "sqlite") -> list[str]:
+    """Drop table ``quoted_table``'s plain indexes (``CREATE INDEX``, not
+    unique, not made for a constraint); the statements that make them again
+    after a load, as the database keeps them.
 
     ``run`` executes a statement, so that the writer's SQLAlchemy connection
-    and the benchmark's plain driver cursor drop the same indexes the same way.
+    and the benchmark's plain driver cursor drop the same indexes the same
+    way. ``dialect``: ``sqlite`` or ``postgresql``.
     """
+    if dialect == "postgresql":
+        return _drop_postgres_plain_indexes(run, quoted_table)
     # Listed whole first: an index is not dropped while a statement reads its table.
     listed = run(f"PRAGMA index_list({quoted_table})", ())
     statements = []
@@ -445,4 +449,32 @@ def drop_plain_indexes(run: Statement, quoted_table: str) -> list[str]:
         if rows and rows[0][0]:
             run(f"DROP INDEX {_SQLITE_QUOTE(name)}", ())
             statements.append(rows[0][0])
+    return statements
+
+
+#: A PostgreSQL table's indexes that :func:`drop_plain_indexes` may drop and
+#: make again from ``pg_get_indexdef`` alone: not unique (a unique key
+#: refuses a duplicate as it is inserted), not a constraint's, valid, and
+#: holding nothing that definition leaves out (a tablespace, a comment, the
+#: ``CLUSTER`` mark). Only the table's owner may drop them.
+_POSTGRES_PLAIN_INDEXES = """
+SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
+FROM pg_index i
+JOIN pg_class t ON t.oid = i.indrelid
+JOIN pg_class x ON x.oid = i.indexrelid
+WHERE i.indrelid = to_regclass(%s) AND t.relkind = 'r'
+  AND pg_has_role(t.relowner, 'USAGE')
+  AND NOT i.indisunique AND NOT i.indisexclusion AND NOT i.indisclustered
+  AND i.indisvalid AND i.indisready AND x.reltablespace = 0
+  AND obj_description(i.indexrelid, 'pg_class') IS NULL
+  AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)
+ORDER BY 1
+"""
+
+
+def _drop_postgres_plain_indexes(run: Statement, quoted_table: str) -> list[str]:
+    statements = []
+    for name, definition in run(_POSTGRES_PLAIN_INDEXES, (quoted_table,)):
+        run(f"DROP INDEX {name}", ())
+        statements.append(definition)
     return statements

@@ -33,6 +33,7 @@ from masterplan.server.engine.partition import split
 from masterplan.server.engine.partitioned import INLINE_SHARE, balanced, regenerate_cut
 from masterplan.server.errors import Cancelled
 from masterplan.server.logs import fields
+from masterplan.server.memory import warm_heap
 from masterplan.server.store import RunRecord
 from masterplan.tenancy.errors import QuotaExceeded
 
@@ -207,7 +208,8 @@ def run_engine(
 
     def work() -> None:
         try:
-            events.put(compute(data, params, hook))
+            with warm_heap(data):
+                events.put(compute(data, params, hook))
         except BaseException as exc:  # handed to the caller's thread
             events.put(exc)
         finally:

@@ -83,3 +83,76 @@ def test_default_allocator_gives_large_blocks_back() -> None:
 def test_released_memory_goes_back_after_many_mid_sized_arrays() -> None:
     assert _held_after_free("release", "many") < 50
     assert _held_after_free("release", "one") < 50
+
+
+# A run's growth (768 MB in 16 MB arrays, touched, at a run's pace) in a
+# worker thread, with the heap warmed ahead of it or not; prints the run
+# thread's own page faults, what the warmer grew the heap by, and whether
+# its thread is still alive after the run.
+_WARM_PROBE = """
+import resource, sys, threading, time
+import numpy as np
+from masterplan.server import memory
+
+assert memory.keep_freed_memory()
+if sys.argv[1] == "off":
+    memory._warmer = None
+warmer = memory._warmer
+if sys.argv[1] == "on" and warmer is None:
+    print("unusable")
+    raise SystemExit
+faults = []
+
+def run():
+    # A data set whose arrays hold 256 MB: the most the warmer keeps ahead.
+    data = {"items": {"qty": np.zeros(32 * 1024 * 1024)}}
+    with memory.warm_heap(data):
+        time.sleep(0.2)
+        before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+        held = []
+        for _ in range(48):
+            held.append(np.ones(2_000_000))
+            time.sleep(0.05)
+        faults.append(resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before)
+
+t = threading.Thread(target=run)
+t.start()
+t.join()
+time.sleep(1.0)
+alive = any(th.name == "masterplan-heap-warmer" for th in threading.enumerate())
+print(faults[0], warmer.grown if warmer else 0, int(alive))
+"""
+
+
+def _warm_probe(mode: str) -> list[int] | None:
+    out = subprocess.run(
+        [sys.executable, "-c", _WARM_PROBE, mode], capture_output=True, text=True, check=True
+    )
+    if out.stdout.strip() == "unusable":
+        return None
+    return [int(v) for v in out.stdout.split()]
+
+
+def test_a_run_finds_the_heap_faulted_in_ahead_of_it_and_the_warmer_stops_after() -> None:
+    warmed = _warm_probe("on")
+    if warmed is None:
+        pytest.skip("one core, or no mallinfo2: the heap is not warmed")
+    cold = _warm_probe("off")
+    assert cold is not None
+    run_faults, grown, alive = warmed
+    assert grown >= 256 * 1024 * 1024
+    # The run's own thread takes far fewer faults: its arrays are carved from
+    # pages the warmer faulted in.
+    assert run_faults < cold[0] / 2, (warmed, cold)
+    assert not alive
+
+
+def test_released_memory_is_not_warmed() -> None:
+    probe = """
+from masterplan.server import memory
+assert memory.keep_freed_memory()
+memory.release_freed_memory()
+print(memory._warmer is None)
+"""
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"

@@ -213,7 +213,11 @@ class HeapWarmer:
             # Larger than every free block together: only the heap's top,
             # grown, can hold it. Writing a byte per page faults each one in
             # (numpy fills it without the interpreter's lock).
-            block = np.empty(heap.keepcost + ahead, dtype=np.uint8)
+            try:
+                block = np.empty(heap.keepcost + ahead, dtype=np.uint8)
+            except MemoryError:
+                log.info("heap warming stopped: the heap cannot grow")
+                return  # the run itself may still fit; warming it is not worth an error
             block[::_PAGE] = 0
             del block
             grown = self._mallinfo2().arena - heap.arena

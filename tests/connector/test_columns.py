@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from masterplan.connector.columns import column_from_values, column_to_values
+from masterplan.connector.errors import ColumnDataError
 from masterplan.contract.tables import INPUT_TABLES, ColumnKind
 
 #: Day numbers of 0001-01-01 and 9999-12-31, the days a Python date can be.
@@ -96,6 +97,33 @@ def test_a_batch_of_ids_reads_each_value_as_it_reads_alone(values: list[Any]) ->
     alone = [column_from_values("sales_lines", column, [v])[0] for v in values]
     assert got.dtype == object and got.tolist() == alone
     assert all(v is None or type(v) is str for v in got)
+
+
+#: What drivers hand back for a number column: floats, ints (SQLite), Decimal
+#: (NUMERIC), numeric text (SQLite's affinity lets it in), bools and NULL.
+_NUMBERS = st.one_of(
+    st.none(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(2**70), 2**70),
+    st.decimals(allow_nan=False, allow_infinity=False, places=4, min_value=-1e9, max_value=1e9),
+    st.booleans(),
+    st.sampled_from(["2.5", " 7 ", "1e3", "nan"]),
+)
+
+
+@given(st.lists(_NUMBERS, max_size=40))
+def test_a_batch_of_numbers_reads_as_numpy_reads_each_value(values: list[Any]) -> None:
+    column = INPUT_TABLES["on_hand"].column("qty")
+    got = column_from_values("on_hand", column, values)
+    alone = [np.array([v], dtype=np.float64)[0] for v in values]
+    assert got.dtype == np.float64 and len(got) == len(values)
+    np.testing.assert_array_equal(got, np.array(alone, dtype=np.float64))
+
+
+def test_a_number_column_holding_text_is_refused_by_name() -> None:
+    column = INPUT_TABLES["on_hand"].column("qty")
+    with pytest.raises(ColumnDataError, match=r"on_hand.*qty.*'lots'"):
+        column_from_values("on_hand", column, [1.0, None, "lots"])
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,8 @@ sent in the connection's encoding, with no escaping.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from enum import Enum
 
 import numpy as np
@@ -30,7 +31,7 @@ from sqlalchemy.engine import Connection
 from masterplan.connector.copytext import text_words
 from masterplan.contract.tables import ColumnKind, ColumnSpec
 
-__all__ = ["HEADER", "TRAILER", "Wire", "copy_binary", "wire_types"]
+__all__ = ["HEADER", "TRAILER", "Wire", "copy_binary", "load_row_loop", "wire_types"]
 
 #: The signature, a flags field and the length of a header extension.
 HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
@@ -107,6 +108,9 @@ def copy_binary(
     ``None`` in text and NaN or NaT elsewhere, as in the in-memory
     conventions. ``where`` names the table in errors.
 
+    Each column becomes its wire bytes at once (numpy); the rows are then
+    laid out by one compiled loop (:func:`_lay_rows`).
+
     Raises:
         ValueError: An integer is past its column's range, or text holds a
             zero byte or what ``encoding`` cannot hold (none of which the
@@ -118,135 +122,200 @@ def copy_binary(
     prefix = (len(constants) + len(columns)).to_bytes(2, "big", signed=True) + b"".join(
         _field(value.encode(encoding)) for value in constants
     )
-    fields = [
-        _encode(column, wire, np.asarray(table[column.name]), encoding, where)
-        for column, wire in zip(columns, wires, strict=True)
-    ]
-    sizes = np.full(n, len(prefix), dtype=np.int64)
-    for _head, _data, lengths in fields:
-        sizes += 4 + lengths
-    ends = np.cumsum(sizes)
-    starts = ends - sizes
-    buf = np.empty(int(ends[-1]), dtype=np.uint8)
-    # The row's start and its leading fixed-width fields are one block per
-    # row, put in place at once; each later field on its own.
-    lead = 0
-    while lead < len(fields) and fields[lead][1].ndim == 2:
-        lead += 1
-    pos = _lead_blocks(buf, starts, np.frombuffer(prefix, np.uint8), fields[:lead])
-    for head, data, lengths in fields[lead:]:
-        _scatter(buf, pos, head.astype(">i4").view(np.uint8).reshape(n, 4))
-        pos += 4
-        if data.ndim == 2:  # fixed width: the rows that are not NULL
-            known = lengths > 0
-            _scatter(buf, pos[known], data[known])
-        else:  # text: the values' bytes, joined
-            offsets = np.cumsum(lengths) - lengths
-            index = np.repeat(pos - offsets, lengths)
-            index += np.arange(len(index), dtype=np.int64)
-            buf[index] = data
-        pos += lengths
-    return buf.tobytes()
+    widths = np.empty(len(columns), dtype=np.int64)
+    fixed: list[np.ndarray] = []
+    fixed_nulls: list[np.ndarray] = []
+    text: list[np.ndarray] = []
+    text_starts: list[np.ndarray] = []
+    text_lengths: list[np.ndarray] = []
+    base = 0
+    for k, (column, wire) in enumerate(zip(columns, wires, strict=True)):
+        values = np.asarray(table[column.name])
+        if wire is Wire.TEXT:
+            data, starts, lengths = _text(column, values, encoding, where)
+            text.append(data)
+            text_starts.append(starts + base)
+            text_lengths.append(lengths)
+            base += len(data)
+            widths[k] = -1
+        else:
+            big, nulls = _fixed(column, wire, values, where)
+            fixed.append(big)
+            fixed_nulls.append(nulls)
+            widths[k] = big.shape[1]
+    rows = _lay_rows_compiled()(
+        np.frombuffer(prefix, dtype=np.uint8),
+        widths,
+        np.concatenate(fixed, axis=1) if fixed else np.empty((n, 0), dtype=np.uint8),
+        np.stack(fixed_nulls) if fixed_nulls else np.empty((0, n), dtype=np.bool_),
+        np.concatenate(text) if text else np.empty(0, dtype=np.uint8),
+        np.stack(text_starts) if text else np.empty((0, n), dtype=np.int64),
+        np.stack(text_lengths) if text else np.empty((0, n), dtype=np.int64),
+    )
+    return rows.tobytes()
 
 
-def _lead_blocks(
-    buf: np.ndarray,
-    starts: np.ndarray,
+def _lay_rows(
     prefix: np.ndarray,
-    fields: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    widths: np.ndarray,
+    fixed: np.ndarray,
+    fixed_nulls: np.ndarray,
+    text: np.ndarray,
+    text_starts: np.ndarray,
+    text_lengths: np.ndarray,
 ) -> np.ndarray:
-    """Write each row's ``prefix`` and fixed-width ``fields`` at ``starts``;
-    the offsets where the rows' next fields go.
+    """The rows, each ``prefix`` then its fields in the order of ``widths``.
 
-    Rows whose fields are NULL in the same columns have the same layout
-    (a NULL is a length word and no bytes): each such group, one in a
-    table without NULL there, is made as a (rows, width) block of whole
-    column slices and scattered once, where a scatter per field and per
-    length word took three times as long.
+    ``widths[k]`` is field k's byte width, or -1 for text. The fixed-width
+    fields' bytes are the columns of ``fixed`` (rows, widths' sum), in
+    order, NULL where ``fixed_nulls`` (fields, rows) says; text field t of
+    row i is ``text_lengths[t, i]`` bytes of ``text`` from
+    ``text_starts[t, i]``, NULL where that length is -1.
+
+    Rows differ in length with their text and NULLs, so numpy could only
+    place them by an index per byte: scatters of whole columns took 1.0-1.1 s
+    for the 100k benchmark's 1.25M result rows, where this loop, compiled,
+    lays them in 0.2 s (``docs/performance.md``). It is written in the
+    subset of Python that numba compiles, and runs as plain Python where
+    numba is absent.
     """
-    pattern = np.zeros(len(starts), dtype=np.int64)
-    for f, (_head, _data, lengths) in enumerate(fields):
-        pattern |= (lengths == 0).astype(np.int64) << f
-    groups = np.unique(pattern)
-    pos = starts + len(prefix)
-    for group in groups:
-        rows = np.flatnonzero(pattern == group) if len(groups) > 1 else slice(None)
-        nulls = [bool(group >> f & 1) for f in range(len(fields))]
-        width = len(prefix) + sum(
-            4 + (0 if null else data.shape[1])
-            for null, (_h, data, _l) in zip(nulls, fields, strict=True)
-        )
-        at = starts[rows]
-        block = np.empty((len(at), width), dtype=np.uint8)
-        block[:, : len(prefix)] = prefix
-        offset = len(prefix)
-        for null, (_head, data, _lengths) in zip(nulls, fields, strict=True):
-            size = 0 if null else data.shape[1]
-            word = -1 if null else size
-            block[:, offset : offset + 4] = np.frombuffer(
-                word.to_bytes(4, "big", signed=True), np.uint8
-            )
-            if not null:
-                block[:, offset + 4 : offset + 4 + size] = data[rows]
-            offset += 4 + size
-        _scatter(buf, at, block)
-        pos[rows] += width - len(prefix)
-    return pos
+    n = fixed.shape[0]
+    count = len(widths)
+    total = 0
+    for i in range(n):
+        size = len(prefix) + 4 * count
+        f = 0
+        t = 0
+        for k in range(count):
+            if widths[k] >= 0:
+                if not fixed_nulls[f, i]:
+                    size += widths[k]
+                f += 1
+            else:
+                if text_lengths[t, i] > 0:
+                    size += text_lengths[t, i]
+                t += 1
+        total += size
+    out = np.empty(total, dtype=np.uint8)
+    p = 0
+    for i in range(n):
+        for j in range(len(prefix)):
+            out[p + j] = prefix[j]
+        p += len(prefix)
+        f = 0
+        t = 0
+        col = 0
+        for k in range(count):
+            width = widths[k]
+            # The field's length word (big-endian; -1 for NULL), then its bytes.
+            size = width if width >= 0 else text_lengths[t, i]
+            if width >= 0 and fixed_nulls[f, i]:
+                size = -1
+            word = size & 0xFFFFFFFF
+            out[p] = (word >> 24) & 0xFF
+            out[p + 1] = (word >> 16) & 0xFF
+            out[p + 2] = (word >> 8) & 0xFF
+            out[p + 3] = word & 0xFF
+            p += 4
+            if width >= 0:
+                if size >= 0:
+                    for j in range(width):
+                        out[p + j] = fixed[i, col + j]
+                    p += width
+                col += width
+                f += 1
+            else:
+                if size > 0:
+                    start = text_starts[t, i]
+                    for j in range(size):
+                        out[p + j] = text[start + j]
+                    p += size
+                t += 1
+    return out
+
+
+def load_row_loop() -> None:
+    """Have the compiled row loop ready: numba imported and the loop loaded
+    from its on-disk cache, 0.3 s (compiled, where there is no cache yet,
+    about 0.8 s). A writer calls it on a thread while the run is planned,
+    so that the first payload does not wait for it."""
+    _lay_rows_compiled()
+
+
+def _lay_rows_compiled() -> Callable[..., np.ndarray]:
+    """:func:`_lay_rows` compiled by numba (cached on disk) and loaded for
+    the arrays :func:`copy_binary` passes, once; imported at the first
+    payload rather than with the connector. As it is without numba."""
+    with _LOOP_LOCK:
+        if not _LOOP:
+            _LOOP.append(_compile_loop())
+        return _LOOP[0]
+
+
+def _compile_loop() -> Callable[..., np.ndarray]:
+    try:
+        from numba import njit
+    except ImportError:  # pragma: no cover - numba is a declared dependency
+        return _lay_rows
+    compiled: Callable[..., np.ndarray] = njit(cache=True, nogil=True)(_lay_rows)
+    # One row with a fixed-width and a text field, in the exact array types
+    # of copy_binary's call (the prefix is read-only, from bytes), so that
+    # the machine code is loaded now and is the one every payload uses.
+    compiled(
+        np.frombuffer(b"\x00\x02", dtype=np.uint8),
+        np.array([1, -1], dtype=np.int64),
+        np.zeros((1, 1), dtype=np.uint8),
+        np.zeros((1, 1), dtype=np.bool_),
+        np.zeros(1, dtype=np.uint8),
+        np.zeros((1, 1), dtype=np.int64),
+        np.ones((1, 1), dtype=np.int64),
+    )
+    return compiled
+
+
+_LOOP_LOCK = threading.Lock()
+_LOOP: list[Callable[..., np.ndarray]] = []
 
 
 def _field(value: bytes) -> bytes:
     return len(value).to_bytes(4, "big", signed=True) + value
 
 
-def _scatter(buf: np.ndarray, at: np.ndarray, rows: np.ndarray) -> None:
-    """Write each row of the uint8 (N, W) ``rows`` at its offset of ``at``."""
-    if len(at):
-        buf[at[:, None] + np.arange(rows.shape[1], dtype=np.int64)] = rows
-
-
-def _encode(
-    column: ColumnSpec, wire: Wire, values: np.ndarray, encoding: str, where: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One column as (each field's length word, its bytes, each value's
-    byte count): the bytes are uint8 (N, W) for a fixed width, the joined
-    text for text; NULL is a length word of -1 and no bytes."""
-    if wire is Wire.TEXT:
-        return _text(column, values, encoding, where)
+def _fixed(
+    column: ColumnSpec, wire: Wire, values: np.ndarray, where: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed-width column as its big-endian bytes, uint8 (rows, width),
+    and its NULL mask."""
     if wire is Wire.DATE:
         days = np.asarray(values, dtype="datetime64[D]")
         nulls = np.isnat(days)
-        big = (days.astype(np.int64) - _PG_EPOCH_DAYS).astype(">i4")
-        return _fixed(big, nulls, 4)
+        return _bytes((days.astype(np.int64) - _PG_EPOCH_DAYS).astype(">i4")), nulls
     numbers = np.asarray(values, dtype=np.float64)
     nulls = np.isnan(numbers)
     if wire is Wire.FLOAT8:
         if column.kind is ColumnKind.INT:  # whole, as the text path writes it
             numbers = np.rint(numbers)
-        return _fixed(numbers.astype(">f8"), nulls, 8)
+        return _bytes(numbers.astype(">f8")), nulls
     whole = np.rint(np.where(nulls, 0.0, numbers))
     limit = _RANGE[wire]
     if ((whole < -limit) | (whole >= limit)).any():
         bad = whole[(whole < -limit) | (whole >= limit)][0]
         raise ValueError(f"{where}{column.name}: {bad:.0f} is out of range for its column")
-    width = 4 if wire is Wire.INT4 else 8
-    return _fixed(whole.astype(">i4" if width == 4 else ">i8"), nulls, width)
+    return _bytes(whole.astype(">i4" if wire is Wire.INT4 else ">i8")), nulls
 
 
-def _fixed(
-    big: np.ndarray, nulls: np.ndarray, width: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    lengths = np.where(nulls, 0, width).astype(np.int64)
-    head = np.where(nulls, -1, width)
-    return head, big.view(np.uint8).reshape(len(big), width), lengths
+def _bytes(big: np.ndarray) -> np.ndarray:
+    return big.view(np.uint8).reshape(len(big), big.dtype.itemsize)
 
 
 def _text(
     column: ColumnSpec, values: np.ndarray, encoding: str, where: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A text column as its values' bytes, joined, and each row's start in
+    them and byte count (-1 for NULL)."""
     words, nulls, joined = text_words(values, "\x00")
-    # Joined with a zero byte, which text cannot hold: the values' byte
-    # counts are the gaps between the zeros, found by numpy rather than a
-    # len() per value.
+    # Joined with a zero byte, which text cannot hold: the values' bounds
+    # are the zeros, found by numpy rather than a len() per value.
     try:
         encoded = joined.encode("ascii") if joined.isascii() else joined.encode(encoding)
     except UnicodeEncodeError as exc:
@@ -255,9 +324,15 @@ def _text(
     zeros = np.flatnonzero(data == 0)
     if len(zeros) != max(len(words) - 1, 0):
         raise ValueError(f"{where}{column.name}: text holds a zero byte")
-    bounds = np.concatenate([[-1], zeros, [len(data)]]) if words else np.array([-1])
-    counts = np.diff(bounds) - 1
-    lengths = np.zeros(len(nulls), dtype=np.int64)
-    lengths[~nulls] = counts
-    head = np.where(nulls, -1, lengths)
-    return head, data[data != 0] if len(zeros) else data, lengths
+    starts = np.empty(len(words), dtype=np.int64)
+    ends = np.empty(len(words), dtype=np.int64)
+    if words:
+        starts[0], starts[1:] = 0, zeros + 1
+        ends[:-1], ends[-1] = zeros, len(data)
+    if not nulls.any():
+        return data, starts, ends - starts
+    row_starts = np.zeros(len(nulls), dtype=np.int64)
+    row_lengths = np.full(len(nulls), -1, dtype=np.int64)
+    row_starts[~nulls] = starts
+    row_lengths[~nulls] = ends - starts
+    return data, row_starts, row_lengths

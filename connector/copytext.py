@@ -43,8 +43,13 @@ def text_words(values: np.ndarray, sep: str) -> tuple[list[str], np.ndarray, str
     ``str``.
     """
     objects = np.asarray(values, dtype=object)
+    words = objects.tolist()
+    try:  # all text, hence no NULL: the usual column, with no pass for NULLs
+        return words, np.zeros(len(words), dtype=np.bool_), sep.join(words)
+    except TypeError:
+        pass
     nulls = objects == None  # noqa: E711 - element-wise, in C
-    words = (objects[~nulls] if nulls.any() else objects).tolist()
+    words = objects[~nulls].tolist()
     try:
         joined = sep.join(words)
     except TypeError:

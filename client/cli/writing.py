@@ -16,7 +16,13 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from masterplan.connector.writer import ResultWrite, RunMode, RunRecord, WriteReport
+from masterplan.connector.writer import (
+    ResultWrite,
+    RunMode,
+    RunRecord,
+    WriteReport,
+    prepare_write,
+)
 from masterplan.contract.columns import Table
 from masterplan.contract.tables import PLAN_OUTPUT_TABLES
 from masterplan.v1 import planning_pb2
@@ -59,6 +65,8 @@ class WriteAsItArrives:
         self._write: ResultWrite | None = None
         #: When the run was announced (``time.perf_counter``): planning was over.
         self.begun_at: float | None = None
+        # Made ready while the server plans, rather than at the first chunk.
+        prepare_write(engine)
 
     def __enter__(self) -> WriteAsItArrives:
         return self

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import struct
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
-from masterplan.connector import writer
+from masterplan.connector import copybinary, writer
 from masterplan.connector.copybinary import Wire, copy_binary, wire_types
 from masterplan.connector.reader import read_table
 from masterplan.connector.schema import create_all, sql_table
@@ -76,8 +77,33 @@ ints8 = st.one_of(st.just(np.nan), st.integers(-(2**53), 2**53).map(float))
 def test_each_row_holds_the_constants_then_every_value_in_its_wire_form(
     rows: list[tuple[Any, ...]], run: str, order: list[int]
 ) -> None:
-    """In any column order: with fixed-width columns first, a row's start
-    and those fields are made as one block per pattern of NULLs."""
+    """In any column order, with the rows laid out by the compiled loop."""
+    _check_rows(rows, run, order)
+
+
+@given(
+    st.lists(st.tuples(texts, floats, days, ints4, ints8), max_size=8),
+    st.text(max_size=5),
+    st.permutations(range(len(COLUMNS))),
+)
+def test_the_row_loop_run_as_plain_python_lays_the_same_rows(
+    rows: list[tuple[Any, ...]], run: str, order: list[int]
+) -> None:
+    """Where numba is absent the loop runs as it is written."""
+    with mock.patch.object(copybinary, "_lay_rows_compiled", lambda: copybinary._lay_rows):
+        _check_rows(rows, run, order)
+
+
+def test_long_text_gets_every_byte_of_its_length_word() -> None:
+    values = ["x" * 70_000, "y" * 300, None, ""]
+    table = {"ref": np.array(values, dtype=object), "qty": np.array([1.0, np.nan, 2.0, 3.0])}
+    payload = copy_binary(COLUMNS[:2], WIRES[:2], table, ["main"], "utf-8")
+    parsed = _parse(payload, 3)
+    assert [row[1] for row in parsed] == [b"x" * 70_000, b"y" * 300, None, b""]
+    assert [row[2] is None for row in parsed] == [False, True, False, False]
+
+
+def _check_rows(rows: list[tuple[Any, ...]], run: str, order: list[int]) -> None:
     ref, qty, day, n4, n8 = (list(c) for c in zip(*rows, strict=True)) if rows else ([],) * 5
     table = {
         "ref": np.array(ref, dtype=object),
@@ -252,3 +278,13 @@ def test_a_column_type_binary_cannot_write_takes_the_text_path(
     stored = read_table(engine, "pegging")
     assert sorted(stored["demand_ref"].tolist()) == sorted(results["pegging"]["demand_ref"])
     assert sorted(stored["qty"].tolist()) == sorted(results["pegging"]["qty"].tolist())
+
+
+def test_a_postgres_write_has_the_row_loop_loaded_before_its_first_chunk() -> None:
+    """Loaded while the run is planned, not when the first chunk waits."""
+    pytest.importorskip("psycopg")
+    assert writer.prepare_write(sa.create_engine("sqlite://")) is None  # no COPY there
+    thread = writer.prepare_write(sa.create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none"))
+    assert thread is not None
+    thread.join(timeout=120)
+    assert copybinary._LOOP and copybinary._LOOP[0] is not copybinary._lay_rows  # compiled

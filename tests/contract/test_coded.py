@@ -4,6 +4,7 @@ id and ref columns are millions of cells, kept while the plan is current."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from numpy.dtypes import StringDType
 
 from masterplan.contract.coded import CODE_DTYPE, Coded, values_at
@@ -43,4 +44,19 @@ def test_long_text_is_gathered_by_int32_codes() -> None:
     assert values_at(column.values, column.codes[valid]).tolist() == [refs[5000], refs[0]]
     assert column.to_array().tolist() == [refs[5000], None, refs[0]]
     codes, words = column.chunk_dictionary(0, 3)
+    assert [None if c < 0 else words[c] for c in codes.tolist()] == column.to_array().tolist()
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.array(["W1", None, "W2"], dtype=object),
+        np.array(["W1", None, "W2"], dtype=StringDType(na_object=None)),
+        np.array(["W1", "", "W2"], dtype=StringDType()),  # no NULL of its own
+    ],
+)
+def test_a_chunk_dictionary_holds_no_null_and_codes_say_the_text(values: np.ndarray) -> None:
+    column = Coded(np.array([2, 1, 0, -1, 1], dtype=np.int32), values)
+    codes, words = column.chunk_dictionary(0, 5)
+    assert None not in words
     assert [None if c < 0 else words[c] for c in codes.tolist()] == column.to_array().tolist()

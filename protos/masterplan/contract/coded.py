@@ -91,7 +91,10 @@ class Coded:
         words = values_at(self.values, uniques).tolist()
         out = np.full(len(codes), -1, dtype=np.int32)
         out[valid] = local
-        if any(w is None for w in words):
+        # Only objects, or numpy strings with a NULL of their own, hold None:
+        # the engine's numpy strings are spared a look at every word (a fifth
+        # of streaming a result).
+        if _may_hold_none(self.values) and None in words:
             # A None value is NULL: drop it from the dictionary.
             keep = np.array([w is not None for w in words])
             shift = np.cumsum(keep) - 1
@@ -99,6 +102,10 @@ class Coded:
             out[valid] = mapped[local]
             words = [w for w in words if w is not None]
         return out, words
+
+
+def _may_hold_none(values: np.ndarray) -> bool:
+    return values.dtype.kind != "T" or getattr(values.dtype, "na_object", 0) is None
 
 
 def values_at(values: np.ndarray, codes: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 import grpc
 from google.protobuf import empty_pb2
@@ -22,7 +22,13 @@ from google.protobuf.message import Message
 
 from masterplan.client import errors
 from masterplan.client.errors import from_rpc_error
-from masterplan.codec import DEFAULT_CHUNK_ROWS, concat, decode_chunk, encode_table
+from masterplan.codec import (
+    DEFAULT_CHUNK_ROWS,
+    concat,
+    decode_chunk,
+    decode_chunk_coded,
+    encode_table,
+)
 from masterplan.contract.columns import Table
 from masterplan.contract.tables import PLAN_OUTPUT_TABLES, RESULT_OUTPUT_SPECS
 from masterplan.contract.views import DelayPath, NetRequirements, PlanReport
@@ -113,6 +119,12 @@ class ResultSink(Protocol):
     they amount to); then, table by table, a table's removed rows before
     its added rows. A server too old to announce the run first is collected
     as before and handed over at the end, in the same order.
+
+    A sink whose ``accepts_coded_text`` attribute is True gets the text
+    columns of streamed chunks as they cross the wire,
+    :class:`~masterplan.contract.coded.Coded` (codes into the chunk's
+    dictionary), rather than object arrays of the rows: a writer that turns
+    text into bytes then does so once per distinct value.
     """
 
     def begin(self, run: planning_pb2.PlanRun) -> None: ...
@@ -448,6 +460,7 @@ class MasterplanClient:
         rows_gone = dict.fromkeys(PLAN_OUTPUT_TABLES, 0)
         outcome: RunOutcome | None = None
         streaming = False
+        coded = getattr(sink, "accepts_coded_text", False) is True
         with _closing(events):  # an exception here (the sink's) cancels the call
             for event in events:
                 kind = event.WhichOneof("event")
@@ -461,7 +474,11 @@ class MasterplanClient:
                     spec = RESULT_OUTPUT_SPECS[chunk.table]
                     delete = chunk.change == columnar_pb2.CHANGE_KIND_DELETE
                     seen = rows_gone if delete else rows
-                    table = decode_chunk(chunk, spec, seen[chunk.table])
+                    if streaming and coded:
+                        # Coded text: the sink said it takes it (ResultSink).
+                        table = cast(Table, decode_chunk_coded(chunk, spec, seen[chunk.table]))
+                    else:
+                        table = decode_chunk(chunk, spec, seen[chunk.table])
                     seen[chunk.table] += chunk.row_count
                     if streaming:
                         assert sink is not None

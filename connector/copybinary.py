@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from masterplan.connector.copytext import text_words
+from masterplan.contract.coded import Coded, as_array
 from masterplan.contract.tables import ColumnKind, ColumnSpec
 
 __all__ = ["HEADER", "TRAILER", "Wire", "copy_binary", "load_row_loop", "wire_types"]
@@ -96,7 +97,7 @@ def wire_types(
 def copy_binary(
     columns: Sequence[ColumnSpec],
     wires: Sequence[Wire],
-    table: Mapping[str, np.ndarray],
+    table: Mapping[str, np.ndarray | Coded],
     constants: Sequence[str],
     encoding: str,
     where: str = "",
@@ -106,7 +107,9 @@ def copy_binary(
     Every row begins with ``constants`` (the plan and run ids), then
     ``columns`` in the forms ``wires`` (:func:`wire_types`). NULL is
     ``None`` in text and NaN or NaT elsewhere, as in the in-memory
-    conventions. ``where`` names the table in errors.
+    conventions. Text may be :class:`~masterplan.contract.coded.Coded`
+    (code -1 is NULL): each distinct value is then encoded once.
+    ``where`` names the table in errors.
 
     Each column becomes its wire bytes at once (numpy); the rows are then
     laid out by one compiled loop (:func:`_lay_rows`).
@@ -116,7 +119,7 @@ def copy_binary(
             zero byte or what ``encoding`` cannot hold (none of which the
             server would take either).
     """
-    n = len(np.asarray(table[columns[0].name])) if columns else 0
+    n = len(table[columns[0].name]) if columns else 0
     if not n:
         return b""
     prefix = (len(constants) + len(columns)).to_bytes(2, "big", signed=True) + b"".join(
@@ -130,16 +133,16 @@ def copy_binary(
     text_lengths: list[np.ndarray] = []
     base = 0
     for k, (column, wire) in enumerate(zip(columns, wires, strict=True)):
-        values = np.asarray(table[column.name])
+        cells = table[column.name]
         if wire is Wire.TEXT:
-            data, starts, lengths = _text(column, values, encoding, where)
+            data, starts, lengths = _text(column, cells, encoding, where)
             text.append(data)
             text_starts.append(starts + base)
             text_lengths.append(lengths)
             base += len(data)
             widths[k] = -1
         else:
-            big, nulls = _fixed(column, wire, values, where)
+            big, nulls = _fixed(column, wire, as_array(cells), where)
             fixed.append(big)
             fixed_nulls.append(nulls)
             widths[k] = big.shape[1]
@@ -309,11 +312,16 @@ def _bytes(big: np.ndarray) -> np.ndarray:
 
 
 def _text(
-    column: ColumnSpec, values: np.ndarray, encoding: str, where: str
+    column: ColumnSpec, cells: np.ndarray | Coded, encoding: str, where: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A text column as its values' bytes, joined, and each row's start in
     them and byte count (-1 for NULL)."""
-    words, nulls, joined = text_words(values, "\x00")
+    if isinstance(cells, Coded):
+        # The dictionary's values once, then each row's by its code; code
+        # -1 takes the appended NULL.
+        data, starts, lengths = _text(column, cells.values, encoding, where)
+        return data, np.append(starts, 0)[cells.codes], np.append(lengths, -1)[cells.codes]
+    words, nulls, joined = text_words(cells, "\x00")
     # Joined with a zero byte, which text cannot hold: the values' bounds
     # are the zeros, found by numpy rather than a len() per value.
     try:

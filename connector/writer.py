@@ -48,6 +48,7 @@ from masterplan.connector.schema import (
     table_spec,
     verify_schema,
 )
+from masterplan.contract.coded import Coded, as_array
 from masterplan.contract.tables import (
     BOOKKEEPING_COLUMNS,
     PLAN_OUTPUT_TABLES,
@@ -110,6 +111,10 @@ _LOCAL_INFILE_REFUSED = frozenset({1148, 3948, 4166})
 _infile_refused: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 _log = logging.getLogger(__name__)
+
+#: Rows of one result table as a write takes them: text columns plain or
+#: coded (:class:`~masterplan.contract.coded.Coded`).
+Rows = Mapping[str, np.ndarray | Coded]
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,11 +406,11 @@ class ResultWrite:
             raise RuntimeError("the write is not open (use it in a with block)")
         return self._conn
 
-    def remove(self, name: str, rows: Mapping[str, np.ndarray]) -> None:
+    def remove(self, name: str, rows: Rows) -> None:
         """Delete every copy of each of ``rows`` (whole rows of table
         ``name``) from the plan: a difference's removed rows, before the
         table's added rows."""
-        self._remove(name, rows, _validate_table(name, rows))
+        self._remove(name, _plain(rows), _validate_table(name, rows))
 
     def _remove(self, name: str, rows: Mapping[str, np.ndarray], n: int) -> None:
         """:meth:`remove` of ``n`` rows already checked against their table."""
@@ -424,11 +429,13 @@ class ResultWrite:
         if self.on_rows is not None:
             self.on_rows(name, n)
 
-    def add(self, name: str, rows: Mapping[str, np.ndarray]) -> None:
-        """Insert ``rows`` (of table ``name``) into the plan."""
+    def add(self, name: str, rows: Rows) -> None:
+        """Insert ``rows`` (of table ``name``) into the plan. Text may come
+        coded (:class:`~masterplan.contract.coded.Coded`, as a chunk crosses
+        the wire): a binary ``COPY`` takes it so, the other paths as text."""
         self._add(name, rows, _validate_table(name, rows))
 
-    def _add(self, name: str, rows: Mapping[str, np.ndarray], n: int) -> None:
+    def _add(self, name: str, rows: Rows, n: int) -> None:
         """:meth:`add` of ``n`` rows already checked against their table."""
         if not self.written or n == 0:
             return
@@ -606,7 +613,7 @@ def _validate_results(results: Mapping[str, Mapping[str, np.ndarray]]) -> dict[s
     return {name: _validate_table(name, results[name]) for name in PLAN_OUTPUT_TABLES}
 
 
-def _validate_table(name: str, table: Mapping[str, np.ndarray]) -> int:
+def _validate_table(name: str, table: Rows) -> int:
     """Check rows of output table ``name`` against its spec; return their count."""
     if name not in PLAN_OUTPUT_TABLES:
         raise InvalidResult(name, None, f"{name!r} is not a result table of a plan")
@@ -622,18 +629,34 @@ def _validate_table(name: str, table: Mapping[str, np.ndarray]) -> int:
     for column in expected:
         if column.name not in table:
             raise InvalidResult(name, column.name, f"table {name!r} lacks column {column.name!r}")
-        array = np.asarray(table[column.name])
+        cells = table[column.name]
+        array = cells.codes if isinstance(cells, Coded) else np.asarray(cells)
         if array.ndim != 1 or len(array) != n:
             raise InvalidResult(
                 name,
                 column.name,
                 f"table {name!r}, column {column.name!r}: shape {array.shape}, expected ({n},)",
             )
-        if not column.nullable and n and null_mask(column.kind, array).any():
+        if not column.nullable and n and _nulls(column, cells).any():
             raise InvalidResult(
                 name, column.name, f"table {name!r}, column {column.name!r}: NULL not allowed"
             )
     return n
+
+
+def _nulls(column: ColumnSpec, cells: np.ndarray | Coded) -> np.ndarray:
+    """Where ``cells`` hold NULL: for coded text, a code of -1 or a None
+    value, found on the dictionary, not on each row."""
+    if not isinstance(cells, Coded):
+        return null_mask(column.kind, np.asarray(cells))
+    codes = cells.codes
+    none = np.append(np.asarray(cells.values, dtype=object) == None, True)  # noqa: E711
+    return none[np.where(codes < 0, len(none) - 1, codes)]
+
+
+def _plain(rows: Rows) -> dict[str, np.ndarray]:
+    """``rows`` with coded text made plain arrays."""
+    return {name: as_array(cells) for name, cells in rows.items()}
 
 
 def writes_in_index_order(engine: Engine) -> bool:
@@ -745,13 +768,14 @@ class _Inserter:
             else []
         )
 
-    def write(self, table: Mapping[str, np.ndarray], batch_rows: int) -> None:
+    def write(self, table: Rows, batch_rows: int) -> None:
         """Insert ``table``'s rows, ``batch_rows`` at a time."""
         conn, target = self.conn, self.target
         if self.copies:
             self._copy(table)
             return
-        for names, values in _iter_batches(self.spec, self.run, table, batch_rows, self.as_text):
+        plain = _plain(table)
+        for names, values in _iter_batches(self.spec, self.run, plain, batch_rows, self.as_text):
             if self.mysql is not None:
                 self.mysql(target, names, values)
             elif self.sqlite is not None:
@@ -766,7 +790,7 @@ class _Inserter:
             if self.on_rows is not None:
                 self.on_rows(self.spec.name, len(values[0]) if values else 0)
 
-    def _copy(self, table: Mapping[str, np.ndarray]) -> None:
+    def _copy(self, table: Rows) -> None:
         """Send ``table``'s rows down the table's COPY, a payload of at most
         :data:`_COPY_ROWS` rows at a time: binary where every column's type
         takes it (:func:`~connector.copybinary.wire_types`), else text."""
@@ -785,11 +809,10 @@ class _Inserter:
         constants = {"plan_id": self.run.plan_id, "run_id": self.run.run_id}
         n = table_length(table)
         for start in range(0, n, _COPY_ROWS):
-            part = {
-                c.name: np.asarray(table[c.name])[start : start + _COPY_ROWS] for c in self.columns
-            }
+            part = {c.name: _rows_of(table[c.name], start) for c in self.columns}
             if self.wires is None:
-                self.pipe.write(copy_text(self.sent, part, constants).encode("utf-8"))
+                text = copy_text(self.sent, _plain(part), constants)
+                self.pipe.write(text.encode("utf-8"))
             else:
                 self.pipe.write(
                     copy_binary(
@@ -819,6 +842,13 @@ class _Inserter:
         pipe, self.pipe = self.pipe, None
         if pipe is not None:
             pipe.close(failed=True)
+
+
+def _rows_of(cells: np.ndarray | Coded, start: int) -> np.ndarray | Coded:
+    """One COPY payload's rows of a column, from ``start``."""
+    if isinstance(cells, Coded):
+        return cells[start : start + _COPY_ROWS]
+    return np.asarray(cells)[start : start + _COPY_ROWS]
 
 
 #: Fewer rows than this are loaded into the table's indexes as they are.

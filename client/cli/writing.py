@@ -46,6 +46,11 @@ class WriteAsItArrives:
         on_rows: Called with a table name and a row count per batch written.
     """
 
+    #: Text comes coded (:class:`~masterplan.client.client.ResultSink`): a
+    #: binary ``COPY`` encodes each chunk's distinct values once, and the
+    #: other write paths make the rows' text from the codes.
+    accepts_coded_text = True
+
     def __init__(
         self,
         engine: sa.Engine,

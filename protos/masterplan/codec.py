@@ -15,7 +15,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 import numpy as np
 from numpy.dtypes import StringDType
 
-from masterplan.contract.coded import Coded, coded_nbytes
+from masterplan.contract.coded import Coded, as_array, coded_nbytes
 from masterplan.contract.columns import Table, empty_table, table_length
 from masterplan.contract.tables import ColumnKind, TableSpec
 from masterplan.v1 import columnar_pb2 as pb
@@ -26,6 +26,7 @@ __all__ = [
     "check_chunk",
     "concat",
     "decode_chunk",
+    "decode_chunk_coded",
     "decoded_nbytes",
     "encode_table",
 ]
@@ -227,15 +228,44 @@ def decode_chunk(
         CodecError: what :func:`check_chunk` refuses, a string code outside
             the dictionary, an infinite number.
     """
+    coded = decode_chunk_coded(chunk, spec, row_offset, required=required)
+    return {name: as_array(column) for name, column in coded.items()}
+
+
+def decode_chunk_coded(
+    chunk: pb.ColumnarChunk,
+    spec: TableSpec,
+    row_offset: int = 0,
+    *,
+    required: Collection[str] | None = None,
+) -> dict[str, np.ndarray | Coded]:
+    """:func:`decode_chunk`, with text columns left as they cross the wire:
+    :class:`~masterplan.contract.coded.Coded`, the chunk's codes into its
+    dictionary (an object array of ``str``).
+
+    For a consumer that turns text into bytes anyway (a binary ``COPY``):
+    it encodes each distinct value once, and no object array of the rows
+    is made.
+    """
     seen = check_chunk(chunk, spec, required=required)
-    out: Table = {}
+    out: dict[str, np.ndarray | Coded] = {}
     for c in spec.columns:
         col = seen.get(c.name)
         if col is None:
             continue  # left out, as ``required`` allows
         want = _KIND_TYPE[c.kind]
         if want == pb.COLUMN_TYPE_FLOAT64:
-            out[c.name] = np.frombuffer(col.data, dtype="<f8").astype(np.float64)
+            numbers = np.frombuffer(col.data, dtype="<f8").astype(np.float64)
+            bad = np.flatnonzero(np.isinf(numbers))
+            if len(bad):
+                row = row_offset + int(bad[0])
+                raise CodecError(
+                    f"{spec.name}.{c.name}: row {row} is not a finite number",
+                    spec.name,
+                    c.name,
+                    row,
+                )
+            out[c.name] = numbers
         elif want == pb.COLUMN_TYPE_DATE:
             ints = np.frombuffer(col.data, dtype="<i4").astype(np.int64)
             d = ints.astype("datetime64[D]")
@@ -254,20 +284,9 @@ def decode_chunk(
                     c.name,
                     row,
                 )
-            dictionary = np.empty(k + 1, dtype=object)
-            dictionary[:k] = list(col.dictionary)
-            dictionary[k] = None
-            out[c.name] = dictionary[np.where(codes < 0, k, codes)]
-        if c.kind is ColumnKind.FLOAT or c.kind is ColumnKind.INT:
-            bad = np.flatnonzero(np.isinf(out[c.name]))
-            if len(bad):
-                row = row_offset + int(bad[0])
-                raise CodecError(
-                    f"{spec.name}.{c.name}: row {row} is not a finite number",
-                    spec.name,
-                    c.name,
-                    row,
-                )
+            out[c.name] = Coded(
+                codes.astype(np.int32, copy=False), np.fromiter(col.dictionary, object, k)
+            )
     return out
 
 

@@ -17,9 +17,11 @@ from sqlalchemy.engine import Engine
 
 from masterplan.connector import copybinary, writer
 from masterplan.connector.copybinary import Wire, copy_binary, wire_types
+from masterplan.connector.errors import InvalidResult
 from masterplan.connector.reader import read_table
 from masterplan.connector.schema import create_all, sql_table
-from masterplan.connector.writer import RunRecord, write_run
+from masterplan.connector.writer import ResultWrite, RunRecord, write_run
+from masterplan.contract.coded import Coded
 from masterplan.contract.tables import PLAN_OUTPUT_TABLES, RESULT_TABLES, ColumnKind, ColumnSpec
 from tests.connector.conftest import plain_ddl
 
@@ -128,6 +130,34 @@ def _check_rows(rows: list[tuple[Any, ...]], run: str, order: list[int]) -> None
         assert got["day"] == (None if d is None else struct.pack(">i", (d - PG_EPOCH).days))
         assert got["n4"] == (None if np.isnan(i4) else struct.pack(">i", int(i4)))
         assert got["n8"] == (None if np.isnan(i8) else struct.pack(">q", int(i8)))
+
+
+def _coded(values: list[str | None], data: st.DataObject) -> Coded:
+    """``values`` as codes into a dictionary that also holds values no row
+    uses, a value twice and a None value, in a drawn order; NULL drawn as
+    code -1 or as the None value."""
+    words = [*sorted({v for v in values if v is not None}), "unused", "unused", None]
+    order = data.draw(st.permutations(range(len(words))))
+    dictionary = np.array([words[k] for k in order], dtype=object)
+    at = {w: i for i, w in enumerate(dictionary.tolist()) if w is not None}
+    none_at = dictionary.tolist().index(None)
+    codes = [at[v] if v is not None else data.draw(st.sampled_from([-1, none_at])) for v in values]
+    return Coded(np.array(codes, dtype=np.int32), dictionary)
+
+
+@given(st.lists(st.tuples(texts, floats), max_size=30), st.data())
+def test_coded_text_makes_the_payload_plain_text_makes(
+    rows: list[tuple[Any, ...]], data: st.DataObject
+) -> None:
+    """As a chunk crosses the wire (codes into its dictionary): each
+    distinct value encoded once, the same bytes."""
+    ref = [r for r, _ in rows]
+    qty = np.array([q for _, q in rows], dtype=np.float64)
+    plain = {"ref": np.array(ref, dtype=object), "qty": qty}
+    coded = {"ref": _coded(ref, data), "qty": qty}
+    columns, wires = [COLUMNS[1], COLUMNS[0]], [WIRES[1], WIRES[0]]
+    want = copy_binary(columns, wires, plain, ["main", "r"], "utf-8")
+    assert copy_binary(columns, wires, coded, ["main", "r"], "utf-8") == want
 
 
 def test_an_integer_column_of_doubles_gets_whole_numbers_as_text_would() -> None:
@@ -247,6 +277,44 @@ def test_postgres_stores_from_binary_what_it_stores_from_text(
         assert write_run(engine, _record("text"), results).written  # replaces the plan
     assert binary == _stored(engine, "text")
     assert all(len(rows) == 6 for rows in binary.values())
+
+
+def test_coded_text_is_stored_as_plain_text_is(engine: Engine) -> None:
+    """Rows whose text comes coded, as the streamed write gets them, are
+    stored as the same rows with plain text: binary COPY on PostgreSQL,
+    the other paths elsewhere (they make the text from the codes)."""
+    create_all(engine)
+    results = _awkward_results()
+    assert write_run(engine, _record("plain"), results).written
+    plain = _stored(engine, "plain")
+    counts = {name: 6 for name in PLAN_OUTPUT_TABLES}
+    with ResultWrite(engine, _record("coded"), plan_counts=counts, rows_added=30) as write:
+        for name in PLAN_OUTPUT_TABLES:
+            write.add(name, {k: _as_coded(v) for k, v in results[name].items()})
+        assert write.commit().written
+    assert _stored(engine, "coded") == plain
+
+
+def _as_coded(column: np.ndarray) -> np.ndarray | Coded:
+    if column.dtype != object:
+        return column
+    values = column.tolist()
+    dictionary = [v for v in dict.fromkeys(values) if v is not None]
+    at = {v: i for i, v in enumerate(dictionary)}
+    codes = np.array([-1 if v is None else at[v] for v in values], dtype=np.int32)
+    return Coded(codes, np.array(dictionary, dtype=object))
+
+
+def test_a_coded_null_in_a_column_that_takes_none_is_refused(engine: Engine) -> None:
+    create_all(engine)
+    table = _awkward_results()["pegging"]
+    codes = np.zeros(6, dtype=np.int32)
+    codes[2] = -1
+    table["demand_ref"] = Coded(codes, np.array(["d"], dtype=object))
+    counts = {name: 6 if name == "pegging" else 0 for name in PLAN_OUTPUT_TABLES}
+    write = ResultWrite(engine, _record("bad"), plan_counts=counts, rows_added=6)
+    with write, pytest.raises(InvalidResult, match=r"demand_ref.*NULL not allowed"):
+        write.add("pegging", table)
 
 
 def test_a_column_type_binary_cannot_write_takes_the_text_path(

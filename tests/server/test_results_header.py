@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections import Counter
 
 from masterplan.client.client import MasterplanClient
+from masterplan.contract.coded import Coded, as_array
 from masterplan.contract.columns import Table
-from masterplan.contract.tables import PLAN_OUTPUT_TABLES
+from masterplan.contract.tables import PLAN_OUTPUT_TABLES, RESULT_OUTPUT_SPECS, ColumnKind
 from masterplan.v1 import planning_pb2
 from tests.server.test_run_difference import MAIN, rows, scm, tables, whole
 
@@ -85,6 +86,37 @@ def test_a_sink_takes_each_chunk_before_the_next_one_arrives(live) -> None:  # t
     assert len(pairs) > 2 * len(PLAN_OUTPUT_TABLES)
     assert pairs[0::2] == [("added", t) for _, t in pairs[1::2]]
     assert pairs[1::2] == [("received", t) for _, t in pairs[0::2]]
+
+
+class CodedSink(Sink):
+    """A sink that takes text as it crosses the wire."""
+
+    accepts_coded_text = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.coded: set[str] = set()
+
+    def added(self, table: str, chunk: Table) -> None:
+        self.coded |= {f"{table}.{k}" for k, v in chunk.items() if isinstance(v, Coded)}
+        super().added(table, {k: as_array(v) for k, v in chunk.items()})
+
+
+def test_a_sink_that_takes_coded_text_gets_the_same_rows_coded(live) -> None:  # type: ignore[no-untyped-def]
+    data, t0 = scm()
+    with live.client("acme") as c:
+        c.upload(MAIN, tables(data))
+        plain, coded = Sink(), CodedSink()
+        c.run_plan(MAIN, plan_date=t0, run_id="r1", sink=plain, chunk_rows=2)
+        c.run_plan(MAIN, plan_date=t0, run_id="r2", sink=coded, chunk_rows=2)
+    assert coded.got_added == plain.got_added
+    text = {
+        f"{name}.{c.name}"
+        for name in PLAN_OUTPUT_TABLES
+        for c in RESULT_OUTPUT_SPECS[name].columns
+        if c.kind is ColumnKind.STR and plain.got_added[name]
+    }
+    assert text and coded.coded == text
 
 
 def test_a_difference_reaches_the_sink_removed_rows_first(live) -> None:  # type: ignore[no-untyped-def]

@@ -105,7 +105,7 @@ class ResultStream:
             return
         # One worker: the sorts run in the order submitted, and only it
         # touches ``ranked``.
-        ranked: dict[int, np.ndarray] = {}
+        ranked: Ranked = {}
         sorter = ThreadPoolExecutor(1, thread_name_prefix="result-order")
         try:
             orders = [
@@ -120,8 +120,13 @@ class ResultStream:
             sorter.shutdown(wait=False, cancel_futures=True)
 
 
+#: Ranks of whole dictionaries, by their kind (equal values equal ranks, or
+#: places: equal values neighbouring ranks) and the dictionary's ``id``.
+Ranked = dict[tuple[str, int], np.ndarray]
+
+
 def index_order(
-    spec: TableSpec, table: StreamTable, ranked: dict[int, np.ndarray] | None = None
+    spec: TableSpec, table: StreamTable, ranked: Ranked | None = None
 ) -> np.ndarray | None:
     """Positions of ``table``'s rows sorted by the columns of ``spec``'s first
     index, but ``plan_id`` and ``run_id`` (one value per write); ``None``
@@ -134,31 +139,83 @@ def index_order(
     tables after this one that share them (a plan's pegging and delay
     messages share its requirement refs); the caller keeps those
     dictionaries alive as long as it keeps ``ranked``.
+
+    Rows of equal keys keep their order, but where a coded key's dictionary
+    holds a text twice: its rows then come together, those of one code
+    after those of the other.
     """
     if not spec.indexes or table_length(table) == 0:
         return None
     columns = [c for c in spec.indexes[0] if c not in BOOKKEEPING_COLUMNS]
     if not columns or any(c not in table for c in columns):
         return None
-    cache: dict[int, np.ndarray] = {} if ranked is None else ranked
+    cache: Ranked = {} if ranked is None else ranked
+    if len(columns) == 1:  # every result table's index
+        return np.argsort(_column_places(table[columns[0]], cache), kind="stable")
     # lexsort's last key is the primary one.
-    keys = [_column_ranks(table[c], cache) for c in reversed(columns)]
-    return np.lexsort(keys) if len(keys) > 1 else np.argsort(keys[0], kind="stable")
+    return np.lexsort([_column_ranks(table[c], cache) for c in reversed(columns)])
 
 
-def _column_ranks(column: np.ndarray | Coded, ranked: dict[int, np.ndarray]) -> np.ndarray:
+def _column_places(column: np.ndarray | Coded, ranked: Ranked) -> np.ndarray:
+    """int64: a key that sorts the rows as their column's values sort, NULL
+    first, for a column that is the whole sort key.
+
+    Of numpy strings without NULL (the engine's), each value's place in the
+    sorted values, with no further step: equal values need not have equal
+    ranks for the rows to come grouped and in order, so the sorted strings
+    are neither gathered nor compared (:func:`_ranks`' two steps, half of
+    the sorts' 0.36 s for the 100k benchmark's result).
+    """
+    if isinstance(column, Coded):
+        values, codes = column.values, column.codes
+    else:
+        values, codes = column, None
+    if not _plain_strings(values):
+        return _column_ranks(column, ranked)
+    if codes is None:
+        return _places(values)
+    of_values = ranked.get(("places", id(values)))
+    if of_values is None:
+        used = np.zeros(len(values), dtype=bool)
+        used[codes[codes >= 0]] = True
+        of_values = np.full(len(values) + 1, -1, dtype=np.int64)
+        if 2 * np.count_nonzero(used) >= len(values):
+            # Most of the dictionary: placed whole, once for every table.
+            of_values[:-1] = _places(values)
+            ranked[("places", id(values))] = of_values
+        else:
+            # A few of its values (a difference's rows): those only.
+            where = np.flatnonzero(used)
+            of_values[where] = _places(values[where])
+    return of_values[np.where(codes >= 0, codes, -1)]
+
+
+def _plain_strings(values: np.ndarray) -> bool:
+    """Whether ``values`` are numpy strings that cannot hold NULL."""
+    return values.dtype.kind == "T" and not hasattr(values.dtype, "na_object")
+
+
+def _places(values: np.ndarray) -> np.ndarray:
+    """int64: each value's position among ``values`` sorted (stable: numpy's
+    default sort of strings can crash, see ``unique_strings``)."""
+    places = np.empty(len(values), dtype=np.int64)
+    places[np.argsort(values, kind="stable")] = np.arange(len(values))
+    return places
+
+
+def _column_ranks(column: np.ndarray | Coded, ranked: Ranked) -> np.ndarray:
     """int64: each row's rank in its column's order, equal values equal
     ranks, NULL -1 (first)."""
     if not isinstance(column, Coded):
         return _ranks(np.asarray(column))
     codes, values = column.codes, column.values
-    of_values = ranked.get(id(values))
+    of_values = ranked.get(("ranks", id(values)))
     if of_values is None:
         used = np.zeros(len(values), dtype=bool)
         used[codes[codes >= 0]] = True
         if 2 * np.count_nonzero(used) >= len(values):
             # Most of the dictionary: ranked whole, once for every table.
-            of_values = ranked[id(values)] = np.append(_ranks(values), -1)
+            of_values = ranked[("ranks", id(values))] = np.append(_ranks(values), -1)
         else:
             # A few of its values (a difference's rows): those only.
             of_values = np.full(len(values) + 1, -1, dtype=np.int64)

@@ -65,6 +65,23 @@ def test_a_coded_key_sorts_by_its_text_with_null_first_and_ties_in_place() -> No
 
 
 @pytest.mark.parametrize("dtype", [object, StringDType()])
+def test_a_dictionary_holding_a_text_twice_still_sorts_the_rows_by_text(dtype: Any) -> None:
+    """The engine's numpy strings are placed without comparing neighbours:
+    rows of one text under two codes come together, in text order."""
+    values = np.array(["b", "a", "c", "a", "b"], dtype=dtype)
+    codes = np.array([3, 0, 1, -1, 4, 2, 3, 1, 0])
+    order = index_order(PEGGING, {"demand_ref": Coded(codes, values)})
+    assert order is not None and sorted(order.tolist()) == list(range(len(codes)))
+    texts = [None if c < 0 else str(values[c]) for c in codes]
+    got = [_key(texts[i]) for i in order.tolist()]
+    assert got == sorted(got)
+    # Within one code, the rows keep their order.
+    for code in set(codes.tolist()):
+        rows = [i for i in order.tolist() if codes[i] == code]
+        assert rows == sorted(rows)
+
+
+@pytest.mark.parametrize("dtype", [object, StringDType()])
 def test_a_plain_text_key_sorts_the_same(dtype: Any) -> None:
     texts = ["PL:x/2", "PL:x/10", "PL:x/1", "PL:a/1", "PL:x/2"]
     column = np.array(texts, dtype=dtype)

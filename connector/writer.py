@@ -68,6 +68,7 @@ __all__ = [
     "prepare_write",
     "prune_runs",
     "write_run",
+    "writes_by_copy",
     "writes_in_index_order",
 ]
 
@@ -181,13 +182,20 @@ class WriteReport:
         return self.written
 
 
+def writes_by_copy(engine: Engine) -> bool:
+    """Whether a write into ``engine`` goes by ``COPY`` (PostgreSQL through
+    psycopg): its payloads take text coded, as a chunk crosses the wire,
+    and are laid out by a compiled loop."""
+    return engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
+
+
 def prepare_write(engine: Engine) -> threading.Thread | None:
     """Start making ready, on a thread, what a write into ``engine`` needs at
     its first chunk: on PostgreSQL through psycopg, the compiled loop of the
     binary ``COPY`` payloads (:func:`~connector.copybinary.load_row_loop`,
     0.3 s). Called before a run, it loads while the server plans, when the
     connector has nothing else to do; the thread, if any, is returned."""
-    if not (engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"):
+    if not writes_by_copy(engine):
         return None
     thread = threading.Thread(target=_load_row_loop, name="masterplan-row-loop")
     thread.start()

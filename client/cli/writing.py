@@ -22,6 +22,7 @@ from masterplan.connector.writer import (
     RunRecord,
     WriteReport,
     prepare_write,
+    writes_by_copy,
 )
 from masterplan.contract.columns import Table
 from masterplan.contract.tables import PLAN_OUTPUT_TABLES
@@ -46,11 +47,6 @@ class WriteAsItArrives:
         on_rows: Called with a table name and a row count per batch written.
     """
 
-    #: Text comes coded (:class:`~masterplan.client.client.ResultSink`): a
-    #: binary ``COPY`` encodes each chunk's distinct values once, and the
-    #: other write paths make the rows' text from the codes.
-    accepts_coded_text = True
-
     def __init__(
         self,
         engine: sa.Engine,
@@ -70,6 +66,11 @@ class WriteAsItArrives:
         self._write: ResultWrite | None = None
         #: When the run was announced (``time.perf_counter``): planning was over.
         self.begun_at: float | None = None
+        #: Into PostgreSQL, text comes coded
+        #: (:class:`~masterplan.client.client.ResultSink`): a binary ``COPY``
+        #: encodes each chunk's distinct values once. The other databases'
+        #: writes take plain text, as they always did.
+        self.accepts_coded_text = writes_by_copy(engine)
         # Made ready while the server plans, rather than at the first chunk.
         prepare_write(engine)
 

@@ -182,11 +182,16 @@ class WriteReport:
         return self.written
 
 
-def writes_by_copy(engine: Engine) -> bool:
-    """Whether a write into ``engine`` goes by ``COPY`` (PostgreSQL through
+def writes_by_copy(bind: Engine | Connection) -> bool:
+    """Whether a write into ``bind`` goes by ``COPY`` (PostgreSQL through
     psycopg): its payloads take text coded, as a chunk crosses the wire,
-    and are laid out by a compiled loop."""
-    return engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
+    and are laid out by a compiled loop.
+
+    ``COPY FROM STDIN`` is several times faster than multi-row ``INSERT``
+    for large result tables, and it runs on the same DBAPI connection,
+    hence in the same transaction as everything else the writer does.
+    """
+    return bind.dialect.name == "postgresql" and bind.dialect.driver == "psycopg"
 
 
 def prepare_write(engine: Engine) -> threading.Thread | None:
@@ -1247,17 +1252,9 @@ def _insert_sql(conn: Connection, target: sa.Table, names: Sequence[str]) -> str
 
 
 def _copies(conn: Connection) -> bool:
-    """Whether ``conn`` writes with ``COPY`` (PostgreSQL with psycopg 3).
-
-    ``COPY FROM STDIN`` is several times faster than multi-row ``INSERT`` for
-    large result tables, and it runs on the same DBAPI connection, hence in
-    the same transaction as everything else the writer does.
-    """
-    return (
-        conn.dialect.name == "postgresql"
-        and conn.dialect.driver == "psycopg"
-        and conn.connection.driver_connection is not None
-    )
+    """Whether ``conn`` writes with ``COPY`` (:func:`writes_by_copy`) and
+    has its driver's connection at hand."""
+    return writes_by_copy(conn) and conn.connection.driver_connection is not None
 
 
 class _CopyPipe:

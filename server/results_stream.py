@@ -22,7 +22,7 @@ table's key, 0.15 s at 100k SKUs, about 5 s at 1M) is not paid unasked.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -166,28 +166,12 @@ def _column_places(column: np.ndarray | Coded, ranked: Ranked) -> np.ndarray:
     are neither gathered nor compared (:func:`_ranks`' two steps, half of
     the sorts' 0.36 s for the 100k benchmark's result).
     """
-    if isinstance(column, Coded):
-        values, codes = column.values, column.codes
-    else:
-        values, codes = column, None
+    values = column.values if isinstance(column, Coded) else np.asarray(column)
     if not _plain_strings(values):
         return _column_ranks(column, ranked)
-    if codes is None:
+    if not isinstance(column, Coded):
         return _places(values)
-    of_values = ranked.get(("places", id(values)))
-    if of_values is None:
-        used = np.zeros(len(values), dtype=bool)
-        used[codes[codes >= 0]] = True
-        of_values = np.full(len(values) + 1, -1, dtype=np.int64)
-        if 2 * np.count_nonzero(used) >= len(values):
-            # Most of the dictionary: placed whole, once for every table.
-            of_values[:-1] = _places(values)
-            ranked[("places", id(values))] = of_values
-        else:
-            # A few of its values (a difference's rows): those only.
-            where = np.flatnonzero(used)
-            of_values[where] = _places(values[where])
-    return of_values[np.where(codes >= 0, codes, -1)]
+    return _coded_keys(column, ranked, "places", _places)
 
 
 def _plain_strings(values: np.ndarray) -> bool:
@@ -208,19 +192,28 @@ def _column_ranks(column: np.ndarray | Coded, ranked: Ranked) -> np.ndarray:
     ranks, NULL -1 (first)."""
     if not isinstance(column, Coded):
         return _ranks(np.asarray(column))
+    return _coded_keys(column, ranked, "ranks", _ranks)
+
+
+def _coded_keys(
+    column: Coded, ranked: Ranked, kind: str, keys: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """Each row's key from its value's: ``keys`` of the dictionary (NULL -1,
+    first), kept in ``ranked`` under ``kind`` for the tables after this one."""
     codes, values = column.codes, column.values
-    of_values = ranked.get(("ranks", id(values)))
+    of_values = ranked.get((kind, id(values)))
     if of_values is None:
         used = np.zeros(len(values), dtype=bool)
         used[codes[codes >= 0]] = True
+        of_values = np.full(len(values) + 1, -1, dtype=np.int64)
         if 2 * np.count_nonzero(used) >= len(values):
-            # Most of the dictionary: ranked whole, once for every table.
-            of_values = ranked[("ranks", id(values))] = np.append(_ranks(values), -1)
+            # Most of the dictionary: keyed whole, once for every table.
+            of_values[:-1] = keys(values)
+            ranked[(kind, id(values))] = of_values
         else:
             # A few of its values (a difference's rows): those only.
-            of_values = np.full(len(values) + 1, -1, dtype=np.int64)
             where = np.flatnonzero(used)
-            of_values[where] = _ranks(values[where])
+            of_values[where] = keys(values[where])
     return of_values[np.where(codes >= 0, codes, -1)]
 
 

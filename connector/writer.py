@@ -22,6 +22,7 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -48,6 +49,7 @@ from masterplan.connector.schema import (
     table_spec,
     verify_schema,
 )
+from masterplan.connector.sender import Sender
 from masterplan.contract.coded import Coded, as_array
 from masterplan.contract.tables import (
     BOOKKEEPING_COLUMNS,
@@ -297,7 +299,8 @@ class ResultWrite:
     A connector that streams a run's result from the server writes each
     chunk as it comes (:meth:`remove`, :meth:`add`) and commits (:meth:`commit`)
     after the last one, so that it never holds the whole result: its memory
-    is a chunk's, whatever the plan's size. Until the commit nothing is
+    is a few chunks' (on PostgreSQL, those queued for the write's thread,
+    :mod:`connector.sender`), whatever the plan's size. Until the commit nothing is
     visible; leaving the ``with`` block without committing (an exception, a
     stream that broke off) rolls everything back and the previous plan
     stays current.
@@ -358,6 +361,8 @@ class ResultWrite:
         self._conn: Connection | None = None
         self._tx: sa.RootTransaction | None = None
         self._inserter: _Inserter | None = None
+        #: A COPY write's statements, run on a thread (:meth:`_sending_for`).
+        self._sending: _Sending | None = None
         self._added = dict.fromkeys(PLAN_OUTPUT_TABLES, 0)
         self._removed = 0
         self._gone = 0
@@ -402,10 +407,12 @@ class ResultWrite:
 
     def _rollback(self) -> None:
         """End the transaction unless committed: nothing of it stays."""
-        tx, conn, inserter = self._tx, self._conn, self._inserter
-        self._tx = self._conn = self._inserter = None
+        tx, conn, inserter, sending = self._tx, self._conn, self._inserter, self._sending
+        self._tx = self._conn = self._inserter = self._sending = None
         if conn is None:
             return
+        if sending is not None:
+            sending.sender.close(abandon=True)  # what it still runs is let end first
         if inserter is not None:
             inserter.abandon()
         try:
@@ -455,19 +462,38 @@ class ResultWrite:
         conn = self._open()
         inserter = self._inserter
         if inserter is None or inserter.spec.name != name:
-            self._finish_inserter()
+            # The table before ends on the thread (its indexes made again)
+            # while this one's payloads are made.
+            self._finish_inserter(wait=False)
             # A whole result's rows are the table's rows of this plan.
             loading = self.plan_counts[name] if self.base_run_id is None else None
             inserter = self._inserter = _Inserter(
-                conn, table_spec(name), self.run, self.on_rows, loading
+                conn, table_spec(name), self.run, self.on_rows, loading, self._sending_for(conn)
             )
         inserter.write(rows, self.batch_rows)
         self._added[name] += n
 
-    def _finish_inserter(self) -> None:
+    def _sending_for(self, conn: Connection) -> _Sending | None:
+        """Where the write is by ``COPY``, the thread that runs its statements
+        (:mod:`connector.sender`), started at the first table with what the
+        payloads need to know of the tables; None for the other paths."""
+        if self._sending is None and _copies(conn):
+            # Nothing is queued yet: the connection is this thread's to ask.
+            self._sending = _Sending(
+                Sender(),
+                {name: _copy_wires(conn, table_spec(name)) for name in PLAN_OUTPUT_TABLES},
+                conn.connection.driver_connection.info.encoding,  # type: ignore[union-attr]
+            )
+        return self._sending
+
+    def _finish_inserter(self, wait: bool = True) -> None:
+        """End the table being written; with ``wait``, once every statement
+        of the write has run (the connection is free for others)."""
         inserter, self._inserter = self._inserter, None
         if inserter is not None:
             inserter.finish()
+        if wait and self._sending is not None:
+            self._sending.sender.wait()
 
     def commit(self) -> WriteReport:
         """Make the run the plan's current one, once every chunk is written.
@@ -743,9 +769,35 @@ def _iter_batches(
 BatchWriter = Callable[[sa.Table, Sequence[str], Sequence[list[Any]]], None]
 
 
+@dataclass(frozen=True, slots=True)
+class _Sending:
+    """A ``COPY`` write's thread, and what its payloads need to know that
+    only the connection could say: each table's column forms
+    (:func:`_copy_wires`) and the client encoding."""
+
+    sender: Sender
+    wires: Mapping[str, list[Wire] | None]
+    encoding: str
+
+
+def _copy_wires(conn: Connection, spec: TableSpec) -> list[Wire] | None:
+    """The binary forms of ``spec``'s columns but the bookkeeping ones, in
+    its result table; None where one has no binary form (text ``COPY``)."""
+    keys = [spec.column(name) for name in ("plan_id", "run_id")]
+    columns = [c for c in spec.columns if c.name not in BOOKKEEPING_COLUMNS]
+    wires = wire_types(conn, sql_table(spec.name), [*keys, *columns])
+    return None if wires is None else wires[2:]
+
+
 class _Inserter:
     """Inserts one output table's rows for a run inside the open transaction,
-    a chunk at a time, then :meth:`finish` ends the table's writing."""
+    a chunk at a time, then :meth:`finish` ends the table's writing.
+
+    With ``sending`` (PostgreSQL's ``COPY``), the statements (indexes
+    dropped, the ``COPY`` opened, fed and ended, the indexes made again)
+    run on the write's thread, in order, and the payloads are made in the
+    caller's.
+    """
 
     def __init__(
         self,
@@ -754,6 +806,7 @@ class _Inserter:
         run: RunRecord,
         on_rows: Callable[[str, int], None] | None = None,
         loading: int | None = None,
+        sending: _Sending | None = None,
     ) -> None:
         self.conn, self.spec, self.run, self.on_rows = conn, spec, run, on_rows
         self.target = sql_table(spec.name)
@@ -768,18 +821,20 @@ class _Inserter:
         self.wires: list[Wire] | None = None
         #: The columns in the order the COPY lists them.
         self.sent: list[ColumnSpec] = self.columns
-        self.copies = _copies(conn)
+        self.sending = sending
+        self.copies = sending is not None
         self.mysql = _mysql_writer(conn) if not self.copies else None
         # SQLite keeps a date as ISO text: hand it the text, made per column.
         self.as_text = not self.copies and self.mysql is None and conn.dialect.name == "sqlite"
         self.sqlite = _sqlite_writer(conn) if self.as_text else None
         #: The table's indexes dropped for the load, made again by
         #: :meth:`finish` (:func:`_drop_indexes_for_load`).
-        self.rebuild = (
-            _drop_indexes_for_load(conn, self.target, loading, run.plan_id)
-            if loading is not None
-            else []
-        )
+        self.rebuild: list[str] = []
+        if sending is not None:
+            self._forms(sending.wires[spec.name])
+            sending.sender.submit(lambda: self._open_copy(loading))
+        elif loading is not None:
+            self.rebuild = _drop_indexes_for_load(conn, self.target, loading, run.plan_id)
 
     def write(self, table: Rows, batch_rows: int) -> None:
         """Insert ``table``'s rows, ``batch_rows`` at a time."""
@@ -803,46 +858,63 @@ class _Inserter:
             if self.on_rows is not None:
                 self.on_rows(self.spec.name, len(values[0]) if values else 0)
 
+    def _forms(self, wires: list[Wire] | None) -> None:
+        """Take the columns' binary forms (None: the COPY is text)."""
+        if wires is not None:
+            # Fixed-width columns first: copy_binary makes a row's start and
+            # its leading fixed-width fields in one block.
+            pairs = sorted(zip(self.columns, wires, strict=True), key=_text_last)
+            self.sent = [column for column, _ in pairs]
+            self.wires = [wire for _, wire in pairs]
+
+    def _open_copy(self, loading: int | None) -> None:
+        """Drop the indexes for a load of ``loading`` rows, and open the COPY."""
+        if loading is not None:
+            self.rebuild = _drop_indexes_for_load(self.conn, self.target, loading, self.run.plan_id)
+        names = ["plan_id", "run_id", *(c.name for c in self.sent)]
+        self.pipe = _CopyPipe(self.conn, self.target, names, binary=self.wires is not None)
+
     def _copy(self, table: Rows) -> None:
         """Send ``table``'s rows down the table's COPY, a payload of at most
         :data:`_COPY_ROWS` rows at a time: binary where every column's type
         takes it (:func:`~connector.copybinary.wire_types`), else text."""
-        if self.pipe is None:
-            keys = [self.spec.column(name) for name in ("plan_id", "run_id")]
-            wires = wire_types(self.conn, self.target, [*keys, *self.columns])
-            if wires is not None:
-                # The keys are text columns, whose only form is text.
-                # Fixed-width columns first: copy_binary makes a row's start
-                # and its leading fixed-width fields in one block.
-                pairs = sorted(zip(self.columns, wires[2:], strict=True), key=_text_last)
-                self.sent = [column for column, _ in pairs]
-                self.wires = [wire for _, wire in pairs]
-            names = ["plan_id", "run_id", *(c.name for c in self.sent)]
-            self.pipe = _CopyPipe(self.conn, self.target, names, binary=self.wires is not None)
+        sending = self.sending
+        assert sending is not None  # a COPY write has its thread
         constants = {"plan_id": self.run.plan_id, "run_id": self.run.run_id}
         n = table_length(table)
         for start in range(0, n, _COPY_ROWS):
             part = {c.name: _rows_of(table[c.name], start) for c in self.columns}
             if self.wires is None:
-                text = copy_text(self.sent, _plain(part), constants)
-                self.pipe.write(text.encode("utf-8"))
+                payload = copy_text(self.sent, _plain(part), constants).encode("utf-8")
             else:
-                self.pipe.write(
-                    copy_binary(
-                        self.sent,
-                        self.wires,
-                        part,
-                        list(constants.values()),
-                        self.pipe.encoding,
-                        f"{self.spec.name}.",
-                    )
+                payload = copy_binary(
+                    self.sent,
+                    self.wires,
+                    part,
+                    list(constants.values()),
+                    sending.encoding,
+                    f"{self.spec.name}.",
                 )
+            sending.sender.submit(partial(self._send, payload), len(payload))
             if self.on_rows is not None:
                 self.on_rows(self.spec.name, min(n - start, _COPY_ROWS))
 
+    def _send(self, payload: bytes) -> None:
+        if self.pipe is None:
+            raise RuntimeError(f"{self.spec.name}: the COPY is not open")
+        self.pipe.write(payload)
+
     def finish(self) -> None:
         """End the table's writing (its COPY: the server checks and stores
-        the last rows); the connection can take other statements again."""
+        the last rows; then its indexes are made again); the connection can
+        take other statements again once that ran (on the write's thread,
+        where there is one)."""
+        if self.sending is not None:
+            self.sending.sender.submit(self._finish)
+        else:
+            self._finish()
+
+    def _finish(self) -> None:
         pipe, self.pipe = self.pipe, None
         if pipe is not None:
             pipe.close()
@@ -851,7 +923,8 @@ class _Inserter:
             _execute_plain(self.conn, statement)
 
     def abandon(self) -> None:
-        """End an open COPY as failed (the transaction is being rolled back)."""
+        """End an open COPY as failed (the transaction is being rolled back;
+        the write's thread, if any, has stopped)."""
         pipe, self.pipe = self.pipe, None
         if pipe is not None:
             pipe.close(failed=True)

@@ -3,8 +3,8 @@
 The server announces the finished run before its first result chunk (the
 results header), so the connector opens the write's transaction then and
 writes every chunk as it comes (:class:`connector.writer.ResultWrite`):
-streaming back and writing overlap, and the connector holds one chunk at a
-time, never the plan. Nothing is visible before the commit; a stream that
+streaming back and writing overlap, and the connector holds a few chunks at
+a time, never the plan. Nothing is visible before the commit; a stream that
 breaks off rolls the write back, and the previous plan stays current.
 """
 

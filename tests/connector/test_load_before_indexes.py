@@ -256,7 +256,8 @@ def test_a_reader_in_a_table_is_not_waited_on_and_the_table_keeps_its_index(pg: 
 @pytest.mark.postgres
 def test_a_reader_of_the_plan_waits_for_the_new_plan_not_a_mix(pg: Engine) -> None:
     """While the indexes are dropped, a reader that comes waits for the
-    commit and then reads the new plan whole."""
+    commit and then reads the new plan whole. (The write's statements run on
+    a thread of their own: the reader comes once they hold the table.)"""
     assert write_run(pg, run_record("run-1"), make_results(6, "a"))
     results = make_results(30, "b")
     counts = _counts(results)
@@ -273,6 +274,7 @@ def test_a_reader_of_the_plan_waits_for_the_new_plan_not_a_mix(pg: Engine) -> No
     ) as write:
         for name in PLAN_OUTPUT_TABLES:
             write.add(name, results[name])
+        _wait_for_lock_on(pg, "pegging")
         thread = threading.Thread(target=read)
         thread.start()
         started.wait()
@@ -281,6 +283,73 @@ def test_a_reader_of_the_plan_waits_for_the_new_plan_not_a_mix(pg: Engine) -> No
         write.commit()
     thread.join(timeout=30)
     assert seen == [counts["pegging"]]
+
+
+@pytest.mark.postgres
+def test_a_tables_indexes_are_made_while_the_next_tables_rows_are_taken(
+    pg: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A COPY write runs its statements on a thread of its own: while the
+    database makes one table's indexes again, the next table's rows are
+    taken and made into payloads, instead of the stream waiting for the
+    index. The plan and its indexes come out as before."""
+    before = _indexes(pg)
+    results = make_results(30, "b")
+    counts = _counts(results)
+    building, release = threading.Event(), threading.Event()
+    execute = writer._execute_plain
+
+    def slow_index(conn: sa.Connection, statement: str) -> object:
+        if statement.upper().startswith("CREATE INDEX") and "planned_orders" in statement:
+            building.set()
+            assert release.wait(30)
+        return execute(conn, statement)
+
+    monkeypatch.setattr(writer, "_execute_plain", slow_index)
+    with ResultWrite(
+        pg, run_record("run-1"), plan_counts=counts, rows_added=sum(counts.values())
+    ) as write:
+        write.add("planned_orders", results["planned_orders"])
+        write.add("pegging", results["pegging"])  # ends planned_orders: its index
+        assert building.wait(30)
+        taken = threading.Event()
+        # The rest arrive while the planned orders' index is being made.
+        adding = threading.Thread(
+            target=lambda: (
+                [write.add(name, results[name]) for name in PLAN_OUTPUT_TABLES[2:]],
+                taken.set(),
+            )
+        )
+        adding.start()
+        assert taken.wait(30), "the next tables' rows waited for the index"
+        adding.join()
+        release.set()
+        write.commit()
+    assert current_run(pg) == "run-1"
+    assert _indexes(pg) == before
+    written = _plan(pg)
+    assert {name: len(rows) for name, rows in written.items()} == counts
+    monkeypatch.setattr(writer, "_execute_plain", execute)
+    assert write_run(pg, run_record("run-2", minute=5), results)
+    assert _plan(pg) == written
+
+
+def _wait_for_lock_on(engine: Engine, table: str) -> None:
+    """Return once another session holds ``table`` exclusively (its indexes
+    dropped); fail after 30 s."""
+    deadline = time.monotonic() + 30
+    with engine.connect() as conn:
+        while time.monotonic() < deadline:
+            held = conn.exec_driver_sql(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE relation = to_regclass(%s) "
+                "AND mode = 'AccessExclusiveLock' AND granted AND pid <> pg_backend_pid())",
+                (table,),
+            ).scalar_one()
+            conn.rollback()
+            if held:
+                return
+            time.sleep(0.01)
+    raise AssertionError(f"no session took {table!r} for its load")
 
 
 @pytest.fixture

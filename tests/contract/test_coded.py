@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.dtypes import StringDType
 
 from masterplan.contract.coded import CODE_DTYPE, Coded, values_at
@@ -60,3 +62,26 @@ def test_a_chunk_dictionary_holds_no_null_and_codes_say_the_text(values: np.ndar
     codes, words = column.chunk_dictionary(0, 5)
     assert None not in words
     assert [None if c < 0 else words[c] for c in codes.tolist()] == column.to_array().tolist()
+
+
+@settings(max_examples=200)
+@given(
+    words=st.lists(st.one_of(st.none(), st.text(max_size=20)), min_size=1, max_size=30),
+    picks=st.lists(st.integers(-1, 29), max_size=60),
+    kind=st.sampled_from(["object", "strings", "strings with NULL"]),
+)
+def test_to_array_says_each_rows_text_whether_rows_or_values_are_more(
+    words: list[str | None], picks: list[int], kind: str
+) -> None:
+    """A column of fewer rows than values is gathered before it becomes
+    objects, one of more the other way round: both say each row's text."""
+    if kind == "strings":
+        words = [w or "" for w in words]
+        values = np.array(words, dtype=StringDType())
+    elif kind == "strings with NULL":
+        values = np.array(words, dtype=StringDType(na_object=None))
+    else:
+        values = np.array(words, dtype=object)
+    codes = np.array([p if p < len(words) else p % len(words) for p in picks], dtype=np.int32)
+    expected = [None if c < 0 else words[c] for c in codes.tolist()]
+    assert Coded(codes, values).to_array().tolist() == expected

@@ -478,12 +478,11 @@ class ResultWrite:
         (:mod:`connector.sender`), started at the first table with what the
         payloads need to know of the tables; None for the other paths."""
         if self._sending is None and _copies(conn):
-            # Nothing is queued yet: the connection is this thread's to ask.
-            self._sending = _Sending(
-                Sender(),
-                {name: _copy_wires(conn, table_spec(name)) for name in PLAN_OUTPUT_TABLES},
-                conn.connection.driver_connection.info.encoding,  # type: ignore[union-attr]
-            )
+            # Nothing is queued yet: the connection is this thread's to ask
+            # (before the thread starts, which a failed question would leave).
+            wires = {name: _copy_wires(conn, table_spec(name)) for name in PLAN_OUTPUT_TABLES}
+            encoding = conn.connection.driver_connection.info.encoding  # type: ignore[union-attr]
+            self._sending = _Sending(Sender(), wires, encoding)
         return self._sending
 
     def _finish_inserter(self, wait: bool = True) -> None:

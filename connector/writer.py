@@ -363,6 +363,9 @@ class ResultWrite:
         self._inserter: _Inserter | None = None
         #: A COPY write's statements, run on a thread (:meth:`_sending_for`).
         self._sending: _Sending | None = None
+        #: Tables ended on that thread, whose ``COPY`` a rollback may find
+        #: still open (their end queued, then skipped).
+        self._ending: list[_Inserter] = []
         self._added = dict.fromkeys(PLAN_OUTPUT_TABLES, 0)
         self._removed = 0
         self._gone = 0
@@ -409,12 +412,14 @@ class ResultWrite:
         """End the transaction unless committed: nothing of it stays."""
         tx, conn, inserter, sending = self._tx, self._conn, self._inserter, self._sending
         self._tx = self._conn = self._inserter = self._sending = None
+        ending, self._ending = self._ending, []
         if conn is None:
             return
         if sending is not None:
             sending.sender.close(abandon=True)  # what it still runs is let end first
-        if inserter is not None:
-            inserter.abandon()
+        for table in (*ending, inserter):
+            if table is not None:
+                table.abandon()  # a COPY whose end was skipped, if any
         try:
             if tx is not None and tx.is_active:
                 tx.rollback()
@@ -491,8 +496,11 @@ class ResultWrite:
         inserter, self._inserter = self._inserter, None
         if inserter is not None:
             inserter.finish()
+            if self._sending is not None:
+                self._ending.append(inserter)
         if wait and self._sending is not None:
             self._sending.sender.wait()
+            self._ending.clear()
 
     def commit(self) -> WriteReport:
         """Make the run the plan's current one, once every chunk is written.

@@ -334,6 +334,60 @@ def test_a_tables_indexes_are_made_while_the_next_tables_rows_are_taken(
     assert _plan(pg) == written
 
 
+@pytest.mark.postgres
+def test_an_abandoned_write_ends_the_copy_whose_end_it_skipped(
+    pg: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write abandoned while a table's end is still queued on its thread
+    skips that end, and ends the table's open ``COPY`` as failed itself
+    before it rolls back: no ``COPY`` is left to the garbage collector,
+    and the previous plan stays."""
+    assert write_run(pg, run_record("run-1"), make_results(6, "a"))
+    before = _plan(pg)
+    results = make_results(30, "b")
+    counts = _counts(results)
+    opened: list[object] = []
+    ended: list[tuple[object, bool]] = []
+    sending, release = threading.Event(), threading.Event()
+    pipe_init, pipe_write, pipe_close = (
+        writer._CopyPipe.__init__,
+        writer._CopyPipe.write,
+        writer._CopyPipe.close,
+    )
+
+    def init(self: writer._CopyPipe, *args: object, **kwargs: object) -> None:
+        pipe_init(self, *args, **kwargs)  # type: ignore[arg-type]
+        opened.append(self)
+
+    def write(self: writer._CopyPipe, payload: bytes) -> None:
+        sending.set()
+        assert release.wait(30)
+        pipe_write(self, payload)
+
+    def close(self: writer._CopyPipe, failed: bool = False) -> None:
+        ended.append((self, failed))
+        pipe_close(self, failed)
+
+    monkeypatch.setattr(writer._CopyPipe, "__init__", init)
+    monkeypatch.setattr(writer._CopyPipe, "write", write)
+    monkeypatch.setattr(writer._CopyPipe, "close", close)
+    with (
+        pytest.raises(RuntimeError, match="broke off"),
+        ResultWrite(
+            pg, run_record("run-2", minute=5), plan_counts=counts, rows_added=sum(counts.values())
+        ) as write_,
+    ):
+        write_.add("planned_orders", results["planned_orders"])
+        assert sending.wait(30)  # its payload is being sent, held
+        write_.add("pegging", results["pegging"])  # queues planned_orders' end
+        threading.Timer(0.2, release.set).start()
+        raise RuntimeError("the stream broke off")
+    assert len(opened) == 1  # pegging's COPY was skipped
+    assert ended == [(opened[0], True)]
+    assert current_run(pg) == "run-1"
+    assert _plan(pg) == before
+
+
 def _wait_for_lock_on(engine: Engine, table: str) -> None:
     """Return once another session holds ``table`` exclusively (its indexes
     dropped); fail after 30 s."""

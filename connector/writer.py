@@ -824,15 +824,14 @@ class _Inserter:
         # any insert; a staging table would make the server write every row
         # twice.
         self.pipe: _CopyPipe | None = None
-        #: The columns' binary wire forms once the COPY is open; None: text.
+        #: The columns' binary wire forms (a COPY write's); None: text.
         self.wires: list[Wire] | None = None
         #: The columns in the order the COPY lists them.
         self.sent: list[ColumnSpec] = self.columns
         self.sending = sending
-        self.copies = sending is not None
-        self.mysql = _mysql_writer(conn) if not self.copies else None
+        self.mysql = _mysql_writer(conn) if sending is None else None
         # SQLite keeps a date as ISO text: hand it the text, made per column.
-        self.as_text = not self.copies and self.mysql is None and conn.dialect.name == "sqlite"
+        self.as_text = sending is None and self.mysql is None and conn.dialect.name == "sqlite"
         self.sqlite = _sqlite_writer(conn) if self.as_text else None
         #: The table's indexes dropped for the load, made again by
         #: :meth:`finish` (:func:`_drop_indexes_for_load`).
@@ -846,7 +845,7 @@ class _Inserter:
     def write(self, table: Rows, batch_rows: int) -> None:
         """Insert ``table``'s rows, ``batch_rows`` at a time."""
         conn, target = self.conn, self.target
-        if self.copies:
+        if self.sending is not None:
             self._copy(table)
             return
         plain = _plain(table)
@@ -1354,8 +1353,6 @@ class _CopyPipe:
         self.dialect = conn.dialect
         self.error: type[Exception] = conn.dialect.loaded_dbapi.Error
         driver_conn: Any = conn.connection.driver_connection
-        #: The Python codec of the connection's client encoding.
-        self.encoding: str = driver_conn.info.encoding
         self.binary = binary
         self._started = False
         self._stack = ExitStack()

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from masterplan.contract.coded import Coded
+from masterplan.contract.coded import Coded, as_array
 from masterplan.contract.columns import Table, empty_table, table_length, take
 from masterplan.contract.tables import INPUT_TABLES
 from masterplan.server.engine.arrays import find_sorted, lookup, unique_ints
@@ -62,7 +62,6 @@ from masterplan.server.engine.rowdiff import (
 )
 from masterplan.server.engine.skus import Masters, TableSkus
 from masterplan.server.engine.stitch import (
-    decoded,
     row_skus,
     select_messages,
 )
@@ -611,7 +610,7 @@ def _stitch(
         add = np.flatnonzero(replanned[new_sku])
         rows = {col: values[add] for col, values in new.items()}
         before[name] = {**layer.rows_of(replanned)}
-        after[name] = {col: decoded(values) for col, values in rows.items()}
+        after[name] = {col: as_array(values) for col, values in rows.items()}
         if join:
             if item_codes is not None:
                 rows = layer.coded_like_base(rows, item_codes[add])

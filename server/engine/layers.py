@@ -18,9 +18,9 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 
-from masterplan.contract.coded import Coded
+from masterplan.contract.coded import Coded, as_array
 from masterplan.server.engine.skus import Masters
-from masterplan.server.engine.stitch import decoded, join_columns, row_skus
+from masterplan.server.engine.stitch import join_columns, row_skus
 from masterplan.server.engine.types import ResultTable, Table
 
 __all__ = ["LayeredTables", "PatchedTable", "patched_tables"]
@@ -107,7 +107,7 @@ class PatchedTable:
         in_patch = np.flatnonzero(flags[self.patch_sku])
         out: Table = {}
         for col, values in self.base.items():
-            first, second = decoded(values[in_base]), decoded(self.patch[col][in_patch])
+            first, second = as_array(values[in_base]), as_array(self.patch[col][in_patch])
             if first.dtype != second.dtype:
                 first, second = first.astype(object), second.astype(object)
             out[col] = np.concatenate([first, second])

@@ -19,7 +19,7 @@ from masterplan.server.engine.messages import Messages
 from masterplan.server.engine.skus import Masters
 from masterplan.server.engine.types import ResultTable
 
-__all__ = ["decoded", "join_columns", "row_skus", "select_messages"]
+__all__ = ["join_columns", "row_skus", "select_messages"]
 
 #: A dictionary this much larger than the rows that use it is compacted.
 _SLACK = 2
@@ -80,18 +80,6 @@ def join_columns(
     if a.dtype != b.dtype:
         a, b = a.astype(object), b.astype(object)
     return _kept_then(a, keep, b)
-
-
-def decoded(column: np.ndarray | Coded) -> np.ndarray:
-    """A column as a plain array, gathering only the values its rows use
-    (:meth:`Coded.to_array` converts the whole dictionary)."""
-    if not isinstance(column, Coded):
-        return column
-    codes = column.codes
-    out = np.full(len(codes), None, dtype=object)
-    valid = codes >= 0
-    out[valid] = values_at(column.values, codes[valid]).astype(object)
-    return out
 
 
 def select_messages(messages: Messages, rows: np.ndarray) -> Messages:

@@ -49,30 +49,36 @@ EPS = 1e-9
 
 @kernel
 def _split(
-    q: float, min_oq: float, max_oq: float, mult: float, out: list[float], room: int
-) -> float:
-    """Append the order quantities of need ``q`` (SPEC §5.6) to ``out``.
+    q: float, min_oq: float, max_oq: float, mult: float, room: int
+) -> tuple[float, int, float]:
+    """The order quantities of need ``q`` (SPEC §5.6): ``full`` orders of
+    ``max_oq``, then one of ``tail`` where ``tail`` is above zero.
 
-    Returns 0, or, when ``q`` would become more than ``room`` orders, how
-    many it would become (at least), leaving ``out`` untouched. The count is
-    known before any order is made, so a huge need with a tiny maximum never
-    loops long nor grows ``out``; and within ``room`` (far below 2**52) each
-    subtraction of ``max_oq`` shrinks ``rest``, so the loop ends.
+    Returns ``(wanted, full, tail)``. ``wanted`` is 0, or, when ``q`` would
+    become more than ``room`` orders, how many it would become (at least),
+    with no orders. The count is known before any order is made, so a huge
+    need with a tiny maximum never loops long; and within ``room`` (far
+    below 2**52) each subtraction of ``max_oq`` shrinks ``rest``, so the
+    loop ends. The orders are counted rather than listed: a list made for
+    every need cost the walk an allocation per need, and walks of one level
+    on threads then waited for each other in the allocator.
     """
     rest = q
+    full = 0
     if max_oq > 0.0:
         count = np.ceil((q - EPS) / max_oq)
         if not count <= room:
-            return count if count > 1.0 else 1.0
+            return (count if count > 1.0 else 1.0), 0, 0.0
         while rest > max_oq + EPS:
-            out.append(max_oq)
+            full += 1
             rest -= max_oq
+    tail = 0.0
     if rest > EPS:
         x = max(rest, min_oq)
         if mult > 0.0:
             x = np.ceil((x - EPS) / mult) * mult
-        out.append(x)
-    return 0.0
+        tail = x
+    return 0.0, full, tail
 
 
 @kernel
@@ -222,12 +228,14 @@ def _walk_from(
     replaced here: a variable that may be rebound inside the loop made each
     take pay for its reference counting (the walk was 1.6x slower).
     """
-    # An empty list typed by an element of a comprehension that never runs:
-    # numba needs the element type before the first append.
-    split: list[float] = [np.float64(0.0) for _ in range(0)]
     cap = 16
     p_date = np.zeros(cap, dtype=np.int64)
     p_left = np.zeros(cap, dtype=np.float64)
+    # The period code's copies of the remaining quantities, made again for
+    # every need: kept in buffers grown like ``p_left``, so that a need costs
+    # no allocation (walks of one level on threads share the allocator).
+    sim_e_buf = np.zeros(cap, dtype=np.float64)
+    sim_p_buf = np.zeros(cap, dtype=np.float64)
     n_sku = len(req_ptr) - 1
     # Orders wanted beyond ``room``: the walk stops at the first need that
     # would pass it, before making its orders.
@@ -303,8 +311,14 @@ def _walk_from(
                     # Shortfalls of the later requirements of the period, on
                     # copies of the remaining quantities, without a new order.
                     q = need
-                    sim_e = e_left.copy()
-                    sim_p = p_left[:n_p].copy()
+                    if len(e_left) > len(sim_e_buf):
+                        sim_e_buf = np.zeros(2 * len(e_left), dtype=np.float64)
+                    if n_p > len(sim_p_buf):
+                        sim_p_buf = np.zeros(cap, dtype=np.float64)
+                    sim_e = sim_e_buf[: len(e_left)]
+                    sim_e[:] = e_left
+                    sim_p = sim_p_buf[:n_p]
+                    sim_p[:] = p_left[:n_p]
                     seh = eh
                     sph = ph
                     for j in range(k + 1, last):
@@ -348,15 +362,16 @@ def _walk_from(
                     mult[s],
                 )
             if q > EPS:
-                split.clear()
                 left = room - n_po
-                wanted = _split(q, min_oq[s], max_oq[s], mult[s], split, left)
-                if wanted == 0.0 and len(split) > left:
-                    wanted = float(len(split))
+                wanted, full, tail = _split(q, min_oq[s], max_oq[s], mult[s], left)
+                made = full + 1 if tail > 0.0 else full
+                if wanted == 0.0 and made > left:
+                    wanted = float(made)
                 if wanted > 0.0:
                     over = n_po + wanted
                     break
-                for x in split:
+                for i in range(made):
+                    x = max_oq[s] if i < full else tail
                     if n_p == cap:
                         cap *= 2
                         grown_d = np.zeros(cap, dtype=np.int64)
@@ -521,15 +536,12 @@ def _walk(
 
 @kernel
 def _split_one(q: float, min_oq: float, max_oq: float, mult: float, room: int) -> np.ndarray:
-    split: list[float] = [np.float64(0.0) for _ in range(0)]
-    wanted = _split(q, min_oq, max_oq, mult, split, room)
+    wanted, full, tail = _split(q, min_oq, max_oq, mult, room)
     if wanted > 0.0:
-        return np.full(0, wanted, dtype=np.float64)
-    # Copied element by element: numba would turn ``np.array(split)`` with the
-    # comprehension above into an array before ``_split`` appends to it.
-    out = np.empty(len(split), dtype=np.float64)
-    for i in range(len(split)):
-        out[i] = split[i]
+        return np.empty(0, dtype=np.float64)
+    out = np.full(full + 1 if tail > 0.0 else full, max_oq, dtype=np.float64)
+    if tail > 0.0:
+        out[full] = tail
     return out
 
 

@@ -3,6 +3,10 @@
 - ``ci``: derandomized, 500 examples, no deadline; loaded when ``CI`` is set.
 - ``dev``: 200 examples, no deadline; the default.
 - ``hunt``: 5000 examples, for bug hunting (``HYPOTHESIS_PROFILE=hunt``).
+- ``floors``: derandomized, 50 examples; CI's second job, which runs the
+  suite again on the lowest versions pyproject.toml allows. That job checks
+  that the code works on those versions, every path of it; the search for
+  counterexamples to the planning rules is the first job's, with ``ci``.
 
 ``HYPOTHESIS_PROFILE`` names a profile explicitly and wins over ``CI``.
 
@@ -22,6 +26,9 @@ from hypothesis import settings
 settings.register_profile("ci", derandomize=True, max_examples=500, deadline=None, print_blob=True)
 settings.register_profile("dev", max_examples=200, deadline=None)
 settings.register_profile("hunt", max_examples=5000, deadline=None)
+settings.register_profile(
+    "floors", derandomize=True, max_examples=50, deadline=None, print_blob=True
+)
 
 settings.load_profile(
     os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")

@@ -23,7 +23,12 @@ that beside each phase, in the same run, on the same database and tables:
   the server alone takes (the writer sends such payloads, made column by
   column: binary where the tables' column types take it), and the binary
   payloads loaded the writer's way, each table's indexes dropped before its
-  rows and made again after them (:func:`copy_load_floor`).
+  rows and made again after them (:func:`copy_load_floor`). On SQLite the
+  floor the ratio is taken against loads the rows the writer's way too,
+  indexes made after the rows and the run's ``plan_id`` and ``run_id``
+  spelled in the statement rather than bound to each row
+  (:func:`load_floor`); the rows inserted into the indexes as they go, keys
+  bound, are quoted beside.
 
 The write floors commit, as the connector's write does: a write is done
 when it is durable, and SQLite's commit of a 100k-SKU plan (its journal
@@ -145,25 +150,35 @@ def read_blocks_floor(engine: sa.Engine) -> tuple[float, int]:
     return seconds, rows
 
 
-def _floor_columns(engine: sa.Engine, name: str) -> str:
+def _floor_columns(engine: sa.Engine, name: str, keys: bool = True) -> str:
     """Result table ``name``'s columns for a SELECT, with the plan id
-    ``floor`` (so that the rows do not collide with the plan's own)."""
+    ``floor`` (so that the rows do not collide with the plan's own); without
+    ``plan_id`` and ``run_id`` unless ``keys``."""
     preparer = engine.dialect.identifier_preparer
     return ", ".join(
-        "'floor'" if c == "plan_id" else preparer.quote(c) for c in RESULT_TABLES[name].column_names
+        "'floor'" if c == "plan_id" else preparer.quote(c)
+        for c in RESULT_TABLES[name].column_names
+        if keys or c not in _KEYS
     )
 
 
-def _result_batches(engine: sa.Engine, name: str) -> Iterator[list[tuple[Any, ...]]]:
+#: The columns that hold one value in all of a run's rows.
+_KEYS = ("plan_id", "run_id")
+
+
+def _result_batches(
+    engine: sa.Engine, name: str, keys: bool = True
+) -> Iterator[list[tuple[Any, ...]]]:
     """Every row of result table ``name`` as driver tuples, a batch at a time,
     in the order they were written, with the plan id ``floor`` (so that they
-    do not collide with the rows themselves in the same table).
+    do not collide with the rows themselves in the same table); without the
+    run's keys unless ``keys``.
 
     The order matters: rows that arrive sorted by an index's key are
     cheaper to index, so the floor writes them in the order the connector
     wrote them, not in the order an index would hand them back.
     """
-    listed = _floor_columns(engine, name)
+    listed = _floor_columns(engine, name, keys)
     # A table written once in one transaction: its rowids (SQLite), heap
     # (PostgreSQL) and hidden clustered row ids (InnoDB, no primary key)
     # are in the order of the inserts.
@@ -234,12 +249,16 @@ def write_floor(engine: sa.Engine, scratch: Path) -> WriteFloor:
 def load_floor(engine: sa.Engine, scratch: Path) -> WriteFloor:
     """SQLite only: :func:`write_floor` with each table's indexes dropped
     before its rows go in and made again after them, as the writer loads a
-    table that its rows are most of (timed with the inserts and the commit)."""
+    table that its rows are most of (timed with the inserts and the commit),
+    and the run's keys spelled in the statement, as the writer spells them:
+    the fastest the driver takes these rows."""
     with _empty_tables(engine, scratch, "load") as target:
-        return _write_rows(engine, target, rebuild=True)
+        return _write_rows(engine, target, rebuild=True, spell_keys=True)
 
 
-def _write_rows(engine: sa.Engine, target: sa.Engine, rebuild: bool = False) -> WriteFloor:
+def _write_rows(
+    engine: sa.Engine, target: sa.Engine, rebuild: bool = False, spell_keys: bool = False
+) -> WriteFloor:
     raw = target.raw_connection()
     seconds = 0.0
     written = 0
@@ -250,13 +269,17 @@ def _write_rows(engine: sa.Engine, target: sa.Engine, rebuild: bool = False) -> 
             cur.execute("BEGIN")
         for name in PLAN_OUTPUT_TABLES:
             columns = list(RESULT_TABLES[name].column_names)
-            listed = _quoted(target, columns)
             mark = "?" if target.dialect.paramstyle == "qmark" else "%s"
-            insert = f"INSERT INTO {name} ({listed}) VALUES ({', '.join(mark for _ in columns)})"
+            marks = [mark for _ in columns]
+            if spell_keys:
+                columns = [*_KEYS, *(c for c in columns if c not in _KEYS)]
+                marks = ["'floor'", f"'{_run_of(engine, name)}'", *marks[len(_KEYS) :]]
+            listed = _quoted(target, columns)
+            insert = f"INSERT INTO {name} ({listed}) VALUES ({', '.join(marks)})"
             t = time.perf_counter()
             remake = _drop_indexes(cur, name) if rebuild else []
             seconds += time.perf_counter() - t
-            for rows in _result_batches(engine, name):
+            for rows in _result_batches(engine, name, keys=not spell_keys):
                 t = time.perf_counter()
                 if target.dialect.name == "postgresql":
                     with cur.copy(f"COPY {name} ({listed}) FROM STDIN") as copy:
@@ -275,6 +298,16 @@ def _write_rows(engine: sa.Engine, target: sa.Engine, rebuild: bool = False) -> 
     finally:
         raw.close()
     return WriteFloor(seconds + commit, commit, written)
+
+
+def _run_of(engine: sa.Engine, name: str) -> str:
+    """The one run whose rows result table ``name`` holds (the benchmark's
+    run id: hexadecimal, no quote to double)."""
+    with engine.connect() as conn:
+        runs = conn.exec_driver_sql(f"SELECT DISTINCT run_id FROM {name}").scalars().all()
+    if len(runs) > 1 or any(not str(run).isalnum() for run in runs):
+        raise RuntimeError(f"{name} holds the rows of runs {runs}, not one benchmark run")
+    return str(runs[0]) if runs else "none"
 
 
 def _drop_indexes(cur: Any, table: str, dialect: str = "sqlite") -> list[str]:

@@ -474,6 +474,30 @@ def test_awkward_text_survives_every_write_path(scm: Engine) -> None:
     assert read_table(scm, "planned_orders")["vendor_id"].tolist().count(None) == 2
 
 
+@pytest.mark.parametrize(
+    ("run_id", "plan_id"),
+    [
+        ("run-'1'", "o'plan; DROP TABLE pegging; --"),
+        ("run\x00nul", "plan\x00nul"),
+        ("rün €", "pläne"),
+    ],
+)
+def test_every_row_holds_the_run_and_plan_ids_as_given(
+    scm: Engine, run_id: str, plan_id: str
+) -> None:
+    """SQLite's statement spells the ids as literals (a NUL character: bound
+    instead); every path must store them as they are, quotes and all."""
+    if "\x00" in run_id and scm.dialect.name == "postgresql":
+        pytest.skip("PostgreSQL's text holds no NUL character")
+    results = make_results(3)
+    assert write_run(scm, run_record(run_id, plan_id), results).written
+    for name in PLAN_OUTPUT_TABLES:
+        stored = read_table(scm, name)
+        assert stored["run_id"].tolist() == [run_id] * 3, name
+        assert stored["plan_id"].tolist() == [plan_id] * 3, name
+    assert current_run(scm, plan_id) == run_id
+
+
 def test_the_longest_ids_make_planned_order_ids_and_refs_the_columns_hold(scm: Engine) -> None:
     """An item and a warehouse id of the full id length make a planned order
     id ``{item}/{warehouse}/{n}`` longer than two ids: 512 characters held

@@ -69,9 +69,10 @@ class Split:
         shared tables whole. ``parts[0]`` is the one whose plan reports the
         shared tables' input checks.
     clusters : int
-        Independent clusters found.
+        Independent clusters found (of a cut not made because one cluster
+        was too large, possibly before rows sharing a key joined some).
     largest : float
-        Share of the item rows in the largest cluster.
+        Share of the item rows in the largest cluster (the same).
     rows : int64 (P,)
         Item rows per partition.
     """
@@ -147,6 +148,21 @@ def _pack(weights: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+def _clusters(
+    edges: list[np.ndarray], nodes: dict[str, np.ndarray], n_nodes: int
+) -> tuple[int, np.ndarray, np.ndarray]:
+    """The connected components of the graph of ``edges`` over ``n_nodes``
+    item codes: their number, each node's component, and each component's
+    rows (the rows of ``nodes``, each table's item codes)."""
+    src, dst = np.concatenate(edges, axis=1)
+    graph = coo_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(n_nodes, n_nodes))
+    n_clusters, label = connected_components(graph, directed=False)
+    weights = np.zeros(n_clusters, dtype=np.int64)
+    for codes in nodes.values():
+        weights += np.bincount(label[codes], minlength=n_clusters)
+    return n_clusters, label, weights
+
+
 def lopsided(rows: np.ndarray, inline_share: float) -> bool:
     """Whether partitions of ``rows`` rows are not worth planning apart:
     fewer than two, or one above ``inline_share`` of the rows (the rest would
@@ -160,7 +176,10 @@ def split(data: TableMap, n: int, inline_share: float | None = None) -> Split:
     With ``inline_share``, a cut whose largest partition would hold more
     than that share of the rows is not made: the one part is ``data`` itself
     (copying the tables into partitions that will not be planned apart was
-    a quarter of the cut's time at 1M SKUs).
+    a quarter of the cut's time at 1M SKUs). Where one cluster of the BOMs'
+    and production orders' edges alone holds more than that share, the
+    duplicate keys' edges are not looked for (they would only join it to
+    others): ``clusters`` and ``largest`` then count without them.
     """
     owned = [name for name in ITEM_COLUMN if name in data and table_length(data[name])]
     anchors = [np.asarray(data[name][ITEM_COLUMN[name]]) for name in owned]
@@ -179,16 +198,18 @@ def split(data: TableMap, n: int, inline_share: float | None = None) -> Split:
                     nodes[head],
                 )
             )
+    if inline_share is not None:
+        # The duplicate keys' edges only join clusters: a cluster above the
+        # share without them is one with them, and the cut is not made.
+        n_clusters, label, weights = _clusters(edges, nodes, n_nodes)
+        largest = float(weights.max() / weights.sum())
+        if largest > inline_share:
+            return Split([dict(data)], n_clusters, largest, weights.sum(keepdims=True))
     for name in owned:
         key = INPUT_TABLES[name].key
         if key and ITEM_COLUMN[name] not in key:
             edges.append(_duplicate_edges(data[name], key, nodes[name]))
-    src, dst = np.concatenate(edges, axis=1)
-    graph = coo_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(n_nodes, n_nodes))
-    n_clusters, label = connected_components(graph, directed=False)
-    weights = np.zeros(n_clusters, dtype=np.int64)
-    for codes in nodes.values():
-        weights += np.bincount(label[codes], minlength=n_clusters)
+    n_clusters, label, weights = _clusters(edges, nodes, n_nodes)
     part_of_node = _pack(weights, max(1, n))[label]
     row_part = {name: part_of_node[codes] for name, codes in nodes.items()}
     rows = np.zeros(max(1, n), dtype=np.int64)

@@ -24,12 +24,13 @@ from typing import Any
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
 
 from masterplan.contract.columns import Table, table_length
 from masterplan.contract.rows import from_rows, to_rows
 from masterplan.contract.tables import INPUT_TABLES, PLAN_OUTPUT_TABLES, RESULT_TABLES
 from masterplan.server.engine import InvalidPlanInput, PlanParams, PlanTooLarge, plan
-from masterplan.server.engine.partition import SHARED_TABLES, split
+from masterplan.server.engine.partition import SHARED_TABLES, lopsided, split
 from masterplan.server.engine.partitioned import plan_partitioned
 from tests.differential.strategies import models
 
@@ -285,6 +286,23 @@ def test_a_lopsided_cut_is_not_made() -> None:
     assert kept.clusters == full.clusters and kept.largest == full.largest
     assert kept.rows.tolist() == [full.rows.sum()]
     assert len(split(data, 2, inline_share=0.9).parts) == 2
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], deadline=None)
+@given(models(), st.sampled_from([0.3, 0.5, 0.8, 0.95]), st.integers(2, 4))
+def test_a_cut_is_made_exactly_when_it_is_not_lopsided(model: Any, share: float, n: int) -> None:
+    """The cut stops before the duplicate keys' edges where one cluster is
+    already above the share: the decision must be the full cut's."""
+    data = _data(model[0])
+    full = split(data, n)
+    cut = split(data, n, inline_share=share)
+    if lopsided(full.rows, share):
+        assert len(cut.parts) == 1 and all(cut.parts[0][name] is data[name] for name in data)
+        assert cut.rows.tolist() == [full.rows.sum()]
+        assert cut.clusters >= full.clusters and cut.largest <= full.largest
+    else:
+        assert cut.rows.tolist() == full.rows.tolist()
+        assert (cut.clusters, cut.largest) == (full.clusters, full.largest)
 
 
 def test_process_pool_gives_the_inline_plan(

@@ -34,6 +34,7 @@ __all__ = [
     "WalkSettings",
     "factorize",
     "net_level",
+    "spell_numbered",
     "split_quantity",
 ]
 
@@ -758,3 +759,75 @@ def factorize(hashes: np.ndarray, expected: int) -> np.ndarray:
         if n >= 0:
             return codes
         bits += 1
+
+
+@kernel
+def _spell_numbered(
+    heads: np.ndarray,
+    head_len: np.ndarray,
+    index: np.ndarray,
+    num: np.ndarray,
+    width: int,
+    out: np.ndarray,
+) -> None:
+    """Row ``i`` of ``out`` (``width`` bytes a row, zeroed): the bytes of
+    head ``index[i]`` (a row of ``heads``, ``head_len`` of them), then
+    ``num[i]`` (at least 0) in decimal digits."""
+    for i in range(len(index)):
+        h = index[i]
+        n = head_len[h]
+        base = i * width
+        out[base : base + n] = heads[h, :n]
+        v = num[i]
+        digits = 1
+        t = v
+        while t >= 10:
+            t //= 10
+            digits += 1
+        at = base + n + digits - 1
+        for _ in range(digits):
+            out[at] = 48 + v % 10
+            v //= 10
+            at -= 1
+
+
+#: Rows spelled per call of the kernel: bounds the byte buffer.
+_SPELL_ROWS = 1 << 20
+
+
+def spell_numbered(heads: np.ndarray, index: np.ndarray, num: np.ndarray) -> np.ndarray | None:
+    """StringDType (N,): ``heads[index[i]]`` followed by ``num[i]`` in
+    decimal, as ``numpy.strings.add(heads[index], num.astype(StringDType()))``
+    spells it; None where a head is not ASCII text or a number is negative
+    (the caller spells those with numpy).
+
+    The bytes are written by a compiled loop, a million rows at a time, and
+    each block cast to text once: numpy's gather and concatenation of
+    StringDType allocate every string twice, three to four times as long
+    for a run's millions of planned-order ids.
+    """
+    from numpy.dtypes import StringDType
+
+    index = np.asarray(index, dtype=np.int64)
+    num = np.asarray(num, dtype=np.int64)
+    out = np.empty(len(index), dtype=StringDType())
+    if len(index) == 0:
+        return out
+    if int(num.min()) < 0:
+        return None
+    lengths = np.strings.str_len(heads)
+    head_width = max(int(lengths.max(initial=0)), 1)
+    try:
+        raw = heads.astype(f"S{head_width}")
+    except UnicodeEncodeError:
+        return None
+    table = raw.view(np.uint8).reshape(len(raw), head_width)
+    width = head_width + len(str(int(num.max())))
+    for start in range(0, len(index), _SPELL_ROWS):
+        stop = min(start + _SPELL_ROWS, len(index))
+        block = np.zeros((stop - start) * width, dtype=np.uint8)
+        _spell_numbered(
+            table, lengths.astype(np.int64), index[start:stop], num[start:stop], width, block
+        )
+        out[start:stop] = block.view(f"S{width}")
+    return out

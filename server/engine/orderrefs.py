@@ -17,12 +17,21 @@ from numpy.dtypes import StringDType
 
 from masterplan.server.engine.arrays import gather, number_text, text, unique_strings
 from masterplan.server.engine.columns import packed_keys
+from masterplan.server.engine.kernels import spell_numbered
 from masterplan.server.engine.refs import RefBook
 from masterplan.server.engine.skus import Masters, SkuSettings
 
 __all__ = ["OrderLog", "OrderRefs"]
 
 _STR = StringDType()
+
+
+def _numbered(heads: np.ndarray, index: np.ndarray, num: np.ndarray) -> np.ndarray:
+    """StringDType (N,): ``heads[index]`` followed by ``num`` in decimal:
+    by the compiled speller, or by numpy where it declines (text that is not
+    ASCII)."""
+    spelled = spell_numbered(heads, index, num)
+    return text(heads[index], num.astype(_STR)) if spelled is None else spelled
 
 
 class OrderLog:
@@ -97,14 +106,14 @@ class OrderRefs:
 
     def ids(self, sidx: np.ndarray, num: np.ndarray) -> np.ndarray:
         """StringDType (N,): planned order ids of SKU positions ``sidx`` and numbers ``num``."""
-        return text(self.id_prefix()[sidx], num.astype(_STR))
+        return _numbered(self.id_prefix(), sidx, num)
 
     def planned_ids(self, orders: OrderLog, k: np.ndarray) -> np.ndarray:
         """StringDType (N,): ``PL:{id}`` of recorded planned orders ``k``."""
         if self._pl is None:
             self._pl = text("PL:", self.id_prefix())
         sidx, num = orders.arrays()
-        return text(self._pl[sidx[k]], num[k].astype(_STR))
+        return _numbered(self._pl, sidx[k], num[k])
 
     # -- refs -----------------------------------------------------------------
     def text(self, book: RefBook, orders: OrderLog, codes: np.ndarray) -> np.ndarray:

@@ -30,8 +30,10 @@ __all__ = [
     "CODE_PERIOD",
     "CODE_REQUIREMENT",
     "EPS",
+    "ByteTable",
     "LevelResult",
     "WalkSettings",
+    "byte_table",
     "factorize",
     "net_level",
     "spell_numbered",
@@ -767,12 +769,17 @@ def _spell_numbered(
     head_len: np.ndarray,
     index: np.ndarray,
     num: np.ndarray,
+    tails: np.ndarray,
+    tail_len: np.ndarray,
+    tail_index: np.ndarray,
     width: int,
     out: np.ndarray,
 ) -> None:
     """Row ``i`` of ``out`` (``width`` bytes a row, zeroed): the bytes of
     head ``index[i]`` (a row of ``heads``, ``head_len`` of them), then
-    ``num[i]`` (at least 0) in decimal digits."""
+    ``num[i]`` (at least 0) in decimal digits, then tail ``tail_index[i]``
+    (none where it is negative or ``tail_index`` is empty)."""
+    with_tails = len(tail_index) > 0
     for i in range(len(index)):
         h = index[i]
         n = head_len[h]
@@ -784,26 +791,60 @@ def _spell_numbered(
         while t >= 10:
             t //= 10
             digits += 1
-        at = base + n + digits - 1
+        end = base + n + digits
+        at = end - 1
         for _ in range(digits):
             out[at] = 48 + v % 10
             v //= 10
             at -= 1
+        if with_tails and tail_index[i] >= 0:
+            k = tail_index[i]
+            m = tail_len[k]
+            out[end : end + m] = tails[k, :m]
 
 
 #: Rows spelled per call of the kernel: bounds the byte buffer.
 _SPELL_ROWS = 1 << 20
 
 
-def spell_numbered(heads: np.ndarray, index: np.ndarray, num: np.ndarray) -> np.ndarray | None:
-    """StringDType (N,): ``heads[index[i]]`` followed by ``num[i]`` in
-    decimal, as ``numpy.strings.add(heads[index], num.astype(StringDType()))``
-    spells it; None where a head is not ASCII text or a number is negative
-    (the caller spells those with numpy).
+#: Texts as bytes: a uint8 (N, W) table, a row each, and their lengths.
+ByteTable = tuple[np.ndarray, np.ndarray]
+
+
+def byte_table(texts: np.ndarray) -> ByteTable | None:
+    """``texts`` (StringDType) as a :data:`ByteTable`; None where one is not
+    ASCII.
+
+    Each text is cast with a mark after it: numpy's fixed-width bytes drop
+    trailing NUL characters, and so does its ``str_len``, but not before
+    the mark.
+    """
+    marked = np.strings.add(texts, "\x01")
+    lengths = np.strings.str_len(marked).astype(np.int64)
+    width = max(int(lengths.max(initial=0)), 1)
+    try:
+        raw = marked.astype(f"S{width}")
+    except UnicodeEncodeError:
+        return None
+    return raw.view(np.uint8).reshape(len(raw), width), lengths - 1
+
+
+def spell_numbered(
+    heads: ByteTable,
+    index: np.ndarray,
+    num: np.ndarray,
+    tails: ByteTable | None = None,
+    tail_index: np.ndarray | None = None,
+) -> np.ndarray | None:
+    """StringDType (N,): head ``index[i]``, then ``num[i]`` in decimal,
+    then tail ``tail_index[i]`` where that is not negative, as numpy's
+    ``strings.add`` spells them; None where a number is negative or a tail
+    ends with a NUL character (the caller spells those with numpy, as texts
+    that are not ASCII, which :func:`byte_table` declines).
 
     The bytes are written by a compiled loop, a million rows at a time, and
     each block cast to text once: numpy's gather and concatenation of
-    StringDType allocate every string twice, three to four times as long
+    StringDType allocate every string twice, two to three times as long
     for a run's millions of planned-order ids.
     """
     from numpy.dtypes import StringDType
@@ -815,19 +856,30 @@ def spell_numbered(heads: np.ndarray, index: np.ndarray, num: np.ndarray) -> np.
         return out
     if int(num.min()) < 0:
         return None
-    lengths = np.strings.str_len(heads)
-    head_width = max(int(lengths.max(initial=0)), 1)
-    try:
-        raw = heads.astype(f"S{head_width}")
-    except UnicodeEncodeError:
-        return None
-    table = raw.view(np.uint8).reshape(len(raw), head_width)
-    width = head_width + len(str(int(num.max())))
+    table, lengths = heads
+    width = table.shape[1] + len(str(int(num.max())))
+    tail_table, tail_len = np.zeros((1, 1), dtype=np.uint8), np.zeros(1, dtype=np.int64)
+    picks = np.empty(0, dtype=np.int64)
+    if tails is not None and tail_index is not None and len(tails[1]):
+        tail_table, tail_len = tails
+        last = tail_table[np.arange(len(tail_len)), np.maximum(tail_len - 1, 0)]
+        if ((tail_len > 0) & (last == 0)).any():
+            return None  # the cast to text would drop a NUL that ends a row
+        picks = np.asarray(tail_index, dtype=np.int64)
+        width += tail_table.shape[1]
     for start in range(0, len(index), _SPELL_ROWS):
         stop = min(start + _SPELL_ROWS, len(index))
         block = np.zeros((stop - start) * width, dtype=np.uint8)
         _spell_numbered(
-            table, lengths.astype(np.int64), index[start:stop], num[start:stop], width, block
+            table,
+            lengths,
+            index[start:stop],
+            num[start:stop],
+            tail_table,
+            tail_len,
+            picks[start:stop] if len(picks) else picks,
+            width,
+            block,
         )
         out[start:stop] = block.view(f"S{width}")
     return out

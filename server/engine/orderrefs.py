@@ -17,7 +17,7 @@ from numpy.dtypes import StringDType
 
 from masterplan.server.engine.arrays import gather, number_text, text, unique_strings
 from masterplan.server.engine.columns import packed_keys
-from masterplan.server.engine.kernels import spell_numbered
+from masterplan.server.engine.kernels import ByteTable, byte_table, spell_numbered
 from masterplan.server.engine.refs import RefBook
 from masterplan.server.engine.skus import Masters, SkuSettings
 
@@ -26,11 +26,13 @@ __all__ = ["OrderLog", "OrderRefs"]
 _STR = StringDType()
 
 
-def _numbered(heads: np.ndarray, index: np.ndarray, num: np.ndarray) -> np.ndarray:
+def _numbered(
+    heads: np.ndarray, head_bytes: ByteTable | None, index: np.ndarray, num: np.ndarray
+) -> np.ndarray:
     """StringDType (N,): ``heads[index]`` followed by ``num`` in decimal:
-    by the compiled speller, or by numpy where it declines (text that is not
-    ASCII)."""
-    spelled = spell_numbered(heads, index, num)
+    by the compiled speller from ``head_bytes`` (the heads as bytes), or by
+    numpy where there are none (text that is not ASCII)."""
+    spelled = None if head_bytes is None else spell_numbered(head_bytes, index, num)
     return text(heads[index], num.astype(_STR)) if spelled is None else spelled
 
 
@@ -89,6 +91,9 @@ class OrderRefs:
         self._pl: np.ndarray | None = None
         self._no_slash: bool | None = None
         self._ranks: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        #: The prefixes, ``PL:`` prefixes and line suffixes as bytes for the
+        #: compiled speller (None: not ASCII), made once.
+        self._bytes: dict[str, ByteTable | None] = {}
 
     # -- what ids and refs are made of ------------------------------------------
     def line_suffix(self) -> np.ndarray:
@@ -104,16 +109,27 @@ class OrderRefs:
             self._prefix = text(m.item_str[s.item], "/", m.wh_str[s.wh], "/")
         return self._prefix
 
+    def pl_prefix(self) -> np.ndarray:
+        """StringDType (S,): ``PL:{item}/{warehouse}/`` of every SKU."""
+        if self._pl is None:
+            self._pl = text("PL:", self.id_prefix())
+        return self._pl
+
+    def as_bytes(self, name: str) -> ByteTable | None:
+        """``id_prefix``, ``pl_prefix`` or ``line_suffix`` as bytes (None:
+        not ASCII), made at the first call."""
+        if name not in self._bytes:
+            self._bytes[name] = byte_table(getattr(self, name)())
+        return self._bytes[name]
+
     def ids(self, sidx: np.ndarray, num: np.ndarray) -> np.ndarray:
         """StringDType (N,): planned order ids of SKU positions ``sidx`` and numbers ``num``."""
-        return _numbered(self.id_prefix(), sidx, num)
+        return _numbered(self.id_prefix(), self.as_bytes("id_prefix"), sidx, num)
 
     def planned_ids(self, orders: OrderLog, k: np.ndarray) -> np.ndarray:
         """StringDType (N,): ``PL:{id}`` of recorded planned orders ``k``."""
-        if self._pl is None:
-            self._pl = text("PL:", self.id_prefix())
         sidx, num = orders.arrays()
-        return _numbered(self._pl, sidx[k], num[k])
+        return _numbered(self.pl_prefix(), self.as_bytes("pl_prefix"), sidx[k], num[k])
 
     # -- refs -----------------------------------------------------------------
     def text(self, book: RefBook, orders: OrderLog, codes: np.ndarray) -> np.ndarray:
@@ -159,10 +175,21 @@ class OrderRefs:
         rank[order] = np.cumsum(step)
         return rank
 
-    def values(self, book: RefBook, planned_ids: np.ndarray) -> np.ndarray:
+    def values(
+        self, book: RefBook, planned_ids: np.ndarray, sidx: np.ndarray, num: np.ndarray
+    ) -> np.ndarray:
         """StringDType (size,): every ref of ``book`` in code order, given
-        ``PL:{id}`` of all planned orders."""
-        return book.values(lambda k: planned_ids[k], self.line_suffix())
+        ``PL:{id}`` of all planned orders and their SKU positions and numbers
+        (from which the compiled speller spells the refs whole)."""
+        suffix = self.line_suffix()
+
+        def spell(orders: np.ndarray, lines: np.ndarray) -> np.ndarray | None:
+            heads, tails = self.as_bytes("pl_prefix"), self.as_bytes("line_suffix")
+            if heads is None or tails is None:
+                return None
+            return spell_numbered(heads, sidx[orders], num[orders], tails, lines)
+
+        return book.values(lambda k: planned_ids[k], suffix, spell)
 
     def _slash_free(self) -> bool:
         if self._no_slash is None:

@@ -96,7 +96,7 @@ def output_tables(
     ids = refs.ids(po.sidx, po.num)
     n_rec = len(rec.ref)
     supply_refs = np.concatenate([as_text(rec.ref), text("PL:", ids)])
-    req_refs = refs.values(book, supply_refs[n_rec:])
+    req_refs = refs.values(book, supply_refs[n_rec:], po.sidx, po.num)
     del book
     tables["action_messages"] = _action_table(m, s, rec, actions)
     # The requirements' columns that the delay messages and the pegging read.

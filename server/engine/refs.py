@@ -34,6 +34,10 @@ _STR = StringDType()
 #: ``PL:{id}`` of planned orders ``k`` (global numbers), as strings.
 PlannedIds = Callable[[np.ndarray], np.ndarray]
 
+#: ``PL:{id}/{line_no}`` of planned orders ``k`` and BOM line rows (-1: no
+#: line) spelled whole, or None where the speller declines.
+PlannedRefs = Callable[[np.ndarray, np.ndarray], np.ndarray | None]
+
 
 @dataclass(frozen=True, slots=True)
 class RefBook:
@@ -129,9 +133,15 @@ class RefBook:
             out[at] = self._segment_text(int(s), offset, planned_ids, suffix)
         return out
 
-    def values(self, planned_ids: PlannedIds, suffix: np.ndarray) -> np.ndarray:
-        """Every ref in code order: ``values()[code]`` is the ref of ``code``."""
-        parts = [self._segment_text(s, None, planned_ids, suffix) for s in range(len(self.starts))]
+    def values(
+        self, planned_ids: PlannedIds, suffix: np.ndarray, spell: PlannedRefs | None = None
+    ) -> np.ndarray:
+        """Every ref in code order: ``values()[code]`` is the ref of ``code``.
+        ``spell``, where given, spells a planned segment's refs whole (where
+        it declines, they are ``planned_ids`` and ``suffix`` joined)."""
+        parts = [
+            self._segment_text(s, None, planned_ids, suffix, spell) for s in range(len(self.starts))
+        ]
         return np.concatenate(parts) if parts else np.empty(0, dtype=_STR)
 
     def _segment_text(
@@ -140,6 +150,7 @@ class RefBook:
         offset: np.ndarray | None,
         planned_ids: PlannedIds,
         suffix: np.ndarray,
+        spell: PlannedRefs | None = None,
     ) -> np.ndarray:
         texts = self.texts[s]
         if texts is not None:
@@ -148,6 +159,9 @@ class RefBook:
         assert orders is not None and lines is not None
         if offset is not None:
             orders, lines = orders[offset], lines[offset]
+        spelled = None if spell is None else spell(orders, lines)
+        if spelled is not None:
+            return spelled
         ids = planned_ids(orders)
         # A segment is one explosion: all BOM lines, or all transfers.
         if (lines >= 0).all():

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.dtypes import StringDType
 
 from masterplan.server.engine._jit import kernel
 from masterplan.server.engine.types import DEFAULT_MAX_PLANNED_ORDERS, PlanTooLarge
@@ -847,8 +848,6 @@ def spell_numbered(
     StringDType allocate every string twice, two to three times as long
     for a run's millions of planned-order ids.
     """
-    from numpy.dtypes import StringDType
-
     index = np.asarray(index, dtype=np.int64)
     num = np.asarray(num, dtype=np.int64)
     out = np.empty(len(index), dtype=StringDType())

@@ -198,18 +198,22 @@ def split(data: TableMap, n: int, inline_share: float | None = None) -> Split:
                     nodes[head],
                 )
             )
+    found = None
     if inline_share is not None:
         # The duplicate keys' edges only join clusters: a cluster above the
         # share without them is one with them, and the cut is not made.
-        n_clusters, label, weights = _clusters(edges, nodes, n_nodes)
-        largest = float(weights.max() / weights.sum())
+        found = _clusters(edges, nodes, n_nodes)
+        largest = float(found[2].max() / found[2].sum())
         if largest > inline_share:
-            return Split([dict(data)], n_clusters, largest, weights.sum(keepdims=True))
-    for name in owned:
-        key = INPUT_TABLES[name].key
-        if key and ITEM_COLUMN[name] not in key:
-            edges.append(_duplicate_edges(data[name], key, nodes[name]))
-    n_clusters, label, weights = _clusters(edges, nodes, n_nodes)
+            return Split([dict(data)], found[0], largest, found[2].sum(keepdims=True))
+    duplicates = [
+        _duplicate_edges(data[name], key, nodes[name])
+        for name in owned
+        if (key := INPUT_TABLES[name].key) and ITEM_COLUMN[name] not in key
+    ]
+    if found is None or any(pairs.shape[1] for pairs in duplicates):
+        found = _clusters([*edges, *duplicates], nodes, n_nodes)
+    n_clusters, label, weights = found
     part_of_node = _pack(weights, max(1, n))[label]
     row_part = {name: part_of_node[codes] for name, codes in nodes.items()}
     rows = np.zeros(max(1, n), dtype=np.int64)

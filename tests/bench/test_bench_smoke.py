@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -72,6 +73,36 @@ def test_bench_smoke(tmp_path: Path) -> None:
     # SQLite: the floor loads each table before its indexes, as the writer
     # does; the rows inserted into the indexes as they go are quoted beside.
     assert report["backend"] == "sqlite" and write["floor_indexed_seconds"] > 0
+
+
+def test_bench_rounds_report_the_medians_of_paired_rounds(tmp_path: Path) -> None:
+    """``--rounds 3``: each round writes the whole plan into empty result
+    tables and measures its floors; every phase is the rounds' median, a
+    ratio the median of each round's own, end to end the median of the
+    rounds' sums."""
+    report = _bench(tmp_path / "report.json", "--rounds", "3")
+    rounds = report["rounds"]
+    assert len(rounds) == 3
+    median = statistics.median
+    for phase in PHASES:
+        for key in ("seconds", "floor_seconds", "floor_ratio"):
+            values = [r["phases"][phase][key] for r in rounds if key in r["phases"][phase]]
+            if values:
+                assert report["phases"][phase][key] == pytest.approx(median(values)), (phase, key)
+    write = report["phases"]["stream_and_write"]
+    assert all(r["phases"]["stream_and_write"]["rows"] == write["rows"] for r in rounds)
+    assert write["rows"] == sum(report["output_rows"].values()) > 0
+    for r in rounds:
+        parts = ("read_and_upload", "plan", "stream_and_write")
+        total = sum(r["phases"][p]["seconds"] for p in parts)
+        assert r["end_to_end_seconds"] == pytest.approx(total, abs=0.002)
+        assert r["server_peak_rss_bytes"] > 0
+    assert report["end_to_end_seconds"] == pytest.approx(
+        median(r["end_to_end_seconds"] for r in rounds), abs=0.002
+    )
+    assert report["memory"]["server_peak_rss_bytes"] == max(
+        r["server_peak_rss_bytes"] for r in rounds
+    )
 
 
 def test_bench_engine_only_repeats_runs_like_a_serving_process(tmp_path: Path) -> None:

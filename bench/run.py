@@ -842,6 +842,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--promise-calls", type=int, default=100, help="net-change: Simulate calls to time"
     )
     args = p.parse_args(argv)
+    if args.rounds < 1:
+        p.error("--rounds must be at least 1")
+    if args.rounds > 1 and (args.engine_only or args.embedded or args.net_change):
+        p.error("--rounds repeats the full cycle; --engine-only has --runs")
     started = time.perf_counter()
     if args.net_change:
         from bench.netchange import run_net_change

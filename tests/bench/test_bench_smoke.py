@@ -203,6 +203,28 @@ def test_bench_rejects_an_unknown_executor(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "not threads or processes: gpu" in proc.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--rounds", "0"], "--rounds must be at least 1"),
+        (["--rounds", "2", "--engine-only"], "--rounds repeats the full cycle"),
+        (["--rounds", "3", "--embedded"], "--rounds repeats the full cycle"),
+    ],
+)
+def test_bench_refuses_rounds_it_would_not_run(args: list[str], message: str) -> None:
+    """``--rounds`` is the full cycle's: elsewhere it would be silently
+    ignored, and a report would claim medians it does not hold."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--skus", "10", *args],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and message in proc.stderr
+
+
 def test_bench_net_change_reports_every_cycle_and_the_median(tmp_path: Path) -> None:
     """``--net-change``: five net changes after the regeneration, each a
     delta of one row written as a difference; the speedup is the

@@ -12,6 +12,8 @@ ranked by integers) and the output.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 from numpy.dtypes import StringDType
 
@@ -20,6 +22,9 @@ from masterplan.server.engine.columns import packed_keys
 from masterplan.server.engine.kernels import ByteTable, byte_table, spell_numbered
 from masterplan.server.engine.refs import RefBook
 from masterplan.server.engine.skus import Masters, SkuSettings
+
+#: The per-SKU and per-line texts :meth:`OrderRefs.as_bytes` makes bytes of.
+Spelled = Literal["id_prefix", "pl_prefix", "line_suffix"]
 
 __all__ = ["OrderLog", "OrderRefs"]
 
@@ -93,7 +98,7 @@ class OrderRefs:
         self._ranks: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         #: The prefixes, ``PL:`` prefixes and line suffixes as bytes for the
         #: compiled speller (None: not ASCII), made once.
-        self._bytes: dict[str, ByteTable | None] = {}
+        self._bytes: dict[Spelled, ByteTable | None] = {}
 
     # -- what ids and refs are made of ------------------------------------------
     def line_suffix(self) -> np.ndarray:
@@ -115,11 +120,16 @@ class OrderRefs:
             self._pl = text("PL:", self.id_prefix())
         return self._pl
 
-    def as_bytes(self, name: str) -> ByteTable | None:
+    def as_bytes(self, name: Spelled) -> ByteTable | None:
         """``id_prefix``, ``pl_prefix`` or ``line_suffix`` as bytes (None:
         not ASCII), made at the first call."""
         if name not in self._bytes:
-            self._bytes[name] = byte_table(getattr(self, name)())
+            table = {
+                "id_prefix": self.id_prefix,
+                "pl_prefix": self.pl_prefix,
+                "line_suffix": self.line_suffix,
+            }[name]()
+            self._bytes[name] = byte_table(table)
         return self._bytes[name]
 
     def ids(self, sidx: np.ndarray, num: np.ndarray) -> np.ndarray:

@@ -553,13 +553,19 @@ def resolve_settings(m: Masters, sku: np.ndarray, default_group: str | None) -> 
         out[has_g] = m.groups[col][grow[has_g]].astype(np.float64)
         return _num(out, default)
 
-    def grp_text(col: str) -> np.ndarray:
-        out = np.full(n, None, dtype=object)
-        out[has_g] = m.groups[col][grow[has_g]]
+    def per_group(values: np.ndarray, fill: object) -> np.ndarray:
+        """``values`` (one per group, worked out once for the few groups
+        rather than for every SKU) gathered by SKU; ``fill`` without one."""
+        out = np.full(n, fill, dtype=values.dtype)
+        out[has_g] = values[grow[has_g]]
         return out
 
-    code = _codes_of(grp_text("coverage_code"), _CODES, CODE_REQUIREMENT)
-    code[code < 0] = CODE_REQUIREMENT
+    def grp_is(col: str, value: str) -> np.ndarray:
+        return per_group(np.equal(m.groups[col], value).astype(bool), False)
+
+    group_code = _codes_of(m.groups["coverage_code"], _CODES, CODE_REQUIREMENT)
+    group_code[group_code < 0] = CODE_REQUIREMENT
+    code = per_group(group_code, CODE_REQUIREMENT)
     order_type = _codes_of(
         _first(cov("order_type", object), itm("default_order_type")), ORDER_TYPES, ORDER_PURCHASE
     )
@@ -570,9 +576,7 @@ def resolve_settings(m: Masters, sku: np.ndarray, default_group: str | None) -> 
     no_refill = (order_type == ORDER_TRANSFER) & (refill < 0)
     order_type = np.where(no_refill, ORDER_PURCHASE, order_type)
     pos_days = grp("positive_days", -1.0)
-    ss_mode = grp_text("safety_stock_fulfillment")
     working_days = grp("use_working_days", 0) != 0
-    reduction = grp_text("forecast_reduction")
     return SkuSettings(
         sku=sku,
         item=item,
@@ -592,7 +596,7 @@ def resolve_settings(m: Masters, sku: np.ndarray, default_group: str | None) -> 
         min_qty=_num(cov("min_qty", float), 0.0),
         max_qty=_num(cov("max_qty", float), 0.0),
         ss_qty=_num(cov("safety_stock_qty", float), 0.0),
-        ss_today=np.equal(ss_mode, "today"),
+        ss_today=grp_is("safety_stock_fulfillment", "today"),
         period=grp("coverage_period_days", 1).astype(np.int64),
         fence=grp("coverage_time_fence_days", 100).astype(np.int64),
         freeze=grp("freeze_time_fence_days", 0).astype(np.int64),
@@ -602,7 +606,7 @@ def resolve_settings(m: Masters, sku: np.ndarray, default_group: str | None) -> 
         working_days=working_days,
         calendar=np.where(working_days, gather(m.wh_calendar, wh, -1), -1) if n else wh,
         include_fc=grp("include_forecast", 1) != 0,
-        reduce_fc=np.equal(reduction, "transactions_period"),
+        reduce_fc=grp_is("forecast_reduction", "transactions_period"),
         tolerance=grp("postpone_tolerance_days", 0).astype(np.int64),
         calendars=m.calendars,
         dense_pos=_dense_positions(sku),

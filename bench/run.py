@@ -511,8 +511,9 @@ def _empty_result_tables(engine: sa.Engine) -> None:
     create_result_tables(engine)
 
 
-#: Phase fields that are not times: taken from the first round.
-_COUNTS = frozenset({"rows"})
+#: Phase fields that are not times: the rows, from the first round, and
+#: their rate, made again from the median time.
+_NOT_TIMES = frozenset({"rows", "rows_per_second"})
 
 
 def _median_phases(rounds: Sequence[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
@@ -527,7 +528,7 @@ def _median_phases(rounds: Sequence[dict[str, dict[str, Any]]]) -> dict[str, dic
         fields: dict[str, Any] = {}
         for key, value in first.items():
             values = [r[name][key] for r in rounds]
-            if key in _COUNTS or key == "rows_per_second" or any(v is None for v in values):
+            if key in _NOT_TIMES or any(v is None for v in values):
                 fields[key] = value
             else:
                 fields[key] = round(float(np.median(values)), 3 if "ratio" not in key else 2)

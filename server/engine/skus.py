@@ -548,17 +548,15 @@ def resolve_settings(m: Masters, sku: np.ndarray, default_group: str | None) -> 
     grow = lookup(group_id, m.group_ids)
     has_g = grow >= 0
 
-    def grp(col: str, default: float) -> np.ndarray:
-        out = np.full(n, np.nan)
-        out[has_g] = m.groups[col][grow[has_g]].astype(np.float64)
-        return _num(out, default)
-
     def per_group(values: np.ndarray, fill: object) -> np.ndarray:
         """``values`` (one per group, worked out once for the few groups
         rather than for every SKU) gathered by SKU; ``fill`` without one."""
         out = np.full(n, fill, dtype=values.dtype)
         out[has_g] = values[grow[has_g]]
         return out
+
+    def grp(col: str, default: float) -> np.ndarray:
+        return _num(per_group(np.asarray(m.groups[col], dtype=np.float64), np.nan), default)
 
     def grp_is(col: str, value: str) -> np.ndarray:
         return per_group(np.equal(m.groups[col], value).astype(bool), False)

@@ -101,7 +101,7 @@ def copy_binary(
     constants: Sequence[str],
     encoding: str,
     where: str = "",
-) -> bytes:
+) -> memoryview:
     """The rows of ``table`` as binary ``COPY`` rows (no header or trailer).
 
     Every row begins with ``constants`` (the plan and run ids), then
@@ -112,7 +112,9 @@ def copy_binary(
     ``where`` names the table in errors.
 
     Each column becomes its wire bytes at once (numpy); the rows are then
-    laid out by one compiled loop (:func:`_lay_rows`).
+    laid out by one compiled loop (:func:`_lay_rows`). They are handed over
+    as a view of the loop's array: made ``bytes``, a payload would be copied
+    once whole and once more in the pieces the driver sends it in.
 
     Raises:
         ValueError: An integer is past its column's range, or text holds a
@@ -121,7 +123,7 @@ def copy_binary(
     """
     n = len(table[columns[0].name]) if columns else 0
     if not n:
-        return b""
+        return memoryview(b"")
     prefix = (len(constants) + len(columns)).to_bytes(2, "big", signed=True) + b"".join(
         _field(value.encode(encoding)) for value in constants
     )
@@ -155,7 +157,7 @@ def copy_binary(
         np.stack(text_starts) if text else np.empty((0, n), dtype=np.int64),
         np.stack(text_lengths) if text else np.empty((0, n), dtype=np.int64),
     )
-    return rows.tobytes()
+    return rows.data
 
 
 def _lay_rows(

@@ -683,21 +683,24 @@ def _validate_table(name: str, table: Rows) -> int:
                 column.name,
                 f"table {name!r}, column {column.name!r}: shape {array.shape}, expected ({n},)",
             )
-        if not column.nullable and n and _nulls(column, cells).any():
+        if not column.nullable and n and _holds_null(column, cells):
             raise InvalidResult(
                 name, column.name, f"table {name!r}, column {column.name!r}: NULL not allowed"
             )
     return n
 
 
-def _nulls(column: ColumnSpec, cells: np.ndarray | Coded) -> np.ndarray:
-    """Where ``cells`` hold NULL: for coded text, a code of -1 or a None
-    value, found on the dictionary, not on each row."""
+def _holds_null(column: ColumnSpec, cells: np.ndarray | Coded) -> bool:
+    """Whether ``cells`` hold a NULL: for coded text, a code of -1 or a
+    code of a None value, looked for on the dictionary before the rows (a
+    chunk's dictionary, as it crosses the wire, holds none)."""
     if not isinstance(cells, Coded):
-        return null_mask(column.kind, np.asarray(cells))
+        return bool(null_mask(column.kind, np.asarray(cells)).any())
     codes = cells.codes
-    none = np.append(np.asarray(cells.values, dtype=object) == None, True)  # noqa: E711
-    return none[np.where(codes < 0, len(none) - 1, codes)]
+    if (codes < 0).any():
+        return True
+    none = np.asarray(cells.values, dtype=object) == None  # noqa: E711
+    return bool(none.any() and none[codes].any())
 
 
 def _plain(rows: Rows) -> dict[str, np.ndarray]:
@@ -894,6 +897,7 @@ class _Inserter:
         n = table_length(table)
         for start in range(0, n, _COPY_ROWS):
             part = {c.name: _rows_of(table[c.name], start) for c in self.columns}
+            payload: bytes | memoryview
             if self.wires is None:
                 payload = copy_text(self.sent, _plain(part), constants).encode("utf-8")
             else:
@@ -909,7 +913,7 @@ class _Inserter:
             if self.on_rows is not None:
                 self.on_rows(self.spec.name, min(n - start, _COPY_ROWS))
 
-    def _send(self, payload: bytes) -> None:
+    def _send(self, payload: bytes | memoryview) -> None:
         if self.pipe is None:
             raise RuntimeError(f"{self.spec.name}: the COPY is not open")
         self.pipe.write(payload)
@@ -1395,7 +1399,7 @@ class _CopyPipe:
                 self.statement, None, exc, self.error, dialect=self.dialect
             ) from exc
 
-    def write(self, payload: bytes) -> None:
+    def write(self, payload: bytes | memoryview) -> None:
         if not payload:
             return
         if self.binary and not self._started:

@@ -76,8 +76,15 @@ class ResultStream:
     def rows_removed(self) -> int:
         return sum(table_length(t) for t in self.removed.values())
 
-    def chunks(self, chunk_rows: int) -> Iterator[columnar_pb2.ColumnarChunk]:
+    def chunks(
+        self,
+        chunk_rows: int,
+        into: Callable[[], columnar_pb2.ColumnarChunk] = columnar_pb2.ColumnarChunk,
+    ) -> Iterator[columnar_pb2.ColumnarChunk]:
         """Per table: the removed rows (``CHANGE_KIND_DELETE``), then the added rows.
+
+        Each chunk is encoded into the message ``into()`` returns
+        (:func:`~masterplan.codec.encode_table`).
 
         A whole result's chunks leave the change kind unset (upsert), as
         before differences existed; a difference marks its added rows
@@ -101,7 +108,7 @@ class ResultStream:
             parts.append((name, self.added[name], upsert))
         if not self.ordered:
             for name, table, change in parts:
-                yield from encode_table(name, table, chunk_rows, change=change)
+                yield from encode_table(name, table, chunk_rows, change=change, into=into)
             return
         # One worker: the sorts run in the order submitted, and only it
         # touches ``ranked``.
@@ -114,7 +121,7 @@ class ResultStream:
             ]
             for (name, table, change), order in zip(parts, orders, strict=True):
                 yield from encode_table(
-                    name, table, chunk_rows, change=change, order=order.result()
+                    name, table, chunk_rows, change=change, order=order.result(), into=into
                 )
         finally:
             sorter.shutdown(wait=False, cancel_futures=True)

@@ -10,7 +10,7 @@ names the table, column and row of the first fault.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 
 import numpy as np
 from numpy.dtypes import StringDType
@@ -64,24 +64,28 @@ def _type_name(value: pb.ColumnType.ValueType) -> str:
         return f"unknown type {value}"
 
 
-def _encode_column(name: str, values: np.ndarray | Coded) -> pb.Column:
+def _encode_column(column: pb.Column, name: str, values: np.ndarray | Coded) -> None:
+    """Fill the empty ``column`` with ``values`` as they cross the wire."""
+    column.name = name
     if isinstance(values, Coded):
         # Already dictionary-encoded by the engine: renumber, no hashing.
         codes, dictionary = values.chunk_dictionary(0, len(values))
-        return pb.Column(
-            name=name,
-            type=pb.COLUMN_TYPE_STRING,
-            data=codes.astype("<i4").tobytes(),
-            dictionary=dictionary,
-        )
+        column.type = pb.COLUMN_TYPE_STRING
+        column.data = codes.astype("<i4").tobytes()
+        column.dictionary.extend(dictionary)
+        return
     if values.dtype.kind == "M":
         d = values.astype("datetime64[D]")
         ints = d.astype(np.int64)
         ints[np.isnat(d)] = _INT32_MIN
-        return pb.Column(name=name, type=pb.COLUMN_TYPE_DATE, data=ints.astype("<i4").tobytes())
+        column.type = pb.COLUMN_TYPE_DATE
+        column.data = ints.astype("<i4").tobytes()
+        return
     if values.dtype.kind in "fiu":
-        data = values.astype("<f8").tobytes()
-        return pb.Column(name=name, type=pb.COLUMN_TYPE_FLOAT64, data=data)
+        column.type = pb.COLUMN_TYPE_FLOAT64
+        column.data = values.astype("<f8").tobytes()
+        return
+    column.type = pb.COLUMN_TYPE_STRING
     # Dictionary in first-appearance order, by hashing in C: one pass over
     # the rows, no sort (the receiver needs no order).
     rows = values.tolist()
@@ -90,23 +94,16 @@ def _encode_column(name: str, values: np.ndarray | Coded) -> pb.Column:
         # Every value differs (an id column: planned orders, sales lines):
         # the dictionary is the rows in order and each row's code its
         # position, with no second pass of lookups (a third of the time).
-        return pb.Column(
-            name=name,
-            type=pb.COLUMN_TYPE_STRING,
-            data=np.arange(len(rows), dtype="<i4").tobytes(),
-            dictionary=rows,
-        )
+        column.data = np.arange(len(rows), dtype="<i4").tobytes()
+        column.dictionary.extend(rows)
+        return
     distinct.pop(None, None)
     dictionary = list(distinct)
     position: dict[object, int] = dict(zip(dictionary, range(len(dictionary)), strict=True))
     position[None] = -1
     codes = np.fromiter(map(position.__getitem__, rows), dtype="<i4", count=len(rows))
-    return pb.Column(
-        name=name,
-        type=pb.COLUMN_TYPE_STRING,
-        data=codes.tobytes(),
-        dictionary=dictionary,
-    )
+    column.data = codes.tobytes()
+    column.dictionary.extend(dictionary)
 
 
 def encode_table(
@@ -116,6 +113,7 @@ def encode_table(
     *,
     change: pb.ChangeKind.ValueType = pb.CHANGE_KIND_UNSPECIFIED,
     order: np.ndarray | None = None,
+    into: Callable[[], pb.ColumnarChunk] = pb.ColumnarChunk,
 ) -> Iterator[pb.ColumnarChunk]:
     """Split a table into chunks of at most ``chunk_rows`` rows (none for an empty table).
 
@@ -123,6 +121,11 @@ def encode_table(
     difference removes); unspecified means upsert, the default on the wire.
     ``order``, when given, is a permutation of the rows: they are sent in
     that order, each chunk's taken as it is encoded.
+
+    Each chunk is encoded into the empty message ``into()`` returns: the
+    field of the message that will carry it, for a sender, since putting a
+    finished chunk into another message copies every value in it (0.1 s
+    of the 100k benchmark's 1.25M result rows).
     """
     if chunk_rows <= 0:
         raise ValueError("chunk_rows must be positive")
@@ -132,12 +135,13 @@ def encode_table(
     for start in range(0, n, chunk_rows):
         stop = min(start + chunk_rows, n)
         rows = slice(start, stop) if order is None else order[start:stop]
-        yield pb.ColumnarChunk(
-            table=table_name,
-            row_count=stop - start,
-            columns=[_encode_column(k, v[rows]) for k, v in table.items()],
-            change=change,
-        )
+        chunk = into()
+        chunk.table = table_name
+        chunk.row_count = stop - start
+        chunk.change = change
+        for k, v in table.items():
+            _encode_column(chunk.columns.add(), k, v[rows])
+        yield chunk
 
 
 def check_chunk(

@@ -44,8 +44,8 @@ from masterplan.tenancy.errors import QuotaExceeded
 from masterplan.tenancy.interceptor import current_principal
 from masterplan.tenancy.quotas import MEMORY_BYTES, QuotaLedger
 from masterplan.tenancy.registry import Tenant
+from masterplan.v1 import columnar_pb2, planning_pb2_grpc
 from masterplan.v1 import planning_pb2 as pb
-from masterplan.v1 import planning_pb2_grpc
 from masterplan.viewcodec import delay_path_to_proto, net_requirements_to_proto, report_to_proto
 
 log = logging.getLogger(__name__)
@@ -141,11 +141,18 @@ def _send_results(
     """
     sent = 0
     yield pb.RunPlanResponse(results_header=pb.ResultsHeader(run=run))
+    # Each chunk is encoded in the response that sends it, not copied there.
+    responses: list[pb.RunPlanResponse] = []
+
+    def into() -> columnar_pb2.ColumnarChunk:
+        responses.append(pb.RunPlanResponse())
+        return responses[-1].result_chunk
+
     try:
-        for chunk in stream.chunks(chunk_rows):
+        for chunk in stream.chunks(chunk_rows, into):
             if cancel is not None and cancel.is_set():
                 raise Cancelled("the result stream was cancelled (the run's results are kept)")
-            yield pb.RunPlanResponse(result_chunk=chunk)
+            yield responses.pop()
             sent += chunk.row_count
     except GeneratorExit:
         # Closed from gRPC's thread: the line names the call as its own lines do.

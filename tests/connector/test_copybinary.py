@@ -317,6 +317,29 @@ def test_a_coded_null_in_a_column_that_takes_none_is_refused(engine: Engine) -> 
         write.add("pegging", table)
 
 
+@pytest.mark.parametrize("used", [False, True])
+def test_a_none_in_the_dictionary_is_refused_only_where_a_row_names_it(
+    engine: Engine, used: bool
+) -> None:
+    create_all(engine)
+    table = _awkward_results()["pegging"]
+    codes = np.zeros(6, dtype=np.int32)
+    codes[4] = 1 if used else 0
+    table["demand_ref"] = Coded(codes, np.array(["d", None], dtype=object))
+    counts = {name: 6 if name == "pegging" else 0 for name in PLAN_OUTPUT_TABLES}
+    write = ResultWrite(engine, _record(f"none-{used}"), plan_counts=counts, rows_added=6)
+    with write:
+        if used:
+            with pytest.raises(InvalidResult, match=r"demand_ref.*NULL not allowed"):
+                write.add("pegging", table)
+            return
+        write.add("pegging", table)
+        write.commit()
+    with engine.connect() as conn:
+        refs = conn.exec_driver_sql("SELECT demand_ref FROM pegging WHERE run_id = 'none-False'")
+        assert [r for (r,) in refs] == ["d"] * 6
+
+
 def test_a_column_type_binary_cannot_write_takes_the_text_path(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:

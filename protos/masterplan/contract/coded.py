@@ -99,7 +99,7 @@ class Coded:
             local = renumber[used - lo]
         else:
             uniques, local = np.unique(used, return_inverse=True)
-        words = values_at(self.values, uniques).tolist()
+        words = _words_at(self.values, uniques)
         out = np.full(len(codes), -1, dtype=np.int32)
         out[valid] = local
         # Only objects, or numpy strings with a NULL of their own, hold None:
@@ -113,6 +113,20 @@ class Coded:
             out[valid] = mapped[local]
             words = [w for w in words if w is not None]
         return out, words
+
+
+def _words_at(values: np.ndarray, positions: np.ndarray) -> list[Any]:
+    """``values[positions]`` as a list.
+
+    numpy strings are read one by one: gathering them first makes each
+    value anew before ``tolist`` makes it a ``str`` again, where a large
+    dictionary's values are read out of order (a plan's refs, a chunk's
+    few in every thousand), 0.2 s against 0.12 s for the 1.2M refs of the
+    100k benchmark's pegging chunks.
+    """
+    if values.dtype.kind == "T":
+        return list(map(values.__getitem__, positions.tolist()))
+    return values_at(values, positions).tolist()  # type: ignore[no-any-return]
 
 
 def _may_hold_none(values: np.ndarray) -> bool:

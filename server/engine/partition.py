@@ -32,6 +32,7 @@ import heapq
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy.sparse import coo_matrix
@@ -148,19 +149,27 @@ def _pack(weights: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def _clusters(
-    edges: list[np.ndarray], nodes: dict[str, np.ndarray], n_nodes: int
-) -> tuple[int, np.ndarray, np.ndarray]:
+class _Clusters(NamedTuple):
+    """The connected components of the item graph."""
+
+    #: How many there are.
+    number: int
+    #: Each node's (item code's) component.
+    label: np.ndarray
+    #: Each component's rows (those of every table, by their item codes).
+    weights: np.ndarray
+
+
+def _clusters(edges: list[np.ndarray], nodes: dict[str, np.ndarray], n_nodes: int) -> _Clusters:
     """The connected components of the graph of ``edges`` over ``n_nodes``
-    item codes: their number, each node's component, and each component's
-    rows (the rows of ``nodes``, each table's item codes)."""
+    item codes, weighed by the rows of ``nodes`` (each table's item codes)."""
     src, dst = np.concatenate(edges, axis=1)
     graph = coo_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(n_nodes, n_nodes))
     n_clusters, label = connected_components(graph, directed=False)
     weights = np.zeros(n_clusters, dtype=np.int64)
     for codes in nodes.values():
         weights += np.bincount(label[codes], minlength=n_clusters)
-    return n_clusters, label, weights
+    return _Clusters(n_clusters, label, weights)
 
 
 def lopsided(rows: np.ndarray, inline_share: float) -> bool:
@@ -203,9 +212,9 @@ def split(data: TableMap, n: int, inline_share: float | None = None) -> Split:
         # The duplicate keys' edges only join clusters: a cluster above the
         # share without them is one with them, and the cut is not made.
         found = _clusters(edges, nodes, n_nodes)
-        largest = float(found[2].max() / found[2].sum())
+        largest = float(found.weights.max() / found.weights.sum())
         if largest > inline_share:
-            return Split([dict(data)], found[0], largest, found[2].sum(keepdims=True))
+            return Split([dict(data)], found.number, largest, found.weights.sum(keepdims=True))
     duplicates = [
         _duplicate_edges(data[name], key, nodes[name])
         for name in owned

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypeVar, cast
+from typing import Any, Literal, Protocol, TypeVar
 
 import grpc
 from google.protobuf import empty_pb2
@@ -29,6 +29,7 @@ from masterplan.codec import (
     decode_chunk_coded,
     encode_table,
 )
+from masterplan.contract.coded import CodedTable
 from masterplan.contract.columns import Table
 from masterplan.contract.tables import PLAN_OUTPUT_TABLES, RESULT_OUTPUT_SPECS
 from masterplan.contract.views import DelayPath, NetRequirements, PlanReport
@@ -129,9 +130,9 @@ class ResultSink(Protocol):
 
     def begin(self, run: planning_pb2.PlanRun) -> None: ...
 
-    def removed(self, table: str, rows: Table) -> None: ...
+    def removed(self, table: str, rows: CodedTable) -> None: ...
 
-    def added(self, table: str, rows: Table) -> None: ...
+    def added(self, table: str, rows: CodedTable) -> None: ...
 
 
 class MasterplanClient:
@@ -474,20 +475,22 @@ class MasterplanClient:
                     spec = RESULT_OUTPUT_SPECS[chunk.table]
                     delete = chunk.change == columnar_pb2.CHANGE_KIND_DELETE
                     seen = rows_gone if delete else rows
-                    if streaming and coded:
-                        # Coded text: the sink said it takes it (ResultSink).
-                        table = cast(Table, decode_chunk_coded(chunk, spec, seen[chunk.table]))
-                    else:
-                        table = decode_chunk(chunk, spec, seen[chunk.table])
-                    seen[chunk.table] += chunk.row_count
                     if streaming:
                         assert sink is not None
+                        # Coded text where the sink said it takes it (ResultSink).
+                        table: CodedTable = (
+                            decode_chunk_coded(chunk, spec, seen[chunk.table])
+                            if coded
+                            else decode_chunk(chunk, spec, seen[chunk.table])
+                        )
                         if delete:
                             sink.removed(chunk.table, table)
                         else:
                             sink.added(chunk.table, table)
                     else:
-                        (gone if delete else parts)[chunk.table].append(table)
+                        part = decode_chunk(chunk, spec, seen[chunk.table])
+                        (gone if delete else parts)[chunk.table].append(part)
+                    seen[chunk.table] += chunk.row_count
                     if on_chunk is not None:
                         on_chunk(chunk.table, chunk.row_count)
                 elif kind == "summary":

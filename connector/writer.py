@@ -50,7 +50,7 @@ from masterplan.connector.schema import (
     verify_schema,
 )
 from masterplan.connector.sender import Sender
-from masterplan.contract.coded import Coded, as_array
+from masterplan.contract.coded import Coded, CodedTable, as_array
 from masterplan.contract.tables import (
     BOOKKEEPING_COLUMNS,
     PLAN_OUTPUT_TABLES,
@@ -117,7 +117,7 @@ _log = logging.getLogger(__name__)
 
 #: Rows of one result table as a write takes them: text columns plain or
 #: coded (:class:`~masterplan.contract.coded.Coded`).
-Rows = Mapping[str, np.ndarray | Coded]
+Rows = CodedTable
 
 
 @dataclass(frozen=True, slots=True)

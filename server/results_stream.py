@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from masterplan.codec import encode_table
-from masterplan.contract.coded import Coded
+from masterplan.contract.coded import Coded, CodedTable
 from masterplan.contract.columns import table_length
 from masterplan.contract.difference import difference
 from masterplan.contract.tables import (
@@ -49,7 +49,7 @@ __all__ = ["Parts", "ResultStream", "base_results", "index_order", "result_strea
 log = logging.getLogger(__name__)
 
 #: A table as streamed: the engine's (coded text) or a difference's (plain).
-StreamTable = Mapping[str, np.ndarray | Coded]
+StreamTable = CodedTable
 
 
 @dataclass(frozen=True, slots=True)

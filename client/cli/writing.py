@@ -24,7 +24,7 @@ from masterplan.connector.writer import (
     prepare_write,
     writes_by_copy,
 )
-from masterplan.contract.columns import Table
+from masterplan.contract.coded import CodedTable
 from masterplan.contract.tables import PLAN_OUTPUT_TABLES
 from masterplan.v1 import planning_pb2
 
@@ -109,10 +109,10 @@ class WriteAsItArrives:
             raise RuntimeError("result rows arrived before the run was announced")
         return self._write
 
-    def removed(self, table: str, rows: Table) -> None:
+    def removed(self, table: str, rows: CodedTable) -> None:
         self._open().remove(table, rows)
 
-    def added(self, table: str, rows: Table) -> None:
+    def added(self, table: str, rows: CodedTable) -> None:
         self._open().add(table, rows)
 
     def commit(self) -> WriteReport:

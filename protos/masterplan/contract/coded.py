@@ -13,12 +13,13 @@ Consumers that want plain arrays call :func:`as_array` (or
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["CODE_DTYPE", "Coded", "as_array", "coded_nbytes", "values_at"]
+__all__ = ["CODE_DTYPE", "Coded", "CodedTable", "as_array", "coded_nbytes", "values_at"]
 
 #: The dtype of a :class:`Coded` column's codes (the widest; narrower
 #: signed integers are kept as they are).
@@ -113,6 +114,11 @@ class Coded:
             out[valid] = mapped[local]
             words = [w for w in words if w is not None]
         return out, words
+
+
+#: A table whose text columns may be :class:`Coded`: a plan's result as the
+#: engine makes it and streams it, and a chunk as it crosses the wire.
+CodedTable = Mapping[str, np.ndarray | Coded]
 
 
 def _words_at(values: np.ndarray, positions: np.ndarray) -> list[Any]:

@@ -59,6 +59,7 @@ __all__ = [
     "copy_text_floor",
     "read_blocks_floor",
     "read_floor",
+    "settle",
     "write_floor",
 ]
 
@@ -79,6 +80,28 @@ class WriteFloor:
     seconds: float
     commit_seconds: float
     rows: int
+
+
+def settle(engine: sa.Engine) -> bool:
+    """Before a timed write into PostgreSQL: ``CHECKPOINT``, and whether it
+    was made (a role without the right to has the phases run as they come).
+
+    A round writes about 1 GB of WAL (the write and three floors, 220-290
+    MB each), so with the default ``max_wal_size`` a checkpoint would start
+    about twice a round, in whichever phase crossed the threshold, and that
+    phase would share the disk and the cores with it and write out the
+    pages of the phase before. From a checkpoint each write starts with no
+    other phase's dirty pages and the whole WAL budget before it, the
+    write and its floors alike (``docs/performance.md``).
+    """
+    if engine.dialect.name != "postgresql":
+        return False
+    try:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("CHECKPOINT")
+    except sa.exc.DBAPIError:
+        return False
+    return True
 
 
 def _quoted(engine: sa.Engine, names: list[str]) -> str:
@@ -259,6 +282,7 @@ def load_floor(engine: sa.Engine, scratch: Path) -> WriteFloor:
 def _write_rows(
     engine: sa.Engine, target: sa.Engine, rebuild: bool = False, spell_keys: bool = False
 ) -> WriteFloor:
+    settle(engine)
     raw = target.raw_connection()
     seconds = 0.0
     written = 0
@@ -363,6 +387,7 @@ def copy_load_floor(engine: sa.Engine, scratch: Path) -> WriteFloor:
 def _copy_payloads(
     engine: sa.Engine, target_engine: sa.Engine, binary: bool, rebuild: bool = False
 ) -> WriteFloor:
+    settle(engine)
     reader, writer = engine.raw_connection(), target_engine.raw_connection()
     seconds = 0.0
     written = 0

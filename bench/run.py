@@ -40,6 +40,7 @@ from bench.floors import (
     load_floor,
     read_blocks_floor,
     read_floor,
+    settle,
     write_floor,
 )
 from bench.generate import (
@@ -513,7 +514,7 @@ def _empty_result_tables(engine: sa.Engine) -> None:
 
 #: Phase fields that are not times: the rows, from the first round, and
 #: their rate, made again from the median time.
-_NOT_TIMES = frozenset({"rows", "rows_per_second"})
+_NOT_TIMES = frozenset({"rows", "rows_per_second", "checkpointed"})
 
 
 def _median_phases(rounds: Sequence[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
@@ -588,6 +589,7 @@ def _full_round(
             # announces the finished run, before its first chunk.
             create_result_tables(engine)
             run_id = uuid.uuid4().hex
+            checkpointed = settle(engine)
             t = time.perf_counter()
             with WriteAsItArrives(
                 engine,
@@ -616,6 +618,8 @@ def _full_round(
                 "seconds": round(end - split, 3),
                 "rows": total_out,
                 "rows_per_second": _rate(total_out, end - split),
+                # The write and its floors each began at a checkpoint.
+                "checkpointed": checkpointed,
             }
         server_peak = _vm_hwm_bytes(proc.pid)
     finally:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
-from bench.floors import load_floor, read_floor, write_floor
+from bench.floors import load_floor, read_floor, settle, write_floor
 from bench.generate import generate_tables, write_database
 from masterplan.client.cli.cycle import CycleOptions, run_cycle
 from masterplan.contract.tables import PLAN_OUTPUT_TABLES
+from tests.backends import BACKENDS, database_url
 
 T0 = dt.date(2026, 1, 5)
 
@@ -50,3 +53,33 @@ def test_the_floors_move_the_phases_rows_and_leave_every_table_as_it_was(
     # The load floor moves the same rows, its indexes made after them.
     assert load.rows == floor.rows and 0 < load.commit_seconds < load.seconds
     assert not (tmp_path / "masterplan_floor_load.db").exists()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
+    for url in database_url(request.param, tmp_path):
+        engine = sa.create_engine(url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+
+
+def test_a_timed_postgresql_write_starts_at_a_checkpoint(backend_engine: sa.Engine) -> None:
+    """``settle`` makes a checkpoint on PostgreSQL (a fresh one: its place in
+    the WAL moves past what was written before it), and nowhere else."""
+    postgres = backend_engine.dialect.name == "postgresql"
+    with backend_engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE scratch (n integer)")
+        conn.exec_driver_sql("INSERT INTO scratch VALUES (1), (2), (3)")
+    if not postgres:
+        assert settle(backend_engine) is False
+        return
+    with backend_engine.connect() as conn:
+        written = conn.exec_driver_sql("SELECT pg_current_wal_lsn()").scalar_one()
+    assert settle(backend_engine) is True
+    with backend_engine.connect() as conn:
+        after = conn.exec_driver_sql(
+            "SELECT checkpoint_lsn >= %(w)s::pg_lsn FROM pg_control_checkpoint()", {"w": written}
+        ).scalar_one()
+    assert after is True

@@ -115,10 +115,6 @@ _infile_refused: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 _log = logging.getLogger(__name__)
 
-#: Rows of one result table as a write takes them: text columns plain or
-#: coded (:class:`~masterplan.contract.coded.Coded`).
-Rows = CodedTable
-
 
 @dataclass(frozen=True, slots=True)
 class RunRecord:
@@ -431,7 +427,7 @@ class ResultWrite:
             raise RuntimeError("the write is not open (use it in a with block)")
         return self._conn
 
-    def remove(self, name: str, rows: Rows) -> None:
+    def remove(self, name: str, rows: CodedTable) -> None:
         """Delete every copy of each of ``rows`` (whole rows of table
         ``name``) from the plan: a difference's removed rows, before the
         table's added rows."""
@@ -454,13 +450,13 @@ class ResultWrite:
         if self.on_rows is not None:
             self.on_rows(name, n)
 
-    def add(self, name: str, rows: Rows) -> None:
+    def add(self, name: str, rows: CodedTable) -> None:
         """Insert ``rows`` (of table ``name``) into the plan. Text may come
         coded (:class:`~masterplan.contract.coded.Coded`, as a chunk crosses
         the wire): a binary ``COPY`` takes it so, the other paths as text."""
         self._add(name, rows, _validate_table(name, rows))
 
-    def _add(self, name: str, rows: Rows, n: int) -> None:
+    def _add(self, name: str, rows: CodedTable, n: int) -> None:
         """:meth:`add` of ``n`` rows already checked against their table."""
         if not self.written or n == 0:
             return
@@ -659,7 +655,7 @@ def _validate_results(results: Mapping[str, Mapping[str, np.ndarray]]) -> dict[s
     return {name: _validate_table(name, results[name]) for name in PLAN_OUTPUT_TABLES}
 
 
-def _validate_table(name: str, table: Rows) -> int:
+def _validate_table(name: str, table: CodedTable) -> int:
     """Check rows of output table ``name`` against its spec; return their count."""
     if name not in PLAN_OUTPUT_TABLES:
         raise InvalidResult(name, None, f"{name!r} is not a result table of a plan")
@@ -703,7 +699,7 @@ def _holds_null(column: ColumnSpec, cells: np.ndarray | Coded) -> bool:
     return bool(none.any() and none[codes].any())
 
 
-def _plain(rows: Rows) -> dict[str, np.ndarray]:
+def _plain(rows: CodedTable) -> dict[str, np.ndarray]:
     """``rows`` with coded text made plain arrays."""
     return {name: as_array(cells) for name, cells in rows.items()}
 
@@ -846,7 +842,7 @@ class _Inserter:
         elif loading is not None:
             self.rebuild = _drop_indexes_for_load(conn, self.target, loading, run.plan_id)
 
-    def write(self, table: Rows, batch_rows: int) -> None:
+    def write(self, table: CodedTable, batch_rows: int) -> None:
         """Insert ``table``'s rows, ``batch_rows`` at a time."""
         conn, target = self.conn, self.target
         if self.sending is not None:
@@ -887,7 +883,7 @@ class _Inserter:
         names = ["plan_id", "run_id", *(c.name for c in self.sent)]
         self.pipe = _CopyPipe(self.conn, self.target, names, binary=self.wires is not None)
 
-    def _copy(self, table: Rows) -> None:
+    def _copy(self, table: CodedTable) -> None:
         """Send ``table``'s rows down the table's COPY, a payload of at most
         :data:`_COPY_ROWS` rows at a time: binary where every column's type
         takes it (:func:`~connector.copybinary.wire_types`), else text."""

@@ -48,9 +48,6 @@ __all__ = ["Parts", "ResultStream", "base_results", "index_order", "result_strea
 
 log = logging.getLogger(__name__)
 
-#: A table as streamed: the engine's (coded text) or a difference's (plain).
-StreamTable = CodedTable
-
 
 @dataclass(frozen=True, slots=True)
 class ResultStream:
@@ -63,8 +60,8 @@ class ResultStream:
         ordered: Each table's rows in the order of its index (:func:`index_order`).
     """
 
-    added: Mapping[str, StreamTable]
-    removed: Mapping[str, StreamTable] = field(default_factory=dict)
+    added: Mapping[str, CodedTable]
+    removed: Mapping[str, CodedTable] = field(default_factory=dict)
     base_run_id: str = ""
     ordered: bool = False
 
@@ -101,7 +98,7 @@ class ResultStream:
             if self.base_run_id
             else columnar_pb2.CHANGE_KIND_UNSPECIFIED
         )
-        parts: list[tuple[str, StreamTable, columnar_pb2.ChangeKind.ValueType]] = []
+        parts: list[tuple[str, CodedTable, columnar_pb2.ChangeKind.ValueType]] = []
         for name in PLAN_OUTPUT_TABLES:
             if name in self.removed:
                 parts.append((name, self.removed[name], columnar_pb2.CHANGE_KIND_DELETE))
@@ -133,7 +130,7 @@ Ranked = dict[tuple[str, int], np.ndarray]
 
 
 def index_order(
-    spec: TableSpec, table: StreamTable, ranked: Ranked | None = None
+    spec: TableSpec, table: CodedTable, ranked: Ranked | None = None
 ) -> np.ndarray | None:
     """Positions of ``table``'s rows sorted by the columns of ``spec``'s first
     index, but ``plan_id`` and ``run_id`` (one value per write); ``None``
@@ -249,7 +246,7 @@ def _is_null(values: np.ndarray) -> np.ndarray:
 
 def base_results(
     store: TenantStore, plan_id: str, base_run_id: str
-) -> Mapping[str, StreamTable] | None:
+) -> Mapping[str, CodedTable] | None:
     """The results the store still holds of run ``base_run_id`` of ``plan_id``, if any.
 
     Runs are looked up under ``plan_id`` only: another plan's run of the
@@ -266,14 +263,14 @@ def base_results(
 
 #: A net change's changed rows: the run they were taken from, and per table
 #: that run's rows that may have changed and the rows that replace them.
-Parts = tuple[str, Mapping[str, StreamTable], Mapping[str, StreamTable]]
+Parts = tuple[str, Mapping[str, CodedTable], Mapping[str, CodedTable]]
 
 
 def result_stream(
     store: TenantStore,
     plan_id: str,
     base_run_id: str,
-    result: Mapping[str, StreamTable],
+    result: Mapping[str, CodedTable],
     parts: Parts | None = None,
     index_order: bool = False,
 ) -> ResultStream:

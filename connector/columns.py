@@ -15,13 +15,14 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
 
 from masterplan.connector.errors import ColumnDataError
+from masterplan.contract.coded import Coded, as_array
 from masterplan.contract.columns import (
     UNREADABLE_DATE,
     Table,
@@ -33,6 +34,7 @@ from masterplan.contract.tables import ColumnKind, ColumnSpec, TableSpec
 
 __all__ = [
     "Table",
+    "batch_values",
     "column_from_values",
     "column_to_values",
     "concat_chunks",
@@ -378,3 +380,30 @@ def column_to_values(kind: ColumnKind, array: np.ndarray, dates_as_text: bool = 
         out[mask] = None
     values: list[Any] = out.tolist()
     return values
+
+
+def batch_values(
+    kind: ColumnKind, cells: np.ndarray | Coded, batch_rows: int, dates_as_text: bool = False
+) -> Iterator[list[Any]]:
+    """:func:`column_to_values` of ``cells``, ``batch_rows`` rows at a time.
+
+    Coded text (a chunk as it crosses the wire) is checked and made driver
+    values once per distinct value, on its dictionary, and each batch is a
+    gather of those: the type check of every row, and of every NULL, was a
+    tenth of the connector's own work in SQLite's write of 100k SKUs. Few
+    rows of a large dictionary (the engine's own, of every ref) are made
+    plain first instead, as the dictionary would cost more than the rows.
+    """
+    n = len(cells)
+    if isinstance(cells, Coded) and n >= len(cells.values):
+        words = column_to_values(kind, np.asarray(cells.values), dates_as_text)
+        lookup = np.empty(len(words) + 1, dtype=object)
+        lookup[: len(words)] = words
+        lookup[-1] = None  # a negative code: NULL
+        codes = np.where(cells.codes < 0, len(words), cells.codes)
+        for start in range(0, n, batch_rows):
+            yield lookup[codes[start : start + batch_rows]].tolist()
+        return
+    array = as_array(cells)
+    for start in range(0, n, batch_rows):
+        yield column_to_values(kind, array[start : start + batch_rows], dates_as_text)

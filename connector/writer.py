@@ -30,7 +30,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from masterplan.connector.columns import column_to_values, null_mask, table_length
+from masterplan.connector.columns import (
+    batch_values,
+    column_to_values,
+    null_mask,
+    table_length,
+)
 from masterplan.connector.copybinary import (
     HEADER,
     TRAILER,
@@ -749,7 +754,7 @@ def _plan_run_row(
 def _iter_batches(
     spec: TableSpec,
     run: RunRecord,
-    table: Mapping[str, np.ndarray],
+    table: CodedTable,
     batch_rows: int,
     dates_as_text: bool = False,
     keys: bool = True,
@@ -763,13 +768,11 @@ def _iter_batches(
     columns = [c for c in spec.columns if c.name not in BOOKKEEPING_COLUMNS]
     names = [*(("plan_id", "run_id") if keys else ()), *(c.name for c in columns)]
     n = table_length(table)
+    batches = [batch_values(c.kind, table[c.name], batch_rows, dates_as_text) for c in columns]
     for start in range(0, n, batch_rows):
-        stop = min(start + batch_rows, n)
-        values = [[run.plan_id] * (stop - start), [run.run_id] * (stop - start)] if keys else []
-        values.extend(
-            column_to_values(c.kind, np.asarray(table[c.name])[start:stop], dates_as_text)
-            for c in columns
-        )
+        size = min(batch_rows, n - start)
+        values = [[run.plan_id] * size, [run.run_id] * size] if keys else []
+        values.extend(next(column) for column in batches)
         yield names, values
 
 
@@ -848,10 +851,9 @@ class _Inserter:
         if self.sending is not None:
             self._copy(table)
             return
-        plain = _plain(table)
         # SQLite's statement spells the run's keys itself (_SqliteWriter).
         keys = self.sqlite is None or self.sqlite.binds_keys
-        batches = _iter_batches(self.spec, self.run, plain, batch_rows, self.as_text, keys)
+        batches = _iter_batches(self.spec, self.run, table, batch_rows, self.as_text, keys)
         for names, values in batches:
             if self.mysql is not None:
                 self.mysql(target, names, values)
@@ -892,7 +894,7 @@ class _Inserter:
         constants = {"plan_id": self.run.plan_id, "run_id": self.run.run_id}
         n = table_length(table)
         for start in range(0, n, _COPY_ROWS):
-            part = {c.name: _rows_of(table[c.name], start) for c in self.columns}
+            part = {c.name: _rows(table[c.name], start, start + _COPY_ROWS) for c in self.columns}
             payload: bytes | memoryview
             if self.wires is None:
                 payload = copy_text(self.sent, _plain(part), constants).encode("utf-8")
@@ -940,11 +942,11 @@ class _Inserter:
             pipe.close(failed=True)
 
 
-def _rows_of(cells: np.ndarray | Coded, start: int) -> np.ndarray | Coded:
-    """One COPY payload's rows of a column, from ``start``."""
+def _rows(cells: np.ndarray | Coded, start: int, stop: int) -> np.ndarray | Coded:
+    """Rows ``start:stop`` of a column, coded text kept coded."""
     if isinstance(cells, Coded):
-        return cells[start : start + _COPY_ROWS]
-    return np.asarray(cells)[start : start + _COPY_ROWS]
+        return cells[start:stop]
+    return np.asarray(cells)[start:stop]
 
 
 #: Fewer rows than this are loaded into the table's indexes as they are.

@@ -22,7 +22,6 @@ from masterplan.connector.writer import (
     RunRecord,
     WriteReport,
     prepare_write,
-    writes_by_copy,
 )
 from masterplan.contract.coded import CodedTable
 from masterplan.contract.tables import PLAN_OUTPUT_TABLES
@@ -66,11 +65,11 @@ class WriteAsItArrives:
         self._write: ResultWrite | None = None
         #: When the run was announced (``time.perf_counter``): planning was over.
         self.begun_at: float | None = None
-        #: Into PostgreSQL, text comes coded
-        #: (:class:`~masterplan.client.client.ResultSink`): a binary ``COPY``
-        #: encodes each chunk's distinct values once. The other databases'
-        #: writes take plain text, as they always did.
-        self.accepts_coded_text = writes_by_copy(engine)
+        #: Text comes coded (:class:`~masterplan.client.client.ResultSink`):
+        #: PostgreSQL's binary ``COPY`` encodes each chunk's distinct values
+        #: once, and the other databases' writes check and gather them once
+        #: (:func:`~masterplan.connector.columns.column_to_values`).
+        self.accepts_coded_text = True
         # Made ready while the server plans, rather than at the first chunk.
         prepare_write(engine)
 

@@ -1,6 +1,7 @@
 """Conversions of connector.columns: dates written as text on SQLite must be
-exactly the text SQLite's date adapter would have stored, and a batch read
-must convert each value as that value alone would be converted."""
+exactly the text SQLite's date adapter would have stored, a batch read
+must convert each value as that value alone would be converted, and coded
+text must reach the driver as its plain text would."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from masterplan.connector.columns import column_from_values, column_to_values
+from masterplan.connector.columns import batch_values, column_from_values, column_to_values
 from masterplan.connector.errors import ColumnDataError
+from masterplan.contract.coded import Coded
 from masterplan.contract.tables import INPUT_TABLES, ColumnKind
 
 #: Day numbers of 0001-01-01 and 9999-12-31, the days a Python date can be.
@@ -148,3 +150,48 @@ def test_text_columns_become_text_or_none_for_the_driver(
     out = column_to_values(ColumnKind.STR, array)
     assert out == expected
     assert all(v is None or type(v) is str for v in out)
+
+
+@given(
+    st.lists(st.one_of(st.none(), st.text(max_size=4), st.integers(0, 9)), min_size=1, max_size=8),
+    st.lists(st.integers(-1, 7), max_size=40),
+    st.integers(1, 12),
+    st.booleans(),
+)
+def test_coded_text_gives_the_driver_what_its_plain_text_gives(
+    dictionary: list[object], picks: list[int], batch_rows: int, numpy_text: bool
+) -> None:
+    """A chunk's text as it crosses the wire (codes into a dictionary, -1
+    NULL) becomes, batch by batch, the values its rows made plain become:
+    ``None`` values and NULL codes as ``None``, ids of other types as text.
+    Rows fewer than the dictionary (the engine's dictionary of every ref)
+    take the same values another way."""
+    if numpy_text:
+        dictionary = [str(v) for v in dictionary if v is not None] or ["x"]
+        values = np.array(dictionary, dtype=np.dtypes.StringDType())
+    else:
+        values = np.empty(len(dictionary), dtype=object)
+        values[:] = dictionary
+    codes = np.array([p if p < 0 else p % len(dictionary) for p in picks], dtype=np.int32)
+    coded = Coded(codes, values)
+    expected = column_to_values(ColumnKind.STR, coded.to_array())
+    batches = list(batch_values(ColumnKind.STR, coded, batch_rows))
+    assert [len(b) for b in batches] == [
+        min(batch_rows, len(codes) - start) for start in range(0, len(codes), batch_rows)
+    ]
+    assert [v for batch in batches for v in batch] == expected
+    assert all(v is None or type(v) is str for batch in batches for v in batch)
+
+
+@given(st.lists(st.one_of(st.none(), st.integers(20000, 20100)), max_size=30), st.integers(1, 9))
+def test_plain_columns_in_batches_are_the_column_converted_whole(
+    days: list[int | None], batch_rows: int
+) -> None:
+    array = np.array(
+        [np.datetime64("NaT") if d is None else np.datetime64(d, "D") for d in days],
+        dtype="datetime64[D]",
+    )
+    batches = batch_values(ColumnKind.DATE, array, batch_rows, dates_as_text=True)
+    assert [v for batch in batches for v in batch] == column_to_values(
+        ColumnKind.DATE, array, dates_as_text=True
+    )

@@ -379,25 +379,3 @@ def test_a_postgres_write_has_the_row_loop_loaded_before_its_first_chunk() -> No
     assert thread is not None
     thread.join(timeout=120)
     assert copybinary._LOOP and copybinary._LOOP[0] is not copybinary._lay_rows  # compiled
-
-
-def test_only_a_write_by_copy_takes_its_text_coded() -> None:
-    """SQLite and MariaDB writes get plain text, as before; PostgreSQL's the
-    codes its binary payloads encode each distinct value of once."""
-    pytest.importorskip("psycopg")
-    pytest.importorskip("pymysql")
-    from masterplan.client.cli.writing import WriteAsItArrives
-
-    def sink(url: str) -> WriteAsItArrives:
-        return WriteAsItArrives(
-            sa.create_engine(url),
-            run_id="r",
-            plan_id="main",
-            mode="regeneration",
-            plan_date=dt.date(2024, 3, 1),
-            started_at=dt.datetime(2024, 3, 1, tzinfo=dt.UTC),
-        )
-
-    assert sink("sqlite://").accepts_coded_text is False
-    assert sink("mysql+pymysql://nobody@127.0.0.1:1/none").accepts_coded_text is False
-    assert sink("postgresql+psycopg://nobody@127.0.0.1:1/none").accepts_coded_text is True

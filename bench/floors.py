@@ -49,7 +49,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from masterplan.connector.schema import create_result_tables, drop_plain_indexes
+from masterplan.connector.schema import (
+    Statement,
+    create_result_tables,
+    drop_plain_indexes,
+    make_indexes,
+)
 from masterplan.contract.tables import INPUT_TABLES, PLAN_OUTPUT_TABLES, RESULT_TABLES
 
 __all__ = [
@@ -269,18 +274,37 @@ def write_floor(engine: sa.Engine, scratch: Path) -> WriteFloor:
         return _write_rows(engine, target)
 
 
-def load_floor(engine: sa.Engine, scratch: Path) -> WriteFloor:
+def load_floor(engine: sa.Engine, scratch: Path, sort_threads: bool = True) -> WriteFloor:
     """SQLite only: :func:`write_floor` with each table's indexes dropped
     before its rows go in and made again after them, as the writer loads a
     table that its rows are most of (timed with the inserts and the commit),
     and the run's keys spelled in the statement, as the writer spells them:
-    the fastest the driver takes these rows."""
+    the fastest the driver takes these rows.
+
+    With ``sort_threads``, SQLite's sorter makes the indexes on helper
+    threads, as the writer has it do
+    (:func:`~masterplan.connector.schema.make_indexes`); without, on one.
+    """
     with _empty_tables(engine, scratch, "load") as target:
-        return _write_rows(engine, target, rebuild=True, spell_keys=True)
+        return _write_rows(engine, target, rebuild=True, spell_keys=True, sort_threads=sort_threads)
+
+
+def _runner(cur: Any) -> Statement:
+    """A plain driver cursor's statements as :mod:`connector.schema`'s index helpers run them."""
+
+    def run(statement: str, parameters: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        cur.execute(statement, parameters)
+        return list(cur.fetchall()) if cur.description else []
+
+    return run
 
 
 def _write_rows(
-    engine: sa.Engine, target: sa.Engine, rebuild: bool = False, spell_keys: bool = False
+    engine: sa.Engine,
+    target: sa.Engine,
+    rebuild: bool = False,
+    spell_keys: bool = False,
+    sort_threads: bool = False,
 ) -> WriteFloor:
     settle(engine)
     raw = target.raw_connection()
@@ -314,8 +338,11 @@ def _write_rows(
                 seconds += time.perf_counter() - t
                 written += len(rows)
             t = time.perf_counter()
-            for statement in remake:
-                cur.execute(statement)
+            if sort_threads:
+                make_indexes(_runner(cur), remake)
+            else:
+                for statement in remake:
+                    cur.execute(statement)
             seconds += time.perf_counter() - t
         cur.close()
         commit = _timed_commit(raw)
@@ -337,12 +364,7 @@ def _run_of(engine: sa.Engine, name: str) -> str:
 def _drop_indexes(cur: Any, table: str, dialect: str = "sqlite") -> list[str]:
     """Drop table ``table``'s plain indexes, as the writer does; the
     statements that make them."""
-
-    def run(statement: str, parameters: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        cur.execute(statement, parameters)
-        return list(cur.fetchall()) if cur.description else []
-
-    return drop_plain_indexes(run, table, dialect)
+    return drop_plain_indexes(_runner(cur), table, dialect)
 
 
 def _timed_commit(raw: Any) -> float:

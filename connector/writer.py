@@ -48,7 +48,9 @@ from masterplan.connector.copytext import copy_text
 from masterplan.connector.errors import BaseRunChanged, InvalidResult, SchemaMismatch
 from masterplan.connector.schema import (
     OLD_LAYOUT_HINT,
+    Statement,
     drop_plain_indexes,
+    make_indexes,
     old_layout_tables,
     sql_table,
     table_spec,
@@ -931,8 +933,7 @@ class _Inserter:
         if pipe is not None:
             pipe.close()
         rebuild, self.rebuild = self.rebuild, []
-        for statement in rebuild:
-            _execute_plain(self.conn, statement)
+        make_indexes(_runner(self.conn), rebuild, self.conn.dialect.name)
 
     def abandon(self) -> None:
         """End an open COPY as failed (the transaction is being rolled back;
@@ -1000,15 +1001,7 @@ def _drop_indexes_for_load(
     if loading < _REBUILD_MIN_ROWS or target.schema is not None:
         return []
     quoted = conn.dialect.identifier_preparer.quote(target.name)
-
-    def run(statement: str, parameters: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        result = (
-            conn.exec_driver_sql(statement, parameters)
-            if parameters
-            else _execute_plain(conn, statement)
-        )
-        return [tuple(row) for row in result] if result.returns_rows else []
-
+    run = _runner(conn)
     dialect = conn.dialect.name
     if dialect == "sqlite":
         held = conn.exec_driver_sql(f"SELECT COUNT(*) FROM {quoted}").scalar_one()
@@ -1028,6 +1021,20 @@ def _drop_indexes_for_load(
     savepoint.commit()
     conn.exec_driver_sql("SELECT set_config('lock_timeout', %s, true)", (wait,))
     return statements
+
+
+def _runner(conn: Connection) -> Statement:
+    """``conn``'s statements as :mod:`connector.schema`'s index helpers run them."""
+
+    def run(statement: str, parameters: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        result = (
+            conn.exec_driver_sql(statement, parameters)
+            if parameters
+            else _execute_plain(conn, statement)
+        )
+        return [tuple(row) for row in result] if result.returns_rows else []
+
+    return run
 
 
 def _execute_plain(conn: Connection, statement: str) -> sa.CursorResult[Any]:

@@ -20,13 +20,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 
-from masterplan.connector import writer
+from masterplan.connector import schema, writer
 from masterplan.connector.schema import create_all, create_engine
 from masterplan.connector.writer import ResultWrite, write_run
 from masterplan.contract.tables import PLAN_OUTPUT_TABLES
@@ -194,6 +195,47 @@ def test_a_sqlite_table_holding_more_rows_of_other_plans_keeps_its_indexes(lite:
     assert write_run(lite, run_record("run-2", minute=5), make_results(80, "b"))
     assert len(dropped) == len(PLAN_OUTPUT_TABLES)
     assert current_run(lite) == "run-2" and current_run(lite, "other") == "other-1"
+
+
+def test_sqlite_makes_the_indexes_on_helper_threads_and_puts_the_setting_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's sorter may use helper threads while the writer makes a
+    table's indexes again; the connection, which goes back to the
+    application's pool, has its own setting again afterwards, whether the
+    write commits or fails."""
+    monkeypatch.setattr(writer, "_REBUILD_MIN_ROWS", 0)
+    monkeypatch.setattr(schema, "SORT_THREADS", 3)
+    # One connection, so that the one the write used is the one looked at.
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'scm.db'}", poolclass=sa.pool.StaticPool)
+    create_all(engine)
+    seen: list[int] = []
+
+    def spy(conn: object, cursor: Any, statement: str, *rest: object) -> None:
+        if statement.upper().startswith("CREATE INDEX"):
+            seen.append(cursor.connection.execute("PRAGMA threads").fetchone()[0])
+
+    event.listen(engine, "before_cursor_execute", spy)
+    assert write_run(engine, run_record("run-1"), make_results(40, "a"))
+    assert seen == [3] * len(PLAN_OUTPUT_TABLES)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA threads").scalar_one() == 0
+    results = make_results(30, "b")
+    counts = _counts(results)
+    seen.clear()
+    write = ResultWrite(
+        engine, run_record("run-2", minute=5), plan_counts=counts, rows_added=sum(counts.values())
+    )
+    with pytest.raises(RuntimeError), write as w:
+        for name in PLAN_OUTPUT_TABLES[:2]:
+            w.add(name, results[name])
+        w.add(PLAN_OUTPUT_TABLES[2], results[PLAN_OUTPUT_TABLES[2]])  # the second's indexes made
+        raise RuntimeError("the stream broke off")
+    assert seen == [3, 3]
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA threads").scalar_one() == 0
+    assert current_run(engine) == "run-1"
+    engine.dispose()
 
 
 @pytest.mark.postgres

@@ -57,7 +57,7 @@ from masterplan.connector.schema import (
     verify_schema,
 )
 from masterplan.connector.sender import Sender
-from masterplan.contract.coded import Coded, CodedTable, as_array
+from masterplan.contract.coded import Coded, CodedTable, as_array, may_hold_none
 from masterplan.contract.tables import (
     BOOKKEEPING_COLUMNS,
     PLAN_OUTPUT_TABLES,
@@ -702,6 +702,8 @@ def _holds_null(column: ColumnSpec, cells: np.ndarray | Coded) -> bool:
     codes = cells.codes
     if (codes < 0).any():
         return True
+    if not may_hold_none(cells.values):
+        return False
     none = np.asarray(cells.values, dtype=object) == None  # noqa: E711
     return bool(none.any() and none[codes].any())
 

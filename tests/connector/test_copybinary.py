@@ -305,12 +305,17 @@ def _as_coded(column: np.ndarray) -> np.ndarray | Coded:
     return Coded(codes, np.array(dictionary, dtype=object))
 
 
-def test_a_coded_null_in_a_column_that_takes_none_is_refused(engine: Engine) -> None:
+@pytest.mark.parametrize(
+    "dtype", [np.dtype(object), np.dtypes.StringDType()], ids=["objects", "strings"]
+)
+def test_a_coded_null_in_a_column_that_takes_none_is_refused(
+    engine: Engine, dtype: np.dtype
+) -> None:
     create_all(engine)
     table = _awkward_results()["pegging"]
     codes = np.zeros(6, dtype=np.int32)
     codes[2] = -1
-    table["demand_ref"] = Coded(codes, np.array(["d"], dtype=object))
+    table["demand_ref"] = Coded(codes, np.array(["d"], dtype=dtype))
     counts = {name: 6 if name == "pegging" else 0 for name in PLAN_OUTPUT_TABLES}
     write = ResultWrite(engine, _record("bad"), plan_counts=counts, rows_added=6)
     with write, pytest.raises(InvalidResult, match=r"demand_ref.*NULL not allowed"):
@@ -318,14 +323,19 @@ def test_a_coded_null_in_a_column_that_takes_none_is_refused(engine: Engine) -> 
 
 
 @pytest.mark.parametrize("used", [False, True])
+@pytest.mark.parametrize(
+    "dtype", [np.dtype(object), np.dtypes.StringDType(na_object=None)], ids=["objects", "strings"]
+)
 def test_a_none_in_the_dictionary_is_refused_only_where_a_row_names_it(
-    engine: Engine, used: bool
+    engine: Engine, used: bool, dtype: np.dtype
 ) -> None:
+    """Objects, and numpy strings whose missing value is None, may hold a
+    NULL in the dictionary (the engine's own plain strings cannot)."""
     create_all(engine)
     table = _awkward_results()["pegging"]
     codes = np.zeros(6, dtype=np.int32)
     codes[4] = 1 if used else 0
-    table["demand_ref"] = Coded(codes, np.array(["d", None], dtype=object))
+    table["demand_ref"] = Coded(codes, np.array(["d", None], dtype=dtype))
     counts = {name: 6 if name == "pegging" else 0 for name in PLAN_OUTPUT_TABLES}
     write = ResultWrite(engine, _record(f"none-{used}"), plan_counts=counts, rows_added=6)
     with write:

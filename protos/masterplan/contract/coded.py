@@ -19,7 +19,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CODE_DTYPE", "Coded", "CodedTable", "as_array", "coded_nbytes", "values_at"]
+__all__ = [
+    "CODE_DTYPE",
+    "Coded",
+    "CodedTable",
+    "as_array",
+    "coded_nbytes",
+    "may_hold_none",
+    "values_at",
+]
 
 #: The dtype of a :class:`Coded` column's codes (the widest; narrower
 #: signed integers are kept as they are).
@@ -106,7 +114,7 @@ class Coded:
         # Only objects, or numpy strings with a NULL of their own, hold None:
         # the engine's numpy strings are spared a look at every word (a fifth
         # of streaming a result).
-        if _may_hold_none(self.values) and None in words:
+        if may_hold_none(self.values) and None in words:
             # A None value is NULL: drop it from the dictionary.
             keep = np.array([w is not None for w in words])
             shift = np.cumsum(keep) - 1
@@ -135,7 +143,10 @@ def _words_at(values: np.ndarray, positions: np.ndarray) -> list[Any]:
     return values_at(values, positions).tolist()  # type: ignore[no-any-return]
 
 
-def _may_hold_none(values: np.ndarray) -> bool:
+def may_hold_none(values: np.ndarray) -> bool:
+    """Whether ``values`` can hold ``None`` (a NULL): object arrays can, and
+    numpy strings only with ``None`` as their missing value; the engine's
+    plain numpy strings are spared a look at every value."""
     return values.dtype.kind != "T" or getattr(values.dtype, "na_object", 0) is None
 
 

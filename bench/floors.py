@@ -338,11 +338,7 @@ def _write_rows(
                 seconds += time.perf_counter() - t
                 written += len(rows)
             t = time.perf_counter()
-            if sort_threads:
-                make_indexes(_runner(cur), remake)
-            else:
-                for statement in remake:
-                    cur.execute(statement)
+            make_indexes(_runner(cur), remake, threads=None if sort_threads else 0)
             seconds += time.perf_counter() - t
         cur.close()
         commit = _timed_commit(raw)

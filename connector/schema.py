@@ -461,12 +461,15 @@ def drop_plain_indexes(run: Statement, quoted_table: str, dialect: str = "sqlite
 SORT_THREADS = os.cpu_count() or 1
 
 
-def make_indexes(run: Statement, statements: Iterable[str], dialect: str = "sqlite") -> None:
+def make_indexes(
+    run: Statement, statements: Iterable[str], dialect: str = "sqlite", threads: int | None = None
+) -> None:
     """Run ``statements`` (what :func:`drop_plain_indexes` returned), which
     make a loaded table's indexes again.
 
-    On SQLite the connection's sorter may use :data:`SORT_THREADS` helper
-    threads while it does (its setting put back after): each index is one
+    On SQLite the connection's sorter may use ``threads`` helper threads
+    (:data:`SORT_THREADS` unless given; 0: none) while it does (its setting
+    put back after): each index is one
     sort of the table's keys, and SQLite sorts on one core unless told
     otherwise. The 1.25M result rows of 100k SKUs had their indexes made in
     0.79-0.80 s with two threads, 1.04-1.10 s without
@@ -481,7 +484,7 @@ def make_indexes(run: Statement, statements: Iterable[str], dialect: str = "sqli
             run(statement, ())
         return
     (before,) = run("PRAGMA threads", ())[0]
-    run(f"PRAGMA threads = {int(SORT_THREADS)}", ())
+    run(f"PRAGMA threads = {int(SORT_THREADS if threads is None else threads)}", ())
     try:
         for statement in statements:
             run(statement, ())

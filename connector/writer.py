@@ -460,7 +460,9 @@ class ResultWrite:
     def add(self, name: str, rows: CodedTable) -> None:
         """Insert ``rows`` (of table ``name``) into the plan. Text may come
         coded (:class:`~masterplan.contract.coded.Coded`, as a chunk crosses
-        the wire): a binary ``COPY`` takes it so, the other paths as text."""
+        the wire): a binary ``COPY`` encodes, and the batch inserts convert
+        (:func:`~connector.columns.batch_values`), each dictionary value
+        once; a text ``COPY`` takes it as plain text."""
         self._add(name, rows, _validate_table(name, rows))
 
     def _add(self, name: str, rows: CodedTable, n: int) -> None:

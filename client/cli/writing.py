@@ -68,7 +68,7 @@ class WriteAsItArrives:
         #: Text comes coded (:class:`~masterplan.client.client.ResultSink`):
         #: PostgreSQL's binary ``COPY`` encodes each chunk's distinct values
         #: once, and the other databases' writes check and gather them once
-        #: (:func:`~masterplan.connector.columns.column_to_values`).
+        #: (:func:`~masterplan.connector.columns.batch_values`).
         self.accepts_coded_text = True
         # Made ready while the server plans, rather than at the first chunk.
         prepare_write(engine)

@@ -1,11 +1,11 @@
-"""Smoke and invariant tests of the reference planner on seeded random models:
-it runs fast, never fails on odd data, does not depend on input row order, and
-its result obeys the accounting identities of §5."""
+"""Invariant tests of the reference planner on seeded random models: it never
+fails on odd data, does not depend on input row order, and its result obeys
+the accounting identities of §5.  Its speed is not asserted here: a timing
+inside a unit test fails on a busy machine and says nothing about the plan."""
 
 from __future__ import annotations
 
 import random
-import time
 from collections import defaultdict
 
 import pytest
@@ -21,9 +21,7 @@ SEEDS = range(40)
 @pytest.mark.parametrize("seed", SEEDS)
 def test_random_model_invariants(seed: int) -> None:
     inp, plan_date, default_group = random_model(seed)
-    start = time.perf_counter()
     result = reference_plan(inp, plan_date, default_group)
-    assert time.perf_counter() - start < 1.0
     check_types(result)
 
     # never more pegged to a planned order than its quantity

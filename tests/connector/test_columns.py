@@ -41,6 +41,36 @@ def test_dates_as_text_are_the_iso_text_of_each_date(days: list[int | None], nea
     assert all(v is None or type(v) is str for v in as_text)
 
 
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([0, 20454, 20454 + 70_000, FIRST, LAST - 500]),
+            st.lists(st.one_of(st.none(), st.integers(0, 500)), max_size=20),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_batch_after_batch_of_dates_each_get_their_own_text(
+    batches: list[tuple[int, list[int | None]]],
+) -> None:
+    # The days' texts are kept from one batch to the next (a write converts
+    # a column in batches) and widened or made again as the days move: near
+    # the last batch's, further than the kept span allows, or at the ends
+    # of the calendar. Whatever came before, each batch gets its own days.
+    for base, offsets in batches:
+        days = [None if d is None else base + d for d in offsets]
+        array = np.array(
+            [np.datetime64("NaT") if d is None else np.datetime64(d, "D") for d in days],
+            dtype="datetime64[D]",
+        )
+        texts = column_to_values(ColumnKind.DATE, array, dates_as_text=True)
+        epoch = dt.date(1970, 1, 1)
+        assert texts == [
+            None if d is None else (epoch + dt.timedelta(days=d)).isoformat() for d in days
+        ]
+
+
 #: What drivers hand back for a date column: ISO text (SQLite), dates and
 #: datetimes, NULL, and what names no day (numpy would read some of it as a
 #: day: an integer as days since 1970, "today", "2026" as New Year's Day).

@@ -71,6 +71,34 @@ def test_batch_after_batch_of_dates_each_get_their_own_text(
         ]
 
 
+@given(
+    # Within the exact integers of a float: what a count or a day column holds.
+    st.lists(
+        st.one_of(st.floats(-1e15, 1e15), st.just(float("nan")), st.integers(-(2**40), 2**40)),
+        max_size=40,
+    ),
+    st.sampled_from([ColumnKind.FLOAT, ColumnKind.INT]),
+)
+def test_numbers_reach_the_driver_as_plain_python_numbers(
+    values: list[float | int], kind: ColumnKind
+) -> None:
+    # NaN is NULL; a number column with no NULL goes to the driver straight
+    # from the array, one with NULLs through an object array: the same
+    # values either way. An integer column never receives 1.0, and a float
+    # column keeps the sign of -0.0.
+    array = np.array(values, dtype=np.float64)
+    got = column_to_values(kind, array)
+    assert len(got) == len(values)
+    for cell, value in zip(got, array.tolist(), strict=True):
+        if np.isnan(value):
+            assert cell is None
+        elif kind is ColumnKind.INT:
+            assert type(cell) is int and cell == int(np.rint(value))
+        else:
+            assert type(cell) is float
+            assert np.float64(cell).tobytes() == np.float64(value).tobytes()
+
+
 #: What drivers hand back for a date column: ISO text (SQLite), dates and
 #: datetimes, NULL, and what names no day (numpy would read some of it as a
 #: day: an integer as days since 1970, "today", "2026" as New Year's Day).

@@ -418,20 +418,15 @@ def column_to_values(kind: ColumnKind, array: np.ndarray, dates_as_text: bool = 
         return dates
     floats = np.asarray(array, dtype=np.float64)
     mask = np.isnan(floats)
-    nulls = bool(mask.any())
-    if kind is ColumnKind.INT:
-        whole = np.rint(np.where(mask, 0, floats) if nulls else floats).astype(np.int64)
-        if not nulls:
-            ints: list[Any] = whole.tolist()
-            return ints
-        out = whole.astype(object)
-    elif not nulls:
-        # ``tolist`` makes each Python float straight from the array: a
+    numbers = (
+        np.rint(np.where(mask, 0, floats)).astype(np.int64) if kind is ColumnKind.INT else floats
+    )
+    if not mask.any():
+        # ``tolist`` makes each Python number straight from the array: a
         # fifth less than through an object array, the usual case.
-        plain: list[Any] = floats.tolist()
+        plain: list[Any] = numbers.tolist()
         return plain
-    else:
-        out = floats.astype(object)
+    out = numbers.astype(object)
     out[mask] = None
     values: list[Any] = out.tolist()
     return values

@@ -64,8 +64,9 @@ def compute_delays(net: Netting, s: SkuSettings, levels: Levels) -> Delays:
     rec, po, req, peg = net.receipts, net.orders, net.requirements, net.pegging
     llc = levels.llc
     # Available dates: receipts their effective date; planned orders their due date.
-    rec_avail = rec.date.copy()
-    po_avail = po.due.copy()
+    rec_avail = rec.date.astype(np.int64)
+    # int64 whatever the due dates' width: a pushed date may be NO_DATE.
+    po_avail = po.due.astype(np.int64)
     futures = np.full(len(req.sidx), -NO_DATE, dtype=np.int64)
     req_lvl = llc[req.sidx] if len(req.sidx) else np.empty(0, np.int64)
     peg_lvl = req_lvl[peg.req] if len(peg.req) else np.empty(0, np.int64)

@@ -15,7 +15,15 @@ import numpy as np
 
 from masterplan.contract.coded import Coded
 from masterplan.server.engine.actions import ActionMessages
-from masterplan.server.engine.arrays import NO_DATE, as_objects, as_text, gather, text, to_datetime
+from masterplan.server.engine.arrays import (
+    NO_DATE,
+    as_objects,
+    as_text,
+    gather,
+    narrow,
+    text,
+    to_datetime,
+)
 from masterplan.server.engine.delays import Delays
 from masterplan.server.engine.kinds import (
     K_FC,
@@ -183,11 +191,12 @@ def _pegging_table(
     is_rec = src >= 0
     table: ResultTable = {}
     r_sidx = pool.pop("sidx")[rq]
-    table["item_id"] = Coded(s.item[r_sidx], m.item_ids)
-    table["warehouse_id"] = Coded(s.wh[r_sidx], m.warehouse_ids)
+    # Gathered as the codes they are kept as (int32), with no int64 copy.
+    table["item_id"] = Coded(narrow(s.item)[r_sidx], m.item_ids)
+    table["warehouse_id"] = Coded(narrow(s.wh)[r_sidx], m.warehouse_ids)
     del r_sidx
     ri = np.where(is_rec, src, -1)
-    rec_kind, rec_date = pool.pop("rec_kind"), pool.pop("rec_date")
+    rec_kind, rec_date = pool.pop("rec_kind"), narrow(pool.pop("rec_date"))
     # A planned order's supply kind is "pl", the name of firmed receipts.
     table["supply_kind"] = Coded(np.where(is_rec, gather(rec_kind, ri, 0), R_FIRM), REC_KIND_NAMES)
     day = gather(rec_date, ri, 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 from masterplan.server.engine.arrays import NO_DATE
@@ -102,3 +103,20 @@ def test_delayed_only_when_futures_after_the_date(offset: int, delayed: bool) ->
         }
     )
     assert got["SO:S-B-1/1"] == (day(10), delayed)
+
+
+def test_a_component_never_covered_leaves_its_parent_order_never_available() -> None:
+    # A is made from M, which nothing supplies: A's order waits for ever.
+    # The netting holds the orders' due dates in int32; the date pushed to
+    # never (NO_DATE, beyond int32) must not wrap into a real day.
+    never_m: Input = {
+        **BOM,
+        "bom_lines": [{"bom_id": "BA", "line_no": 1, "component_item_id": "M", "qty_per": 1}],
+        "sales_lines": [sales("A", 5, 5)],
+    }
+    r = run(never_m)
+    late = compute_delays(r.net, r.settings, r.levels)
+    assert r.net.orders.due.dtype == np.int32
+    assert late.order_available.tolist() == [NO_DATE]
+    assert late.futures.tolist() == [NO_DATE, NO_DATE]
+    assert late.delayed.tolist() == [True, True]

@@ -97,6 +97,11 @@ def output_tables(
     rec, po, req, peg, book = net.receipts, net.orders, net.requirements, net.pegging, net.book
     del net
     tables: dict[str, ResultTable] = {}
+    # The requirements' columns that the delay messages and the pegging
+    # read; the rest (the shortfalls, the causes) goes before the refs are
+    # spelled, the output's peak.
+    pool = {"sidx": req.sidx, "kind": req.kind, "ref": req.ref, "date": req.date}
+    del req
     # Planned order ids and refs are spelled once, here. ``PL:{id}`` is
     # spelled into the supply refs' dictionary, and the requirement refs
     # read it there: a copy of its own would be held to the end of the
@@ -106,10 +111,8 @@ def output_tables(
     supply_refs = np.concatenate([as_text(rec.ref), text("PL:", ids)])
     req_refs = refs.values(book, supply_refs[n_rec:], po.sidx, po.num)
     del book
+    refs.release()
     tables["action_messages"] = _action_table(m, s, rec, actions)
-    # The requirements' columns that the delay messages and the pegging read.
-    pool = {"sidx": req.sidx, "kind": req.kind, "ref": req.ref, "date": req.date}
-    del req
     tables["delay_messages"] = _delay_table(m, s, pool, late, req_refs)
     del late
     tables["planned_orders"] = _order_table(m, s, po, ids)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.dtypes import StringDType
 
-from masterplan.server.engine.arrays import as_text, text
+from masterplan.server.engine.arrays import as_text, narrow, text
 
 __all__ = ["RefBook"]
 
@@ -88,8 +88,12 @@ class RefBook:
     def add_planned(self, orders: np.ndarray, lines: np.ndarray) -> tuple[RefBook, np.ndarray]:
         """The book with ``PL:{id of order k}/{line_no of BOM line row}`` (row -1:
         no line) added, and their codes (int64)."""
+        # Held to the end of the run: in int32 where the values fit.
         return self._append(
-            len(orders), None, np.asarray(orders, np.int64), np.asarray(lines, np.int64)
+            len(orders),
+            None,
+            narrow(np.asarray(orders, np.int64)),
+            narrow(np.asarray(lines, np.int64)),
         )
 
     def planned(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:

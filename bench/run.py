@@ -844,6 +844,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "'local' starts a LocalCluster of --workers one-thread processes",
     )
     p.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="engine-only: instead of the runs, the most --workers cores give (default 2): "
+        "whole plans in sequence, side by side in processes, and on threads, --runs rounds "
+        "(bench/ceiling.py)",
+    )
+    p.add_argument(
         "--net-change",
         action="store_true",
         help="a regeneration, one changed sales line, a net change, and promise latency",
@@ -856,6 +863,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error("--rounds must be at least 1")
     if args.rounds > 1 and (args.engine_only or args.embedded or args.net_change):
         p.error("--rounds repeats the full cycle; --engine-only has --runs")
+    if args.ceiling and not args.engine_only:
+        p.error("--ceiling plans in process: it needs --engine-only")
     started = time.perf_counter()
     if args.net_change:
         from bench.netchange import run_net_change
@@ -877,6 +886,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.embedded:
         with tempfile.TemporaryDirectory(prefix="masterplan-bench-") as tmp:
             report = run_embedded(args.skus, args.seed, args.plan_date, Path(tmp), args.dense)
+    elif args.engine_only and args.ceiling:
+        from bench.ceiling import measure_ceiling
+
+        ceiling = measure_ceiling(
+            args.skus,
+            args.seed,
+            args.plan_date,
+            args.workers or 2,
+            args.dense,
+            not args.release_memory,
+            args.runs,
+        )
+        report = {"mode": "ceiling", "skus": args.skus, **ceiling}
     elif args.engine_only:
         configs = [ExecutorConfig(kind, args.workers) for kind in args.executor if args.workers]
         if args.dask:

@@ -121,6 +121,31 @@ def test_bench_engine_only_repeats_runs_like_a_serving_process(tmp_path: Path) -
     assert report["freed_memory_released"] is False
 
 
+def test_bench_ceiling_makes_the_same_plan_each_way_it_times(tmp_path: Path) -> None:
+    """``--engine-only --ceiling``: the bound on what the cores give is the
+    same plan made in sequence, side by side in processes and on threads;
+    every one of them must have made the whole plan, or the speed-ups
+    compare different work."""
+    report = _bench(
+        tmp_path / "ceiling.json", "--engine-only", "--ceiling", "--workers", "2", "--runs", "3"
+    )
+    assert report["mode"] == "ceiling" and report["workers"] == 2
+    rows = report["result_rows"]
+    assert len(rows["sequential"]) == len(rows["processes"]) == len(rows["threads"]) == 6
+    assert len({*rows["sequential"], *rows["processes"], *rows["threads"]}) == 1
+    assert rows["sequential"][0] > 0
+    rounds = report["rounds"]
+    assert len(rounds) == 3
+    for way in ("processes", "threads"):
+        for r in rounds:
+            # Taken before the seconds are rounded to milliseconds (a
+            # 1k-SKU plan takes a few of them).
+            assert r[f"{way}_speedup"] == pytest.approx(
+                r["sequential_seconds"] / r[f"{way}_seconds"], rel=0.1
+            )
+        assert report[f"{way}_speedup"] == statistics.median(r[f"{way}_speedup"] for r in rounds)
+
+
 def test_bench_release_memory_gives_freed_memory_back_in_both_modes(tmp_path: Path) -> None:
     """``--release-memory``: the engine-only process sets the allocator as
     ``masterplan serve --release-memory`` does, and the full cycle starts its
@@ -209,6 +234,7 @@ def test_bench_rejects_an_unknown_executor(tmp_path: Path) -> None:
         (["--rounds", "0"], "--rounds must be at least 1"),
         (["--rounds", "2", "--engine-only"], "--rounds repeats the full cycle"),
         (["--rounds", "3", "--embedded"], "--rounds repeats the full cycle"),
+        (["--ceiling"], "--ceiling plans in process: it needs --engine-only"),
     ],
 )
 def test_bench_refuses_rounds_it_would_not_run(args: list[str], message: str) -> None:

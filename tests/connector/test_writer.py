@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
 from masterplan.connector import writer
@@ -546,3 +549,79 @@ def test_result_kinds_are_covered() -> None:
         for column in spec.columns:
             if column.kind is ColumnKind.DATE and column.name in results[name]:
                 assert results[name][column.name].dtype == np.dtype("datetime64[D]")
+
+
+def test_a_null_stays_null_where_the_column_has_a_default(scm: Engine) -> None:
+    """SQLite leaves a row's NULL columns out of its statement, to their
+    default; a column whose table gives it another default (a DBA's own
+    DDL) is bound NULL instead, and the rows read back as written."""
+    if scm.dialect.name != "sqlite":
+        pytest.skip("the statements without NULL columns are SQLite's path")
+    with scm.begin() as conn:
+        (ddl,) = conn.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'planned_orders'"
+        ).one()
+        with_default = re.sub(r"(\bvendor_id \w+(\(\d+\))?)", r"\1 DEFAULT 'V-DEFAULT'", ddl)
+        assert with_default != ddl
+        conn.exec_driver_sql("DROP TABLE planned_orders")
+        conn.exec_driver_sql(with_default)
+    with scm.connect() as conn:
+        info = conn.exec_driver_sql("PRAGMA table_info(planned_orders)").all()
+    assert {row[1]: row[4] for row in info}["vendor_id"] == "'V-DEFAULT'"
+
+    results = make_results(57)
+    assert write_run(scm, run_record("run-1"), results, batch_rows=10).written
+    stored = read_table(scm, "planned_orders")
+    columns = [
+        c for c in RESULT_TABLES["planned_orders"].column_names if c not in ("run_id", "plan_id")
+    ]
+    assert _rows(stored, columns) == _rows(results["planned_orders"], columns)
+    assert stored["vendor_id"].tolist().count(None) == 19  # rows 0, 3, ..., 54
+
+
+@given(
+    st.integers(1, 4).flatmap(
+        lambda k: st.lists(
+            st.tuples(*(st.one_of(st.none(), st.integers(0, 3)) for _ in range(k))),
+            min_size=1,
+            max_size=40,
+        )
+    ),
+    st.sets(st.integers(0, 3)),
+)
+def test_a_batch_regrouped_without_its_null_columns_holds_the_same_rows(
+    rows: list[tuple[int | None, ...]], nullable: set[int]
+) -> None:
+    """Each group leaves out the nullable columns its rows all hold NULL in,
+    keeps the batch's order within it, and the groups hold every row once."""
+    width = len(rows[0])
+    names = [f"c{j}" for j in range(width)]
+    values = [[row[j] for row in rows] for j in range(width)]
+    nulls = {
+        names[j]: np.array([row[j] is None for row in rows]) for j in sorted(nullable) if j < width
+    }
+    seen: list[tuple[int, tuple[int | None, ...]]] = []
+    for group_names, group_values in writer._without_null_columns(names, values, nulls):
+        left_out = [name for name in names if name not in group_names]
+        assert set(left_out) <= set(nulls)
+        group = [
+            dict(zip(group_names, row, strict=True)) for row in zip(*group_values, strict=True)
+        ]
+        assert group, "an empty group"
+        for row in group:
+            whole = tuple(row.get(name) for name in names)
+            # The positions of equal rows: the first not yet taken, in order.
+            taken = {i for i, _ in seen}
+            index = next(i for i, r in enumerate(rows) if r == whole and i not in taken)
+            seen.append((index, whole))
+        indexes = [i for i, _ in seen[-len(group) :]]
+        assert indexes == sorted(indexes)
+        for name in left_out:
+            assert all(row.get(name) is None for row in group)
+        # Rows NULL in every column are bound as they are: a statement names
+        # one column at least.
+        if any(v is not None for row in group for v in row.values()):
+            for name in nulls:
+                if name in group_names:
+                    assert all(row[name] is not None for row in group)
+    assert sorted(i for i, _ in seen) == list(range(len(rows)))

@@ -333,7 +333,7 @@ def _write_rows(
                 # The writer's way leaves a row's NULL columns out of its
                 # statement: so do these ready rows (grouped untimed).
                 groups = (
-                    _without_nulls(rows, columns, marks, name)
+                    _without_nulls(target, rows, columns, marks, name)
                     if spell_keys and target.dialect.name == "sqlite"
                     else [(insert, rows)]
                 )
@@ -358,7 +358,7 @@ def _write_rows(
 
 
 def _without_nulls(
-    rows: list[tuple[Any, ...]], columns: list[str], marks: list[str], name: str
+    target: sa.Engine, rows: list[tuple[Any, ...]], columns: list[str], marks: list[str], name: str
 ) -> list[tuple[str, list[tuple[Any, ...]]]]:
     """SQLite: ready ``rows`` of result table ``name`` (bound to ``marks``,
     the keys spelled) grouped by the nullable columns they hold NULL in,
@@ -366,7 +366,9 @@ def _without_nulls(
     leaves them to their default
     (:func:`masterplan.connector.writer._without_null_columns`)."""
     nullable = {c.name for c in RESULT_TABLES[name].columns if c.nullable}
-    bound = [c for c, mark in zip(columns, marks, strict=True) if mark in ("?", "%s")]
+    pairs = list(zip(columns, marks, strict=True))
+    spelled = [(c, mark) for c, mark in pairs if mark not in ("?", "%s")]
+    bound = [c for c, mark in pairs if mark in ("?", "%s")]
     at = [i for i, c in enumerate(bound) if c in nullable]
     groups: dict[tuple[int, ...], list[tuple[Any, ...]]] = {}
     for row in rows:
@@ -374,15 +376,11 @@ def _without_nulls(
     out = []
     for left_out, group in groups.items():
         keep = [i for i in range(len(bound)) if i not in left_out]
-        names = [c for c, mark in zip(columns, marks, strict=True) if mark not in ("?", "%s")]
-        names += [bound[i] for i in keep]
-        spelled = [mark for mark in marks if mark not in ("?", "%s")]
-        listed = ", ".join(f'"{c}"' for c in names)
-        values = ", ".join([*spelled, *("?" for _ in keep)])
-        statement = f"INSERT INTO {name} ({listed}) VALUES ({values})"
+        listed = _quoted(target, [*(c for c, _ in spelled), *(bound[i] for i in keep)])
+        values = ", ".join([*(mark for _, mark in spelled), *("?" for _ in keep)])
         if left_out:
             group = [tuple(row[i] for i in keep) for row in group]
-        out.append((statement, group))
+        out.append((f"INSERT INTO {name} ({listed}) VALUES ({values})", group))
     return out
 
 

@@ -698,18 +698,8 @@ def _validate_table(name: str, table: CodedTable) -> int:
 
 
 def _holds_null(column: ColumnSpec, cells: np.ndarray | Coded) -> bool:
-    """Whether ``cells`` hold a NULL: for coded text, a code of -1 or a
-    code of a None value, looked for on the dictionary before the rows (a
-    chunk's dictionary, as it crosses the wire, holds none)."""
-    if not isinstance(cells, Coded):
-        return bool(null_mask(column.kind, np.asarray(cells)).any())
-    codes = cells.codes
-    if (codes < 0).any():
-        return True
-    if not may_hold_none(cells.values):
-        return False
-    none = np.asarray(cells.values, dtype=object) == None  # noqa: E711
-    return bool(none.any() and none[codes].any())
+    """Whether ``cells`` hold a NULL (:func:`_null_rows`)."""
+    return _null_rows(column, cells) is not None
 
 
 def _plain(rows: CodedTable) -> dict[str, np.ndarray]:

@@ -125,7 +125,7 @@ def test_the_load_floor_leaves_out_null_columns_and_stores_the_rows_it_read() ->
         row(5, None, None, None),
         row(6, "DC", "V6", "B6"),
     ]
-    groups = _without_nulls(rows, columns, marks, "planned_orders")
+    groups = _without_nulls(engine, rows, columns, marks, "planned_orders")
     assert sum(len(group) for _, group in groups) == len(rows)
     assert len(groups) == 5  # the NULL patterns of the rows
     raw = engine.raw_connection()

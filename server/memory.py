@@ -35,12 +35,10 @@ log = logging.getLogger(__name__)
 
 # mallopt(3) parameters, from glibc's <malloc.h>.
 _M_TRIM_THRESHOLD = -1
-_M_TOP_PAD = -2
 _M_MMAP_THRESHOLD = -3
 _M_MMAP_MAX = -4
 _M_ARENA_MAX = -8
 
-_TOP_PAD_BYTES = 256 * 1024 * 1024
 _RELEASE_MMAP_BYTES = 1024 * 1024
 
 
@@ -65,7 +63,10 @@ def keep_freed_memory() -> bool:
       settings below;
     - no ``mmap`` for large blocks (``M_MMAP_MAX=0``): they come from the heap,
       where a freed block stays for the next run;
-    - no trimming (``M_TRIM_THRESHOLD=-1``), and the heap grows 256 MB at a time.
+    - no trimming (``M_TRIM_THRESHOLD=-1``). The heap grows by what is
+      asked of it (glibc's top pad of 128 KB): memory it holds free is then
+      memory a run touched, which :class:`HeapWarmer` counts on (a pad of
+      256 MB, untouched, was counted as faulted in).
 
     Call it once at start-up, before threads allocate. A no-op (False) where
     the C library is not glibc.
@@ -78,7 +79,6 @@ def keep_freed_memory() -> bool:
         (_M_ARENA_MAX, 1),
         (_M_MMAP_MAX, 0),
         (_M_TRIM_THRESHOLD, -1),
-        (_M_TOP_PAD, _TOP_PAD_BYTES),
     )
     kept = all(libc.mallopt(param, value) == 1 for param, value in settings)
     global _warmer
@@ -150,14 +150,15 @@ class HeapWarmer:
     back to the top of the heap, where the run's next arrays are carved
     from pages already faulted in.
 
-    The heap ends at most about twice that amount (plus glibc's top pad,
-    not faulted) above the largest run's peak, which the server keeps
-    anyway; a run that does not grow the heap (every run after the largest)
-    makes it wait. It stops growing the heap while the machine has less
-    than twice that amount available.
+    The heap ends at most about twice the amount kept ahead above the
+    largest run's peak, which the server keeps anyway; a run that does not
+    grow the heap (every run after the largest) makes it wait. It stops
+    growing the heap while the machine has less than twice the block it
+    would take available, and runs at the lowest CPU priority.
     """
 
-    #: The least and the most free memory kept ahead of a run.
+    #: The least and the most free memory kept ahead of a run (and the
+    #: least and the most the heap grows by at a time).
     MIN_AHEAD = 16 * 1024 * 1024
     MAX_AHEAD = 256 * 1024 * 1024
 
@@ -204,26 +205,47 @@ class HeapWarmer:
                     self._stop = None
 
     def _warm(self, stop: threading.Event) -> None:
+        _lowest_priority()
         while not stop.is_set():
             ahead = max(self._runs, default=0)
             heap = self._mallinfo2()
-            if not ahead or heap.fordblks >= ahead or _available_bytes() < 2 * ahead:
+            if not ahead or heap.fordblks >= ahead:
                 stop.wait(self.poll)
                 continue
-            # Larger than every free block together: only the heap's top,
-            # grown, can hold it. Writing a byte per page faults each one in
-            # (numpy fills it without the interpreter's lock).
+            # What is missing (at least MIN_AHEAD, at most MAX_AHEAD), and
+            # larger than every free block together: only the heap's top,
+            # grown, can hold it.
+            step = min(max(ahead - heap.fordblks, self.MIN_AHEAD), self.MAX_AHEAD)
+            size = max(heap.keepcost + step, heap.fordblks + _PAGE)
+            if _available_bytes() < 2 * (size - heap.keepcost):
+                stop.wait(self.poll)
+                continue
             try:
-                block = np.empty(heap.keepcost + ahead, dtype=np.uint8)
+                block = np.empty(size, dtype=np.uint8)
             except MemoryError:
                 log.info("heap warming stopped: the heap cannot grow")
                 return  # the run itself may still fit; warming it is not worth an error
+            # Writing a byte per page faults each one in (numpy fills it
+            # without the interpreter's lock).
             block[::_PAGE] = 0
             del block
             grown = self._mallinfo2().arena - heap.arena
             self.grown += max(grown, 0)
             if grown <= 0:
                 stop.wait(self.poll)
+
+
+def _lowest_priority() -> None:
+    """Give the calling thread the lowest CPU priority (Linux: a thread's own
+    nice value). The warmer's work is ahead of need: another tenant's run,
+    upload or stream on the other core goes first, and the warmer takes
+    what they leave idle (during a lone run, the whole core)."""
+    if not hasattr(os, "setpriority") or not hasattr(threading, "get_native_id"):
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except OSError:
+        log.info("the heap warmer runs at the process's priority")
 
 
 def _available_bytes() -> int:

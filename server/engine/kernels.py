@@ -836,6 +836,7 @@ def spell_numbered(
     num: np.ndarray,
     tails: ByteTable | None = None,
     tail_index: np.ndarray | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """StringDType (N,): head ``index[i]``, then ``num[i]`` in decimal,
     then tail ``tail_index[i]`` where that is not negative, as numpy's
@@ -847,10 +848,17 @@ def spell_numbered(
     each block cast to text once: numpy's gather and concatenation of
     StringDType allocate every string twice, two to three times as long
     for a run's millions of planned-order ids.
+
+    ``out`` (StringDType (N,), a slice of a larger array, say) takes the
+    text in place of a new array; it is left as it was where the spelling
+    is declined. Text copied from one StringDType array into another is
+    stored again, string by string, so a dictionary spelled in parts is
+    spelled into its own places.
     """
     index = np.asarray(index, dtype=np.int64)
     num = np.asarray(num, dtype=np.int64)
-    out = np.empty(len(index), dtype=StringDType())
+    if out is None:
+        out = np.empty(len(index), dtype=StringDType())
     if len(index) == 0:
         return out
     if int(num.min()) < 0:
@@ -866,9 +874,13 @@ def spell_numbered(
             return None  # the cast to text would drop a NUL that ends a row
         picks = np.asarray(tail_index, dtype=np.int64)
         width += tail_table.shape[1]
+    # One block for all: a new block each time was carved out of the heap
+    # above ``out``'s string storage, which then could not grow in place.
+    whole = np.empty(min(len(index), _SPELL_ROWS) * width, dtype=np.uint8)
     for start in range(0, len(index), _SPELL_ROWS):
         stop = min(start + _SPELL_ROWS, len(index))
-        block = np.zeros((stop - start) * width, dtype=np.uint8)
+        block = whole[: (stop - start) * width]
+        block.fill(0)
         _spell_numbered(
             table,
             lengths,

@@ -152,6 +152,22 @@ class OrderRefs:
         sidx, num = orders.arrays()
         return _numbered(self.pl_prefix(), self.as_bytes("pl_prefix"), sidx[k], num[k])
 
+    def supply_values(
+        self, receipt_refs: np.ndarray, sidx: np.ndarray, num: np.ndarray
+    ) -> np.ndarray:
+        """StringDType (R + N,): the receipts' refs, then ``PL:{id}`` of the
+        planned orders of SKU positions ``sidx`` and numbers ``num``: every
+        supply ref of a run, spelled into one array (the ids, most of them,
+        are not stored in an array of their own first and then copied)."""
+        n = len(receipt_refs)
+        out = np.empty(n + len(sidx), dtype=_STR)
+        out[:n] = receipt_refs
+        into = out[n:]
+        heads = self.as_bytes("pl_prefix")
+        if heads is None or spell_numbered(heads, sidx, num, out=into) is None:
+            into[...] = _numbered(self.pl_prefix(), None, np.asarray(sidx), np.asarray(num))
+        return out
+
     # -- refs -----------------------------------------------------------------
     def text(self, book: RefBook, orders: OrderLog, codes: np.ndarray) -> np.ndarray:
         """StringDType (N,): the refs of ``codes``, spelled."""
@@ -204,11 +220,12 @@ class OrderRefs:
         (from which the compiled speller spells the refs whole)."""
         suffix = self.line_suffix()
 
-        def spell(orders: np.ndarray, lines: np.ndarray) -> np.ndarray | None:
+        def spell(orders: np.ndarray, lines: np.ndarray, out: np.ndarray) -> bool:
             heads, tails = self.as_bytes("pl_prefix"), self.as_bytes("line_suffix")
             if heads is None or tails is None:
-                return None
-            return spell_numbered(heads, sidx[orders], num[orders], tails, lines)
+                return False
+            spelled = spell_numbered(heads, sidx[orders], num[orders], tails, lines, out)
+            return spelled is not None
 
         return book.values(lambda k: planned_ids[k], suffix, spell)
 

@@ -13,15 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from masterplan.contract.coded import Coded
+from masterplan.contract.coded import CODE_DTYPE, Coded
 from masterplan.server.engine.actions import ActionMessages
 from masterplan.server.engine.arrays import (
     NO_DATE,
     as_objects,
-    as_text,
     gather,
     narrow,
-    text,
     to_datetime,
 )
 from masterplan.server.engine.delays import Delays
@@ -108,7 +106,7 @@ def output_tables(
     # output, the run's peak (0.17 KB per SKU).
     ids = refs.ids(po.sidx, po.num)
     n_rec = len(rec.ref)
-    supply_refs = np.concatenate([as_text(rec.ref), text("PL:", ids)])
+    supply_refs = refs.supply_values(rec.ref, po.sidx, po.num)
     req_refs = refs.values(book, supply_refs[n_rec:], po.sidx, po.num)
     del book
     refs.release()
@@ -130,25 +128,53 @@ def output_tables(
     return {name: tables[name] for name in _TABLES}
 
 
+def _code_type(values: np.ndarray) -> np.dtype:
+    """The narrowest signed integer type of codes into ``values``.
+
+    A plan holds its coded columns while it is current, and the previous
+    plan is held while the next run builds its own: a warehouse or kind
+    code in one byte a row rather than four was 0.1 KB per SKU of each
+    result at 1M SKUs. The count of values fits too: readers of the codes
+    put NULL's entry there (:meth:`Coded.to_array`).
+    """
+    n = len(values)
+    for dtype in (np.int8, np.int16):
+        if n < np.iinfo(dtype).max:
+            return np.dtype(dtype)
+    return CODE_DTYPE
+
+
+def _coded(codes: np.ndarray, values: np.ndarray) -> Coded:
+    """``codes`` into ``values``, in :func:`_code_type`."""
+    return Coded(codes.astype(_code_type(values), copy=False), values)
+
+
+def _by_sku(codes: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per-SKU codes into ``values`` (items, warehouses) in :func:`_code_type`,
+    to be gathered by row: the rows' codes are made in their own type, with
+    no wider copy."""
+    return codes.astype(_code_type(values), copy=False)
+
+
 def _order_table(m: Masters, s: SkuSettings, po: PlannedOrders, ids: np.ndarray) -> ResultTable:
     """The ``planned_orders`` columns."""
     po_sidx = po.sidx
     otype = po.otype
     return {
         "planned_order_id": ids,
-        "item_id": Coded(s.item[po_sidx], m.item_ids),
-        "warehouse_id": Coded(s.wh[po_sidx], m.warehouse_ids),
-        "order_type": Coded(otype, ORDER_TYPE_NAMES),
+        "item_id": _coded(_by_sku(s.item, m.item_ids)[po_sidx], m.item_ids),
+        "warehouse_id": _coded(_by_sku(s.wh, m.warehouse_ids)[po_sidx], m.warehouse_ids),
+        "order_type": _coded(otype, ORDER_TYPE_NAMES),
         "qty": po.qty,
         "order_date": to_datetime(po.order),
         "due_date": to_datetime(po.due),
         "requirement_date": to_datetime(po.netting),
-        "from_warehouse_id": Coded(
+        "from_warehouse_id": _coded(
             np.where((otype == ORDER_TRANSFER) & (po.source >= 0), po.source % m.n_wh, -1),
             m.warehouse_ids,
         ),
-        "vendor_id": Coded(np.where(otype == ORDER_PURCHASE, po_sidx, -1), s.vendor),
-        "bom_id": Coded(po.bom, m.boms["bom_id"]),
+        "vendor_id": _coded(np.where(otype == ORDER_PURCHASE, po_sidx, -1), s.vendor),
+        "bom_id": _coded(po.bom, m.boms["bom_id"]),
         "firmed": po.firmed.astype(np.float64),
     }
 
@@ -164,10 +190,10 @@ def _delay_table(
     never = fut >= NO_DATE
     d_sidx = req["sidx"][dm]
     return {
-        "demand_kind": Coded(kind[dm], REQ_KIND_NAMES),
-        "demand_ref": Coded(req["ref"][dm], req_refs),
-        "item_id": Coded(s.item[d_sidx], m.item_ids),
-        "warehouse_id": Coded(s.wh[d_sidx], m.warehouse_ids),
+        "demand_kind": _coded(kind[dm], REQ_KIND_NAMES),
+        "demand_ref": _coded(req["ref"][dm], req_refs),
+        "item_id": _coded(_by_sku(s.item, m.item_ids)[d_sidx], m.item_ids),
+        "warehouse_id": _coded(_by_sku(s.wh, m.warehouse_ids)[d_sidx], m.warehouse_ids),
         "requirement_date": to_datetime(date[dm]),
         "futures_date": to_datetime(np.where(never, NO_DATE, fut)),
         "delay_days": np.where(never, np.nan, (fut - date[dm]).astype(np.float64)),
@@ -194,23 +220,23 @@ def _pegging_table(
     is_rec = src >= 0
     table: ResultTable = {}
     r_sidx = pool.pop("sidx")[rq]
-    # Gathered as the codes they are kept as (int32), with no int64 copy.
-    table["item_id"] = Coded(narrow(s.item)[r_sidx], m.item_ids)
-    table["warehouse_id"] = Coded(narrow(s.wh)[r_sidx], m.warehouse_ids)
+    # Gathered as the codes they are kept as, with no int64 copy.
+    table["item_id"] = _coded(_by_sku(s.item, m.item_ids)[r_sidx], m.item_ids)
+    table["warehouse_id"] = _coded(_by_sku(s.wh, m.warehouse_ids)[r_sidx], m.warehouse_ids)
     del r_sidx
     ri = np.where(is_rec, src, -1)
     rec_kind, rec_date = pool.pop("rec_kind"), narrow(pool.pop("rec_date"))
     # A planned order's supply kind is "pl", the name of firmed receipts.
-    table["supply_kind"] = Coded(np.where(is_rec, gather(rec_kind, ri, 0), R_FIRM), REC_KIND_NAMES)
+    table["supply_kind"] = _coded(np.where(is_rec, gather(rec_kind, ri, 0), R_FIRM), REC_KIND_NAMES)
     day = gather(rec_date, ri, 0)
     del ri
-    table["supply_ref"] = Coded(np.where(is_rec, src, len(rec_kind) - 1 - src), supply_refs)
+    table["supply_ref"] = _coded(np.where(is_rec, src, len(rec_kind) - 1 - src), supply_refs)
     pk = np.where(is_rec, -1, -1 - src)
     del src, is_rec
     table["supply_date"] = to_datetime(np.where(pk < 0, day, gather(pool.pop("po_netting"), pk, 0)))
     del pk, day
-    table["demand_kind"] = Coded(pool.pop("kind")[rq], REQ_KIND_NAMES)
-    table["demand_ref"] = Coded(pool.pop("ref")[rq], req_refs)
+    table["demand_kind"] = _coded(pool.pop("kind")[rq], REQ_KIND_NAMES)
+    table["demand_ref"] = _coded(pool.pop("ref")[rq], req_refs)
     table["demand_date"] = to_datetime(pool.pop("date")[rq])
     table["qty"] = pool.pop("peg_qty")
     return table

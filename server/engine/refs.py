@@ -34,9 +34,10 @@ _STR = StringDType()
 #: ``PL:{id}`` of planned orders ``k`` (global numbers), as strings.
 PlannedIds = Callable[[np.ndarray], np.ndarray]
 
-#: ``PL:{id}/{line_no}`` of planned orders ``k`` and BOM line rows (-1: no
-#: line) spelled whole, or None where the speller declines.
-PlannedRefs = Callable[[np.ndarray, np.ndarray], np.ndarray | None]
+#: Spells ``PL:{id}/{line_no}`` of planned orders ``k`` and BOM line rows
+#: (-1: no line) whole into the given StringDType array; False where the
+#: speller declines (and wrote nothing).
+PlannedRefs = Callable[[np.ndarray, np.ndarray, np.ndarray], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,14 +145,27 @@ class RefBook:
         ``spell``, where given, spells a planned segment's refs whole (where
         it declines, they are ``planned_ids`` and ``suffix`` joined).
 
-        Each segment is spelled into its place and dropped before the next:
-        all of them joined at the end were held twice over, at the top of
-        the output phase, the run's peak (0.1 KB per SKU).
+        Each segment is spelled into its place: all of them joined at the
+        end were held twice over, at the top of the output phase, the run's
+        peak (0.1 KB per SKU). ``spell`` writes straight into the place, so
+        that the planned segments' strings, most of the refs, are not stored
+        in an array of their own first and then again (each such array's
+        string storage grows by reallocation and left holes in the heap
+        that the run's later arrays did not fit).
         """
         out = np.empty(self.size, dtype=_STR)
         stops = (*self.starts[1:], self.size)[: len(self.starts)]
         for s, (start, stop) in enumerate(zip(self.starts, stops, strict=True)):
-            out[start:stop] = self._segment_text(s, None, planned_ids, suffix, spell)
+            orders, lines = self.orders[s], self.lines[s]
+            into = out[start:stop]
+            if (
+                spell is not None
+                and orders is not None
+                and lines is not None
+                and spell(orders, lines, into)
+            ):
+                continue
+            into[...] = self._segment_text(s, None, planned_ids, suffix)
         return out
 
     def _segment_text(
@@ -160,7 +174,6 @@ class RefBook:
         offset: np.ndarray | None,
         planned_ids: PlannedIds,
         suffix: np.ndarray,
-        spell: PlannedRefs | None = None,
     ) -> np.ndarray:
         texts = self.texts[s]
         if texts is not None:
@@ -169,9 +182,6 @@ class RefBook:
         assert orders is not None and lines is not None
         if offset is not None:
             orders, lines = orders[offset], lines[offset]
-        spelled = None if spell is None else spell(orders, lines)
-        if spelled is not None:
-            return spelled
         ids = planned_ids(orders)
         # A segment is one explosion: all BOM lines, or all transfers.
         if (lines >= 0).all():

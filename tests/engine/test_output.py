@@ -153,3 +153,34 @@ def test_output_takes_what_it_is_handed_and_the_tables_match_a_kept_netting() ->
                 np.testing.assert_array_equal(got, kept, err_msg=column)  # NaN equals NaN
             else:
                 assert got.tolist() == kept.tolist(), column
+
+
+def test_coded_columns_hold_their_codes_in_the_narrowest_type_of_their_dictionary() -> None:
+    # A plan is held while it is current, and the previous one while the
+    # next run builds its own: a warehouse or kind code takes one byte a
+    # row, not four. A dictionary of more values than a byte counts (the
+    # items below) takes two; NULL (-1) stays NULL in any of them.
+    many: Input = {
+        **MODEL,
+        "items": [*MODEL["items"], *({"item_id": f"X{i}"} for i in range(200))],
+    }
+    r = run(many)
+    actions = action_messages(r.net.receipts, r.net.requirements, r.net.pegging, r.settings, T0)
+    tables = output_tables(
+        r.masters, r.settings, r.refs, Handed(r.net, r.late), actions, Messages.concat([])
+    )
+    orders, pegging = tables["planned_orders"], tables["pegging"]
+    for column in ("warehouse_id", "order_type", "from_warehouse_id"):
+        assert orders[column].codes.dtype == np.int8, column  # type: ignore[union-attr]
+    for column in ("warehouse_id", "supply_kind", "demand_kind"):
+        assert pegging[column].codes.dtype == np.int8, column  # type: ignore[union-attr]
+    assert orders["item_id"].codes.dtype == np.int16  # type: ignore[union-attr]
+    assert pegging["item_id"].codes.dtype == np.int16  # type: ignore[union-attr]
+    by_id = dict(
+        zip(
+            as_array(orders["planned_order_id"]).tolist(),
+            as_array(orders["from_warehouse_id"]).tolist(),
+            strict=True,
+        )
+    )
+    assert by_id == {"A/W1/1": None, "T/W1/1": "W2", "T/W2/1": None, "B/W1/1": None}

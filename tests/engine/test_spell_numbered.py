@@ -128,3 +128,23 @@ def test_nul_characters_at_the_end_of_a_head_or_tail_are_kept_or_declined() -> N
     assert fine is not None
     spelled = spell_numbered(head_bytes, index, num, fine, np.array([1, -1, 0]))
     assert spelled is not None and spelled.tolist() == ["\x000\x00/2", "a\x007", "12/1"]
+
+
+def test_spelled_into_a_slice_of_a_larger_array_the_rest_as_it_was(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A dictionary spelled in parts (a run's requirement refs, segment by
+    segment) is spelled into its places; where the speller declines, the
+    place is left for the caller to fill."""
+    monkeypatch.setattr(kernels, "_SPELL_ROWS", 4)
+    table = np.array(["PL:FG-1/DC/", "PL:RAW-22/PLANT/"], dtype=_STR)
+    index = np.arange(10) % 2
+    num = np.arange(10) * 7
+    before = ["kept"] * 3 + [""] * 10 + ["also kept"] * 2
+    out = np.array(before, dtype=_STR)
+    spelled = spell_numbered(byte_table(table), index, num, out=out[3:13])  # type: ignore[arg-type]
+    assert spelled is not None
+    assert out.tolist() == before[:3] + _numpy(table, index, num).tolist() + before[13:]
+    untouched = np.array(before, dtype=_STR)
+    declined = spell_numbered(byte_table(table), index, num - 1, out=untouched[3:13])  # type: ignore[arg-type]
+    assert declined is None and untouched.tolist() == before

@@ -149,9 +149,9 @@ class RefBook:
         end were held twice over, at the top of the output phase, the run's
         peak (0.1 KB per SKU). ``spell`` writes straight into the place, so
         that the planned segments' strings, most of the refs, are not stored
-        in an array of their own first and then again (each such array's
-        string storage grows by reallocation and left holes in the heap
-        that the run's later arrays did not fit).
+        in an array of their own first and then again: each StringDType
+        array keeps its strings in a buffer that grows by reallocation, and
+        at 1M SKUs the heap grew most where those buffers did.
         """
         out = np.empty(self.size, dtype=_STR)
         stops = (*self.starts[1:], self.size)[: len(self.starts)]

@@ -64,6 +64,7 @@ from masterplan.contract.tables import (
     BOOKKEEPING_COLUMNS,
     PLAN_OUTPUT_TABLES,
     RESULT_TABLES,
+    ColumnKind,
     ColumnSpec,
     TableSpec,
 )
@@ -694,7 +695,33 @@ def _validate_table(name: str, table: CodedTable) -> int:
             raise InvalidResult(
                 name, column.name, f"table {name!r}, column {column.name!r}: NULL not allowed"
             )
+        row = _beyond_int64(array) if column.kind is ColumnKind.INT else None
+        if row is not None:
+            raise InvalidResult(
+                name,
+                column.name,
+                f"table {name!r}, column {column.name!r}, row {row}: {float(array[row])!r} "
+                "does not fit an integer column (64 bits)",
+            )
     return n
+
+
+#: The bounds of a 64-bit integer column, as the float64 an INT column holds.
+_INT64_LOW, _INT64_HIGH = -(2.0**63), 2.0**63
+
+
+def _beyond_int64(values: np.ndarray) -> int | None:
+    """The first row of an ``INT`` column (float64, NaN for NULL) whose value
+    a 64-bit integer cannot hold (infinite, or past its range), else None.
+
+    Every writer casts the column to int64, where such a value does not
+    fail but wraps (to -2**63): the row would be written with a number the
+    plan never gave it.
+    """
+    floats = np.asarray(values, dtype=np.float64)
+    bad = ~np.isnan(floats) & ~((floats >= _INT64_LOW) & (floats < _INT64_HIGH))
+    rows = np.flatnonzero(bad)
+    return int(rows[0]) if len(rows) else None
 
 
 def _holds_null(column: ColumnSpec, cells: np.ndarray | Coded) -> bool:

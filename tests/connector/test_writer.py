@@ -324,6 +324,17 @@ def test_database_refusal_rolls_back(scm: Engine) -> None:
             "item_id",
         ),
         (lambda r: r["planned_orders"]["qty"].__setitem__(1, np.nan), "planned_orders", "qty"),
+        # Cast to int64, these wrapped to -2**63 and were written.
+        (
+            lambda r: r["planned_orders"]["firmed"].__setitem__(2, 2.0**63),
+            "planned_orders",
+            "firmed",
+        ),
+        (
+            lambda r: r["delay_messages"]["delay_days"].__setitem__(1, -np.inf),
+            "delay_messages",
+            "delay_days",
+        ),
         (
             lambda r: r["action_messages"]["receipt_date"].__setitem__(0, np.datetime64("NaT")),
             "action_messages",

@@ -874,8 +874,8 @@ def spell_numbered(
             return None  # the cast to text would drop a NUL that ends a row
         picks = np.asarray(tail_index, dtype=np.int64)
         width += tail_table.shape[1]
-    # One block for all: a new block each time was carved out of the heap
-    # above ``out``'s string storage, which then could not grow in place.
+    # One block for all, not a new one per million rows allocated among
+    # the reallocations of ``out``'s growing string storage.
     whole = np.empty(min(len(index), _SPELL_ROWS) * width, dtype=np.uint8)
     for start in range(0, len(index), _SPELL_ROWS):
         stop = min(start + _SPELL_ROWS, len(index))

@@ -149,11 +149,10 @@ def _coded(codes: np.ndarray, values: np.ndarray) -> Coded:
     return Coded(codes.astype(_code_type(values), copy=False), values)
 
 
-def _by_sku(codes: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Per-SKU codes into ``values`` (items, warehouses) in :func:`_code_type`,
-    to be gathered by row: the rows' codes are made in their own type, with
-    no wider copy."""
-    return codes.astype(_code_type(values), copy=False)
+def _sku_coded(per_sku: np.ndarray, sidx: np.ndarray, values: np.ndarray) -> Coded:
+    """The codes ``per_sku`` (an item or warehouse per SKU) of rows whose SKU
+    positions are ``sidx``: gathered in :func:`_code_type`, with no wider copy."""
+    return Coded(per_sku.astype(_code_type(values), copy=False)[sidx], values)
 
 
 def _order_table(m: Masters, s: SkuSettings, po: PlannedOrders, ids: np.ndarray) -> ResultTable:
@@ -162,8 +161,8 @@ def _order_table(m: Masters, s: SkuSettings, po: PlannedOrders, ids: np.ndarray)
     otype = po.otype
     return {
         "planned_order_id": ids,
-        "item_id": _coded(_by_sku(s.item, m.item_ids)[po_sidx], m.item_ids),
-        "warehouse_id": _coded(_by_sku(s.wh, m.warehouse_ids)[po_sidx], m.warehouse_ids),
+        "item_id": _sku_coded(s.item, po_sidx, m.item_ids),
+        "warehouse_id": _sku_coded(s.wh, po_sidx, m.warehouse_ids),
         "order_type": _coded(otype, ORDER_TYPE_NAMES),
         "qty": po.qty,
         "order_date": to_datetime(po.order),
@@ -192,8 +191,8 @@ def _delay_table(
     return {
         "demand_kind": _coded(kind[dm], REQ_KIND_NAMES),
         "demand_ref": _coded(req["ref"][dm], req_refs),
-        "item_id": _coded(_by_sku(s.item, m.item_ids)[d_sidx], m.item_ids),
-        "warehouse_id": _coded(_by_sku(s.wh, m.warehouse_ids)[d_sidx], m.warehouse_ids),
+        "item_id": _sku_coded(s.item, d_sidx, m.item_ids),
+        "warehouse_id": _sku_coded(s.wh, d_sidx, m.warehouse_ids),
         "requirement_date": to_datetime(date[dm]),
         "futures_date": to_datetime(np.where(never, NO_DATE, fut)),
         "delay_days": np.where(never, np.nan, (fut - date[dm]).astype(np.float64)),
@@ -220,9 +219,8 @@ def _pegging_table(
     is_rec = src >= 0
     table: ResultTable = {}
     r_sidx = pool.pop("sidx")[rq]
-    # Gathered as the codes they are kept as, with no int64 copy.
-    table["item_id"] = _coded(_by_sku(s.item, m.item_ids)[r_sidx], m.item_ids)
-    table["warehouse_id"] = _coded(_by_sku(s.wh, m.warehouse_ids)[r_sidx], m.warehouse_ids)
+    table["item_id"] = _sku_coded(s.item, r_sidx, m.item_ids)
+    table["warehouse_id"] = _sku_coded(s.wh, r_sidx, m.warehouse_ids)
     del r_sidx
     ri = np.where(is_rec, src, -1)
     rec_kind, rec_date = pool.pop("rec_kind"), narrow(pool.pop("rec_date"))

@@ -68,6 +68,7 @@ from masterplan.connector.profile import (
 )
 from masterplan.connector.reader import (
     DEFAULT_CHUNK_ROWS,
+    FETCH_ROWS,
     collector_paused,
     read_input,
     read_transaction,
@@ -330,7 +331,8 @@ def _read_keys(conn: Connection, spec: TableSpec, source: TableSource, chunk_row
     """The key columns of every row the query returns."""
     query = sa.select(*_columns(spec.key)).select_from(_origin(spec, source))
     parts: dict[str, list[np.ndarray]] = {k: [] for k in spec.key}
-    for rows in stream_rows(conn, query, chunk_rows):
+    # Converted a small batch at a time, while its objects are in cache.
+    for rows in stream_rows(conn, query, min(chunk_rows, FETCH_ROWS)):
         columns = list(zip(*rows, strict=True))
         for k, values in zip(spec.key, columns, strict=True):
             parts[k].append(column_from_values(spec.name, spec.column(k), values))
@@ -370,7 +372,7 @@ def _read_rows(
 
     def chunks() -> Iterator[Table]:
         nonlocal markable
-        for rows in stream_rows(conn, query, chunk_rows):
+        for rows in stream_rows(conn, query, min(chunk_rows, FETCH_ROWS)):
             if not rows:
                 continue
             columns = list(zip(*rows, strict=True))

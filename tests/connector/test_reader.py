@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from masterplan.connector import reader
 from masterplan.connector.columns import column_from_values, concat_chunks, empty_table
 from masterplan.connector.errors import ColumnDataError, SchemaMismatch
 from masterplan.connector.reader import iter_table_chunks, read_input, read_table
@@ -173,6 +174,54 @@ def test_chunks_are_bounded(
     whole = concat_chunks(INPUT_TABLES["on_hand"], chunks)
     assert sorted(whole["qty"].tolist()) == [float(i) for i in range(n)]
     assert sorted(whole["item_id"].tolist()) == [f"I{i:05d}" for i in range(n)]
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 3, 4, 5, 8, 23, 50])
+def test_rows_fetched_a_few_at_a_time_fill_chunks_up_to_the_bound(
+    engine: Engine,
+    create_plain_tables: CreatePlain,
+    insert_rows: InsertRows,
+    monkeypatch: pytest.MonkeyPatch,
+    chunk_rows: int,
+) -> None:
+    """The generic path fetches FETCH_ROWS rows at a time and writes each
+    batch's columns into its chunk: every chunk but the last holds exactly
+    ``chunk_rows`` rows, whichever way the batches fall across chunks, and
+    the rows come in the order of a read in one batch."""
+    # PostgreSQL reads tables of ordinary types through COPY; a char(n) id
+    # keeps this one on driver rows.
+    order_type = "CHAR(6)" if engine.dialect.name == "postgresql" else None
+    create_plain_tables(["sales_lines"], types={"sales_lines": {"order_id": order_type}})
+    n = 23
+    insert_rows(
+        "sales_lines",
+        [
+            {
+                "order_id": f"S{i:05d}",
+                "line_no": i % 4,
+                "item_id": f"I{i % 7}",
+                "warehouse_id": "W",
+                "qty": 0.5 * i,
+                "requested_date": dt.date(2026, 1, 1) + dt.timedelta(days=i % 9),
+                "priority": i,
+            }
+            for i in range(n)
+        ],
+    )
+    spec = INPUT_TABLES["sales_lines"]
+    whole = read_table(engine, "sales_lines", chunk_rows=1000)
+    monkeypatch.setattr(reader, "FETCH_ROWS", 4)
+    chunks = list(iter_table_chunks(engine, "sales_lines", chunk_rows=chunk_rows))
+    sizes = [len(c["qty"]) for c in chunks]
+    assert sizes == [chunk_rows] * (n // chunk_rows) + ([n % chunk_rows] if n % chunk_rows else [])
+    for chunk in chunks:
+        assert list(chunk) == list(spec.column_names)
+        for c in spec.columns:
+            assert chunk[c.name].dtype == whole[c.name].dtype, c.name
+    joined = concat_chunks(spec, chunks)
+    for name in spec.column_names:
+        assert joined[name].tolist() == whole[name].tolist(), name
+    assert sorted(joined["priority"].tolist()) == list(range(n))
 
 
 def test_reads_through_a_server_side_cursor(

@@ -48,6 +48,18 @@ def test_pieces_are_the_rows_of_a_whole_read(filled: Engine) -> None:
             assert {p[col].dtype for p in mine} == {whole[name][col].dtype}, (name, col)
 
 
+def test_a_piece_holds_arrays_of_its_own(filled: Engine) -> None:
+    """A piece sent on and dropped frees its memory: none of its arrays is
+    a view that keeps a larger buffer (a table's chunk, a COPY block) alive."""
+    viewing = [
+        (name, col)
+        for name, piece in stream_input(filled, chunk_rows=97)
+        for col, array in piece.items()
+        if array.base is not None
+    ]
+    assert viewing == []
+
+
 def test_a_state_made_piece_by_piece_is_the_whole_tables_state(filled: Engine) -> None:
     states = SnapshotStates()
     for name, piece in stream_input(filled, chunk_rows=97):

@@ -300,8 +300,8 @@ def _generic_chunks(
             if held == chunk_rows:
                 yield chunk
                 chunk, held = {}, 0
-    if held:
-        yield {name: column[:held] for name, column in chunk.items()}
+    if held:  # the last rows, in arrays their size rather than views of the chunk's
+        yield {name: column[:held].copy() for name, column in chunk.items()}
 
 
 def stream_rows(conn: Connection, query: Executable, chunk_rows: int) -> Iterator[Sequence[Any]]:

@@ -182,7 +182,8 @@ def read_source(
             whole, as :func:`connector.reader.read_input` reads them).
         state: The last sync's state, for a delta; None reads every table
             whole (a snapshot), still recording the watermarks.
-        chunk_rows: Rows fetched per batch.
+        chunk_rows: Rows per chunk of a table read whole; driver rows are
+            fetched at most :data:`~connector.reader.FETCH_ROWS` at a time.
         on_chunk: Called with the table name and the number of full rows of
             every batch read.
 

@@ -1,8 +1,9 @@
 """Read SCM tables into columnar chunks.
 
-Tables are streamed with a server-side cursor (``stream_results``) and each
-batch of ``chunk_rows`` rows becomes one chunk of column arrays at once, so
-memory holds one batch of driver rows at a time whatever the table's size.
+Tables are streamed with a server-side cursor (``stream_results``), a batch
+of :data:`FETCH_ROWS` driver rows at a time, each batch converted into its
+place in a chunk of ``chunk_rows`` rows of column arrays, so memory holds a
+chunk and one batch of driver rows whatever the table's size.
 
 On PostgreSQL through psycopg, tables whose column types allow it are read
 with binary ``COPY`` instead, several times faster and exactly equal: a
@@ -358,7 +359,7 @@ def read_input(
 
     Args:
         engine: Engine or open connection to the SCM database.
-        chunk_rows: Rows fetched per batch (see :func:`iter_table_chunks`).
+        chunk_rows: Rows per chunk (see :func:`iter_table_chunks`).
         on_chunk: Called with the table name and row count of every chunk
             read, for progress displays.
         source: Read through this source profile's queries instead of the

@@ -364,7 +364,7 @@ def _without_nulls(
     the keys spelled) grouped by the nullable columns they hold NULL in,
     each group's statement and rows without those columns, as the writer
     leaves them to their default
-    (:func:`masterplan.connector.writer._without_null_columns`)."""
+    (:func:`masterplan.connector.writer._null_groups`)."""
     nullable = {c.name for c in RESULT_TABLES[name].columns if c.nullable}
     pairs = list(zip(columns, marks, strict=True))
     spelled = [(c, mark) for c, mark in pairs if mark not in ("?", "%s")]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -44,6 +44,7 @@ __all__ = [
     "null_mask",
     "readable_days",
     "table_length",
+    "values_of",
 ]
 
 
@@ -435,7 +436,19 @@ def column_to_values(kind: ColumnKind, array: np.ndarray, dates_as_text: bool = 
 def batch_values(
     kind: ColumnKind, cells: np.ndarray | Coded, batch_rows: int, dates_as_text: bool = False
 ) -> Iterator[list[Any]]:
-    """:func:`column_to_values` of ``cells``, ``batch_rows`` rows at a time.
+    """:func:`column_to_values` of ``cells``, ``batch_rows`` rows at a time
+    (:func:`values_of`)."""
+    rows = values_of(kind, cells, dates_as_text)
+    for start in range(0, len(cells), batch_rows):
+        yield rows(slice(start, start + batch_rows))
+
+
+def values_of(
+    kind: ColumnKind, cells: np.ndarray | Coded, dates_as_text: bool = False
+) -> Callable[[slice | np.ndarray], list[Any]]:
+    """A function that gives :func:`column_to_values` of some of ``cells``'
+    rows (a slice, or positions), for a writer that converts a column a
+    batch of rows at a time.
 
     Coded text (a chunk as it crosses the wire) is checked and made driver
     values once per distinct value, on its dictionary, and each batch is a
@@ -444,16 +457,23 @@ def batch_values(
     rows of a large dictionary (the engine's own, of every ref) are made
     plain first instead, as the dictionary would cost more than the rows.
     """
-    n = len(cells)
-    if isinstance(cells, Coded) and n >= len(cells.values):
+    if isinstance(cells, Coded) and len(cells) >= len(cells.values):
         words = column_to_values(kind, np.asarray(cells.values), dates_as_text)
         lookup = np.empty(len(words) + 1, dtype=object)
         lookup[: len(words)] = words
-        lookup[-1] = None  # a negative code: NULL
-        codes = np.where(cells.codes < 0, len(words), cells.codes)
-        for start in range(0, n, batch_rows):
-            yield lookup[codes[start : start + batch_rows]].tolist()
-        return
+        lookup[-1] = None  # what code -1, NULL, gathers
+        codes = cells.codes
+        if len(codes) and codes.min() < -1:
+            raise ValueError(f"text codes below -1 (the NULL code): {int(codes.min())}")
+
+        def gathered(rows: slice | np.ndarray) -> list[Any]:
+            picked: list[Any] = lookup[codes[rows]].tolist()
+            return picked
+
+        return gathered
     array = as_array(cells)
-    for start in range(0, n, batch_rows):
-        yield column_to_values(kind, array[start : start + batch_rows], dates_as_text)
+
+    def converted(rows: slice | np.ndarray) -> list[Any]:
+        return column_to_values(kind, array[rows], dates_as_text)
+
+    return converted

@@ -24,7 +24,6 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from itertools import pairwise
-from operator import itemgetter
 from typing import Any, Literal
 
 import numpy as np
@@ -37,6 +36,7 @@ from masterplan.connector.columns import (
     column_to_values,
     null_mask,
     table_length,
+    values_of,
 )
 from masterplan.connector.copybinary import (
     HEADER,
@@ -781,22 +781,20 @@ def _iter_batches(
     run: RunRecord,
     table: CodedTable,
     batch_rows: int,
-    dates_as_text: bool = False,
-    keys: bool = True,
 ) -> Iterator[tuple[list[str], list[list[Any]]]]:
     """Yield ``(column names, column value lists)`` per batch, ``plan_id`` and
-    ``run_id`` first unless ``keys`` is false (the statement spells them).
+    ``run_id`` first.
 
     Converting a batch column by column keeps the numpy work vectorised and the
     Python objects bounded by ``batch_rows``.
     """
     columns = [c for c in spec.columns if c.name not in BOOKKEEPING_COLUMNS]
-    names = [*(("plan_id", "run_id") if keys else ()), *(c.name for c in columns)]
+    names = ["plan_id", "run_id", *(c.name for c in columns)]
     n = table_length(table)
-    batches = [batch_values(c.kind, table[c.name], batch_rows, dates_as_text) for c in columns]
+    batches = [batch_values(c.kind, table[c.name], batch_rows) for c in columns]
     for start in range(0, n, batch_rows):
         size = min(batch_rows, n - start)
-        values = [[run.plan_id] * size, [run.run_id] * size] if keys else []
+        values: list[list[Any]] = [[run.plan_id] * size, [run.run_id] * size]
         values.extend(next(column) for column in batches)
         yield names, values
 
@@ -858,11 +856,11 @@ class _Inserter:
         self.sent: list[ColumnSpec] = self.columns
         self.sending = sending
         self.mysql = _mysql_writer(conn) if sending is None else None
-        # SQLite keeps a date as ISO text: hand it the text, made per column.
-        self.as_text = sending is None and self.mysql is None and conn.dialect.name == "sqlite"
-        self.sqlite = _SqliteWriter(conn, run) if self.as_text else None
+        # SQLite keeps a date as ISO text: its writer hands it the text.
+        sqlite = sending is None and self.mysql is None and conn.dialect.name == "sqlite"
+        self.sqlite = _SqliteWriter(conn, run) if sqlite else None
         #: SQLite: the nullable columns a row's NULL may be left out of its
-        #: statement for (:func:`_without_null_columns`).
+        #: statement for (:func:`_null_groups`).
         self.omittable: list[ColumnSpec] = []
         if self.sqlite is not None:
             null_default = self.sqlite.defaults_null(self.target.name)
@@ -882,24 +880,13 @@ class _Inserter:
         if self.sending is not None:
             self._copy(table)
             return
-        # SQLite's statement spells the run's keys itself (_SqliteWriter).
-        keys = self.sqlite is None or self.sqlite.binds_keys
-        batches = _iter_batches(self.spec, self.run, table, batch_rows, self.as_text, keys)
-        nulls = {
-            c.name: mask
-            for c in self.omittable
-            if (mask := _null_rows(c, table[c.name])) is not None
-        }
-        for start, (names, values) in zip(
-            range(0, table_length(table), batch_rows), batches, strict=True
-        ):
+        if self.sqlite is not None:
+            self._insert_sqlite(table, batch_rows)
+            return
+        batches = _iter_batches(self.spec, self.run, table, batch_rows)
+        for names, values in batches:
             if self.mysql is not None:
                 self.mysql(target, names, values)
-            elif self.sqlite is not None:
-                stop = start + (len(values[0]) if values else 0)
-                masks = {name: mask[start:stop] for name, mask in nulls.items()}
-                for group_names, group_values in _without_null_columns(names, values, masks):
-                    self.sqlite(target, group_names, group_values)
             else:
                 # Positional tuples straight to the driver's executemany: no
                 # dict per row and no per-row parameter processing (2-3x
@@ -909,6 +896,54 @@ class _Inserter:
                 )
             if self.on_rows is not None:
                 self.on_rows(self.spec.name, len(values[0]) if values else 0)
+
+    def _insert_sqlite(self, table: CodedTable, batch_rows: int) -> None:
+        """SQLite: insert ``table``'s rows a batch at a time, each batch's rows
+        grouped by the nullable columns they hold NULL in (:func:`_null_groups`),
+        each group's statement without those columns.
+
+        Only the columns a group's statement names are made driver values,
+        and only for its rows: grouping the rows' positions costs a sort of
+        a chunk's null patterns, where grouping the values made for the
+        whole batch picked every value once more.
+        """
+        sqlite = self.sqlite
+        assert sqlite is not None
+        columns = [c.name for c in self.columns]
+        rows_of = {
+            c.name: values_of(c.kind, table[c.name], dates_as_text=True) for c in self.columns
+        }
+        nullable = [
+            (c.name, mask)
+            for c in self.omittable
+            if (mask := _null_rows(c, table[c.name])) is not None
+        ]
+        # The run's keys are spelled in the statement (_SqliteWriter) unless
+        # a literal cannot hold them.
+        keys = (self.run.plan_id, self.run.run_id) if sqlite.binds_keys else ()
+        names_of: dict[int, list[str]] = {}
+        for pattern, rows in _null_groups(
+            [mask for _, mask in nullable], table_length(table), batch_rows
+        ):
+            kept = names_of.get(pattern)
+            if kept is None:
+                left_out = {name for bit, (name, _) in enumerate(nullable) if pattern >> bit & 1}
+                # A statement names one column at least (a result row has
+                # some that are never NULL; rows of NULLs alone are bound
+                # as they are).
+                kept = names_of[pattern] = [c for c in columns if c not in left_out] or columns
+            values = [rows_of[name](rows) for name in kept]
+            size = len(values[0])
+            if keys:
+                sqlite(
+                    self.target,
+                    ["plan_id", "run_id", *kept],
+                    [[keys[0]] * size, [keys[1]] * size, *values],
+                )
+            else:
+                sqlite(self.target, kept, values)
+            if self.on_rows is not None:
+                self.on_rows(self.spec.name, size)
 
     def _forms(self, wires: list[Wire] | None) -> None:
         """Take the columns' binary forms (None: the COPY is text)."""
@@ -996,51 +1031,44 @@ def _null_rows(column: ColumnSpec, cells: np.ndarray | Coded) -> np.ndarray | No
     return mask if mask.any() else None
 
 
-def _without_null_columns(
-    names: Sequence[str], values: Sequence[Sequence[Any]], nulls: Mapping[str, np.ndarray]
-) -> Iterator[tuple[list[str], list[Sequence[Any]]]]:
-    """A batch's rows (``values``, a list per column of ``names``) grouped by
-    which of the columns of ``nulls`` (a row mask each) they hold NULL in,
-    each group without those columns, so that their statement leaves them
-    to the column's default, NULL.
+def _null_groups(
+    nulls: Sequence[np.ndarray], n: int, batch_rows: int
+) -> Iterator[tuple[int, slice | np.ndarray]]:
+    """Rows ``0..n`` in batches of at most ``batch_rows``, each batch's rows
+    grouped by which of ``nulls`` (a row mask each) they hold NULL in: per
+    group, that pattern (bit ``j`` set for ``nulls[j]``) and its rows, a
+    slice where they follow each other, else their positions. A group is in
+    the batch's order; a batch's groups follow each other, and the batches.
 
     The driver binds a None through its adaptation protocol, which looks
     for an adapter and for ``__adapt__`` and ``__conform__`` on the value:
     1M rows of eight columns, three of them NULL, took 3.8-4.1 s to
     ``executemany`` with the NULLs bound and 1.7-2.0 s without those
     columns. A plan's planned orders are NULL in two of their vendor,
-    BOM and supplying warehouse (``docs/performance.md``). A group is in
-    the batch's order; the groups follow each other.
+    BOM and supplying warehouse (``docs/performance.md``): a group's
+    statement leaves its NULL columns to their default, NULL.
     """
-    columns = [name for name, mask in nulls.items() if mask.any()]
-    if not columns:
-        yield list(names), list(values)
+    if n == 0:
         return
-    pattern = np.zeros(len(nulls[columns[0]]), dtype=np.int64)
-    for bit, name in enumerate(columns):
-        pattern |= nulls[name].astype(np.int64) << bit
-    order = np.argsort(pattern, kind="stable")
-    ordered = pattern[order]
-    starts = [0, *(np.flatnonzero(ordered[1:] != ordered[:-1]) + 1).tolist(), len(order)]
-    whole = len(starts) == 2
+    if not nulls:
+        for start in range(0, n, batch_rows):
+            yield 0, slice(start, min(start + batch_rows, n))
+        return
+    # One stable sort of (batch, pattern) groups every batch at once.
+    key = (np.arange(n, dtype=np.int64) // batch_rows) << len(nulls)
+    for bit, mask in enumerate(nulls):
+        key |= mask.astype(np.int64) << bit
+    order = np.argsort(key, kind="stable")
+    ordered = key[order]
+    starts = [0, *(np.flatnonzero(ordered[1:] != ordered[:-1]) + 1).tolist(), n]
+    low = (1 << len(nulls)) - 1
     for first, end in pairwise(starts):
-        code = int(ordered[first])
-        left_out = {name for bit, name in enumerate(columns) if code >> bit & 1}
-        # A statement names one column at least (a result row has some that
-        # are never NULL; a batch of NULLs alone is bound as it is).
-        kept = [i for i, name in enumerate(names) if name not in left_out] or list(
-            range(len(names))
-        )
-        if whole:
-            yield [names[i] for i in kept], [values[i] for i in kept]
-            continue
-        rows = order[first:end].tolist()
-        pick = itemgetter(*rows)
-        one = len(rows) == 1
-        yield (
-            [names[i] for i in kept],
-            [(pick(values[i]),) if one else pick(values[i]) for i in kept],
-        )
+        rows = order[first:end]
+        head = int(rows[0])
+        if int(rows[-1]) - head == end - first - 1:  # consecutive rows
+            yield int(ordered[first]) & low, slice(head, head + end - first)
+        else:
+            yield int(ordered[first]) & low, rows
 
 
 def _rows(cells: np.ndarray | Coded, start: int, stop: int) -> np.ndarray | Coded:

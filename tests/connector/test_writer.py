@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import tempfile
 from collections.abc import Mapping
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
@@ -24,6 +26,7 @@ from masterplan.connector.schema import (
     sql_table,
 )
 from masterplan.connector.writer import RunRecord, prune_runs, write_run
+from masterplan.contract.coded import Coded
 from masterplan.contract.tables import PLAN_OUTPUT_TABLES, RESULT_TABLES, ColumnKind
 
 Results = dict[str, dict[str, np.ndarray]]
@@ -591,48 +594,84 @@ def test_a_null_stays_null_where_the_column_has_a_default(scm: Engine) -> None:
 
 
 @given(
-    st.integers(1, 4).flatmap(
-        lambda k: st.lists(
-            st.tuples(*(st.one_of(st.none(), st.integers(0, 3)) for _ in range(k))),
-            min_size=1,
-            max_size=40,
-        )
+    st.integers(0, 3).flatmap(
+        lambda k: st.lists(st.tuples(*(st.booleans() for _ in range(k))), max_size=40)
     ),
-    st.sets(st.integers(0, 3)),
+    st.integers(1, 9),
 )
-def test_a_batch_regrouped_without_its_null_columns_holds_the_same_rows(
-    rows: list[tuple[int | None, ...]], nullable: set[int]
+def test_a_batch_grouped_by_its_null_columns_holds_each_row_once(
+    rows: list[tuple[bool, ...]], batch_rows: int
 ) -> None:
-    """Each group leaves out the nullable columns its rows all hold NULL in,
-    keeps the batch's order within it, and the groups hold every row once."""
-    width = len(rows[0])
-    names = [f"c{j}" for j in range(width)]
-    values = [[row[j] for row in rows] for j in range(width)]
-    nulls = {
-        names[j]: np.array([row[j] is None for row in rows]) for j in sorted(nullable) if j < width
-    }
-    seen: list[tuple[int, tuple[int | None, ...]]] = []
-    for group_names, group_values in writer._without_null_columns(names, values, nulls):
-        left_out = [name for name in names if name not in group_names]
-        assert set(left_out) <= set(nulls)
-        group = [
-            dict(zip(group_names, row, strict=True)) for row in zip(*group_values, strict=True)
-        ]
+    """Each group holds rows of one batch that are NULL in the same columns
+    (the group's pattern), in the batch's order; the groups follow the
+    batches and hold every row once."""
+    width = len(rows[0]) if rows else 0
+    nulls = [np.array([row[j] for row in rows], dtype=bool) for j in range(width)]
+    seen: list[int] = []
+    last_batch = 0
+    for pattern, where in writer._null_groups(nulls, len(rows), batch_rows):
+        group = np.arange(len(rows))[where].tolist()
         assert group, "an empty group"
-        for row in group:
-            whole = tuple(row.get(name) for name in names)
-            # The positions of equal rows: the first not yet taken, in order.
-            taken = {i for i, _ in seen}
-            index = next(i for i, r in enumerate(rows) if r == whole and i not in taken)
-            seen.append((index, whole))
-        indexes = [i for i, _ in seen[-len(group) :]]
-        assert indexes == sorted(indexes)
-        for name in left_out:
-            assert all(row.get(name) is None for row in group)
-        # Rows NULL in every column are bound as they are: a statement names
-        # one column at least.
-        if any(v is not None for row in group for v in row.values()):
-            for name in nulls:
-                if name in group_names:
-                    assert all(row[name] is not None for row in group)
-    assert sorted(i for i, _ in seen) == list(range(len(rows)))
+        assert group == sorted(group)
+        batch = group[0] // batch_rows
+        assert group[-1] // batch_rows == batch
+        assert batch >= last_batch
+        last_batch = batch
+        for i in group:
+            assert pattern == sum(1 << j for j in range(width) if rows[i][j])
+        seen.extend(group)
+    assert sorted(seen) == list(range(len(rows)))
+
+
+_VENDORS = st.lists(st.one_of(st.none(), st.sampled_from(["V1", "V2", "v'3"])), max_size=60)
+
+
+@settings(max_examples=60)
+@given(
+    st.data(),
+    _VENDORS,
+    st.integers(1, 25),
+    st.sampled_from(["run-1", "run\x00nul"]),
+)
+def test_sqlite_rows_grouped_by_their_nulls_read_back_as_streamed(
+    data: st.DataObject, vendors: list[str | None], batch_rows: int, run_id: str
+) -> None:
+    """Chunks as they cross the wire (text coded, a dictionary that holds a
+    None, negative codes), NULL in any mix of the nullable columns, written
+    in batches of any size on SQLite's path: every row reads back as it was,
+    with the run's keys spelled or (a NUL character) bound."""
+    n = len(vendors)
+    results = make_results(n)["planned_orders"]
+    results["vendor_id"] = np.array(vendors, dtype=object)
+    for name in ("from_warehouse_id", "bom_id"):
+        nulls = data.draw(st.lists(st.booleans(), min_size=n, max_size=n))
+        results[name] = np.array(
+            [None if k else f"{name}-{i}" for i, k in enumerate(nulls)], object
+        )
+    dictionary = np.array([None, "V1", "V2", "v'3", "unused"], dtype=object)
+    codes = [
+        -1 if v is None and i % 2 else [None, "V1", "V2", "v'3"].index(v)
+        for i, v in enumerate(vendors)
+    ]
+    coded: dict[str, np.ndarray | Coded] = dict(results)
+    coded["vendor_id"] = Coded(np.array(codes, dtype=np.int32), dictionary)
+    cuts = sorted(data.draw(st.lists(st.integers(0, n), max_size=3)))
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = sa.create_engine(f"sqlite:///{tmp}/scm.db")
+        try:
+            create_all(engine)
+            counts = {name: 0 for name in PLAN_OUTPUT_TABLES} | {"planned_orders": n}
+            record = run_record(run_id)
+            with writer.ResultWrite(
+                engine, record, plan_counts=counts, rows_added=n, batch_rows=batch_rows
+            ) as write:
+                for start, stop in pairwise([0, *cuts, n]):
+                    if stop > start:
+                        write.add("planned_orders", {k: v[start:stop] for k, v in coded.items()})
+                assert write.commit().written
+            stored = read_table(engine, "planned_orders")
+        finally:
+            engine.dispose()
+    columns = list(results)
+    assert _rows(stored, columns) == _rows(results, columns)
+    assert stored["run_id"].tolist() == [run_id] * n

@@ -503,13 +503,23 @@ def run_full(
 
 def _empty_result_tables(engine: sa.Engine) -> None:
     """Drop the result tables and make them again, empty: the next round
-    writes into what the first found."""
+    writes into what the first found.
+
+    SQLite keeps the dropped tables' pages in its file as free pages, and a
+    write that reuses them is faster than one that grows the file (40.0 and
+    36.2 s against 42.1 and 44.6 s for the 1M result, in one process): the
+    file is vacuumed, so that a later round's write grows it as the first
+    round's did, and as the floors' fresh files grow.
+    """
     from masterplan.connector.schema import METADATA, create_result_tables
 
     tables = [METADATA.tables[name] for name in RESULT_TABLES]
     with engine.begin() as conn:
         METADATA.drop_all(conn, tables=tables)
     create_result_tables(engine)
+    if engine.dialect.name == "sqlite":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM")
 
 
 #: Phase fields that are not times: the rows, from the first round, and

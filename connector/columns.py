@@ -462,9 +462,11 @@ def values_of(
         lookup = np.empty(len(words) + 1, dtype=object)
         lookup[: len(words)] = words
         lookup[-1] = None  # what code -1, NULL, gathers
+        # Any negative code is NULL, as :meth:`Coded.to_array` reads it;
+        # each gathers the lookup's last slot.
         codes = cells.codes
         if len(codes) and codes.min() < -1:
-            raise ValueError(f"text codes below -1 (the NULL code): {int(codes.min())}")
+            codes = np.maximum(codes, -1)
 
         def gathered(rows: slice | np.ndarray) -> list[Any]:
             picked: list[Any] = lookup[codes[rows]].tolist()

@@ -212,15 +212,15 @@ def test_text_columns_become_text_or_none_for_the_driver(
 
 @given(
     st.lists(st.one_of(st.none(), st.text(max_size=4), st.integers(0, 9)), min_size=1, max_size=8),
-    st.lists(st.integers(-1, 7), max_size=40),
+    st.lists(st.integers(-3, 7), max_size=40),
     st.integers(1, 12),
     st.booleans(),
 )
 def test_coded_text_gives_the_driver_what_its_plain_text_gives(
     dictionary: list[object], picks: list[int], batch_rows: int, numpy_text: bool
 ) -> None:
-    """A chunk's text as it crosses the wire (codes into a dictionary, -1
-    NULL) becomes, batch by batch, the values its rows made plain become:
+    """A chunk's text as it crosses the wire (codes into a dictionary, a
+    negative code NULL, as :meth:`Coded.to_array` reads it) becomes, batch by batch, the values its rows made plain become:
     ``None`` values and NULL codes as ``None``, ids of other types as text.
     Rows fewer than the dictionary (the engine's dictionary of every ref)
     take the same values another way."""

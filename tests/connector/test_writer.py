@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import sqlite3
 import tempfile
 from collections.abc import Mapping
 from itertools import pairwise
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -623,6 +625,19 @@ def test_a_batch_grouped_by_its_null_columns_holds_each_row_once(
     assert sorted(seen) == list(range(len(rows)))
 
 
+def _sqlite_binding_at_most(path: str, max_variables: int | None) -> Engine:
+    """An engine on the SQLite file ``path`` whose connections bind at most
+    ``max_variables`` variables a statement (None: SQLite's own limit)."""
+    engine = sa.create_engine(f"sqlite:///{path}")
+    if max_variables is not None:
+
+        @sa.event.listens_for(engine, "connect")
+        def _fewer_variables(dbapi_conn: Any, _: Any) -> None:
+            dbapi_conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, max_variables)
+
+    return engine
+
+
 _VENDORS = st.lists(st.one_of(st.none(), st.sampled_from(["V1", "V2", "v'3"])), max_size=60)
 
 
@@ -632,14 +647,24 @@ _VENDORS = st.lists(st.one_of(st.none(), st.sampled_from(["V1", "V2", "v'3"])), 
     _VENDORS,
     st.integers(1, 25),
     st.sampled_from(["run-1", "run\x00nul"]),
+    st.integers(1, 7),
+    st.sampled_from([None, 16, 40]),
 )
 def test_sqlite_rows_grouped_by_their_nulls_read_back_as_streamed(
-    data: st.DataObject, vendors: list[str | None], batch_rows: int, run_id: str
+    data: st.DataObject,
+    vendors: list[str | None],
+    batch_rows: int,
+    run_id: str,
+    per_statement: int,
+    max_variables: int | None,
 ) -> None:
     """Chunks as they cross the wire (text coded, a dictionary that holds a
     None, negative codes), NULL in any mix of the nullable columns, written
-    in batches of any size on SQLite's path: every row reads back as it was,
-    with the run's keys spelled or (a NUL character) bound."""
+    in batches of any size on SQLite's path, statements of several rows and
+    the rows left over: every row reads back as it was, in its order, with
+    the run's keys spelled or (a NUL character) bound; a connection that
+    binds fewer variables a statement than the rows would take gets
+    statements of fewer rows."""
     n = len(vendors)
     results = make_results(n)["planned_orders"]
     results["vendor_id"] = np.array(vendors, dtype=object)
@@ -657,21 +682,100 @@ def test_sqlite_rows_grouped_by_their_nulls_read_back_as_streamed(
     coded["vendor_id"] = Coded(np.array(codes, dtype=np.int32), dictionary)
     cuts = sorted(data.draw(st.lists(st.integers(0, n), max_size=3)))
     with tempfile.TemporaryDirectory() as tmp:
-        engine = sa.create_engine(f"sqlite:///{tmp}/scm.db")
+        engine = _sqlite_binding_at_most(f"{tmp}/scm.db", max_variables)
         try:
             create_all(engine)
             counts = {name: 0 for name in PLAN_OUTPUT_TABLES} | {"planned_orders": n}
             record = run_record(run_id)
-            with writer.ResultWrite(
-                engine, record, plan_counts=counts, rows_added=n, batch_rows=batch_rows
-            ) as write:
+            with (
+                mock.patch.object(writer, "SQLITE_ROWS_PER_STATEMENT", per_statement),
+                writer.ResultWrite(
+                    engine, record, plan_counts=counts, rows_added=n, batch_rows=batch_rows
+                ) as write,
+            ):
                 for start, stop in pairwise([0, *cuts, n]):
                     if stop > start:
                         write.add("planned_orders", {k: v[start:stop] for k, v in coded.items()})
                 assert write.commit().written
             stored = read_table(engine, "planned_orders")
+            with engine.connect() as conn:
+                in_order = conn.exec_driver_sql(
+                    "SELECT planned_order_id FROM planned_orders ORDER BY rowid"
+                ).scalars()
+                stored_order = list(in_order)
         finally:
             engine.dispose()
     columns = list(results)
     assert _rows(stored, columns) == _rows(results, columns)
     assert stored["run_id"].tolist() == [run_id] * n
+    # The rows went in in the order they were given: a chunk's batches
+    # after each other, a batch's NULL patterns' groups after each other.
+    nulls = [
+        np.array([v is None for v in results[c.name]], dtype=bool)
+        for c in RESULT_TABLES["planned_orders"].columns
+        if c.nullable
+    ]
+    ids = results["planned_order_id"]
+    expected = []
+    for start, stop in pairwise([0, *cuts, n]):
+        chunk = [mask[start:stop] for mask in nulls]
+        for _, where in writer._null_groups(chunk, stop - start, batch_rows):
+            expected.extend(ids[start:stop][where].tolist())
+    assert stored_order == expected
+
+
+@settings(max_examples=40)
+@given(st.integers(0, 60), st.integers(1, 25), st.integers(1, 7), st.sampled_from([None, 16, 40]))
+def test_sqlite_statements_of_several_rows_keep_the_rows_and_their_order(
+    n: int, batch_rows: int, per_statement: int, max_variables: int | None
+) -> None:
+    """Rows with no NULL, one group a batch: each batch goes in as
+    statements of several rows and the rows left over, and the table holds
+    every row once, in the order given; a connection that binds fewer
+    variables a statement gets statements of fewer rows, never an error."""
+    results = make_results(n)["planned_orders"]
+    for name in ("from_warehouse_id", "vendor_id", "bom_id"):
+        results[name] = np.array([f"{name}-{i}" for i in range(n)], dtype=object)
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = _sqlite_binding_at_most(f"{tmp}/scm.db", max_variables)
+        try:
+            create_all(engine)
+            counts = {name: 0 for name in PLAN_OUTPUT_TABLES} | {"planned_orders": n}
+            with (
+                mock.patch.object(writer, "SQLITE_ROWS_PER_STATEMENT", per_statement),
+                writer.ResultWrite(
+                    engine,
+                    run_record("run-1"),
+                    plan_counts=counts,
+                    rows_added=n,
+                    batch_rows=batch_rows,
+                ) as write,
+            ):
+                write.add("planned_orders", results)
+                assert write.commit().written
+            with engine.connect() as conn:
+                stored = conn.exec_driver_sql(
+                    "SELECT planned_order_id, vendor_id, qty FROM planned_orders ORDER BY rowid"
+                ).all()
+        finally:
+            engine.dispose()
+    assert [tuple(row) for row in stored] == list(
+        zip(results["planned_order_id"], results["vendor_id"], results["qty"], strict=True)
+    )
+
+
+@given(
+    st.lists(st.lists(st.integers(), min_size=12, max_size=12), min_size=1, max_size=4),
+    st.integers(1, 5),
+    st.integers(0, 2),
+)
+def test_statement_rows_lay_each_row_out_after_the_one_before(
+    columns: list[list[int]], per: int, short: int
+) -> None:
+    """Statements of ``per`` rows each: their parameters, one after the
+    other, are the rows' values row by row, the first ``rows`` rows only."""
+    rows = (12 // per - short) * per if 12 // per > short else 0
+    statements = list(writer.statement_rows(columns, rows, per))
+    assert all(len(params) == per * len(columns) for params in statements)
+    flat = [value for params in statements for value in params]
+    assert flat == [column[i] for i in range(rows) for column in columns]

@@ -26,8 +26,9 @@ that beside each phase, in the same run, on the same database and tables:
   rows and made again after them (:func:`copy_load_floor`). On SQLite the
   floor the ratio is taken against loads the rows the writer's way too,
   indexes made after the rows, the run's ``plan_id`` and ``run_id``
-  spelled in the statement rather than bound to each row, and a row's NULL
-  columns left out of its statement (:func:`load_floor`); the rows
+  spelled in the statement rather than bound to each row, a row's NULL
+  columns left out of its statement, and many rows a statement
+  (:func:`load_floor`); the rows
   inserted into the indexes as they go, every column bound, are quoted
   beside.
 
@@ -41,10 +42,12 @@ share too (:class:`WriteFloor`), so the ratio without it can still be had.
 from __future__ import annotations
 
 import gc
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +59,7 @@ from masterplan.connector.schema import (
     drop_plain_indexes,
     make_indexes,
 )
+from masterplan.connector.writer import rows_per_statement, sqlite_max_variables
 from masterplan.contract.tables import INPUT_TABLES, PLAN_OUTPUT_TABLES, RESULT_TABLES
 
 __all__ = [
@@ -275,20 +279,34 @@ def write_floor(engine: sa.Engine, scratch: Path) -> WriteFloor:
         return _write_rows(engine, target)
 
 
-def load_floor(engine: sa.Engine, scratch: Path, sort_threads: bool = True) -> WriteFloor:
+def load_floor(
+    engine: sa.Engine, scratch: Path, sort_threads: bool = True, rows_per_statement: int = 0
+) -> WriteFloor:
     """SQLite only: :func:`write_floor` with each table's indexes dropped
     before its rows go in and made again after them, as the writer loads a
     table that its rows are most of (timed with the inserts and the commit),
-    the run's keys spelled in the statement, as the writer spells them, and
-    a row's NULL columns left out of its statement, as the writer leaves
-    them: the fastest the driver takes these rows.
+    the run's keys spelled in the statement, as the writer spells them, a
+    row's NULL columns left out of its statement, as the writer leaves
+    them, and statements of several rows, as the writer makes them: the
+    fastest the driver takes these rows.
 
     With ``sort_threads``, SQLite's sorter makes the indexes on helper
     threads, as the writer has it do
     (:func:`~masterplan.connector.schema.make_indexes`); without, on one.
+    ``rows_per_statement`` caps the rows of a statement (1: one row a
+    statement, the floor before the writer made statements of several;
+    0: as many as the writer puts in one,
+    :func:`~masterplan.connector.writer.rows_per_statement`).
     """
     with _empty_tables(engine, scratch, "load") as target:
-        return _write_rows(engine, target, rebuild=True, spell_keys=True, sort_threads=sort_threads)
+        return _write_rows(
+            engine,
+            target,
+            rebuild=True,
+            spell_keys=True,
+            sort_threads=sort_threads,
+            rows_per_statement=rows_per_statement,
+        )
 
 
 def _runner(cur: Any) -> Statement:
@@ -307,6 +325,7 @@ def _write_rows(
     rebuild: bool = False,
     spell_keys: bool = False,
     sort_threads: bool = False,
+    rows_per_statement: int = 1,
 ) -> WriteFloor:
     settle(engine)
     raw = target.raw_connection()
@@ -333,7 +352,11 @@ def _write_rows(
                 # The writer's way leaves a row's NULL columns out of its
                 # statement: so do these ready rows (grouped untimed).
                 groups = (
-                    _without_nulls(target, rows, columns, marks, name)
+                    _several_a_statement(
+                        driver,
+                        _without_nulls(target, rows, columns, marks, name),
+                        rows_per_statement,
+                    )
                     if spell_keys and target.dialect.name == "sqlite"
                     else [(insert, rows)]
                 )
@@ -381,6 +404,35 @@ def _without_nulls(
         if left_out:
             group = [tuple(row[i] for i in keep) for row in group]
         out.append((f"INSERT INTO {name} ({listed}) VALUES ({values})", group))
+    return out
+
+
+def _several_a_statement(
+    driver: Any, groups: list[tuple[str, list[tuple[Any, ...]]]], most: int
+) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """SQLite: each of ``groups`` (a one-row statement and its ready rows)
+    as statements of several rows, as the writer makes them (at most
+    ``most`` rows; 0: as many as the writer takes), with their ready
+    parameters, then the rows left over one a statement."""
+    if most == 1:
+        return groups
+    limit = sqlite_max_variables(driver, sqlite3)
+    out = []
+    for statement, rows in groups:
+        width = len(rows[0]) if rows else 0
+        per = rows_per_statement(width, limit)
+        per = min(per, most) if most else per
+        whole = len(rows) - len(rows) % per if per > 1 else 0
+        if whole:
+            head, _, row = statement.rpartition(" VALUES ")
+            several = f"{head} VALUES {', '.join([row] * per)}"
+            params = [
+                tuple(chain.from_iterable(rows[start : start + per]))
+                for start in range(0, whole, per)
+            ]
+            out.append((several, params))
+        if whole < len(rows):
+            out.append((statement, rows[whole:]))
     return out
 
 

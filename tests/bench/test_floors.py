@@ -87,9 +87,9 @@ def test_a_timed_postgresql_write_starts_at_a_checkpoint(backend_engine: sa.Engi
 
 def test_the_load_floor_leaves_out_null_columns_and_stores_the_rows_it_read() -> None:
     """The load floor, as the writer, leaves a row's NULL columns out of its
-    statement; each group's statement stores its rows as they were read,
-    NULLs included."""
-    from bench.floors import _without_nulls
+    statement and puts several rows in one; each group's statements store
+    its rows as they were read, NULLs included."""
+    from bench.floors import _several_a_statement, _without_nulls
     from masterplan.connector.schema import create_result_tables
     from masterplan.contract.tables import RESULT_TABLES
 
@@ -124,14 +124,20 @@ def test_the_load_floor_leaves_out_null_columns_and_stores_the_rows_it_read() ->
         row(4, None, "V4", None),
         row(5, None, None, None),
         row(6, "DC", "V6", "B6"),
+        *(row(k, None, f"V{k}", None) for k in range(7, 14)),
     ]
     groups = _without_nulls(engine, rows, columns, marks, "planned_orders")
     assert sum(len(group) for _, group in groups) == len(rows)
     assert len(groups) == 5  # the NULL patterns of the rows
     raw = engine.raw_connection()
     try:
-        cur = raw.driver_connection.cursor()  # type: ignore[union-attr]
-        for statement, group in groups:
+        driver = raw.driver_connection
+        # As the writer: statements of several rows (three here), then the
+        # rows left over one a statement.
+        several = _several_a_statement(driver, groups, 3)
+        assert sum(len(g) for _, g in several) < len(rows)
+        cur = driver.cursor()  # type: ignore[union-attr]
+        for statement, group in several:
             assert statement.count("?") == len(group[0])
             cur.executemany(statement, group)
         stored = cur.execute(
@@ -140,7 +146,7 @@ def test_the_load_floor_leaves_out_null_columns_and_stores_the_rows_it_read() ->
     finally:
         raw.close()
         engine.dispose()
-    assert stored == [("floor", "r1", *r) for r in rows]
+    assert stored == sorted([("floor", "r1", *r) for r in rows], key=lambda r: r[2])
 
 
 def test_a_later_round_finds_empty_result_tables_and_no_free_pages(tmp_path: Path) -> None:

@@ -91,8 +91,8 @@ DEFAULT_BATCH_ROWS = 10_000
 #: statement per row has the driver bind, step and reset each row through
 #: SQLite's API, each call taking the connection's mutex; a statement of many
 #: rows is stepped once for all of them. The 100k-SKU result written in one
-#: process, alternated: 16 rows a statement 17 % faster than one, 100 rows
-#: 19-30 %, 400 rows 17-18 % (``docs/performance.md``).
+#: process, alternated: 16 rows a statement 15-17 % faster than one, 100
+#: rows 18-31 %, 400 rows 17-18 % (``docs/performance.md``).
 SQLITE_ROWS_PER_STATEMENT = 100
 
 #: SQLite's limit on a statement's variables before 3.32, where the

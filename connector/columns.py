@@ -35,7 +35,9 @@ from masterplan.contract.tables import ColumnKind, ColumnSpec, TableSpec
 __all__ = [
     "Table",
     "batch_values",
+    "cells_of",
     "column_from_values",
+    "column_to_cells",
     "column_to_values",
     "concat_chunks",
     "dtype_of",
@@ -417,12 +419,8 @@ def column_to_values(kind: ColumnKind, array: np.ndarray, dates_as_text: bool = 
         # datetime64[D] -> object gives datetime.date, and NaT gives None.
         dates: list[Any] = days.astype(object).tolist()
         return dates
-    floats = np.asarray(array, dtype=np.float64)
-    mask = np.isnan(floats)
-    numbers = (
-        np.rint(np.where(mask, 0, floats)).astype(np.int64) if kind is ColumnKind.INT else floats
-    )
-    if not mask.any():
+    numbers, mask = _numbers(kind, array)
+    if mask is None:
         # ``tolist`` makes each Python number straight from the array: a
         # fifth less than through an object array, the usual case.
         plain: list[Any] = numbers.tolist()
@@ -431,6 +429,42 @@ def column_to_values(kind: ColumnKind, array: np.ndarray, dates_as_text: bool = 
     out[mask] = None
     values: list[Any] = out.tolist()
     return values
+
+
+def _numbers(kind: ColumnKind, array: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """A numeric column as the numbers its driver values are (``int64`` for
+    ``INT``, else ``float64``; NULL rows 0 or NaN) and its NULL rows (None
+    where none is NULL)."""
+    floats = np.asarray(array, dtype=np.float64)
+    mask = np.isnan(floats)
+    numbers = (
+        np.rint(np.where(mask, 0, floats)).astype(np.int64) if kind is ColumnKind.INT else floats
+    )
+    return numbers, mask if mask.any() else None
+
+
+def column_to_cells(kind: ColumnKind, array: np.ndarray, dates_as_text: bool = False) -> np.ndarray:
+    """:func:`column_to_values` as an array, for a writer that lays several
+    columns out side by side in an object array and makes one list of them
+    all (:func:`~connector.writer.statement_parameters`).
+
+    Its items are the driver values, or numbers (``int64``, ``float64``)
+    that numpy makes the same Python ``int`` and ``float`` of as they go
+    into an object array: no list per column, and no Python number made
+    twice.
+    """
+    if kind is ColumnKind.DATE and dates_as_text:
+        return iso_days(array)
+    if kind is ColumnKind.STR or kind is ColumnKind.DATE:
+        out = np.empty(len(array), dtype=object)
+        out[:] = column_to_values(kind, array)
+        return out
+    numbers, mask = _numbers(kind, array)
+    if mask is None:
+        return numbers
+    cells = numbers.astype(object)
+    cells[mask] = None
+    return cells
 
 
 def batch_values(
@@ -457,6 +491,29 @@ def values_of(
     rows of a large dictionary (the engine's own, of every ref) are made
     plain first instead, as the dictionary would cost more than the rows.
     """
+    pick = cells_of(kind, cells, dates_as_text)
+    if isinstance(cells, Coded) and len(cells) >= len(cells.values):
+
+        def gathered(rows: slice | np.ndarray) -> list[Any]:
+            picked: list[Any] = pick(rows).tolist()
+            return picked
+
+        return gathered
+    array = as_array(cells)
+
+    def converted(rows: slice | np.ndarray) -> list[Any]:
+        return column_to_values(kind, array[rows], dates_as_text)
+
+    return converted
+
+
+def cells_of(
+    kind: ColumnKind, cells: np.ndarray | Coded, dates_as_text: bool = False
+) -> Callable[[slice | np.ndarray], np.ndarray]:
+    """:func:`values_of`, each pick an array of :func:`column_to_cells`
+    instead of a list: coded text gathered from its dictionary's driver
+    values (made once per distinct value, as :func:`values_of` makes them),
+    other columns converted a pick at a time."""
     if isinstance(cells, Coded) and len(cells) >= len(cells.values):
         words = column_to_values(kind, np.asarray(cells.values), dates_as_text)
         lookup = np.empty(len(words) + 1, dtype=object)
@@ -468,14 +525,14 @@ def values_of(
         if len(codes) and codes.min() < -1:
             codes = np.maximum(codes, -1)
 
-        def gathered(rows: slice | np.ndarray) -> list[Any]:
-            picked: list[Any] = lookup[codes[rows]].tolist()
+        def gathered(rows: slice | np.ndarray) -> np.ndarray:
+            picked: np.ndarray = lookup[codes[rows]]
             return picked
 
         return gathered
     array = as_array(cells)
 
-    def converted(rows: slice | np.ndarray) -> list[Any]:
-        return column_to_values(kind, array[rows], dates_as_text)
+    def converted(rows: slice | np.ndarray) -> np.ndarray:
+        return column_to_cells(kind, array[rows], dates_as_text)
 
     return converted

@@ -13,7 +13,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from masterplan.connector.columns import batch_values, column_from_values, column_to_values
+from masterplan.connector.columns import (
+    batch_values,
+    cells_of,
+    column_from_values,
+    column_to_values,
+    values_of,
+)
 from masterplan.connector.errors import ColumnDataError
 from masterplan.contract.coded import Coded
 from masterplan.contract.tables import INPUT_TABLES, ColumnKind
@@ -239,6 +245,65 @@ def test_coded_text_gives_the_driver_what_its_plain_text_gives(
     ]
     assert [v for batch in batches for v in batch] == expected
     assert all(v is None or type(v) is str for batch in batches for v in batch)
+
+
+def _same_values(got: list[Any], expected: list[Any]) -> None:
+    """``got`` holds ``expected``'s values, each of the same type (an ``int``
+    is no ``float``) and each float with the same bits (the sign of -0.0)."""
+    assert len(got) == len(expected)
+    for cell, value in zip(got, expected, strict=True):
+        assert type(cell) is type(value)
+        if type(value) is float:
+            assert np.float64(cell).tobytes() == np.float64(value).tobytes()
+        else:
+            assert cell == value
+
+
+_KIND_CELLS: dict[ColumnKind, Any] = {
+    ColumnKind.FLOAT: st.one_of(st.floats(-1e15, 1e15), st.just(float("nan"))),
+    ColumnKind.INT: st.one_of(st.integers(-(2**40), 2**40), st.just(float("nan"))),
+    ColumnKind.DATE: st.one_of(st.none(), st.integers(FIRST, LAST)),
+    ColumnKind.STR: st.one_of(st.none(), st.text(max_size=3), st.integers(0, 9)),
+}
+
+
+@st.composite
+def _kind_and_column(draw: st.DrawFn) -> tuple[ColumnKind, np.ndarray | Coded]:
+    kind = draw(st.sampled_from(list(_KIND_CELLS)))
+    values = draw(st.lists(_KIND_CELLS[kind], max_size=30))
+    if kind is ColumnKind.DATE:
+        return kind, np.array(
+            [np.datetime64("NaT") if d is None else np.datetime64(d, "D") for d in values],
+            dtype="datetime64[D]",
+        )
+    if kind is not ColumnKind.STR:
+        return kind, np.array(values, dtype=np.float64)
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    if draw(st.booleans()):
+        # Coded as a chunk crosses the wire; a dictionary with more words
+        # than rows (the engine's own, of every ref) takes the other path.
+        distinct = list(dict.fromkeys(values))
+        distinct += [f"unused {i}" for i in range(draw(st.integers(0, 40)))]
+        codes = np.array([distinct.index(v) for v in values], dtype=np.int32)
+        dictionary = np.empty(len(distinct), dtype=object)
+        dictionary[:] = distinct
+        return kind, Coded(codes, dictionary)
+    return kind, array
+
+
+@given(_kind_and_column(), st.booleans(), st.integers(0, 30), st.integers(0, 30))
+def test_cells_laid_side_by_side_are_the_driver_values_of_their_rows(
+    column: tuple[ColumnKind, np.ndarray | Coded], as_text: bool, start: int, stop: int
+) -> None:
+    """What a writer lays into an object array (``cells_of``, numbers made
+    Python numbers as they go in) is, row for row, what ``values_of`` gives
+    the driver: the same values of the same types, NULL as None."""
+    kind, cells = column
+    rows = slice(start, stop)
+    laid = np.empty((len(cells), 2), dtype=object)[rows]
+    laid[:, 1] = cells_of(kind, cells, dates_as_text=as_text)(rows)
+    _same_values(laid[:, 1].tolist(), values_of(kind, cells, dates_as_text=as_text)(rows))
 
 
 @given(st.lists(st.one_of(st.none(), st.integers(20000, 20100)), max_size=30), st.integers(1, 9))

@@ -765,17 +765,25 @@ def test_sqlite_statements_of_several_rows_keep_the_rows_and_their_order(
 
 
 @given(
-    st.lists(st.lists(st.integers(), min_size=12, max_size=12), min_size=1, max_size=4),
+    st.lists(
+        st.lists(st.integers(-(2**63), 2**63 - 1), min_size=12, max_size=12),
+        min_size=1,
+        max_size=4,
+    ),
+    st.integers(0, 12),
     st.integers(1, 5),
-    st.integers(0, 2),
 )
-def test_statement_rows_lay_each_row_out_after_the_one_before(
-    columns: list[list[int]], per: int, short: int
+def test_statement_parameters_lay_each_row_out_after_the_one_before(
+    columns: list[list[int]], n: int, per: int
 ) -> None:
-    """Statements of ``per`` rows each: their parameters, one after the
-    other, are the rows' values row by row, the first ``rows`` rows only."""
-    rows = (12 // per - short) * per if 12 // per > short else 0
-    statements = list(writer.statement_rows(columns, rows, per))
-    assert all(len(params) == per * len(columns) for params in statements)
-    flat = [value for params in statements for value in params]
-    assert flat == [column[i] for i in range(rows) for column in columns]
+    """Statements of ``per`` rows each, their parameters one after the other
+    the rows' values row by row, then the rows left over, each its values:
+    every row once, in order, numbers as Python ``int``."""
+    cells = [np.array(column[:n], dtype=np.int64) for column in columns]
+    several, single = writer.statement_parameters(cells, per)
+    assert all(len(params) == per * len(columns) for params in several)
+    assert all(len(params) == len(columns) for params in single)
+    assert len(single) == (n % per if per > 1 else n)
+    flat = [value for params in [*several, *single] for value in params]
+    assert flat == [column[i] for i in range(n) for column in columns]
+    assert all(type(value) is int for value in flat)

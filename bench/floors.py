@@ -280,7 +280,7 @@ def write_floor(engine: sa.Engine, scratch: Path) -> WriteFloor:
 
 
 def load_floor(
-    engine: sa.Engine, scratch: Path, sort_threads: bool = True, rows_per_statement: int = 0
+    engine: sa.Engine, scratch: Path, sort_threads: bool = True, most_rows: int = 0
 ) -> WriteFloor:
     """SQLite only: :func:`write_floor` with each table's indexes dropped
     before its rows go in and made again after them, as the writer loads a
@@ -293,7 +293,7 @@ def load_floor(
     With ``sort_threads``, SQLite's sorter makes the indexes on helper
     threads, as the writer has it do
     (:func:`~masterplan.connector.schema.make_indexes`); without, on one.
-    ``rows_per_statement`` caps the rows of a statement (1: one row a
+    ``most_rows`` caps the rows of a statement (1: one row a
     statement, the floor before the writer made statements of several;
     0: as many as the writer puts in one,
     :func:`~masterplan.connector.writer.rows_per_statement`).
@@ -305,7 +305,7 @@ def load_floor(
             rebuild=True,
             spell_keys=True,
             sort_threads=sort_threads,
-            rows_per_statement=rows_per_statement,
+            most_rows=most_rows,
         )
 
 
@@ -325,7 +325,7 @@ def _write_rows(
     rebuild: bool = False,
     spell_keys: bool = False,
     sort_threads: bool = False,
-    rows_per_statement: int = 1,
+    most_rows: int = 1,
 ) -> WriteFloor:
     settle(engine)
     raw = target.raw_connection()
@@ -355,7 +355,7 @@ def _write_rows(
                     _several_a_statement(
                         driver,
                         _without_nulls(target, rows, columns, marks, name),
-                        rows_per_statement,
+                        most_rows,
                     )
                     if spell_keys and target.dialect.name == "sqlite"
                     else [(insert, rows)]

@@ -690,7 +690,7 @@ def _full_round(
         # The writer's statements carry many rows each: so do the floor's;
         # one row a statement, the floor before they did, beside.
         phases["stream_and_write"]["floor_indexed_seconds"] = round(floor.seconds, 3)
-        single = load_floor(engine, workdir, rows_per_statement=1)
+        single = load_floor(engine, workdir, most_rows=1)
         floor = load_floor(engine, workdir)
         if (floor.rows, single.rows) != (total_out, total_out):
             raise RuntimeError(f"the load floors moved {floor.rows} rows, not {total_out}")

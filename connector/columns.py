@@ -491,8 +491,8 @@ def values_of(
     rows of a large dictionary (the engine's own, of every ref) are made
     plain first instead, as the dictionary would cost more than the rows.
     """
-    pick = cells_of(kind, cells, dates_as_text)
     if isinstance(cells, Coded) and len(cells) >= len(cells.values):
+        pick = cells_of(kind, cells, dates_as_text)
 
         def gathered(rows: slice | np.ndarray) -> list[Any]:
             picked: list[Any] = pick(rows).tolist()

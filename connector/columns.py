@@ -17,7 +17,7 @@ import itertools
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -489,9 +489,10 @@ def values_of(
     gather of those: the type check of every row, and of every NULL, was a
     tenth of the connector's own work in SQLite's write of 100k SKUs. Few
     rows of a large dictionary (the engine's own, of every ref) are made
-    plain first instead, as the dictionary would cost more than the rows.
+    plain first instead, as the dictionary would cost more than the rows
+    (:func:`_gathers`).
     """
-    if isinstance(cells, Coded) and len(cells) >= len(cells.values):
+    if _gathers(cells):
         pick = cells_of(kind, cells, dates_as_text)
 
         def gathered(rows: slice | np.ndarray) -> list[Any]:
@@ -514,7 +515,7 @@ def cells_of(
     instead of a list: coded text gathered from its dictionary's driver
     values (made once per distinct value, as :func:`values_of` makes them),
     other columns converted a pick at a time."""
-    if isinstance(cells, Coded) and len(cells) >= len(cells.values):
+    if _gathers(cells):
         words = column_to_values(kind, np.asarray(cells.values), dates_as_text)
         lookup = np.empty(len(words) + 1, dtype=object)
         lookup[: len(words)] = words
@@ -536,3 +537,12 @@ def cells_of(
         return column_to_cells(kind, array[rows], dates_as_text)
 
     return converted
+
+
+def _gathers(cells: np.ndarray | Coded) -> TypeGuard[Coded]:
+    """Whether a column's driver values are made once per value of its
+    dictionary and gathered (:func:`values_of`, :func:`cells_of`): coded
+    text with no more distinct values than rows. A dictionary larger than
+    its rows (the engine's own, of every ref, sent with a few of them) is
+    made plain first instead."""
+    return isinstance(cells, Coded) and len(cells) >= len(cells.values)

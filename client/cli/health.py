@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from masterplan.client.cli.settings import DEFAULT_PORT, parse_port
+from masterplan.client.cli.usage import Parser
 
 if TYPE_CHECKING:
     import grpc
@@ -97,7 +98,7 @@ def cmd_health(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_health_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_health_command(sub: argparse._SubParsersAction[Parser]) -> None:
     """Add ``health`` to the command line's subcommands."""
     p = sub.add_parser(
         "health",

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from masterplan import __version__
+from masterplan.client.cli.usage import USAGE_STATUS, Parser, UsageError
 from masterplan.client.errors import MasterplanClientError
 
 if TYPE_CHECKING:
@@ -74,9 +75,7 @@ def _admin_key(args: argparse.Namespace) -> str:
         return Path(args.admin_key_file).read_text().strip()
     key = os.environ.get("MASTERPLAN_ADMIN_KEY", "")
     if not key:
-        raise SystemExit(
-            "masterplan: no admin credential: use --admin-key-file F or MASTERPLAN_ADMIN_KEY"
-        )
+        raise UsageError("no admin credential: use --admin-key-file F or MASTERPLAN_ADMIN_KEY")
     return key
 
 
@@ -116,7 +115,7 @@ def _source(args: argparse.Namespace) -> Any:
 
     if not args.source:
         if args.param:
-            raise SystemExit("masterplan: --param needs --source PROFILE")
+            raise UsageError("--param needs --source PROFILE")
         return None
     return load_profile(args.source, parse_params(args.param))
 
@@ -136,11 +135,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     # so that secrets stay off the command line.
     db_url = args.db or os.environ.get("MASTERPLAN_DB_URL")
     if not db_url:
-        raise SystemExit("masterplan run: --db URL (or MASTERPLAN_DB_URL) is required")
+        raise UsageError("run: --db URL (or MASTERPLAN_DB_URL) is required")
     server = args.server or os.environ.get("MASTERPLAN_SERVER")
     api_key = args.api_key or os.environ.get("MASTERPLAN_API_KEY")
     if server and not api_key:
-        raise SystemExit("masterplan: --server needs --api-key KEY or MASTERPLAN_API_KEY")
+        raise UsageError("--server needs --api-key KEY or MASTERPLAN_API_KEY")
     _existing_sqlite(db_url)
     # The results database may be new: SQLite then creates the file.
     results_db_url = args.results_db or os.environ.get("MASTERPLAN_RESULTS_DB_URL")
@@ -271,7 +270,7 @@ def cmd_promise(args: argparse.Namespace) -> int:
     db_url = args.db or (None if server else os.environ.get("MASTERPLAN_DB_URL"))
     api_key = args.api_key or os.environ.get("MASTERPLAN_API_KEY")
     if server and not api_key:
-        raise SystemExit("masterplan: --server needs --api-key KEY or MASTERPLAN_API_KEY")
+        raise UsageError("--server needs --api-key KEY or MASTERPLAN_API_KEY")
     if db_url:
         _existing_sqlite(db_url)
     options = PromiseOptions(
@@ -310,7 +309,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     tls = None
     if args.tls_cert or args.tls_key:
         if not (args.tls_cert and args.tls_key):
-            raise SystemExit("masterplan: --tls-cert and --tls-key go together")
+            raise UsageError("--tls-cert and --tls-key go together")
         tls = TlsConfig(
             Path(args.tls_cert).read_bytes(), Path(args.tls_key).read_bytes(), _read(args.client_ca)
         )
@@ -356,7 +355,8 @@ def _server_config(args: argparse.Namespace, tls: TlsConfig | None, quotas: Quot
 def cmd_tenant(args: argparse.Namespace) -> int:
     from masterplan.client.client import MasterplanClient
 
-    with MasterplanClient(args.server, _admin_key(args), tls=_client_tls(args)) as client:
+    server = args.server or os.environ.get("MASTERPLAN_SERVER") or DEFAULT_SERVER
+    with MasterplanClient(server, _admin_key(args), tls=_client_tls(args)) as client:
         if args.action == "list":
             tenants = client.list_tenants()
             if args.json:
@@ -370,7 +370,7 @@ def cmd_tenant(args: argparse.Namespace) -> int:
                     print(t.tenant_id)
             return 0
         if not args.name:
-            raise SystemExit(f"masterplan: tenant {args.action} needs a NAME")
+            raise UsageError(f"tenant {args.action} needs a NAME")
         if args.action == "install":
             installed = client.install_tenant(args.name)
             tenant, key = installed.tenant.tenant_id, installed.api_key
@@ -407,15 +407,13 @@ def cmd_scm(args: argparse.Namespace) -> int:
 
     db_url = args.db or os.environ.get("MASTERPLAN_DB_URL")
     if not db_url:
-        raise SystemExit(
-            f"masterplan scm {args.action}: --db URL (or MASTERPLAN_DB_URL) is required"
-        )
+        raise UsageError(f"scm {args.action}: --db URL (or MASTERPLAN_DB_URL) is required")
     if args.action != "init":
         _existing_sqlite(db_url)
     source = _source(args)
     if source is not None and args.action == "init":
-        raise SystemExit(
-            "masterplan scm init: a source profile reads the ERP's own tables, which "
+        raise UsageError(
+            "scm init: a source profile reads the ERP's own tables, which "
             "init never creates; `masterplan run --results-db URL` creates the result tables"
         )
     engine = create_engine(db_url)
@@ -488,9 +486,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from masterplan.tenancy.quotas import Quotas
 
-    parser = argparse.ArgumentParser(
-        prog="masterplan", description="Open-source master planning (MRP) service."
-    )
+    parser = Parser(prog="masterplan", description="Open-source master planning (MRP) service.")
     parser.add_argument("--version", action="version", version=f"masterplan {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -706,7 +702,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tenant", help="provision tenants (admin credential)")
     p.add_argument("action", choices=("install", "uninstall", "rotate-key", "list"))
     p.add_argument("name", nargs="?")
-    p.add_argument("--server", default=DEFAULT_SERVER)
+    p.add_argument(
+        "--server",
+        help=f"host:port of the server (or MASTERPLAN_SERVER; default: {DEFAULT_SERVER})",
+    )
     p.add_argument("--admin-key-file")
     p.add_argument("--yes", action="store_true", help="uninstall without asking")
     p.add_argument("--json", action="store_true")
@@ -737,6 +736,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MasterplanClientError as exc:
         print(f"masterplan: {exc.code.name}: {exc.message}", file=sys.stderr)
         return 1
+    except UsageError as exc:
+        print(f"masterplan: {exc}", file=sys.stderr)
+        return USAGE_STATUS
     except KeyboardInterrupt:
         print("masterplan: interrupted", file=sys.stderr)
         return 130

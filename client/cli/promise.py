@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from masterplan.client import errors
+from masterplan.client.cli.usage import UsageError
 from masterplan.client.client import ClientTls, MasterplanClient
 from masterplan.connector.profile import SourceProfile
 from masterplan.connector.reader import read_input
@@ -269,7 +270,7 @@ class _Target:
 def _on_server(options: PromiseOptions, stack: ExitStack) -> _Target:
     """The server that holds the plan's data set; it answers for its newest run."""
     if not options.warehouse:
-        raise PromiseError("with --server, give --warehouse W: the data set is on the server")
+        raise UsageError("with --server, give --warehouse W: the data set is on the server")
     assert options.server is not None
     client = stack.enter_context(MasterplanClient(options.server, options.api_key, tls=options.tls))
     parent = f"tenants/{options.tenant or '-'}/plans/{options.plan}"
@@ -298,14 +299,17 @@ def promise(options: PromiseOptions) -> PromiseReport:
     """Simulate the new sales line and collect the answer.
 
     Raises:
-        PromiseError: the question cannot be asked as given.
+        PromiseError: the question cannot be asked of the plan's data
+            (an unknown item, no warehouse).
+        UsageError: the question is given wrongly (a quantity that is not
+            positive, neither or both of a server and a database).
         connector.errors.SchemaMismatch: a table or column is missing (``--db``).
         client.errors.MasterplanClientError: the server refused or failed.
     """
     if options.qty <= 0:
-        raise PromiseError(f"the quantity must be positive, not {options.qty:g}")
+        raise UsageError(f"the quantity must be positive, not {options.qty:g}")
     if bool(options.server) == bool(options.db_url):
-        raise PromiseError("give either --server ADDR (with --api-key) or --db URL")
+        raise UsageError("give either --server ADDR (with --api-key) or --db URL")
     with ExitStack() as stack:
         target = _on_server(options, stack) if options.server else _embedded(options, stack)
         order_id = free_order_id(target.taken)

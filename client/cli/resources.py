@@ -14,6 +14,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from masterplan.client.cli.usage import UsageError
+
 __all__ = ["add_resource_commands", "plan_json", "run_json"]
 
 
@@ -70,14 +72,10 @@ def _client(args: argparse.Namespace) -> Any:
 
     server = args.server or os.environ.get("MASTERPLAN_SERVER")
     if not server:
-        raise SystemExit(
-            f"masterplan {args.command}: --server ADDR (or MASTERPLAN_SERVER) is required"
-        )
+        raise UsageError(f"{args.command}: --server ADDR (or MASTERPLAN_SERVER) is required")
     key = args.api_key or os.environ.get("MASTERPLAN_API_KEY")
     if not key:
-        raise SystemExit(
-            f"masterplan {args.command}: --api-key KEY (or MASTERPLAN_API_KEY) is required"
-        )
+        raise UsageError(f"{args.command}: --api-key KEY (or MASTERPLAN_API_KEY) is required")
     return MasterplanClient(server, key, tls=_client_tls(args))
 
 
@@ -104,7 +102,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
                     print(_run_line(run))
             return 0
         if not args.run:
-            raise SystemExit(f"masterplan: runs {args.action} needs a RUN id")
+            raise UsageError(f"runs {args.action} needs a RUN id")
         name = f"{parent}/runs/{args.run}"
         run = run_json(client.get_run(name) if args.action == "get" else client.cancel_run(name))
     if args.json:
@@ -139,7 +137,7 @@ def cmd_plans(args: argparse.Namespace) -> int:
             print(json.dumps(plans) if args.json else "\n".join(_plan_line(p) for p in plans))
             return 0
         if not args.plan:
-            raise SystemExit(f"masterplan: plans {args.action} needs a PLAN id")
+            raise UsageError(f"plans {args.action} needs a PLAN id")
         name = f"tenants/{tenant}/plans/{args.plan}"
         if args.action == "get":
             plan = plan_json(client.get_plan(name))

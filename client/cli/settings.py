@@ -27,6 +27,8 @@ import argparse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from masterplan.client.cli.usage import UsageError
+
 __all__ = ["DEFAULT_PORT", "SERVE_SETTINGS", "apply_serve_settings", "parse_port"]
 
 DEFAULT_PORT = 50151
@@ -37,9 +39,9 @@ def parse_port(text: str, source: str = "--port") -> int:
     try:
         port = int(text)
     except ValueError:
-        raise SystemExit(f"masterplan: {source} must be a port number, got {text!r}") from None
+        raise UsageError(f"{source} must be a port number, got {text!r}") from None
     if not 0 <= port <= 65535:
-        raise SystemExit(f"masterplan: {source} must be a port number, got {port}")
+        raise UsageError(f"{source} must be a port number, got {port}")
     return port
 
 
@@ -49,7 +51,7 @@ def _switch(text: str, source: str) -> bool:
         return True
     if value in ("0", "false", "no", "off"):
         return False
-    raise SystemExit(f"masterplan: {source} must be 1/true/yes or 0/false/no, got {text!r}")
+    raise UsageError(f"{source} must be 1/true/yes or 0/false/no, got {text!r}")
 
 
 def _text(text: str, source: str) -> str:
@@ -62,13 +64,13 @@ def _workers(text: str, source: str) -> int:
     except ValueError:
         workers = 0
     if workers < 1:
-        raise SystemExit(f"masterplan: {source} must be a whole number of at least 1, got {text!r}")
+        raise UsageError(f"{source} must be a whole number of at least 1, got {text!r}")
     return workers
 
 
 def _executor(text: str, source: str) -> str:
     if text not in ("threads", "processes"):
-        raise SystemExit(f"masterplan: {source} must be threads or processes, got {text!r}")
+        raise UsageError(f"{source} must be threads or processes, got {text!r}")
     return text
 
 

@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.table import Table as RichTable
 from rich.tree import Tree
 
+from masterplan.client.cli.usage import UsageError
 from masterplan.contract.views import (
     DelayPath,
     NetRequirements,
@@ -57,7 +58,7 @@ def _kept_run(args: argparse.Namespace, read: Callable[[Any, str], Any]) -> Any:
     assert server is not None
     key = args.api_key or os.environ.get("MASTERPLAN_API_KEY")
     if not key:
-        raise SystemExit("masterplan: --server needs --api-key KEY or MASTERPLAN_API_KEY")
+        raise UsageError("--server needs --api-key KEY or MASTERPLAN_API_KEY")
     parent = f"tenants/{args.tenant or '-'}/plans/{args.plan}"
     with MasterplanClient(server, key, tls=_client_tls(args)) as client:
         if args.run:
@@ -76,8 +77,8 @@ def _db(args: argparse.Namespace) -> Any:
 
     url = args.db or os.environ.get("MASTERPLAN_DB_URL")
     if not url:
-        raise SystemExit(
-            f"masterplan {args.command}: --db URL (or MASTERPLAN_DB_URL) is required, "
+        raise UsageError(
+            f"{args.command}: --db URL (or MASTERPLAN_DB_URL) is required, "
             "or --server ADDR (or MASTERPLAN_SERVER) to ask a server"
         )
     _existing_sqlite(url)
@@ -224,7 +225,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     if _server(args):
         if not args.warehouse:
-            raise SystemExit("masterplan: with --server, give --warehouse W")
+            raise UsageError("with --server, give --warehouse W")
         found = [
             _kept_run(
                 args,

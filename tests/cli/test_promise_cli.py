@@ -160,8 +160,9 @@ def test_refusals_are_one_line(bicycle: tuple[Path, str]) -> None:
     ]
     nowhere = masterplan("promise", "BIKE", "-1", "--db", url)
     assert nowhere.returncode == 2  # a usage error
-    both = masterplan("promise", "BIKE", "1")
-    assert both.returncode == 1 and "--db" in both.stderr
+    neither = masterplan("promise", "BIKE", "1")
+    assert neither.returncode == 2 and "--db" in neither.stderr  # a usage error
+    assert len(neither.stderr.strip().splitlines()) == 1
 
 
 def test_on_the_demo_database(tmp_path: Path) -> None:
@@ -194,7 +195,7 @@ def test_against_a_server_that_holds_the_plan(tmp_path: Path, bicycle: tuple[Pat
             client.upload(PARENT, _read(url).items())
             client.run_plan(PARENT, plan_date=dt.date(2026, 1, 5))
         no_warehouse = masterplan("promise", "BIKE", "5", *server)
-        assert no_warehouse.returncode == 1 and "--warehouse" in no_warehouse.stderr
+        assert no_warehouse.returncode == 2 and "--warehouse" in no_warehouse.stderr
         done = masterplan(
             "promise", "BIKE", "5", "--date", "2026-01-08", "--warehouse", "W1", "--json", *server
         )

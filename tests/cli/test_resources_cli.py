@@ -55,7 +55,7 @@ def test_runs_and_plans(tmp_path: Path, served) -> None:  # type: ignore[no-unty
     assert done.returncode == 0 and done.stdout.strip() == "plan main deleted"
     assert json.loads(masterplan("plans", "list", "--json", env=env).stdout) == []
     no_key = masterplan("plans", "list", "--server", address)
-    assert no_key.returncode == 1 and "MASTERPLAN_API_KEY" in no_key.stderr
+    assert no_key.returncode == 2 and "MASTERPLAN_API_KEY" in no_key.stderr
 
 
 def test_tenant_uninstall_asks_first(tmp_path: Path, served) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
@@ -104,3 +104,18 @@ def test_run_checks_the_key_before_it_reads_the_database(tmp_path: Path, served)
     assert "forecasts" not in wrong.stderr
     right = masterplan("run", "--db", url, "--server", address, "--api-key", key)
     assert right.returncode == 1 and "forecasts" in right.stderr
+
+
+def test_tenant_commands_find_the_server_in_the_environment(served) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """SPEC §8: the server can come from ``MASTERPLAN_SERVER``, for ``tenant``
+    as for the tenant's own commands; it went to the default address."""
+    address, admin = served
+    env = {**admin, "MASTERPLAN_SERVER": address}
+    done = masterplan("tenant", "install", "acme", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    listed = masterplan("tenant", "list", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert [t["tenant"] for t in json.loads(listed.stdout)] == ["acme"]
+    # --server still wins over the environment.
+    elsewhere = masterplan("tenant", "list", "--server", "127.0.0.1:1", env=env)
+    assert elsewhere.returncode == 1 and "UNAVAILABLE" in elsewhere.stderr

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from masterplan.client.cli import main
 from tests.e2e.scm_sql import INPUT_DDL
 from tests.served import ADMIN, Served
 
@@ -359,3 +360,35 @@ def test_run_against_a_served_tenant_and_a_refused_key(tmp_path: Path, served) -
     assert done.returncode != 0 and "UNAUTHENTICATED" in done.stderr
     listed = masterplan("tenant", "list", "--server", address, "--json", env=env)
     assert [t["tenant"] for t in json.loads(listed.stdout)] == ["acme"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["run", "--db", "sqlite:///scm.db", "--plan-date", "2026-13-01"], "2026-13-01"),
+        (["run", "--no-such-option"], "--no-such-option"),
+        (["run"], "--db URL"),
+        (["run", "--db", "sqlite:///scm.db", "--server", "127.0.0.1:1"], "--api-key"),
+        (["runs", "get"], "--server ADDR"),
+        (["show", "BIKE"], "--db URL"),
+        (["promise", "BIKE", "1"], "--db URL"),
+        (["serve", "--tls-cert", "cert.pem"], "--tls-key"),
+    ],
+)
+def test_a_usage_error_is_one_line_and_status_2(
+    argv: list[str], named: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SPEC §8 and the README: a failure is one line ``masterplan: <reason>``,
+    status 2 for a usage error. argparse printed its usage block first, and
+    the usage errors the commands find themselves exited 1."""
+    for name in ("MASTERPLAN_DB_URL", "MASTERPLAN_SERVER", "MASTERPLAN_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    try:
+        status = main(argv)
+    except SystemExit as exc:
+        status = exc.code
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert status == 2
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("masterplan: ") and named in lines[0]
+

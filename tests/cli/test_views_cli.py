@@ -172,7 +172,7 @@ def test_refusals_are_one_line(demo: tuple[Path, str], tmp_path: Path) -> None:
     no_db = masterplan(
         "show", "FG-001", env={k: v for k, v in _wide().items() if k != "MASTERPLAN_DB_URL"}
     )
-    assert no_db.returncode == 1 and "MASTERPLAN_DB_URL" in no_db.stderr
+    assert no_db.returncode == 2 and "MASTERPLAN_DB_URL" in no_db.stderr
 
 
 def test_the_same_answers_from_a_server(tmp_path: Path) -> None:
@@ -222,9 +222,9 @@ def test_the_same_answers_from_a_server(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         assert report.read_text().count("<svg") > 0
         no_key = masterplan("why", str(ref), "--server", served.address)
-        assert no_key.returncode == 1 and "MASTERPLAN_API_KEY" in no_key.stderr
+        assert no_key.returncode == 2 and "MASTERPLAN_API_KEY" in no_key.stderr
         no_wh = masterplan("show", str(item), "--server", served.address, env=env)
-        assert no_wh.returncode == 1 and "--warehouse" in no_wh.stderr
+        assert no_wh.returncode == 2 and "--warehouse" in no_wh.stderr
     finally:
         served.stop()
 

@@ -569,8 +569,13 @@ def current_run_id(engine: Engine, plan_id: str) -> str | None:
         ).scalar_one_or_none()
 
 
-def check_result_layout(engine: Engine) -> None:
+def check_result_layout(engine: Engine, missing_ok: bool = False) -> None:
     """Refuse result tables in the layout of masterplan 0.1, saying how to migrate.
+
+    With ``missing_ok``, only the result tables that exist are checked: a
+    run checks them before it reads anything, and creates those missing
+    only once it has a plan to write (a run that fails writes nothing, SPEC
+    §5.9, not even empty tables).
 
     Raises:
         SchemaMismatch: naming the first such table, or a missing table or column.
@@ -583,7 +588,11 @@ def check_result_layout(engine: Engine) -> None:
             f"table {old[0]!r} is in the result layout of masterplan 0.1, which kept "
             f"every run's rows; {OLD_LAYOUT_HINT}",
         )
-    verify_schema(engine, RESULT_TABLES)
+    if not missing_ok:
+        verify_schema(engine, RESULT_TABLES)
+        return
+    existing = {name.lower() for name in sa.inspect(engine).get_table_names()}
+    verify_schema(engine, [name for name in RESULT_TABLES if name.lower() in existing])
 
 
 def _lock_plan(conn: Connection, plan_id: str) -> str | None:

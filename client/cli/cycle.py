@@ -31,7 +31,7 @@ from masterplan.client.client import ClientTls, MasterplanClient
 from masterplan.connector.changes import SourceRead, read_source, reads_by_change
 from masterplan.connector.profile import SourceProfile
 from masterplan.connector.reader import stream_input
-from masterplan.connector.schema import create_engine, create_result_tables
+from masterplan.connector.schema import create_engine
 from masterplan.connector.sync import SyncState, default_state_dir
 from masterplan.connector.writer import (
     RunMode,
@@ -157,9 +157,10 @@ def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> C
     started_at = dt.datetime.now(dt.UTC)
     try:
         # The result tables first: a database in an old layout fails here,
-        # before anything is read or planned.
-        create_result_tables(engine)
-        check_result_layout(engine)
+        # before anything is read or planned. Those missing are created when
+        # the plan is written (WriteAsItArrives): a run that fails before
+        # writes nothing (SPEC §5.9).
+        check_result_layout(engine, missing_ok=True)
         base_run_id = current_run_id(engine, options.plan)
         with ExitStack() as stack:
             if options.server:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
+from masterplan.connector.schema import create_result_tables
 from masterplan.connector.writer import (
     ResultWrite,
     RunMode,
@@ -80,8 +81,10 @@ class WriteAsItArrives:
         self.close()
 
     def begin(self, run: planning_pb2.PlanRun) -> None:
-        """Open the transaction for the announced ``run``."""
+        """Open the transaction for the announced ``run``, once the result
+        tables that are missing are created (the connector owns them)."""
         self.begun_at = time.perf_counter()
+        create_result_tables(self.engine)
         record = RunRecord(
             run_id=self.run_id,
             plan_id=self.plan_id,

@@ -392,3 +392,15 @@ def test_a_usage_error_is_one_line_and_status_2(
     assert len(lines) == 1, lines
     assert lines[0].startswith("masterplan: ") and named in lines[0]
 
+
+def test_a_run_that_fails_before_planning_writes_no_table(tmp_path: Path) -> None:
+    """SPEC §5.9: a run that cannot plan says why and writes nothing. The
+    result tables were created before the read that failed."""
+    db = tmp_path / "scm.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE unrelated (x INTEGER)")
+    con.commit()
+    con.close()
+    done = masterplan("run", "--db", f"sqlite:///{db}", "--plan-date", "2026-01-05")
+    assert done.returncode == 1 and "warehouses" in done.stderr
+    assert query(db, "SELECT name FROM sqlite_master WHERE type = 'table'") == [("unrelated",)]

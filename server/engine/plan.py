@@ -270,12 +270,26 @@ def _check_finite(tables: dict[str, ResultTable]) -> None:
 
 
 def check(data: TableMap, params: PlanParams) -> Table:
-    """The plan messages that need no netting: §5.9 input checks, refill
-    warehouses and cycles (``NO_BOM`` needs planned orders, so it is absent).
+    """The plan messages that need no netting, as a run of ``data`` writes
+    them: §5.9 input checks, refill warehouses, cycles, and the firmed
+    orders' (``NO_BOM`` of a firmed production order, ``NO_REFILL_WAREHOUSE``
+    of a firmed transfer with none), read with the requirements. Only the
+    planned orders' ``NO_BOM`` is absent: it needs the netting's orders.
     """
-    front = plan_front(data, params, Clock(None))
-    parts = [front.validated.messages, front.graph.messages, front.levels.messages]
-    return Messages.concat(parts).table()
+    clock = Clock(None)
+    front = plan_front(data, params, clock)
+    m, s, lv = front.index.masters, front.graph.settings, front.levels
+    given = requirements_and_receipts(
+        front.validated.tables,
+        front.index.rows,
+        m,
+        s,
+        lv,
+        front.firmed,
+        OrderRefs(m, s),
+        plan_day(params.plan_date),
+    )
+    return front_messages(front, given.messages).table()
 
 
 def input_row_count(data: TableMap) -> int:

@@ -98,9 +98,9 @@ def _page(items: list[T], page_size: int, page_token: str) -> tuple[list[T], str
     try:
         start = int(page_token) if page_token else 0
     except ValueError:
-        raise InvalidArgument(
-            "page_token is not one this server issued", field="page_token"
-        ) from None
+        start = -1
+    if start < 0:  # "-3" read as an offset from the end gave another slice
+        raise InvalidArgument("page_token is not one this server issued", field="page_token")
     end = start + size
     return items[start:end], (str(end) if end < len(items) else "")
 

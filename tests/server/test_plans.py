@@ -152,3 +152,22 @@ def test_list_tenants_pages_by_name(live) -> None:  # type: ignore[no-untyped-de
                 tenant_admin_pb2.ListTenantsRequest(page_token="%%%"),
                 tenant_admin_pb2.ListTenantsResponse,
             )
+
+
+def test_listing_pages_follow_each_other_and_a_foreign_token_is_refused() -> None:
+    """ListRuns and ListPlans page by offset; "-3" was read as an offset
+    from the end and answered with another slice instead of a refusal."""
+    from masterplan.server.errors import InvalidArgument
+    from masterplan.server.servicers.planning import _page
+
+    items = list(range(7))
+    seen, token = [], ""
+    while True:
+        page, token = _page(items, 3, token)
+        seen += page
+        if not token:
+            break
+    assert seen == items
+    for foreign in ("-3", "x", "1.5"):
+        with pytest.raises(InvalidArgument):
+            _page(items, 3, foreign)

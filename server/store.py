@@ -26,7 +26,7 @@ from masterplan.server.engine.types import ResultTable
 from masterplan.server.errors import AlreadyExists, FailedPrecondition, NotFound, PlanBusy
 from masterplan.server.pegging import PeggingIndex
 from masterplan.tenancy.errors import QuotaExceeded, Unauthenticated
-from masterplan.tenancy.quotas import PLANS
+from masterplan.tenancy.quotas import PLANS, ROWS
 
 __all__ = [
     "DATASET_CHANGED",
@@ -324,6 +324,7 @@ class TenantStore:
         tables: dict[str, Table],
         *,
         max_plans: int | None = None,
+        max_rows: int | None = None,
         request_id: str = "",
         digest: bytes = b"",
     ) -> Dataset:
@@ -331,16 +332,21 @@ class TenantStore:
 
         Args:
             max_plans: Refuse a new plan when the tenant holds this many.
+            max_rows: Refuse the data set when the tenant's data sets would
+                hold more rows than this together.
             request_id: The upload's id, remembered with ``digest`` so that a
                 retry is answered, not applied again (see :meth:`receipt`).
 
         Raises:
-            QuotaExceeded: ``plans``, for a new plan beyond ``max_plans``.
+            QuotaExceeded: ``plans``, for a new plan beyond ``max_plans``;
+                ``rows``, for rows beyond ``max_rows``.
         """
+        rows = sum(table_length(t) for t in tables.values())
         with self._lock:
             old = self._datasets.get(plan_id)
             if old is None and max_plans is not None and len(self._datasets) >= max_plans:
                 raise QuotaExceeded(PLANS, max_plans, len(self._datasets) + 1)
+            self._check_rows(max_rows, old, rows)
             ds = Dataset(tables, (old.version + 1) if old else 1, dt.datetime.now(dt.UTC))
             self._datasets[plan_id] = ds
             self._remember(plan_id, ds, request_id, digest)
@@ -356,6 +362,7 @@ class TenantStore:
         request_id: str = "",
         digest: bytes = b"",
         max_plans: int | None = None,
+        max_rows: int | None = None,
         claim: Callable[[int], None] | None = None,
         check: Callable[[int], None] | None = None,
     ) -> Dataset:
@@ -371,6 +378,7 @@ class TenantStore:
             request_id: As for :meth:`put_dataset`.
             max_plans: Accepted for symmetry with :meth:`put_dataset`; a
                 delta never adds a plan (it needs one with a data set).
+            max_rows: As for :meth:`put_dataset`, of the changed data set.
             claim: Called with the bytes the changed tables' new copies
                 take, before they are built; raises (``QuotaExceeded``) to
                 refuse them.
@@ -400,9 +408,19 @@ class TenantStore:
         with self._lock:
             if self._datasets.get(plan_id) is not base:
                 raise _dataset_changed(plan_id, "it was replaced while the delta was applied")
+            self._check_rows(max_rows, base, ds.rows)
             self._datasets[plan_id] = ds
             self._remember(plan_id, ds, request_id, digest)
             return ds
+
+    def _check_rows(self, max_rows: int | None, old: Dataset | None, rows: int) -> None:
+        """Refuse a data set of ``rows`` in place of ``old`` that would bring
+        the tenant's data sets past ``max_rows`` together (the lock held)."""
+        if max_rows is None:
+            return
+        held = sum(ds.rows for ds in self._datasets.values()) - (old.rows if old else 0)
+        if held + rows > max_rows:
+            raise QuotaExceeded(ROWS, max_rows, held + rows)
 
     def delta_base(self, plan_id: str, base_etag: str) -> Dataset:
         """The data set a delta applies to: the plan's, if ``base_etag`` names it.

@@ -27,6 +27,7 @@ from masterplan.contract.tables import INPUT_TABLES, TableSpec
 from masterplan.server.delta import delete_spec, identity
 from masterplan.server.errors import InvalidArgument
 from masterplan.tenancy.errors import QuotaExceeded
+from masterplan.tenancy.quotas import ROWS
 from masterplan.v1 import columnar_pb2
 from masterplan.v1 import planning_data_pb2 as pb
 
@@ -103,7 +104,7 @@ class Assembly:
         delete = self._is_delete(i, chunk.change)
         total = self.total_rows + chunk.row_count
         if total > self._max_rows:
-            raise QuotaExceeded("rows", self._max_rows, total)
+            raise QuotaExceeded(ROWS, self._max_rows, total)
         nbytes = self.nbytes + chunk.ByteSize()
         if nbytes > self._max_bytes:
             raise QuotaExceeded("upload_bytes", self._max_bytes, nbytes)

@@ -27,6 +27,11 @@ MEMORY_BYTES = "memory_bytes"
 PLANS = "plans"
 """Resource name reported by :class:`QuotaExceeded` for the plan limit."""
 
+ROWS = "rows"
+"""Resource name reported by :class:`QuotaExceeded` for the row limit: of one
+upload as it arrives, and of the tenant's data sets together as one is
+replaced or changed."""
+
 
 @dataclass(frozen=True)
 class Quotas:
@@ -36,8 +41,12 @@ class Quotas:
     tens of GiB of memory; operators change them at start-up.
 
     Attributes:
-        max_rows: Rows (all tables together) a tenant may hold in memory. 50
-            million covers a large SKU × location × horizon data set.
+        max_rows: Rows (all tables together) a tenant may hold in memory,
+            its plans' data sets together: one upload is refused as soon as
+            its chunks declare more, and an upload that would bring the
+            tenant's data sets past it is refused before it replaces
+            anything. 50 million covers a large SKU × location × horizon
+            data set.
         max_upload_bytes: Bytes in a single upload stream; bounds how much one
             request can make the server buffer before validating it.
         max_concurrent_runs: Planning runs of one tenant in progress at once.

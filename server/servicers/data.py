@@ -297,6 +297,7 @@ class PlanningDataServicer(planning_data_pb2_grpc.PlanningDataServicer):
                 plan,
                 tables,
                 max_plans=self._quotas.max_plans,
+                max_rows=self._quotas.max_rows,
                 request_id=header.request_id,
                 digest=assembly.digest,
             )
@@ -326,6 +327,7 @@ class PlanningDataServicer(planning_data_pb2_grpc.PlanningDataServicer):
             request_id=header.request_id,
             digest=assembly.digest,
             max_plans=self._quotas.max_plans,
+            max_rows=self._quotas.max_rows,
             claim=reservation.add,
             check=reservation.check,
         )

@@ -191,6 +191,37 @@ def test_row_quota_refuses_one_tenant_while_another_plans(make_server) -> None: 
         ].tolist() == [5.0]
 
 
+def test_row_quota_counts_every_plan_of_the_tenant(make_server) -> None:  # type: ignore[no-untyped-def]
+    """``max_rows`` is the rows a tenant may hold: two plans of 3 rows each
+    under a quota of 5 were each let in, an upload checking only itself."""
+    srv = make_server(quotas=Quotas(max_rows=5))
+    with srv.tenant("acme") as a:
+        first = a.upload("tenants/acme/plans/main", dataset(5))  # 3 rows
+        with pytest.raises(errors.ResourceExhausted) as err:
+            a.upload("tenants/acme/plans/other", dataset(5))
+        assert err.value.metadata["resource"] == "rows"
+        assert int(err.value.metadata["requested"]) == 6
+        assert [p.name for p in a.list_plans("tenants/acme")] == ["tenants/acme/plans/main"]
+        # Replacing a plan's data set counts its new rows in place of its old.
+        again = a.upload("tenants/acme/plans/main", dataset(4))
+        assert again.total_rows == 3
+        # A delta that would bring the tenant past the quota changes nothing.
+        more = [
+            (
+                "on_hand",
+                from_rows(
+                    INPUT_TABLES["on_hand"],
+                    [{"item_id": "A", "warehouse_id": "W1", "qty": float(q)} for q in (1, 2, 3)],
+                ),
+            )
+        ]
+        with pytest.raises(errors.ResourceExhausted) as err:
+            a.upload("tenants/acme/plans/main", more, mode="delta", base_etag=again.etag)
+        assert err.value.metadata["resource"] == "rows"
+        kept = a.upload("tenants/acme/plans/main", more[:0], mode="delta", base_etag=again.etag)
+        assert kept.total_rows == 3 and first.etag != again.etag
+
+
 def test_upload_bytes_and_memory_quotas(make_server) -> None:  # type: ignore[no-untyped-def]
     srv = make_server(quotas=Quotas(max_upload_bytes=200))
     with srv.tenant("acme") as a, pytest.raises(errors.ResourceExhausted) as err:

@@ -14,6 +14,7 @@ SQL; :func:`simulation_to_proto` is the wire form of its answer.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import threading
@@ -47,6 +48,10 @@ __all__ = [
     "simulate",
     "simulation_to_proto",
 ]
+
+#: The refs of the demand kinds that get no delay message (§5.7): production
+#: order lines (``prdl``) and planned orders' dependent requirements (``pl``).
+_NO_DELAY_MESSAGE_REFS = ("PRDL:", "PL:")
 
 #: ``SO:{order_id}/{line_no}``: the ref of a sales line (SPEC §4). The order
 #: id may hold ``/``; the line number is what follows the last one.
@@ -226,6 +231,13 @@ def simulate(
     data, counts = apply_delta(_copy(tables), dict(upserts), dict(deletes))
     job: Compute = regenerate_job
     basis = base.basis
+    named = frozenset(r for r in demand_refs if r.startswith(_NO_DELAY_MESSAGE_REFS))
+    if named:
+        # A prdl or pl demand's futures date is written nowhere (no delay
+        # message): the simulation plans the whole data set, asked for it.
+        # A net change would re-plan its SKU only where the delta reaches it.
+        params = dataclasses.replace(params, delays_of=named)
+        basis = None
     if basis is not None:
         # The delta is all that changed since the base run only when the data
         # set is the one that run planned; otherwise the engine compares.
@@ -277,7 +289,8 @@ def _promises(
     change's rows outside the re-planned SKUs are the base run's."""
     after = outcome.after
     if after is None:
-        return promises(outcome.result.tables, data, plan_date, refs)
+        result = outcome.result
+        return promises(result.tables, data, plan_date, refs, result.named_delays)
     whole = outcome.result.tables if outcome.whole else base.tables
     assert whole is not None  # a net change had a base run
 
@@ -370,28 +383,37 @@ def _sales_line(data: TableMap, ref: str, plan_date: dt.date) -> Promise | None:
 
 
 def promises(
-    result: Mapping[str, ResultTable], data: TableMap, plan_date: dt.date, refs: Sequence[str]
+    result: Mapping[str, ResultTable],
+    data: TableMap,
+    plan_date: dt.date,
+    refs: Sequence[str],
+    named_delays: ResultTable | None = None,
 ) -> list[Promise]:
     """The promise of each demand ref, from a plan's delay messages and pegging.
 
     A late demand has a delay message (SPEC §5.7): its futures date and
     delay. A demand pegged without one is on time: its futures date is its
     requirement date. Delay messages are written for kinds ``so``, ``fc``,
-    ``tri`` and ``ss`` only, so the promise of another kind (``prdl``,
-    ``pl``) reads as on time whenever it is pegged. A sales line of the data
-    that the plan did not peg is answered from the data
-    (:func:`_sales_line`); any other ref is ``unknown``.
+    ``tri`` and ``ss`` only; the delays of ``prdl`` and ``pl`` demands come
+    in ``named_delays`` (:attr:`PlanResult.named_delays`, for a plan asked
+    for them), without which such a demand reads as on time whenever it is
+    pegged. A sales line of the data that the plan did not peg is answered
+    from the data (:func:`_sales_line`); any other ref is ``unknown``.
 
     Args:
         result: The plan's output tables (text columns may be coded).
         data: The input tables the plan was made from.
         plan_date: The plan's T0.
         refs: Demand refs, answered in this order (repeats answered again).
+        named_delays: The delays of the plan's delayed ``prdl`` and ``pl``
+            requirements among ``refs``, in the delay messages' columns.
     """
     wanted = set(refs)
     delays = result["delay_messages"]
     pegging = result["pegging"]
     delay_rows = _rows(delays, _rows_naming(delays["demand_ref"], wanted))
+    if named_delays is not None:
+        delay_rows += _rows(named_delays, _rows_naming(named_delays["demand_ref"], wanted))
     peg_rows = _rows(pegging, _rows_naming(pegging["demand_ref"], wanted))
     late = {str(r["demand_ref"]): r for r in delay_rows}
     pegged: dict[str, list[dict[str, object]]] = {}

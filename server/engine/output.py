@@ -9,6 +9,7 @@ them where plain arrays are wanted.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,8 +72,11 @@ def output_tables(
     handed: Handed,
     actions: ActionMessages,
     messages: Messages,
-) -> dict[str, ResultTable]:
-    """The five output tables of a run, without ``run_id``.
+    delays_of: Collection[str] = (),
+) -> tuple[dict[str, ResultTable], ResultTable | None]:
+    """The five output tables of a run, without ``run_id``; and, where
+    ``delays_of`` names requirement refs, the delays of those of them that
+    are delayed and of a kind without delay messages (:func:`_named_delays`).
 
     Parameters
     ----------
@@ -87,6 +91,8 @@ def output_tables(
         Action messages of existing receipts.
     messages : Messages
         Every plan message of the run, in phase order.
+    delays_of : collection of str
+        Requirement refs whose delays are asked for, whatever their kind.
     """
     net, late = handed.net, handed.late
     if net is None or late is None:
@@ -112,6 +118,7 @@ def output_tables(
     refs.release()
     tables["action_messages"] = _action_table(m, s, rec, actions)
     tables["delay_messages"] = _delay_table(m, s, pool, late, req_refs)
+    named = _named_delays(m, s, pool, late, req_refs, delays_of) if delays_of else None
     del late
     tables["planned_orders"] = _order_table(m, s, po, ids)
     pool.update(
@@ -125,7 +132,7 @@ def output_tables(
     del po, peg, rec
     tables["pegging"] = _pegging_table(m, s, pool, supply_refs, req_refs)
     tables["plan_messages"] = {**messages.table()}
-    return {name: tables[name] for name in _TABLES}
+    return {name: tables[name] for name in _TABLES}, named
 
 
 def _code_type(values: np.ndarray) -> np.dtype:
@@ -178,13 +185,48 @@ def _order_table(m: Masters, s: SkuSettings, po: PlannedOrders, ids: np.ndarray)
     }
 
 
+#: The requirement kinds that get delay messages (§5.7).
+_DELAY_MESSAGE_KINDS = [K_SO, K_FC, K_TRI, K_SS]
+
+
 def _delay_table(
     m: Masters, s: SkuSettings, req: dict[str, np.ndarray], late: Delays, req_refs: np.ndarray
 ) -> ResultTable:
     """The ``delay_messages`` columns: delayed so, fc, tri and ss requirements.
     ``req`` holds the requirements' ``sidx``, ``kind``, ``ref`` and ``date``."""
+    dm = np.flatnonzero(late.delayed & np.isin(req["kind"], _DELAY_MESSAGE_KINDS))
+    return _delay_rows(m, s, req, late, req_refs, dm)
+
+
+def _named_delays(
+    m: Masters,
+    s: SkuSettings,
+    req: dict[str, np.ndarray],
+    late: Delays,
+    req_refs: np.ndarray,
+    named: Collection[str],
+) -> ResultTable:
+    """The ``delay_messages`` columns of the delayed requirements that
+    ``named`` names and that get no delay message (``prdl``, ``pl``): their
+    futures dates are computed as every requirement's (§5.7) but written
+    nowhere, and a simulation that promises such a demand needs them."""
+    wanted = np.array(sorted(named), dtype=object)
+    codes = np.flatnonzero(np.isin(req_refs, wanted))
+    rows = late.delayed & np.isin(req["ref"], codes)
+    rows &= ~np.isin(req["kind"], _DELAY_MESSAGE_KINDS)
+    return _delay_rows(m, s, req, late, req_refs, np.flatnonzero(rows))
+
+
+def _delay_rows(
+    m: Masters,
+    s: SkuSettings,
+    req: dict[str, np.ndarray],
+    late: Delays,
+    req_refs: np.ndarray,
+    dm: np.ndarray,
+) -> ResultTable:
+    """The ``delay_messages`` columns of requirements ``dm``."""
     kind, date = req["kind"], req["date"]
-    dm = np.flatnonzero(late.delayed & np.isin(kind, [K_SO, K_FC, K_TRI, K_SS]))
     fut = late.futures[dm]
     never = fut >= NO_DATE
     d_sidx = req["sidx"][dm]

@@ -220,7 +220,7 @@ def _run(
             # The output frees the netting's arrays as it reads them (the
             # run's peak, 0.5 KB per SKU lower); a basis keeps them.
             del net, late
-        tables = output_tables(m, s, refs, handed, actions, messages)
+        tables, named = output_tables(m, s, refs, handed, actions, messages, params.delays_of)
         _check_finite(tables)
         basis = None
         if keep_basis:
@@ -228,7 +228,7 @@ def _run(
             basis = plan_basis(
                 data, params.plan_date, params.default_group, tables, m, s, edges, net, late, front
             )
-    result = PlanResult(tables, clock.seconds, len(s.sku))
+    result = PlanResult(tables, clock.seconds, len(s.sku), named)
     # The count above is taken before the tables are built; this one is exact.
     rows = sum(result.row_counts().values())
     if rows > params.max_result_rows:

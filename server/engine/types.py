@@ -72,6 +72,12 @@ class PlanParams:
             non-zero to stop the run at once, also inside the compiled walk
             (which holds no GIL and calls no Python hook); the run then raises
             :class:`RunStopped`.
+        delays_of: Requirement refs whose delays the run reports beside its
+            tables (:attr:`PlanResult.named_delays`), whatever their kind:
+            a regeneration computes every requirement's futures date (§5.7)
+            and writes those of ``so``, ``fc``, ``tri`` and ``ss`` only, as
+            delay messages. A simulation that promises a ``prdl`` or ``pl``
+            demand asks for it.
     """
 
     plan_date: dt.date
@@ -79,6 +85,7 @@ class PlanParams:
     max_planned_orders: int = DEFAULT_MAX_PLANNED_ORDERS
     max_result_rows: int = DEFAULT_MAX_RESULT_ROWS
     stop: np.ndarray | None = field(default=None, compare=False)
+    delays_of: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -92,11 +99,15 @@ class PlanResult:
             :class:`~masterplan.contract.coded.Coded` (see :meth:`arrays`).
         phase_seconds: Wall time per engine phase, for reports and profiling.
         sku_count: Number of SKUs planned.
+        named_delays: For a run asked for :attr:`PlanParams.delays_of`, the
+            ``delay_messages`` columns of those requirements that are
+            delayed and of a kind without delay messages; None otherwise.
     """
 
     tables: Mapping[str, ResultTable]
     phase_seconds: dict[str, float] = field(default_factory=dict)
     sku_count: int = 0
+    named_delays: ResultTable | None = None
 
     def row_counts(self) -> dict[str, int]:
         # A net change's layered tables count their rows without joining them.

@@ -60,7 +60,7 @@ def out() -> dict[str, list[dict[str, Any]]]:
         np.array(["W1"], dtype=object),
         np.array(["x"], dtype=object),
     )
-    tables = output_tables(r.masters, r.settings, r.refs, Handed(r.net, r.late), actions, msgs)
+    tables, _ = output_tables(r.masters, r.settings, r.refs, Handed(r.net, r.late), actions, msgs)
     rows: dict[str, list[dict[str, Any]]] = {}
     for name, table in tables.items():
         cols = {k: as_array(v).tolist() for k, v in table.items()}
@@ -138,11 +138,11 @@ def test_output_takes_what_it_is_handed_and_the_tables_match_a_kept_netting() ->
     actions = action_messages(r.net.receipts, r.net.requirements, r.net.pegging, r.settings, T0)
     msgs = Messages.concat([])
     handed = Handed(r.net, r.late)
-    first = output_tables(r.masters, r.settings, r.refs, handed, actions, msgs)
+    first, _ = output_tables(r.masters, r.settings, r.refs, handed, actions, msgs)
     assert handed.net is None and handed.late is None
     with pytest.raises(ValueError, match="already handed"):
         output_tables(r.masters, r.settings, r.refs, handed, actions, msgs)
-    again = output_tables(r.masters, r.settings, r.refs, Handed(r.net, r.late), actions, msgs)
+    again, _ = output_tables(r.masters, r.settings, r.refs, Handed(r.net, r.late), actions, msgs)
     assert list(first) == list(again)
     for name, table in first.items():
         assert list(table) == list(again[name])
@@ -166,7 +166,7 @@ def test_coded_columns_hold_their_codes_in_the_narrowest_type_of_their_dictionar
     }
     r = run(many)
     actions = action_messages(r.net.receipts, r.net.requirements, r.net.pegging, r.settings, T0)
-    tables = output_tables(
+    tables, _ = output_tables(
         r.masters, r.settings, r.refs, Handed(r.net, r.late), actions, Messages.concat([])
     )
     orders, pegging = tables["planned_orders"], tables["pegging"]

@@ -332,3 +332,76 @@ def test_a_simulation_after_an_upload_the_base_run_did_not_plan_plans_that_uploa
     assert [(s.ref, s.qty) for s in p.supplies] == list(
         zip(peg["supply_ref"][mine].tolist(), peg["qty"][mine].tolist(), strict=True)
     )
+
+
+#: A product made of a bought component, and a production order already
+#: released that needs another bought component: demands of kinds ``pl``
+#: (the planned production order's component) and ``prdl`` (the production
+#: order's line), which get no delay message.
+MADE: dict[str, list[dict[str, Any]]] = {
+    "warehouses": [{"warehouse_id": "W1", "site_id": "S"}],
+    "items": [
+        {"item_id": "FG", "default_order_type": "production", "lead_time_days": 1},
+        {"item_id": "C", "default_order_type": "purchase", "lead_time_days": 5},
+        {"item_id": "D", "default_order_type": "purchase", "lead_time_days": 3},
+    ],
+    "boms": [{"bom_id": "B", "item_id": "FG", "batch_qty": 1}],
+    "bom_lines": [{"bom_id": "B", "line_no": 1, "component_item_id": "C", "qty_per": 1}],
+    "production_orders": [
+        {
+            "order_id": "M1",
+            "item_id": "FG",
+            "warehouse_id": "W1",
+            "qty": 1,
+            "end_date": "2026-01-09",
+        }
+    ],
+    "production_lines": [
+        {
+            "order_id": "M1",
+            "line_no": 1,
+            "component_item_id": "D",
+            "warehouse_id": "W1",
+            "qty": 2,
+            "required_date": "2026-01-06",
+        }
+    ],
+    "sales_lines": [
+        {
+            "order_id": "S",
+            "line_no": 1,
+            "item_id": "FG",
+            "warehouse_id": "W1",
+            "qty": 3,
+            "requested_date": "2026-01-06",
+        }
+    ],
+}
+
+
+def test_production_line_and_component_demands_are_promised_their_futures_dates(
+    client: MasterplanClient,
+) -> None:
+    """SPEC §6: a simulation answers each named demand with its futures date
+    (§5.7). Delay messages hold those of so, fc, tri and ss only: a late
+    production order line or planned order's component read as on time."""
+    client.upload(PARENT, _tables(MADE).items())
+    client.run_plan(PARENT, plan_date=T0)
+    peg = plan(_tables(MADE), PlanParams(T0)).arrays()["pegging"]
+    (component,) = set(peg["demand_ref"][peg["demand_kind"] == "pl"].tolist())
+    refs = ["PRDL:M1/1", component, "SO:S/1"]
+    response = client.simulate(PARENT, demand_refs=refs)
+    got = {p.ref: (p.requirement_date, p.futures_date, p.delay_days) for p in response.promises}
+    # by hand (§5.6, §5.7): D is bought 3 days out, T0 + 3 = 2026-01-08 for
+    # the line wanted 2026-01-06; FG's planned order for the sales line is
+    # due 01-06 and released 01-05, when it needs C, bought 5 days out:
+    # 01-10. FG's order is then there 01-10 + 1 day: the sales line is 5
+    # days late as well.
+    assert got == {
+        "PRDL:M1/1": ("2026-01-06", "2026-01-08", 2),
+        component: ("2026-01-05", "2026-01-10", 5),
+        "SO:S/1": ("2026-01-06", "2026-01-11", 5),
+    }
+    assert all(not p.never_covered and not p.unknown for p in response.promises)
+    (line,) = [p for p in response.promises if p.ref == "PRDL:M1/1"]
+    assert [(s.kind, s.qty, s.planned) for s in line.supplies] == [("pl", 2.0, True)]

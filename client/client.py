@@ -238,6 +238,7 @@ class MasterplanClient:
         mode: Literal["snapshot", "delta"] = "snapshot",
         base_etag: str = "",
         deletes: Iterable[tuple[str, Table]] = (),
+        checks: bool = True,
     ) -> planning_data_pb2.UploadDatasetResponse:
         """Upload a snapshot or a delta: ``tables`` yields ``(table name, columns)`` pieces.
 
@@ -254,6 +255,11 @@ class MasterplanClient:
         replace the rows with their key or are added. When the server holds
         another data set it raises :class:`~masterplan.client.errors.DatasetChanged`
         and applies nothing: send a snapshot then.
+
+        The response's ``warnings`` and ``warning_counts`` say what the
+        input checks (SPEC §5.9) find in the data set the upload leaves;
+        ``checks=False`` asks the server to skip them (a client that plans
+        next gets them as the run's plan messages).
 
         Raises:
             ValueError: an unknown ``mode``, or ``deletes`` in a snapshot.
@@ -276,6 +282,7 @@ class MasterplanClient:
                     mode=_UPLOAD_MODES[mode],
                     request_id=request_id or uuid.uuid4().hex,
                     base_etag=base_etag,
+                    skip_checks=not checks,
                 )
             )
             rows: dict[str, int] = {}

@@ -25,6 +25,7 @@ from masterplan.server.engine.partbasis import RunBasis
 from masterplan.server.engine.types import ResultTable
 from masterplan.server.errors import AlreadyExists, FailedPrecondition, NotFound, PlanBusy
 from masterplan.server.pegging import PeggingIndex
+from masterplan.server.upload_checks import UploadWarnings
 from masterplan.tenancy.errors import QuotaExceeded, Unauthenticated
 from masterplan.tenancy.quotas import PLANS, ROWS
 
@@ -117,6 +118,9 @@ class Dataset:
     uploaded_at: dt.datetime
     etag: str = field(default_factory=_new_etag)
     delta: AppliedDelta | None = None
+    #: What the input checks said of it when it was uploaded; None where
+    #: the upload asked to skip them.
+    warnings: UploadWarnings | None = None
 
     @property
     def rows(self) -> int:
@@ -141,6 +145,7 @@ class UploadReceipt:
     etag: str = ""
     rows_upserted: int = 0
     rows_deleted: int = 0
+    warnings: UploadWarnings | None = None
 
     @classmethod
     def of(cls, ds: Dataset, request_id: str = "", digest: bytes = b"") -> UploadReceipt:
@@ -156,6 +161,7 @@ class UploadReceipt:
             ds.etag,
             delta.counts.rows_upserted if delta is not None else 0,
             delta.counts.rows_deleted if delta is not None else 0,
+            ds.warnings,
         )
 
 
@@ -327,6 +333,7 @@ class TenantStore:
         max_rows: int | None = None,
         request_id: str = "",
         digest: bytes = b"",
+        warnings: UploadWarnings | None = None,
     ) -> Dataset:
         """Replace a plan's data set atomically (readers see the old or the new one).
 
@@ -336,6 +343,8 @@ class TenantStore:
                 hold more rows than this together.
             request_id: The upload's id, remembered with ``digest`` so that a
                 retry is answered, not applied again (see :meth:`receipt`).
+            warnings: What the input checks said of ``tables``, kept for
+                the upload's answer (and a retry's).
 
         Raises:
             QuotaExceeded: ``plans``, for a new plan beyond ``max_plans``;
@@ -347,7 +356,8 @@ class TenantStore:
             if old is None and max_plans is not None and len(self._datasets) >= max_plans:
                 raise QuotaExceeded(PLANS, max_plans, len(self._datasets) + 1)
             self._check_rows(max_rows, old, rows)
-            ds = Dataset(tables, (old.version + 1) if old else 1, dt.datetime.now(dt.UTC))
+            version = (old.version + 1) if old else 1
+            ds = Dataset(tables, version, dt.datetime.now(dt.UTC), warnings=warnings)
             self._datasets[plan_id] = ds
             self._remember(plan_id, ds, request_id, digest)
             return ds
@@ -365,6 +375,7 @@ class TenantStore:
         max_rows: int | None = None,
         claim: Callable[[int], None] | None = None,
         check: Callable[[int], None] | None = None,
+        checks: Callable[[dict[str, Table]], UploadWarnings] | None = None,
     ) -> Dataset:
         """Change a plan's data set by a delta, atomically (readers see old or new).
 
@@ -385,6 +396,8 @@ class TenantStore:
             check: Called with the bytes the tenant would hold after the
                 delta, before it is applied; raises (``QuotaExceeded``) to
                 refuse it.
+            checks: The input checks of the changed data set's tables, run
+                before it replaces anything; kept as its ``warnings``.
 
         Raises:
             FailedPrecondition: ``DATASET_CHANGED``, when the plan holds no
@@ -402,6 +415,7 @@ class TenantStore:
             base.version + 1,
             dt.datetime.now(dt.UTC),
             delta=_applied_delta(base.version, upserts, deletes, counts),
+            warnings=checks(tables) if checks is not None else None,
         )
         if check is not None:
             check(self.nbytes() - base.nbytes + ds.nbytes)

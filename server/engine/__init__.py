@@ -53,7 +53,7 @@ output), :mod:`.types` (parameters and result), :mod:`._jit` (optional numba).
 from masterplan.server.engine.basis import PlanBasis
 from masterplan.server.engine.incremental import NetChange, net_change, regeneration
 from masterplan.server.engine.partbasis import PartitionedBasis, RunBasis
-from masterplan.server.engine.plan import check, plan, regenerate, warm_up
+from masterplan.server.engine.plan import check, input_checks, plan, regenerate, warm_up
 from masterplan.server.engine.types import (
     InvalidPlanInput,
     PlanParams,
@@ -76,6 +76,7 @@ __all__ = [
     "Table",
     "TableMap",
     "check",
+    "input_checks",
     "net_change",
     "plan",
     "regenerate",

@@ -52,7 +52,7 @@ from masterplan.server.engine.types import (
     Table,
     TableMap,
 )
-from masterplan.server.engine.validate import CHECK_ORDER
+from masterplan.server.engine.validate import CHECK_ORDER, validate
 
 __all__ = [
     "Clock",
@@ -61,6 +61,7 @@ __all__ = [
     "PlanTooLarge",
     "check",
     "front_messages",
+    "input_checks",
     "input_row_count",
     "plan",
     "plan_front",
@@ -290,6 +291,14 @@ def check(data: TableMap, params: PlanParams) -> Table:
         plan_day(params.plan_date),
     )
     return front_messages(front, given.messages).table()
+
+
+def input_checks(data: TableMap) -> Table:
+    """The plan messages of the input checks of §5.9 alone (a row naming an
+    unknown item, a negative quantity, a duplicate key, ...), as a run of
+    ``data`` reports them first, whatever its plan date: what an upload's
+    answer says of the data set it leaves."""
+    return validate(data).messages.table()
 
 
 def input_row_count(data: TableMap) -> int:

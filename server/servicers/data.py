@@ -21,6 +21,7 @@ from masterplan.server.logs import bind, error_fields, fields, scoped
 from masterplan.server.metrics import ServerMetrics
 from masterplan.server.names import parse_plan
 from masterplan.server.store import Dataset, Stores, TenantStore, UploadReceipt
+from masterplan.server.upload_checks import upload_warnings
 from masterplan.server.uploads import Assembly
 from masterplan.tenancy.interceptor import current_principal
 from masterplan.tenancy.quotas import MemoryReservation, QuotaLedger, Quotas
@@ -159,6 +160,17 @@ def _response(parent: str, receipt: UploadReceipt) -> pb.UploadDatasetResponse:
         etag=receipt.etag,
         rows_upserted=receipt.rows_upserted,
         rows_deleted=receipt.rows_deleted,
+        warnings=[
+            pb.UploadWarning(
+                severity=w.severity,
+                code=w.code,
+                item_id=w.item_id or "",
+                warehouse_id=w.warehouse_id or "",
+                text=w.text,
+            )
+            for w in (receipt.warnings.first if receipt.warnings else ())
+        ],
+        warning_counts=dict(receipt.warnings.counts) if receipt.warnings else {},
     )
 
 
@@ -298,6 +310,7 @@ class PlanningDataServicer(planning_data_pb2_grpc.PlanningDataServicer):
                 tables,
                 max_plans=self._quotas.max_plans,
                 max_rows=self._quotas.max_rows,
+                warnings=None if header.skip_checks else upload_warnings(tables),
                 request_id=header.request_id,
                 digest=assembly.digest,
             )
@@ -328,6 +341,7 @@ class PlanningDataServicer(planning_data_pb2_grpc.PlanningDataServicer):
             digest=assembly.digest,
             max_plans=self._quotas.max_plans,
             max_rows=self._quotas.max_rows,
+            checks=None if header.skip_checks else upload_warnings,
             claim=reservation.add,
             check=reservation.check,
         )

@@ -25,25 +25,31 @@ _sym_db = _symbol_database.Default()
 from masterplan.v1 import columnar_pb2 as masterplan_dot_v1_dot_columnar__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!masterplan/v1/planning_data.proto\x12\rmasterplan.v1\x1a\x1cmasterplan/v1/columnar.proto\"n\n\x0cUploadHeader\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\'\n\x04mode\x18\x02 \x01(\x0e\x32\x19.masterplan.v1.UploadMode\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x11\n\tbase_etag\x18\x04 \x01(\t\"J\n\rUploadTrailer\x12)\n\x06tables\x18\x01 \x03(\x0b\x32\x19.masterplan.v1.TableCount\x12\x0e\n\x06\x63hunks\x18\x02 \x01(\x03\"\xb0\x01\n\x14UploadDatasetRequest\x12-\n\x06header\x18\x01 \x01(\x0b\x32\x1b.masterplan.v1.UploadHeaderH\x00\x12-\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1c.masterplan.v1.ColumnarChunkH\x00\x12/\n\x07trailer\x18\x03 \x01(\x0b\x32\x1c.masterplan.v1.UploadTrailerH\x00\x42\t\n\x07payload\")\n\nTableCount\x12\r\n\x05table\x18\x01 \x01(\t\x12\x0c\n\x04rows\x18\x02 \x01(\x03\"\xc7\x01\n\x15UploadDatasetResponse\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12)\n\x06tables\x18\x02 \x03(\x0b\x32\x19.masterplan.v1.TableCount\x12\x12\n\ntotal_rows\x18\x03 \x01(\x03\x12\x12\n\nbytes_held\x18\x04 \x01(\x03\x12\x0f\n\x07version\x18\x05 \x01(\x03\x12\x0c\n\x04\x65tag\x18\x06 \x01(\t\x12\x15\n\rrows_upserted\x18\x07 \x01(\x03\x12\x14\n\x0crows_deleted\x18\x08 \x01(\x03*Z\n\nUploadMode\x12\x1b\n\x17UPLOAD_MODE_UNSPECIFIED\x10\x00\x12\x18\n\x14UPLOAD_MODE_SNAPSHOT\x10\x01\x12\x15\n\x11UPLOAD_MODE_DELTA\x10\x02\x32l\n\x0cPlanningData\x12\\\n\rUploadDataset\x12#.masterplan.v1.UploadDatasetRequest\x1a$.masterplan.v1.UploadDatasetResponse(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!masterplan/v1/planning_data.proto\x12\rmasterplan.v1\x1a\x1cmasterplan/v1/columnar.proto\"\x83\x01\n\x0cUploadHeader\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\'\n\x04mode\x18\x02 \x01(\x0e\x32\x19.masterplan.v1.UploadMode\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x11\n\tbase_etag\x18\x04 \x01(\t\x12\x13\n\x0bskip_checks\x18\x05 \x01(\x08\"J\n\rUploadTrailer\x12)\n\x06tables\x18\x01 \x03(\x0b\x32\x19.masterplan.v1.TableCount\x12\x0e\n\x06\x63hunks\x18\x02 \x01(\x03\"\xb0\x01\n\x14UploadDatasetRequest\x12-\n\x06header\x18\x01 \x01(\x0b\x32\x1b.masterplan.v1.UploadHeaderH\x00\x12-\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1c.masterplan.v1.ColumnarChunkH\x00\x12/\n\x07trailer\x18\x03 \x01(\x0b\x32\x1c.masterplan.v1.UploadTrailerH\x00\x42\t\n\x07payload\")\n\nTableCount\x12\r\n\x05table\x18\x01 \x01(\t\x12\x0c\n\x04rows\x18\x02 \x01(\x03\"\xfe\x02\n\x15UploadDatasetResponse\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12)\n\x06tables\x18\x02 \x03(\x0b\x32\x19.masterplan.v1.TableCount\x12\x12\n\ntotal_rows\x18\x03 \x01(\x03\x12\x12\n\nbytes_held\x18\x04 \x01(\x03\x12\x0f\n\x07version\x18\x05 \x01(\x03\x12\x0c\n\x04\x65tag\x18\x06 \x01(\t\x12\x15\n\rrows_upserted\x18\x07 \x01(\x03\x12\x14\n\x0crows_deleted\x18\x08 \x01(\x03\x12.\n\x08warnings\x18\t \x03(\x0b\x32\x1c.masterplan.v1.UploadWarning\x12O\n\x0ewarning_counts\x18\n \x03(\x0b\x32\x37.masterplan.v1.UploadDatasetResponse.WarningCountsEntry\x1a\x34\n\x12WarningCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"d\n\rUploadWarning\x12\x10\n\x08severity\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0f\n\x07item_id\x18\x03 \x01(\t\x12\x14\n\x0cwarehouse_id\x18\x04 \x01(\t\x12\x0c\n\x04text\x18\x05 \x01(\t*Z\n\nUploadMode\x12\x1b\n\x17UPLOAD_MODE_UNSPECIFIED\x10\x00\x12\x18\n\x14UPLOAD_MODE_SNAPSHOT\x10\x01\x12\x15\n\x11UPLOAD_MODE_DELTA\x10\x02\x32l\n\x0cPlanningData\x12\\\n\rUploadDataset\x12#.masterplan.v1.UploadDatasetRequest\x1a$.masterplan.v1.UploadDatasetResponse(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'masterplan.v1.planning_data_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_UPLOADMODE']._serialized_start=694
-  _globals['_UPLOADMODE']._serialized_end=784
-  _globals['_UPLOADHEADER']._serialized_start=82
-  _globals['_UPLOADHEADER']._serialized_end=192
-  _globals['_UPLOADTRAILER']._serialized_start=194
-  _globals['_UPLOADTRAILER']._serialized_end=268
-  _globals['_UPLOADDATASETREQUEST']._serialized_start=271
-  _globals['_UPLOADDATASETREQUEST']._serialized_end=447
-  _globals['_TABLECOUNT']._serialized_start=449
-  _globals['_TABLECOUNT']._serialized_end=490
-  _globals['_UPLOADDATASETRESPONSE']._serialized_start=493
-  _globals['_UPLOADDATASETRESPONSE']._serialized_end=692
-  _globals['_PLANNINGDATA']._serialized_start=786
-  _globals['_PLANNINGDATA']._serialized_end=894
+  _globals['_UPLOADDATASETRESPONSE_WARNINGCOUNTSENTRY']._loaded_options = None
+  _globals['_UPLOADDATASETRESPONSE_WARNINGCOUNTSENTRY']._serialized_options = b'8\001'
+  _globals['_UPLOADMODE']._serialized_start=1001
+  _globals['_UPLOADMODE']._serialized_end=1091
+  _globals['_UPLOADHEADER']._serialized_start=83
+  _globals['_UPLOADHEADER']._serialized_end=214
+  _globals['_UPLOADTRAILER']._serialized_start=216
+  _globals['_UPLOADTRAILER']._serialized_end=290
+  _globals['_UPLOADDATASETREQUEST']._serialized_start=293
+  _globals['_UPLOADDATASETREQUEST']._serialized_end=469
+  _globals['_TABLECOUNT']._serialized_start=471
+  _globals['_TABLECOUNT']._serialized_end=512
+  _globals['_UPLOADDATASETRESPONSE']._serialized_start=515
+  _globals['_UPLOADDATASETRESPONSE']._serialized_end=897
+  _globals['_UPLOADDATASETRESPONSE_WARNINGCOUNTSENTRY']._serialized_start=845
+  _globals['_UPLOADDATASETRESPONSE_WARNINGCOUNTSENTRY']._serialized_end=897
+  _globals['_UPLOADWARNING']._serialized_start=899
+  _globals['_UPLOADWARNING']._serialized_end=999
+  _globals['_PLANNINGDATA']._serialized_start=1093
+  _globals['_PLANNINGDATA']._serialized_end=1201
 # @@protoc_insertion_point(module_scope)

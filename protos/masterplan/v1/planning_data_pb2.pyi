@@ -51,6 +51,7 @@ class UploadHeader(_message.Message):
     MODE_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     BASE_ETAG_FIELD_NUMBER: _builtins.int
+    SKIP_CHECKS_FIELD_NUMBER: _builtins.int
     parent: _builtins.str
     """The plan whose data this is: `tenants/{tenant}/plans/{plan}`."""
     mode: Global___UploadMode.ValueType
@@ -70,6 +71,12 @@ class UploadHeader(_message.Message):
     `DATASET_CHANGED`, and nothing is applied: the client then sends a
     snapshot. Required for a delta.
     """
+    skip_checks: _builtins.bool
+    """The server leaves out the input checks of the data set as the upload
+    leaves it (UploadDatasetResponse.warnings stays empty): a client that
+    plans next gets the same findings as the run's plan messages, and a
+    large data set is not checked twice.
+    """
     def __init__(
         self,
         *,
@@ -77,10 +84,11 @@ class UploadHeader(_message.Message):
         mode: Global___UploadMode.ValueType = ...,
         request_id: _builtins.str = ...,
         base_etag: _builtins.str = ...,
+        skip_checks: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_etag", b"base_etag", "mode", b"mode", "parent", b"parent", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_etag", b"base_etag", "mode", b"mode", "parent", b"parent", "request_id", b"request_id", "skip_checks", b"skip_checks"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -178,6 +186,26 @@ Global___TableCount: _TypeAlias = TableCount  # noqa: Y015
 class UploadDatasetResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class WarningCountsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     DATASET_FIELD_NUMBER: _builtins.int
     TABLES_FIELD_NUMBER: _builtins.int
     TOTAL_ROWS_FIELD_NUMBER: _builtins.int
@@ -186,6 +214,8 @@ class UploadDatasetResponse(_message.Message):
     ETAG_FIELD_NUMBER: _builtins.int
     ROWS_UPSERTED_FIELD_NUMBER: _builtins.int
     ROWS_DELETED_FIELD_NUMBER: _builtins.int
+    WARNINGS_FIELD_NUMBER: _builtins.int
+    WARNING_COUNTS_FIELD_NUMBER: _builtins.int
     dataset: _builtins.str
     """`tenants/{tenant}/plans/{plan}/dataset`."""
     total_rows: _builtins.int
@@ -204,6 +234,19 @@ class UploadDatasetResponse(_message.Message):
     def tables(self) -> _containers.RepeatedCompositeFieldContainer[Global___TableCount]:
         """Rows held per table after the upload."""
 
+    @_builtins.property
+    def warnings(self) -> _containers.RepeatedCompositeFieldContainer[Global___UploadWarning]:
+        """What the input checks (SPEC §5.9: a row naming an unknown item or
+        warehouse, a negative quantity, a duplicate key, ...) say of the data
+        set as the upload left it, in the order a run reports them as plan
+        messages: at most the first 100 (`warning_counts` counts them all).
+        Empty when the header asked to skip the checks.
+        """
+
+    @_builtins.property
+    def warning_counts(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Every finding of the checks, per code (`UNKNOWN_ITEM`, ...)."""
+
     def __init__(
         self,
         *,
@@ -215,11 +258,49 @@ class UploadDatasetResponse(_message.Message):
         etag: _builtins.str = ...,
         rows_upserted: _builtins.int = ...,
         rows_deleted: _builtins.int = ...,
+        warnings: _abc.Iterable[Global___UploadWarning] | None = ...,
+        warning_counts: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes_held", b"bytes_held", "dataset", b"dataset", "etag", b"etag", "rows_deleted", b"rows_deleted", "rows_upserted", b"rows_upserted", "tables", b"tables", "total_rows", b"total_rows", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes_held", b"bytes_held", "dataset", b"dataset", "etag", b"etag", "rows_deleted", b"rows_deleted", "rows_upserted", b"rows_upserted", "tables", b"tables", "total_rows", b"total_rows", "version", b"version", "warning_counts", b"warning_counts", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UploadDatasetResponse: _TypeAlias = UploadDatasetResponse  # noqa: Y015
+
+@_typing.final
+class UploadWarning(_message.Message):
+    """One finding of the input checks, as a run's `plan_messages` row says it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEVERITY_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    ITEM_ID_FIELD_NUMBER: _builtins.int
+    WAREHOUSE_ID_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    severity: _builtins.str
+    """`warning` (every input check's finding is one)."""
+    code: _builtins.str
+    item_id: _builtins.str
+    """The item and warehouse the row names, where it names them."""
+    warehouse_id: _builtins.str
+    text: _builtins.str
+    """Which table and row, and why it is left out or what is assumed."""
+    def __init__(
+        self,
+        *,
+        severity: _builtins.str = ...,
+        code: _builtins.str = ...,
+        item_id: _builtins.str = ...,
+        warehouse_id: _builtins.str = ...,
+        text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "item_id", b"item_id", "severity", b"severity", "text", b"text", "warehouse_id", b"warehouse_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UploadWarning: _TypeAlias = UploadWarning  # noqa: Y015

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -74,6 +75,9 @@ def _expect(response: object, response_type: type[R]) -> R:
 
 #: How often :meth:`MasterplanClient.kept_results_after_drop` asks again.
 _RECOVER_POLL_SECONDS = 0.25
+
+#: What a gRPC metadata value may hold: printable ASCII.
+_HEADER_TEXT = re.compile(r"[\x20-\x7e]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +160,13 @@ class MasterplanClient:
         tls: ClientTls | None = None,
         max_message_bytes: int = 64 * MiB,
     ) -> None:
+        if api_key and not _HEADER_TEXT.fullmatch(api_key):
+            # gRPC refuses such a header as INTERNAL "Invalid metadata", at
+            # every call; a key pasted with a tab or a line break says so here.
+            raise ValueError(
+                "the API key holds a character a gRPC header cannot carry (a tab, a line "
+                "break or a non-ASCII character): check how it was copied"
+            )
         options = [
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),

@@ -178,3 +178,14 @@ def test_the_base_class_still_takes_its_old_arguments() -> None:
     exc = MasterplanClientError("boom", "WHY", {"k": "v"}, "f")
     assert (exc.message, exc.reason, exc.metadata, exc.field) == ("boom", "WHY", {"k": "v"}, "f")
     assert str(exc) == "UNKNOWN: boom"
+
+
+@pytest.mark.parametrize("key", ["abc\tdef", "abc\n", "clé-1234"])
+def test_a_key_no_grpc_header_can_carry_is_refused_when_the_client_is_made(key: str) -> None:
+    """gRPC refused it at every call as INTERNAL "Invalid metadata", which
+    named neither the key nor the cause."""
+    from masterplan.client.client import MasterplanClient
+
+    with pytest.raises(ValueError, match="API key holds a character"):
+        MasterplanClient("127.0.0.1:1", key)
+    MasterplanClient("127.0.0.1:1", "a plain-ASCII key_1.2~").close()

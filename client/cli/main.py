@@ -289,7 +289,7 @@ def cmd_promise(args: argparse.Namespace) -> int:
         source=_source(args) if db_url else None,
     )
     try:
-        report = promise(options)
+        report = promise(options, _progress(not args.json))
     except PromiseError as exc:
         raise SystemExit(f"masterplan: {exc}") from None
     print(json.dumps(report_json(report)) if args.json else format_report(report))

@@ -20,7 +20,7 @@ Two ways to reach the data:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,12 +28,13 @@ from typing import Any
 import numpy as np
 
 from masterplan.client import errors
+from masterplan.client.cli.progress import CycleProgress
 from masterplan.client.cli.usage import UsageError
 from masterplan.client.client import ClientTls, MasterplanClient
 from masterplan.connector.profile import SourceProfile
 from masterplan.connector.reader import read_input
 from masterplan.connector.schema import create_engine
-from masterplan.contract.columns import Table
+from masterplan.contract.columns import Table, table_length
 from masterplan.contract.rows import from_rows
 from masterplan.contract.tables import INPUT_TABLES
 from masterplan.server.embedded import embedded_server
@@ -281,22 +282,36 @@ def _on_server(options: PromiseOptions, stack: ExitStack) -> _Target:
     return _Target(client, parent, options.warehouse, plan_date, _taken_on_server(client, base))
 
 
-def _embedded(options: PromiseOptions, stack: ExitStack) -> _Target:
-    """An embedded server holding the database's data, planned once as it is."""
+def _embedded(options: PromiseOptions, stack: ExitStack, show: CycleProgress) -> _Target:
+    """An embedded server holding the database's data, planned once as it is
+    (read, upload and plan shown as ``run`` shows them)."""
     assert options.db_url is not None
-    tables = _read(options.db_url, options.source)
+    show.begin("read")
+    tables = _read(options.db_url, options.source, lambda _name, n: show.advance("read", n))
+    show.end("read")
     warehouse = choose_warehouse(tables, options.item, options.warehouse)
     plan_date = options.plan_date or dt.date.today()
     emb = stack.enter_context(embedded_server())
     client = stack.enter_context(MasterplanClient(emb.address, emb.api_key))
     parent = f"tenants/{emb.tenant}/plans/{options.plan}"
-    client.upload(parent, tables.items(), checks=False)  # planned at once
-    _plan_as_is(client, parent, plan_date, options.default_group)
+    show.begin("upload", sum(table_length(t) for t in tables.values()))
+    client.upload(
+        parent,
+        tables.items(),
+        on_chunk=lambda _name, n: show.advance("upload", n),
+        checks=False,  # planned at once: the run reports the same
+    )
+    show.end("upload")
+    show.begin("plan")
+    _plan_as_is(client, parent, plan_date, options.default_group, show)
+    show.end("plan")
     return _Target(client, parent, warehouse, plan_date, _sales_refs(tables["sales_lines"]))
 
 
-def promise(options: PromiseOptions) -> PromiseReport:
-    """Simulate the new sales line and collect the answer.
+def promise(options: PromiseOptions, progress: CycleProgress | None = None) -> PromiseReport:
+    """Simulate the new sales line and collect the answer; ``progress``
+    shows the reading, planning and simulating (SPEC §8: long work shows
+    progress on a terminal).
 
     Raises:
         PromiseError: the question cannot be asked of the plan's data
@@ -310,18 +325,26 @@ def promise(options: PromiseOptions) -> PromiseReport:
         raise UsageError(f"the quantity must be positive, not {options.qty:g}")
     if bool(options.server) == bool(options.db_url):
         raise UsageError("give either --server ADDR (with --api-key) or --db URL")
-    with ExitStack() as stack:
-        target = _on_server(options, stack) if options.server else _embedded(options, stack)
-        order_id = free_order_id(target.taken)
-        requested = options.date or target.plan_date
-        line = _sales_line(order_id, options.item, target.warehouse, options.qty, requested)
-        response = target.client.simulate(
-            target.parent,
-            upserts=[("sales_lines", line)],
-            plan_date=target.plan_date,
-            default_group=options.default_group,
-            demand_refs=[f"SO:{order_id}/1"],
-        )
+    show = progress or CycleProgress()
+    try:
+        with ExitStack() as stack:
+            target = (
+                _on_server(options, stack) if options.server else _embedded(options, stack, show)
+            )
+            order_id = free_order_id(target.taken)
+            requested = options.date or target.plan_date
+            line = _sales_line(order_id, options.item, target.warehouse, options.qty, requested)
+            show.begin("simulate")
+            response = target.client.simulate(
+                target.parent,
+                upserts=[("sales_lines", line)],
+                plan_date=target.plan_date,
+                default_group=options.default_group,
+                demand_refs=[f"SO:{order_id}/1"],
+            )
+            show.end("simulate")
+    finally:
+        show.close()
     return _report(options, target.warehouse, order_id, requested, response)
 
 
@@ -355,28 +378,35 @@ def _report(
     )
 
 
-def _read(url: str, source: SourceProfile | None) -> dict[str, Table]:
+def _read(
+    url: str, source: SourceProfile | None, on_chunk: Callable[[str, int], None] | None = None
+) -> dict[str, Table]:
     """Every input table of the SCM database; reading writes nothing."""
     engine = create_engine(url)
     try:
-        return read_input(engine, source=source)
+        return read_input(engine, on_chunk=on_chunk, source=source)
     finally:
         engine.dispose()
 
 
 def _plan_as_is(
-    client: MasterplanClient, parent: str, plan_date: dt.date, default_group: str | None
+    client: MasterplanClient,
+    parent: str,
+    plan_date: dt.date,
+    default_group: str | None,
+    show: CycleProgress,
 ) -> None:
     """Plan the uploaded data once, so that the simulation has a run to compare with.
 
     The result stays on the embedded server; its chunks are read off the
-    stream and dropped.
+    stream and dropped. The engine's progress goes to ``show``.
     """
     request = planning_pb2.RunPlanRequest(
         parent=parent, plan_date=plan_date.isoformat(), default_group=default_group or ""
     )
-    for _event in client.run_plan_events(request):
-        pass
+    for event in client.run_plan_events(request):
+        if event.WhichOneof("event") == "progress":
+            show.fraction("plan", event.progress.fraction, event.progress.phase)
 
 
 # -- output ---------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from masterplan.client.client import MasterplanClient
 from masterplan.connector.demo import build_demo_database
 from masterplan.connector.reader import read_input
 from masterplan.connector.schema import create_engine
-from masterplan.contract.columns import Table
+from masterplan.contract.columns import Table, table_length
 from tests.served import Served
 
 MASTERPLAN = [sys.executable, "-m", "masterplan.client.cli"]
@@ -215,6 +215,57 @@ def test_against_a_server_that_holds_the_plan(tmp_path: Path, bicycle: tuple[Pat
 
 
 def _read(url: str) -> dict[str, Table]:
+    engine = create_engine(url)
+    try:
+        return read_input(engine)
+    finally:
+        engine.dispose()
+
+
+def test_a_promise_from_a_database_shows_its_progress(bicycle: tuple[Path, str]) -> None:
+    """SPEC §8: long work shows progress on a terminal. With ``--db`` the
+    whole database is read, uploaded and planned before the question: each
+    step reports as ``run``'s do, and the display is closed at the end."""
+    from masterplan.client.cli.progress import CycleProgress
+    from masterplan.client.cli.promise import PromiseOptions, promise
+
+    class Seen(CycleProgress):
+        def __init__(self) -> None:
+            self.events: list[tuple[str, str]] = []
+            self.totals: dict[str, int | None] = {}
+            self.rows: dict[str, int] = {}
+            self.fractions: list[float] = []
+
+        def begin(self, phase: str, total: int | None = None) -> None:
+            self.events.append(("begin", phase))
+            self.totals[phase] = total
+
+        def advance(self, phase: str, rows: int) -> None:
+            self.rows[phase] = self.rows.get(phase, 0) + rows
+
+        def fraction(self, phase: str, done: float, note: str = "") -> None:
+            self.fractions.append(done)
+
+        def end(self, phase: str) -> None:
+            self.events.append(("end", phase))
+
+        def close(self) -> None:
+            self.events.append(("close", ""))
+
+    _path, url = bicycle
+    seen = Seen()
+    report = promise(
+        PromiseOptions("BIKE", 2, db_url=url, plan_date=dt.date(2026, 1, 5)), progress=seen
+    )
+    assert report.promise.futures_date
+    phases = ["read", "upload", "plan", "simulate"]
+    assert seen.events == [(e, p) for p in phases for e in ("begin", "end")] + [("close", "")]
+    rows = sum(table_length(t) for t in _input(url).values())
+    assert seen.rows["read"] == seen.rows["upload"] == seen.totals["upload"] == rows
+    assert seen.fractions and seen.fractions == sorted(seen.fractions)
+
+
+def _input(url: str) -> dict[str, Table]:
     engine = create_engine(url)
     try:
         return read_input(engine)

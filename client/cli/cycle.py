@@ -27,8 +27,9 @@ from masterplan.client.cli.syncing import (
     sync_store,
 )
 from masterplan.client.cli.writing import WriteAsItArrives
-from masterplan.client.client import ClientTls, MasterplanClient
+from masterplan.client.client import ClientTls, MasterplanClient, RunOutcome
 from masterplan.connector.changes import SourceRead, read_source, reads_by_change
+from masterplan.connector.errors import BaseRunChanged
 from masterplan.connector.profile import SourceProfile
 from masterplan.connector.reader import stream_input
 from masterplan.connector.schema import create_engine
@@ -289,35 +290,52 @@ def run_cycle(options: CycleOptions, progress: CycleProgress | None = None) -> C
             # that commits once the stream ended with its summary.
             sink = write_sink()
             ordered = writes_in_index_order(engine)
-            try:
-                outcome = client.run_plan(
-                    parent,
-                    plan_date=plan_date,
-                    mode=options.mode,
-                    default_group=options.default_group,
-                    run_id=run_id,
-                    base_run_id=base_run_id or "",
-                    on_progress=lambda phase, frac: show.fraction("plan", frac, phase),
-                    on_chunk=on_chunk,
-                    sink=sink,
-                    index_order=ordered,
-                )
-            except (errors.Unavailable, errors.Internal, errors.Unknown, ConnectionError):
-                # The stream was lost, not necessarily the run: a run that
-                # succeeded is kept by the server, and its results are read
-                # again (and written from the start) instead of planning again.
+
+            def read_kept(base: str) -> RunOutcome | None:
+                """The kept run's results read again, written from the start."""
+                nonlocal sink
                 sink.close()
                 for bar, n in counted.items():
                     count(bar, -n)
                 sink = write_sink()
-                kept = client.kept_results_after_drop(
+                return client.kept_results_after_drop(
                     f"{parent}/runs/{run_id}",
-                    base_run_id=base_run_id or "",
+                    base_run_id=base,
                     wait_seconds=options.recover_seconds,
                     on_chunk=on_chunk,
                     sink=sink,
                     index_order=ordered,
                 )
+
+            try:
+                try:
+                    outcome = client.run_plan(
+                        parent,
+                        plan_date=plan_date,
+                        mode=options.mode,
+                        default_group=options.default_group,
+                        run_id=run_id,
+                        base_run_id=base_run_id or "",
+                        on_progress=lambda phase, frac: show.fraction("plan", frac, phase),
+                        on_chunk=on_chunk,
+                        sink=sink,
+                        index_order=ordered,
+                    )
+                except (errors.Unavailable, errors.Internal, errors.Unknown, ConnectionError):
+                    # The stream was lost, not necessarily the run: a run that
+                    # succeeded is kept by the server, and its results are read
+                    # again instead of planning again.
+                    kept = read_kept(base_run_id or "")
+                    if kept is None:
+                        raise
+                    outcome, read_again = kept, True
+            except BaseRunChanged:
+                # Another run was written to the plan since this one read
+                # its current run: the difference no longer fits the plan the
+                # database holds. The run is kept (it succeeded before its
+                # results were sent): its whole result replaces the plan's
+                # rows (SPEC §4: a database changed by other hands).
+                kept = read_kept("")
                 if kept is None:
                     raise
                 outcome, read_again = kept, True

@@ -404,3 +404,49 @@ def test_a_run_that_fails_before_planning_writes_no_table(tmp_path: Path) -> Non
     done = masterplan("run", "--db", f"sqlite:///{db}", "--plan-date", "2026-01-05")
     assert done.returncode == 1 and "warehouses" in done.stderr
     assert query(db, "SELECT name FROM sqlite_master WHERE type = 'table'") == [("unrelated",)]
+
+
+def test_a_plan_written_by_other_hands_meanwhile_is_replaced_whole(
+    tmp_path: Path,
+    served,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SPEC §4: where the database no longer holds the plan a result was
+    computed against, the plan's rows are replaced. The run read its base,
+    another write changed the plan before its own, and the run failed with
+    BaseRunChanged, its plan computed and not written."""
+    from masterplan.client.cli import cycle
+    from masterplan.client.cli.cycle import CycleOptions, run_cycle
+    from masterplan.client.client import MasterplanClient
+
+    address, env = served
+    with MasterplanClient(address, env["MASTERPLAN_ADMIN_KEY"]) as admin:
+        key = admin.install_tenant("acme").api_key
+    db = tmp_path / "scm.db"
+    url = make_db(db)
+    options = CycleOptions(
+        db_url=url, server=address, api_key=key, plan_date=dt.date(2026, 1, 5), state_dir=tmp_path
+    )
+    first = run_cycle(options)
+    real = cycle.current_run_id
+
+    def then_changed(engine, plan_id):  # type: ignore[no-untyped-def]
+        held = real(engine, plan_id)
+        con = sqlite3.connect(db)  # another writer takes the plan over
+        con.execute("UPDATE plans SET current_run_id = 'elsewhere' WHERE plan_id = 'main'")
+        con.execute("DELETE FROM planned_orders WHERE plan_id = 'main'")
+        con.commit()
+        con.close()
+        return held
+
+    monkeypatch.setattr(cycle, "current_run_id", then_changed)
+    second = run_cycle(options)
+    assert second.written and second.base_run_id is None  # whole, not a difference
+    assert current_run(db) == second.run_id
+    orders = "SELECT planned_order_id, qty FROM planned_orders ORDER BY planned_order_id"
+    monkeypatch.setattr(cycle, "current_run_id", real)
+    assert query(db, orders)
+    kept = query(db, orders)
+    third = run_cycle(options)  # the plan again, as a difference to the second
+    assert third.base_run_id == second.run_id and query(db, orders) == kept
+    assert first.run_id != second.run_id

@@ -21,23 +21,13 @@ import numpy as np
 
 from masterplan.contract.coded import as_array
 from masterplan.contract.columns import TableMap
+from masterplan.contract.views import PlanMessageRow
 from masterplan.server.engine import input_checks
 
-__all__ = ["MAX_UPLOAD_WARNINGS", "UploadWarning", "UploadWarnings", "upload_warnings"]
+__all__ = ["MAX_UPLOAD_WARNINGS", "UploadWarnings", "upload_warnings"]
 
 #: The findings an upload's answer lists; the counts cover every one.
 MAX_UPLOAD_WARNINGS = 100
-
-
-@dataclass(frozen=True, slots=True)
-class UploadWarning:
-    """One finding, as a ``plan_messages`` row says it."""
-
-    severity: str
-    code: str
-    item_id: str | None
-    warehouse_id: str | None
-    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +35,12 @@ class UploadWarnings:
     """The findings of the input checks on one data set.
 
     Attributes:
-        first: The first :data:`MAX_UPLOAD_WARNINGS` findings, in the order
-            a run reports them.
+        first: The first :data:`MAX_UPLOAD_WARNINGS` findings, as a run's
+            ``plan_messages`` rows, in the order it reports them.
         counts: Every finding, per code.
     """
 
-    first: tuple[UploadWarning, ...] = ()
+    first: tuple[PlanMessageRow, ...] = ()
     counts: Mapping[str, int] = field(default_factory=dict)
 
 
@@ -63,7 +53,7 @@ def upload_warnings(tables: TableMap) -> UploadWarnings:
     names, counts = np.unique(codes.astype(object), return_counts=True)
     head = {name: column[:MAX_UPLOAD_WARNINGS].tolist() for name, column in messages.items()}
     first = tuple(
-        UploadWarning(
+        PlanMessageRow(
             str(head["severity"][i]),
             str(head["code"][i]),
             _text(head["item_id"][i]),

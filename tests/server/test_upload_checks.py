@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from masterplan.contract.coded import as_array
 from masterplan.server.upload_checks import MAX_UPLOAD_WARNINGS
+from masterplan.v1 import planning_data_pb2 as pb
 from tests.server.conftest import Live
 from tests.server.test_delta_upload import DATA, PLAN, T0, keys, sale, tables
 
 
-def _said(response) -> list[tuple[str, str, str | None, str | None, str]]:  # type: ignore[no-untyped-def]
+def _said(response: pb.UploadDatasetResponse) -> list[tuple[str, str, str | None, str | None, str]]:
     return [
         (w.severity, w.code, w.item_id or None, w.warehouse_id or None, w.text)
         for w in response.warnings
@@ -41,26 +42,22 @@ def test_a_delta_is_answered_for_the_data_set_it_leaves(live: Live) -> None:
     with live.client("acme") as c:
         first = c.upload(PLAN, tables(DATA))
         assert list(first.warnings) == [] and dict(first.warning_counts) == {}
-        gone = c.upload(
-            PLAN,
-            [],
-            mode="delta",
-            base_etag=first.etag,
-            deletes=[keys("items", {"item_id": "B"})],
-            request_id="drop-b",
-        )
+
+        def drop_b() -> pb.UploadDatasetResponse:
+            return c.upload(
+                PLAN,
+                [],
+                mode="delta",
+                base_etag=first.etag,
+                deletes=[keys("items", {"item_id": "B"})],
+                request_id="drop-b",
+            )
+
+        gone = drop_b()
         assert [(w.code, w.item_id) for w in gone.warnings] == [("UNKNOWN_ITEM", "B")]
         assert "S3" in gone.warnings[0].text
         # A retry is answered as the upload was, findings and all.
-        again = c.upload(
-            PLAN,
-            [],
-            mode="delta",
-            base_etag=first.etag,
-            deletes=[keys("items", {"item_id": "B"})],
-            request_id="drop-b",
-        )
-        assert again == gone
+        assert drop_b() == gone
 
 
 def test_the_findings_listed_are_bounded_and_the_counts_are_whole(live: Live) -> None:

@@ -31,7 +31,7 @@ def check(model: Model) -> None:
     note("input=" + json.dumps({t: rows for t, rows in inp.items() if rows}, indent=1))
     want = reference_plan(inp, plan_date, default_group)
     got = engine_plan(inp, plan_date, default_group)
-    problems = diff_results(got, want, tol=1e-6)
+    problems = diff_results(got, want, tol=1e-9)
     assert not problems, "engine vs reference (unexpected = engine only):\n" + "\n".join(problems)
 
 

@@ -67,8 +67,8 @@ def plan_front(
     same = set(unchanged) if previous is not None else set()
     reuse = previous if previous is not None and set(MASTER_TABLES) <= same else None
     with clock.phase("validate"):
+        check_default_group(data, params.default_group)
         validated = validate(data, reuse.validated if reuse else None, same, sources)
-        check_default_group(validated.tables, params.default_group)
     with clock.phase("index"):
         # The masters' index holds item_coverage too (settings by SKU).
         masters_same = reuse is not None and "item_coverage" in same

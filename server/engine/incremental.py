@@ -38,7 +38,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -206,6 +206,11 @@ def net_change(
                 np.concatenate([basis.edge_src, new_src]), np.concatenate([basis.edge_dst, new_dst])
             )
     total = len(s.sku)
+    # The small plans are made of checked rows: a default group whose row the
+    # checks left out serves as none (§5.2), and has no row there to name.
+    sub_params = params
+    if params.default_group is not None and params.default_group not in set(m.group_ids.tolist()):
+        sub_params = replace(params, default_group=None)
     with clock.phase("netting"):
         reach = _downstream(seeds, all_src, all_dst)
         for _ in range(_MAX_ROUNDS):
@@ -233,7 +238,7 @@ def net_change(
                     "a firmed planned order has the id of a planned order of the previous run",
                     split,
                 )
-            small, small_basis = regenerate(sub.tables, params, split=split)
+            small, small_basis = regenerate(sub.tables, sub_params, split=split)
             item_map = sub.item_positions
             moved = _moved_parents(m, basis, small_basis, item_map, in_reach)
             if len(moved) == 0:

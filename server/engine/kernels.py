@@ -50,6 +50,13 @@ CODE_MANUAL = 3
 #: Quantities at or below this count as nothing (SPEC §5: tolerance 1e-9).
 EPS = 1e-9
 
+#: A SKU's ``positive_days`` when its group leaves them NULL (unlimited). Any
+#: number of days is a limit, a negative one too (``r - a <= -2``: a receipt
+#: at least two days after the requirement), so the sentinel lies below
+#: every day count the input checks let through, and ``r - NO_POSITIVE_DAYS``
+#: still fits an int64.
+NO_POSITIVE_DAYS = -(1 << 40)
+
 
 @kernel
 def _split(
@@ -179,7 +186,7 @@ def _min_max_qty(p: float, shortfall: float, min_qty: float, max_qty: float, m: 
     if not (shortfall > EPS or p < min_qty - EPS):
         return 0.0
     if m > 0.0:
-        q = np.floor((max_qty - p) / m + EPS) * m
+        q = np.floor((max_qty - p + EPS) / m) * m
         if p + q < min_qty - EPS:
             q += m
         if shortfall > EPS:
@@ -257,12 +264,13 @@ def _walk_from(
         ph = 0
         n_p = 0
         p_base = n_po
-        has_lo = pos_days[s] >= 0
-        # min_max: existing receipts counted so far (netting date <= bound),
-        # planned quantity so far, requirement quantity walked so far.
+        has_lo = pos_days[s] != NO_POSITIVE_DAYS
+        # min_max: existing receipts and planned orders counted so far
+        # (netting date <= bound: a negative ``negative_days`` leaves out
+        # the orders of the last days), requirement quantity walked so far.
         counted = 0
         in_bound = 0.0
-        planned = 0.0
+        p_counted = 0
         walked = 0.0
         first = req_ptr[s]
         last = req_ptr[s + 1]
@@ -358,8 +366,11 @@ def _walk_from(
                 while counted < len(e_date) and e_date[counted] <= hi:
                     in_bound += e_qty[counted]
                     counted += 1
+                while p_counted < n_p and p_date[p_counted] <= hi:
+                    in_bound += po_qty[p_base + p_counted]
+                    p_counted += 1
                 q = _min_max_qty(
-                    in_bound + planned - walked,
+                    in_bound - walked,
                     need if need > EPS else 0.0,
                     min_qty[s],
                     max_qty[s],
@@ -387,7 +398,6 @@ def _walk_from(
                     p_date[n_p] = r
                     p_left[n_p] = x
                     n_p += 1
-                    planned += x
                     if n_po == len(po_sku):
                         _undo(rec_left, rec_qty, shortfall, e0, rec_ptr[s + 1], first, last)
                         return s, peg_start, po_start, 0.0
@@ -594,7 +604,7 @@ class WalkSettings:
         to ``max(r, bound_base) + neg_days`` may serve a requirement of date
         ``r`` (dynamic negative days).
     neg_days, pos_days : int64 (S,)
-        Negative days; positive days, -1 for unlimited.
+        Negative days; positive days, :data:`NO_POSITIVE_DAYS` for unlimited.
     code : int64 (S,)
         Coverage code (``CODE_*``).
     period : int64 (S,)

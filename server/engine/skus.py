@@ -12,7 +12,7 @@ finds the SKUs the input rows name (:func:`index_skus`);
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import cast
 
@@ -39,6 +39,7 @@ from masterplan.server.engine.kernels import (
     CODE_MIN_MAX,
     CODE_PERIOD,
     CODE_REQUIREMENT,
+    NO_POSITIVE_DAYS,
 )
 from masterplan.server.engine.kinds import ORDER_PURCHASE, ORDER_TRANSFER, ORDER_TYPES
 from masterplan.server.engine.messages import Messages
@@ -303,8 +304,14 @@ class SkuIndex:
     named: np.ndarray
 
 
-def check_default_group(tables: dict[str, Table], default_group: str | None) -> None:
-    """Fail the run when its default coverage group (§5.2) does not exist.
+def check_default_group(tables: Mapping[str, Table], default_group: str | None) -> None:
+    """Fail the run when no row of ``coverage_groups`` names its default
+    coverage group (§5.2): the run's own parameter is wrong, as a bad plan
+    date is, and a plan without the group its caller asked for would be
+    planned on other settings. A group whose row the checks of §5.9 leave
+    out serves as none, as a group an item names does: its row's
+    ``INVALID_ROW`` says why. ``tables``: the data set as given, before the
+    checks.
 
     Raises
     ------
@@ -573,7 +580,7 @@ def resolve_settings(m: Masters, sku: np.ndarray, default_group: str | None) -> 
     refill = np.where(refill_wh >= 0, item * m.n_wh + refill_wh, -1)
     no_refill = (order_type == ORDER_TRANSFER) & (refill < 0)
     order_type = np.where(no_refill, ORDER_PURCHASE, order_type)
-    pos_days = grp("positive_days", -1.0)
+    pos_days = grp("positive_days", np.nan)  # NULL: unlimited
     working_days = grp("use_working_days", 0) != 0
     return SkuSettings(
         sku=sku,
@@ -600,7 +607,7 @@ def resolve_settings(m: Masters, sku: np.ndarray, default_group: str | None) -> 
         freeze=grp("freeze_time_fence_days", 0).astype(np.int64),
         firming=grp("firming_time_fence_days", 0).astype(np.int64),
         neg=grp("negative_days", 0).astype(np.int64),
-        pos=np.where(pos_days < 0, -1, pos_days).astype(np.int64),
+        pos=np.where(np.isnan(pos_days), NO_POSITIVE_DAYS, pos_days).astype(np.int64),
         working_days=working_days,
         calendar=np.where(working_days, gather(m.wh_calendar, wh, -1), -1) if n else wh,
         include_fc=grp("include_forecast", 1) != 0,

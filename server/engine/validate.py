@@ -433,10 +433,13 @@ def _check(name: str, table: Table, ctx: _Context) -> _Checked:
 
     if name == "bom_lines":
         # Lines of a BOM that exists but was left out go silently, before
-        # any message about the line itself.
+        # any message about the line itself. A NULL or empty id names no
+        # BOM, even where a BOM row has one too: the line is INVALID_ROW.
         raw_row = found["bom_id"]
         survivor = gather(ctx.bom_survivor, raw_row, -1) if len(ctx.bom_survivor) else raw_row
-        keep &= ~((raw_row >= 0) & (survivor < 0))
+        ids = table["bom_id"]
+        blank = is_null(ids) | np.asarray(np.equal(ids, ""), dtype=bool)
+        keep &= ~((raw_row >= 0) & (survivor < 0) & ~blank)
 
     # Rows that cannot name what they are, first (INVALID_ROW).
     for col in naming_columns(name):

@@ -129,8 +129,8 @@ def models(draw: st.DrawFn) -> Model:
                 ),
                 "freeze_time_fence_days": draw(st.sampled_from((None, 0, 2))),
                 "firming_time_fence_days": draw(st.sampled_from((None, 0, 5))),
-                "negative_days": draw(rarely(st.sampled_from((None, 0, 3)), BEYOND_DAYS)),
-                "positive_days": draw(rarely(st.sampled_from((None, 0, 5)), BEYOND_DAYS)),
+                "negative_days": draw(rarely(st.sampled_from((None, 0, 3, -2)), BEYOND_DAYS)),
+                "positive_days": draw(rarely(st.sampled_from((None, 0, 5, -1, -3)), BEYOND_DAYS)),
                 "use_working_days": draw(st.sampled_from((None, 0, 1))),
                 "safety_stock_fulfillment": draw(st.sampled_from((None, "today", "lead_time"))),
                 "forecast_reduction": draw(st.sampled_from((None, "none", "transactions_period"))),
@@ -166,7 +166,8 @@ def models(draw: st.DrawFn) -> Model:
     # BOMs: components mostly of later items (acyclic), sometimes any item
     for n in range(draw(st.integers(0, 4))):
         parent_idx = draw(st.integers(0, n_items - 1))
-        bid = f"B{n}"
+        # now and then a blank id, on the BOM and its lines alike (INVALID_ROW)
+        bid = draw(rarely(st.just(f"B{n}"), (None, "")))
         inp["boms"].append(
             {
                 "bom_id": bid,
@@ -319,16 +320,8 @@ def models(draw: st.DrawFn) -> Model:
             }
         )
 
-    # an unknown default group makes the engine refuse the run (InvalidPlanInput)
-    # A default group that validation leaves out fails the run (§5.9: no
-    # meaningful plan), so the default is one of the groups that stay.
-    # A default group that validation leaves out fails the run (§5.2): draw
-    # one of the groups it keeps.
-    sound = [
-        g["group_id"]
-        for g in inp["coverage_groups"]
-        if not any(v in BEYOND_DAYS for k, v in g.items() if k.endswith("_days"))
-        and g["coverage_code"] in (None, "requirement", "period", "min_max", "manual")
-    ]
-    default_group = draw(st.sampled_from((None, *sound)))
+    # A default group that no row names fails the run (InvalidPlanInput); one
+    # whose row the checks leave out serves as none (§5.2, §5.9).
+    named = [g["group_id"] for g in inp["coverage_groups"]]
+    default_group = draw(st.sampled_from((None, *named)))
     return inp, t0.isoformat(), default_group

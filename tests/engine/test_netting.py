@@ -13,6 +13,7 @@ from masterplan.server.engine.kernels import (
     CODE_MIN_MAX,
     CODE_PERIOD,
     CODE_REQUIREMENT,
+    NO_POSITIVE_DAYS,
     LevelResult,
     WalkSettings,
     net_level,
@@ -24,7 +25,7 @@ from tests.engine.phases import T0, Input, Run, day, run, sales
 DEFAULTS: dict[str, Any] = {
     "bound_base": 0,
     "neg_days": 0,
-    "pos_days": -1,
+    "pos_days": NO_POSITIVE_DAYS,
     "code": CODE_REQUIREMENT,
     "period": 1,
     "min_qty": 0.0,

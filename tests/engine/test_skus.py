@@ -8,7 +8,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from masterplan.server.engine.kernels import CODE_MIN_MAX, CODE_PERIOD, CODE_REQUIREMENT
+from masterplan.server.engine.kernels import (
+    CODE_MIN_MAX,
+    CODE_PERIOD,
+    CODE_REQUIREMENT,
+    NO_POSITIVE_DAYS,
+)
 from masterplan.server.engine.kinds import ORDER_PRODUCTION, ORDER_PURCHASE, ORDER_TRANSFER
 from masterplan.server.engine.skus import (
     check_default_group,
@@ -94,7 +99,7 @@ MODEL: Input = {
         ("B", "freeze", 0),
         ("B", "firming", 0),
         ("B", "neg", 0),
-        ("B", "pos", -1),
+        ("B", "pos", NO_POSITIVE_DAYS),
         ("B", "tolerance", 0),
         ("B", "ss_today", False),
         ("B", "include_fc", True),

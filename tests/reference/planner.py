@@ -621,7 +621,7 @@ class ReferencePlanner:
             if m > 0:
                 # the largest multiple of m with p + q <= max_qty, or, if
                 # p + q < min_qty, the next larger multiple
-                q = math.floor((s.max_qty - p) / m + EPS) * m
+                q = math.floor((s.max_qty - p + EPS) / m) * m
                 if p + q < s.min_qty - EPS:
                     q += m
                 # at least the shortfall rounded up to a multiple of m

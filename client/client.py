@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import logging
 import re
 import time
 import uuid
@@ -75,6 +76,12 @@ def _expect(response: object, response_type: type[R]) -> R:
 
 #: How often :meth:`MasterplanClient.kept_results_after_drop` asks again.
 _RECOVER_POLL_SECONDS = 0.25
+
+#: The longest a client waits for the server to take the cancel of a run it
+#: gives up (:meth:`MasterplanClient._give_up`).
+_GIVE_UP_SECONDS = 5.0
+
+log = logging.getLogger(__name__)
 
 #: What a gRPC metadata value may hold: printable ASCII.
 _HEADER_TEXT = re.compile(r"[\x20-\x7e]+")
@@ -373,7 +380,24 @@ class MasterplanClient:
             chunk_rows=chunk_rows,
             index_order=index_order,
         )
-        return self._collect(self.run_plan_events(request), on_progress, on_chunk, sink)
+        return self._collect(
+            self.run_plan_events(request), on_progress, on_chunk, sink, self._give_up
+        )
+
+    def _give_up(self, name: str) -> None:
+        """Cancel run ``name``, whose stream this client leaves before its
+        summary (an interrupt, a sink that failed): closing the stream does
+        not cancel it, since a run outlives a dropped connection (SPEC §3).
+        Best effort: a server that cannot be reached ends the run at the
+        stream's deadline, or keeps it as a run whose stream dropped."""
+        try:
+            self._planning.CancelRun(
+                planning_pb2.CancelRunRequest(name=name),
+                timeout=min(self.timeout, _GIVE_UP_SECONDS),
+                metadata=self._metadata,
+            )
+        except grpc.RpcError:
+            log.debug("cancelling the run %s given up failed", name, exc_info=True)
 
     def read_run_results(
         self,
@@ -420,12 +444,14 @@ class MasterplanClient:
         """The results of run ``name`` after its RunPlan stream was lost, if the server kept them.
 
         A dropped connection, a proxy's reset or a restarted load balancer
-        ends the stream, not the run: once the engine has finished, the
-        server keeps the run's results before it sends the first chunk. This
-        asks for the run (waiting up to ``wait_seconds`` for the server to
-        answer again and for a run still working to end) and reads its
-        results again when it succeeded (into ``sink``, when given, as
-        :meth:`run_plan` would).
+        ends the stream, not the run: a run whose stream dropped while the
+        engine worked goes on, and once the engine has finished, the server
+        keeps the run's results before it sends the first chunk. This asks
+        for the run (waiting up to ``wait_seconds`` for the server to answer
+        again, and as long as it answers that the run is still working: the
+        server's engine-time quota bounds that) and reads its results again
+        when it succeeded (into ``sink``, when given, as :meth:`run_plan`
+        would).
 
         Returns:
             The run's outcome, as :meth:`run_plan` returns it; None when the
@@ -442,7 +468,9 @@ class MasterplanClient:
                 return None
             if run is not None and run.state != planning_pb2.PlanRun.RUNNING:
                 break
-            if time.monotonic() >= deadline:
+            if run is not None:  # answered, and still working
+                deadline = time.monotonic() + wait_seconds
+            elif time.monotonic() >= deadline:
                 return None
             time.sleep(_RECOVER_POLL_SECONDS)
         if run.state != planning_pb2.PlanRun.SUCCEEDED or not run.results_kept:
@@ -464,11 +492,15 @@ class MasterplanClient:
         on_progress: Callable[[str, float], None] | None,
         on_chunk: Callable[[str, int], None] | None,
         sink: ResultSink | None = None,
+        give_up: Callable[[str], None] | None = None,
     ) -> RunOutcome:
         """The result tables and run of a RunPlan or ReadRunResults stream.
 
         With a ``sink``, the chunks go to it as they arrive (once the results
-        header came) and the outcome's tables stay empty.
+        header came) and the outcome's tables stay empty. ``give_up`` is
+        called with the run's name when this side leaves the stream before
+        the run has succeeded (an exception of its own, an interrupt), not
+        when the stream fails.
 
         Raises:
             ConnectionError: The stream ended without its summary.
@@ -480,14 +512,19 @@ class MasterplanClient:
         outcome: RunOutcome | None = None
         streaming = False
         coded = getattr(sink, "accepts_coded_text", False) is True
-        with _closing(events):  # an exception here (the sink's) cancels the call
+        started = ""  # the run's name, until it has succeeded
+        with _closing(events), _giving_up(give_up, lambda: started):
             for event in events:
                 kind = event.WhichOneof("event")
+                if kind == "started":
+                    started = event.started.name
                 if kind == "progress" and on_progress is not None:
                     on_progress(event.progress.phase, event.progress.fraction)
-                elif kind == "results_header" and sink is not None:
-                    sink.begin(event.results_header.run)
-                    streaming = True
+                elif kind == "results_header":
+                    started = ""  # succeeded: kept whatever becomes of the stream
+                    if sink is not None:
+                        sink.begin(event.results_header.run)
+                        streaming = True
                 elif kind == "result_chunk":
                     chunk = event.result_chunk
                     spec = RESULT_OUTPUT_SPECS[chunk.table]
@@ -713,6 +750,23 @@ def _closing(events: Iterator[Any]) -> Iterator[None]:
         close = getattr(events, "close", None)
         if close is not None:
             close()
+
+
+@contextmanager
+def _giving_up(give_up: Callable[[str], None] | None, run: Callable[[], str]) -> Iterator[None]:
+    """Call ``give_up`` with ``run()`` when the block leaves by an exception
+    of this side's (a sink's, an interrupt), while ``run()`` names a run that
+    has not succeeded; a failed stream (a typed client error) gives up
+    nothing: its run may still succeed and keep its results."""
+    try:
+        yield
+    except errors.MasterplanClientError:
+        raise
+    except BaseException:
+        name = run()
+        if give_up is not None and name:
+            give_up(name)
+        raise
 
 
 def _events(call: Any) -> Iterator[planning_pb2.RunPlanResponse]:

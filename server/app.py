@@ -102,6 +102,9 @@ class RunningServer:
         if drain > 0:
             time.sleep(drain)
         self.server.stop(self.config.grace_seconds if grace is None else grace).wait()
+        # Runs whose streams dropped go on without a call (SPEC §3): the
+        # shutdown ends them as it ended the calls.
+        self.stores.cancel_all("shutdown")
         if self.metrics_endpoint is not None:
             # After the calls: the drain and the last runs are still scraped.
             self.metrics_endpoint.stop()

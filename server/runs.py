@@ -87,9 +87,12 @@ def cancel_when_ended(
     """The callback that cancels ``rec`` when its call ends, naming who ended it.
 
     gRPC calls it when the call ends for any reason; a run still going then
-    was cancelled by the server's shutdown (``stopping`` is set), by the
-    call's deadline (less than :data:`DEADLINE_SLACK` remains), or by its
-    client.
+    is cancelled when the server stops (``stopping`` is set) or the call's
+    deadline passed (less than :data:`DEADLINE_SLACK` remains). A call that
+    ends otherwise was dropped or closed by its client, which gRPC does not
+    tell apart: a connection lost while the engine works must not lose the
+    run (SPEC §3), so the run goes on and keeps its results for
+    ReadRunResults; a client that gives the run up says so with CancelRun.
 
     Args:
         rec: The run.
@@ -99,11 +102,11 @@ def cancel_when_ended(
 
     def ended() -> None:
         if stopping.is_set():
-            by = "shutdown"
-        else:
-            remaining = time_remaining()
-            by = "deadline" if remaining is not None and remaining < DEADLINE_SLACK else "client"
-        rec.request_cancel(by)
+            rec.request_cancel("shutdown")
+            return
+        remaining = time_remaining()
+        if remaining is not None and remaining < DEADLINE_SLACK:
+            rec.request_cancel("deadline")
 
     return ended
 

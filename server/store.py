@@ -723,6 +723,13 @@ class Stores:
         store.cancel_all()
         return store.nbytes()
 
+    def cancel_all(self, by: str) -> None:
+        """Ask every run of every tenant to stop, saying who asks."""
+        with self._lock:
+            stores = list(self._stores.values())
+        for store in stores:
+            store.cancel_all(by)
+
     def dropped(self, tenant_id: str) -> bool:
         """Whether the tenant was dropped (uninstalled) in this process."""
         with self._lock:

@@ -122,6 +122,20 @@ def _stop_when_gone(context: grpc.ServicerContext) -> Callable[[], None]:
     return check
 
 
+def _goes_on(rec: RunRecord) -> bool:
+    """Whether a run whose stream gRPC closed goes on without it: unless it
+    was cancelled (CancelRun, the deadline, the shutdown), the client's
+    connection dropped or the client closed the call, and the run keeps its
+    results for ReadRunResults (SPEC §3). Otherwise its cancellation goes on.
+
+    Raises:
+        GeneratorExit: Again, for a cancelled run.
+    """
+    if rec.cancel.is_set():
+        raise GeneratorExit
+    return True
+
+
 def _send_results(
     stream: ResultStream,
     chunk_rows: int,
@@ -294,17 +308,26 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
         # not the call's: the lines about how the run ended restore it.
         context = current_context()
         self._metrics.run_started(tenant.name)
+        # Whether gRPC closed the stream while the engine worked: the run
+        # then goes on without it (cancel_when_ended) and keeps its results.
+        dropped = False
         try:
-            yield pb.RunPlanResponse(started=run_to_proto(tenant.name, rec))
+            try:
+                yield pb.RunPlanResponse(started=run_to_proto(tenant.name, rec))
+            except GeneratorExit:
+                dropped = _goes_on(rec)
             outcome: NetChange | None = None
             max_seconds = self._ledger.quotas.max_engine_seconds
             for event in run_engine(data, params, rec.cancel, max_seconds, job):
                 if isinstance(event, NetChange):
                     outcome = event
-                else:
-                    yield pb.RunPlanResponse(
-                        progress=pb.RunProgress(phase=event.phase, fraction=event.fraction)
-                    )
+                elif not dropped:
+                    try:
+                        yield pb.RunPlanResponse(
+                            progress=pb.RunProgress(phase=event.phase, fraction=event.fraction)
+                        )
+                    except GeneratorExit:
+                        dropped = _goes_on(rec)
             assert outcome is not None
             result = outcome.result
             if outcome.fallback_reason and rec.mode == "net_change":
@@ -341,8 +364,9 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
             # results again.
             store.finish_run(rec, "SUCCEEDED")
         except (Cancelled, GeneratorExit):
-            # GeneratorExit: gRPC closed the stream (client cancel, deadline,
-            # server shutdown) while it waited at a yield.
+            # GeneratorExit: gRPC closed the stream of a cancelled run (the
+            # deadline, the shutdown, CancelRun) while it waited at a yield;
+            # a stream closed otherwise leaves the run going (_goes_on).
             rec.request_cancel("client")  # unless someone asked before
             store.finish_run(rec, "CANCELLED", "cancelled")
             seconds = round(time.monotonic() - started, 3)
@@ -363,21 +387,25 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
             raise
         seconds = round(time.monotonic() - started, 3)
         self._metrics.run_ended(tenant.name, rec.mode, rec.state, seconds, rec.phase_seconds)
-        log.info(
-            "run finished",
-            extra=fields(
-                mode=rec.mode,
-                state=rec.state,
-                rows=rec.row_counts,
-                base_run=rec.base_run_id,
-                rows_added=rec.rows_added,
-                rows_removed=rec.rows_removed,
-                skus=result.sku_count,
-                skus_planned=rec.skus_planned,
-                fallback=rec.fallback_reason,
-                seconds=seconds,
-            ),
-        )
+        with log_context(**context):
+            log.info(
+                "run finished",
+                extra=fields(
+                    mode=rec.mode,
+                    state=rec.state,
+                    rows=rec.row_counts,
+                    base_run=rec.base_run_id,
+                    rows_added=rec.rows_added,
+                    rows_removed=rec.rows_removed,
+                    skus=result.sku_count,
+                    skus_planned=rec.skus_planned,
+                    fallback=rec.fallback_reason,
+                    seconds=seconds,
+                    stream="dropped" if dropped else "open",
+                ),
+            )
+        if dropped:
+            return  # the stream is closed: its results wait for ReadRunResults
         yield from _send_results(
             stream, chunk_rows, rec.cancel, run_to_proto(tenant.name, rec), context
         )

@@ -8,6 +8,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import numpy as np
@@ -26,7 +27,7 @@ from masterplan.server.config import ServerConfig
 from masterplan.server.engine import regeneration as real_regeneration
 from masterplan.tenancy.keys import AdminCredential
 from masterplan.tenancy.quotas import Quotas
-from masterplan.v1 import columnar_pb2, planning_data_pb2, planning_data_pb2_grpc
+from masterplan.v1 import columnar_pb2, planning_data_pb2, planning_data_pb2_grpc, planning_pb2
 
 T0 = dt.date(2024, 1, 1)
 
@@ -102,35 +103,102 @@ def slow_engine(monkeypatch) -> threading.Event:  # type: ignore[no-untyped-def]
     return stopped
 
 
-def test_a_client_cancel_stops_the_run_and_frees_the_plan(make_server, slow_engine) -> None:  # type: ignore[no-untyped-def]
+def _planning(c: MasterplanClient, run_id: str) -> Iterator[planning_pb2.RunPlanResponse]:
+    """The events of a run of the slowed engine, started and planning."""
+    events = c.run_plan_events(
+        planning_pb2.RunPlanRequest(
+            parent="tenants/acme/plans/main", plan_date=T0.isoformat(), run_id=run_id
+        )
+    )
+    assert next(events).WhichOneof("event") == "started"
+    assert next(events).WhichOneof("event") == "progress"
+    return events
+
+
+def _ended(c: MasterplanClient, name: str, seconds: float = 10) -> Any:
+    """Run ``name`` once it no longer runs."""
+    deadline = time.monotonic() + seconds
+    while (run := c.get_run(name)).state == run.RUNNING:
+        assert time.monotonic() < deadline, "the run did not end"
+        time.sleep(0.05)
+    return run
+
+
+def test_a_run_whose_stream_dropped_goes_on_until_cancelled(make_server, slow_engine) -> None:  # type: ignore[no-untyped-def]
+    """SPEC §3: a dropped stream is no lost run. gRPC cannot tell a lost
+    connection from a client that closed its call, so neither stops the
+    engine; CancelRun does, and frees the plan for the next run."""
     srv = make_server()
     with srv.tenant("acme") as c:
         c.upload("tenants/acme/plans/main", dataset(5))
-        from masterplan.v1 import planning_pb2
-
-        events = c.run_plan_events(
-            planning_pb2.RunPlanRequest(
-                parent="tenants/acme/plans/main", plan_date=T0.isoformat(), run_id="r1"
-            )
-        )
-        assert next(events).WhichOneof("event") == "started"
-        assert next(events).WhichOneof("event") == "progress"
-        events.close()  # the client cancels the call
-        assert slow_engine.wait(5), "the engine did not stop after the cancel"
-        deadline = time.monotonic() + 5
-        while (
-            c.get_run("tenants/acme/plans/main/runs/r1").state
-            == c.get_run("tenants/acme/plans/main/runs/r1").RUNNING
-            and time.monotonic() < deadline
-        ):
-            time.sleep(0.05)
-        assert c.get_run("tenants/acme/plans/main/runs/r1").state == planning_pb2.PlanRun.CANCELLED
-        # the plan is free again: a new run is accepted (not ABORTED) and cancellable
-        other = c.run_plan_events(
-            planning_pb2.RunPlanRequest(parent="tenants/acme/plans/main", plan_date=T0.isoformat())
-        )
-        assert next(other).WhichOneof("event") == "started"
+        _planning(c, "r1").close()  # the stream is gone while the engine works
+        assert not slow_engine.wait(1), "the engine stopped with its stream"
+        run = c.get_run("tenants/acme/plans/main/runs/r1")
+        assert run.state == planning_pb2.PlanRun.RUNNING
+        c.cancel_run("tenants/acme/plans/main/runs/r1")
+        assert slow_engine.wait(5), "the engine did not stop after CancelRun"
+        assert _ended(c, run.name).state == planning_pb2.PlanRun.CANCELLED
+        # the plan is free again: a new run is accepted (not ABORTED)
+        other = _planning(c, "r2")
+        c.cancel_run("tenants/acme/plans/main/runs/r2")
         other.close()
+
+
+def test_a_run_whose_stream_dropped_keeps_its_results(make_server, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The engine finishes without the stream, and the run's results are
+    read again as the stream would have sent them."""
+
+    def slowed(data, params, progress=None):  # type: ignore[no-untyped-def]
+        for i in range(50):
+            progress("netting", i / 50)
+            time.sleep(0.01)
+        return real_regeneration(data, params, progress)
+
+    monkeypatch.setattr(runs, "regeneration", slowed)
+    srv = make_server()
+    with srv.tenant("acme") as c:
+        c.upload("tenants/acme/plans/main", dataset(5))
+        whole = c.run_plan("tenants/acme/plans/main", plan_date=T0, run_id="r1")
+        _planning(c, "r2").close()
+        run = _ended(c, "tenants/acme/plans/main/runs/r2")
+        assert (run.state, run.results_kept) == (planning_pb2.PlanRun.SUCCEEDED, True)
+        again = c.read_run_results(run.name)
+        for name, table in whole.tables.items():
+            assert again.tables[name].keys() == table.keys()
+            for column, values in table.items():
+                assert np.array_equal(again.tables[name][column], values), (name, column)
+        assert dict(again.run.row_counts) == dict(whole.run.row_counts)
+
+
+def test_a_shutdown_ends_a_run_whose_stream_dropped(make_server, slow_engine) -> None:  # type: ignore[no-untyped-def]
+    """A run that goes on without its call is the server's to end when it
+    stops, as the runs of calls in flight are."""
+    srv = make_server()
+    with srv.tenant("acme") as c:
+        c.upload("tenants/acme/plans/main", dataset(5))
+        _planning(c, "r1").close()
+    assert not slow_engine.wait(0.5), "the engine stopped with its stream"
+    srv.running.stop(grace=0)
+    assert slow_engine.wait(5), "the engine did not stop with the server"
+
+
+def test_a_client_that_gives_up_its_run_cancels_it(make_server, slow_engine) -> None:  # type: ignore[no-untyped-def]
+    """A client that leaves the stream of its own accord (an interrupt, a
+    failed callback) cancels the run rather than leave it planning."""
+
+    def interrupted(phase: str, fraction: float) -> None:
+        raise KeyboardInterrupt
+
+    srv = make_server()
+    with srv.tenant("acme") as c:
+        c.upload("tenants/acme/plans/main", dataset(5))
+        with pytest.raises(KeyboardInterrupt):
+            c.run_plan(
+                "tenants/acme/plans/main", plan_date=T0, run_id="r1", on_progress=interrupted
+            )
+        assert slow_engine.wait(5), "the engine did not stop"
+        run = _ended(c, "tenants/acme/plans/main/runs/r1")
+        assert run.state == planning_pb2.PlanRun.CANCELLED
 
 
 def test_a_deadline_ends_the_run(make_server, slow_engine) -> None:  # type: ignore[no-untyped-def]

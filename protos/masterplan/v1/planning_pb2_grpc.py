@@ -109,11 +109,12 @@ class PlanningServicer:
         """Runs the planning engine. The stream starts with the run resource, goes
         on with progress events and result chunks (planned_orders, pegging,
         action_messages, delay_messages, plan_messages) and ends with a summary.
-        Cancelling the call while the engine works cancels the run. Once the
-        engine has finished, the run has succeeded and its results are kept
-        before the first result chunk is sent: a stream that drops or is
-        cancelled after that point loses no run, and ReadRunResults sends the
-        results again.
+        A stream that drops or is closed by its client loses no run: gRPC
+        cannot tell the two apart, so the run goes on without its stream (CancelRun
+        stops it; the call's deadline and the server's shutdown do too). Once
+        the engine has finished, the run has succeeded and its results are kept
+        before the first result chunk is sent, whether its stream is still
+        open or not, and ReadRunResults sends them again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

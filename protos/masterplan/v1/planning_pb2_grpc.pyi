@@ -36,11 +36,12 @@ class PlanningStub:
     """Runs the planning engine. The stream starts with the run resource, goes
     on with progress events and result chunks (planned_orders, pegging,
     action_messages, delay_messages, plan_messages) and ends with a summary.
-    Cancelling the call while the engine works cancels the run. Once the
-    engine has finished, the run has succeeded and its results are kept
-    before the first result chunk is sent: a stream that drops or is
-    cancelled after that point loses no run, and ReadRunResults sends the
-    results again.
+    A stream that drops or is closed by its client loses no run: gRPC
+    cannot tell the two apart, so the run goes on without its stream (CancelRun
+    stops it; the call's deadline and the server's shutdown do too). Once
+    the engine has finished, the run has succeeded and its results are kept
+    before the first result chunk is sent, whether its stream is still
+    open or not, and ReadRunResults sends them again.
     """
     ReadRunResults: _grpc.UnaryStreamMultiCallable[_planning_pb2.ReadRunResultsRequest, _planning_pb2.RunPlanResponse]
     """Sends a kept run's results again, as its RunPlan stream would: result
@@ -95,11 +96,12 @@ class PlanningAsyncStub(PlanningStub):
     """Runs the planning engine. The stream starts with the run resource, goes
     on with progress events and result chunks (planned_orders, pegging,
     action_messages, delay_messages, plan_messages) and ends with a summary.
-    Cancelling the call while the engine works cancels the run. Once the
-    engine has finished, the run has succeeded and its results are kept
-    before the first result chunk is sent: a stream that drops or is
-    cancelled after that point loses no run, and ReadRunResults sends the
-    results again.
+    A stream that drops or is closed by its client loses no run: gRPC
+    cannot tell the two apart, so the run goes on without its stream (CancelRun
+    stops it; the call's deadline and the server's shutdown do too). Once
+    the engine has finished, the run has succeeded and its results are kept
+    before the first result chunk is sent, whether its stream is still
+    open or not, and ReadRunResults sends them again.
     """
     ReadRunResults: _aio.UnaryStreamMultiCallable[_planning_pb2.ReadRunResultsRequest, _planning_pb2.RunPlanResponse]  # type: ignore[assignment]
     """Sends a kept run's results again, as its RunPlan stream would: result
@@ -157,11 +159,12 @@ class PlanningServicer(metaclass=_abc_1.ABCMeta):
         """Runs the planning engine. The stream starts with the run resource, goes
         on with progress events and result chunks (planned_orders, pegging,
         action_messages, delay_messages, plan_messages) and ends with a summary.
-        Cancelling the call while the engine works cancels the run. Once the
-        engine has finished, the run has succeeded and its results are kept
-        before the first result chunk is sent: a stream that drops or is
-        cancelled after that point loses no run, and ReadRunResults sends the
-        results again.
+        A stream that drops or is closed by its client loses no run: gRPC
+        cannot tell the two apart, so the run goes on without its stream (CancelRun
+        stops it; the call's deadline and the server's shutdown do too). Once
+        the engine has finished, the run has succeeded and its results are kept
+        before the first result chunk is sent, whether its stream is still
+        open or not, and ReadRunResults sends them again.
         """
 
     @_abc_1.abstractmethod

@@ -41,6 +41,7 @@ __all__ = [
     "migrate_results",
     "name_folders",
     "old_layout_tables",
+    "present_tables",
     "sql_table",
     "table_spec",
     "verify_schema",
@@ -244,6 +245,16 @@ OLD_LAYOUT_HINT = (
     "`masterplan scm init --db URL` migrates it: each plan keeps the rows of "
     "its current run, the rows of older runs are deleted, plan_runs keeps its history"
 )
+
+
+def present_tables(engine: Engine | Connection, names: Iterable[str]) -> list[str]:
+    """Those of ``names`` that the database has, matched as the backend
+    matches a table's name (:func:`name_folders`): on PostgreSQL a table
+    ``"Plans"`` is not ``plans``."""
+    inspector = sa.inspect(engine)
+    fold_table, _ = name_folders(inspector.dialect.name)
+    existing = {fold_table(t) for t in inspector.get_table_names()}
+    return [name for name in names if fold_table(name) in existing]
 
 
 def old_layout_tables(engine: Engine | Connection) -> list[str]:

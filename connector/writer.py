@@ -54,6 +54,7 @@ from masterplan.connector.schema import (
     drop_plain_indexes,
     make_indexes,
     old_layout_tables,
+    present_tables,
     sql_table,
     table_spec,
     verify_schema,
@@ -559,8 +560,7 @@ class ResultWrite:
 def current_run_id(engine: Engine, plan_id: str) -> str | None:
     """The run whose result the database holds for ``plan_id`` (None: none, or
     no result tables yet)."""
-    inspector = sa.inspect(engine)
-    if "plans" not in {t.lower() for t in inspector.get_table_names()}:
+    if not present_tables(engine, ["plans"]):
         return None
     plans = sql_table("plans")
     with engine.connect() as conn:
@@ -591,8 +591,7 @@ def check_result_layout(engine: Engine, missing_ok: bool = False) -> None:
     if not missing_ok:
         verify_schema(engine, RESULT_TABLES)
         return
-    existing = {name.lower() for name in sa.inspect(engine).get_table_names()}
-    verify_schema(engine, [name for name in RESULT_TABLES if name.lower() in existing])
+    verify_schema(engine, present_tables(engine, RESULT_TABLES))
 
 
 def _lock_plan(conn: Connection, plan_id: str) -> str | None:

@@ -787,3 +787,21 @@ def test_statement_parameters_lay_each_row_out_after_the_one_before(
     flat = [value for params in [*several, *single] for value in params]
     assert flat == [column[i] for i in range(n) for column in columns]
     assert all(type(value) is int for value in flat)
+
+
+def test_a_table_the_backend_names_otherwise_is_not_a_result_table(engine: Engine) -> None:
+    """A table whose name only differs in case is the result table where
+    the backend matches names so (SQLite: ``PLANS`` is ``plans``) and
+    another table where it does not (PostgreSQL's quoted ``"Plans"``, a
+    MariaDB table on a case-sensitive file system): the run's checks then
+    see no ``plans`` table, where they looked for one and failed to read it."""
+    from masterplan.connector.schema import present_tables
+
+    quote = engine.dialect.identifier_preparer.quote_identifier
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE TABLE {quote('Plans')} (plan_id VARCHAR(20))")
+    folds = engine.dialect.name == "sqlite"
+    assert present_tables(engine, ["plans", "pegging"]) == (["plans"] if folds else [])
+    if not folds:
+        assert writer.current_run_id(engine, "main") is None
+        writer.check_result_layout(engine, missing_ok=True)  # nothing to check yet

@@ -88,7 +88,9 @@ class WriteAsItArrives:
         record = RunRecord(
             run_id=self.run_id,
             plan_id=self.plan_id,
-            mode=self.mode,
+            # How the plan was made: a net change the server could not make
+            # (SPEC §6) was planned as a regeneration, and its run says why.
+            mode="regeneration" if run.fallback_reason else self.mode,
             plan_date=self.plan_date,
             started_at=self.started_at,
             finished_at=dt.datetime.now(dt.UTC),

@@ -450,3 +450,17 @@ def test_a_plan_written_by_other_hands_meanwhile_is_replaced_whole(
     third = run_cycle(options)  # the plan again, as a difference to the second
     assert third.base_run_id == second.run_id and query(db, orders) == kept
     assert first.run_id != second.run_id
+
+
+def test_a_net_change_planned_as_a_regeneration_is_recorded_as_one(tmp_path: Path) -> None:
+    """SPEC §6: a net change that cannot reuse a previous run falls back to
+    a regeneration and says so; ``plan_runs.mode`` records how the plan was
+    made (it said ``net_change``, the mode asked for)."""
+    db = tmp_path / "scm.db"
+    url = make_db(db)
+    args = ("run", "--db", url, "--plan-date", "2026-01-05", "--mode", "net_change", "--json")
+    first = masterplan(*args)  # the embedded server holds no run yet
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["fallback_reason"]
+    modes = query(db, "SELECT mode FROM plan_runs")
+    assert modes == [("regeneration",)]

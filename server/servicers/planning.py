@@ -376,6 +376,8 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
                     "run cancelled",
                     extra=fields(mode=rec.mode, by=rec.cancelled_by, seconds=seconds),
                 )
+            if dropped:
+                return  # no stream to tell: the run's state says it
             raise
         except BaseException as exc:
             known = isinstance(exc, ValueError | QuotaExceeded)
@@ -384,6 +386,8 @@ class PlanningServicer(planning_pb2_grpc.PlanningServicer):
             self._metrics.run_ended(tenant.name, rec.mode, rec.state, seconds)
             with log_context(**context):
                 log.warning("run failed", extra=error_fields(exc, mode=rec.mode, seconds=seconds))
+            if dropped:
+                return  # no stream to tell: the run's state says it
             raise
         seconds = round(time.monotonic() - started, 3)
         self._metrics.run_ended(tenant.name, rec.mode, rec.state, seconds, rec.phase_seconds)

@@ -170,6 +170,27 @@ def test_a_run_whose_stream_dropped_keeps_its_results(make_server, monkeypatch) 
         assert dict(again.run.row_counts) == dict(whole.run.row_counts)
 
 
+def test_a_run_whose_stream_dropped_fails_as_any_run(make_server, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A run that fails without its stream says why in its state, as a run
+    with one does, and the plan takes the next run."""
+
+    def failing(data, params, progress=None):  # type: ignore[no-untyped-def]
+        for i in range(50):
+            progress("netting", i / 50)
+            time.sleep(0.01)
+        raise ValueError("the data cannot be planned")
+
+    monkeypatch.setattr(runs, "regeneration", failing)
+    srv = make_server()
+    with srv.tenant("acme") as c:
+        c.upload("tenants/acme/plans/main", dataset(5))
+        _planning(c, "r1").close()
+        run = _ended(c, "tenants/acme/plans/main/runs/r1")
+        assert (run.state, run.error) == (planning_pb2.PlanRun.FAILED, "the data cannot be planned")
+        monkeypatch.setattr(runs, "regeneration", real_regeneration)
+        assert c.run_plan("tenants/acme/plans/main", plan_date=T0).run.state == run.SUCCEEDED
+
+
 def test_a_shutdown_ends_a_run_whose_stream_dropped(make_server, slow_engine) -> None:  # type: ignore[no-untyped-def]
     """A run that goes on without its call is the server's to end when it
     stops, as the runs of calls in flight are."""

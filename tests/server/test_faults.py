@@ -170,6 +170,47 @@ def test_a_run_whose_stream_dropped_keeps_its_results(make_server, monkeypatch) 
         assert dict(again.run.row_counts) == dict(whole.run.row_counts)
 
 
+def test_a_connection_lost_while_the_engine_works_is_recovered_by_the_client(  # type: ignore[no-untyped-def]
+    make_server, monkeypatch
+) -> None:
+    """The connection is reset between two progress events, the engine
+    still working: the client's RunPlan fails as the network did, and
+    ``kept_results_after_drop`` (what ``masterplan run`` calls then) waits
+    for the run and reads its results, equal to an uncut run's."""
+    from tests.faultproxy import CuttingProxy
+
+    def slowed(data, params, progress=None):  # type: ignore[no-untyped-def]
+        for i in range(50):
+            progress("netting", i / 50)
+            time.sleep(0.01)
+        return real_regeneration(data, params, progress)
+
+    monkeypatch.setattr(runs, "regeneration", slowed)
+    srv = make_server()
+    with srv.tenant("acme") as direct:
+        direct.upload("tenants/acme/plans/main", dataset(5))
+        whole = direct.run_plan("tenants/acme/plans/main", plan_date=T0, run_id="r1")
+        proxy = CuttingProxy(srv.running.address)
+        try:
+            with MasterplanClient(proxy.address, srv.keys["acme"]) as c:
+                with pytest.raises(errors.Unavailable):
+                    c.run_plan(
+                        "tenants/acme/plans/main",
+                        plan_date=T0,
+                        run_id="r2",
+                        on_progress=lambda phase, fraction: proxy.cut_in(1),
+                    )
+                assert proxy.cuts == 1
+                kept = c.kept_results_after_drop("tenants/acme/plans/main/runs/r2")
+        finally:
+            proxy.close()
+        assert kept is not None and kept.run.state == planning_pb2.PlanRun.SUCCEEDED
+        assert dict(kept.run.row_counts) == dict(whole.run.row_counts)
+        for name, table in whole.tables.items():
+            for column, values in table.items():
+                assert np.array_equal(kept.tables[name][column], values), (name, column)
+
+
 def test_a_run_whose_stream_dropped_fails_as_any_run(make_server, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """A run that fails without its stream says why in its state, as a run
     with one does, and the plan takes the next run."""

@@ -86,8 +86,13 @@ class CuttingProxy:
             sockets, self._open = self._open, []
         for s in sockets:
             # SO_LINGER 0: the peer sees a reset, as from a dropped connection.
-            try:
+            # A socket is reset when its last user lets go of it, and a pump
+            # blocked in recv() holds it (closing it in another thread does
+            # not wake that recv): a peer that sends nothing meanwhile, as a
+            # client waiting for the engine, would never see the reset.
+            # Shutting its reading down first wakes the pump, sending nothing.
+            with contextlib.suppress(OSError):
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                s.shutdown(socket.SHUT_RD)
+            with contextlib.suppress(OSError):
                 s.close()
-            except OSError:
-                pass

@@ -115,6 +115,19 @@ def _planning(c: MasterplanClient, run_id: str) -> Iterator[planning_pb2.RunPlan
     return events
 
 
+def _engine_after_progress(monkeypatch, then) -> None:  # type: ignore[no-untyped-def]
+    """The engine reports progress every 10 ms for half a second (time for
+    a test to drop the stream meanwhile), then does what ``then`` does."""
+
+    def engine(data, params, progress=None):  # type: ignore[no-untyped-def]
+        for i in range(50):
+            progress("netting", i / 50)
+            time.sleep(0.01)
+        return then(data, params, progress)
+
+    monkeypatch.setattr(runs, "regeneration", engine)
+
+
 def _ended(c: MasterplanClient, name: str, seconds: float = 10) -> Any:
     """Run ``name`` once it no longer runs."""
     deadline = time.monotonic() + seconds
@@ -148,13 +161,7 @@ def test_a_run_whose_stream_dropped_keeps_its_results(make_server, monkeypatch) 
     """The engine finishes without the stream, and the run's results are
     read again as the stream would have sent them."""
 
-    def slowed(data, params, progress=None):  # type: ignore[no-untyped-def]
-        for i in range(50):
-            progress("netting", i / 50)
-            time.sleep(0.01)
-        return real_regeneration(data, params, progress)
-
-    monkeypatch.setattr(runs, "regeneration", slowed)
+    _engine_after_progress(monkeypatch, real_regeneration)
     srv = make_server()
     with srv.tenant("acme") as c:
         c.upload("tenants/acme/plans/main", dataset(5))
@@ -179,13 +186,7 @@ def test_a_connection_lost_while_the_engine_works_is_recovered_by_the_client(  #
     for the run and reads its results, equal to an uncut run's."""
     from tests.faultproxy import CuttingProxy
 
-    def slowed(data, params, progress=None):  # type: ignore[no-untyped-def]
-        for i in range(50):
-            progress("netting", i / 50)
-            time.sleep(0.01)
-        return real_regeneration(data, params, progress)
-
-    monkeypatch.setattr(runs, "regeneration", slowed)
+    _engine_after_progress(monkeypatch, real_regeneration)
     srv = make_server()
     with srv.tenant("acme") as direct:
         direct.upload("tenants/acme/plans/main", dataset(5))
@@ -216,12 +217,9 @@ def test_a_run_whose_stream_dropped_fails_as_any_run(make_server, monkeypatch) -
     with one does, and the plan takes the next run."""
 
     def failing(data, params, progress=None):  # type: ignore[no-untyped-def]
-        for i in range(50):
-            progress("netting", i / 50)
-            time.sleep(0.01)
         raise ValueError("the data cannot be planned")
 
-    monkeypatch.setattr(runs, "regeneration", failing)
+    _engine_after_progress(monkeypatch, failing)
     srv = make_server()
     with srv.tenant("acme") as c:
         c.upload("tenants/acme/plans/main", dataset(5))
